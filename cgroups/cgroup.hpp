@@ -1,0 +1,50 @@
+// The container's cgroup v2: where it lives, creating it, killing everything in it and removing it.
+// Works on a unified host (/sys/fs/cgroup) and on a hybrid one (/sys/fs/cgroup/unified), where
+// freeze, kill and procs work even without controllers.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
+
+namespace bulkhead::cgroups {
+
+// The cgroup2 mount point, or an error when the host has none.
+Result<std::string> cgroup2_mount();
+
+// linux.cgroupsPath -> path below the cgroup2 mount. Absolute paths are taken as given; relative
+// ones are placed under the caller's own cgroup (as runc does); empty means "/bulkhead/<id>".
+Result<std::string> resolve_path(const std::string &cgroups_path, const std::string &id);
+
+class Cgroup {
+public:
+  Cgroup() = default;
+  Cgroup(std::string mount, std::string path) : mount_(std::move(mount)), path_(std::move(path)) {}
+
+  // mkdir -p of the cgroup; fails if it already holds processes (another container's).
+  static Result<Cgroup> create(const std::string &mount, const std::string &path);
+
+  const std::string &path() const { return path_; }
+  std::string full_path() const { return mount_ + path_; }
+  bool empty_path() const { return path_.empty(); }
+
+  // O_DIRECTORY fd for clone3(CLONE_INTO_CGROUP).
+  Result<UniqueFd> open_dir() const;
+  Status add_process(pid_t pid) const;
+  Result<std::vector<pid_t>> processes() const;
+  Result<bool> populated() const;
+  // SIGKILL to every process (cgroup.kill, or each pid on kernels before 5.14); other signals go
+  // to each pid listed in cgroup.procs.
+  Status signal_all(int sig) const;
+  // Waits (bounded) until no process is left, then removes the directory. A missing cgroup is fine.
+  Status destroy(int timeout_ms = 5000) const;
+
+private:
+  std::string mount_;
+  std::string path_;
+};
+
+} // namespace bulkhead::cgroups

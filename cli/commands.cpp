@@ -1,0 +1,142 @@
+#include "cli/commands.hpp"
+
+#include <cstdio>
+#include <fcntl.h>
+#include <nlohmann/json.hpp>
+#include <pwd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "bulkhead/io.hpp"
+#include "oci/default_spec.hpp"
+
+namespace bulkhead::cli {
+
+namespace {
+
+void add_create_flags(CLI::App *c, CreateOptions &o) {
+  c->add_option("-b,--bundle", o.bundle, "path to the bundle directory");
+  c->add_option("--pid-file", o.pid_file, "file to write the host pid of init to");
+  c->add_option("--console-socket", o.console_socket, "unix socket that receives the pty master");
+  c->add_flag("--no-pivot", o.no_pivot, "use MS_MOVE + chroot instead of pivot_root");
+  c->add_flag("--no-new-keyring", o.no_new_keyring, "keep the caller's session keyring");
+  c->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1) to the container");
+}
+
+int report(const Logger &log, const Error &e) {
+  log.error(e.text());
+  return 1;
+}
+
+std::string owner_name(const std::string &root, const std::string &id) {
+  struct stat st {};
+  if (::stat((root + "/" + id).c_str(), &st) < 0) return "";
+  if (struct passwd *pw = ::getpwuid(st.st_uid)) return pw->pw_name;
+  return std::to_string(st.st_uid);
+}
+
+int print_list(Runtime &rt, const Logger &log, const std::string &format, bool quiet) {
+  auto states = rt.list();
+  if (!states) return report(log, states.error());
+  if (quiet) {
+    for (const auto &s : *states) fmt::print("{}\n", s.id);
+    return 0;
+  }
+  if (format == "json") {
+    auto arr = nlohmann::json::array();
+    for (const auto &s : *states) arr.push_back(nlohmann::json::parse(oci::state_to_json(s, false)));
+    fmt::print("{}\n", arr.dump());
+    return 0;
+  }
+  fmt::print("{:<12} {:<10} {:<10} {:<40} {:<32} {}\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
+  for (const auto &s : *states)
+    fmt::print("{:<12} {:<10} {:<10} {:<40} {:<32} {}\n", s.id, s.pid, s.status, s.bundle, s.created,
+               owner_name(rt.options().root, s.id));
+  return 0;
+}
+
+int write_spec(const Logger &log, const std::string &bundle, bool rootless) {
+  std::string path = bundle + "/config.json";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (!fd) {
+    if (errno == EEXIST) return report(log, Error{0, fmt::format("File {} exists. Remove it first", path)});
+    return report(log, Error{errno, "writing " + path});
+  }
+  auto written = write_all(fd.get(), oci::default_spec_json(rootless) + "\n", path);
+  if (!written) return report(log, written.error());
+  return 0;
+}
+
+} // namespace
+
+void Commands::add_to(CLI::App &app) {
+  create = app.add_subcommand("create", "create a container (init waits for start)");
+  add_create_flags(create, create_opts);
+  create->add_option("id", id, "container id")->required();
+
+  run = app.add_subcommand("run", "create and start a container");
+  add_create_flags(run, create_opts);
+  run->add_flag("-d,--detach", run_opts.detach, "detach from the container's process");
+  run->add_flag("--no-subreaper", run_opts.no_subreaper, "do not become a subreaper");
+  run->add_option("id", id, "container id")->required();
+
+  start = app.add_subcommand("start", "run the user process of a created container");
+  start->add_option("id", id, "container id")->required();
+
+  state = app.add_subcommand("state", "print the state of a container as JSON");
+  state->add_option("id", id, "container id")->required();
+
+  kill = app.add_subcommand("kill", "send a signal to the container's init (or all its processes)");
+  kill->add_flag("-a,--all", all, "signal every process of the container");
+  kill->add_option("id", id, "container id")->required();
+  kill->add_option("signal", signal, "signal name or number (default SIGTERM)");
+
+  del = app.add_subcommand("delete", "delete a container and everything it holds");
+  del->add_flag("-f,--force", force, "kill a running container first");
+  del->add_option("id", id, "container id")->required();
+
+  list = app.add_subcommand("list", "list containers");
+  list->alias("ls");
+  list->add_option("-f,--format", list_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+  list->add_flag("-q,--quiet", quiet, "print only ids");
+
+  spec = app.add_subcommand("spec", "write a default config.json");
+  spec->add_option("-b,--bundle", spec_bundle, "directory to write config.json to");
+  spec->add_flag("--rootless", rootless, "a config for an unprivileged user");
+}
+
+int Commands::dispatch(Runtime &rt, const Logger &log) const {
+  if (*create) {
+    auto pid = rt.create(id, create_opts);
+    return pid ? 0 : report(log, pid.error());
+  }
+  if (*start) {
+    auto r = rt.start(id);
+    return r ? 0 : report(log, r.error());
+  }
+  if (*state) {
+    auto s = rt.state(id);
+    if (!s) return report(log, s.error());
+    fmt::print("{}\n", oci::state_to_json(*s, true));
+    return 0;
+  }
+  if (*kill) {
+    auto sig = parse_signal(signal);
+    if (!sig) return report(log, sig.error());
+    auto r = rt.kill(id, *sig, all);
+    return r ? 0 : report(log, r.error());
+  }
+  if (*del) {
+    auto r = rt.remove(id, DeleteOptions{force});
+    return r ? 0 : report(log, r.error());
+  }
+  if (*run) {
+    auto code = rt.run(id, create_opts, run_opts);
+    return code ? *code : report(log, code.error());
+  }
+  if (*list) return print_list(rt, log, list_format, quiet);
+  if (*spec) return write_spec(log, spec_bundle, rootless);
+  return 0;
+}
+
+} // namespace bulkhead::cli

@@ -1,0 +1,32 @@
+// The runc-compatible subcommands: each registers its flags and, when chosen, calls libbulkhead.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <string>
+
+#include "bulkhead/runtime.hpp"
+#include "cli/logger.hpp"
+
+namespace bulkhead::cli {
+
+struct Commands {
+  CreateOptions create_opts;
+  RunOptions run_opts;
+  std::string id;
+  std::string signal = "SIGTERM";
+  bool all = false;
+  bool force = false;
+  std::string list_format = "table";
+  bool quiet = false;
+  std::string spec_bundle = ".";
+  bool rootless = false;
+
+  CLI::App *create = nullptr, *start = nullptr, *state = nullptr, *kill = nullptr, *del = nullptr,
+           *run = nullptr, *list = nullptr, *spec = nullptr;
+
+  void add_to(CLI::App &app);
+  // Returns the process exit code.
+  int dispatch(Runtime &rt, const Logger &log) const;
+};
+
+} // namespace bulkhead::cli

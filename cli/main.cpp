@@ -1,0 +1,72 @@
+// bulkhead: the OCI runtime binary. Parses runc's command line and calls libbulkhead.
+#include <CLI/CLI.hpp>
+#include <algorithm>
+
+#include "bulkhead/runtime.hpp"
+#include "cli/argv.hpp"
+#include "cli/commands.hpp"
+#include "cli/logger.hpp"
+#include "oci/state.hpp"
+
+namespace {
+
+std::set<std::string> long_option_names(const CLI::App &app) {
+  std::set<std::string> names;
+  for (const CLI::Option *o : app.get_options())
+    for (const auto &n : o->get_lnames()) names.insert(n);
+  for (const CLI::App *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
+    auto more = long_option_names(*sub);
+    names.insert(more.begin(), more.end());
+  }
+  return names;
+}
+
+} // namespace
+
+int main(int argc, char **argv) {
+  using namespace bulkhead;
+  CLI::App app{"bulkhead: an OCI container runtime (runc-compatible)", "bulkhead"};
+  std::string root = "/run/bulkhead", log_path, log_format = "text";
+  bool debug = false, systemd_cgroup = false, version = false;
+  app.add_option("--root", root, "state directory");
+  app.add_option("--log", log_path, "log file");
+  app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
+  app.add_flag("--debug", debug, "debug logging");
+  app.add_flag("--systemd-cgroup", systemd_cgroup, "use the systemd cgroup driver");
+  app.add_flag("-v,--version", version, "print the version");
+  app.require_subcommand(0, 1);
+  cli::Commands commands;
+  commands.add_to(app);
+
+  std::vector<std::string> args(argv + 1, argv + argc);
+  args = cli::normalize_single_dash(args, long_option_names(app));
+  std::reverse(args.begin(), args.end());
+  try {
+    app.parse(args);
+  } catch (const CLI::ParseError &e) {
+    return app.exit(e);
+  }
+  if (version) {
+    fmt::print("bulkhead version {}\ncommit: {}\nspec: {}\n", BULKHEAD_VERSION, BULKHEAD_COMMIT,
+               oci::kSpecVersion);
+    return 0;
+  }
+  cli::Logger logger;
+  if (auto opened = logger.open(log_path, log_format, debug); !opened) {
+    logger.error(opened.error().text());
+    return 1;
+  }
+  if (app.get_subcommands().empty()) {
+    fmt::print("{}", app.help());
+    return 0;
+  }
+  if (systemd_cgroup) {
+    logger.error("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver");
+    return 1;
+  }
+  RuntimeOptions opts;
+  opts.root = root;
+  opts.log = [&logger](LogLevel l, const std::string &m) { logger.log(l, m); };
+  Runtime rt(opts);
+  return commands.dispatch(rt, logger);
+}

@@ -1,0 +1,154 @@
+#include "rootfs/mounts.hpp"
+
+#include <fcntl.h>
+#include <linux/mount.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "rootfs/mount_options.hpp"
+#include "rootfs/safe_path.hpp"
+
+namespace bulkhead::rootfs {
+
+namespace {
+
+int mount_setattr(int fd, unsigned int flags, uint64_t set, uint64_t clr) {
+  struct mount_attr attr {};
+  attr.attr_set = set;
+  attr.attr_clr = clr;
+  return static_cast<int>(
+      ::syscall(SYS_mount_setattr, fd, "", flags | AT_EMPTY_PATH, &attr, sizeof attr));
+}
+
+// Flags that belong to the superblock/mount call itself rather than to a later attribute change.
+constexpr unsigned long kPerMountFlags =
+    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
+    MS_STRICTATIME | 256 /* MS_NOSYMFOLLOW */;
+
+Status set_attributes(int top_fd, const MountOptions &o, const std::string &dest) {
+  constexpr uint64_t kToggles = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
+                                MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW;
+  uint64_t set = mount_attrs_from_flags(o.flags & kPerMountFlags, nullptr);
+  // Only what the options name is cleared: flags the kernel locked on the source stay as they are.
+  uint64_t clr = mount_attrs_from_flags(o.cleared & kPerMountFlags, nullptr) & kToggles;
+  if (o.flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) clr |= MOUNT_ATTR__ATIME;
+  if ((set || clr) && mount_setattr(top_fd, 0, set, clr) < 0)
+    return failf_errno("mount {}: setting mount flags", dest);
+  if ((o.rec_attr_set || o.rec_attr_clr) &&
+      mount_setattr(top_fd, AT_RECURSIVE, o.rec_attr_set, o.rec_attr_clr) < 0)
+    return failf_errno("mount {}: setting recursive mount flags", dest);
+  return {};
+}
+
+Status set_propagation(int top_fd, const MountOptions &o, const std::string &dest) {
+  for (unsigned long p : o.propagation)
+    if (::mount(nullptr, fd_path(top_fd).c_str(), nullptr, p, nullptr) < 0)
+      return failf_errno("mount {}: setting propagation", dest);
+  return {};
+}
+
+// Binds a host path over a target fd; sources come from the (trusted) config, never the image.
+Status bind_host_path(const std::string &source, int target_fd, bool recursive, const std::string &dest) {
+  unsigned long flags = MS_BIND | (recursive ? MS_REC : 0);
+  if (::mount(source.c_str(), fd_path(target_fd).c_str(), nullptr, flags, nullptr) < 0)
+    return failf_errno("mount {} on {}", source, dest);
+  return {};
+}
+
+std::string host_cgroup2_mount() {
+  struct stat st {};
+  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0) return "/sys/fs/cgroup";
+  return "/sys/fs/cgroup/unified";
+}
+
+} // namespace
+
+Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation) {
+  unsigned long prop = BH_TRY(propagation_flags(propagation));
+  unsigned long root_prop = MS_SLAVE | MS_REC;
+  if (prop & (MS_PRIVATE)) root_prop = MS_PRIVATE | MS_REC;
+  if (prop & MS_SHARED) root_prop = MS_SHARED | MS_REC;
+  if (::mount(nullptr, "/", nullptr, root_prop, nullptr) < 0)
+    return failf_errno("setting propagation of / in the container mount namespace");
+  if (::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+    return failf_errno("bind-mounting rootfs {}", rootfs);
+  UniqueFd fd(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!fd) return failf_errno("opening rootfs {}", rootfs);
+  if (root_prop & MS_SHARED) {
+    // pivot_root refuses a shared parent; the rootfs mount itself keeps shared propagation.
+    if (::mount(nullptr, fd_path(fd.get()).c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
+      return failf_errno("making rootfs {} private for pivot_root", rootfs);
+  }
+  return fd;
+}
+
+Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
+  MountOptions o = parse_mount_options(m.options);
+  const std::string &dest = m.destination;
+  if (o.idmap) return failf("mount {}: idmapped mounts are not supported yet", dest);
+  bool is_bind = o.bind || m.type == "bind";
+
+  if (is_bind) {
+    std::string source = m.source;
+    if (!source.empty() && source[0] != '/') source = ctx.bundle + "/" + source;
+    struct stat st {};
+    if (::stat(source.c_str(), &st) < 0) return failf_errno("mount {}: bind source {}", dest, source);
+    auto kind = S_ISDIR(st.st_mode) ? TargetKind::Directory : TargetKind::File;
+    UniqueFd target = BH_TRY(context(ensure_mount_target(ctx.root_fd, dest, kind), "mount " + dest));
+    BH_CHECK(bind_host_path(source, target.get(), o.recursive_bind, dest));
+  } else {
+    UniqueFd target =
+        BH_TRY(context(ensure_mount_target(ctx.root_fd, dest, TargetKind::Directory), "mount " + dest));
+    std::string fstype = m.type == "cgroup" ? "cgroup2" : m.type;
+    std::string source = m.source.empty() ? fstype : m.source;
+    unsigned long flags = o.flags & ~(MS_REMOUNT);
+    if (::mount(source.c_str(), fd_path(target.get()).c_str(), fstype.c_str(), flags,
+                o.data.empty() ? nullptr : o.data.c_str()) < 0) {
+      int err = errno;
+      // Without their own network/ipc/cgroup namespace a user namespace may not mount these
+      // pseudo filesystems; binding the host's instance is what runc and crun do.
+      std::string fallback;
+      if (err == EPERM || err == EBUSY) {
+        if (fstype == "sysfs") fallback = "/sys";
+        if (fstype == "mqueue") fallback = "/dev/mqueue";
+        if (fstype == "cgroup2") fallback = host_cgroup2_mount();
+      }
+      if (fallback.empty())
+        return fail(fmt::format("mount {} ({}) on {}", source, fstype, dest), err);
+      BH_CHECK(bind_host_path(fallback, target.get(), true, dest));
+      UniqueFd top = BH_TRY(open_in_root(ctx.root_fd, dest, O_PATH));
+      BH_CHECK(set_attributes(top.get(), o, dest));
+    }
+  }
+
+  bool needs_top = is_bind || o.rec_attr_set || o.rec_attr_clr || !o.propagation.empty();
+  if (!needs_top) return {};
+  // The fd we mounted on now sits under the new mount; reopen to act on the mount itself.
+  UniqueFd top = BH_TRY(context(open_in_root(ctx.root_fd, dest, O_PATH), "mount " + dest));
+  if (is_bind) {
+    BH_CHECK(set_attributes(top.get(), o, dest));
+  } else if ((o.rec_attr_set || o.rec_attr_clr) &&
+             mount_setattr(top.get(), AT_RECURSIVE, o.rec_attr_set, o.rec_attr_clr) < 0) {
+    return failf_errno("mount {}: setting recursive mount flags", dest);
+  }
+  return set_propagation(top.get(), o, dest);
+}
+
+Status finalize_root(const std::string &propagation, bool readonly) {
+  if (!propagation.empty()) {
+    unsigned long prop = BH_TRY(propagation_flags(propagation));
+    if (::mount(nullptr, "/", nullptr, prop, nullptr) < 0)
+      return failf_errno("setting rootfsPropagation {} on /", propagation);
+  }
+  if (readonly) {
+    UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) return failf_errno("opening / for the read-only remount");
+    if (mount_setattr(root.get(), 0, MOUNT_ATTR_RDONLY, 0) < 0)
+      return failf_errno("making the root filesystem read-only");
+  }
+  return {};
+}
+
+} // namespace bulkhead::rootfs

@@ -1,0 +1,29 @@
+// Child-side mount steps, run inside the container's new mount namespace before pivot_root.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
+#include "oci/spec.hpp"
+
+namespace bulkhead::rootfs {
+
+struct MountContext {
+  int root_fd = -1;    // O_PATH fd of the rootfs bind mount
+  std::string bundle;  // relative bind sources are relative to it
+  bool in_userns = false;
+};
+
+// Sets propagation of "/" (default rslave so nothing leaks back to the host), then bind-mounts the
+// rootfs onto itself so it is a mount point pivot_root accepts. Returns the O_PATH fd of that mount.
+Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation);
+
+// Mounts one config entry at its destination, resolved inside the rootfs.
+Status mount_entry(const MountContext &ctx, const oci::Mount &m);
+
+// After pivot: rootfsPropagation on the new root, and a read-only root when root.readonly.
+Status finalize_root(const std::string &propagation, bool readonly);
+
+} // namespace bulkhead::rootfs

@@ -1,0 +1,27 @@
+// Internal operations shared by the lifecycle commands.
+#pragma once
+
+#include <string>
+
+#include "bulkhead/runtime.hpp"
+#include "oci/state.hpp"
+#include "runtime/state_store.hpp"
+
+namespace bulkhead::runtime {
+
+struct CreatedContainer {
+  int pid = 0;
+};
+
+Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::string &id,
+                                          const CreateOptions &co);
+Status start_container(const RuntimeOptions &ro, const std::string &id);
+Status delete_container(const RuntimeOptions &ro, const std::string &id, bool force);
+
+std::string compute_status(const ContainerDir &dir, const ContainerRecord &rec);
+oci::State to_state(const ContainerRecord &rec, const std::string &status);
+std::string state_json(const ContainerRecord &rec, const std::string &status);
+
+void log_warning(const RuntimeOptions &ro, const std::string &msg);
+
+} // namespace bulkhead::runtime

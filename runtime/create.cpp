@@ -1,0 +1,272 @@
+// The parent side of `create`, and the create/start handshake it drives.
+//
+// Processes: parent = the `bulkhead create|run` process (single-threaded); init = the container's
+// first process; intermediate = a short-lived process used only when namespaces are joined by path.
+// Channel: a SOCK_SEQPACKET socketpair ("sync", both ends CLOEXEC) plus the listening unix socket
+// <root>/<id>/start.sock that init inherits and `start` connects to.
+//
+// | # | actor        | work                                              | message -> reply                        |
+// |---|--------------|---------------------------------------------------|-----------------------------------------|
+// | 1 | parent       | validate id+config, mkdir+flock state dir, create |                                         |
+// |   |              | cgroup, open namespace paths, bind start.sock     |                                         |
+// | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
+// | 2a| parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues                   |
+// | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
+// |   |              | unshare rest, clone(CLONE_PARENT) init, exit      |                                         |
+// | 3 | child        | new user namespace only                           | UsernsReady -> parent writes uid/gid    |
+// |   |              |                                                   | maps -> UsernsMapped                    |
+// | 4 | init         | setresuid 0, cgroup/time ns, hostname, mounts,    | MountsReady (only with hooks) -> parent |
+// |   |              | devices, sysctls                                  | runs prestart+createRuntime -> HooksDone|
+// |   |              |                                                   | (payload: state JSON)                   |
+// | 5 | init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created",  |
+// |   |              | user, cwd, executable lookup; clears PDEATHSIG    | writes pid file, returns                |
+// | 6 | start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, execve  |
+// | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks              |
+// |   |              | sends the exec error text                         |                                         |
+// | * | child        | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   |
+// |   |              |                                                   | state dir (Revert), reports the error   |
+#include <climits>
+#include <csignal>
+#include <fcntl.h>
+#include <linux/sched.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bulkhead/io.hpp"
+#include "bulkhead/revert.hpp"
+#include "cgroups/cgroup.hpp"
+#include "namespaces/id_maps.hpp"
+#include "oci/parse.hpp"
+#include "oci/validate.hpp"
+#include "rootfs/safe_path.hpp"
+#include "runtime/container.hpp"
+#include "runtime/hooks.hpp"
+#include "runtime/init.hpp"
+#include "runtime/sync.hpp"
+
+namespace bulkhead::runtime {
+
+namespace {
+
+Result<std::string> real_path(const std::string &path, const char *what) {
+  char buf[PATH_MAX];
+  if (!::realpath(path.c_str(), buf)) return failf_errno("{} {}", what, path);
+  return std::string(buf);
+}
+
+Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co) {
+  if (!spec.process) return fail("process: is required to create a container");
+  if (!spec.linux || !spec.linux->has_namespace(oci::NamespaceType::Mount))
+    return fail("linux.namespaces: a mount namespace is required");
+  if (spec.process->terminal)
+    return fail(co.console_socket.empty()
+                    ? "process.terminal is true: cannot allocate a terminal without --console-socket"
+                    : "process.terminal: terminals are not supported yet");
+  if (co.preserve_fds < 0) return fail("--preserve-fds must be >= 0");
+  return {};
+}
+
+Result<UniqueFd> listen_start_socket(const ContainerDir &dir) {
+  UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
+  if (!s) return failf_errno("creating start socket");
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  // Through the directory fd, so a long --root never exceeds sun_path.
+  auto path = fmt::format("/proc/self/fd/{}/start.sock", dir.fd());
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  if (::bind(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
+    return failf_errno("binding {}/start.sock", dir.path());
+  if (::listen(s.get(), 1) < 0) return failf_errno("listening on {}/start.sock", dir.path());
+  return s;
+}
+
+long clone3_call(unsigned long flags, int cgroup_fd) {
+  struct clone_args ca {};
+  ca.flags = flags;
+  ca.exit_signal = SIGCHLD;
+  if (cgroup_fd >= 0) {
+    ca.flags |= CLONE_INTO_CGROUP;
+    ca.cgroup = static_cast<uint64_t>(cgroup_fd);
+  }
+  return ::syscall(SYS_clone3, &ca, sizeof ca);
+}
+
+struct Child {
+  pid_t pid = -1;
+  bool reaped = false;
+};
+
+void kill_and_reap(Child &c) {
+  if (c.pid <= 0 || c.reaped) return;
+  ::kill(c.pid, SIGKILL);
+  while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  c.reaped = true;
+}
+
+std::string describe_exit(pid_t pid) {
+  int status = 0;
+  if (::waitpid(pid, &status, 0) < 0) return "container init exited during create";
+  if (WIFSIGNALED(status)) return fmt::format("container init was killed by signal {} during create", WTERMSIG(status));
+  return fmt::format("container init exited with status {} during create", WEXITSTATUS(status));
+}
+
+} // namespace
+
+Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::string &id,
+                                          const CreateOptions &co) {
+  BH_CHECK(oci::validate_container_id(id));
+  std::string bundle = BH_TRY(real_path(co.bundle.empty() ? "." : co.bundle, "bundle"));
+  oci::Spec spec = BH_TRY(oci::load_bundle_spec(bundle));
+  BH_CHECK(oci::validate_spec(spec));
+  BH_CHECK(check_spec_supported(spec, co));
+  std::string root_path = spec.root.path[0] == '/' ? spec.root.path : bundle + "/" + spec.root.path;
+  std::string rootfs = BH_TRY(real_path(root_path, "root.path"));
+  struct stat st {};
+  if (::stat(rootfs.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    return failf("root.path {}: not a directory", rootfs);
+  ns::NamespacePlan plan = BH_TRY(ns::plan_namespaces(spec));
+
+  StateStore store(ro.root);
+  ContainerDir dir = BH_TRY(store.create(id));
+  Revert revert;
+  revert.add([&dir] { (void)dir.remove(); });
+
+  ContainerRecord rec;
+  rec.id = id;
+  rec.bundle = bundle;
+  rec.rootfs = rootfs;
+  rec.created = now_rfc3339();
+  rec.annotations = spec.annotations;
+  rec.hooks = spec.hooks;
+  rec.has_pid_namespace = plan.creates(CLONE_NEWPID) || plan.joins_flag(CLONE_NEWPID);
+
+  cgroups::Cgroup cgroup;
+  UniqueFd cgroup_fd;
+  if (auto mount = cgroups::cgroup2_mount()) {
+    std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
+    cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
+    revert.add([cgroup] { (void)cgroup.destroy(); });
+    cgroup_fd = BH_TRY(cgroup.open_dir());
+    rec.cgroup_mount = *mount;
+    rec.cgroup_path = path;
+  } else {
+    log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
+  }
+  BH_CHECK(dir.save(rec));
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("sync socketpair");
+  UniqueFd parent_end(sv[0]), child_end(sv[1]);
+  UniqueFd start_listener = BH_TRY(listen_start_socket(dir));
+
+  const oci::Hooks &h = spec.hooks;
+  InitArgs args;
+  args.spec = &spec;
+  args.namespaces = &plan;
+  args.rootfs = rootfs;
+  args.bundle = bundle;
+  args.id = id;
+  args.sync_fd = child_end.get();
+  args.start_listen_fd = start_listener.get();
+  args.close_fds[0] = dir.fd();
+  args.close_fds[1] = cgroup_fd.get();
+  args.parent_pid = ::getpid();
+  args.intermediate = plan.joins_any();
+  args.run_hooks_handshake = !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty();
+  args.no_pivot = co.no_pivot;
+  args.no_new_keyring = co.no_new_keyring;
+  args.preserve_fds = co.preserve_fds;
+
+  // Namespaces made at clone time; cgroup and time namespaces are made by init once it sits in
+  // its cgroup, and with joins the intermediate makes them all in the right order.
+  unsigned long flags = 0;
+  if (!args.intermediate)
+    flags = plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWCGROUP | 0x80 /* CLONE_NEWTIME */);
+
+  Child child;
+  child.pid = static_cast<pid_t>(clone3_call(flags, cgroup_fd.get()));
+  if (child.pid < 0 && cgroup_fd && (errno == EINVAL || errno == ENOSYS || errno == E2BIG)) {
+    args.wait_for_cgroup = true;
+    child.pid = static_cast<pid_t>(clone3_call(flags, -1));
+  }
+  if (child.pid < 0) return failf_errno("clone of container init (flags {:#x})", flags);
+  if (child.pid == 0) {
+    parent_end.reset();
+    container_init(args);
+  }
+  revert.add([&child] { kill_and_reap(child); });
+  child_end.reset();
+  start_listener.reset();
+
+  if (args.wait_for_cgroup) {
+    BH_CHECK(cgroup.add_process(child.pid));
+    BH_CHECK(send_msg(parent_end.get(), Msg::Go));
+  }
+  if (spec.process->oom_score_adj)
+    BH_CHECK(write_file_at(AT_FDCWD, fmt::format("/proc/{}/oom_score_adj", child.pid),
+                           std::to_string(*spec.process->oom_score_adj), O_WRONLY));
+
+  Child init = args.intermediate ? Child{} : child;
+  revert.add([&init] { kill_and_reap(init); });
+  for (;;) {
+    auto msg = recv_msg(parent_end.get());
+    if (!msg) {
+      if (msg.error().code == EPIPE) {
+        pid_t dead = init.pid > 0 ? init.pid : child.pid;
+        auto text = describe_exit(dead);
+        (dead == init.pid ? init : child).reaped = true;
+        return fail(text);
+      }
+      return tl::unexpected(msg.error());
+    }
+    switch (msg->type) {
+    case Msg::InitPid:
+      init.pid = msg->value;
+      while (::waitpid(child.pid, nullptr, 0) < 0 && errno == EINTR) {
+      }
+      child.reaped = true;
+      break;
+    case Msg::UsernsReady: {
+      auto mapped = ns::write_id_maps(child.pid, spec.linux->uid_mappings, spec.linux->gid_mappings);
+      if (!mapped) {
+        send_error(parent_end.get(), mapped.error());
+        return tl::unexpected(mapped.error());
+      }
+      BH_CHECK(send_msg(parent_end.get(), Msg::UsernsMapped));
+      break;
+    }
+    case Msg::MountsReady: {
+      rec.init.pid = init.pid;
+      auto json = state_json(rec, "creating");
+      auto hooks = run_hooks(h.prestart, json, "prestart");
+      if (hooks) hooks = run_hooks(h.create_runtime, json, "createRuntime");
+      if (!hooks) {
+        send_error(parent_end.get(), hooks.error());
+        return tl::unexpected(hooks.error());
+      }
+      BH_CHECK(send_msg(parent_end.get(), Msg::HooksDone, 0, json));
+      break;
+    }
+    case Msg::Error:
+      return fail(msg->payload, msg->code);
+    case Msg::Ready: {
+      auto stat = BH_TRY(read_proc_stat(init.pid));
+      rec.init = ProcessId{init.pid, stat.start_time};
+      rec.creating = false;
+      BH_CHECK(dir.save(rec));
+      if (!co.pid_file.empty()) BH_CHECK(write_file_atomic(co.pid_file, std::to_string(init.pid)));
+      revert.commit();
+      return CreatedContainer{init.pid};
+    }
+    default:
+      return failf("sync: unexpected message {} from container init", static_cast<int>(msg->type));
+    }
+  }
+}
+
+} // namespace bulkhead::runtime

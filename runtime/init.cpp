@@ -1,0 +1,236 @@
+// Child side of the create handshake; the message table is in create.cpp. Steps run in the order
+// the kernel requires: join namespaces (user first), create the rest, wait for id maps, become
+// root in the user namespace, build the rootfs, pivot, apply process attributes, report Ready,
+// block until `start`, exec.
+#include "runtime/init.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "namespaces/uts_sysctl.hpp"
+#include "rootfs/devices.hpp"
+#include "rootfs/masks.hpp"
+#include "rootfs/mounts.hpp"
+#include "rootfs/pivot.hpp"
+#include "runtime/hooks.hpp"
+#include "runtime/process_setup.hpp"
+#include "runtime/sync.hpp"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace bulkhead::runtime {
+
+namespace {
+
+[[noreturn]] void die(int sync_fd, const Error &e) {
+  send_error(sync_fd, e);
+  ::_exit(1);
+}
+
+Status expect(int fd, Msg type) {
+  Message m = BH_TRY(recv_msg(fd));
+  if (m.type == Msg::Error) return fail(m.payload, m.code);
+  if (m.type != type) return failf("sync: unexpected message {}", static_cast<int>(m.type));
+  return {};
+}
+
+Status wait_for_id_maps(int sync_fd) {
+  BH_CHECK(send_msg(sync_fd, Msg::UsernsReady));
+  return expect(sync_fd, Msg::UsernsMapped);
+}
+
+// Forks the real init into the pid namespace this process prepared (CLONE_PARENT keeps the
+// create/run process as its parent); the intermediate reports init's host pid and exits, only
+// init returns.
+void become_init(const InitArgs &a) {
+  struct clone_args ca {};
+  ca.flags = CLONE_PARENT;
+  long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
+  if (pid < 0) die(a.sync_fd, Error{errno, "clone of container init"});
+  if (pid == 0) return; // caller continues as init
+  (void)send_msg(a.sync_fd, Msg::InitPid, static_cast<int32_t>(pid));
+  ::_exit(0);
+}
+
+Status setup_namespaces(const InitArgs &a) {
+  const auto &plan = *a.namespaces;
+  if (a.intermediate) {
+    BH_CHECK(ns::join_namespaces(plan, 0));
+    if (plan.creates(CLONE_NEWUSER)) {
+      if (::unshare(CLONE_NEWUSER) < 0) return failf_errno("creating user namespace");
+      BH_CHECK(wait_for_id_maps(a.sync_fd));
+    }
+    unsigned long rest = plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWCGROUP | CLONE_NEWTIME);
+    if (rest && ::unshare(static_cast<int>(rest)) < 0) return failf_errno("creating namespaces ({:#x})", rest);
+    become_init(a);
+    // Only init gets here. PR_SET_PDEATHSIG is cleared by fork.
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  } else if (plan.creates(CLONE_NEWUSER)) {
+    BH_CHECK(wait_for_id_maps(a.sync_fd));
+  }
+  if (plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) {
+    if (::setresgid(0, 0, 0) < 0) return failf_errno("becoming gid 0 in the user namespace");
+    if (::setresuid(0, 0, 0) < 0) return failf_errno("becoming uid 0 in the user namespace");
+  }
+  // Created only now that we sit in the container's cgroup: its root is that cgroup.
+  if (plan.creates(CLONE_NEWCGROUP) && ::unshare(CLONE_NEWCGROUP) < 0)
+    return failf_errno("creating cgroup namespace");
+  if (plan.creates(CLONE_NEWTIME)) {
+    if (::unshare(CLONE_NEWTIME) < 0) return failf_errno("creating time namespace");
+    BH_CHECK(ns::write_time_offsets(a.spec->linux->time_offsets));
+  }
+  return {};
+}
+
+bool has_dev_mount(const oci::Spec &s) {
+  for (const auto &m : s.mounts)
+    if (m.destination == "/dev" || m.destination == "/dev/") return true;
+  return false;
+}
+
+Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
+  const oci::Spec &s = *a.spec;
+  const oci::Linux empty;
+  const oci::Linux &lx = s.linux ? *s.linux : empty;
+  root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
+  bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
+  rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns};
+  for (const auto &m : s.mounts) BH_CHECK(rootfs::mount_entry(ctx, m));
+  if (has_dev_mount(s)) {
+    BH_CHECK(rootfs::create_devices(root_fd.get(), rootfs::default_devices(), in_userns));
+    BH_CHECK(rootfs::create_dev_symlinks(root_fd.get()));
+  }
+  BH_CHECK(rootfs::create_devices(root_fd.get(), lx.devices, in_userns));
+  return {};
+}
+
+Status apply_sysctls(const oci::Spec &s) {
+  if (!s.linux || s.linux->sysctl.empty()) return {};
+  // We already live in the container's namespaces, so the host procfs shows their values.
+  UniqueFd proc(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!proc) return failf_errno("opening /proc for sysctls");
+  return ns::apply_sysctls(proc.get(), s.linux->sysctl);
+}
+
+Status join_session_keyring(const InitArgs &a) {
+  if (a.no_new_keyring) return {};
+  auto name = "_ses." + a.id;
+  // KEYCTL_JOIN_SESSION_KEYRING: a fresh keyring so containers never share the host's keys.
+  if (::syscall(SYS_keyctl, 1, name.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
+    return failf_errno("creating session keyring");
+  return {};
+}
+
+Status prepare(const InitArgs &a, std::string &exe) {
+  const oci::Spec &s = *a.spec;
+  BH_CHECK(setup_namespaces(a));
+  BH_CHECK(ns::set_hostname(s.hostname, s.domainname));
+
+  UniqueFd root_fd;
+  BH_CHECK(build_rootfs(a, root_fd));
+  BH_CHECK(apply_sysctls(s));
+
+  if (a.run_hooks_handshake) {
+    BH_CHECK(send_msg(a.sync_fd, Msg::MountsReady));
+    Message m = BH_TRY(recv_msg(a.sync_fd));
+    if (m.type == Msg::Error) return fail(m.payload, m.code);
+    if (m.type != Msg::HooksDone) return fail("sync: expected HooksDone");
+    BH_CHECK(run_hooks(s.hooks.create_container, m.payload, "createContainer"));
+  }
+
+  const oci::Linux empty;
+  const oci::Linux &lx = s.linux ? *s.linux : empty;
+  BH_CHECK(rootfs::mask_paths(root_fd.get(), lx.masked_paths));
+  BH_CHECK(rootfs::readonly_paths(root_fd.get(), lx.readonly_paths));
+  BH_CHECK(rootfs::enter_root(root_fd.get(), a.no_pivot));
+  root_fd.reset();
+  BH_CHECK(rootfs::finalize_root(lx.rootfs_propagation, s.root.readonly));
+
+  const oci::Process &p = *s.process;
+  BH_CHECK(join_session_keyring(a));
+  BH_CHECK(apply_rlimits(p));
+  BH_CHECK(apply_user(p));
+  if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
+    return failf_errno("setting no_new_privs");
+  BH_CHECK(enter_cwd(p.cwd));
+  exe = BH_TRY(find_executable(p));
+  return {};
+}
+
+// Blocks until `start` connects; returns the connection (CLOEXEC: it closes when exec succeeds,
+// which is how `start` learns the process is running) and the state JSON it sent.
+Result<UniqueFd> wait_for_start(int listen_fd, std::string &state_json) {
+  int conn;
+  while ((conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC)) < 0)
+    if (errno != EINTR) return failf_errno("waiting for start");
+  UniqueFd c(conn);
+  char buf[65536];
+  ssize_t n;
+  while ((n = ::recv(c.get(), buf, sizeof buf, 0)) < 0)
+    if (errno != EINTR) return failf_errno("reading the start request");
+  state_json.assign(buf, static_cast<size_t>(n));
+  return c;
+}
+
+} // namespace
+
+void container_init(const InitArgs &a) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  // The state directory fd shares its open file description (and so its flock) with the parent:
+  // keeping it would hold the container lock until exec.
+  for (int fd : a.close_fds)
+    if (fd >= 0) ::close(fd);
+  // getppid() is 0 in a new pid namespace, so a parent that died before PDEATHSIG was armed is
+  // noticed through the sync socket (EOF) instead.
+  // No host fd may reach the container: everything above stdio and --preserve-fds is close-on-exec
+  // (our own sync and start sockets already are).
+  ::syscall(SYS_close_range, 3 + a.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
+  ::prctl(PR_SET_DUMPABLE, 0);
+
+  if (a.wait_for_cgroup) {
+    auto go = expect(a.sync_fd, Msg::Go);
+    if (!go) die(a.sync_fd, go.error());
+  }
+  std::string exe;
+  auto prepared = prepare(a, exe);
+  if (!prepared) die(a.sync_fd, prepared.error());
+
+  // From here the creating process may exit; init must outlive it.
+  ::prctl(PR_SET_PDEATHSIG, 0);
+  if (!send_msg(a.sync_fd, Msg::Ready)) ::_exit(1);
+  ::close(a.sync_fd);
+
+  std::string state_json;
+  auto conn = wait_for_start(a.start_listen_fd, state_json);
+  if (!conn) ::_exit(1);
+  ::close(a.start_listen_fd);
+
+  auto report = [&](const Error &e) {
+    auto text = e.text();
+    (void)::send(conn->get(), text.data(), text.size(), MSG_NOSIGNAL);
+    ::_exit(127);
+  };
+  auto hooks = run_hooks(a.spec->hooks.start_container, state_json, "startContainer");
+  if (!hooks) report(hooks.error());
+
+  reset_signals();
+  const oci::Process &p = *a.spec->process;
+  std::vector<char *> argv, envp;
+  for (const auto &s : p.args) argv.push_back(const_cast<char *>(s.c_str()));
+  argv.push_back(nullptr);
+  for (const auto &s : p.env) envp.push_back(const_cast<char *>(s.c_str()));
+  envp.push_back(nullptr);
+  ::execve(exe.c_str(), argv.data(), envp.data());
+  report(Error{errno, fmt::format("exec {:?}", exe)});
+  ::_exit(127);
+}
+
+} // namespace bulkhead::runtime

@@ -1,0 +1,33 @@
+// The child side of create: everything the container's init does between clone and execve.
+// The parent prepares InitArgs completely before cloning; the child only reads it.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+
+#include "namespaces/namespaces.hpp"
+#include "oci/spec.hpp"
+
+namespace bulkhead::runtime {
+
+struct InitArgs {
+  const oci::Spec *spec = nullptr;
+  const ns::NamespacePlan *namespaces = nullptr;
+  std::string rootfs; // absolute host path
+  std::string bundle;
+  std::string id;
+  int sync_fd = -1;        // child end of the handshake socketpair
+  int start_listen_fd = -1; // `start` connects here
+  int close_fds[2] = {-1, -1}; // parent-only fds to drop at once (the state dir holding the flock)
+  pid_t parent_pid = 0;
+  bool intermediate = false;   // this process only joins/creates namespaces, then forks init
+  bool wait_for_cgroup = false; // the parent moves us into the cgroup; wait for Go
+  bool run_hooks_handshake = false; // prestart/createRuntime/createContainer hooks exist
+  bool no_pivot = false;
+  bool no_new_keyring = false;
+  int preserve_fds = 0;
+};
+
+[[noreturn]] void container_init(const InitArgs &args);
+
+} // namespace bulkhead::runtime

@@ -1,0 +1,76 @@
+// One directory per container under --root: state.json (written temp + rename), start.sock while
+// the container is "created", and an flock on the directory itself so concurrent commands on one
+// ID are serialised.
+#pragma once
+
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
+#include "oci/spec.hpp"
+#include "runtime/process_id.hpp"
+
+namespace bulkhead::runtime {
+
+struct ContainerRecord {
+  std::string id;
+  std::string bundle;
+  std::string rootfs;
+  std::string created; // RFC 3339
+  std::string owner;
+  std::map<std::string, std::string> annotations;
+  ProcessId init;
+  bool creating = true; // until create returns successfully
+  std::string cgroup_mount;
+  std::string cgroup_path;
+  bool has_pid_namespace = false;
+  oci::Hooks hooks;
+};
+
+class ContainerDir {
+public:
+  ContainerDir() = default;
+  ContainerDir(std::string path, UniqueFd dir) : path_(std::move(path)), dir_(std::move(dir)) {}
+
+  const std::string &path() const { return path_; }
+  int fd() const { return dir_.get(); }
+
+  Status save(const ContainerRecord &rec) const;
+  Result<ContainerRecord> load() const;
+  // Removes everything in the directory and the directory itself.
+  Status remove() const;
+
+private:
+  std::string path_;
+  UniqueFd dir_; // holds the flock
+};
+
+class StateStore {
+public:
+  explicit StateStore(std::string root) : root_(std::move(root)) {}
+  const std::string &root() const { return root_; }
+
+  // mkdir of <root>/<id>; "already exists" when taken. Returned locked.
+  Result<ContainerDir> create(const std::string &id) const;
+  // Opens and locks an existing container; "does not exist" otherwise.
+  Result<ContainerDir> open(const std::string &id) const;
+  // Opens without locking (for `state`/`list`, which must not wait behind a slow create).
+  Result<ContainerDir> open_unlocked(const std::string &id) const;
+  Result<std::vector<std::string>> list_ids() const;
+
+private:
+  std::string root_;
+};
+
+// True when no process holds the container's lock (a record stuck in "creating" then belongs to a
+// create that died).
+bool lock_is_free(const ContainerDir &dir);
+
+std::string now_rfc3339();
+
+} // namespace bulkhead::runtime
