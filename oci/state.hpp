@@ -1,4 +1,5 @@
-// The runtime-spec state object, serialised in the key order and shape runc prints.
+// The runtime-spec state object, serialised in the key order and shape runc 1.1 prints
+// (annotations before owner, pid 0 when stopped).
 #pragma once
 
 #include <map>
@@ -12,7 +13,7 @@ struct State {
   std::string oci_version = kSpecVersion;
   std::string id;
   std::string status; // creating, created, running, paused, stopped
-  int pid = 0;        // 0 is omitted, as runc does for stopped containers
+  int pid = 0;        // 0 once stopped, printed as runc does
   std::string bundle;
   std::string rootfs;
   std::string created; // RFC 3339 with nanoseconds, UTC

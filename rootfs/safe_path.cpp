@@ -1,5 +1,6 @@
 #include "rootfs/safe_path.hpp"
 
+#include <climits>
 #include <fcntl.h>
 #include <linux/openat2.h>
 #include <sys/stat.h>
@@ -38,28 +39,40 @@ Result<UniqueFd> mkdir_all_in_root(int root_fd, std::string_view path, mode_t mo
   auto existing = open_in_root(root_fd, path, O_PATH | O_DIRECTORY);
   if (existing || existing.error().code != ENOENT) return existing;
 
-  // Walk from the root, creating what is missing; each parent is re-resolved inside the root so a
-  // symlink planted between two steps still cannot lead outside.
+  // Walk from the root, creating what is missing. Each prefix is re-resolved inside the root, so a
+  // symlink planted between two steps still cannot lead outside; a dangling symlink is followed by
+  // rewriting the path (its target is created inside the root, as the kernel would resolve it).
+  std::string todo(path);
+  int links = 0;
+restart:
   UniqueFd dir = BH_TRY(open_in_root(root_fd, "/", O_PATH | O_DIRECTORY));
   std::string prefix;
   size_t pos = 0;
-  while (pos < path.size()) {
-    size_t next = path.find('/', pos);
-    if (next == std::string_view::npos) next = path.size();
-    std::string_view comp = path.substr(pos, next - pos);
+  while (pos < todo.size()) {
+    size_t next = todo.find('/', pos);
+    if (next == std::string::npos) next = todo.size();
+    std::string comp = todo.substr(pos, next - pos);
     pos = next + 1;
     if (comp.empty() || comp == ".") continue;
-    prefix += "/";
-    prefix += comp;
-    auto sub = open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY);
+    std::string candidate = prefix + "/" + comp;
+    auto sub = open_in_root(root_fd, candidate, O_PATH | O_DIRECTORY);
     if (!sub && sub.error().code == ENOENT) {
-      std::string name(comp);
-      if (::mkdirat(dir.get(), name.c_str(), mode) < 0 && errno != EEXIST)
-        return failf_errno("creating directory {} inside the rootfs", prefix);
-      sub = open_in_root(root_fd, prefix, O_PATH | O_DIRECTORY);
+      char target[PATH_MAX];
+      ssize_t n = ::readlinkat(dir.get(), comp.c_str(), target, sizeof target - 1);
+      if (n >= 0) {
+        if (++links > 40) return fail(fmt::format("creating {} inside the rootfs", path), ELOOP);
+        std::string_view t(target, static_cast<size_t>(n));
+        std::string rest = pos < todo.size() ? todo.substr(pos) : "";
+        todo = (t.starts_with('/') ? std::string(t) : prefix + "/" + std::string(t)) + "/" + rest;
+        goto restart;
+      }
+      if (::mkdirat(dir.get(), comp.c_str(), mode) < 0 && errno != EEXIST)
+        return failf_errno("creating directory {} inside the rootfs", candidate);
+      sub = open_in_root(root_fd, candidate, O_PATH | O_DIRECTORY);
     }
     if (!sub) return tl::unexpected(sub.error());
     dir = std::move(*sub);
+    prefix = std::move(candidate);
   }
   return dir;
 }

@@ -40,11 +40,11 @@ TEST(OciState, PrettyMatchesRuncLayout) {
   "bundle": "/srv/bundles/box",
   "rootfs": "/srv/bundles/box/rootfs",
   "created": "2024-05-01T10:20:30.123456789Z",
-  "owner": "",
   "annotations": {
     "a": "b",
     "org.example": "1"
-  }
+  },
+  "owner": ""
 })");
 }
 
@@ -59,15 +59,16 @@ TEST(OciState, KeyOrder) {
   s.annotations = {{"k", "v"}};
   EXPECT_EQ(keys_of(state_to_json(s, false)),
             (std::vector<std::string>{"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
-                                      "owner", "annotations"}));
+                                      "annotations", "owner"}));
 }
 
-TEST(OciState, ZeroPidAndEmptyAnnotationsOmitted) {
+TEST(OciState, StoppedPrintsPidZeroAndOmitsEmptyAnnotations) {
   State s = sample_state();
   s.status = "stopped";
   s.pid = 0;
   EXPECT_EQ(keys_of(state_to_json(s, true)),
-            (std::vector<std::string>{"ociVersion", "id", "status", "bundle", "rootfs", "created", "owner"}));
+            (std::vector<std::string>{"ociVersion", "id", "pid", "status", "bundle", "rootfs", "created",
+                                      "owner"}));
 }
 
 TEST(OciState, DefaultVersionAndEscaping) {

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Installs what building and testing bulkhead needs on Debian 12 (as root). Idempotent.
+set -euo pipefail
+packages=(cmake ninja-build g++ pkg-config git jq busybox-static
+          libexpected-dev libcli11-dev libfmt-dev nlohmann-json3-dev libgtest-dev
+          libseccomp-dev libcap-dev libmnl-dev uidmap iproute2 procps)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+  echo "installing: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# The README's test command: install dependencies, build, run every test suite.
+#  1. unit + integration tests on this host (real containers from busybox-static)
+#  2. the same under AddressSanitizer + UBSan
+#  3. the cgroup v2 suite inside a TCG VM with every controller (tests/vm), when present
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash tests/install-deps.sh
+jobs=$(nproc)
+
+echo "=== build (RelWithDebInfo)"
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j "$jobs"
+
+echo "=== build (ASan + UBSan)"
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBULKHEAD_SANITIZE=ON >/dev/null
+ninja -C build-asan -j "$jobs"
+
+status=0
+echo "=== sanitizer run: unit + integration"
+ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-asan --output-on-failure -j 1 --timeout 300 || status=1
+
+if [[ -x tests/vm/run-cgroup-tests.sh ]]; then
+  echo "=== cgroup v2 suite in the VM"
+  start=$(date +%s)
+  bash tests/vm/run-cgroup-tests.sh || status=1
+  echo "cgroup v2 VM suite took $(($(date +%s) - start)) s"
+fi
+
+echo "=== unit + integration (RelWithDebInfo)"
+ctest --test-dir build --output-on-failure -j 1 --timeout 300 || status=1
+exit $status
