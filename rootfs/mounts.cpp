@@ -7,6 +7,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "rootfs/copy_tree.hpp"
 #include "rootfs/mount_options.hpp"
 #include "rootfs/safe_path.hpp"
 
@@ -104,6 +105,12 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
     std::string fstype = m.type == "cgroup" ? "cgroup2" : m.type;
     std::string source = m.source.empty() ? fstype : m.source;
     unsigned long flags = o.flags & ~(MS_REMOUNT);
+    if (o.tmpcopyup && fstype != "tmpfs") return failf("mount {}: tmpcopyup needs a tmpfs, not {}", dest, fstype);
+    UniqueFd lower;
+    if (o.tmpcopyup) {
+      lower = BH_TRY(open_in_root(ctx.root_fd, dest, O_RDONLY | O_DIRECTORY));
+      flags &= ~static_cast<unsigned long>(MS_RDONLY); // made read-only after the copy
+    }
     if (::mount(source.c_str(), fd_path(target.get()).c_str(), fstype.c_str(), flags,
                 o.data.empty() ? nullptr : o.data.c_str()) < 0) {
       int err = errno;
@@ -120,6 +127,12 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
       BH_CHECK(bind_host_path(fallback, target.get(), true, dest));
       UniqueFd top = BH_TRY(open_in_root(ctx.root_fd, dest, O_PATH));
       BH_CHECK(set_attributes(top.get(), o, dest));
+    }
+    if (lower) {
+      UniqueFd upper = BH_TRY(open_in_root(ctx.root_fd, dest, O_RDONLY | O_DIRECTORY));
+      BH_CHECK(context(copy_tree(lower.get(), upper.get()), "mount " + dest));
+      if ((o.flags & MS_RDONLY) && mount_setattr(upper.get(), 0, MOUNT_ATTR_RDONLY, 0) < 0)
+        return failf_errno("mount {}: making it read-only after tmpcopyup", dest);
     }
   }
 
