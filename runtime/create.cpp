@@ -173,8 +173,6 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.id = id;
   args.sync_fd = child_end.get();
   args.start_listen_fd = start_listener.get();
-  args.close_fds[0] = dir.fd();
-  args.close_fds[1] = cgroup_fd.get();
   args.parent_pid = ::getpid();
   args.intermediate = plan.joins_any();
   args.run_hooks_handshake = !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty();

@@ -4,6 +4,7 @@
 // block until `start`, exec.
 #include "runtime/init.hpp"
 
+#include <algorithm>
 #include <csignal>
 #include <fcntl.h>
 #include <linux/close_range.h>
@@ -33,6 +34,31 @@ namespace {
 [[noreturn]] void die(int sync_fd, const Error &e) {
   send_error(sync_fd, e);
   ::_exit(1);
+}
+
+// Only what init itself needs survives clone: stdio, --preserve-fds, the sync and start sockets and
+// the namespace fds to join. Everything else is closed now rather than at exec: the caller's pipes
+// must see EOF while the container waits in "created", the state directory fd carries the
+// container's flock, and no host fd may ever reach the container.
+void close_inherited_fds(const InitArgs &a) {
+  constexpr size_t kMax = 16;
+  int keep[kMax];
+  size_t n = 0;
+  auto add = [&](int fd) {
+    if (fd >= 0 && n < kMax) keep[n++] = fd;
+  };
+  add(a.sync_fd);
+  add(a.start_listen_fd);
+  for (const auto &j : a.namespaces->joins) add(j.fd.get());
+  std::sort(keep, keep + n);
+  unsigned int from = static_cast<unsigned int>(3 + a.preserve_fds);
+  for (size_t i = 0; i < n; ++i) {
+    auto fd = static_cast<unsigned int>(keep[i]);
+    if (fd < from) continue;
+    if (fd > from) ::syscall(SYS_close_range, from, fd - 1, 0);
+    from = fd + 1;
+  }
+  ::syscall(SYS_close_range, from, ~0U, 0);
 }
 
 Status expect(int fd, Msg type) {
@@ -184,15 +210,9 @@ Result<UniqueFd> wait_for_start(int listen_fd, std::string &state_json) {
 
 void container_init(const InitArgs &a) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-  // The state directory fd shares its open file description (and so its flock) with the parent:
-  // keeping it would hold the container lock until exec.
-  for (int fd : a.close_fds)
-    if (fd >= 0) ::close(fd);
+  close_inherited_fds(a);
   // getppid() is 0 in a new pid namespace, so a parent that died before PDEATHSIG was armed is
   // noticed through the sync socket (EOF) instead.
-  // No host fd may reach the container: everything above stdio and --preserve-fds is close-on-exec
-  // (our own sync and start sockets already are).
-  ::syscall(SYS_close_range, 3 + a.preserve_fds, ~0U, CLOSE_RANGE_CLOEXEC);
   ::prctl(PR_SET_DUMPABLE, 0);
 
   if (a.wait_for_cgroup) {

@@ -18,7 +18,6 @@ struct InitArgs {
   std::string id;
   int sync_fd = -1;        // child end of the handshake socketpair
   int start_listen_fd = -1; // `start` connects here
-  int close_fds[2] = {-1, -1}; // parent-only fds to drop at once (the state dir holding the flock)
   pid_t parent_pid = 0;
   bool intermediate = false;   // this process only joins/creates namespaces, then forks init
   bool wait_for_cgroup = false; // the parent moves us into the cgroup; wait for Go
