@@ -27,6 +27,7 @@ public:
   // mkdir -p of the cgroup; fails if it already holds processes (another container's).
   static Result<Cgroup> create(const std::string &mount, const std::string &path);
 
+  const std::string &mount() const { return mount_; }
   const std::string &path() const { return path_; }
   std::string full_path() const { return mount_ + path_; }
   bool empty_path() const { return path_.empty(); }

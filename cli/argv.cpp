@@ -2,6 +2,35 @@
 
 namespace bulkhead::cli {
 
+std::vector<std::string> split_exec_command(std::vector<std::string> &args,
+                                           const std::set<std::string> &value_flags) {
+  bool in_exec = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &a = args[i];
+    if (a == "--") {
+      if (!in_exec) return {};
+      std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+      args.resize(i);
+      return rest;
+    }
+    if (a.size() > 1 && a[0] == '-') {
+      if (a.find('=') == std::string::npos && value_flags.count(a)) ++i; // skip its value
+      continue;
+    }
+    if (!in_exec) {
+      if (a != "exec") return {}; // another subcommand
+      in_exec = true;
+      continue;
+    }
+    // The container ID: what follows is the command ("ID -- cmd" is accepted too).
+    std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
+    args.resize(i + 1);
+    if (!rest.empty() && rest[0] == "--") rest.erase(rest.begin());
+    return rest;
+  }
+  return {};
+}
+
 std::vector<std::string> normalize_single_dash(const std::vector<std::string> &args,
                                                const std::set<std::string> &long_names) {
   std::vector<std::string> out;

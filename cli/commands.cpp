@@ -95,6 +95,24 @@ void Commands::add_to(CLI::App &app) {
   del->add_flag("-f,--force", force, "kill a running container first");
   del->add_option("id", id, "container id")->required();
 
+  exec = app.add_subcommand("exec", "run a process in a running container: exec [flags] ID COMMAND [ARGS...]");
+  exec->add_option("-p,--process", exec_opts.process_file, "process JSON file");
+  exec->add_flag("-t,--tty", exec_opts.tty, "allocate a pseudo-terminal");
+  exec->add_option("--cwd", exec_opts.cwd, "working directory");
+  exec->add_option("-e,--env", exec_opts.env, "KEY=VALUE (repeatable)");
+  exec->add_option("-u,--user", exec_opts.user, "uid[:gid]");
+  exec->add_option("-g,--additional-gids", exec_opts.additional_gids, "additional gid (repeatable)");
+  exec->add_option("-c,--cap", exec_opts.caps, "add a capability (repeatable)");
+  exec->add_flag("--no-new-privs", exec_opts.no_new_privs, "set no_new_privs");
+  exec->add_option("--apparmor", exec_opts.apparmor, "AppArmor profile");
+  exec->add_option("--process-label", exec_opts.process_label, "SELinux label");
+  exec->add_flag("-d,--detach", exec_opts.detach, "do not wait for the process");
+  exec->add_option("--pid-file", exec_opts.pid_file, "file to write the process's host pid to");
+  exec->add_option("--console-socket", exec_opts.console_socket, "unix socket that receives the pty master");
+  exec->add_option("--preserve-fds", exec_opts.preserve_fds, "pass N extra fds to the process");
+  exec->add_flag("--ignore-paused", exec_opts.ignore_paused, "exec even into a paused container");
+  exec->add_option("id", id, "container id")->required();
+
   list = app.add_subcommand("list", "list containers");
   list->alias("ls");
   list->add_option("-f,--format", list_format, "table or json")->check(CLI::IsMember({"table", "json"}));
@@ -132,6 +150,10 @@ int Commands::dispatch(Runtime &rt, const Logger &log) const {
   }
   if (*run) {
     auto code = rt.run(id, create_opts, run_opts);
+    return code ? *code : report(log, code.error());
+  }
+  if (*exec) {
+    auto code = rt.exec(id, exec_opts);
     return code ? *code : report(log, code.error());
   }
   if (*list) return print_list(rt, log, list_format, quiet);

@@ -11,6 +11,7 @@ namespace bulkhead::cli {
 
 struct Commands {
   CreateOptions create_opts;
+  ExecOptions exec_opts;
   RunOptions run_opts;
   std::string id;
   std::string signal = "SIGTERM";
@@ -22,7 +23,7 @@ struct Commands {
   bool rootless = false;
 
   CLI::App *create = nullptr, *start = nullptr, *state = nullptr, *kill = nullptr, *del = nullptr,
-           *run = nullptr, *list = nullptr, *spec = nullptr;
+           *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr;
 
   void add_to(CLI::App &app);
   // Returns the process exit code.

@@ -21,6 +21,21 @@ std::set<std::string> long_option_names(const CLI::App &app) {
   return names;
 }
 
+// "--root", "-p", ...: the flags whose value is the next word.
+std::set<std::string> value_flag_names(const CLI::App &app) {
+  std::set<std::string> names;
+  for (const CLI::Option *o : app.get_options()) {
+    if (o->get_items_expected_min() == 0 || o->get_positional()) continue;
+    for (const auto &n : o->get_lnames()) names.insert("--" + n);
+    for (const auto &n : o->get_snames()) names.insert("-" + n);
+  }
+  for (const CLI::App *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
+    auto more = value_flag_names(*sub);
+    names.insert(more.begin(), more.end());
+  }
+  return names;
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
@@ -40,6 +55,7 @@ int main(int argc, char **argv) {
 
   std::vector<std::string> args(argv + 1, argv + argc);
   args = cli::normalize_single_dash(args, long_option_names(app));
+  commands.exec_opts.args = cli::split_exec_command(args, value_flag_names(app));
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "oci/state.hpp"
+#include "security/default_profile.hpp"
 
 namespace bulkhead::oci {
 
@@ -45,8 +46,9 @@ ojson process() {
   p["env"] =
       ojson::array({"PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "TERM=xterm"});
   p["cwd"] = "/";
-  const ojson caps = ojson::array({"CAP_AUDIT_WRITE", "CAP_KILL", "CAP_NET_BIND_SERVICE"});
-  p["capabilities"] = ojson{{"bounding", caps}, {"effective", caps}, {"permitted", caps}, {"ambient", caps}};
+  // containerd's/Docker's default set; inheritable and ambient stay empty (CVE-2022-29162).
+  const ojson caps = security::default_capabilities();
+  p["capabilities"] = ojson{{"bounding", caps}, {"effective", caps}, {"permitted", caps}};
   ojson nofile;
   nofile["type"] = "RLIMIT_NOFILE";
   nofile["hard"] = 1024;
@@ -96,6 +98,7 @@ ojson linux_section(bool rootless) {
                                    "/proc/sched_debug", "/sys/firmware", "/proc/scsi"});
   l["readonlyPaths"] =
       ojson::array({"/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"});
+  l["seccomp"] = security::default_seccomp_profile(security::default_capabilities());
   return l;
 }
 

@@ -11,11 +11,15 @@ namespace bulkhead::runtime {
 
 struct CreatedContainer {
   int pid = 0;
+  bool terminal = false; // the pty master was sent over the console socket
 };
 
+// console_fd: an already connected console socket (foreground `run` relays the pty itself);
+// otherwise CreateOptions::console_socket is connected when the process wants a terminal.
 Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::string &id,
-                                          const CreateOptions &co);
+                                          const CreateOptions &co, int console_fd = -1);
 Status start_container(const RuntimeOptions &ro, const std::string &id);
+Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, const ExecOptions &o);
 Status delete_container(const RuntimeOptions &ro, const std::string &id, bool force);
 
 std::string compute_status(const ContainerDir &dir, const ContainerRecord &rec);

@@ -29,6 +29,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <linux/sched.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
@@ -43,10 +44,12 @@
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
 #include "rootfs/safe_path.hpp"
+#include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
 #include "runtime/sync.hpp"
+#include "security/plan.hpp"
 
 namespace bulkhead::runtime {
 
@@ -58,14 +61,13 @@ Result<std::string> real_path(const std::string &path, const char *what) {
   return std::string(buf);
 }
 
-Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co) {
+Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co, int console_fd) {
   if (!spec.process) return fail("process: is required to create a container");
   if (!spec.linux || !spec.linux->has_namespace(oci::NamespaceType::Mount))
     return fail("linux.namespaces: a mount namespace is required");
-  if (spec.process->terminal)
-    return fail(co.console_socket.empty()
-                    ? "process.terminal is true: cannot allocate a terminal without --console-socket"
-                    : "process.terminal: terminals are not supported yet");
+  if (spec.process->terminal && co.console_socket.empty() && console_fd < 0)
+    return fail("process.terminal is true: cannot allocate a terminal without --console-socket "
+                "(or run it in the foreground)");
   if (co.preserve_fds < 0) return fail("--preserve-fds must be >= 0");
   return {};
 }
@@ -118,12 +120,20 @@ std::string describe_exit(pid_t pid) {
 } // namespace
 
 Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::string &id,
-                                          const CreateOptions &co) {
+                                          const CreateOptions &co, int console_fd) {
   BH_CHECK(oci::validate_container_id(id));
   std::string bundle = BH_TRY(real_path(co.bundle.empty() ? "." : co.bundle, "bundle"));
-  oci::Spec spec = BH_TRY(oci::load_bundle_spec(bundle));
+  std::string config_path = bundle + "/config.json";
+  std::string config_text = BH_TRY(read_file(config_path));
+  oci::Spec spec = BH_TRY(context(oci::parse_spec(config_text), config_path));
   BH_CHECK(oci::validate_spec(spec));
-  BH_CHECK(check_spec_supported(spec, co));
+  BH_CHECK(check_spec_supported(spec, co, console_fd));
+  // No process of ours may be opened through /proc/<pid>/exe by the container (CVE-2019-5736).
+  ::prctl(PR_SET_DUMPABLE, 0);
+  // Capabilities, seccomp BPF, LSM presence: all resolved before anything exists on disk.
+  security::SecurityPlan security =
+      BH_TRY(security::prepare_security(spec, [&ro](const std::string &m) { log_warning(ro, m); }));
+  UniqueFd seccomp_listener = BH_TRY(security::connect_listener(security));
   std::string root_path = spec.root.path[0] == '/' ? spec.root.path : bundle + "/" + spec.root.path;
   std::string rootfs = BH_TRY(real_path(root_path, "root.path"));
   struct stat st {};
@@ -158,11 +168,19 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
   }
   BH_CHECK(dir.save(rec));
+  // exec takes its defaults (namespaces, confinement) from the config the container was made from,
+  // not from a bundle that may have changed since.
+  BH_CHECK(write_file_at(dir.fd(), "config.json", config_text, O_WRONLY | O_CREAT | O_EXCL, 0600));
 
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("sync socketpair");
   UniqueFd parent_end(sv[0]), child_end(sv[1]);
   UniqueFd start_listener = BH_TRY(listen_start_socket(dir));
+  UniqueFd console;
+  if (spec.process->terminal && console_fd < 0) {
+    console = BH_TRY(connect_console_socket(co.console_socket));
+    console_fd = console.get();
+  }
 
   const oci::Hooks &h = spec.hooks;
   InitArgs args;
@@ -173,6 +191,9 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.id = id;
   args.sync_fd = child_end.get();
   args.start_listen_fd = start_listener.get();
+  args.console_fd = spec.process->terminal ? console_fd : -1;
+  args.security = &security;
+  args.seccomp_listener_fd = seccomp_listener.get();
   args.parent_pid = ::getpid();
   args.intermediate = plan.joins_any();
   args.run_hooks_handshake = !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty();
@@ -200,6 +221,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   revert.add([&child] { kill_and_reap(child); });
   child_end.reset();
   start_listener.reset();
+  console.reset();
+  seccomp_listener.reset();
 
   if (args.wait_for_cgroup) {
     BH_CHECK(cgroup.add_process(child.pid));
@@ -259,7 +282,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
       BH_CHECK(dir.save(rec));
       if (!co.pid_file.empty()) BH_CHECK(write_file_atomic(co.pid_file, std::to_string(init.pid)));
       revert.commit();
-      return CreatedContainer{init.pid};
+      return CreatedContainer{init.pid, spec.process->terminal};
     }
     default:
       return failf("sync: unexpected message {} from container init", static_cast<int>(msg->type));

@@ -19,9 +19,11 @@
 #include "rootfs/masks.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/pivot.hpp"
+#include "runtime/console.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process_setup.hpp"
 #include "runtime/sync.hpp"
+#include "security/plan.hpp"
 
 #ifndef CLONE_NEWTIME
 #define CLONE_NEWTIME 0x00000080
@@ -49,6 +51,8 @@ void close_inherited_fds(const InitArgs &a) {
   };
   add(a.sync_fd);
   add(a.start_listen_fd);
+  add(a.console_fd);
+  add(a.seccomp_listener_fd);
   for (const auto &j : a.namespaces->joins) add(j.fd.get());
   std::sort(keep, keep + n);
   unsigned int from = static_cast<unsigned int>(3 + a.preserve_fds);
@@ -127,6 +131,7 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   const oci::Linux empty;
   const oci::Linux &lx = s.linux ? *s.linux : empty;
   root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
+  BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
   rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns};
   for (const auto &m : s.mounts) BH_CHECK(rootfs::mount_entry(ctx, m));
@@ -138,12 +143,10 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   return {};
 }
 
-Status apply_sysctls(const oci::Spec &s) {
+Status apply_sysctls(const oci::Spec &s, int proc_fd) {
   if (!s.linux || s.linux->sysctl.empty()) return {};
-  // We already live in the container's namespaces, so the host procfs shows their values.
-  UniqueFd proc(::open("/proc", O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!proc) return failf_errno("opening /proc for sysctls");
-  return ns::apply_sysctls(proc.get(), s.linux->sysctl);
+  // proc_fd is the verified private procfs; we already live in the container's namespaces.
+  return ns::apply_sysctls(proc_fd, s.linux->sysctl);
 }
 
 Status join_session_keyring(const InitArgs &a) {
@@ -160,9 +163,16 @@ Status prepare(const InitArgs &a, std::string &exe) {
   BH_CHECK(setup_namespaces(a));
   BH_CHECK(ns::set_hostname(s.hostname, s.domainname));
 
+  // Opened before any container-controlled mount exists: sysctls and LSM labels go only here.
+  UniqueFd proc = BH_TRY(security::open_private_procfs());
   UniqueFd root_fd;
   BH_CHECK(build_rootfs(a, root_fd));
-  BH_CHECK(apply_sysctls(s));
+  BH_CHECK(apply_sysctls(s, proc.get()));
+  UniqueFd pty_slave;
+  if (s.process->terminal) {
+    pty_slave = BH_TRY(setup_console(root_fd.get(), *s.process, a.console_fd));
+    ::close(a.console_fd);
+  }
 
   if (a.run_hooks_handshake) {
     BH_CHECK(send_msg(a.sync_fd, Msg::MountsReady));
@@ -183,11 +193,14 @@ Status prepare(const InitArgs &a, std::string &exe) {
   const oci::Process &p = *s.process;
   BH_CHECK(join_session_keyring(a));
   BH_CHECK(apply_rlimits(p));
-  BH_CHECK(apply_user(p));
-  if (p.no_new_privileges && ::prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
-    return failf_errno("setting no_new_privs");
+  BH_CHECK(security::apply_process_attributes(*a.security));
+  BH_CHECK(security::apply_lsm_labels(*a.security, proc.get()));
+  proc.reset();
+  BH_CHECK(security::apply_capabilities_and_user(*a.security, p.user));
+  BH_CHECK(security::set_no_new_privileges(*a.security));
   BH_CHECK(enter_cwd(p.cwd));
   exe = BH_TRY(find_executable(p));
+  if (pty_slave) BH_CHECK(make_controlling_terminal(std::move(pty_slave)));
   return {};
 }
 
@@ -242,6 +255,11 @@ void container_init(const InitArgs &a) {
   if (!hooks) report(hooks.error());
 
   reset_signals();
+  // The very last step before execve: the filter then only has to allow sendmsg (NOTIFY),
+  // capset (without no_new_privs) and execve itself.
+  auto confined = security::load_seccomp(*a.security, a.seccomp_listener_fd, state_json);
+  if (!confined) report(confined.error());
+  if (a.seccomp_listener_fd >= 0) ::close(a.seccomp_listener_fd);
   const oci::Process &p = *a.spec->process;
   std::vector<char *> argv, envp;
   for (const auto &s : p.args) argv.push_back(const_cast<char *>(s.c_str()));

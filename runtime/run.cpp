@@ -4,40 +4,47 @@
 #include <poll.h>
 #include <sys/prctl.h>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "bulkhead/runtime.hpp"
+#include "runtime/console.hpp"
 #include "runtime/container.hpp"
+#include "runtime/foreground.hpp"
 
 namespace bulkhead {
-
-namespace {
-
-constexpr int kForwarded[] = {SIGHUP, SIGINT, SIGQUIT, SIGTERM, SIGUSR1, SIGUSR2, SIGWINCH, SIGCONT};
-
-int exit_code(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-  return 255;
-}
-
-} // namespace
 
 Result<int> Runtime::run(const std::string &id, const CreateOptions &create, const RunOptions &run) {
   if (!run.detach && !run.no_subreaper) ::prctl(PR_SET_CHILD_SUBREAPER, 1);
   // Blocked before init exists so no signal is lost between start and the relay loop; init and
   // hooks reset their masks before exec.
-  sigset_t relay, old;
-  sigemptyset(&relay);
-  for (int s : kForwarded) sigaddset(&relay, s);
-  sigaddset(&relay, SIGCHLD);
+  sigset_t relay = runtime::foreground_signals(), old;
   if (!run.detach) ::sigprocmask(SIG_BLOCK, &relay, &old);
 
-  auto created = runtime::create_container(options_, id, create);
+  // A foreground run without --console-socket relays a terminal itself: init sends the pty
+  // master to this end of a socketpair.
+  UniqueFd console_ours, console_theirs;
+  if (!run.detach && create.console_socket.empty()) {
+    int sv[2];
+    if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("console socketpair");
+    console_ours.reset(sv[0]);
+    console_theirs.reset(sv[1]);
+  }
+  auto created = runtime::create_container(options_, id, create, console_theirs.get());
+  console_theirs.reset();
   if (!created) return tl::unexpected(created.error());
   pid_t pid = created->pid;
+  UniqueFd master;
+  if (created->terminal && console_ours) {
+    auto received = runtime::receive_fd(console_ours.get());
+    if (!received) {
+      (void)runtime::delete_container(options_, id, true);
+      return tl::unexpected(received.error());
+    }
+    master = std::move(*received);
+  }
   if (auto started = runtime::start_container(options_, id); !started) {
     (void)runtime::delete_container(options_, id, true);
     if (!run.detach) ::waitpid(pid, nullptr, WNOHANG);
@@ -45,28 +52,12 @@ Result<int> Runtime::run(const std::string &id, const CreateOptions &create, con
   }
   if (run.detach) return 0;
 
-  UniqueFd sfd(::signalfd(-1, &relay, SFD_CLOEXEC));
-  if (!sfd) return failf_errno("signalfd");
-  int status = 0;
-  for (;;) {
-    // As a subreaper we also reap orphans re-parented from the container.
-    int st = 0;
-    pid_t r = ::waitpid(-1, &st, WNOHANG);
-    if (r == pid) {
-      status = st;
-      break;
-    }
-    if (r > 0) continue;
-    if (r < 0 && errno == ECHILD) break;
-    struct signalfd_siginfo si {};
-    ssize_t n = ::read(sfd.get(), &si, sizeof si);
-    if (n != sizeof si) continue;
-    if (si.ssi_signo != SIGCHLD) ::kill(pid, static_cast<int>(si.ssi_signo));
-  }
+  auto status = runtime::wait_foreground(pid, std::move(master), relay);
+  if (!status) return tl::unexpected(status.error());
   auto removed = runtime::delete_container(options_, id, true);
   if (!removed) runtime::log_warning(options_, removed.error().text());
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
-  return exit_code(status);
+  return runtime::exit_code(*status);
 }
 
 } // namespace bulkhead

@@ -4,6 +4,7 @@
 // (a multithreaded embedder spawns a helper process for them). Every call returns a Result.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
@@ -36,6 +37,28 @@ struct RunOptions {
   bool no_subreaper = false;
 };
 
+// `exec`: either a full process JSON (process_file) or args plus overrides of the container's own
+// process settings. Defaults (env, cwd, user, capabilities, seccomp, ...) come from the config the
+// container was created with.
+struct ExecOptions {
+  std::string process_file;
+  std::vector<std::string> args;
+  bool tty = false;
+  std::string cwd;
+  std::vector<std::string> env;        // KEY=VALUE, replacing the container's value of KEY
+  std::string user;                    // "uid[:gid]"
+  std::vector<uint32_t> additional_gids;
+  std::vector<std::string> caps;       // added to the bounding, effective and permitted sets
+  bool no_new_privs = false;
+  std::string apparmor;
+  std::string process_label;
+  bool detach = false;
+  std::string pid_file;
+  std::string console_socket;
+  int preserve_fds = 0;
+  bool ignore_paused = false;
+};
+
 struct DeleteOptions {
   bool force = false;
 };
@@ -54,6 +77,9 @@ public:
   // returns the exit status (128+N when killed by signal N).
   Result<int> run(const std::string &id, const CreateOptions &create, const RunOptions &run);
   Result<std::vector<oci::State>> list();
+  // Runs a process inside a running container (every namespace, the cgroup and the confinement).
+  // Returns its exit status, or 0 with detach.
+  Result<int> exec(const std::string &id, const ExecOptions &options);
 
   const RuntimeOptions &options() const { return options_; }
 

@@ -1,0 +1,278 @@
+// `exec`: a new process inside a running container.
+//
+// | # | actor  | work                                                        | message               |
+// |---|--------|-------------------------------------------------------------|-----------------------|
+// | 1 | parent | lock+load record and the config snapshot, build the process,|                       |
+// |   |        | compile its security plan, pidfd of init (verified start    |                       |
+// |   |        | time), setns(pidfd, CLONE_NEWPID) for its children          |                       |
+// | 2 | parent | clone3(CLONE_INTO_CGROUP = the container's cgroup)          | sync socket inherited |
+// | 3 | child  | setns(pidfd, every other namespace that differs), private   | Error(text) on any    |
+// |   |        | procfs, attributes, LSM, rlimits, pty, user+caps, cwd,      | failure, then exit    |
+// |   |        | executable lookup, seccomp                                  |                       |
+// | 4 | child  | execve: the CLOEXEC sync socket closes                      | parent sees EOF: ok   |
+// | 5 | parent | detach: pid file and return; else relay signals/pty, reap   |                       |
+#include <algorithm>
+#include <csignal>
+#include <fcntl.h>
+#include <linux/close_range.h>
+#include <linux/sched.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bulkhead/io.hpp"
+#include "bulkhead/runtime.hpp"
+#include "oci/parse.hpp"
+#include "rootfs/safe_path.hpp"
+#include "runtime/console.hpp"
+#include "runtime/container.hpp"
+#include "runtime/foreground.hpp"
+#include "runtime/process_setup.hpp"
+#include "runtime/sync.hpp"
+#include "security/plan.hpp"
+
+#ifndef CLONE_NEWTIME
+#define CLONE_NEWTIME 0x00000080
+#endif
+
+namespace bulkhead::runtime {
+
+namespace {
+
+Result<uint32_t> parse_id(const std::string &text, const char *what) {
+  char *end = nullptr;
+  errno = 0;
+  unsigned long v = std::strtoul(text.c_str(), &end, 10);
+  if (text.empty() || *end || errno || v > UINT32_MAX) return failf("--user: invalid {} {:?}", what, text);
+  return static_cast<uint32_t>(v);
+}
+
+void set_env(std::vector<std::string> &env, const std::string &kv) {
+  auto key = kv.substr(0, kv.find('=') + 1);
+  for (auto &e : env)
+    if (e.rfind(key, 0) == 0) {
+      e = kv;
+      return;
+    }
+  env.push_back(kv);
+}
+
+Result<oci::Process> build_process(const oci::Spec &spec, const ExecOptions &o) {
+  if (!o.process_file.empty()) {
+    std::string text = BH_TRY(read_file(o.process_file));
+    oci::Process p = BH_TRY(context(oci::parse_process(text), o.process_file));
+    if (p.args.empty()) return failf("{}: args: must be a non-empty array", o.process_file);
+    return p;
+  }
+  if (o.args.empty()) return fail("exec: a command to run (or --process) is required");
+  oci::Process p = *spec.process;
+  p.args = o.args;
+  p.terminal = o.tty;
+  p.console_size.reset();
+  if (!o.cwd.empty()) p.cwd = o.cwd;
+  for (const auto &kv : o.env) {
+    if (kv.find('=') == std::string::npos) return failf("--env {:?}: expected KEY=VALUE", kv);
+    set_env(p.env, kv);
+  }
+  if (!o.user.empty()) {
+    auto colon = o.user.find(':');
+    p.user.uid = BH_TRY(parse_id(o.user.substr(0, colon), "uid"));
+    if (colon != std::string::npos) p.user.gid = BH_TRY(parse_id(o.user.substr(colon + 1), "gid"));
+  }
+  if (!o.additional_gids.empty()) p.user.additional_gids = o.additional_gids;
+  if (!o.caps.empty()) {
+    if (!p.capabilities) p.capabilities = oci::Capabilities{};
+    for (const auto &c : o.caps)
+      for (auto *set : {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted})
+        set->push_back(c);
+  }
+  if (o.no_new_privs) p.no_new_privileges = true;
+  if (!o.apparmor.empty()) p.apparmor_profile = o.apparmor;
+  if (!o.process_label.empty()) p.selinux_label = o.process_label;
+  return p;
+}
+
+// Namespaces of init that differ from ours: setns into one's own user namespace is an error.
+Result<int> namespaces_to_join(pid_t pid) {
+  static constexpr std::pair<const char *, int> kinds[] = {
+      {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS},        {"pid", CLONE_NEWPID},
+      {"net", CLONE_NEWNET},   {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
+      {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+  };
+  int flags = 0;
+  for (const auto &[name, flag] : kinds) {
+    struct stat ours {}, theirs {};
+    auto path = fmt::format("/proc/{}/ns/{}", pid, name);
+    if (::stat(fmt::format("/proc/self/ns/{}", name).c_str(), &ours) < 0) continue; // kernel lacks it
+    if (::stat(path.c_str(), &theirs) < 0) return failf_errno("reading {}", path);
+    if (ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) flags |= flag;
+  }
+  return flags;
+}
+
+struct ExecChild {
+  const oci::Process *process;
+  const security::SecurityPlan *security;
+  int pidfd;
+  int join_flags;
+  int sync_fd;
+  int console_fd;
+  int preserve_fds;
+};
+
+Status prepare_exec(const ExecChild &c, std::string &exe) {
+  int rest = c.join_flags & ~CLONE_NEWPID;
+  if (rest && ::setns(c.pidfd, rest) < 0) return failf_errno("joining the container's namespaces ({:#x})", rest);
+  if ((c.join_flags & CLONE_NEWUSER) && (::setresgid(0, 0, 0) < 0 || ::setresuid(0, 0, 0) < 0))
+    return failf_errno("becoming root in the container's user namespace");
+  UniqueFd proc = BH_TRY(security::open_private_procfs());
+  BH_CHECK(security::apply_process_attributes(*c.security));
+  BH_CHECK(security::apply_lsm_labels(*c.security, proc.get()));
+  const oci::Process &p = *c.process;
+  BH_CHECK(apply_rlimits(p));
+  UniqueFd slave;
+  if (p.terminal) {
+    UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root) return failf_errno("opening the container root");
+    slave = BH_TRY(open_pty(root.get(), p, c.console_fd));
+  }
+  BH_CHECK(security::apply_capabilities_and_user(*c.security, p.user));
+  BH_CHECK(security::set_no_new_privileges(*c.security));
+  BH_CHECK(enter_cwd(p.cwd.empty() ? "/" : p.cwd));
+  exe = BH_TRY(find_executable(p));
+  if (slave) BH_CHECK(make_controlling_terminal(std::move(slave)));
+  return {};
+}
+
+[[noreturn]] void exec_child(const ExecChild &c) {
+  ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+  ::prctl(PR_SET_DUMPABLE, 0);
+  // Only stdio, --preserve-fds and our own (CLOEXEC) sockets survive.
+  int keep[3] = {c.sync_fd, c.console_fd, c.pidfd};
+  std::sort(keep, keep + 3);
+  unsigned int from = static_cast<unsigned int>(3 + c.preserve_fds);
+  for (int fd : keep) {
+    if (fd < 0 || static_cast<unsigned int>(fd) < from) continue;
+    if (static_cast<unsigned int>(fd) > from) ::syscall(SYS_close_range, from, fd - 1, 0);
+    from = static_cast<unsigned int>(fd) + 1;
+  }
+  ::syscall(SYS_close_range, from, ~0U, 0);
+
+  std::string exe;
+  auto ready = prepare_exec(c, exe);
+  if (!ready) {
+    send_error(c.sync_fd, ready.error());
+    ::_exit(1);
+  }
+  reset_signals();
+  auto confined = security::load_seccomp(*c.security, -1, "");
+  if (!confined) {
+    send_error(c.sync_fd, confined.error());
+    ::_exit(1);
+  }
+  std::vector<char *> argv, envp;
+  for (const auto &s : c.process->args) argv.push_back(const_cast<char *>(s.c_str()));
+  argv.push_back(nullptr);
+  for (const auto &s : c.process->env) envp.push_back(const_cast<char *>(s.c_str()));
+  envp.push_back(nullptr);
+  ::execve(exe.c_str(), argv.data(), envp.data());
+  send_error(c.sync_fd, Error{errno, fmt::format("exec {:?}", exe)});
+  ::_exit(127);
+}
+
+} // namespace
+
+Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, const ExecOptions &o) {
+  StateStore store(ro.root);
+  ContainerDir dir = BH_TRY(store.open(id));
+  ContainerRecord rec = BH_TRY(dir.load());
+  auto status = compute_status(dir, rec);
+  if (status == "paused" && !o.ignore_paused)
+    return failf("container {:?} is paused: resume it first (or pass --ignore-paused)", id);
+  if (status != "running" && status != "created" && status != "paused")
+    return failf("cannot exec in container {:?}: it is {}", id, status);
+
+  std::string config_text = BH_TRY(read_file_at(dir.fd(), "config.json"));
+  oci::Spec spec = BH_TRY(context(oci::parse_spec(config_text), dir.path() + "/config.json"));
+  spec.process = BH_TRY(build_process(spec, o));
+  if (spec.process->terminal && o.console_socket.empty() && o.detach)
+    return fail("exec --tty --detach needs --console-socket");
+  security::SecurityPlan plan =
+      BH_TRY(security::prepare_security(spec, [&ro](const std::string &m) { log_warning(ro, m); }));
+
+  UniqueFd pidfd = BH_TRY(open_pidfd(rec.init));
+  int join = BH_TRY(namespaces_to_join(rec.init.pid));
+  UniqueFd cgroup_fd;
+  if (!rec.cgroup_path.empty()) {
+    cgroup_fd.reset(::open((rec.cgroup_mount + rec.cgroup_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    if (!cgroup_fd) return failf_errno("opening cgroup {}", rec.cgroup_mount + rec.cgroup_path);
+  }
+
+  int sv[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("sync socketpair");
+  UniqueFd parent_end(sv[0]), child_end(sv[1]);
+  UniqueFd console_ours, console_theirs;
+  if (spec.process->terminal) {
+    if (!o.console_socket.empty()) {
+      console_theirs = BH_TRY(connect_console_socket(o.console_socket));
+    } else {
+      int cv[2];
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0) return failf_errno("console socketpair");
+      console_ours.reset(cv[0]);
+      console_theirs.reset(cv[1]);
+    }
+  }
+
+  // Our children are born in the container's pid namespace; we stay where we are.
+  if ((join & CLONE_NEWPID) && ::setns(pidfd.get(), CLONE_NEWPID) < 0)
+    return failf_errno("joining the pid namespace of container {:?}", id);
+  sigset_t relay = foreground_signals(), old;
+  if (!o.detach) {
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+    ::sigprocmask(SIG_BLOCK, &relay, &old);
+  }
+  struct clone_args ca {};
+  ca.exit_signal = SIGCHLD;
+  if (cgroup_fd) {
+    ca.flags = CLONE_INTO_CGROUP;
+    ca.cgroup = static_cast<uint64_t>(cgroup_fd.get());
+  }
+  ExecChild child{&*spec.process, &plan, pidfd.get(), join, child_end.get(), console_theirs.get(), o.preserve_fds};
+  dir = ContainerDir(); // never hold the container lock across a user process
+  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &ca, sizeof ca));
+  if (pid < 0) return failf_errno("clone of the exec process");
+  if (pid == 0) {
+    parent_end.reset();
+    exec_child(child);
+  }
+  child_end.reset();
+  console_theirs.reset();
+
+  auto msg = recv_msg(parent_end.get());
+  if (msg) { // anything but EOF means the process never reached execve
+    int st = 0;
+    ::waitpid(pid, &st, 0);
+    if (msg->type == Msg::Error) return fail(msg->payload, msg->code);
+    return failf("exec: unexpected message {}", static_cast<int>(msg->type));
+  }
+  UniqueFd master;
+  if (console_ours) master = BH_TRY(receive_fd(console_ours.get()));
+  if (!o.pid_file.empty()) BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
+  if (o.detach) return 0;
+  auto st = BH_TRY(wait_foreground(pid, std::move(master), relay));
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return exit_code(st);
+}
+
+} // namespace bulkhead::runtime
+
+namespace bulkhead {
+
+Result<int> Runtime::exec(const std::string &id, const ExecOptions &options) {
+  return runtime::exec_in_container(options_, id, options);
+}
+
+} // namespace bulkhead
