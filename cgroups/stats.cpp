@@ -167,7 +167,7 @@ namespace bulkhead {
 
 namespace {
 
-using nlohmann::json;
+using json = nlohmann::ordered_json;
 
 // Go's encoding/json `omitempty` on numbers: the member is left out when zero.
 void put_nonzero(json &j, const char *key, uint64_t v) {

@@ -4,6 +4,7 @@
 
 #include "bulkhead/runtime.hpp"
 #include "cli/argv.hpp"
+#include "cli/cgroup_commands.hpp"
 #include "cli/commands.hpp"
 #include "cli/logger.hpp"
 #include "oci/state.hpp"
@@ -52,10 +53,13 @@ int main(int argc, char **argv) {
   app.require_subcommand(0, 1);
   cli::Commands commands;
   commands.add_to(app);
+  cli::CgroupCommands cgroup_commands;
+  cgroup_commands.add_to(app);
 
   std::vector<std::string> args(argv + 1, argv + argc);
   args = cli::normalize_single_dash(args, long_option_names(app));
   commands.exec_opts.args = cli::split_exec_command(args, value_flag_names(app));
+  cgroup_commands.ps_args = cli::split_ps_args(args, value_flag_names(app));
   std::reverse(args.begin(), args.end());
   try {
     app.parse(args);
@@ -84,5 +88,6 @@ int main(int argc, char **argv) {
   opts.root = root;
   opts.log = [&logger](LogLevel l, const std::string &m) { logger.log(l, m); };
   Runtime rt(opts);
+  if (auto code = cgroup_commands.dispatch(rt, logger)) return *code;
   return commands.dispatch(rt, logger);
 }

@@ -624,6 +624,11 @@ Result<Process> parse_process(std::string_view text) {
   return read_document<Process>(j, "process");
 }
 
+Result<Resources> parse_resources(std::string_view text) {
+  json j = BH_TRY(parse_json(text));
+  return read_document<Resources>(j, "resources");
+}
+
 nlohmann::json hooks_to_json(const Hooks &hooks) {
   json out = json::object();
   for (const auto &[name, list] : kHookLists) {

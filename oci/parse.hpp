@@ -18,6 +18,8 @@ Result<Spec> parse_spec(std::string_view json);
 Result<Spec> load_bundle_spec(const std::string &bundle);
 // A process object alone (exec --process FILE).
 Result<Process> parse_process(std::string_view json);
+// A LinuxResources object alone (update --resources FILE).
+Result<Resources> parse_resources(std::string_view json);
 
 // Hooks are persisted in the state directory so start/delete run exactly what create saw.
 nlohmann::json hooks_to_json(const Hooks &hooks);

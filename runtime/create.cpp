@@ -8,7 +8,8 @@
 // | # | actor        | work                                              | message -> reply                        |
 // |---|--------------|---------------------------------------------------|-----------------------------------------|
 // | 1 | parent       | validate id+config, mkdir+flock state dir, create |                                         |
-// |   |              | cgroup, open namespace paths, bind start.sock     |                                         |
+// |   |              | cgroup (+resources, device eBPF), open namespace  |                                         |
+// |   |              | paths, bind start.sock                            |                                         |
 // | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
 // | 2a| parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues                   |
 // | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
@@ -40,6 +41,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
 #include "cgroups/cgroup.hpp"
+#include "cgroups/resources.hpp"
 #include "namespaces/id_maps.hpp"
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
@@ -161,9 +163,13 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
     cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
     revert.add([cgroup] { (void)cgroup.destroy(); });
+    // Limits and the device filter hold before any process enters the cgroup.
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
     cgroup_fd = BH_TRY(cgroup.open_dir());
     rec.cgroup_mount = *mount;
     rec.cgroup_path = path;
+  } else if (cgroups::requests_controllers(spec.linux->resources)) {
+    return failf("linux.resources: {}", mount.error().text());
   } else {
     log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
   }

@@ -178,6 +178,8 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   argv.push_back(nullptr);
   for (const auto &s : c.process->env) envp.push_back(const_cast<char *>(s.c_str()));
   envp.push_back(nullptr);
+  // PDEATHSIG survives execve: the process must outlive a detached (or killed) `exec`.
+  ::prctl(PR_SET_PDEATHSIG, 0);
   ::execve(exe.c_str(), argv.data(), envp.data());
   send_error(c.sync_fd, Error{errno, fmt::format("exec {:?}", exe)});
   ::_exit(127);

@@ -28,13 +28,17 @@ Status apply_lsm_labels(const SecurityPlan &plan, int proc_fd) {
     // Takes effect at the next execve. The LSM-specific file exists since Linux 5.1.
     auto text = "exec " + plan.apparmor_profile;
     auto r = write_procfs(proc_fd, "thread-self/attr/apparmor/exec", text);
-    if (!r && r.error().code == ENOENT) r = write_procfs(proc_fd, "thread-self/attr/exec", text);
-    if (!r) return tl::unexpected(with_context(r.error(), "applying AppArmor profile " + plan.apparmor_profile));
+    if (!r && r.error().code == ENOENT)
+      r = write_procfs(proc_fd, "thread-self/attr/exec", text);
+    if (!r)
+      return tl::unexpected(with_context(r.error(), "applying AppArmor profile " + plan.apparmor_profile));
   }
   if (!plan.selinux_label.empty()) {
     auto r = write_procfs(proc_fd, "thread-self/attr/selinux/exec", plan.selinux_label);
-    if (!r && r.error().code == ENOENT) r = write_procfs(proc_fd, "thread-self/attr/exec", plan.selinux_label);
-    if (!r) return tl::unexpected(with_context(r.error(), "applying SELinux label " + plan.selinux_label));
+    if (!r && r.error().code == ENOENT)
+      r = write_procfs(proc_fd, "thread-self/attr/exec", plan.selinux_label);
+    if (!r)
+      return tl::unexpected(with_context(r.error(), "applying SELinux label " + plan.selinux_label));
   }
   return {};
 }

@@ -12,7 +12,8 @@ namespace bulkhead::security {
 
 Status check_special_mount_destinations(int root_fd, const oci::Spec &spec) {
   for (const auto &m : spec.mounts) {
-    if (m.type != "proc" && m.type != "sysfs") continue;
+    if (m.type != "proc" && m.type != "sysfs")
+      continue;
     struct open_how how {};
     how.flags = O_PATH | O_CLOEXEC;
     how.resolve = RESOLVE_IN_ROOT | RESOLVE_NO_SYMLINKS | RESOLVE_NO_MAGICLINKS;

@@ -20,13 +20,17 @@ Result<SecurityPlan> prepare_security(const oci::Spec &spec, const WarnFn &warn)
   SecurityPlan plan;
   if (spec.process) {
     const oci::Process &p = *spec.process;
-    if (p.capabilities) plan.capabilities = BH_TRY(resolve_capabilities(*p.capabilities, warn));
+    if (p.capabilities)
+      plan.capabilities = BH_TRY(resolve_capabilities(*p.capabilities, warn));
     plan.no_new_privileges = p.no_new_privileges;
-    if (p.io_priority) plan.io_priority = BH_TRY(resolve_io_priority(*p.io_priority));
-    if (p.scheduler) plan.scheduler = BH_TRY(resolve_scheduler(*p.scheduler));
+    if (p.io_priority)
+      plan.io_priority = BH_TRY(resolve_io_priority(*p.io_priority));
+    if (p.scheduler)
+      plan.scheduler = BH_TRY(resolve_scheduler(*p.scheduler));
     if (!p.apparmor_profile.empty()) {
       if (!apparmor_enabled())
-        return failf("process.apparmorProfile {:?}: AppArmor is not enabled on this host", p.apparmor_profile);
+        return failf("process.apparmorProfile {:?}: AppArmor is not enabled on this host",
+                     p.apparmor_profile);
       plan.apparmor_profile = p.apparmor_profile;
     }
     if (!p.selinux_label.empty()) {
@@ -40,23 +44,29 @@ Result<SecurityPlan> prepare_security(const oci::Spec &spec, const WarnFn &warn)
     if (!l.mount_label.empty()) {
       if (!selinux_enabled())
         return failf("linux.mountLabel {:?}: SELinux is not enabled on this host", l.mount_label);
-      if (warn) warn("linux.mountLabel: mount labels are not applied yet");
+      if (warn)
+        warn("linux.mountLabel: mount labels are not applied yet");
     }
-    if (l.personality) plan.personality = BH_TRY(resolve_personality(*l.personality));
-    if (l.seccomp) plan.seccomp = BH_TRY(compile_seccomp(*l.seccomp, warn));
+    if (l.personality)
+      plan.personality = BH_TRY(resolve_personality(*l.personality));
+    if (l.seccomp)
+      plan.seccomp = BH_TRY(compile_seccomp(*l.seccomp, warn));
   }
   return plan;
 }
 
 Result<UniqueFd> connect_listener(const SecurityPlan &plan) {
-  if (!plan.seccomp || !plan.seccomp->notify) return UniqueFd{};
+  if (!plan.seccomp || !plan.seccomp->notify)
+    return UniqueFd{};
   const std::string &path = plan.seccomp->listener_path;
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return failf("linux.seccomp.listenerPath {:?}: too long", path);
+  if (path.size() >= sizeof addr.sun_path)
+    return failf("linux.seccomp.listenerPath {:?}: too long", path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return failf_errno("seccomp listener socket");
+  if (!s)
+    return failf_errno("seccomp listener socket");
   if (::connect(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
     return failf_errno("linux.seccomp.listenerPath: connecting to {}", path);
   return s;
@@ -77,7 +87,8 @@ std::string process_state(const SeccompPlan &s, const std::string &state_json) {
   msg["ociVersion"] = state.is_object() && state.contains("ociVersion") ? state["ociVersion"] : "1.2.0";
   msg["fds"] = nlohmann::json::array({"seccompFd"});
   msg["pid"] = ::getpid();
-  if (state.is_object() && state.contains("pid")) msg["pid"] = state["pid"];
+  if (state.is_object() && state.contains("pid"))
+    msg["pid"] = state["pid"];
   msg["metadata"] = s.listener_metadata;
   msg["state"] = state.is_object() ? state : nlohmann::json::object();
   return msg.dump();
@@ -101,24 +112,28 @@ Status send_notify_fd(int sock, int notify_fd, const std::string &payload) {
   ssize_t n;
   while ((n = ::sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
   }
-  if (n < 0) return failf_errno("seccomp: sending the notify fd to {}", "listenerPath");
+  if (n < 0)
+    return failf_errno("seccomp: sending the notify fd to {}", "listenerPath");
   return {};
 }
 
 } // namespace
 
 Status load_seccomp(const SecurityPlan &plan, int listener_fd, const std::string &state_json) {
-  if (!plan.seccomp) return {};
+  if (!plan.seccomp)
+    return {};
   const SeccompPlan &s = *plan.seccomp;
   // Everything that allocates happens before the filter exists.
   std::string payload = s.notify ? process_state(s, state_json) : std::string();
-  if (s.notify && listener_fd < 0) return fail("seccomp: SCMP_ACT_NOTIFY without a connected listener");
+  if (s.notify && listener_fd < 0)
+    return fail("seccomp: SCMP_ACT_NOTIFY without a connected listener");
   struct sock_fprog prog {};
   prog.len = static_cast<unsigned short>(s.bpf.size());
   prog.filter = const_cast<sock_filter *>(s.bpf.data());
   long fd = ::syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, s.flags, &prog);
   if (fd < 0) {
-    if (errno == EINVAL) return failf_errno("loading the seccomp filter (flags {:#x} not supported?)", s.flags);
+    if (errno == EINVAL)
+      return failf_errno("loading the seccomp filter (flags {:#x} not supported?)", s.flags);
     return failf_errno("loading the seccomp filter");
   }
   BH_CHECK(finish_capabilities(plan));

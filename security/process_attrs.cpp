@@ -23,10 +23,12 @@ struct SchedAttr {
   uint32_t sched_util_min, sched_util_max;
 };
 
-template <class T> Result<T> lookup(const std::map<std::string, T, std::less<>> &table, const std::string &name,
-                                    const char *what) {
+template <class T>
+Result<T> lookup(const std::map<std::string, T, std::less<>> &table, const std::string &name,
+                 const char *what) {
   auto it = table.find(name);
-  if (it == table.end()) return failf("{}: unknown value {:?}", what, name);
+  if (it == table.end())
+    return failf("{}: unknown value {:?}", what, name);
   return it->second;
 }
 
@@ -49,13 +51,15 @@ Result<unsigned long> resolve_personality(const oci::Personality &p) {
       {"ADDR_LIMIT_3GB", ADDR_LIMIT_3GB},
   };
   unsigned long v = BH_TRY(lookup(domains, p.domain, "linux.personality.domain"));
-  for (const auto &f : p.flags) v |= BH_TRY(lookup(flags, f, "linux.personality.flags"));
+  for (const auto &f : p.flags)
+    v |= BH_TRY(lookup(flags, f, "linux.personality.flags"));
   return v;
 }
 
 Result<int> resolve_io_priority(const oci::IoPriority &p) {
-  static const std::map<std::string, int, std::less<>> classes = {
-      {"IOPRIO_CLASS_RT", IOPRIO_CLASS_RT}, {"IOPRIO_CLASS_BE", IOPRIO_CLASS_BE}, {"IOPRIO_CLASS_IDLE", IOPRIO_CLASS_IDLE}};
+  static const std::map<std::string, int, std::less<>> classes = {{"IOPRIO_CLASS_RT", IOPRIO_CLASS_RT},
+                                                                  {"IOPRIO_CLASS_BE", IOPRIO_CLASS_BE},
+                                                                  {"IOPRIO_CLASS_IDLE", IOPRIO_CLASS_IDLE}};
   int klass = BH_TRY(lookup(classes, p.klass, "process.ioPriority.class"));
   if (p.priority < 0 || p.priority > 7)
     return failf("process.ioPriority.priority: {} is out of range (0-7)", p.priority);
@@ -64,25 +68,32 @@ Result<int> resolve_io_priority(const oci::IoPriority &p) {
 
 Result<SchedulerPlan> resolve_scheduler(const oci::Scheduler &s) {
   static const std::map<std::string, uint32_t, std::less<>> policies = {
-      {"SCHED_OTHER", SCHED_NORMAL}, {"SCHED_FIFO", SCHED_FIFO},   {"SCHED_RR", SCHED_RR},
-      {"SCHED_BATCH", SCHED_BATCH},  {"SCHED_ISO", 4},             {"SCHED_IDLE", SCHED_IDLE},
+      {"SCHED_OTHER", SCHED_NORMAL},     {"SCHED_FIFO", SCHED_FIFO}, {"SCHED_RR", SCHED_RR},
+      {"SCHED_BATCH", SCHED_BATCH},      {"SCHED_ISO", 4},           {"SCHED_IDLE", SCHED_IDLE},
       {"SCHED_DEADLINE", SCHED_DEADLINE}};
   static const std::map<std::string, uint64_t, std::less<>> flags = {
-      {"SCHED_FLAG_RESET_ON_FORK", SCHED_FLAG_RESET_ON_FORK}, {"SCHED_FLAG_RECLAIM", SCHED_FLAG_RECLAIM},
-      {"SCHED_FLAG_DL_OVERRUN", SCHED_FLAG_DL_OVERRUN},       {"SCHED_FLAG_KEEP_POLICY", SCHED_FLAG_KEEP_POLICY},
-      {"SCHED_FLAG_KEEP_PARAMS", SCHED_FLAG_KEEP_PARAMS},     {"SCHED_FLAG_UTIL_CLAMP_MIN", SCHED_FLAG_UTIL_CLAMP_MIN},
+      {"SCHED_FLAG_RESET_ON_FORK", SCHED_FLAG_RESET_ON_FORK},
+      {"SCHED_FLAG_RECLAIM", SCHED_FLAG_RECLAIM},
+      {"SCHED_FLAG_DL_OVERRUN", SCHED_FLAG_DL_OVERRUN},
+      {"SCHED_FLAG_KEEP_POLICY", SCHED_FLAG_KEEP_POLICY},
+      {"SCHED_FLAG_KEEP_PARAMS", SCHED_FLAG_KEEP_PARAMS},
+      {"SCHED_FLAG_UTIL_CLAMP_MIN", SCHED_FLAG_UTIL_CLAMP_MIN},
       {"SCHED_FLAG_UTIL_CLAMP_MAX", SCHED_FLAG_UTIL_CLAMP_MAX}};
   SchedulerPlan p;
   p.policy = BH_TRY(lookup(policies, s.policy, "process.scheduler.policy"));
-  for (const auto &f : s.flags) p.flags |= BH_TRY(lookup(flags, f, "process.scheduler.flags"));
-  if (s.nice < -20 || s.nice > 19) return failf("process.scheduler.nice: {} is out of range (-20..19)", s.nice);
-  if (s.priority < 0) return failf("process.scheduler.priority: {} must not be negative", s.priority);
+  for (const auto &f : s.flags)
+    p.flags |= BH_TRY(lookup(flags, f, "process.scheduler.flags"));
+  if (s.nice < -20 || s.nice > 19)
+    return failf("process.scheduler.nice: {} is out of range (-20..19)", s.nice);
+  if (s.priority < 0)
+    return failf("process.scheduler.priority: {} must not be negative", s.priority);
   bool realtime = p.policy == SCHED_FIFO || p.policy == SCHED_RR;
   if (realtime && (s.priority < 1 || s.priority > 99))
     return failf("process.scheduler.priority: {} must be 1-99 for {}", s.priority, s.policy);
   if (!realtime && s.priority != 0)
     return failf("process.scheduler.priority: must be 0 for {}", s.policy);
-  if (p.policy == SCHED_DEADLINE && (s.runtime == 0 || s.runtime > s.deadline || (s.period && s.deadline > s.period)))
+  if (p.policy == SCHED_DEADLINE &&
+      (s.runtime == 0 || s.runtime > s.deadline || (s.period && s.deadline > s.period)))
     return fail("process.scheduler: SCHED_DEADLINE needs 0 < runtime <= deadline <= period");
   p.nice = s.nice;
   p.priority = static_cast<uint32_t>(s.priority);
@@ -99,7 +110,7 @@ Status apply_process_attributes(const SecurityPlan &plan) {
     return failf_errno("setting I/O priority {:#x}", *plan.io_priority);
   if (plan.scheduler) {
     const SchedulerPlan &s = *plan.scheduler;
-    SchedAttr attr {};
+    SchedAttr attr{};
     attr.size = sizeof attr;
     attr.sched_policy = s.policy;
     attr.sched_flags = s.flags;
@@ -108,7 +119,8 @@ Status apply_process_attributes(const SecurityPlan &plan) {
     attr.sched_runtime = s.runtime;
     attr.sched_deadline = s.deadline;
     attr.sched_period = s.period;
-    if (::syscall(SYS_sched_setattr, 0, &attr, 0) < 0) return failf_errno("setting scheduler policy {}", s.policy);
+    if (::syscall(SYS_sched_setattr, 0, &attr, 0) < 0)
+      return failf_errno("setting scheduler policy {}", s.policy);
   }
   return {};
 }

@@ -21,34 +21,44 @@ namespace {
 struct ScmpCtx {
   scmp_filter_ctx ctx = nullptr;
   ~ScmpCtx() {
-    if (ctx) seccomp_release(ctx);
+    if (ctx)
+      seccomp_release(ctx);
   }
 };
 
 Result<scmp_compare> compare_op(const std::string &op) {
   static const std::map<std::string, scmp_compare, std::less<>> ops = {
-      {"SCMP_CMP_NE", SCMP_CMP_NE}, {"SCMP_CMP_LT", SCMP_CMP_LT}, {"SCMP_CMP_LE", SCMP_CMP_LE},
-      {"SCMP_CMP_EQ", SCMP_CMP_EQ}, {"SCMP_CMP_GE", SCMP_CMP_GE}, {"SCMP_CMP_GT", SCMP_CMP_GT},
+      {"SCMP_CMP_NE", SCMP_CMP_NE},
+      {"SCMP_CMP_LT", SCMP_CMP_LT},
+      {"SCMP_CMP_LE", SCMP_CMP_LE},
+      {"SCMP_CMP_EQ", SCMP_CMP_EQ},
+      {"SCMP_CMP_GE", SCMP_CMP_GE},
+      {"SCMP_CMP_GT", SCMP_CMP_GT},
       {"SCMP_CMP_MASKED_EQ", SCMP_CMP_MASKED_EQ},
   };
   auto it = ops.find(op);
-  if (it == ops.end()) return failf("unknown operator {:?}", op);
+  if (it == ops.end())
+    return failf("unknown operator {:?}", op);
   return it->second;
 }
 
 std::string lower_without_prefix(const std::string &name, std::string_view prefix) {
   std::string s = name.substr(prefix.size());
-  for (char &c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  for (char &c : s)
+    c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
   return s;
 }
 
 Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
   // seccomp_export_bpf only writes to an fd: a memfd keeps the program in memory.
   UniqueFd mem(::memfd_create("bulkhead-seccomp", MFD_CLOEXEC));
-  if (!mem) return failf_errno("seccomp: memfd_create");
+  if (!mem)
+    return failf_errno("seccomp: memfd_create");
   int rc = seccomp_export_bpf(ctx, mem.get());
-  if (rc < 0) return fail("seccomp: exporting the BPF program", -rc);
-  if (::lseek(mem.get(), 0, SEEK_SET) < 0) return failf_errno("seccomp: lseek");
+  if (rc < 0)
+    return fail("seccomp: exporting the BPF program", -rc);
+  if (::lseek(mem.get(), 0, SEEK_SET) < 0)
+    return failf_errno("seccomp: lseek");
   std::string bytes = BH_TRY(read_fd(mem.get(), "seccomp BPF"));
   if (bytes.empty() || bytes.size() % sizeof(sock_filter) != 0)
     return failf("seccomp: exported program has a bad size ({} bytes)", bytes.size());
@@ -64,34 +74,50 @@ Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
 
 Result<uint32_t> seccomp_action(const std::string &name, const std::optional<uint32_t> &errno_ret) {
   bool takes_errno = name == "SCMP_ACT_ERRNO" || name == "SCMP_ACT_TRACE";
-  if (errno_ret && !takes_errno) return failf("errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {}", name);
-  if (errno_ret && *errno_ret > 0xffff) return failf("errnoRet {} is out of range (0-65535)", *errno_ret);
+  if (errno_ret && !takes_errno)
+    return failf("errnoRet is only valid with SCMP_ACT_ERRNO or SCMP_ACT_TRACE, not {}", name);
+  if (errno_ret && *errno_ret > 0xffff)
+    return failf("errnoRet {} is out of range (0-65535)", *errno_ret);
   uint16_t ret = errno_ret ? static_cast<uint16_t>(*errno_ret) : static_cast<uint16_t>(EPERM);
-  if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD") return SCMP_ACT_KILL_THREAD;
-  if (name == "SCMP_ACT_KILL_PROCESS") return SCMP_ACT_KILL_PROCESS;
-  if (name == "SCMP_ACT_TRAP") return SCMP_ACT_TRAP;
-  if (name == "SCMP_ACT_ERRNO") return SCMP_ACT_ERRNO(ret);
-  if (name == "SCMP_ACT_TRACE") return SCMP_ACT_TRACE(ret);
-  if (name == "SCMP_ACT_ALLOW") return SCMP_ACT_ALLOW;
-  if (name == "SCMP_ACT_LOG") return SCMP_ACT_LOG;
-  if (name == "SCMP_ACT_NOTIFY") return SCMP_ACT_NOTIFY;
+  if (name == "SCMP_ACT_KILL" || name == "SCMP_ACT_KILL_THREAD")
+    return SCMP_ACT_KILL_THREAD;
+  if (name == "SCMP_ACT_KILL_PROCESS")
+    return SCMP_ACT_KILL_PROCESS;
+  if (name == "SCMP_ACT_TRAP")
+    return SCMP_ACT_TRAP;
+  if (name == "SCMP_ACT_ERRNO")
+    return SCMP_ACT_ERRNO(ret);
+  if (name == "SCMP_ACT_TRACE")
+    return SCMP_ACT_TRACE(ret);
+  if (name == "SCMP_ACT_ALLOW")
+    return SCMP_ACT_ALLOW;
+  if (name == "SCMP_ACT_LOG")
+    return SCMP_ACT_LOG;
+  if (name == "SCMP_ACT_NOTIFY")
+    return SCMP_ACT_NOTIFY;
   return failf("unknown action {:?}", name);
 }
 
 Result<uint32_t> seccomp_arch(const std::string &name) {
   constexpr std::string_view prefix = "SCMP_ARCH_";
-  if (name.rfind(prefix, 0) != 0) return failf("unknown architecture {:?}", name);
+  if (name.rfind(prefix, 0) != 0)
+    return failf("unknown architecture {:?}", name);
   std::string lower = lower_without_prefix(name, prefix);
   uint32_t arch = seccomp_arch_resolve_name(lower.c_str());
-  if (arch == 0) return failf("unknown architecture {:?}", name);
+  if (arch == 0)
+    return failf("unknown architecture {:?}", name);
   return arch;
 }
 
 Result<unsigned int> seccomp_flag(const std::string &name) {
-  if (name == "SECCOMP_FILTER_FLAG_TSYNC") return SECCOMP_FILTER_FLAG_TSYNC;
-  if (name == "SECCOMP_FILTER_FLAG_LOG") return SECCOMP_FILTER_FLAG_LOG;
-  if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW") return SECCOMP_FILTER_FLAG_SPEC_ALLOW;
-  if (name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV") return SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
+  if (name == "SECCOMP_FILTER_FLAG_TSYNC")
+    return SECCOMP_FILTER_FLAG_TSYNC;
+  if (name == "SECCOMP_FILTER_FLAG_LOG")
+    return SECCOMP_FILTER_FLAG_LOG;
+  if (name == "SECCOMP_FILTER_FLAG_SPEC_ALLOW")
+    return SECCOMP_FILTER_FLAG_SPEC_ALLOW;
+  if (name == "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+    return SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV;
   return failf("unknown flag {:?}", name);
 }
 
@@ -99,32 +125,38 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
   SeccompPlan plan;
   if (s.default_action == "SCMP_ACT_NOTIFY")
     return fail("linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action");
-  if (s.default_action.empty()) return fail("linux.seccomp.defaultAction: is required");
-  uint32_t def = BH_TRY(context(seccomp_action(s.default_action, s.default_errno_ret), "linux.seccomp.defaultAction"));
+  if (s.default_action.empty())
+    return fail("linux.seccomp.defaultAction: is required");
+  uint32_t def =
+      BH_TRY(context(seccomp_action(s.default_action, s.default_errno_ret), "linux.seccomp.defaultAction"));
 
   for (size_t i = 0; i < s.flags.size(); ++i)
     plan.flags |= BH_TRY(context(seccomp_flag(s.flags[i]), fmt::format("linux.seccomp.flags[{}]", i)));
 
   ScmpCtx c;
   c.ctx = seccomp_init(def);
-  if (!c.ctx) return fail("linux.seccomp: seccomp_init failed (bad defaultAction?)");
+  if (!c.ctx)
+    return fail("linux.seccomp: seccomp_init failed (bad defaultAction?)");
   // We load the program ourselves; these only keep libseccomp from second-guessing it.
   seccomp_attr_set(c.ctx, SCMP_FLTATR_CTL_NNP, 0);
   for (size_t i = 0; i < s.architectures.size(); ++i) {
-    uint32_t arch = BH_TRY(context(seccomp_arch(s.architectures[i]), fmt::format("linux.seccomp.architectures[{}]", i)));
+    uint32_t arch =
+        BH_TRY(context(seccomp_arch(s.architectures[i]), fmt::format("linux.seccomp.architectures[{}]", i)));
     int rc = seccomp_arch_add(c.ctx, arch);
     if (rc == -EDOM)
       return failf("linux.seccomp.architectures[{}]: {} has a different byte order than this host; one "
                    "filter cannot cover both",
                    i, s.architectures[i]);
-    if (rc < 0 && rc != -EEXIST) return fail(fmt::format("linux.seccomp.architectures[{}]: {}", i, s.architectures[i]), -rc);
+    if (rc < 0 && rc != -EEXIST)
+      return fail(fmt::format("linux.seccomp.architectures[{}]: {}", i, s.architectures[i]), -rc);
   }
 
   std::vector<std::string> unknown;
   for (size_t i = 0; i < s.syscalls.size(); ++i) {
     const auto &rule = s.syscalls[i];
     auto where = fmt::format("linux.seccomp.syscalls[{}]", i);
-    if (rule.names.empty()) return failf("{}.names: must list at least one syscall", where);
+    if (rule.names.empty())
+      return failf("{}.names: must list at least one syscall", where);
     uint32_t action = BH_TRY(context(seccomp_action(rule.action, rule.errno_ret), where + ".action"));
     if (rule.action == "SCMP_ACT_NOTIFY") {
       if (s.listener_path.empty())
@@ -139,14 +171,17 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
     uint32_t seen = 0;
     for (size_t j = 0; j < rule.args.size(); ++j) {
       const auto &a = rule.args[j];
-      if (a.index > 5) return failf("{}.args[{}].index: {} is out of range (0-5)", where, j, a.index);
+      if (a.index > 5)
+        return failf("{}.args[{}].index: {} is out of range (0-5)", where, j, a.index);
       scmp_compare op = BH_TRY(context(compare_op(a.op), fmt::format("{}.args[{}].op", where, j)));
-      if (seen & (1u << a.index)) repeated_index = true;
+      if (seen & (1u << a.index))
+        repeated_index = true;
       seen |= 1u << a.index;
       conds.push_back(op == SCMP_CMP_MASKED_EQ ? SCMP_CMP(a.index, op, a.value, a.value_two)
                                                : SCMP_CMP(a.index, op, a.value));
     }
-    if (action == def) continue; // libseccomp refuses no-op rules; they change nothing
+    if (action == def)
+      continue; // libseccomp refuses no-op rules; they change nothing
     for (const auto &name : rule.names) {
       int nr = seccomp_syscall_resolve_name(name.c_str());
       if (nr == __NR_SCMP_ERROR) {
@@ -155,13 +190,15 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
       }
       auto add = [&](const scmp_arg_cmp *cs, unsigned n) -> Status {
         int rc = seccomp_rule_add_array(c.ctx, action, nr, n, cs);
-        if (rc < 0) return fail(fmt::format("{}: adding rule for {}", where, name), -rc);
+        if (rc < 0)
+          return fail(fmt::format("{}: adding rule for {}", where, name), -rc);
         return {};
       };
       // libseccomp ANDs the conditions of one rule and allows one condition per argument;
       // several conditions on the same argument become alternatives (one rule each), like runc.
       if (repeated_index) {
-        for (const auto &cond : conds) BH_CHECK(add(&cond, 1));
+        for (const auto &cond : conds)
+          BH_CHECK(add(&cond, 1));
       } else {
         BH_CHECK(add(conds.data(), static_cast<unsigned>(conds.size())));
       }
@@ -169,12 +206,16 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
   }
   if (!unknown.empty() && warn) {
     std::string list;
-    for (const auto &n : unknown) list += (list.empty() ? "" : ", ") + n;
-    warn(fmt::format("linux.seccomp: skipping {} syscall(s) unknown to libseccomp: {}", unknown.size(), list));
+    for (const auto &n : unknown)
+      list += (list.empty() ? "" : ", ") + n;
+    warn(
+        fmt::format("linux.seccomp: skipping {} syscall(s) unknown to libseccomp: {}", unknown.size(), list));
   }
-  if (plan.notify) plan.flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
+  if (plan.notify)
+    plan.flags |= SECCOMP_FILTER_FLAG_NEW_LISTENER;
   // TSYNC reports a failing thread id, which would collide with the listener fd return value.
-  if (plan.notify && (plan.flags & SECCOMP_FILTER_FLAG_TSYNC)) plan.flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
+  if (plan.notify && (plan.flags & SECCOMP_FILTER_FLAG_TSYNC))
+    plan.flags |= SECCOMP_FILTER_FLAG_TSYNC_ESRCH;
   plan.listener_path = s.listener_path;
   plan.listener_metadata = s.listener_metadata;
   if (!s.listener_path.empty() && !plan.notify && warn)

@@ -10,6 +10,8 @@
 #include <vector>
 
 #include "bulkhead/result.hpp"
+#include "bulkhead/stats.hpp"
+#include "oci/spec.hpp"
 #include "oci/state.hpp"
 
 namespace bulkhead {
@@ -63,6 +65,11 @@ struct DeleteOptions {
   bool force = false;
 };
 
+struct EventsOptions {
+  int interval_ms = 5000;
+  bool once = false; // `events --stats`: a single stats event
+};
+
 class Runtime {
 public:
   explicit Runtime(RuntimeOptions options);
@@ -80,6 +87,20 @@ public:
   // Runs a process inside a running container (every namespace, the cgroup and the confinement).
   // Returns its exit status, or 0 with detach.
   Result<int> exec(const std::string &id, const ExecOptions &options);
+
+  // cgroup v2 operations (runtime/cgroup_ops.cpp).
+  // Freezes every process of the container and waits until the kernel reports it frozen.
+  Status pause(const std::string &id);
+  Status resume(const std::string &id);
+  // Applies new limits to a running (or created/paused) container, with runc's update rules.
+  Status update(const std::string &id, const oci::Resources &resources);
+  Result<ContainerStats> stats(const std::string &id);
+  // Host pids of every process in the container's cgroup.
+  Result<std::vector<int>> processes(const std::string &id);
+  // Calls `on_event` with a "stats" event every `interval_ms` and an "oom" event for each OOM kill,
+  // until the container stops or `on_event` returns false. With `once`, one stats event only.
+  Status events(const std::string &id, const EventsOptions &options,
+                const std::function<bool(const ContainerEvent &)> &on_event);
 
   const RuntimeOptions &options() const { return options_; }
 

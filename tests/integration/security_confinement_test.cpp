@@ -16,7 +16,8 @@ class SecurityTest : public BulkheadTest {
 protected:
   static std::string status_field(const std::string &out, const std::string &key) {
     for (const auto &l : split_lines(out))
-      if (l.rfind(key + ":", 0) == 0) return trim(l.substr(key.size() + 1));
+      if (l.rfind(key + ":", 0) == 0)
+        return trim(l.substr(key.size() + 1));
     return "";
   }
   // linux.seccomp exactly as `bulkhead spec` writes it.
@@ -70,8 +71,9 @@ TEST_F(SecurityTest, NoNewPrivileges) {
 
 TEST_F(SecurityTest, DefaultSeccompProfileBlocksNamespacesAndMounts) {
   json seccomp = default_seccomp();
-  auto r = run_container({"sh", "-c", "grep ^Seccomp: /proc/self/status; unshare -n true; echo unshare=$?; "
-                                      "mount -t tmpfs t /mnt; echo mount=$?; echo fine"},
+  auto r = run_container({"sh", "-c",
+                          "grep ^Seccomp: /proc/self/status; unshare -n true; echo unshare=$?; "
+                          "mount -t tmpfs t /mnt; echo mount=$?; echo fine"},
                          [&](json &c) { c["linux"]["seccomp"] = seccomp; });
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(status_field(r.out, "Seccomp"), "2") << r;
@@ -82,11 +84,12 @@ TEST_F(SecurityTest, DefaultSeccompProfileBlocksNamespacesAndMounts) {
 
 TEST_F(SecurityTest, SeccompWithoutNoNewPrivsStillDropsSysAdmin) {
   // Loading a filter without no_new_privs needs CAP_SYS_ADMIN, which the process must not keep.
-  auto r = run_container({"grep", "-E", "^(CapEff|CapPrm|Seccomp|NoNewPrivs):", "/proc/self/status"}, [](json &c) {
-    c["process"]["noNewPrivileges"] = false;
-    c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
-                             {"syscalls", {{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
-  });
+  auto r =
+      run_container({"grep", "-E", "^(CapEff|CapPrm|Seccomp|NoNewPrivs):", "/proc/self/status"}, [](json &c) {
+        c["process"]["noNewPrivileges"] = false;
+        c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                 {"syscalls", {{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
+      });
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(status_field(r.out, "Seccomp"), "2") << r;
   EXPECT_EQ(status_field(r.out, "NoNewPrivs"), "0") << r;
@@ -95,18 +98,22 @@ TEST_F(SecurityTest, SeccompWithoutNoNewPrivsStillDropsSysAdmin) {
 }
 
 TEST_F(SecurityTest, SeccompErrnoRetAndArguments) {
-  std::string bundle = make_bundle({"sh", "-c", "mkdir /a; echo mkdir=$?; rmdir /tmp; echo rmdir=$?"}, [](json &c) {
-    // mkdir with mode 0777 (what `mkdir` passes) gets ENOSYS through an argument condition;
-    // rmdir gets the default EPERM of SCMP_ACT_ERRNO.
-    c["linux"]["seccomp"] = {
-        {"defaultAction", "SCMP_ACT_ALLOW"},
-        {"syscalls",
-         {{{"names", {"mkdir"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38},
-           {"args", {{{"index", 1}, {"value", 0777}, {"op", "SCMP_CMP_EQ"}}}}},
-          {{"names", {"mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 38},
-           {"args", {{{"index", 2}, {"value", 0777}, {"op", "SCMP_CMP_EQ"}}}}},
-          {{"names", {"rmdir", "unlinkat"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
-  });
+  std::string bundle =
+      make_bundle({"sh", "-c", "mkdir /a; echo mkdir=$?; rmdir /tmp; echo rmdir=$?"}, [](json &c) {
+        // mkdir with mode 0777 (what `mkdir` passes) gets ENOSYS through an argument condition;
+        // rmdir gets the default EPERM of SCMP_ACT_ERRNO.
+        c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                 {"syscalls",
+                                  {{{"names", {"mkdir"}},
+                                    {"action", "SCMP_ACT_ERRNO"},
+                                    {"errnoRet", 38},
+                                    {"args", {{{"index", 1}, {"value", 0777}, {"op", "SCMP_CMP_EQ"}}}}},
+                                   {{"names", {"mkdirat"}},
+                                    {"action", "SCMP_ACT_ERRNO"},
+                                    {"errnoRet", 38},
+                                    {"args", {{{"index", 2}, {"value", 0777}, {"op", "SCMP_CMP_EQ"}}}}},
+                                   {{"names", {"rmdir", "unlinkat"}}, {"action", "SCMP_ACT_ERRNO"}}}}};
+      });
   auto r = bh({"run", "--bundle", bundle, "errnoret"});
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_TRUE(contains(r.out, "mkdir=1")) << r;
@@ -130,7 +137,8 @@ TEST_F(SecurityTest, SeccompNotifySendsFdAndStateToListener) {
   bool got_fd = false;
   std::thread agent([&] {
     int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) return;
+    if (c < 0)
+      return;
     char buf[65536];
     alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
     struct iovec iov {
@@ -142,7 +150,8 @@ TEST_F(SecurityTest, SeccompNotifySendsFdAndStateToListener) {
     mh.msg_control = control;
     mh.msg_controllen = sizeof control;
     ssize_t n = ::recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
-    if (n > 0) received.assign(buf, static_cast<size_t>(n));
+    if (n > 0)
+      received.assign(buf, static_cast<size_t>(n));
     if (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm && cm->cmsg_type == SCM_RIGHTS) {
       int fd;
       std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
@@ -152,10 +161,11 @@ TEST_F(SecurityTest, SeccompNotifySendsFdAndStateToListener) {
     ::close(c);
   });
   std::string bundle = make_bundle({"sh", "-c", "mkdir /notified; echo rc=$?"}, [&](json &c) {
-    c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
-                             {"listenerPath", sock_path},
-                             {"listenerMetadata", "bulkhead-test-metadata"},
-                             {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
+    c["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"listenerPath", sock_path},
+        {"listenerMetadata", "bulkhead-test-metadata"},
+        {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
   });
   auto r = bh({"run", "--bundle", bundle, "notify"});
   agent.join();
@@ -174,7 +184,9 @@ TEST_F(SecurityTest, SeccompNotifySendsFdAndStateToListener) {
 
 TEST_F(SecurityTest, Personality) {
 #if defined(__x86_64__)
-  auto r = run_container({"uname", "-m"}, [](json &c) { c["linux"]["personality"] = {{"domain", "LINUX32"}}; });
+  auto r = run_container({"uname", "-m"}, [](json &c) {
+    c["linux"]["personality"] = {{"domain", "LINUX32"}};
+  });
   ASSERT_EQ(r.exit_code, 0) << r;
   EXPECT_EQ(trim(r.out), "i686") << r;
 #else
@@ -183,15 +195,16 @@ TEST_F(SecurityTest, Personality) {
 }
 
 TEST_F(SecurityTest, IoPriorityAndScheduler) {
-  auto r = run_container({"sh", "-c", "grep -E '^(policy|prio)' /proc/self/sched; cat /proc/self/stat"}, [](json &c) {
-    c["process"]["ioPriority"] = {{"class", "IOPRIO_CLASS_IDLE"}, {"priority", 0}};
-    c["process"]["scheduler"] = {{"policy", "SCHED_BATCH"}, {"nice", 5}};
-  });
+  auto r = run_container({"sh", "-c", "grep -E '^(policy|prio)' /proc/self/sched; cat /proc/self/stat"},
+                         [](json &c) {
+                           c["process"]["ioPriority"] = {{"class", "IOPRIO_CLASS_IDLE"}, {"priority", 0}};
+                           c["process"]["scheduler"] = {{"policy", "SCHED_BATCH"}, {"nice", 5}};
+                         });
   ASSERT_EQ(r.exit_code, 0) << r;
   auto words = split_words(split_lines(r.out).back());
   ASSERT_GT(words.size(), 40u) << r;
-  EXPECT_EQ(words[18], "5") << r;  // nice
-  EXPECT_EQ(words[40], "3") << r;  // policy SCHED_BATCH
+  EXPECT_EQ(words[18], "5") << r; // nice
+  EXPECT_EQ(words[40], "3") << r; // policy SCHED_BATCH
 }
 
 struct BadSecurity {
@@ -212,10 +225,11 @@ TEST_F(SecurityTest, BadInputFailsCleanly) {
        "unknown action \"SCMP_ACT_SOMETIMES\""},
       {"argument index",
        [](json &c) {
-         c["linux"]["seccomp"] = {
-             {"defaultAction", "SCMP_ACT_ALLOW"},
-             {"syscalls",
-              {{{"names", {"read"}}, {"action", "SCMP_ACT_ERRNO"}, {"args", {{{"index", 7}, {"value", 1}, {"op", "SCMP_CMP_EQ"}}}}}}}};
+         c["linux"]["seccomp"] = {{"defaultAction", "SCMP_ACT_ALLOW"},
+                                  {"syscalls",
+                                   {{{"names", {"read"}},
+                                     {"action", "SCMP_ACT_ERRNO"},
+                                     {"args", {{{"index", 7}, {"value", 1}, {"op", "SCMP_CMP_EQ"}}}}}}}};
        },
        "index: 7 is out of range (0-5)"},
       {"unknown arch",
@@ -236,7 +250,8 @@ TEST_F(SecurityTest, BadInputFailsCleanly) {
     cases.push_back({"apparmor absent", [](json &c) { c["process"]["apparmorProfile"] = "bulkhead-default"; },
                      "AppArmor is not enabled on this host"});
   if (!path_exists("/sys/fs/selinux/enforce"))
-    cases.push_back({"selinux absent", [](json &c) { c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"; },
+    cases.push_back({"selinux absent",
+                     [](json &c) { c["process"]["selinuxLabel"] = "system_u:system_r:container_t:s0"; },
                      "SELinux is not enabled on this host"});
   int i = 0;
   for (const auto &bad : cases) {

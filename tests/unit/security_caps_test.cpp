@@ -24,7 +24,8 @@ TEST(SecurityCaps, ParsesSpecNames) {
 }
 
 TEST(SecurityCaps, RejectsUnknownAndMisspelled) {
-  for (const char *bad : {"CAP_NOT_A_CAP", "cap_chown", "NET_ADMIN", "CAP_", "", "12", "CAP_12", "CAP_CHOWN "}) {
+  for (const char *bad :
+       {"CAP_NOT_A_CAP", "cap_chown", "NET_ADMIN", "CAP_", "", "12", "CAP_12", "CAP_CHOWN "}) {
     auto r = capability_from_name(bad);
     EXPECT_FALSE(r) << bad;
     if (!r) {
@@ -74,7 +75,8 @@ std::string status_line(const std::string &status, const std::string &key) {
   std::istringstream in(status);
   std::string line;
   while (std::getline(in, line))
-    if (line.rfind(key + ":", 0) == 0) return line.substr(key.size() + 2);
+    if (line.rfind(key + ":", 0) == 0)
+      return line.substr(key.size() + 2);
   return "";
 }
 
@@ -82,7 +84,8 @@ std::string status_line(const std::string &status, const std::string &key) {
 // child's /proc/self/status, or "error: ..." when applying failed.
 std::string apply_in_child(const SecurityPlan &plan, const oci::User &user) {
   int p[2];
-  if (::pipe(p) < 0) return "pipe";
+  if (::pipe(p) < 0)
+    return "pipe";
   pid_t pid = ::fork();
   if (pid == 0) {
     ::close(p[0]);
@@ -103,14 +106,16 @@ std::string apply_in_child(const SecurityPlan &plan, const oci::User &user) {
   std::string out;
   char buf[4096];
   ssize_t n;
-  while ((n = ::read(p[0], buf, sizeof buf)) > 0) out.append(buf, static_cast<size_t>(n));
+  while ((n = ::read(p[0], buf, sizeof buf)) > 0)
+    out.append(buf, static_cast<size_t>(n));
   ::close(p[0]);
   ::waitpid(pid, nullptr, 0);
   return out;
 }
 
 TEST(SecurityCaps, AppliesSetsAndUser) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root";
   oci::Capabilities c;
   c.bounding = {"CAP_KILL", "CAP_NET_BIND_SERVICE", "CAP_CHOWN"};
   c.effective = {"CAP_KILL", "CAP_NET_BIND_SERVICE"};
@@ -135,7 +140,8 @@ TEST(SecurityCaps, AppliesSetsAndUser) {
 }
 
 TEST(SecurityCaps, EmptySetsDropEverything) {
-  if (::geteuid() != 0) GTEST_SKIP() << "needs root";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "needs root";
   SecurityPlan plan;
   plan.capabilities = CapabilityPlan{};
   auto status = apply_in_child(plan, oci::User{});

@@ -20,7 +20,8 @@
 namespace bulkhead::security {
 namespace {
 
-oci::SeccompSyscall rule(std::vector<std::string> names, std::string action, std::vector<oci::SeccompArg> args = {},
+oci::SeccompSyscall rule(std::vector<std::string> names, std::string action,
+                         std::vector<oci::SeccompArg> args = {},
                          std::optional<uint32_t> errno_ret = std::nullopt) {
   oci::SeccompSyscall s;
   s.names = std::move(names);
@@ -39,7 +40,8 @@ oci::Seccomp allow_all(std::vector<oci::SeccompSyscall> rules = {}) {
 
 Result<SeccompPlan> compile(const oci::Seccomp &s, std::vector<std::string> *warnings = nullptr) {
   return compile_seccomp(s, [&](const std::string &w) {
-    if (warnings) warnings->push_back(w);
+    if (warnings)
+      warnings->push_back(w);
   });
 }
 
@@ -74,18 +76,19 @@ TEST(SecuritySeccomp, EveryOperatorCompiles) {
 }
 
 TEST(SecuritySeccomp, EveryArchitectureCompiles) {
-  for (const char *a : {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-                        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-                        "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-                        "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390", "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC",
-                        "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"}) {
+  for (const char *a :
+       {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_S390",
+        "SCMP_ARCH_S390X", "SCMP_ARCH_PARISC", "SCMP_ARCH_PARISC64", "SCMP_ARCH_RISCV64"}) {
     ASSERT_TRUE(seccomp_arch(a)) << a;
     auto s = allow_all({rule({"getpid"}, "SCMP_ACT_ERRNO")});
     s.architectures = {a};
     auto r = compile(s);
     // One filter covers one byte order: big-endian architectures are refused on this host.
     if (!r) {
-      EXPECT_NE(r.error().message.find("different byte order"), std::string::npos) << a << ": " << r.error().message;
+      EXPECT_NE(r.error().message.find("different byte order"), std::string::npos)
+          << a << ": " << r.error().message;
       continue;
     }
     EXPECT_FALSE(r->bpf.empty()) << a;
@@ -121,10 +124,12 @@ TEST(SecuritySeccomp, BadInputIsAClearError) {
   cases.push_back({"unknown default", def, "linux.seccomp.defaultAction: unknown action \"SCMP_ACT_MAYBE\""});
   auto arch = allow_all();
   arch.architectures = {"SCMP_ARCH_Z80"};
-  cases.push_back({"unknown arch", arch, "linux.seccomp.architectures[0]: unknown architecture \"SCMP_ARCH_Z80\""});
+  cases.push_back(
+      {"unknown arch", arch, "linux.seccomp.architectures[0]: unknown architecture \"SCMP_ARCH_Z80\""});
   auto flag = allow_all();
   flag.flags = {"SECCOMP_FILTER_FLAG_FAST"};
-  cases.push_back({"unknown flag", flag, "linux.seccomp.flags[0]: unknown flag \"SECCOMP_FILTER_FLAG_FAST\""});
+  cases.push_back(
+      {"unknown flag", flag, "linux.seccomp.flags[0]: unknown flag \"SECCOMP_FILTER_FLAG_FAST\""});
   cases.push_back({"index", allow_all({rule({"read"}, "SCMP_ACT_ERRNO", {{6, 1, 0, "SCMP_CMP_EQ"}})}),
                    "linux.seccomp.syscalls[0].args[0].index: 6 is out of range (0-5)"});
   cases.push_back({"operator", allow_all({rule({"read"}, "SCMP_ACT_ERRNO", {{0, 1, 0, "SCMP_CMP_ABOUT"}})}),
@@ -133,7 +138,8 @@ TEST(SecuritySeccomp, BadInputIsAClearError) {
                    "linux.seccomp.syscalls[0]: SCMP_ACT_NOTIFY needs linux.seccomp.listenerPath"});
   auto dn = allow_all();
   dn.default_action = "SCMP_ACT_NOTIFY";
-  cases.push_back({"notify default", dn, "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"});
+  cases.push_back(
+      {"notify default", dn, "linux.seccomp.defaultAction: SCMP_ACT_NOTIFY cannot be the default action"});
   cases.push_back({"errnoRet on allow", allow_all({rule({"read"}, "SCMP_ACT_KILL", {}, 5)}),
                    "linux.seccomp.syscalls[0].action: errnoRet is only valid with SCMP_ACT_ERRNO or "
                    "SCMP_ACT_TRACE, not SCMP_ACT_KILL"});
@@ -161,12 +167,14 @@ int run_confined(const SeccompPlan &p, int (*probe)()) {
     SecurityPlan plan;
     plan.seccomp = p;
     plan.no_new_privileges = true;
-    if (!set_no_new_privileges(plan) || !load_seccomp(plan, -1, "")) ::_exit(200);
+    if (!set_no_new_privileges(plan) || !load_seccomp(plan, -1, ""))
+      ::_exit(200);
     ::_exit(probe());
   }
   int st = 0;
   ::waitpid(pid, &st, 0);
-  if (WIFSIGNALED(st)) return 1000 + WTERMSIG(st);
+  if (WIFSIGNALED(st))
+    return 1000 + WTERMSIG(st);
   return WEXITSTATUS(st);
 }
 
@@ -174,11 +182,14 @@ int probe_personality() {
   // PER_LINUX (0) is allowed; 8 (PER_LINUX32) is refused with errno 22 by the rule below.
   errno = 0;
   long q = ::syscall(SYS_personality, 0UL);
-  if (q < 0) return 1;
+  if (q < 0)
+    return 1;
   long r = ::syscall(SYS_personality, 8UL);
-  if (r != -1 || errno != 22) return 2;
+  if (r != -1 || errno != 22)
+    return 2;
   long masked = ::syscall(SYS_personality, 0x0040000UL | 0UL); // ADDR_NO_RANDOMIZE: mask check
-  if (masked != -1 || errno != 33) return 3;
+  if (masked != -1 || errno != 33)
+    return 3;
   ::syscall(SYS_personality, 0UL);
   return 0;
 }
@@ -197,18 +208,19 @@ TEST(SecuritySeccomp, FiltersBehaveInTheKernel) {
   EXPECT_EQ(run_confined(*kill, [] { return static_cast<int>(::getppid() * 0); }), 1000 + SIGSYS);
 
   // Several conditions on one argument are alternatives.
-  auto alt = compile(allow_all({rule({"getpriority"}, "SCMP_ACT_ERRNO",
-                                     {{0, 7, 0, "SCMP_CMP_EQ"}, {0, 9, 0, "SCMP_CMP_EQ"}}, 40)}));
+  auto alt = compile(allow_all(
+      {rule({"getpriority"}, "SCMP_ACT_ERRNO", {{0, 7, 0, "SCMP_CMP_EQ"}, {0, 9, 0, "SCMP_CMP_EQ"}}, 40)}));
   ASSERT_TRUE(alt);
-  EXPECT_EQ(run_confined(*alt, [] {
-              errno = 0;
-              ::syscall(SYS_getpriority, 7, 0);
-              int a = errno;
-              errno = 0;
-              ::syscall(SYS_getpriority, 9, 0);
-              int b = errno;
-              return a == 40 && b == 40 ? 0 : 1;
-            }),
+  EXPECT_EQ(run_confined(*alt,
+                         [] {
+                           errno = 0;
+                           ::syscall(SYS_getpriority, 7, 0);
+                           int a = errno;
+                           errno = 0;
+                           ::syscall(SYS_getpriority, 9, 0);
+                           int b = errno;
+                           return a == 40 && b == 40 ? 0 : 1;
+                         }),
             0);
 }
 
@@ -226,7 +238,8 @@ TEST(SecuritySeccomp, NotifySendsTheFdAndState) {
     SecurityPlan plan;
     plan.seccomp = *r;
     plan.no_new_privileges = true;
-    if (!set_no_new_privileges(plan)) ::_exit(2);
+    if (!set_no_new_privileges(plan))
+      ::_exit(2);
     auto l = load_seccomp(plan, sv[1], R"({"ociVersion":"1.2.0","id":"c1","status":"created","pid":42})");
     ::_exit(l ? 0 : 1);
   }
@@ -264,7 +277,8 @@ TEST(SecuritySeccomp, NotifySendsTheFdAndState) {
 TEST(SecurityDefaultProfile, CompilesAndGatesOnCapabilities) {
   for (bool all : {false, true}) {
     std::vector<std::string> caps = default_capabilities();
-    if (all) caps.insert(caps.end(), {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_SYS_TIME"});
+    if (all)
+      caps.insert(caps.end(), {"CAP_SYS_ADMIN", "CAP_SYS_PTRACE", "CAP_SYS_MODULE", "CAP_SYS_TIME"});
     auto profile = default_seccomp_profile(caps);
     auto parsed = oci::parse_spec(nlohmann::json{{"ociVersion", "1.2.0"},
                                                  {"root", {{"path", "rootfs"}}},
@@ -305,7 +319,8 @@ TEST(SecurityLsm, LabelWithoutLsmIsAnError) {
     EXPECT_TRUE(r);
   } else {
     ASSERT_FALSE(r);
-    EXPECT_EQ(r.error().message, "process.apparmorProfile \"bulkhead-default\": AppArmor is not enabled on this host");
+    EXPECT_EQ(r.error().message,
+              "process.apparmorProfile \"bulkhead-default\": AppArmor is not enabled on this host");
   }
   oci::Spec se;
   se.process.emplace();
