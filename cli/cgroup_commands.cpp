@@ -3,6 +3,7 @@
 #include <cmath>
 #include <cstdio>
 #include <fcntl.h>
+#include <fmt/ranges.h>
 #include <nlohmann/json.hpp>
 #include <sys/wait.h>
 #include <unistd.h>

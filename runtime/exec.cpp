@@ -124,11 +124,12 @@ struct ExecChild {
 };
 
 Status prepare_exec(const ExecChild &c, std::string &exe) {
+  // Opened before joining: a procfs the container's mount namespace cannot have tampered with.
+  UniqueFd proc = BH_TRY(security::open_private_procfs());
   int rest = c.join_flags & ~CLONE_NEWPID;
   if (rest && ::setns(c.pidfd, rest) < 0) return failf_errno("joining the container's namespaces ({:#x})", rest);
   if ((c.join_flags & CLONE_NEWUSER) && (::setresgid(0, 0, 0) < 0 || ::setresuid(0, 0, 0) < 0))
     return failf_errno("becoming root in the container's user namespace");
-  UniqueFd proc = BH_TRY(security::open_private_procfs());
   BH_CHECK(security::apply_process_attributes(*c.security));
   BH_CHECK(security::apply_lsm_labels(*c.security, proc.get()));
   const oci::Process &p = *c.process;
