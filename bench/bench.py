@@ -73,7 +73,7 @@ class Sink:
 
 
 class Result:
-    __slots__ = ("rc", "ms", "cpu_ms", "maxrss_kb", "err", "out")
+    __slots__ = ("rc", "ms", "cpu_ms", "user_ms", "sys_ms", "maxrss_kb", "err", "out")
 
 
 def spawn(argv, timeout, out=None, err=None):
@@ -103,6 +103,8 @@ def spawn(argv, timeout, out=None, err=None):
     r.rc = os.waitstatus_to_exitcode(status) if status is not None else "timeout"
     r.ms = (t1 - t0) / 1e6
     r.cpu_ms = (ru.ru_utime + ru.ru_stime) * 1000.0
+    r.user_ms = ru.ru_utime * 1000.0
+    r.sys_ms = ru.ru_stime * 1000.0
     r.maxrss_kb = ru.ru_maxrss
     r.err = err.text() if (err and r.rc != 0) else ""
     r.out = out.text() if out else ""
@@ -306,11 +308,14 @@ class Bench:
 
     # ---------------------------------------------------------------- timed
     def record(self, key, name, r, ok=None):
-        t = self.res["timings"].setdefault(key, {}).setdefault(name, {"ms": [], "cpu_ms": [], "fail": 0})
+        t = self.res["timings"].setdefault(key, {}).setdefault(
+            name, {"ms": [], "cpu_ms": [], "user_ms": [], "sys_ms": [], "fail": 0})
         good = (r.rc == 0) if ok is None else ok
         if good:
             t["ms"].append(round(r.ms, 4))
             t["cpu_ms"].append(round(r.cpu_ms, 3))
+            t["user_ms"].append(round(r.user_ms, 3))
+            t["sys_ms"].append(round(r.sys_ms, 3))
         else:
             t["fail"] += 1
             if "first_error" not in t:
@@ -568,6 +573,9 @@ class Bench:
         m["git_commit"] = sh(f"git -C {src} rev-parse HEAD")
         m["git_dirty_files"] = sh(f"git --no-optional-locks -C {src} status --porcelain -uno | wc -l")
         m["bulkhead_binary"] = self.a.bulkhead
+        m["bulkhead_sha256"] = sh(f"sha256sum {self.a.bulkhead} | cut -c1-16")
+        m["bulkhead_mtime"] = datetime.datetime.fromtimestamp(
+            os.stat(self.a.bulkhead).st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
     def summarize_all(self):
         s = self.res["summary"]
@@ -577,7 +585,8 @@ class Bench:
                 continue
             s[key] = {}
             for n, t in per.items():
-                e = {"ms": summarize(t["ms"]), "cpu_ms": summarize(t["cpu_ms"]), "fail": t["fail"]}
+                e = {"ms": summarize(t["ms"]), "cpu_ms": summarize(t["cpu_ms"]), "user_ms": summarize(t["user_ms"]),
+                     "sys_ms": summarize(t["sys_ms"]), "fail": t["fail"]}
                 if "first_error" in t:
                     e["first_error"] = t["first_error"]
                 s[key][n] = e
@@ -677,7 +686,9 @@ def render_md(res):
                                        for _, v in timing("run")])
     row("run median − unshare floor, ms",
         [(fmt_ms(v - fu) if v and fu else "n/a", (v - fu) if v and fu else None) for _, v in timing("run")])
-    row("run CPU (user+sys, whole tree), median ms", timing("run", field="cpu_ms"))
+    row("run CPU user+sys (whole process tree), median ms", timing("run", field="cpu_ms"))
+    row("… of which user (runtime code, linking), median ms", timing("run", field="user_ms"))
+    row("… of which sys (kernel), median ms", timing("run", field="sys_ms"))
     for key, label in (("create", "create"), ("start", "start"), ("delete", "delete"),
                        ("exec", "exec /bin/true into running")):
         med = timing(key)

@@ -3,29 +3,33 @@
 namespace bulkhead::cli {
 
 std::vector<std::string> split_exec_command(std::vector<std::string> &args,
-                                           const std::set<std::string> &value_flags) {
+                                            const std::set<std::string> &value_flags) {
   bool in_exec = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &a = args[i];
     if (a == "--") {
-      if (!in_exec) return {};
+      if (!in_exec)
+        return {};
       std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
       args.resize(i);
       return rest;
     }
     if (a.size() > 1 && a[0] == '-') {
-      if (a.find('=') == std::string::npos && value_flags.count(a)) ++i; // skip its value
+      if (a.find('=') == std::string::npos && value_flags.count(a))
+        ++i; // skip its value
       continue;
     }
     if (!in_exec) {
-      if (a != "exec") return {}; // another subcommand
+      if (a != "exec")
+        return {}; // another subcommand
       in_exec = true;
       continue;
     }
     // The container ID: what follows is the command ("ID -- cmd" is accepted too).
     std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
     args.resize(i + 1);
-    if (!rest.empty() && rest[0] == "--") rest.erase(rest.begin());
+    if (!rest.empty() && rest[0] == "--")
+      rest.erase(rest.begin());
     return rest;
   }
   return {};
@@ -37,7 +41,8 @@ std::vector<std::string> normalize_single_dash(const std::vector<std::string> &a
   out.reserve(args.size());
   bool done = false;
   for (const auto &a : args) {
-    if (a == "--") done = true;
+    if (a == "--")
+      done = true;
     if (!done && a.size() > 2 && a[0] == '-' && a[1] != '-') {
       auto name = a.substr(1, a.find('=') == std::string::npos ? std::string::npos : a.find('=') - 1);
       if (long_names.count(name)) {

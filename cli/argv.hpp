@@ -11,7 +11,8 @@ namespace bulkhead::cli {
 // For `exec`: everything after the container ID is the command to run, even words that look like
 // flags ("exec ID sh -c 'echo x'"). Returns the words after the ID and truncates args after it.
 // value_flags lists the flags (global and exec's) that take a separate value.
-std::vector<std::string> split_exec_command(std::vector<std::string> &args, const std::set<std::string> &value_flags);
+std::vector<std::string> split_exec_command(std::vector<std::string> &args,
+                                            const std::set<std::string> &value_flags);
 
 std::vector<std::string> normalize_single_dash(const std::vector<std::string> &args,
                                                const std::set<std::string> &long_names);

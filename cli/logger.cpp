@@ -11,10 +11,14 @@ namespace bulkhead::cli {
 namespace {
 const char *level_name(LogLevel l) {
   switch (l) {
-  case LogLevel::Debug: return "debug";
-  case LogLevel::Info: return "info";
-  case LogLevel::Warning: return "warning";
-  case LogLevel::Error: return "error";
+  case LogLevel::Debug:
+    return "debug";
+  case LogLevel::Info:
+    return "info";
+  case LogLevel::Warning:
+    return "warning";
+  case LogLevel::Error:
+    return "error";
   }
   return "info";
 }
@@ -23,14 +27,17 @@ const char *level_name(LogLevel l) {
 Status Logger::open(const std::string &path, const std::string &format, bool debug) {
   json_ = format == "json";
   debug_ = debug;
-  if (path.empty()) return {};
+  if (path.empty())
+    return {};
   fd_.reset(::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644));
-  if (!fd_) return failf_errno("opening log file {}", path);
+  if (!fd_)
+    return failf_errno("opening log file {}", path);
   return {};
 }
 
 void Logger::log(LogLevel level, const std::string &msg) const {
-  if (level == LogLevel::Debug && !debug_) return;
+  if (level == LogLevel::Debug && !debug_)
+    return;
   std::string line;
   if (json_) {
     nlohmann::ordered_json j = {{"level", level_name(level)}, {"msg", msg}, {"time", runtime::now_rfc3339()}};
@@ -39,12 +46,14 @@ void Logger::log(LogLevel level, const std::string &msg) const {
     line = fmt::format("time={:?} level={} msg={:?}\n", runtime::now_rfc3339(), level_name(level), msg);
   }
   int fd = fd_ ? fd_.get() : STDERR_FILENO;
-  if (!fd_ && level != LogLevel::Warning && level != LogLevel::Error && !debug_) return;
+  if (!fd_ && level != LogLevel::Warning && level != LogLevel::Error && !debug_)
+    return;
   (void)::write(fd, line.data(), line.size());
 }
 
 void Logger::error(const std::string &msg) const {
-  if (fd_) log(LogLevel::Error, msg);
+  if (fd_)
+    log(LogLevel::Error, msg);
   auto line = "bulkhead: " + msg + "\n";
   (void)::write(STDERR_FILENO, line.data(), line.size());
 }

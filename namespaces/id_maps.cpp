@@ -13,7 +13,8 @@ namespace bulkhead::ns {
 
 std::string format_id_map(const std::vector<oci::IdMapping> &maps) {
   std::string out;
-  for (const auto &m : maps) out += fmt::format("{} {} {}\n", m.container_id, m.host_id, m.size);
+  for (const auto &m : maps)
+    out += fmt::format("{} {} {}\n", m.container_id, m.host_id, m.size);
   return out;
 }
 
@@ -27,21 +28,25 @@ Status run_map_helper(const char *helper, pid_t pid, const std::vector<oci::IdMa
     args.push_back(std::to_string(m.size));
   }
   std::vector<char *> argv;
-  for (auto &a : args) argv.push_back(a.data());
+  for (auto &a : args)
+    argv.push_back(a.data());
   argv.push_back(nullptr);
   pid_t child = 0;
   int rc = ::posix_spawnp(&child, helper, nullptr, nullptr, argv.data(), environ);
-  if (rc != 0) return fail(fmt::format("running {}", helper), rc);
+  if (rc != 0)
+    return fail(fmt::format("running {}", helper), rc);
   int status = 0;
   while (::waitpid(child, &status, 0) < 0)
-    if (errno != EINTR) return failf_errno("waiting for {}", helper);
+    if (errno != EINTR)
+      return failf_errno("waiting for {}", helper);
   if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
     return failf("{} {} failed (status {:#x})", helper, pid, status);
   return {};
 }
 
 Status write_map(pid_t pid, const char *file, const std::vector<oci::IdMapping> &maps) {
-  if (maps.empty()) return {};
+  if (maps.empty())
+    return {};
   auto path = fmt::format("/proc/{}/{}", pid, file);
   return write_file_at(AT_FDCWD, path, format_id_map(maps), O_WRONLY);
 }
@@ -51,8 +56,10 @@ Status write_map(pid_t pid, const char *file, const std::vector<oci::IdMapping> 
 Status write_id_maps(pid_t pid, const std::vector<oci::IdMapping> &uid_maps,
                      const std::vector<oci::IdMapping> &gid_maps) {
   if (::geteuid() != 0) {
-    if (!uid_maps.empty()) BH_CHECK(run_map_helper("newuidmap", pid, uid_maps));
-    if (!gid_maps.empty()) BH_CHECK(run_map_helper("newgidmap", pid, gid_maps));
+    if (!uid_maps.empty())
+      BH_CHECK(run_map_helper("newuidmap", pid, uid_maps));
+    if (!gid_maps.empty())
+      BH_CHECK(run_map_helper("newgidmap", pid, gid_maps));
     return {};
   }
   BH_CHECK(context(write_map(pid, "uid_map", uid_maps), "writing uid mappings"));

@@ -28,7 +28,8 @@ struct NamespacePlan {
   bool creates(int flag) const { return (create_flags & static_cast<unsigned long>(flag)) != 0; }
   bool joins_flag(int flag) const {
     for (const auto &j : joins)
-      if (j.flag == flag) return true;
+      if (j.flag == flag)
+        return true;
     return false;
   }
 };

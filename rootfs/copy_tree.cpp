@@ -15,14 +15,19 @@ namespace {
 
 Status copy_file(int src_dir, int dst_dir, const char *name, const struct stat &st) {
   UniqueFd in(::openat(src_dir, name, O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-  if (!in) return failf_errno("tmpcopyup: opening {}", name);
-  UniqueFd out(::openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777));
-  if (!out) return failf_errno("tmpcopyup: creating {}", name);
+  if (!in)
+    return failf_errno("tmpcopyup: opening {}", name);
+  UniqueFd out(
+      ::openat(dst_dir, name, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, st.st_mode & 07777));
+  if (!out)
+    return failf_errno("tmpcopyup: creating {}", name);
   off_t left = st.st_size;
   while (left > 0) {
     ssize_t n = ::sendfile(out.get(), in.get(), nullptr, static_cast<size_t>(left));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return failf_errno("tmpcopyup: copying {}", name);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      return failf_errno("tmpcopyup: copying {}", name);
     left -= n;
   }
   return {};
@@ -32,7 +37,8 @@ Status copy_file(int src_dir, int dst_dir, const char *name, const struct stat &
 
 Status copy_tree(int src_dir, int dst_dir) {
   int iter_fd = ::openat(src_dir, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (iter_fd < 0) return failf_errno("tmpcopyup: reading directory");
+  if (iter_fd < 0)
+    return failf_errno("tmpcopyup: reading directory");
   DIR *d = ::fdopendir(iter_fd);
   if (!d) {
     ::close(iter_fd);
@@ -41,7 +47,8 @@ Status copy_tree(int src_dir, int dst_dir) {
   Status result;
   while (struct dirent *e = ::readdir(d)) {
     std::string_view n = e->d_name;
-    if (n == "." || n == "..") continue;
+    if (n == "." || n == "..")
+      continue;
     struct stat st {};
     if (::fstatat(src_dir, e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0) {
       result = failf_errno("tmpcopyup: stat {}", n);
@@ -69,11 +76,13 @@ Status copy_tree(int src_dir, int dst_dir) {
         break;
       }
       target[len] = '\0';
-      if (::symlinkat(target, dst_dir, e->d_name) < 0 && errno != EEXIST) result = failf_errno("tmpcopyup: symlink {}", n);
+      if (::symlinkat(target, dst_dir, e->d_name) < 0 && errno != EEXIST)
+        result = failf_errno("tmpcopyup: symlink {}", n);
     } else {
       continue;
     }
-    if (!result) break;
+    if (!result)
+      break;
     if (::fchownat(dst_dir, e->d_name, st.st_uid, st.st_gid, AT_SYMLINK_NOFOLLOW) < 0) {
       result = failf_errno("tmpcopyup: chown {}", n);
       break;

@@ -34,9 +34,12 @@ namespace {
 
 mode_t node_type(char type) {
   switch (type) {
-  case 'b': return S_IFBLK;
-  case 'p': return S_IFIFO;
-  default: return S_IFCHR; // 'c' and 'u'
+  case 'b':
+    return S_IFBLK;
+  case 'p':
+    return S_IFIFO;
+  default:
+    return S_IFCHR; // 'c' and 'u'
   }
 }
 
@@ -55,7 +58,8 @@ Status make_device(int root_fd, const oci::Device &d) {
     return failf_errno("device {}: removing the existing entry", d.path);
   mode_t mode = node_type(d.type) | (d.file_mode.value_or(0666) & 07777);
   dev_t dev = makedev(static_cast<unsigned>(d.major), static_cast<unsigned>(d.minor));
-  if (::mknodat(dir.get(), name.c_str(), mode, dev) < 0) return failf_errno("device {}: mknod", d.path);
+  if (::mknodat(dir.get(), name.c_str(), mode, dev) < 0)
+    return failf_errno("device {}: mknod", d.path);
   if (::fchownat(dir.get(), name.c_str(), d.uid.value_or(0), d.gid.value_or(0), AT_SYMLINK_NOFOLLOW) < 0)
     return failf_errno("device {}: chown", d.path);
   // mknod is filtered by the umask; the spec's mode is meant literally.
@@ -84,7 +88,8 @@ Status create_dev_symlinks(int root_fd) {
   };
   UniqueFd dev = BH_TRY(mkdir_all_in_root(root_fd, "/dev"));
   for (const auto &[target, name] : links) {
-    if (std::string_view(name) == "ptmx") ::unlinkat(dev.get(), name, 0);
+    if (std::string_view(name) == "ptmx")
+      ::unlinkat(dev.get(), name, 0);
     if (::symlinkat(target, dev.get(), name) < 0 && errno != EEXIST)
       return failf_errno("creating symlink /dev/{}", name);
   }

@@ -16,7 +16,8 @@ namespace {
 Result<UniqueFd> open_null_device(int root_fd) {
   UniqueFd fd = BH_TRY(context(open_in_root(root_fd, "/dev/null", O_PATH), "masking paths"));
   struct stat st {};
-  if (::fstat(fd.get(), &st) < 0) return failf_errno("stat /dev/null");
+  if (::fstat(fd.get(), &st) < 0)
+    return failf_errno("stat /dev/null");
   if (!S_ISCHR(st.st_mode) || st.st_rdev != makedev(1, 3))
     return failf("masking paths: /dev/null in the container is not the null device");
   return fd;
@@ -29,18 +30,22 @@ Status mask_paths(int root_fd, const std::vector<std::string> &paths) {
   for (const auto &p : paths) {
     auto target = open_in_root(root_fd, p, O_PATH);
     if (!target) {
-      if (target.error().code == ENOENT) continue;
+      if (target.error().code == ENOENT)
+        continue;
       return tl::unexpected(with_context(target.error(), "masking " + p));
     }
     struct stat st {};
-    if (::fstat(target->get(), &st) < 0) return failf_errno("masking {}: stat", p);
+    if (::fstat(target->get(), &st) < 0)
+      return failf_errno("masking {}: stat", p);
     if (S_ISDIR(st.st_mode)) {
       if (::mount("tmpfs", fd_path(target->get()).c_str(), "tmpfs", MS_RDONLY, "size=0k") < 0)
         return failf_errno("masking {}", p);
       continue;
     }
-    if (!null_fd) null_fd = BH_TRY(open_null_device(root_fd));
-    if (::mount(fd_path(null_fd.get()).c_str(), fd_path(target->get()).c_str(), nullptr, MS_BIND, nullptr) < 0)
+    if (!null_fd)
+      null_fd = BH_TRY(open_null_device(root_fd));
+    if (::mount(fd_path(null_fd.get()).c_str(), fd_path(target->get()).c_str(), nullptr, MS_BIND, nullptr) <
+        0)
       return failf_errno("masking {}", p);
   }
   return {};
@@ -50,7 +55,8 @@ Status readonly_paths(int root_fd, const std::vector<std::string> &paths) {
   for (const auto &p : paths) {
     auto target = open_in_root(root_fd, p, O_PATH);
     if (!target) {
-      if (target.error().code == ENOENT) continue;
+      if (target.error().code == ENOENT)
+        continue;
       return tl::unexpected(with_context(target.error(), "read-only path " + p));
     }
     auto path = fd_path(target->get());

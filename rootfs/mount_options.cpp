@@ -22,21 +22,36 @@ struct FlagOption {
 };
 
 constexpr FlagOption kFlagOptions[] = {
-    {"async", true, MS_SYNCHRONOUS},   {"atime", true, MS_NOATIME},
-    {"defaults", false, 0},            {"dev", true, MS_NODEV},
-    {"diratime", true, MS_NODIRATIME}, {"dirsync", false, MS_DIRSYNC},
-    {"exec", true, MS_NOEXEC},         {"iversion", false, MS_I_VERSION},
-    {"lazytime", false, MS_LAZYTIME},  {"loud", true, MS_SILENT},
-    {"mand", false, MS_MANDLOCK},      {"noatime", false, MS_NOATIME},
-    {"nodev", false, MS_NODEV},        {"nodiratime", false, MS_NODIRATIME},
-    {"noexec", false, MS_NOEXEC},      {"noiversion", true, MS_I_VERSION},
-    {"nolazytime", true, MS_LAZYTIME}, {"nomand", true, MS_MANDLOCK},
-    {"norelatime", true, MS_RELATIME}, {"nostrictatime", true, MS_STRICTATIME},
-    {"nosuid", false, MS_NOSUID},      {"nosymfollow", false, MS_NOSYMFOLLOW},
-    {"relatime", false, MS_RELATIME},  {"remount", false, MS_REMOUNT},
-    {"ro", false, MS_RDONLY},          {"rw", true, MS_RDONLY},
-    {"silent", false, MS_SILENT},      {"strictatime", false, MS_STRICTATIME},
-    {"suid", true, MS_NOSUID},         {"sync", false, MS_SYNCHRONOUS},
+    {"async", true, MS_SYNCHRONOUS},
+    {"atime", true, MS_NOATIME},
+    {"defaults", false, 0},
+    {"dev", true, MS_NODEV},
+    {"diratime", true, MS_NODIRATIME},
+    {"dirsync", false, MS_DIRSYNC},
+    {"exec", true, MS_NOEXEC},
+    {"iversion", false, MS_I_VERSION},
+    {"lazytime", false, MS_LAZYTIME},
+    {"loud", true, MS_SILENT},
+    {"mand", false, MS_MANDLOCK},
+    {"noatime", false, MS_NOATIME},
+    {"nodev", false, MS_NODEV},
+    {"nodiratime", false, MS_NODIRATIME},
+    {"noexec", false, MS_NOEXEC},
+    {"noiversion", true, MS_I_VERSION},
+    {"nolazytime", true, MS_LAZYTIME},
+    {"nomand", true, MS_MANDLOCK},
+    {"norelatime", true, MS_RELATIME},
+    {"nostrictatime", true, MS_STRICTATIME},
+    {"nosuid", false, MS_NOSUID},
+    {"nosymfollow", false, MS_NOSYMFOLLOW},
+    {"relatime", false, MS_RELATIME},
+    {"remount", false, MS_REMOUNT},
+    {"ro", false, MS_RDONLY},
+    {"rw", true, MS_RDONLY},
+    {"silent", false, MS_SILENT},
+    {"strictatime", false, MS_STRICTATIME},
+    {"suid", true, MS_NOSUID},
+    {"sync", false, MS_SYNCHRONOUS},
     {"symfollow", true, MS_NOSYMFOLLOW},
 };
 
@@ -46,10 +61,10 @@ struct PropagationOption {
 };
 
 constexpr PropagationOption kPropagation[] = {
-    {"private", MS_PRIVATE},           {"rprivate", MS_PRIVATE | MS_REC},
-    {"shared", MS_SHARED},             {"rshared", MS_SHARED | MS_REC},
-    {"slave", MS_SLAVE},               {"rslave", MS_SLAVE | MS_REC},
-    {"unbindable", MS_UNBINDABLE},     {"runbindable", MS_UNBINDABLE | MS_REC},
+    {"private", MS_PRIVATE},       {"rprivate", MS_PRIVATE | MS_REC},
+    {"shared", MS_SHARED},         {"rshared", MS_SHARED | MS_REC},
+    {"slave", MS_SLAVE},           {"rslave", MS_SLAVE | MS_REC},
+    {"unbindable", MS_UNBINDABLE}, {"runbindable", MS_UNBINDABLE | MS_REC},
 };
 
 struct RecursiveOption {
@@ -59,15 +74,24 @@ struct RecursiveOption {
 };
 
 constexpr RecursiveOption kRecursive[] = {
-    {"rro", false, MOUNT_ATTR_RDONLY},         {"rrw", true, MOUNT_ATTR_RDONLY},
-    {"rnosuid", false, MOUNT_ATTR_NOSUID},     {"rsuid", true, MOUNT_ATTR_NOSUID},
-    {"rnodev", false, MOUNT_ATTR_NODEV},       {"rdev", true, MOUNT_ATTR_NODEV},
-    {"rnoexec", false, MOUNT_ATTR_NOEXEC},     {"rexec", true, MOUNT_ATTR_NOEXEC},
-    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME}, {"rdiratime", true, MOUNT_ATTR_NODIRATIME},
-    {"rrelatime", false, MOUNT_ATTR_RELATIME}, {"rnorelatime", true, MOUNT_ATTR_RELATIME},
-    {"rnoatime", false, MOUNT_ATTR_NOATIME},   {"ratime", true, MOUNT_ATTR_NOATIME},
-    {"rstrictatime", false, MOUNT_ATTR_STRICTATIME}, {"rnostrictatime", true, MOUNT_ATTR_STRICTATIME},
-    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW}, {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW},
+    {"rro", false, MOUNT_ATTR_RDONLY},
+    {"rrw", true, MOUNT_ATTR_RDONLY},
+    {"rnosuid", false, MOUNT_ATTR_NOSUID},
+    {"rsuid", true, MOUNT_ATTR_NOSUID},
+    {"rnodev", false, MOUNT_ATTR_NODEV},
+    {"rdev", true, MOUNT_ATTR_NODEV},
+    {"rnoexec", false, MOUNT_ATTR_NOEXEC},
+    {"rexec", true, MOUNT_ATTR_NOEXEC},
+    {"rnodiratime", false, MOUNT_ATTR_NODIRATIME},
+    {"rdiratime", true, MOUNT_ATTR_NODIRATIME},
+    {"rrelatime", false, MOUNT_ATTR_RELATIME},
+    {"rnorelatime", true, MOUNT_ATTR_RELATIME},
+    {"rnoatime", false, MOUNT_ATTR_NOATIME},
+    {"ratime", true, MOUNT_ATTR_NOATIME},
+    {"rstrictatime", false, MOUNT_ATTR_STRICTATIME},
+    {"rnostrictatime", true, MOUNT_ATTR_STRICTATIME},
+    {"rnosymfollow", false, MOUNT_ATTR_NOSYMFOLLOW},
+    {"rsymfollow", true, MOUNT_ATTR_NOSYMFOLLOW},
 };
 
 } // namespace
@@ -93,7 +117,8 @@ MountOptions parse_mount_options(const std::vector<std::string> &options) {
     }
     bool matched = false;
     for (const auto &f : kFlagOptions) {
-      if (opt != f.name) continue;
+      if (opt != f.name)
+        continue;
       if (f.clear) {
         out.flags &= ~f.flag;
         out.cleared |= f.flag;
@@ -105,12 +130,14 @@ MountOptions parse_mount_options(const std::vector<std::string> &options) {
       break;
     }
     for (const auto &p : kPropagation) {
-      if (matched || opt != p.name) continue;
+      if (matched || opt != p.name)
+        continue;
       out.propagation.push_back(p.flags);
       matched = true;
     }
     for (const auto &r : kRecursive) {
-      if (matched || opt != r.name) continue;
+      if (matched || opt != r.name)
+        continue;
       if (r.clear) {
         out.rec_attr_clr |= r.attr;
         out.rec_attr_set &= ~r.attr;
@@ -120,8 +147,10 @@ MountOptions parse_mount_options(const std::vector<std::string> &options) {
       }
       matched = true;
     }
-    if (matched) continue;
-    if (!out.data.empty()) out.data += ',';
+    if (matched)
+      continue;
+    if (!out.data.empty())
+      out.data += ',';
     out.data += opt;
   }
   return out;
@@ -152,14 +181,17 @@ uint64_t mount_attrs_from_flags(unsigned long ms, uint64_t *clear_mask) {
     set |= MOUNT_ATTR_RELATIME;
     clr |= MOUNT_ATTR__ATIME;
   }
-  if (clear_mask) *clear_mask = clr;
+  if (clear_mask)
+    *clear_mask = clr;
   return set;
 }
 
 Result<unsigned long> propagation_flags(const std::string &value) {
-  if (value.empty()) return 0UL;
+  if (value.empty())
+    return 0UL;
   for (const auto &p : kPropagation)
-    if (value == p.name) return p.flags;
+    if (value == p.name)
+      return p.flags;
   return failf("linux.rootfsPropagation: unknown value {:?}", value);
 }
 

@@ -11,12 +11,12 @@
 namespace bulkhead::rootfs {
 
 struct MountOptions {
-  unsigned long flags = 0;               // MS_* applied at mount time (and on the bind remount)
-  unsigned long cleared = 0;             // MS_* explicitly cleared ("rw", "suid", ...)
+  unsigned long flags = 0;                // MS_* applied at mount time (and on the bind remount)
+  unsigned long cleared = 0;              // MS_* explicitly cleared ("rw", "suid", ...)
   std::vector<unsigned long> propagation; // MS_SHARED|MS_SLAVE|MS_PRIVATE|MS_UNBINDABLE (+MS_REC)
-  uint64_t rec_attr_set = 0;             // MOUNT_ATTR_* for "rro", "rnosuid", ...
+  uint64_t rec_attr_set = 0;              // MOUNT_ATTR_* for "rro", "rnosuid", ...
   uint64_t rec_attr_clr = 0;
-  std::string data;                      // "size=1m,mode=755"
+  std::string data; // "size=1m,mode=755"
   bool bind = false;
   bool recursive_bind = false;
   bool tmpcopyup = false;

@@ -19,22 +19,22 @@ int mount_setattr(int fd, unsigned int flags, uint64_t set, uint64_t clr) {
   struct mount_attr attr {};
   attr.attr_set = set;
   attr.attr_clr = clr;
-  return static_cast<int>(
-      ::syscall(SYS_mount_setattr, fd, "", flags | AT_EMPTY_PATH, &attr, sizeof attr));
+  return static_cast<int>(::syscall(SYS_mount_setattr, fd, "", flags | AT_EMPTY_PATH, &attr, sizeof attr));
 }
 
 // Flags that belong to the superblock/mount call itself rather than to a later attribute change.
-constexpr unsigned long kPerMountFlags =
-    MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME | MS_NODIRATIME | MS_RELATIME |
-    MS_STRICTATIME | 256 /* MS_NOSYMFOLLOW */;
+constexpr unsigned long kPerMountFlags = MS_RDONLY | MS_NOSUID | MS_NODEV | MS_NOEXEC | MS_NOATIME |
+                                         MS_NODIRATIME | MS_RELATIME | MS_STRICTATIME |
+                                         256 /* MS_NOSYMFOLLOW */;
 
 Status set_attributes(int top_fd, const MountOptions &o, const std::string &dest) {
-  constexpr uint64_t kToggles = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV |
-                                MOUNT_ATTR_NOEXEC | MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW;
+  constexpr uint64_t kToggles = MOUNT_ATTR_RDONLY | MOUNT_ATTR_NOSUID | MOUNT_ATTR_NODEV | MOUNT_ATTR_NOEXEC |
+                                MOUNT_ATTR_NODIRATIME | MOUNT_ATTR_NOSYMFOLLOW;
   uint64_t set = mount_attrs_from_flags(o.flags & kPerMountFlags, nullptr);
   // Only what the options name is cleared: flags the kernel locked on the source stay as they are.
   uint64_t clr = mount_attrs_from_flags(o.cleared & kPerMountFlags, nullptr) & kToggles;
-  if (o.flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME)) clr |= MOUNT_ATTR__ATIME;
+  if (o.flags & (MS_NOATIME | MS_STRICTATIME | MS_RELATIME))
+    clr |= MOUNT_ATTR__ATIME;
   if ((set || clr) && mount_setattr(top_fd, 0, set, clr) < 0)
     return failf_errno("mount {}: setting mount flags", dest);
   if ((o.rec_attr_set || o.rec_attr_clr) &&
@@ -60,7 +60,8 @@ Status bind_host_path(const std::string &source, int target_fd, bool recursive, 
 
 std::string host_cgroup2_mount() {
   struct stat st {};
-  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0) return "/sys/fs/cgroup";
+  if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0)
+    return "/sys/fs/cgroup";
   return "/sys/fs/cgroup/unified";
 }
 
@@ -69,14 +70,17 @@ std::string host_cgroup2_mount() {
 Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation) {
   unsigned long prop = BH_TRY(propagation_flags(propagation));
   unsigned long root_prop = MS_SLAVE | MS_REC;
-  if (prop & (MS_PRIVATE)) root_prop = MS_PRIVATE | MS_REC;
-  if (prop & MS_SHARED) root_prop = MS_SHARED | MS_REC;
+  if (prop & (MS_PRIVATE))
+    root_prop = MS_PRIVATE | MS_REC;
+  if (prop & MS_SHARED)
+    root_prop = MS_SHARED | MS_REC;
   if (::mount(nullptr, "/", nullptr, root_prop, nullptr) < 0)
     return failf_errno("setting propagation of / in the container mount namespace");
   if (::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
     return failf_errno("bind-mounting rootfs {}", rootfs);
   UniqueFd fd(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!fd) return failf_errno("opening rootfs {}", rootfs);
+  if (!fd)
+    return failf_errno("opening rootfs {}", rootfs);
   if (root_prop & MS_SHARED) {
     // pivot_root refuses a shared parent; the rootfs mount itself keeps shared propagation.
     if (::mount(nullptr, fd_path(fd.get()).c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
@@ -88,14 +92,17 @@ Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &prop
 Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
   MountOptions o = parse_mount_options(m.options);
   const std::string &dest = m.destination;
-  if (o.idmap) return failf("mount {}: idmapped mounts are not supported yet", dest);
+  if (o.idmap)
+    return failf("mount {}: idmapped mounts are not supported yet", dest);
   bool is_bind = o.bind || m.type == "bind";
 
   if (is_bind) {
     std::string source = m.source;
-    if (!source.empty() && source[0] != '/') source = ctx.bundle + "/" + source;
+    if (!source.empty() && source[0] != '/')
+      source = ctx.bundle + "/" + source;
     struct stat st {};
-    if (::stat(source.c_str(), &st) < 0) return failf_errno("mount {}: bind source {}", dest, source);
+    if (::stat(source.c_str(), &st) < 0)
+      return failf_errno("mount {}: bind source {}", dest, source);
     auto kind = S_ISDIR(st.st_mode) ? TargetKind::Directory : TargetKind::File;
     UniqueFd target = BH_TRY(context(ensure_mount_target(ctx.root_fd, dest, kind), "mount " + dest));
     BH_CHECK(bind_host_path(source, target.get(), o.recursive_bind, dest));
@@ -105,7 +112,8 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
     std::string fstype = m.type == "cgroup" ? "cgroup2" : m.type;
     std::string source = m.source.empty() ? fstype : m.source;
     unsigned long flags = o.flags & ~(MS_REMOUNT);
-    if (o.tmpcopyup && fstype != "tmpfs") return failf("mount {}: tmpcopyup needs a tmpfs, not {}", dest, fstype);
+    if (o.tmpcopyup && fstype != "tmpfs")
+      return failf("mount {}: tmpcopyup needs a tmpfs, not {}", dest, fstype);
     UniqueFd lower;
     if (o.tmpcopyup) {
       lower = BH_TRY(open_in_root(ctx.root_fd, dest, O_RDONLY | O_DIRECTORY));
@@ -118,9 +126,12 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
       // pseudo filesystems; binding the host's instance is what runc and crun do.
       std::string fallback;
       if (err == EPERM || err == EBUSY) {
-        if (fstype == "sysfs") fallback = "/sys";
-        if (fstype == "mqueue") fallback = "/dev/mqueue";
-        if (fstype == "cgroup2") fallback = host_cgroup2_mount();
+        if (fstype == "sysfs")
+          fallback = "/sys";
+        if (fstype == "mqueue")
+          fallback = "/dev/mqueue";
+        if (fstype == "cgroup2")
+          fallback = host_cgroup2_mount();
       }
       if (fallback.empty())
         return fail(fmt::format("mount {} ({}) on {}", source, fstype, dest), err);
@@ -137,7 +148,8 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
   }
 
   bool needs_top = is_bind || o.rec_attr_set || o.rec_attr_clr || !o.propagation.empty();
-  if (!needs_top) return {};
+  if (!needs_top)
+    return {};
   // The fd we mounted on now sits under the new mount; reopen to act on the mount itself.
   UniqueFd top = BH_TRY(context(open_in_root(ctx.root_fd, dest, O_PATH), "mount " + dest));
   if (is_bind) {
@@ -157,7 +169,8 @@ Status finalize_root(const std::string &propagation, bool readonly) {
   }
   if (readonly) {
     UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root) return failf_errno("opening / for the read-only remount");
+    if (!root)
+      return failf_errno("opening / for the read-only remount");
     if (mount_setattr(root.get(), 0, MOUNT_ATTR_RDONLY, 0) < 0)
       return failf_errno("making the root filesystem read-only");
   }

@@ -11,8 +11,8 @@
 namespace bulkhead::rootfs {
 
 struct MountContext {
-  int root_fd = -1;    // O_PATH fd of the rootfs bind mount
-  std::string bundle;  // relative bind sources are relative to it
+  int root_fd = -1;   // O_PATH fd of the rootfs bind mount
+  std::string bundle; // relative bind sources are relative to it
   bool in_userns = false;
 };
 

@@ -26,10 +26,12 @@ namespace bulkhead::runtime {
 
 Result<UniqueFd> connect_console_socket(const std::string &path) {
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s) return failf_errno("console socket {}", path);
+  if (!s)
+    return failf_errno("console socket {}", path);
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path) return failf("console socket {}: path too long", path);
+  if (path.size() >= sizeof addr.sun_path)
+    return failf("console socket {}: path too long", path);
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (::connect(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
     return failf_errno("connecting to console socket {}", path);
@@ -54,7 +56,8 @@ Status send_fd(int socket, int fd, std::string_view name) {
   c->cmsg_len = CMSG_LEN(sizeof(int));
   std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
   while (::sendmsg(socket, &mh, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR) return failf_errno("sending the pty master over the console socket");
+    if (errno != EINTR)
+      return failf_errno("sending the pty master over the console socket");
   return {};
 }
 
@@ -72,9 +75,11 @@ Result<UniqueFd> receive_fd(int socket) {
   mh.msg_control = control;
   mh.msg_controllen = sizeof control;
   while (::recvmsg(socket, &mh, MSG_CMSG_CLOEXEC) < 0)
-    if (errno != EINTR) return failf_errno("receiving the pty master");
+    if (errno != EINTR)
+      return failf_errno("receiving the pty master");
   struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  if (!c || c->cmsg_type != SCM_RIGHTS) return fail("console socket: no file descriptor received");
+  if (!c || c->cmsg_type != SCM_RIGHTS)
+    return fail("console socket: no file descriptor received");
   int fd;
   std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
   return UniqueFd(fd);
@@ -87,15 +92,18 @@ Result<UniqueFd> open_pty(int root_fd, const oci::Process &process, int console_
   if (::fstatfs(ptmx.get(), &sfs) < 0 || sfs.f_type != DEVPTS_SUPER_MAGIC)
     return fail("process.terminal: /dev/pts/ptmx in the container is not on a devpts filesystem");
   int unlock = 0;
-  if (::ioctl(ptmx.get(), TIOCSPTLCK, &unlock) < 0) return failf_errno("unlocking the pty");
+  if (::ioctl(ptmx.get(), TIOCSPTLCK, &unlock) < 0)
+    return failf_errno("unlocking the pty");
   // The peer is opened through the master, never by path, so nothing in the image can swap it.
   UniqueFd slave(::ioctl(ptmx.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
-  if (!slave) return failf_errno("opening the pty slave");
+  if (!slave)
+    return failf_errno("opening the pty slave");
   if (process.console_size) {
     struct winsize ws {};
     ws.ws_row = static_cast<unsigned short>(process.console_size->height);
     ws.ws_col = static_cast<unsigned short>(process.console_size->width);
-    if (::ioctl(slave.get(), TIOCSWINSZ, &ws) < 0) return failf_errno("setting the console size");
+    if (::ioctl(slave.get(), TIOCSWINSZ, &ws) < 0)
+      return failf_errno("setting the console size");
   }
   (void)::fchown(slave.get(), process.user.uid, static_cast<gid_t>(-1));
   BH_CHECK(send_fd(console_socket, ptmx.get(), "/dev/ptmx"));
@@ -112,10 +120,13 @@ Result<UniqueFd> setup_console(int root_fd, const oci::Process &process, int con
 }
 
 Status make_controlling_terminal(UniqueFd slave) {
-  if (::setsid() < 0) return failf_errno("setsid");
-  if (::ioctl(slave.get(), TIOCSCTTY, 0) < 0) return failf_errno("setting the controlling terminal");
+  if (::setsid() < 0)
+    return failf_errno("setsid");
+  if (::ioctl(slave.get(), TIOCSCTTY, 0) < 0)
+    return failf_errno("setting the controlling terminal");
   for (int fd = 0; fd < 3; ++fd)
-    if (::dup2(slave.get(), fd) < 0) return failf_errno("dup2 of the pty to fd {}", fd);
+    if (::dup2(slave.get(), fd) < 0)
+      return failf_errno("dup2 of the pty to fd {}", fd);
   return {};
 }
 
@@ -123,17 +134,20 @@ namespace {
 
 void copy_window_size(int from, int to) {
   struct winsize ws {};
-  if (::ioctl(from, TIOCGWINSZ, &ws) == 0) ::ioctl(to, TIOCSWINSZ, &ws);
+  if (::ioctl(from, TIOCGWINSZ, &ws) == 0)
+    ::ioctl(to, TIOCSWINSZ, &ws);
 }
 
 bool pump(int from, int to) {
   char buf[16384];
   ssize_t n = ::read(from, buf, sizeof buf);
-  if (n <= 0) return n < 0 && (errno == EINTR || errno == EAGAIN);
+  if (n <= 0)
+    return n < 0 && (errno == EINTR || errno == EAGAIN);
   for (ssize_t off = 0; off < n;) {
     ssize_t w = ::write(to, buf + off, static_cast<size_t>(n - off));
     if (w < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return false;
     }
     off += w;
@@ -156,22 +170,26 @@ bool relay_terminal(int master, int signal_fd, pid_t init_pid, int *exit_status)
   bool exited = false;
   for (;;) {
     if (::poll(pfd, 3, exited ? 100 : -1) <= 0) {
-      if (exited) break; // nothing more to drain
+      if (exited)
+        break; // nothing more to drain
       continue;
     }
     if (pfd[0].revents & POLLIN) {
-      if (!pump(master, STDOUT_FILENO)) break;
+      if (!pump(master, STDOUT_FILENO))
+        break;
     } else if (pfd[0].revents & (POLLHUP | POLLERR)) {
       break;
     }
     if (pfd[1].revents & POLLIN) {
-      if (!pump(STDIN_FILENO, master)) pfd[1].fd = -1;
+      if (!pump(STDIN_FILENO, master))
+        pfd[1].fd = -1;
     } else if (pfd[1].revents) {
       pfd[1].fd = -1;
     }
     if (pfd[2].revents & POLLIN) {
       struct signalfd_siginfo si {};
-      if (::read(signal_fd, &si, sizeof si) != sizeof si) continue;
+      if (::read(signal_fd, &si, sizeof si) != sizeof si)
+        continue;
       if (si.ssi_signo == SIGWINCH && raw) {
         copy_window_size(STDIN_FILENO, master);
       } else if (si.ssi_signo == SIGCHLD) {
@@ -187,7 +205,8 @@ bool relay_terminal(int master, int signal_fd, pid_t init_pid, int *exit_status)
       }
     }
   }
-  if (raw) ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
+  if (raw)
+    ::tcsetattr(STDIN_FILENO, TCSANOW, &saved);
   return exited;
 }
 

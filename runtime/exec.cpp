@@ -46,7 +46,8 @@ Result<uint32_t> parse_id(const std::string &text, const char *what) {
   char *end = nullptr;
   errno = 0;
   unsigned long v = std::strtoul(text.c_str(), &end, 10);
-  if (text.empty() || *end || errno || v > UINT32_MAX) return failf("--user: invalid {} {:?}", what, text);
+  if (text.empty() || *end || errno || v > UINT32_MAX)
+    return failf("--user: invalid {} {:?}", what, text);
   return static_cast<uint32_t>(v);
 }
 
@@ -64,51 +65,64 @@ Result<oci::Process> build_process(const oci::Spec &spec, const ExecOptions &o) 
   if (!o.process_file.empty()) {
     std::string text = BH_TRY(read_file(o.process_file));
     oci::Process p = BH_TRY(context(oci::parse_process(text), o.process_file));
-    if (p.args.empty()) return failf("{}: args: must be a non-empty array", o.process_file);
+    if (p.args.empty())
+      return failf("{}: args: must be a non-empty array", o.process_file);
     return p;
   }
-  if (o.args.empty()) return fail("exec: a command to run (or --process) is required");
+  if (o.args.empty())
+    return fail("exec: a command to run (or --process) is required");
   oci::Process p = *spec.process;
   p.args = o.args;
   p.terminal = o.tty;
   p.console_size.reset();
-  if (!o.cwd.empty()) p.cwd = o.cwd;
+  if (!o.cwd.empty())
+    p.cwd = o.cwd;
   for (const auto &kv : o.env) {
-    if (kv.find('=') == std::string::npos) return failf("--env {:?}: expected KEY=VALUE", kv);
+    if (kv.find('=') == std::string::npos)
+      return failf("--env {:?}: expected KEY=VALUE", kv);
     set_env(p.env, kv);
   }
   if (!o.user.empty()) {
     auto colon = o.user.find(':');
     p.user.uid = BH_TRY(parse_id(o.user.substr(0, colon), "uid"));
-    if (colon != std::string::npos) p.user.gid = BH_TRY(parse_id(o.user.substr(colon + 1), "gid"));
+    if (colon != std::string::npos)
+      p.user.gid = BH_TRY(parse_id(o.user.substr(colon + 1), "gid"));
   }
-  if (!o.additional_gids.empty()) p.user.additional_gids = o.additional_gids;
+  if (!o.additional_gids.empty())
+    p.user.additional_gids = o.additional_gids;
   if (!o.caps.empty()) {
-    if (!p.capabilities) p.capabilities = oci::Capabilities{};
+    if (!p.capabilities)
+      p.capabilities = oci::Capabilities{};
     for (const auto &c : o.caps)
       for (auto *set : {&p.capabilities->bounding, &p.capabilities->effective, &p.capabilities->permitted})
         set->push_back(c);
   }
-  if (o.no_new_privs) p.no_new_privileges = true;
-  if (!o.apparmor.empty()) p.apparmor_profile = o.apparmor;
-  if (!o.process_label.empty()) p.selinux_label = o.process_label;
+  if (o.no_new_privs)
+    p.no_new_privileges = true;
+  if (!o.apparmor.empty())
+    p.apparmor_profile = o.apparmor;
+  if (!o.process_label.empty())
+    p.selinux_label = o.process_label;
   return p;
 }
 
 // Namespaces of init that differ from ours: setns into one's own user namespace is an error.
 Result<int> namespaces_to_join(pid_t pid) {
   static constexpr std::pair<const char *, int> kinds[] = {
-      {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS},        {"pid", CLONE_NEWPID},
-      {"net", CLONE_NEWNET},   {"ipc", CLONE_NEWIPC},       {"uts", CLONE_NEWUTS},
-      {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
+      {"user", CLONE_NEWUSER}, {"mnt", CLONE_NEWNS},  {"pid", CLONE_NEWPID},       {"net", CLONE_NEWNET},
+      {"ipc", CLONE_NEWIPC},   {"uts", CLONE_NEWUTS}, {"cgroup", CLONE_NEWCGROUP}, {"time", CLONE_NEWTIME},
   };
   int flags = 0;
   for (const auto &[name, flag] : kinds) {
-    struct stat ours {}, theirs {};
+    struct stat ours {
+    }, theirs{};
     auto path = fmt::format("/proc/{}/ns/{}", pid, name);
-    if (::stat(fmt::format("/proc/self/ns/{}", name).c_str(), &ours) < 0) continue; // kernel lacks it
-    if (::stat(path.c_str(), &theirs) < 0) return failf_errno("reading {}", path);
-    if (ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev) flags |= flag;
+    if (::stat(fmt::format("/proc/self/ns/{}", name).c_str(), &ours) < 0)
+      continue; // kernel lacks it
+    if (::stat(path.c_str(), &theirs) < 0)
+      return failf_errno("reading {}", path);
+    if (ours.st_ino != theirs.st_ino || ours.st_dev != theirs.st_dev)
+      flags |= flag;
   }
   return flags;
 }
@@ -127,7 +141,8 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   // Opened before joining: a procfs the container's mount namespace cannot have tampered with.
   UniqueFd proc = BH_TRY(security::open_private_procfs());
   int rest = c.join_flags & ~CLONE_NEWPID;
-  if (rest && ::setns(c.pidfd, rest) < 0) return failf_errno("joining the container's namespaces ({:#x})", rest);
+  if (rest && ::setns(c.pidfd, rest) < 0)
+    return failf_errno("joining the container's namespaces ({:#x})", rest);
   if ((c.join_flags & CLONE_NEWUSER) && (::setresgid(0, 0, 0) < 0 || ::setresuid(0, 0, 0) < 0))
     return failf_errno("becoming root in the container's user namespace");
   BH_CHECK(security::apply_process_attributes(*c.security));
@@ -137,14 +152,16 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   UniqueFd slave;
   if (p.terminal) {
     UniqueFd root(::open("/", O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!root) return failf_errno("opening the container root");
+    if (!root)
+      return failf_errno("opening the container root");
     slave = BH_TRY(open_pty(root.get(), p, c.console_fd));
   }
   BH_CHECK(security::apply_capabilities_and_user(*c.security, p.user));
   BH_CHECK(security::set_no_new_privileges(*c.security));
   BH_CHECK(enter_cwd(p.cwd.empty() ? "/" : p.cwd));
   exe = BH_TRY(find_executable(p));
-  if (slave) BH_CHECK(make_controlling_terminal(std::move(slave)));
+  if (slave)
+    BH_CHECK(make_controlling_terminal(std::move(slave)));
   return {};
 }
 
@@ -156,8 +173,10 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   std::sort(keep, keep + 3);
   unsigned int from = static_cast<unsigned int>(3 + c.preserve_fds);
   for (int fd : keep) {
-    if (fd < 0 || static_cast<unsigned int>(fd) < from) continue;
-    if (static_cast<unsigned int>(fd) > from) ::syscall(SYS_close_range, from, fd - 1, 0);
+    if (fd < 0 || static_cast<unsigned int>(fd) < from)
+      continue;
+    if (static_cast<unsigned int>(fd) > from)
+      ::syscall(SYS_close_range, from, fd - 1, 0);
     from = static_cast<unsigned int>(fd) + 1;
   }
   ::syscall(SYS_close_range, from, ~0U, 0);
@@ -175,9 +194,11 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
     ::_exit(1);
   }
   std::vector<char *> argv, envp;
-  for (const auto &s : c.process->args) argv.push_back(const_cast<char *>(s.c_str()));
+  for (const auto &s : c.process->args)
+    argv.push_back(const_cast<char *>(s.c_str()));
   argv.push_back(nullptr);
-  for (const auto &s : c.process->env) envp.push_back(const_cast<char *>(s.c_str()));
+  for (const auto &s : c.process->env)
+    envp.push_back(const_cast<char *>(s.c_str()));
   envp.push_back(nullptr);
   // PDEATHSIG survives execve: the process must outlive a detached (or killed) `exec`.
   ::prctl(PR_SET_PDEATHSIG, 0);
@@ -211,11 +232,13 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   UniqueFd cgroup_fd;
   if (!rec.cgroup_path.empty()) {
     cgroup_fd.reset(::open((rec.cgroup_mount + rec.cgroup_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-    if (!cgroup_fd) return failf_errno("opening cgroup {}", rec.cgroup_mount + rec.cgroup_path);
+    if (!cgroup_fd)
+      return failf_errno("opening cgroup {}", rec.cgroup_mount + rec.cgroup_path);
   }
 
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("sync socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return failf_errno("sync socketpair");
   UniqueFd parent_end(sv[0]), child_end(sv[1]);
   UniqueFd console_ours, console_theirs;
   if (spec.process->terminal) {
@@ -223,7 +246,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
       console_theirs = BH_TRY(connect_console_socket(o.console_socket));
     } else {
       int cv[2];
-      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0) return failf_errno("console socketpair");
+      if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, cv) < 0)
+        return failf_errno("console socketpair");
       console_ours.reset(cv[0]);
       console_theirs.reset(cv[1]);
     }
@@ -243,10 +267,12 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     ca.flags = CLONE_INTO_CGROUP;
     ca.cgroup = static_cast<uint64_t>(cgroup_fd.get());
   }
-  ExecChild child{&*spec.process, &plan, pidfd.get(), join, child_end.get(), console_theirs.get(), o.preserve_fds};
+  ExecChild child{&*spec.process,       &plan,         pidfd.get(), join, child_end.get(),
+                  console_theirs.get(), o.preserve_fds};
   dir = ContainerDir(); // never hold the container lock across a user process
   pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &ca, sizeof ca));
-  if (pid < 0) return failf_errno("clone of the exec process");
+  if (pid < 0)
+    return failf_errno("clone of the exec process");
   if (pid == 0) {
     parent_end.reset();
     exec_child(child);
@@ -258,13 +284,17 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   if (msg) { // anything but EOF means the process never reached execve
     int st = 0;
     ::waitpid(pid, &st, 0);
-    if (msg->type == Msg::Error) return fail(msg->payload, msg->code);
+    if (msg->type == Msg::Error)
+      return fail(msg->payload, msg->code);
     return failf("exec: unexpected message {}", static_cast<int>(msg->type));
   }
   UniqueFd master;
-  if (console_ours) master = BH_TRY(receive_fd(console_ours.get()));
-  if (!o.pid_file.empty()) BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
-  if (o.detach) return 0;
+  if (console_ours)
+    master = BH_TRY(receive_fd(console_ours.get()));
+  if (!o.pid_file.empty())
+    BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
+  if (o.detach)
+    return 0;
   auto st = BH_TRY(wait_foreground(pid, std::move(master), relay));
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   return exit_code(st);

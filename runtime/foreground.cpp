@@ -17,14 +17,17 @@ sigset_t foreground_signals() {
 }
 
 int exit_code(int status) {
-  if (WIFEXITED(status)) return WEXITSTATUS(status);
-  if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+  if (WIFEXITED(status))
+    return WEXITSTATUS(status);
+  if (WIFSIGNALED(status))
+    return 128 + WTERMSIG(status);
   return 255;
 }
 
 Result<int> wait_foreground(pid_t pid, UniqueFd master, const sigset_t &signals) {
   UniqueFd sfd(::signalfd(-1, &signals, SFD_CLOEXEC));
-  if (!sfd) return failf_errno("signalfd");
+  if (!sfd)
+    return failf_errno("signalfd");
   int status = 0;
   bool reaped = false;
   if (master) {
@@ -39,11 +42,15 @@ Result<int> wait_foreground(pid_t pid, UniqueFd master, const sigset_t &signals)
       status = st;
       break;
     }
-    if (r > 0) continue;
-    if (r < 0 && errno == ECHILD) return failf("pid {} is not our child", pid);
+    if (r > 0)
+      continue;
+    if (r < 0 && errno == ECHILD)
+      return failf("pid {} is not our child", pid);
     struct signalfd_siginfo si {};
-    if (::read(sfd.get(), &si, sizeof si) != sizeof si) continue;
-    if (si.ssi_signo != SIGCHLD) ::kill(pid, static_cast<int>(si.ssi_signo));
+    if (::read(sfd.get(), &si, sizeof si) != sizeof si)
+      continue;
+    if (si.ssi_signo != SIGCHLD)
+      ::kill(pid, static_cast<int>(si.ssi_signo));
   }
   return status;
 }

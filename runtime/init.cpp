@@ -47,19 +47,23 @@ void close_inherited_fds(const InitArgs &a) {
   int keep[kMax];
   size_t n = 0;
   auto add = [&](int fd) {
-    if (fd >= 0 && n < kMax) keep[n++] = fd;
+    if (fd >= 0 && n < kMax)
+      keep[n++] = fd;
   };
   add(a.sync_fd);
   add(a.start_listen_fd);
   add(a.console_fd);
   add(a.seccomp_listener_fd);
-  for (const auto &j : a.namespaces->joins) add(j.fd.get());
+  for (const auto &j : a.namespaces->joins)
+    add(j.fd.get());
   std::sort(keep, keep + n);
   unsigned int from = static_cast<unsigned int>(3 + a.preserve_fds);
   for (size_t i = 0; i < n; ++i) {
     auto fd = static_cast<unsigned int>(keep[i]);
-    if (fd < from) continue;
-    if (fd > from) ::syscall(SYS_close_range, from, fd - 1, 0);
+    if (fd < from)
+      continue;
+    if (fd > from)
+      ::syscall(SYS_close_range, from, fd - 1, 0);
     from = fd + 1;
   }
   ::syscall(SYS_close_range, from, ~0U, 0);
@@ -67,8 +71,10 @@ void close_inherited_fds(const InitArgs &a) {
 
 Status expect(int fd, Msg type) {
   Message m = BH_TRY(recv_msg(fd));
-  if (m.type == Msg::Error) return fail(m.payload, m.code);
-  if (m.type != type) return failf("sync: unexpected message {}", static_cast<int>(m.type));
+  if (m.type == Msg::Error)
+    return fail(m.payload, m.code);
+  if (m.type != type)
+    return failf("sync: unexpected message {}", static_cast<int>(m.type));
   return {};
 }
 
@@ -84,8 +90,10 @@ void become_init(const InitArgs &a) {
   struct clone_args ca {};
   ca.flags = CLONE_PARENT;
   long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
-  if (pid < 0) die(a.sync_fd, Error{errno, "clone of container init"});
-  if (pid == 0) return; // caller continues as init
+  if (pid < 0)
+    die(a.sync_fd, Error{errno, "clone of container init"});
+  if (pid == 0)
+    return; // caller continues as init
   (void)send_msg(a.sync_fd, Msg::InitPid, static_cast<int32_t>(pid));
   ::_exit(0);
 }
@@ -95,11 +103,14 @@ Status setup_namespaces(const InitArgs &a) {
   if (a.intermediate) {
     BH_CHECK(ns::join_namespaces(plan, 0));
     if (plan.creates(CLONE_NEWUSER)) {
-      if (::unshare(CLONE_NEWUSER) < 0) return failf_errno("creating user namespace");
+      if (::unshare(CLONE_NEWUSER) < 0)
+        return failf_errno("creating user namespace");
       BH_CHECK(wait_for_id_maps(a.sync_fd));
     }
-    unsigned long rest = plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWCGROUP | CLONE_NEWTIME);
-    if (rest && ::unshare(static_cast<int>(rest)) < 0) return failf_errno("creating namespaces ({:#x})", rest);
+    unsigned long rest =
+        plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWCGROUP | CLONE_NEWTIME);
+    if (rest && ::unshare(static_cast<int>(rest)) < 0)
+      return failf_errno("creating namespaces ({:#x})", rest);
     become_init(a);
     // Only init gets here. PR_SET_PDEATHSIG is cleared by fork.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -107,14 +118,17 @@ Status setup_namespaces(const InitArgs &a) {
     BH_CHECK(wait_for_id_maps(a.sync_fd));
   }
   if (plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) {
-    if (::setresgid(0, 0, 0) < 0) return failf_errno("becoming gid 0 in the user namespace");
-    if (::setresuid(0, 0, 0) < 0) return failf_errno("becoming uid 0 in the user namespace");
+    if (::setresgid(0, 0, 0) < 0)
+      return failf_errno("becoming gid 0 in the user namespace");
+    if (::setresuid(0, 0, 0) < 0)
+      return failf_errno("becoming uid 0 in the user namespace");
   }
   // Created only now that we sit in the container's cgroup: its root is that cgroup.
   if (plan.creates(CLONE_NEWCGROUP) && ::unshare(CLONE_NEWCGROUP) < 0)
     return failf_errno("creating cgroup namespace");
   if (plan.creates(CLONE_NEWTIME)) {
-    if (::unshare(CLONE_NEWTIME) < 0) return failf_errno("creating time namespace");
+    if (::unshare(CLONE_NEWTIME) < 0)
+      return failf_errno("creating time namespace");
     BH_CHECK(ns::write_time_offsets(a.spec->linux->time_offsets));
   }
   return {};
@@ -122,7 +136,8 @@ Status setup_namespaces(const InitArgs &a) {
 
 bool has_dev_mount(const oci::Spec &s) {
   for (const auto &m : s.mounts)
-    if (m.destination == "/dev" || m.destination == "/dev/") return true;
+    if (m.destination == "/dev" || m.destination == "/dev/")
+      return true;
   return false;
 }
 
@@ -134,7 +149,8 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
   rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns};
-  for (const auto &m : s.mounts) BH_CHECK(rootfs::mount_entry(ctx, m));
+  for (const auto &m : s.mounts)
+    BH_CHECK(rootfs::mount_entry(ctx, m));
   if (has_dev_mount(s)) {
     BH_CHECK(rootfs::create_devices(root_fd.get(), rootfs::default_devices(), in_userns));
     BH_CHECK(rootfs::create_dev_symlinks(root_fd.get()));
@@ -144,13 +160,15 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
 }
 
 Status apply_sysctls(const oci::Spec &s, int proc_fd) {
-  if (!s.linux || s.linux->sysctl.empty()) return {};
+  if (!s.linux || s.linux->sysctl.empty())
+    return {};
   // proc_fd is the verified private procfs; we already live in the container's namespaces.
   return ns::apply_sysctls(proc_fd, s.linux->sysctl);
 }
 
 Status join_session_keyring(const InitArgs &a) {
-  if (a.no_new_keyring) return {};
+  if (a.no_new_keyring)
+    return {};
   auto name = "_ses." + a.id;
   // KEYCTL_JOIN_SESSION_KEYRING: a fresh keyring so containers never share the host's keys.
   if (::syscall(SYS_keyctl, 1, name.c_str()) < 0 && errno != ENOSYS && errno != EPERM)
@@ -177,8 +195,10 @@ Status prepare(const InitArgs &a, std::string &exe) {
   if (a.run_hooks_handshake) {
     BH_CHECK(send_msg(a.sync_fd, Msg::MountsReady));
     Message m = BH_TRY(recv_msg(a.sync_fd));
-    if (m.type == Msg::Error) return fail(m.payload, m.code);
-    if (m.type != Msg::HooksDone) return fail("sync: expected HooksDone");
+    if (m.type == Msg::Error)
+      return fail(m.payload, m.code);
+    if (m.type != Msg::HooksDone)
+      return fail("sync: expected HooksDone");
     BH_CHECK(run_hooks(s.hooks.create_container, m.payload, "createContainer"));
   }
 
@@ -200,7 +220,8 @@ Status prepare(const InitArgs &a, std::string &exe) {
   BH_CHECK(security::set_no_new_privileges(*a.security));
   BH_CHECK(enter_cwd(p.cwd));
   exe = BH_TRY(find_executable(p));
-  if (pty_slave) BH_CHECK(make_controlling_terminal(std::move(pty_slave)));
+  if (pty_slave)
+    BH_CHECK(make_controlling_terminal(std::move(pty_slave)));
   return {};
 }
 
@@ -209,12 +230,14 @@ Status prepare(const InitArgs &a, std::string &exe) {
 Result<UniqueFd> wait_for_start(int listen_fd, std::string &state_json) {
   int conn;
   while ((conn = ::accept4(listen_fd, nullptr, nullptr, SOCK_CLOEXEC)) < 0)
-    if (errno != EINTR) return failf_errno("waiting for start");
+    if (errno != EINTR)
+      return failf_errno("waiting for start");
   UniqueFd c(conn);
   char buf[65536];
   ssize_t n;
   while ((n = ::recv(c.get(), buf, sizeof buf, 0)) < 0)
-    if (errno != EINTR) return failf_errno("reading the start request");
+    if (errno != EINTR)
+      return failf_errno("reading the start request");
   state_json.assign(buf, static_cast<size_t>(n));
   return c;
 }
@@ -230,20 +253,24 @@ void container_init(const InitArgs &a) {
 
   if (a.wait_for_cgroup) {
     auto go = expect(a.sync_fd, Msg::Go);
-    if (!go) die(a.sync_fd, go.error());
+    if (!go)
+      die(a.sync_fd, go.error());
   }
   std::string exe;
   auto prepared = prepare(a, exe);
-  if (!prepared) die(a.sync_fd, prepared.error());
+  if (!prepared)
+    die(a.sync_fd, prepared.error());
 
   // From here the creating process may exit; init must outlive it.
   ::prctl(PR_SET_PDEATHSIG, 0);
-  if (!send_msg(a.sync_fd, Msg::Ready)) ::_exit(1);
+  if (!send_msg(a.sync_fd, Msg::Ready))
+    ::_exit(1);
   ::close(a.sync_fd);
 
   std::string state_json;
   auto conn = wait_for_start(a.start_listen_fd, state_json);
-  if (!conn) ::_exit(1);
+  if (!conn)
+    ::_exit(1);
   ::close(a.start_listen_fd);
 
   auto report = [&](const Error &e) {
@@ -252,19 +279,24 @@ void container_init(const InitArgs &a) {
     ::_exit(127);
   };
   auto hooks = run_hooks(a.spec->hooks.start_container, state_json, "startContainer");
-  if (!hooks) report(hooks.error());
+  if (!hooks)
+    report(hooks.error());
 
   reset_signals();
   // The very last step before execve: the filter then only has to allow sendmsg (NOTIFY),
   // capset (without no_new_privs) and execve itself.
   auto confined = security::load_seccomp(*a.security, a.seccomp_listener_fd, state_json);
-  if (!confined) report(confined.error());
-  if (a.seccomp_listener_fd >= 0) ::close(a.seccomp_listener_fd);
+  if (!confined)
+    report(confined.error());
+  if (a.seccomp_listener_fd >= 0)
+    ::close(a.seccomp_listener_fd);
   const oci::Process &p = *a.spec->process;
   std::vector<char *> argv, envp;
-  for (const auto &s : p.args) argv.push_back(const_cast<char *>(s.c_str()));
+  for (const auto &s : p.args)
+    argv.push_back(const_cast<char *>(s.c_str()));
   argv.push_back(nullptr);
-  for (const auto &s : p.env) envp.push_back(const_cast<char *>(s.c_str()));
+  for (const auto &s : p.env)
+    envp.push_back(const_cast<char *>(s.c_str()));
   envp.push_back(nullptr);
   ::execve(exe.c_str(), argv.data(), envp.data());
   report(Error{errno, fmt::format("exec {:?}", exe)});

@@ -17,14 +17,14 @@ struct InitArgs {
   std::string rootfs; // absolute host path
   std::string bundle;
   std::string id;
-  int sync_fd = -1;        // child end of the handshake socketpair
-  int start_listen_fd = -1; // `start` connects here
-  int console_fd = -1;      // connected console socket when process.terminal is true
+  int sync_fd = -1;                                 // child end of the handshake socketpair
+  int start_listen_fd = -1;                         // `start` connects here
+  int console_fd = -1;                              // connected console socket when process.terminal is true
   const security::SecurityPlan *security = nullptr; // compiled by the parent; never null
   int seccomp_listener_fd = -1; // connected to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY)
   pid_t parent_pid = 0;
-  bool intermediate = false;   // this process only joins/creates namespaces, then forks init
-  bool wait_for_cgroup = false; // the parent moves us into the cgroup; wait for Go
+  bool intermediate = false;        // this process only joins/creates namespaces, then forks init
+  bool wait_for_cgroup = false;     // the parent moves us into the cgroup; wait for Go
   bool run_hooks_handshake = false; // prestart/createRuntime/createContainer hooks exist
   bool no_pivot = false;
   bool no_new_keyring = false;

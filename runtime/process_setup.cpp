@@ -18,19 +18,28 @@ struct RlimitName {
 };
 
 constexpr RlimitName kRlimits[] = {
-    {"RLIMIT_AS", RLIMIT_AS},           {"RLIMIT_CORE", RLIMIT_CORE},
-    {"RLIMIT_CPU", RLIMIT_CPU},         {"RLIMIT_DATA", RLIMIT_DATA},
-    {"RLIMIT_FSIZE", RLIMIT_FSIZE},     {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK}, {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-    {"RLIMIT_NICE", RLIMIT_NICE},       {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},     {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},   {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING}, {"RLIMIT_STACK", RLIMIT_STACK},
+    {"RLIMIT_AS", RLIMIT_AS},
+    {"RLIMIT_CORE", RLIMIT_CORE},
+    {"RLIMIT_CPU", RLIMIT_CPU},
+    {"RLIMIT_DATA", RLIMIT_DATA},
+    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
+    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
+    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
+    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
+    {"RLIMIT_NICE", RLIMIT_NICE},
+    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
+    {"RLIMIT_NPROC", RLIMIT_NPROC},
+    {"RLIMIT_RSS", RLIMIT_RSS},
+    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
+    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
+    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
+    {"RLIMIT_STACK", RLIMIT_STACK},
 };
 
 bool is_executable_file(const std::string &path) {
   struct stat st {};
-  if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode)) return false;
+  if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode))
+    return false;
   return ::faccessat(AT_FDCWD, path.c_str(), X_OK, AT_EACCESS) == 0;
 }
 
@@ -40,8 +49,10 @@ Status apply_rlimits(const oci::Process &p) {
   for (const auto &rl : p.rlimits) {
     int resource = -1;
     for (const auto &r : kRlimits)
-      if (rl.type == r.name) resource = r.resource;
-    if (resource < 0) return failf("process.rlimits: unknown type {:?}", rl.type);
+      if (rl.type == r.name)
+        resource = r.resource;
+    if (resource < 0)
+      return failf("process.rlimits: unknown type {:?}", rl.type);
     struct rlimit lim {
       rl.soft, rl.hard
     };
@@ -56,16 +67,21 @@ Status apply_user(const oci::Process &p) {
   std::vector<gid_t> groups(u.additional_gids.begin(), u.additional_gids.end());
   if (::setgroups(groups.size(), groups.data()) < 0) {
     // A user namespace whose setgroups is "deny" only rejects a change: an empty list is fine.
-    if (!(errno == EPERM && groups.empty())) return failf_errno("setting additional gids");
+    if (!(errno == EPERM && groups.empty()))
+      return failf_errno("setting additional gids");
   }
-  if (::setresgid(u.gid, u.gid, u.gid) < 0) return failf_errno("setting gid {}", u.gid);
-  if (::setresuid(u.uid, u.uid, u.uid) < 0) return failf_errno("setting uid {}", u.uid);
-  if (u.umask) ::umask(*u.umask);
+  if (::setresgid(u.gid, u.gid, u.gid) < 0)
+    return failf_errno("setting gid {}", u.gid);
+  if (::setresuid(u.uid, u.uid, u.uid) < 0)
+    return failf_errno("setting uid {}", u.uid);
+  if (u.umask)
+    ::umask(*u.umask);
   return {};
 }
 
 Status enter_cwd(const std::string &cwd) {
-  if (::chdir(cwd.c_str()) < 0) return failf_errno("process.cwd {:?}", cwd);
+  if (::chdir(cwd.c_str()) < 0)
+    return failf_errno("process.cwd {:?}", cwd);
   char buf[PATH_MAX];
   if (!::getcwd(buf, sizeof buf) || buf[0] != '/')
     return failf("process.cwd {:?}: resolves outside the container root", cwd);
@@ -76,21 +92,27 @@ Result<std::string> find_executable(const oci::Process &p) {
   const std::string &name = p.args.at(0);
   if (name.find('/') != std::string::npos) {
     struct stat st {};
-    if (::stat(name.c_str(), &st) < 0) return failf_errno("exec: {:?}", name);
-    if (S_ISDIR(st.st_mode)) return fail(fmt::format("exec: {:?}", name), EISDIR);
-    if (!is_executable_file(name)) return fail(fmt::format("exec: {:?}", name), EACCES);
+    if (::stat(name.c_str(), &st) < 0)
+      return failf_errno("exec: {:?}", name);
+    if (S_ISDIR(st.st_mode))
+      return fail(fmt::format("exec: {:?}", name), EISDIR);
+    if (!is_executable_file(name))
+      return fail(fmt::format("exec: {:?}", name), EACCES);
     return name;
   }
   std::string path_env = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
   for (const auto &e : p.env)
-    if (e.rfind("PATH=", 0) == 0) path_env = e.substr(5);
+    if (e.rfind("PATH=", 0) == 0)
+      path_env = e.substr(5);
   size_t pos = 0;
   while (pos <= path_env.size()) {
     size_t end = path_env.find(':', pos);
-    if (end == std::string::npos) end = path_env.size();
+    if (end == std::string::npos)
+      end = path_env.size();
     std::string_view dir = std::string_view(path_env).substr(pos, end - pos);
     std::string candidate = fmt::format("{}/{}", dir.empty() ? std::string_view(".") : dir, name);
-    if (is_executable_file(candidate)) return candidate;
+    if (is_executable_file(candidate))
+      return candidate;
     pos = end + 1;
   }
   return failf("exec: {:?}: executable file not found in $PATH", name);
@@ -99,7 +121,8 @@ Result<std::string> find_executable(const oci::Process &p) {
 void reset_signals() {
   struct sigaction sa {};
   sa.sa_handler = SIG_DFL;
-  for (int sig = 1; sig < NSIG; ++sig) ::sigaction(sig, &sa, nullptr);
+  for (int sig = 1; sig < NSIG; ++sig)
+    ::sigaction(sig, &sa, nullptr);
   sigset_t none;
   sigemptyset(&none);
   ::sigprocmask(SIG_SETMASK, &none, nullptr);

@@ -22,11 +22,13 @@ Status mkdir_p(const std::string &path, mode_t mode) {
   size_t pos = 0;
   while (pos <= path.size()) {
     size_t next = path.find('/', pos + 1);
-    if (next == std::string::npos) next = path.size();
+    if (next == std::string::npos)
+      next = path.size();
     cur = path.substr(0, next);
     if (!cur.empty() && ::mkdir(cur.c_str(), mode) < 0 && errno != EEXIST)
       return failf_errno("creating state directory {}", cur);
-    if (next == path.size()) break;
+    if (next == path.size())
+      break;
     pos = next;
   }
   return {};
@@ -34,7 +36,8 @@ Status mkdir_p(const std::string &path, mode_t mode) {
 
 Status lock_dir(int fd, const std::string &path) {
   while (::flock(fd, LOCK_EX) < 0)
-    if (errno != EINTR) return failf_errno("locking {}", path);
+    if (errno != EINTR)
+      return failf_errno("locking {}", path);
   return {};
 }
 
@@ -75,7 +78,8 @@ Status ContainerDir::save(const ContainerRecord &rec) const {
 
 Result<ContainerRecord> ContainerDir::load() const {
   auto text = read_file_at(dir_.get(), kStateFile);
-  if (!text) return fail(fmt::format("{}/{}", path_, kStateFile), text.error().code);
+  if (!text)
+    return fail(fmt::format("{}/{}", path_, kStateFile), text.error().code);
   try {
     auto j = nlohmann::json::parse(*text);
     ContainerRecord r;
@@ -91,7 +95,8 @@ Result<ContainerRecord> ContainerDir::load() const {
     r.cgroup_mount = j.value("cgroup_mount", "");
     r.cgroup_path = j.value("cgroup_path", "");
     r.has_pid_namespace = j.value("has_pid_namespace", false);
-    if (j.contains("hooks")) r.hooks = BH_TRY(oci::hooks_from_json(j["hooks"]));
+    if (j.contains("hooks"))
+      r.hooks = BH_TRY(oci::hooks_from_json(j["hooks"]));
     return r;
   } catch (const nlohmann::json::exception &e) {
     return failf("{}/{}: corrupt state: {}", path_, kStateFile, e.what());
@@ -100,12 +105,15 @@ Result<ContainerRecord> ContainerDir::load() const {
 
 Status ContainerDir::remove() const {
   UniqueFd iter(::openat(dir_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!iter) return failf_errno("opening {}", path_);
+  if (!iter)
+    return failf_errno("opening {}", path_);
   DIR *d = ::fdopendir(iter.release());
-  if (!d) return failf_errno("listing {}", path_);
+  if (!d)
+    return failf_errno("listing {}", path_);
   while (struct dirent *e = ::readdir(d)) {
     std::string_view name = e->d_name;
-    if (name == "." || name == "..") continue;
+    if (name == "." || name == "..")
+      continue;
     if (::unlinkat(dir_.get(), e->d_name, 0) < 0 && errno != ENOENT) {
       auto err = failf_errno("removing {}/{}", path_, name);
       ::closedir(d);
@@ -113,7 +121,8 @@ Status ContainerDir::remove() const {
     }
   }
   ::closedir(d);
-  if (::rmdir(path_.c_str()) < 0 && errno != ENOENT) return failf_errno("removing {}", path_);
+  if (::rmdir(path_.c_str()) < 0 && errno != ENOENT)
+    return failf_errno("removing {}", path_);
   return {};
 }
 
@@ -121,11 +130,13 @@ Result<ContainerDir> StateStore::create(const std::string &id) const {
   BH_CHECK(mkdir_p(root_, 0711));
   std::string path = root_ + "/" + id;
   if (::mkdir(path.c_str(), 0711) < 0) {
-    if (errno == EEXIST) return failf("container {:?} already exists", id);
+    if (errno == EEXIST)
+      return failf("container {:?} already exists", id);
     return failf_errno("creating state directory {}", path);
   }
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return failf_errno("opening {}", path);
+  if (!fd)
+    return failf_errno("opening {}", path);
   BH_CHECK(lock_dir(fd.get(), path));
   return ContainerDir(path, std::move(fd));
 }
@@ -134,7 +145,8 @@ Result<ContainerDir> StateStore::open_unlocked(const std::string &id) const {
   std::string path = root_ + "/" + id;
   UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOFOLLOW));
   if (!fd) {
-    if (errno == ENOENT) return fail(container_not_found(id), 0);
+    if (errno == ENOENT)
+      return fail(container_not_found(id), 0);
     return failf_errno("opening {}", path);
   }
   return ContainerDir(path, std::move(fd));
@@ -145,7 +157,8 @@ Result<ContainerDir> StateStore::open(const std::string &id) const {
   BH_CHECK(lock_dir(dir.fd(), dir.path()));
   // The holder before us may have deleted the container while we waited.
   struct stat st {};
-  if (::fstatat(dir.fd(), kStateFile, &st, 0) < 0 && errno == ENOENT) return fail(container_not_found(id), 0);
+  if (::fstatat(dir.fd(), kStateFile, &st, 0) < 0 && errno == ENOENT)
+    return fail(container_not_found(id), 0);
   return dir;
 }
 
@@ -153,13 +166,16 @@ Result<std::vector<std::string>> StateStore::list_ids() const {
   std::vector<std::string> ids;
   DIR *d = ::opendir(root_.c_str());
   if (!d) {
-    if (errno == ENOENT) return ids;
+    if (errno == ENOENT)
+      return ids;
     return failf_errno("listing {}", root_);
   }
   while (struct dirent *e = ::readdir(d)) {
     std::string_view name = e->d_name;
-    if (name.empty() || name[0] == '.') continue;
-    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN) continue;
+    if (name.empty() || name[0] == '.')
+      continue;
+    if (e->d_type != DT_DIR && e->d_type != DT_UNKNOWN)
+      continue;
     ids.emplace_back(name);
   }
   ::closedir(d);
@@ -169,8 +185,10 @@ Result<std::vector<std::string>> StateStore::list_ids() const {
 
 bool lock_is_free(const ContainerDir &dir) {
   UniqueFd probe(::openat(dir.fd(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (!probe) return false;
-  if (::flock(probe.get(), LOCK_EX | LOCK_NB) < 0) return false;
+  if (!probe)
+    return false;
+  if (::flock(probe.get(), LOCK_EX | LOCK_NB) < 0)
+    return false;
   ::flock(probe.get(), LOCK_UN);
   return true;
 }

@@ -21,7 +21,8 @@ Status send_msg(int fd, Msg type, int32_t value, std::string_view payload, int32
   mh.msg_iov = iov;
   mh.msg_iovlen = payload.empty() ? 1 : 2;
   while (::sendmsg(fd, &mh, MSG_NOSIGNAL) < 0) {
-    if (errno != EINTR) return failf_errno("sync socket: sending message {}", static_cast<int>(type));
+    if (errno != EINTR)
+      return failf_errno("sync socket: sending message {}", static_cast<int>(type));
   }
   return {};
 }
@@ -30,9 +31,12 @@ Result<Message> recv_msg(int fd) {
   static thread_local char buf[sizeof(Header) + kMaxPayload];
   ssize_t n;
   while ((n = ::recv(fd, buf, sizeof buf, 0)) < 0)
-    if (errno != EINTR) return failf_errno("sync socket: receiving");
-  if (n == 0) return fail("sync socket: peer exited", EPIPE);
-  if (static_cast<size_t>(n) < sizeof(Header)) return fail("sync socket: short message");
+    if (errno != EINTR)
+      return failf_errno("sync socket: receiving");
+  if (n == 0)
+    return fail("sync socket: peer exited", EPIPE);
+  if (static_cast<size_t>(n) < sizeof(Header))
+    return fail("sync socket: short message");
   Header h;
   std::memcpy(&h, buf, sizeof h);
   Message m;

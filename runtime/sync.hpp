@@ -11,14 +11,14 @@
 namespace bulkhead::runtime {
 
 enum class Msg : uint32_t {
-  Go = 1,        // parent -> child: placed in the cgroup, carry on
-  InitPid,       // intermediate -> parent: value = host pid of init
-  UsernsReady,   // child -> parent: write my id maps
-  UsernsMapped,  // parent -> child
-  MountsReady,   // child -> parent: mounts done, run prestart/createRuntime hooks
-  HooksDone,     // parent -> child: payload = state JSON for createContainer hooks
-  Ready,         // child -> parent: blocked before exec, create may return
-  Error,         // either way: payload = error text
+  Go = 1,       // parent -> child: placed in the cgroup, carry on
+  InitPid,      // intermediate -> parent: value = host pid of init
+  UsernsReady,  // child -> parent: write my id maps
+  UsernsMapped, // parent -> child
+  MountsReady,  // child -> parent: mounts done, run prestart/createRuntime hooks
+  HooksDone,    // parent -> child: payload = state JSON for createContainer hooks
+  Ready,        // child -> parent: blocked before exec, create may return
+  Error,        // either way: payload = error text
 };
 
 struct Message {

@@ -16,7 +16,8 @@ inline Status write_all(int fd, std::string_view data, std::string_view what) {
   while (!data.empty()) {
     ssize_t n = ::write(fd, data.data(), data.size());
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return failf_errno("writing {}", what);
     }
     data.remove_prefix(static_cast<size_t>(n));
@@ -30,10 +31,12 @@ inline Result<std::string> read_fd(int fd, std::string_view what) {
   for (;;) {
     ssize_t n = ::read(fd, buf, sizeof buf);
     if (n < 0) {
-      if (errno == EINTR) continue;
+      if (errno == EINTR)
+        continue;
       return failf_errno("reading {}", what);
     }
-    if (n == 0) break;
+    if (n == 0)
+      break;
     out.append(buf, static_cast<size_t>(n));
   }
   return out;
@@ -41,7 +44,8 @@ inline Result<std::string> read_fd(int fd, std::string_view what) {
 
 inline Result<std::string> read_file_at(int dirfd, const std::string &path) {
   UniqueFd fd(::openat(dirfd, path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return failf_errno("opening {}", path);
+  if (!fd)
+    return failf_errno("opening {}", path);
   return read_fd(fd.get(), path);
 }
 
@@ -50,7 +54,8 @@ inline Result<std::string> read_file(const std::string &path) { return read_file
 inline Status write_file_at(int dirfd, const std::string &path, std::string_view data,
                             int flags = O_WRONLY | O_TRUNC | O_CREAT, mode_t mode = 0644) {
   UniqueFd fd(::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode));
-  if (!fd) return failf_errno("opening {}", path);
+  if (!fd)
+    return failf_errno("opening {}", path);
   return write_all(fd.get(), data, path);
 }
 
@@ -72,7 +77,8 @@ inline Status write_file_atomic(const std::string &path, std::string_view data, 
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
   UniqueFd dfd(::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-  if (!dfd) return failf_errno("opening directory {}", dir);
+  if (!dfd)
+    return failf_errno("opening directory {}", dir);
   return write_file_atomic_at(dfd.get(), name, data, mode);
 }
 

@@ -14,7 +14,8 @@ public:
   Revert(const Revert &) = delete;
   Revert &operator=(const Revert &) = delete;
   ~Revert() {
-    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it) (*it)();
+    for (auto it = steps_.rbegin(); it != steps_.rend(); ++it)
+      (*it)();
   }
   void add(std::function<void()> undo) { steps_.push_back(std::move(undo)); }
   void commit() { steps_.clear(); }

@@ -14,7 +14,8 @@ public:
   UniqueFd &operator=(const UniqueFd &) = delete;
   UniqueFd(UniqueFd &&o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
   UniqueFd &operator=(UniqueFd &&o) noexcept {
-    if (this != &o) reset(std::exchange(o.fd_, -1));
+    if (this != &o)
+      reset(std::exchange(o.fd_, -1));
     return *this;
   }
   ~UniqueFd() { reset(); }
@@ -24,7 +25,8 @@ public:
   explicit operator bool() const { return valid(); }
   int release() { return std::exchange(fd_, -1); }
   void reset(int fd = -1) {
-    if (fd_ >= 0) ::close(fd_);
+    if (fd_ >= 0)
+      ::close(fd_);
     fd_ = fd;
   }
 

@@ -124,7 +124,9 @@ TEST_F(CgroupLifecycle, ManyContainersLeaveTheHierarchyAsItWas) {
     std::string id = unique_id("many") + "-" + std::to_string(i);
     auto r = bh({"create", "--bundle", bundle, id});
     ASSERT_TRUE(r.ok()) << "cycle " << i << ": " << r;
-    if (i % 2) ASSERT_TRUE(bh({"start", id}).ok());
+    if (i % 2) {
+      ASSERT_TRUE(bh({"start", id}).ok());
+    }
     r = bh({"delete", "--force", id});
     ASSERT_TRUE(r.ok()) << "cycle " << i << ": " << r;
   }

@@ -35,7 +35,9 @@ TEST_F(CgroupResources, MemoryLimitOomKillsAndEventsReportIt) {
                   [](json &c) { c["linux"]["resources"]["memory"] = {{"limit", 32 << 20}, {"swap", 32 << 20}}; });
   ASSERT_GT(create(bundle, id), 0);
   EXPECT_EQ(cg_read(id, "memory.max"), "33554432");
-  if (path_exists(cgroup_dir(id) + "/memory.swap.max")) EXPECT_EQ(cg_read(id, "memory.swap.max"), "0");
+  if (path_exists(cgroup_dir(id) + "/memory.swap.max")) {
+    EXPECT_EQ(cg_read(id, "memory.swap.max"), "0");
+  }
 
   Command events = bh_spawn({"events", "--interval", "1s", id}, {.stdin_data = {}, .timeout = 120s});
   ASSERT_TRUE(wait_for_inotify(events.pid())) << "bulkhead events never watched memory.events";

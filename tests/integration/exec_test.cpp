@@ -13,10 +13,13 @@ namespace {
 // The "0::/path" line of a /proc/PID/cgroup text (v1 lines differ on hybrid hosts).
 std::string cgroup2_line(const std::string &text) {
   for (const auto &l : split_lines(text))
-    if (l.rfind("0::", 0) == 0) return l;
+    if (l.rfind("0::", 0) == 0)
+      return l;
   return "";
 }
-std::string cgroup2_of(pid_t pid) { return cgroup2_line(read_file("/proc/" + std::to_string(pid) + "/cgroup")); }
+std::string cgroup2_of(pid_t pid) {
+  return cgroup2_line(read_file("/proc/" + std::to_string(pid) + "/cgroup"));
+}
 
 class ExecTest : public BulkheadTest {
 protected:
@@ -101,7 +104,8 @@ TEST_F(ExecTest, DetachedWithPidFile) {
   bool reaped = false;
   for (int i = 0; i < 500 && !reaped; ++i) {
     reaped = ::waitpid(pid, nullptr, WNOHANG) == pid;
-    if (!reaped) std::this_thread::sleep_for(10ms);
+    if (!reaped)
+      std::this_thread::sleep_for(10ms);
   }
   auto deleted = del.wait();
   EXPECT_TRUE(deleted.ok()) << deleted;

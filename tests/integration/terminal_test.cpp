@@ -33,9 +33,11 @@ protected:
     mh.msg_iovlen = 1;
     mh.msg_control = control;
     mh.msg_controllen = sizeof control;
-    if (::recvmsg(conn, &mh, MSG_CMSG_CLOEXEC) < 0) return -1;
+    if (::recvmsg(conn, &mh, MSG_CMSG_CLOEXEC) < 0)
+      return -1;
     struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-    if (!c || c->cmsg_type != SCM_RIGHTS) return -1;
+    if (!c || c->cmsg_type != SCM_RIGHTS)
+      return -1;
     int fd;
     std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
     return fd;
@@ -47,10 +49,12 @@ protected:
       struct pollfd p {
         fd, POLLIN, 0
       };
-      if (::poll(&p, 1, 100) <= 0) continue;
+      if (::poll(&p, 1, 100) <= 0)
+        continue;
       char buf[512];
       ssize_t n = ::read(fd, buf, sizeof buf);
-      if (n <= 0) break;
+      if (n <= 0)
+        break;
       out.append(buf, static_cast<size_t>(n));
     }
     return out;
@@ -60,10 +64,11 @@ protected:
 TEST_F(TerminalTest, ConsoleSocketReceivesThePtyMaster) {
   auto sock_path = tmp() + "/console.sock";
   int listener = listen_console(sock_path);
-  auto bundle = make_bundle({"sh", "-c", "tty; ls -l /dev/console; stty size; echo done-$((40+2))"}, [](json &c) {
-    c["process"]["terminal"] = true;
-    c["process"]["consoleSize"] = {{"height", 33}, {"width", 101}};
-  });
+  auto bundle =
+      make_bundle({"sh", "-c", "tty; ls -l /dev/console; stty size; echo done-$((40+2))"}, [](json &c) {
+        c["process"]["terminal"] = true;
+        c["process"]["consoleSize"] = {{"height", 33}, {"width", 101}};
+      });
   auto create = bh_spawn({"create", "--bundle", bundle, "--console-socket", sock_path, "tty1"});
   int conn = ::accept4(listener, nullptr, nullptr, SOCK_CLOEXEC);
   ASSERT_GE(conn, 0);
@@ -89,7 +94,8 @@ TEST_F(TerminalTest, CreateWithoutConsoleSocketFailsCleanly) {
 }
 
 TEST_F(TerminalTest, ForegroundRunRelaysThePty) {
-  if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "script(1) is not installed";
+  if (::access("/usr/bin/script", X_OK) != 0)
+    GTEST_SKIP() << "script(1) is not installed";
   auto bundle = make_bundle({"sh", "-c", "tty; exit 7"}, [](json &c) { c["process"]["terminal"] = true; });
   std::string cmd = runtime_path() + " --root " + root() + " run --bundle " + bundle + " fg";
   auto r = run_command({"/usr/bin/script", "-qec", cmd, "/dev/null"});
@@ -99,7 +105,8 @@ TEST_F(TerminalTest, ForegroundRunRelaysThePty) {
 }
 
 TEST_F(TerminalTest, ExecWithTtyGetsItsOwnPty) {
-  if (::access("/usr/bin/script", X_OK) != 0) GTEST_SKIP() << "script(1) is not installed";
+  if (::access("/usr/bin/script", X_OK) != 0)
+    GTEST_SKIP() << "script(1) is not installed";
   auto bundle = make_bundle({"sleep", "100"});
   ASSERT_GT(create_and_start(bundle, "ex"), 0);
   std::string cmd = runtime_path() + " --root " + root() + " exec -t ex sh -c 'tty; exit 3'";
