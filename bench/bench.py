@@ -145,6 +145,14 @@ class Bench:
         self.vm = a.env == "vm"
         self.timeout = 600 if self.vm else 60
         self.work = tempfile.mkdtemp(prefix="bulkhead-bench.", dir=a.workdir)
+        # The bundle and the three state roots live on a tmpfs, as /run does on a normal system:
+        # on this dev host /tmp and /run are ext4 mounted with `discard`, where every unlinked
+        # state file costs a synchronous discard and the runtimes would be timed against the disk.
+        # (Only inside the private mount namespace; --workdir-fs keep skips it.)
+        self.work_fs = "as is"
+        if a.workdir_fs == "tmpfs":
+            subprocess.run(["mount", "-t", "tmpfs", "-o", "mode=0700", "bench-tmpfs", self.work], check=True)
+            self.work_fs = "tmpfs"
         self.tag = f"b{os.getpid()}"
         self.err = Sink(self.work, "stderr.txt")
         self.out = Sink(self.work, "stdout.txt")
@@ -183,11 +191,22 @@ class Bench:
         s["cgroup2_controllers"] = sh("cat /sys/fs/cgroup/cgroup.controllers")
         s["cgroup2_subtree_control"] = sh("cat /sys/fs/cgroup/cgroup.subtree_control")
         if self.memcg_fd is None:
-            s["memory_source"] = "system-wide MemTotal - MemAvailable (/proc/meminfo)"
+            s["memory_source"] = "system-wide MemTotal - MemAvailable (/proc/meminfo)" + (
+                ", page cache dropped and the runtimes' files re-read before each reading" if self.vm else "")
 
     def mem_bytes(self):
         if self.memcg_fd is not None:
             return int(os.pread(self.memcg_fd, 64, 0).decode())
+        if self.vm:
+            # The throw-away VM: drop the page cache (9p reads make it noisy), then warm the three
+            # runtimes' binaries and libraries again so both readings hold the same cached files.
+            os.sync()
+            with open("/proc/sys/vm/drop_caches", "w") as f:
+                f.write("3\n")
+            for path in self.warm_files:
+                with open(path, "rb") as f:
+                    while f.read(1 << 20):
+                        pass
         m = {}
         for line in open("/proc/meminfo"):
             k, v = line.split(":", 1)
@@ -232,6 +251,7 @@ class Bench:
             "config": "runc spec; process.terminal=false; root.path=<shared rootfs>; args [/bin/true]",
             "namespaces": NAMESPACES,
             "resources": base["linux"].get("resources"),
+            "filesystem": f"bundle and --root state dirs on {self.work_fs} ({self.work})",
         }
 
     def runtime_cmds(self):
@@ -481,6 +501,27 @@ class Bench:
                     last = [l for l in txt.splitlines() if not l.startswith("==")]
                     reason = (last[-1] if last else f"rc={r.rc}")[:200]
                     ins["per_runtime"][name] = f"n/a (fails under valgrind: {reason})"
+            # `state` clones nothing, so callgrind runs it everywhere but under Go: a deterministic
+            # count of one short-lived invocation (startup, linking, argument and JSON parsing).
+            st = ins.setdefault("state_per_runtime", {})
+            pidfile = os.path.join(self.work, "ins.pid")
+            for name in items:
+                cid = self.new_id("ins")
+                r = spawn(self.rt[name] + ["create", "--bundle", self.bundles["sleep"], "--pid-file", pidfile, cid],
+                          self.timeout, err=self.err)
+                if r.rc != 0:
+                    st[name] = f"n/a (create failed rc={r.rc})"
+                    continue
+                r = spawn(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null"] + self.rt[name] +
+                          ["state", cid], self.timeout * 3, out=self.out, err=self.err)
+                txt = open(self.err.path, errors="replace").read()
+                m = re.search(r"Collected : (\d+)", txt)
+                if r.rc == 0 and m:
+                    st[name] = int(m.group(1))
+                else:
+                    last = [l for l in txt.splitlines() if l.strip() and not l.startswith("==")]
+                    st[name] = f"n/a (fails under valgrind: {(last[-1] if last else f'rc={r.rc}')[:160]})"
+                spawn(self.rt[name] + ["delete", "-f", cid], self.timeout, err=self.err)
         else:
             ins["method"] = why + "; valgrind not installed"
             for name in items:
@@ -546,6 +587,11 @@ class Bench:
             sz[name] = {"path": b, "bytes": os.stat(b).st_size, "shared_libs_bytes": libs, "shared_libs": names,
                         "static": "not a dynamic executable" in ldd or "statically linked" in ldd}
         self.res["sizes"] = sz
+        self.warm_files = sorted({os.path.realpath(p) for n in RUNTIMES for p in [self.bin[n]]} |
+                                 {os.path.realpath(p) for p in re.findall(r"=>\s+(/\S+)", "".join(
+                                     subprocess.run(["ldd", self.bin[n]], capture_output=True, text=True).stdout
+                                     for n in RUNTIMES)) if os.path.exists(p)} |
+                                 {os.path.realpath(self.a.busybox)})
 
     # ------------------------------------------------------------- metadata
     def meta(self):
@@ -615,6 +661,9 @@ class Bench:
         self.summarize_all()
         self.res["meta"]["total_seconds"] = round(time.time() - t0, 1)
         shutil.rmtree(self.work, ignore_errors=True)
+        if self.work_fs == "tmpfs":
+            subprocess.run(["umount", "-l", self.work])
+        shutil.rmtree(self.work, ignore_errors=True)
         return self.res
 
 
@@ -654,7 +703,7 @@ def render_md(res):
     L.append("")
     L.append(f"cgroups: {st.get('cgroup_view')}; controllers: `{st.get('cgroup2_controllers') or '-'}`; "
              f"resources: `{json.dumps(st['bundle'].get('resources'))}`; crun cgroup manager: "
-             f"{st.get('crun_cgroup_manager')}.")
+             f"{st.get('crun_cgroup_manager')}. {st['bundle'].get('filesystem', '')}.")
     L.append("")
     names = RUNTIMES
     L.append("| metric | " + " | ".join(names) + " | bulkhead/crun | runc/crun |")
@@ -686,9 +735,11 @@ def render_md(res):
                                        for _, v in timing("run")])
     row("run median − unshare floor, ms",
         [(fmt_ms(v - fu) if v and fu else "n/a", (v - fu) if v and fu else None) for _, v in timing("run")])
-    row("run CPU user+sys (whole process tree), median ms", timing("run", field="cpu_ms"))
-    row("… of which user (runtime code, linking), median ms", timing("run", field="user_ms"))
-    row("… of which sys (kernel), median ms", timing("run", field="sys_ms"))
+    # Means: the kernel samples the user/sys split per tick, so per-run values are coarse and only
+    # their mean is meaningful.
+    row("run CPU user+sys (whole process tree), mean ms", timing("run", "mean", field="cpu_ms"))
+    row("… of which user (runtime code, linking), mean ms", timing("run", "mean", field="user_ms"))
+    row("… of which sys (kernel), mean ms", timing("run", "mean", field="sys_ms"))
     for key, label in (("create", "create"), ("start", "start"), ("delete", "delete"),
                        ("exec", "exec /bin/true into running")):
         med = timing(key)
@@ -717,6 +768,11 @@ def render_md(res):
             return (f"{v / 1e6:.1f} M", v)
         return ("n/a", None)
     row("instructions per run", [ins_cell(n) for n in names])
+    st_ins = res.get("instructions", {}).get("state_per_runtime")
+    if st_ins:
+        row("instructions per `state` (callgrind, user space)",
+            [(f"{st_ins[n] / 1e6:.2f} M", st_ins[n]) if isinstance(st_ins.get(n), int) else ("n/a", None)
+             for n in names])
     for N, per in res.get("density", {}).items():
         def dv(n, k, f=fmt_ms):
             e = per.get(n)
@@ -757,9 +813,10 @@ def render_md(res):
         for n, e in per.items():
             if e.get("error"):
                 notes.append(f"density N={N} {n}: {e['error'][:300]}")
-    for n, v in res.get("instructions", {}).get("per_runtime", {}).items():
-        if isinstance(v, str) and v != "n/a":
-            notes.append(f"instructions {n}: {v}")
+    for key in ("per_runtime", "state_per_runtime"):
+        for n, v in res.get("instructions", {}).get(key, {}).items():
+            if isinstance(v, str) and v != "n/a":
+                notes.append(f"instructions{' (state)' if key != 'per_runtime' else ''} {n}: {v}")
     for n, v in res.get("verify", {}).items():
         if v.get("limits"):
             notes.append(f"limits applied by {n}: {json.dumps(v['limits'])}")
@@ -810,6 +867,7 @@ def main():
     p.add_argument("--busybox", default="/bin/busybox")
     p.add_argument("--workdir", default="/tmp")
     p.add_argument("--no-limits", action="store_true")
+    p.add_argument("--workdir-fs", choices=["tmpfs", "keep"], default="tmpfs")
     p.add_argument("--json-stdout", action="store_true", help="print the result JSON on stdout only (VM)")
     p.add_argument("--render", metavar="JSON", help="only write .json/.md from a result JSON (or VM output)")
     p.add_argument("--out-dir", default=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results"))

@@ -66,7 +66,11 @@ if [ $in_vm = 0 ]; then
         # char_traits (rootfs/safe_path.cpp); it is a diagnostic only and does not change code.
         cmake -S "$src" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DBULKHEAD_TESTS=OFF \
             -DCMAKE_CXX_FLAGS=-Wno-error=restrict >/dev/null
-        ninja -C "$build" bulkhead_cli >&2
+        if ! ninja -C "$build" bulkhead_cli >"$build/bench-build.log" 2>&1; then
+            tail -40 "$build/bench-build.log" >&2
+            echo "run.sh: building bulkhead failed (log: $build/bench-build.log)" >&2
+            exit 1
+        fi
     fi
 fi
 [ -x "$build/cli/bulkhead" ] || { echo "run.sh: no $build/cli/bulkhead (build first)" >&2; exit 1; }

@@ -16,8 +16,11 @@ namespace bulkhead::cgroups {
 Result<std::string> cgroup2_mount();
 
 // linux.cgroupsPath -> path below the cgroup2 mount. Absolute paths are taken as given; relative
-// ones are placed under the caller's own cgroup (as runc does); empty means "/bulkhead/<id>".
-Result<std::string> resolve_path(const std::string &cgroups_path, const std::string &id);
+// ones are placed under the parent of the caller's own cgroup (as runc does: the caller's cgroup
+// holds the caller, so it cannot hand controllers to a child); empty means "/bulkhead/<id>".
+// `self_cgroup` is the text of /proc/self/cgroup (read when empty).
+Result<std::string> resolve_path(const std::string &cgroups_path, const std::string &id,
+                                 const std::string &self_cgroup = "");
 
 class Cgroup {
 public:

@@ -22,7 +22,9 @@ bpf_insn insn(uint8_t code, uint8_t dst, uint8_t src, int16_t off, int32_t imm) 
 }
 
 bpf_insn load_u32(uint8_t dst, int16_t off) { return insn(BPF_LDX | BPF_MEM | BPF_W, dst, kCtx, off, 0); }
-bpf_insn alu32_imm(uint8_t op, uint8_t dst, int32_t imm) { return insn(BPF_ALU | op | BPF_K, dst, 0, 0, imm); }
+bpf_insn alu32_imm(uint8_t op, uint8_t dst, int32_t imm) {
+  return insn(BPF_ALU | op | BPF_K, dst, 0, 0, imm);
+}
 bpf_insn mov32_reg(uint8_t dst, uint8_t src) { return insn(BPF_ALU | BPF_MOV | BPF_X, dst, src, 0, 0); }
 bpf_insn ret(int32_t value) { return insn(BPF_ALU64 | BPF_MOV | BPF_K, kReg0, 0, 0, value); }
 bpf_insn exit_insn() { return insn(BPF_JMP | BPF_EXIT, 0, 0, 0, 0); }
@@ -43,7 +45,8 @@ public:
   Result<std::vector<bpf_insn>> finish() {
     for (auto [at, label] : fixups_) {
       long off = labels_[label] - static_cast<long>(at) - 1;
-      if (labels_[label] < 0 || off < 0 || off > INT16_MAX) return fail("device filter: jump out of range");
+      if (labels_[label] < 0 || off < 0 || off > INT16_MAX)
+        return fail("device filter: jump out of range");
       code_[at].off = static_cast<int16_t>(off);
     }
     return std::move(code_);
@@ -57,7 +60,7 @@ private:
 
 struct Rule {
   bool allow;
-  int32_t type; // 0 = any
+  int32_t type;         // 0 = any
   int64_t major, minor; // -1 = any
   uint32_t access;
 };
@@ -81,9 +84,12 @@ Result<Rule> to_rule(const oci::DeviceCgroupRule &r, size_t index) {
       return failf("linux.resources.devices[{}].access: {:?} may hold only r, w and m", index, r.access);
   }
   for (int64_t v : {out.major, out.minor})
-    if (v > INT32_MAX) return failf("linux.resources.devices[{}]: device number {} is out of range", index, v);
-  if (out.major < 0) out.major = -1;
-  if (out.minor < 0) out.minor = -1;
+    if (v > INT32_MAX)
+      return failf("linux.resources.devices[{}]: device number {} is out of range", index, v);
+  if (out.major < 0)
+    out.major = -1;
+  if (out.minor < 0)
+    out.minor = -1;
   return out;
 }
 
@@ -93,7 +99,8 @@ long bpf(int cmd, bpf_attr &attr) { return ::syscall(SYS_bpf, cmd, &attr, sizeof
 
 Result<std::vector<bpf_insn>> device_filter_program(const std::vector<oci::DeviceCgroupRule> &rules) {
   std::vector<Rule> parsed;
-  for (size_t i = 0; i < rules.size(); ++i) parsed.push_back(BH_TRY(to_rule(rules[i], i)));
+  for (size_t i = 0; i < rules.size(); ++i)
+    parsed.push_back(BH_TRY(to_rule(rules[i], i)));
 
   Emitter e;
   e.emit(load_u32(kType, offsetof(bpf_cgroup_dev_ctx, access_type)));
@@ -110,15 +117,20 @@ Result<std::vector<bpf_insn>> device_filter_program(const std::vector<oci::Devic
     bool decided = false; // a rule matching every device ends the search
     for (auto it = parsed.rbegin(); it != parsed.rend() && !decided; ++it) {
       const Rule &r = *it;
-      if (!(r.access & kind)) continue;
+      if (!(r.access & kind))
+        continue;
       size_t next_rule = e.new_label();
-      bool conditional = false;
-      if (r.type != 0) e.jump(BPF_JNE, kType, r.type, next_rule), conditional = true;
-      if (r.major >= 0) e.jump(BPF_JNE, kMajor, static_cast<int32_t>(r.major), next_rule), conditional = true;
-      if (r.minor >= 0) e.jump(BPF_JNE, kMinor, static_cast<int32_t>(r.minor), next_rule), conditional = true;
+      if (r.type != 0)
+        e.jump(BPF_JNE, kType, r.type, next_rule);
+      if (r.major >= 0)
+        e.jump(BPF_JNE, kMajor, static_cast<int32_t>(r.major), next_rule);
+      if (r.minor >= 0)
+        e.jump(BPF_JNE, kMinor, static_cast<int32_t>(r.minor), next_rule);
+      bool conditional = r.type != 0 || r.major >= 0 || r.minor >= 0;
       if (r.allow) {
         // Unconditional allow falls through to next_kind: nothing follows it in this kind.
-        if (conditional) e.jump(BPF_JA, 0, 0, next_kind);
+        if (conditional)
+          e.jump(BPF_JA, 0, 0, next_kind);
       } else {
         e.emit(ret(0));
         e.emit(exit_insn());
@@ -154,7 +166,8 @@ Result<UniqueFd> load_device_filter(const std::vector<bpf_insn> &program) {
     return static_cast<int>(bpf(BPF_PROG_LOAD, attr));
   };
   int fd = load(nullptr, 0);
-  if (fd >= 0) return UniqueFd(fd);
+  if (fd >= 0)
+    return UniqueFd(fd);
   int saved = errno;
   if (saved == EPERM)
     return fail("loading the device filter (eBPF BPF_PROG_TYPE_CGROUP_DEVICE): needs CAP_SYS_ADMIN or "
@@ -162,12 +175,15 @@ Result<UniqueFd> load_device_filter(const std::vector<bpf_insn> &program) {
                 saved);
   std::string log(64 * 1024, '\0');
   fd = load(log.data(), static_cast<uint32_t>(log.size()));
-  if (fd >= 0) return UniqueFd(fd); // a transient failure
+  if (fd >= 0)
+    return UniqueFd(fd); // a transient failure
   saved = errno;
   log.resize(std::strlen(log.c_str()));
-  while (!log.empty() && log.back() == '\n') log.pop_back();
+  while (!log.empty() && log.back() == '\n')
+    log.pop_back();
   for (auto &c : log)
-    if (c == '\n') c = ';';
+    if (c == '\n')
+      c = ';';
   return fail(fmt::format("loading the device filter (eBPF, {} instructions){}", program.size(),
                           log.empty() ? "" : " (verifier: " + log + ")"),
               saved);
@@ -186,7 +202,8 @@ Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
   q.query.attach_type = BPF_CGROUP_DEVICE;
   q.query.prog_ids = reinterpret_cast<uint64_t>(old_ids.data());
   q.query.prog_cnt = static_cast<uint32_t>(old_ids.size());
-  if (bpf(BPF_PROG_QUERY, q) < 0) return failf_errno("querying the device programs of cgroup {}", cgroup_path);
+  if (bpf(BPF_PROG_QUERY, q) < 0)
+    return failf_errno("querying the device programs of cgroup {}", cgroup_path);
   old_ids.resize(q.query.prog_cnt);
   std::vector<UniqueFd> old;
   for (uint32_t id : old_ids) {
@@ -195,7 +212,8 @@ Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
     g.prog_id = id;
     UniqueFd fd(static_cast<int>(bpf(BPF_PROG_GET_FD_BY_ID, g)));
     if (!fd) {
-      if (errno == ENOENT) continue; // detached meanwhile
+      if (errno == ENOENT)
+        continue; // detached meanwhile
       return failf_errno("opening device program {} of cgroup {}", id, cgroup_path);
     }
     old.push_back(std::move(fd));

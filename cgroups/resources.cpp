@@ -12,13 +12,14 @@ namespace bulkhead::cgroups {
 namespace {
 
 // Controllers a kernel may offer; a `unified` key with another prefix can only be a typo.
-const std::set<std::string> kKnownControllers = {"cpu",     "cpuset", "io",   "memory", "hugetlb",
-                                                 "pids",    "rdma",   "misc", "perf_event"};
+const std::set<std::string> kKnownControllers = {"cpu",  "cpuset", "io",   "memory",    "hugetlb",
+                                                 "pids", "rdma",   "misc", "perf_event"};
 
 bool exists(const std::string &path) { return ::access(path.c_str(), F_OK) == 0; }
 
 std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == ' ')) s.pop_back();
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' '))
+    s.pop_back();
   return s;
 }
 
@@ -30,8 +31,10 @@ std::vector<std::string> ancestors(const Cgroup &cg) {
   size_t pos = 1;
   while (pos < path.size()) {
     size_t next = path.find('/', pos);
-    if (next == std::string::npos) break; // the last component is the leaf itself
-    if (next > pos) out.push_back(mount + path.substr(0, next));
+    if (next == std::string::npos)
+      break; // the last component is the leaf itself
+    if (next > pos)
+      out.push_back(mount + path.substr(0, next));
     pos = next + 1;
   }
   return out;
@@ -39,16 +42,20 @@ std::vector<std::string> ancestors(const Cgroup &cg) {
 
 Status write_interface_file(const std::string &path, const std::string &value) {
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
-  if (!fd) return fail_errno("opening");
+  if (!fd)
+    return fail_errno("opening");
   // One write(): cgroup files take a whole value per call.
   ssize_t n = ::write(fd.get(), value.data(), value.size());
-  if (n < 0) return fail_errno("writing");
-  if (static_cast<size_t>(n) != value.size()) return fail("short write", EIO);
+  if (n < 0)
+    return fail_errno("writing");
+  if (static_cast<size_t>(n) != value.size())
+    return fail("short write", EIO);
   return {};
 }
 
 Status check_before_update(const Cgroup &cg, const oci::MemoryResources &m) {
-  if (!m.check_before_update.value_or(false) || m.limit.value_or(0) <= 0) return {};
+  if (!m.check_before_update.value_or(false) || m.limit.value_or(0) <= 0)
+    return {};
   std::string path = cg.full_path() + "/memory.current";
   std::string usage = trim(BH_TRY(read_file(path)));
   if (std::stoll(usage) > *m.limit)
@@ -65,9 +72,11 @@ std::set<std::string> parse_controller_list(const std::string &text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t start = text.find_first_not_of(" \n\t", pos);
-    if (start == std::string::npos) break;
+    if (start == std::string::npos)
+      break;
     size_t end = text.find_first_of(" \n\t", start);
-    if (end == std::string::npos) end = text.size();
+    if (end == std::string::npos)
+      end = text.size();
     out.insert(text.substr(start, end - start));
     pos = end;
   }
@@ -79,7 +88,8 @@ Status enable_controllers(const Cgroup &cg, const std::set<std::string> &control
     auto available = parse_controller_list(BH_TRY(read_file(dir + "/cgroup.controllers")));
     auto enabled = parse_controller_list(BH_TRY(read_file(dir + "/cgroup.subtree_control")));
     for (const auto &c : controllers) {
-      if (enabled.count(c) || !available.count(c)) continue;
+      if (enabled.count(c) || !available.count(c))
+        continue;
       std::string file = dir + "/cgroup.subtree_control";
       auto r = write_interface_file(file, "+" + c);
       if (!r) {
@@ -97,46 +107,55 @@ Status enable_controllers(const Cgroup &cg, const std::set<std::string> &control
 Status apply_resources(const Cgroup &cg, const oci::Resources &r, ApplyMode mode) {
   // Converting once without host details tells which controllers are involved.
   auto writes = BH_TRY(convert_resources(r));
-  if (writes.empty()) return {};
+  if (writes.empty())
+    return {};
   const std::string dir = cg.full_path();
   std::set<std::string> root_controllers;
   if (auto root = read_file(ancestors(cg).front() + "/cgroup.controllers"))
     root_controllers = parse_controller_list(*root);
   std::set<std::string> needed;
   for (const auto &w : writes)
-    if (w.controller != "cgroup" && (kKnownControllers.count(w.controller) || root_controllers.count(w.controller)))
+    if (w.controller != "cgroup" &&
+        (kKnownControllers.count(w.controller) || root_controllers.count(w.controller)))
       needed.insert(w.controller);
   BH_CHECK(enable_controllers(cg, needed));
 
   std::string listed = BH_TRY(read_file(dir + "/cgroup.controllers"));
   auto available = parse_controller_list(listed);
   for (const auto &w : writes) {
-    if (!needed.count(w.controller) || available.count(w.controller)) continue;
-    return failf("{}: the {} controller is not available in {} (cgroup.controllers: {:?})", w.field,
-                 w.controller, dir, trim(listed));
+    if (!needed.count(w.controller) || available.count(w.controller))
+      continue;
+    return failf("{}: the {} controller is not available in {} (cgroup.controllers: {:?}; {} needs it)",
+                 w.field, w.controller, dir, trim(listed), w.file);
   }
 
   HostFeatures host;
   host.bfq = exists(dir + "/io.bfq.weight");
   for (const auto &h : r.hugepage_limits)
-    if (exists(dir + "/hugetlb." + h.page_size + ".rsvd.max")) host.hugetlb_rsvd = true;
+    if (exists(dir + "/hugetlb." + h.page_size + ".rsvd.max"))
+      host.hugetlb_rsvd = true;
   writes = BH_TRY(convert_resources(r, host));
 
-  if (mode == ApplyMode::Update && r.memory) BH_CHECK(check_before_update(cg, *r.memory));
+  if (mode == ApplyMode::Update && r.memory)
+    BH_CHECK(check_before_update(cg, *r.memory));
   for (const auto &w : writes) {
     std::string path = dir + "/" + w.file;
     auto written = write_interface_file(path, w.value);
-    if (written) continue;
+    if (written)
+      continue;
     int code = written.error().code;
-    if (code == ENOENT && w.skip_if_absent) continue;
-    if (code == ENOENT) return fail(fmt::format("{}: {} is not a cgroup interface file", w.field, path), code);
+    if (code == ENOENT && w.skip_if_absent)
+      continue;
+    if (code == ENOENT)
+      return fail(fmt::format("{}: {} is not a cgroup interface file", w.field, path), code);
     return fail(fmt::format("{}: {} {:?} to {}", w.field, written.error().message, w.value, path), code);
   }
   return {};
 }
 
-std::vector<oci::DeviceCgroupRule> effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
-                                                          const std::vector<oci::Device> &devices) {
+std::vector<oci::DeviceCgroupRule>
+effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
+                       const std::vector<oci::Device> &devices) {
   std::vector<oci::DeviceCgroupRule> out = spec_rules;
   auto allow = [&out](std::string type, std::optional<int64_t> major, std::optional<int64_t> minor,
                       std::string access) {
@@ -144,7 +163,8 @@ std::vector<oci::DeviceCgroupRule> effective_device_rules(const std::vector<oci:
   };
   for (const auto &d : devices) {
     // 'u' (unbuffered) is a character device; pipes ('p') are not device nodes.
-    if (d.type == 'p') continue;
+    if (d.type == 'p')
+      continue;
     allow(d.type == 'b' ? "b" : "c", d.major, d.minor, "rwm");
   }
   allow("c", std::nullopt, std::nullopt, "m"); // mknod of any node; opening is what is guarded
@@ -164,7 +184,8 @@ Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux) {
 }
 
 bool requests_controllers(const std::optional<oci::Resources> &r) {
-  if (!r) return false;
+  if (!r)
+    return false;
   auto writes = convert_resources(*r);
   return !writes || !writes->empty();
 }

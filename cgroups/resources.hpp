@@ -32,8 +32,9 @@ Status apply_resources(const Cgroup &cg, const oci::Resources &r, ApplyMode mode
 // linux.resources.devices, "allow rwm" for each node in linux.devices, then the defaults every
 // container gets (as runc: mknod of any node, null, zero, full, random, urandom, tty, ptmx, pts/*,
 // net/tun).
-std::vector<oci::DeviceCgroupRule> effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
-                                                          const std::vector<oci::Device> &devices);
+std::vector<oci::DeviceCgroupRule>
+effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
+                       const std::vector<oci::Device> &devices);
 
 // Everything `create` does to the fresh cgroup before clone3: resources, then the device filter.
 Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux);

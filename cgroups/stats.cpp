@@ -15,11 +15,14 @@ namespace {
 constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
 
 uint64_t to_u64(std::string_view v) {
-  while (!v.empty() && (v.back() == '\n' || v.back() == ' ')) v.remove_suffix(1);
-  if (v == "max") return kMax;
+  while (!v.empty() && (v.back() == '\n' || v.back() == ' '))
+    v.remove_suffix(1);
+  if (v == "max")
+    return kMax;
   uint64_t out = 0;
   for (char c : v) {
-    if (c < '0' || c > '9') return 0;
+    if (c < '0' || c > '9')
+      return 0;
     out = out * 10 + static_cast<uint64_t>(c - '0');
   }
   return out;
@@ -38,21 +41,26 @@ void parse_io_stat(const std::string &text, BlkioStats &out) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
+    if (end == std::string::npos)
+      end = text.size();
     std::string line = text.substr(pos, end - pos);
     pos = end + 1;
     uint64_t major = 0, minor = 0;
-    if (std::sscanf(line.c_str(), "%lu:%lu", &major, &minor) != 2) continue;
+    if (std::sscanf(line.c_str(), "%lu:%lu", &major, &minor) != 2)
+      continue;
     auto values = parse_keyed([&] {
       std::string kv = line.substr(line.find(' ') == std::string::npos ? line.size() : line.find(' '));
       for (auto &c : kv)
-        if (c == '=') c = ' ';
-        else if (c == ' ') c = '\n';
+        if (c == '=')
+          c = ' ';
+        else if (c == ' ')
+          c = '\n';
       return kv;
     }());
     auto add = [&](std::vector<BlkioEntry> &list, const char *key, const char *op) {
       auto it = values.find(key);
-      if (it != values.end()) list.push_back(BlkioEntry{major, minor, op, it->second});
+      if (it != values.end())
+        list.push_back(BlkioEntry{major, minor, op, it->second});
     };
     add(out.service_bytes, "rbytes", "Read");
     add(out.service_bytes, "wbytes", "Write");
@@ -68,11 +76,13 @@ std::map<std::string, uint64_t> parse_keyed(const std::string &text) {
   size_t pos = 0;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
-    if (end == std::string::npos) end = text.size();
+    if (end == std::string::npos)
+      end = text.size();
     std::string_view line(text.data() + pos, end - pos);
     pos = end + 1;
     size_t space = line.find(' ');
-    if (space == std::string_view::npos || space == 0) continue;
+    if (space == std::string_view::npos || space == 0)
+      continue;
     out[std::string(line.substr(0, space))] = to_u64(line.substr(space + 1));
   }
   return out;
@@ -100,7 +110,8 @@ Result<ContainerStats> read_stats(const Cgroup &cg) {
     m.usage.limit = read_value(dir + "/memory.max", kMax);
     m.usage.max = read_value(dir + "/memory.peak");
     auto events = read_keyed(dir + "/memory.events");
-    if (events) m.usage.failcnt = (*events)["max"];
+    if (events)
+      m.usage.failcnt = (*events)["max"];
     if (auto raw = read_keyed(dir + "/memory.stat")) {
       m.raw = *raw;
       m.cache = m.raw["file"];
@@ -108,7 +119,8 @@ Result<ContainerStats> read_stats(const Cgroup &cg) {
     if (auto swap = read_file(dir + "/memory.swap.current")) {
       m.swap.usage = sum_saturating(to_u64(*swap), m.usage.usage);
       m.swap.limit = sum_saturating(read_value(dir + "/memory.swap.max", kMax), m.usage.limit);
-      if (auto swap_events = read_keyed(dir + "/memory.swap.events")) m.swap.failcnt = (*swap_events)["fail"];
+      if (auto swap_events = read_keyed(dir + "/memory.swap.events"))
+        m.swap.failcnt = (*swap_events)["fail"];
     }
     s.memory = std::move(m);
   }
@@ -117,7 +129,8 @@ Result<ContainerStats> read_stats(const Cgroup &cg) {
   uint64_t pids_max = read_value(dir + "/pids.max");
   s.pids.limit = pids_max == kMax ? 0 : pids_max;
 
-  if (auto io = read_file(dir + "/io.stat")) parse_io_stat(*io, s.blkio);
+  if (auto io = read_file(dir + "/io.stat"))
+    parse_io_stat(*io, s.blkio);
 
   if (DIR *d = ::opendir(dir.c_str())) {
     while (struct dirent *e = ::readdir(d)) {
@@ -127,10 +140,12 @@ Result<ContainerStats> read_stats(const Cgroup &cg) {
           name.compare(name.size() - suffix.size(), suffix.size(), suffix) != 0)
         continue;
       std::string size = name.substr(prefix.size(), name.size() - prefix.size() - suffix.size());
-      if (size.find('.') != std::string::npos) continue; // hugetlb.2MB.rsvd.current
+      if (size.find('.') != std::string::npos)
+        continue; // hugetlb.2MB.rsvd.current
       HugetlbStats h;
       h.usage = read_value(dir + "/" + name);
-      if (auto ev = read_keyed(dir + "/hugetlb." + size + ".events")) h.failcnt = (*ev)["max"];
+      if (auto ev = read_keyed(dir + "/hugetlb." + size + ".events"))
+        h.failcnt = (*ev)["max"];
       s.hugetlb[size] = h;
     }
     ::closedir(d);
@@ -142,7 +157,8 @@ Result<OomWatcher> OomWatcher::open(const Cgroup &cg) {
   OomWatcher w;
   w.events_path_ = cg.full_path() + "/memory.events";
   w.inotify_ = UniqueFd(::inotify_init1(IN_CLOEXEC | IN_NONBLOCK));
-  if (!w.inotify_) return failf_errno("inotify_init1");
+  if (!w.inotify_)
+    return failf_errno("inotify_init1");
   if (::inotify_add_watch(w.inotify_.get(), w.events_path_.c_str(), IN_MODIFY) < 0)
     return failf_errno("watching {}", w.events_path_);
   auto events = BH_TRY(read_keyed(w.events_path_));
@@ -171,7 +187,8 @@ using json = nlohmann::ordered_json;
 
 // Go's encoding/json `omitempty` on numbers: the member is left out when zero.
 void put_nonzero(json &j, const char *key, uint64_t v) {
-  if (v != 0) j[key] = v;
+  if (v != 0)
+    j[key] = v;
 }
 
 json memory_entry(const MemoryEntryStats &m) {
@@ -189,7 +206,8 @@ json blkio_list(const std::vector<BlkioEntry> &list) {
     json j = json::object();
     put_nonzero(j, "major", e.major);
     put_nonzero(j, "minor", e.minor);
-    if (!e.op.empty()) j["op"] = e.op;
+    if (!e.op.empty())
+      j["op"] = e.op;
     put_nonzero(j, "value", e.value);
     a.push_back(std::move(j));
   }
@@ -213,15 +231,18 @@ json stats_json(const ContainerStats &s) {
   memory["swap"] = memory_entry(m.swap);
   memory["kernel"] = memory_entry({});
   memory["kernelTCP"] = memory_entry({});
-  if (!m.raw.empty()) memory["raw"] = m.raw;
+  if (!m.raw.empty())
+    memory["raw"] = m.raw;
 
   json pids = json::object();
   put_nonzero(pids, "current", s.pids.current);
   put_nonzero(pids, "limit", s.pids.limit);
 
   json blkio = json::object();
-  if (!s.blkio.service_bytes.empty()) blkio["ioServiceBytesRecursive"] = blkio_list(s.blkio.service_bytes);
-  if (!s.blkio.serviced.empty()) blkio["ioServicedRecursive"] = blkio_list(s.blkio.serviced);
+  if (!s.blkio.service_bytes.empty())
+    blkio["ioServiceBytesRecursive"] = blkio_list(s.blkio.service_bytes);
+  if (!s.blkio.serviced.empty())
+    blkio["ioServicedRecursive"] = blkio_list(s.blkio.serviced);
 
   json hugetlb = json::object();
   for (const auto &[size, h] : s.hugetlb) {
@@ -245,7 +266,8 @@ json stats_json(const ContainerStats &s) {
 
 std::string event_to_json(const ContainerEvent &event) {
   json j = {{"type", event.type}, {"id", event.id}};
-  if (event.stats) j["data"] = stats_json(*event.stats);
+  if (event.stats)
+    j["data"] = stats_json(*event.stats);
   return j.dump();
 }
 

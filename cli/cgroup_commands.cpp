@@ -43,7 +43,8 @@ Result<int64_t> parse_int(const std::string &flag, const std::string &text) {
   try {
     size_t used = 0;
     long long v = std::stoll(text, &used, 10);
-    if (used == text.size()) return static_cast<int64_t>(v);
+    if (used == text.size())
+      return static_cast<int64_t>(v);
   } catch (const std::exception &) {
   }
   return failf("--{}: {:?} is not an integer", flag, text);
@@ -51,26 +52,31 @@ Result<int64_t> parse_int(const std::string &flag, const std::string &text) {
 
 Result<uint64_t> parse_uint(const std::string &flag, const std::string &text) {
   int64_t v = BH_TRY(parse_int(flag, text));
-  if (v < 0) return failf("--{}: {} must not be negative", flag, v);
+  if (v < 0)
+    return failf("--{}: {} must not be negative", flag, v);
   return static_cast<uint64_t>(v);
 }
 
 Result<std::string> read_resources_text(const std::string &file) {
-  if (file == "-") return read_fd(STDIN_FILENO, "stdin");
+  if (file == "-")
+    return read_fd(STDIN_FILENO, "stdin");
   return read_file(file);
 }
 
 // Runs ps(1) with `args` and returns its stdout.
 Result<std::string> run_ps(const std::vector<std::string> &args) {
   int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0) return failf_errno("pipe");
+  if (::pipe2(p, O_CLOEXEC) < 0)
+    return failf_errno("pipe");
   UniqueFd rd(p[0]), wr(p[1]);
   pid_t pid = ::fork();
-  if (pid < 0) return failf_errno("fork");
+  if (pid < 0)
+    return failf_errno("fork");
   if (pid == 0) {
     ::dup2(wr.get(), STDOUT_FILENO);
     std::vector<char *> argv{const_cast<char *>("ps")};
-    for (const auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    for (const auto &a : args)
+      argv.push_back(const_cast<char *>(a.c_str()));
     argv.push_back(nullptr);
     ::execvp("ps", argv.data());
     std::fprintf(stderr, "bulkhead: running ps: %s\n", std::strerror(errno));
@@ -100,8 +106,8 @@ void CgroupCommands::add_to(CLI::App &app) {
   update->add_option("-r,--resources", resources_file, "LinuxResources JSON file (\"-\" reads stdin)");
   for (const auto &[name, help] : kUpdateFlags)
     update->add_option_function<std::string>(
-        std::string("--") + name, [this, name = std::string(name)](const std::string &v) { update_flags[name] = v; },
-        help);
+        std::string("--") + name,
+        [this, name = std::string(name)](const std::string &v) { update_flags[name] = v; }, help);
   update->add_option("id", id, "container id")->required();
 
   ps = app.add_subcommand("ps", "list the processes of a container (ps options follow the id)");
@@ -127,35 +133,44 @@ std::optional<int> CgroupCommands::dispatch(Runtime &rt, const Logger &log) cons
     oci::Resources base;
     if (!resources_file.empty()) {
       auto text = read_resources_text(resources_file);
-      if (!text) return report(log, text.error());
+      if (!text)
+        return report(log, text.error());
       auto parsed = oci::parse_resources(*text);
-      if (!parsed) return report(log, with_context(parsed.error(), "--resources " + resources_file));
+      if (!parsed)
+        return report(log, with_context(parsed.error(), "--resources " + resources_file));
       base = std::move(*parsed);
     }
     auto r = resources_from_flags(std::move(base), update_flags);
-    if (!r) return report(log, r.error());
+    if (!r)
+      return report(log, r.error());
     auto done = rt.update(id, *r);
     return done ? 0 : report(log, done.error());
   }
   if (*ps) {
     auto pids = rt.processes(id);
-    if (!pids) return report(log, pids.error());
+    if (!pids)
+      return report(log, pids.error());
     if (ps_format == "json") {
-      if (!ps_args.empty()) return report(log, Error{0, "ps options cannot be used with --format json"});
+      if (!ps_args.empty())
+        return report(log, Error{0, "ps options cannot be used with --format json"});
       fmt::print("{}\n", nlohmann::json(*pids).dump());
       return 0;
     }
     auto out = run_ps(ps_args.empty() ? std::vector<std::string>{"-ef"} : ps_args);
-    if (!out) return report(log, out.error());
+    if (!out)
+      return report(log, out.error());
     auto filtered = filter_ps_output(*out, *pids);
-    if (!filtered) return report(log, filtered.error());
+    if (!filtered)
+      return report(log, filtered.error());
     fmt::print("{}", *filtered);
     return 0;
   }
   if (*events) {
     auto ms = parse_duration_ms(interval);
-    if (!ms) return report(log, ms.error());
-    if (*ms <= 0) return report(log, Error{0, "--interval: must be greater than 0"});
+    if (!ms)
+      return report(log, ms.error());
+    if (*ms <= 0)
+      return report(log, Error{0, "--interval: must be greater than 0"});
     EventsOptions o;
     o.interval_ms = *ms;
     o.once = stats_once;
@@ -168,18 +183,22 @@ std::optional<int> CgroupCommands::dispatch(Runtime &rt, const Logger &log) cons
   return std::nullopt;
 }
 
-Result<oci::Resources> resources_from_flags(oci::Resources r, const std::map<std::string, std::string> &flags) {
+Result<oci::Resources> resources_from_flags(oci::Resources r,
+                                            const std::map<std::string, std::string> &flags) {
   auto memory = [&]() -> oci::MemoryResources & {
-    if (!r.memory) r.memory.emplace();
+    if (!r.memory)
+      r.memory.emplace();
     return *r.memory;
   };
   auto cpu = [&]() -> oci::CpuResources & {
-    if (!r.cpu) r.cpu.emplace();
+    if (!r.cpu)
+      r.cpu.emplace();
     return *r.cpu;
   };
   for (const auto &[name, value] : flags) {
     auto wrap = [&, name = name](Result<int64_t> v) -> Result<int64_t> {
-      if (!v) return fail(fmt::format("--{}: {}", name, v.error().message));
+      if (!v)
+        return fail(fmt::format("--{}: {}", name, v.error().message));
       return v;
     };
     if (name == "memory")
@@ -207,12 +226,15 @@ Result<oci::Resources> resources_from_flags(oci::Resources r, const std::map<std
     else if (name == "cpuset-mems")
       cpu().mems = value;
     else if (name == "pids-limit") {
-      if (!r.pids) r.pids.emplace();
+      if (!r.pids)
+        r.pids.emplace();
       r.pids->limit = BH_TRY(parse_int(name, value));
     } else if (name == "blkio-weight") {
       uint64_t w = BH_TRY(parse_uint(name, value));
-      if (w > 1000) return failf("--blkio-weight: {} is outside 10-1000", w);
-      if (!r.block_io) r.block_io.emplace();
+      if (w > 1000)
+        return failf("--blkio-weight: {} is outside 10-1000", w);
+      if (!r.block_io)
+        r.block_io.emplace();
       r.block_io->weight = static_cast<uint16_t>(w);
     } else {
       return failf("--{}: unknown update flag", name);
@@ -222,10 +244,13 @@ Result<oci::Resources> resources_from_flags(oci::Resources r, const std::map<std
 }
 
 Result<int64_t> parse_memory_size(const std::string &text) {
-  if (text == "-1") return -1;
+  if (text == "-1")
+    return -1;
   size_t i = 0;
-  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-  if (i == 0) return failf("{:?} is not a size (like 512m, 1g or a byte count)", text);
+  while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+    ++i;
+  if (i == 0)
+    return failf("{:?} is not a size (like 512m, 1g or a byte count)", text);
   double number = 0;
   try {
     number = std::stod(text.substr(0, i));
@@ -233,8 +258,10 @@ Result<int64_t> parse_memory_size(const std::string &text) {
     return failf("{:?} is not a size (like 512m, 1g or a byte count)", text);
   }
   std::string unit;
-  for (char c : text.substr(i)) unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  if (unit.size() > 1 && (unit.ends_with("ib") || unit.ends_with("b"))) unit.resize(unit.ends_with("ib") ? unit.size() - 2 : unit.size() - 1);
+  for (char c : text.substr(i))
+    unit += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (unit.size() > 1 && (unit.ends_with("ib") || unit.ends_with("b")))
+    unit.resize(unit.ends_with("ib") ? unit.size() - 2 : unit.size() - 1);
   static const std::string units = "kmgtp";
   double mult = 1;
   if (unit == "b" || unit.empty()) {
@@ -244,7 +271,8 @@ Result<int64_t> parse_memory_size(const std::string &text) {
     return failf("{:?}: unknown unit {:?} (use b, k, m, g, t or p)", text, text.substr(i));
   }
   double bytes = number * mult;
-  if (bytes > 9.2e18) return failf("{:?} is too large", text);
+  if (bytes > 9.2e18)
+    return failf("{:?} is too large", text);
   return static_cast<int64_t>(bytes);
 }
 
@@ -253,14 +281,18 @@ Result<int> parse_duration_ms(const std::string &text) {
       {"ns", 1e-6}, {"us", 1e-3}, {"µs", 1e-3}, {"ms", 1}, {"s", 1000}, {"m", 60000}, {"h", 3600000}};
   double total = 0;
   size_t i = 0;
-  if (text.empty()) return fail("--interval: empty duration");
+  if (text.empty())
+    return fail("--interval: empty duration");
   while (i < text.size()) {
     size_t start = i;
-    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.')) ++i;
-    if (i == start) return failf("--interval: {:?} is not a duration (like 5s or 500ms)", text);
+    while (i < text.size() && (std::isdigit(static_cast<unsigned char>(text[i])) || text[i] == '.'))
+      ++i;
+    if (i == start)
+      return failf("--interval: {:?} is not a duration (like 5s or 500ms)", text);
     double n = std::stod(text.substr(start, i - start));
     size_t ustart = i;
-    while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.') ++i;
+    while (i < text.size() && !std::isdigit(static_cast<unsigned char>(text[i])) && text[i] != '.')
+      ++i;
     std::string unit = text.substr(ustart, i - ustart);
     bool found = false;
     for (const auto &[name, ms] : units)
@@ -268,9 +300,11 @@ Result<int> parse_duration_ms(const std::string &text) {
         total += n * ms;
         found = true;
       }
-    if (!found) return failf("--interval: {:?} is not a duration (like 5s or 500ms)", text);
+    if (!found)
+      return failf("--interval: {:?} is not a duration (like 5s or 500ms)", text);
   }
-  if (total > 1e9) return failf("--interval: {:?} is too long", text);
+  if (total > 1e9)
+    return failf("--interval: {:?} is too long", text);
   return static_cast<int>(std::llround(total));
 }
 
@@ -286,13 +320,16 @@ Result<std::string> filter_ps_output(const std::string &output, const std::vecto
     pos = end;
   }
   size_t column = std::find(words.begin(), words.end(), "PID") - words.begin();
-  if (column == words.size()) return fail("ps output has no PID column (add pid to -o)");
+  if (column == words.size())
+    return fail("ps output has no PID column (add pid to -o)");
   std::string out = header + "\n";
-  if (header_end == std::string::npos) return out;
+  if (header_end == std::string::npos)
+    return out;
   pos = header_end + 1;
   while (pos < output.size()) {
     size_t end = output.find('\n', pos);
-    if (end == std::string::npos) end = output.size();
+    if (end == std::string::npos)
+      end = output.size();
     std::string line = output.substr(pos, end - pos);
     pos = end + 1;
     size_t w = 0, at = 0;
@@ -306,30 +343,36 @@ Result<std::string> filter_ps_output(const std::string &output, const std::vecto
       at = e;
     }
     try {
-      if (!field.empty() && std::find(pids.begin(), pids.end(), std::stoi(field)) != pids.end()) out += line + "\n";
+      if (!field.empty() && std::find(pids.begin(), pids.end(), std::stoi(field)) != pids.end())
+        out += line + "\n";
     } catch (const std::exception &) {
     }
   }
   return out;
 }
 
-std::vector<std::string> split_ps_args(std::vector<std::string> &args, const std::set<std::string> &value_flags) {
+std::vector<std::string> split_ps_args(std::vector<std::string> &args,
+                                       const std::set<std::string> &value_flags) {
   bool in_ps = false;
   for (size_t i = 0; i < args.size(); ++i) {
     const std::string &a = args[i];
-    if (a == "--") return {};
+    if (a == "--")
+      return {};
     if (a.size() > 1 && a[0] == '-') {
-      if (a.find('=') == std::string::npos && value_flags.count(a)) ++i;
+      if (a.find('=') == std::string::npos && value_flags.count(a))
+        ++i;
       continue;
     }
     if (!in_ps) {
-      if (a != "ps") return {}; // another subcommand
+      if (a != "ps")
+        return {}; // another subcommand
       in_ps = true;
       continue;
     }
     std::vector<std::string> rest(args.begin() + static_cast<long>(i) + 1, args.end());
     args.resize(i + 1);
-    if (!rest.empty() && rest.front() == "--") rest.erase(rest.begin());
+    if (!rest.empty() && rest.front() == "--")
+      rest.erase(rest.begin());
     return rest;
   }
   return {};

@@ -118,6 +118,8 @@ void Commands::add_to(CLI::App &app) {
   list->add_option("-f,--format", list_format, "table or json")->check(CLI::IsMember({"table", "json"}));
   list->add_flag("-q,--quiet", quiet, "print only ids");
 
+  features = app.add_subcommand("features", "print the features this build supports (JSON)");
+
   spec = app.add_subcommand("spec", "write a default config.json");
   spec->add_option("-b,--bundle", spec_bundle, "directory to write config.json to");
   spec->add_flag("--rootless", rootless, "a config for an unprivileged user");
@@ -158,6 +160,10 @@ int Commands::dispatch(Runtime &rt, const Logger &log) const {
   }
   if (*list) return print_list(rt, log, list_format, quiet);
   if (*spec) return write_spec(log, spec_bundle, rootless);
+  if (*features) {
+    fmt::print("{}\n", features_json());
+    return 0;
+  }
   return 0;
 }
 

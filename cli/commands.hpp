@@ -23,7 +23,8 @@ struct Commands {
   bool rootless = false;
 
   CLI::App *create = nullptr, *start = nullptr, *state = nullptr, *kill = nullptr, *del = nullptr,
-           *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr;
+           *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr,
+           *features = nullptr;
 
   void add_to(CLI::App &app);
   // Returns the process exit code.

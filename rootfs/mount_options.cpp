@@ -1,5 +1,6 @@
 #include "rootfs/mount_options.hpp"
 
+#include <algorithm>
 #include <linux/mount.h>
 #include <string_view>
 #include <sys/mount.h>
@@ -184,6 +185,15 @@ uint64_t mount_attrs_from_flags(unsigned long ms, uint64_t *clear_mask) {
   if (clear_mask)
     *clear_mask = clr;
   return set;
+}
+
+std::vector<std::string> known_mount_options() {
+  std::vector<std::string> out{"bind", "rbind", "tmpcopyup"};
+  for (const auto &f : kFlagOptions) out.emplace_back(f.name);
+  for (const auto &p : kPropagation) out.emplace_back(p.name);
+  for (const auto &r : kRecursive) out.emplace_back(r.name);
+  std::sort(out.begin(), out.end());
+  return out;
 }
 
 Result<unsigned long> propagation_flags(const std::string &value) {

@@ -30,6 +30,9 @@ MountOptions parse_mount_options(const std::vector<std::string> &options);
 // used to change a bind mount's flags with mount_setattr without losing locked flags.
 uint64_t mount_attrs_from_flags(unsigned long ms_flags, uint64_t *clear_mask);
 
+// Every option word parse_mount_options understands (for `bulkhead features`).
+std::vector<std::string> known_mount_options();
+
 // MS_* for a rootfsPropagation value ("rslave" -> MS_SLAVE|MS_REC); 0 for "".
 Result<unsigned long> propagation_flags(const std::string &value);
 

@@ -39,7 +39,8 @@ Result<Loaded> load(const RuntimeOptions &ro, const std::string &id, bool lock) 
 Status require_status(const Loaded &l, const std::string &id, std::initializer_list<const char *> allowed,
                       const char *action) {
   for (const char *s : allowed)
-    if (l.status == s) return {};
+    if (l.status == s)
+      return {};
   return failf("container {:?} cannot be {}: it is {}", id, action, l.status);
 }
 
@@ -93,7 +94,8 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
   if (!r.devices.empty()) {
     // linux.devices stay allowed: they come from the bundle's config, as at create.
     std::vector<oci::Device> devices;
-    if (auto spec = oci::load_bundle_spec(l.rec.bundle); spec && spec->linux) devices = spec->linux->devices;
+    if (auto spec = oci::load_bundle_spec(l.rec.bundle); spec && spec->linux)
+      devices = spec->linux->devices;
     auto fd = BH_TRY(l.cgroup.open_dir());
     BH_CHECK(cgroups::attach_device_filter(fd.get(), l.cgroup.full_path(),
                                            cgroups::effective_device_rules(r.devices, devices)));
@@ -103,26 +105,30 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
 
 Result<ContainerStats> Runtime::stats(const std::string &id) {
   auto l = BH_TRY(load(options_, id, false));
-  if (l.status == "stopped") return failf("container {:?} is not running", id);
+  if (l.status == "stopped")
+    return failf("container {:?} is not running", id);
   return cgroups::read_stats(l.cgroup);
 }
 
 Result<std::vector<int>> Runtime::processes(const std::string &id) {
   auto l = BH_TRY(load(options_, id, false));
   auto pids = l.cgroup.processes();
-  if (!pids && pids.error().code == ENOENT) return std::vector<int>{}; // stopped and removed
+  if (!pids && pids.error().code == ENOENT)
+    return std::vector<int>{}; // stopped and removed
   return pids;
 }
 
 Status Runtime::events(const std::string &id, const EventsOptions &options,
                        const std::function<bool(const ContainerEvent &)> &on_event) {
   auto l = BH_TRY(load(options_, id, false));
-  if (l.status == "stopped") return failf("container {:?} is not running", id);
+  if (l.status == "stopped")
+    return failf("container {:?} is not running", id);
   auto emit_stats = [&]() -> Result<bool> {
     auto s = BH_TRY(cgroups::read_stats(l.cgroup));
     return on_event(ContainerEvent{"stats", id, std::move(s)});
   };
-  if (options.once) return emit_stats().map([](bool) {});
+  if (options.once)
+    return emit_stats().map([](bool) {});
 
   // Without the memory controller there is nothing to watch; stats still flow.
   auto watcher = cgroups::OomWatcher::open(l.cgroup);
@@ -131,21 +137,28 @@ Status Runtime::events(const std::string &id, const EventsOptions &options,
   auto next_stats = clock::now() + interval;
   for (;;) {
     auto rec = l.dir.load();
-    if (!rec || compute_status(l.dir, *rec) == "stopped") return {};
+    if (!rec || compute_status(l.dir, *rec) == "stopped")
+      return {};
     auto wait = std::chrono::duration_cast<std::chrono::milliseconds>(next_stats - clock::now());
     // Woken at least every 200 ms to notice that the container stopped.
     int timeout = static_cast<int>(std::clamp<long>(wait.count(), 0, 200));
-    struct pollfd p {watcher ? watcher->fd() : -1, POLLIN, 0};
-    if (::poll(&p, 1, timeout) < 0 && errno != EINTR) return failf_errno("waiting for events of {:?}", id);
+    struct pollfd p {
+      watcher ? watcher->fd() : -1, POLLIN, 0
+    };
+    if (::poll(&p, 1, timeout) < 0 && errno != EINTR)
+      return failf_errno("waiting for events of {:?}", id);
     if (watcher && (p.revents & POLLIN)) {
       auto kills = watcher->new_kills();
-      if (!kills) return {}; // the cgroup is gone: the container stopped
+      if (!kills)
+        return {}; // the cgroup is gone: the container stopped
       for (uint64_t i = 0; i < *kills; ++i)
-        if (!on_event(ContainerEvent{"oom", id, std::nullopt})) return {};
+        if (!on_event(ContainerEvent{"oom", id, std::nullopt}))
+          return {};
     }
     if (clock::now() >= next_stats) {
       auto more = emit_stats();
-      if (!more || !*more) return {}; // unreadable: the cgroup went away with the container
+      if (!more || !*more)
+        return {}; // unreadable: the cgroup went away with the container
       next_stats += interval;
     }
   }

@@ -108,6 +108,9 @@ private:
   RuntimeOptions options_;
 };
 
+// The runtime-spec features document of this build (`bulkhead features`).
+std::string features_json();
+
 // Parses "KILL", "SIGKILL", "kill" or "9".
 Result<int> parse_signal(const std::string &text);
 

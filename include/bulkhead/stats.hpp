@@ -11,7 +11,7 @@
 namespace bulkhead {
 
 struct CpuUsageStats {
-  uint64_t total_ns = 0, user_ns = 0, kernel_ns = 0; // cpu.stat usage_usec/user_usec/system_usec
+  uint64_t total_ns = 0, user_ns = 0, kernel_ns = 0;             // cpu.stat usage_usec/user_usec/system_usec
   uint64_t periods = 0, throttled_periods = 0, throttled_ns = 0; // nr_periods, nr_throttled, throttled_usec
 };
 
@@ -21,9 +21,9 @@ struct MemoryEntryStats {
 };
 
 struct MemoryStats {
-  uint64_t cache = 0;      // memory.stat "file"
-  MemoryEntryStats usage;  // memory.current / memory.max / memory.peak / memory.events "max"
-  MemoryEntryStats swap;   // memory + swap, as v1 counted it (runc does the same on v2)
+  uint64_t cache = 0;                  // memory.stat "file"
+  MemoryEntryStats usage;              // memory.current / memory.max / memory.peak / memory.events "max"
+  MemoryEntryStats swap;               // memory + swap, as v1 counted it (runc does the same on v2)
   std::map<std::string, uint64_t> raw; // memory.stat
 };
 

@@ -18,7 +18,8 @@ namespace bh_test {
 inline std::string cgroup2_mount() {
   for (const char *candidate : {"/sys/fs/cgroup", "/sys/fs/cgroup/unified"}) {
     struct statfs s {};
-    if (::statfs(candidate, &s) == 0 && s.f_type == 0x63677270) return candidate;
+    if (::statfs(candidate, &s) == 0 && s.f_type == 0x63677270)
+      return candidate;
   }
   return "";
 }
@@ -32,7 +33,8 @@ inline bool host_has_cgroup2_controllers() {
 inline int64_t keyed_value(const std::string &text, const std::string &key) {
   for (const auto &line : split_lines(text)) {
     auto words = split_words(line);
-    if (words.size() == 2 && words[0] == key) return std::stoll(words[1]);
+    if (words.size() == 2 && words[0] == key)
+      return std::stoll(words[1]);
   }
   return -1;
 }
@@ -41,7 +43,8 @@ inline int64_t keyed_value(const std::string &text, const std::string &key) {
 template <class Pred> bool eventually(Pred pred, std::chrono::milliseconds timeout = 20s) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!pred()) {
-    if (std::chrono::steady_clock::now() >= deadline) return false;
+    if (std::chrono::steady_clock::now() >= deadline)
+      return false;
     std::this_thread::sleep_for(50ms);
   }
   return true;
@@ -51,8 +54,10 @@ class CgroupBase : public BulkheadTest {
 protected:
   void SetUp() override {
     BulkheadTest::SetUp();
-    if (IsSkipped()) return;
-    if (cgroup2_mount().empty()) GTEST_SKIP() << "no cgroup2 filesystem on this host";
+    if (IsSkipped())
+      return;
+    if (cgroup2_mount().empty())
+      GTEST_SKIP() << "no cgroup2 filesystem on this host";
   }
   // Ids are unique per test process: every test shares <mount>/bulkhead.
   static std::string unique_id(const std::string &name) { return name + "-" + std::to_string(::getpid()); }
@@ -63,7 +68,8 @@ protected:
   // Adds capabilities to every set of the config (CAP_MKNOD for the device tests).
   static void add_caps(json &config, std::initializer_list<const char *> caps) {
     for (const char *set : {"bounding", "effective", "permitted"})
-      for (const char *c : caps) config["process"]["capabilities"][set].push_back(c);
+      for (const char *c : caps)
+        config["process"]["capabilities"][set].push_back(c);
   }
 };
 
@@ -72,9 +78,11 @@ class CgroupTest : public CgroupBase {
 protected:
   void SetUp() override {
     CgroupBase::SetUp();
-    if (IsSkipped()) return;
+    if (IsSkipped())
+      return;
     if (!host_has_cgroup2_controllers())
-      GTEST_SKIP() << "needs the unified cgroup v2 hierarchy with controllers (run tests/vm/run-cgroup-tests.sh)";
+      GTEST_SKIP()
+          << "needs the unified cgroup v2 hierarchy with controllers (run tests/vm/run-cgroup-tests.sh)";
   }
 };
 

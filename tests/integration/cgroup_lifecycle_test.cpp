@@ -28,20 +28,21 @@ TEST_F(CgroupLifecycle, DevicesNullUsableDeniedBlockDeviceOpenFailsEperm) {
 TEST_F(CgroupLifecycle, DevicesAllowRuleOpensAccess) {
   // A later allow rule wins over the default deny: /dev/loop-like node 7:0 becomes openable (ENXIO
   // or success instead of EPERM).
-  auto r = run_container({"sh", "-c", "mknod /dev/blk b 7 0; head -c1 /dev/blk >/dev/null; true"}, [](json &c) {
-    add_caps(c, {"CAP_MKNOD"});
-    c["linux"]["resources"]["devices"].push_back({{"allow", true}, {"type", "b"}, {"major", 7}, {"minor", 0}, {"access", "rwm"}});
-  });
+  auto r =
+      run_container({"sh", "-c", "mknod /dev/blk b 7 0; head -c1 /dev/blk >/dev/null; true"}, [](json &c) {
+        add_caps(c, {"CAP_MKNOD"});
+        c["linux"]["resources"]["devices"].push_back(
+            {{"allow", true}, {"type", "b"}, {"major", 7}, {"minor", 0}, {"access", "rwm"}});
+      });
   EXPECT_EQ(r.exit_code, 0) << r;
   EXPECT_FALSE(contains(r.err, "Operation not permitted")) << r;
 }
 
 TEST_F(CgroupLifecycle, PauseFreezesEveryProcessAndResumeContinues) {
   std::string id = unique_id("pause");
-  std::string bundle = make_bundle(
-      {"sh", "-c",
-       "sh -c 'i=0; while :; do i=$((i+1)); echo $i > /c2; sleep 0.1; done' & "
-       "i=0; while :; do i=$((i+1)); echo $i > /c1; sleep 0.1; done"});
+  std::string bundle = make_bundle({"sh", "-c",
+                                    "sh -c 'i=0; while :; do i=$((i+1)); echo $i > /c2; sleep 0.1; done' & "
+                                    "i=0; while :; do i=$((i+1)); echo $i > /c1; sleep 0.1; done"});
   ASSERT_GT(create_and_start(bundle, id), 0);
   std::string c1 = rootfs(bundle) + "/c1", c2 = rootfs(bundle) + "/c2";
   ASSERT_TRUE(eventually([&] { return !read_file(c1).empty() && !read_file(c2).empty(); }));
@@ -95,9 +96,11 @@ std::vector<std::string> cgroup_tree(const std::string &only_prefix) {
   std::error_code ec;
   for (auto it = std::filesystem::recursive_directory_iterator(mount, ec);
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec)) {
-    if (!it->is_directory(ec)) continue;
+    if (!it->is_directory(ec))
+      continue;
     std::string rel = it->path().string().substr(mount.size());
-    if (only_prefix.empty() || contains(rel, only_prefix)) out.push_back(rel);
+    if (only_prefix.empty() || contains(rel, only_prefix))
+      out.push_back(rel);
   }
   std::sort(out.begin(), out.end());
   return out;

@@ -12,9 +12,11 @@ using Pairs = std::vector<std::pair<std::string, std::string>>;
 // (file, value) of each write, in order; "error: <message>" when the conversion fails.
 Pairs files(const oci::Resources &r, const HostFeatures &host = {}) {
   auto w = convert_resources(r, host);
-  if (!w) return {{"error", w.error().message}};
+  if (!w)
+    return {{"error", w.error().message}};
   Pairs out;
-  for (const auto &x : *w) out.emplace_back(x.file, x.value);
+  for (const auto &x : *w)
+    out.emplace_back(x.file, x.value);
   return out;
 }
 
@@ -53,7 +55,8 @@ TEST(CgroupsConvert, BlkioWeightToIoWeight) {
 
 std::string swap(int64_t swap, int64_t limit) {
   auto r = memory_swap_to_v2(swap, limit);
-  if (!r) return "error: " + r.error().message;
+  if (!r)
+    return "error: " + r.error().message;
   return *r ? std::to_string(**r) : "unset";
 }
 
@@ -67,7 +70,8 @@ TEST(CgroupsConvert, MemorySwapIsSwapMinusLimit) {
   EXPECT_EQ(swap(1000, 1000), "0"); // no swap at all
   EXPECT_EQ(swap(500, 200), "300");
   EXPECT_EQ(swap(500, -1), "500");
-  EXPECT_EQ(swap(300, 400), "error: memory+swap 300 is below the memory limit 400 (memory.swap is memory+swap)");
+  EXPECT_EQ(swap(300, 400),
+            "error: memory+swap 300 is below the memory limit 400 (memory.swap is memory+swap)");
   EXPECT_EQ(swap(100, 0), "error: a swap limit needs a memory limit (memory.swap is memory+swap)");
   EXPECT_EQ(swap(-2, 0), "error: -2 is invalid (use -1 for unlimited or memory+swap in bytes)");
 }
@@ -78,9 +82,9 @@ TEST(CgroupsConvert, Memory) {
   r.memory->limit = 104857600;
   r.memory->reservation = 52428800;
   r.memory->swap = 209715200;
-  EXPECT_EQ(files(r), (Pairs{{"memory.swap.max", "104857600"},
-                             {"memory.max", "104857600"},
-                             {"memory.low", "52428800"}}));
+  EXPECT_EQ(
+      files(r),
+      (Pairs{{"memory.swap.max", "104857600"}, {"memory.max", "104857600"}, {"memory.low", "52428800"}}));
   r.memory->limit = -1;
   r.memory->swap.reset();
   r.memory->reservation.reset();
@@ -108,11 +112,13 @@ TEST(CgroupsConvert, MemoryErrors) {
   oci::Resources r;
   r.memory.emplace();
   r.memory->limit = -5;
-  EXPECT_EQ(error_of(r), "linux.resources.memory.limit: -5 is invalid (use -1 for unlimited or a positive value)");
+  EXPECT_EQ(error_of(r),
+            "linux.resources.memory.limit: -5 is invalid (use -1 for unlimited or a positive value)");
   r.memory->limit = 100;
   r.memory->swap = 50;
-  EXPECT_EQ(error_of(r), "linux.resources.memory.swap: memory+swap 50 is below the memory limit 100 (memory.swap "
-                         "is memory+swap)");
+  EXPECT_EQ(error_of(r),
+            "linux.resources.memory.swap: memory+swap 50 is below the memory limit 100 (memory.swap "
+            "is memory+swap)");
 }
 
 TEST(CgroupsConvert, Cpu) {
@@ -214,7 +220,8 @@ TEST(CgroupsConvert, HugepagesRdmaUnified) {
   oci::Resources rd;
   rd.rdma["mlx5_0"] = oci::RdmaLimit{3, 1000};
   rd.rdma["mlx4_1"] = oci::RdmaLimit{std::nullopt, 7};
-  EXPECT_EQ(files(rd), (Pairs{{"rdma.max", "mlx4_1 hca_object=7"}, {"rdma.max", "mlx5_0 hca_handle=3 hca_object=1000"}}));
+  EXPECT_EQ(files(rd), (Pairs{{"rdma.max", "mlx4_1 hca_object=7"},
+                              {"rdma.max", "mlx5_0 hca_handle=3 hca_object=1000"}}));
   rd.rdma["x"] = oci::RdmaLimit{};
   EXPECT_EQ(error_of(rd), "linux.resources.rdma[\"x\"]: sets neither hcaHandles nor hcaObjects");
 
@@ -224,7 +231,8 @@ TEST(CgroupsConvert, HugepagesRdmaUnified) {
   u.unified = {{"memory.high", "50M"}, {"pids.max", "20"}};
   auto w = convert_resources(u);
   ASSERT_TRUE(w);
-  EXPECT_EQ(files(u), (Pairs{{"pids.max", "10"}, {"memory.high", "50M"}, {"pids.max", "20"}})); // unified wins
+  EXPECT_EQ(files(u),
+            (Pairs{{"pids.max", "10"}, {"memory.high", "50M"}, {"pids.max", "20"}})); // unified wins
   EXPECT_EQ((*w)[1].controller, "memory");
   EXPECT_EQ((*w)[1].field, "linux.resources.unified[\"memory.high\"]");
   for (std::string bad : {"../cgroup.procs", "memoryhigh", ".x", "memory.", "a/b.c"}) {

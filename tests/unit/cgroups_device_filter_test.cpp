@@ -26,22 +26,37 @@ int run(const std::vector<bpf_insn> &prog, uint32_t type, uint32_t access, uint3
     const bpf_insn &i = prog[pc++];
     switch (i.code) {
     case BPF_LDX | BPF_MEM | BPF_W:
-      if (i.src_reg != 1 || i.off < 0 || i.off > 8 || i.off % 4) return -1;
+      if (i.src_reg != 1 || i.off < 0 || i.off > 8 || i.off % 4)
+        return -1;
       reg[i.dst_reg] = ctx[i.off / 4];
       break;
-    case BPF_ALU | BPF_AND | BPF_K: reg[i.dst_reg] = static_cast<uint32_t>(reg[i.dst_reg] & static_cast<uint32_t>(i.imm)); break;
-    case BPF_ALU | BPF_RSH | BPF_K: reg[i.dst_reg] = static_cast<uint32_t>(reg[i.dst_reg]) >> i.imm; break;
-    case BPF_ALU | BPF_MOV | BPF_X: reg[i.dst_reg] = static_cast<uint32_t>(reg[i.src_reg]); break;
-    case BPF_ALU64 | BPF_MOV | BPF_K: reg[i.dst_reg] = static_cast<uint64_t>(static_cast<int64_t>(i.imm)); break;
+    case BPF_ALU | BPF_AND | BPF_K:
+      reg[i.dst_reg] = static_cast<uint32_t>(reg[i.dst_reg] & static_cast<uint32_t>(i.imm));
+      break;
+    case BPF_ALU | BPF_RSH | BPF_K:
+      reg[i.dst_reg] = static_cast<uint32_t>(reg[i.dst_reg]) >> i.imm;
+      break;
+    case BPF_ALU | BPF_MOV | BPF_X:
+      reg[i.dst_reg] = static_cast<uint32_t>(reg[i.src_reg]);
+      break;
+    case BPF_ALU64 | BPF_MOV | BPF_K:
+      reg[i.dst_reg] = static_cast<uint64_t>(static_cast<int64_t>(i.imm));
+      break;
     case BPF_JMP | BPF_JEQ | BPF_K:
-      if (reg[i.dst_reg] == static_cast<uint64_t>(static_cast<int64_t>(i.imm))) pc += i.off;
+      if (reg[i.dst_reg] == static_cast<uint64_t>(static_cast<int64_t>(i.imm)))
+        pc += i.off;
       break;
     case BPF_JMP | BPF_JNE | BPF_K:
-      if (reg[i.dst_reg] != static_cast<uint64_t>(static_cast<int64_t>(i.imm))) pc += i.off;
+      if (reg[i.dst_reg] != static_cast<uint64_t>(static_cast<int64_t>(i.imm)))
+        pc += i.off;
       break;
-    case BPF_JMP | BPF_JA: pc += i.off; break;
-    case BPF_JMP | BPF_EXIT: return static_cast<int>(reg[0]);
-    default: return -1;
+    case BPF_JMP | BPF_JA:
+      pc += i.off;
+      break;
+    case BPF_JMP | BPF_EXIT:
+      return static_cast<int>(reg[0]);
+    default:
+      return -1;
     }
   }
   return -1;
@@ -50,7 +65,8 @@ int run(const std::vector<bpf_insn> &prog, uint32_t type, uint32_t access, uint3
 // The OCI semantics, written the obvious way.
 int reference(const Rules &rules, uint32_t type, uint32_t access, uint32_t major, uint32_t minor) {
   for (uint32_t kind : {M, R, W}) {
-    if (!(access & kind)) continue;
+    if (!(access & kind))
+      continue;
     bool allowed = false;
     for (const auto &r : rules) {
       uint32_t rtype = r.type == "c" ? CHR : r.type == "b" ? BLK : 0;
@@ -63,7 +79,8 @@ int reference(const Rules &rules, uint32_t type, uint32_t access, uint32_t major
         continue;
       allowed = r.allow;
     }
-    if (!allowed) return 0;
+    if (!allowed)
+      return 0;
   }
   return 1;
 }
@@ -91,13 +108,13 @@ TEST(CgroupsDeviceFilter, DefaultContainerRules) {
   Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")}, {});
   auto prog = device_filter_program(rules);
   ASSERT_TRUE(prog);
-  EXPECT_EQ(run(*prog, CHR, R | W, 1, 3), 1);  // /dev/null
-  EXPECT_EQ(run(*prog, CHR, R | W, 5, 2), 1);  // /dev/ptmx
+  EXPECT_EQ(run(*prog, CHR, R | W, 1, 3), 1);   // /dev/null
+  EXPECT_EQ(run(*prog, CHR, R | W, 5, 2), 1);   // /dev/ptmx
   EXPECT_EQ(run(*prog, CHR, R | W, 136, 7), 1); // /dev/pts/7
-  EXPECT_EQ(run(*prog, BLK, M, 8, 0), 1);      // mknod of any node...
-  EXPECT_EQ(run(*prog, BLK, R, 8, 0), 0);      // ...but no opening it
+  EXPECT_EQ(run(*prog, BLK, M, 8, 0), 1);       // mknod of any node...
+  EXPECT_EQ(run(*prog, BLK, R, 8, 0), 0);       // ...but no opening it
   EXPECT_EQ(run(*prog, BLK, R | M, 8, 0), 0);
-  EXPECT_EQ(run(*prog, CHR, W, 1, 1), 0);      // /dev/mem
+  EXPECT_EQ(run(*prog, CHR, W, 1, 1), 0); // /dev/mem
   expect_matches_reference(rules);
 }
 
@@ -121,9 +138,12 @@ TEST(CgroupsDeviceFilter, LaterRulesOverrideEarlierPerKind) {
 }
 
 TEST(CgroupsDeviceFilter, WildcardsAndTypes) {
-  Rules rules = {rule(true, "c", 1, std::nullopt, "rw"), rule(true, "b", std::nullopt, 0, "r"),
-                 rule(false, "c", 1, 7, "r"), rule(true, "", 136, std::nullopt, "m"),
-                 rule(true, "a", std::nullopt, std::nullopt, ""), rule(false, "b", 8, -1, "rwm")};
+  Rules rules = {rule(true, "c", 1, std::nullopt, "rw"),
+                 rule(true, "b", std::nullopt, 0, "r"),
+                 rule(false, "c", 1, 7, "r"),
+                 rule(true, "", 136, std::nullopt, "m"),
+                 rule(true, "a", std::nullopt, std::nullopt, ""),
+                 rule(false, "b", 8, -1, "rwm")};
   expect_matches_reference(rules);
   auto prog = device_filter_program(rules);
   ASSERT_TRUE(prog);
@@ -151,12 +171,14 @@ TEST(CgroupsDeviceFilter, BadRules) {
 }
 
 TEST(CgroupsDeviceFilter, KernelAcceptsTheProgram) {
-  if (::geteuid() != 0) GTEST_SKIP() << "loading eBPF needs root";
+  if (::geteuid() != 0)
+    GTEST_SKIP() << "loading eBPF needs root";
   Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")}, {});
   auto prog = device_filter_program(rules);
   ASSERT_TRUE(prog);
   auto fd = load_device_filter(*prog);
-  if (!fd && fd.error().code == EPERM) GTEST_SKIP() << fd.error().text();
+  if (!fd && fd.error().code == EPERM)
+    GTEST_SKIP() << fd.error().text();
   ASSERT_TRUE(fd) << fd.error().text();
 }
 

@@ -43,13 +43,16 @@ TEST(CgroupsStats, StatsEventJsonHasRuncShape) {
   const auto &d = j["data"];
   EXPECT_EQ(d["cpu"], nlohmann::json::parse(R"({"usage":{"total":5000,"kernel":2000,"user":3000},
       "throttling":{"periods":10,"throttledPeriods":4,"throttledTime":900}})"));
-  EXPECT_EQ(d["memory"]["usage"], nlohmann::json::parse(R"({"limit":1048576,"usage":8192,"max":16384,"failcnt":2})"));
+  EXPECT_EQ(d["memory"]["usage"],
+            nlohmann::json::parse(R"({"limit":1048576,"usage":8192,"max":16384,"failcnt":2})"));
   EXPECT_EQ(d["memory"]["swap"], nlohmann::json::parse(R"({"limit":0,"failcnt":0})"));
   EXPECT_EQ(d["memory"]["cache"], 4096);
   EXPECT_EQ(d["memory"]["raw"]["anon"], 4096);
   EXPECT_EQ(d["pids"], nlohmann::json::parse(R"({"current":3,"limit":32})"));
-  EXPECT_EQ(d["blkio"], nlohmann::json::parse(
-                            R"({"ioServiceBytesRecursive":[{"major":8,"op":"Read","value":512},{"major":8,"op":"Write"}]})"));
+  EXPECT_EQ(
+      d["blkio"],
+      nlohmann::json::parse(
+          R"({"ioServiceBytesRecursive":[{"major":8,"op":"Read","value":512},{"major":8,"op":"Write"}]})"));
   EXPECT_EQ(d["hugetlb"], nlohmann::json::parse(R"({"2MB":{"failcnt":1}})"));
   EXPECT_TRUE(d["network_interfaces"].is_null());
   EXPECT_TRUE(d["cpuset"].is_object());

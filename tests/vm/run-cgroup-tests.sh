@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# run-cgroup-tests.sh - run the cgroup v2 integration tests (gtest filter 'Cgroup*') inside the
+# VM of run-in-vm.sh, where /sys/fs/cgroup is the unified hierarchy with every controller.
+#
+# Usage: tests/vm/run-cgroup-tests.sh [BUILD_DIR] [-- EXTRA GTEST ARGS...]
+#   BUILD_DIR defaults to $BULKHEAD_BUILD_DIR, then <repo>/build. Build on the host first
+#   (the VM sees the host's / read-only). Environment: BULKHEAD_CGROUP_CYCLES (containers in the
+#   create/delete loop test, default 50), BULKHEAD_VM_TIMEOUT (seconds, default 900).
+# Exits with the test binary's status (124: VM timeout, 125: VM failure).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=${BULKHEAD_BUILD_DIR:-$repo/build}
+if (($#)) && [[ $1 != -- ]]; then build=$1; shift; fi
+[[ ${1:-} == -- ]] && shift
+build=$(cd "$build" && pwd)
+bin=$build/tests/bulkhead_integration_tests
+[[ -x $bin ]] || { echo "run-cgroup-tests: $bin not built (ninja -C $build)" >&2; exit 125; }
+
+cd "$repo"
+start=$(date +%s)
+rc=0
+"$here/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-900}" \
+    -e "BULKHEAD_CGROUP_CYCLES=${BULKHEAD_CGROUP_CYCLES:-50}" -- \
+    "$bin" --gtest_filter='Cgroup*' --gtest_color=no "$@" || rc=$?
+echo "run-cgroup-tests: exit $rc after $(($(date +%s) - start)) s" >&2
+exit "$rc"
