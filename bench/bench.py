@@ -12,6 +12,8 @@ Setup, for fairness (see bench/README.md):
     when /sys/fs/cgroup is not cgroup2 (the v1/v2 hybrid dev host), a cgroup2 is mounted over
     /sys/fs/cgroup inside that namespace only, so all three runtimes see the same pure cgroup v2
     view (crun refuses the hybrid layout; runc and bulkhead then use cgroup v2 as well);
+  * the bundle and the three --root state directories live on a tmpfs (as /run does on a normal
+    system; this dev host's /tmp and /run are ext4 with `discard`);
   * runtimes are interleaved per iteration, with the starting runtime rotated, so drift and the
     kernel's asynchronous namespace teardown hit all of them equally.
 """
@@ -281,6 +283,13 @@ class Bench:
                 ok = r.rc == 0 and "bench-ok" in r.out
                 if not ok:
                     subprocess.run(self.rt[name] + ["delete", "-f", cid], capture_output=True)
+                    # A runtime that failed half-way may leave its (empty) cgroup behind in the
+                    # shared hierarchy (crun's cgroupfs attempt does): remove what it named.
+                    for d in (f"/sys/fs/cgroup/{cid}", f"/sys/fs/cgroup/bulkhead/{cid}"):
+                        try:
+                            os.rmdir(d)
+                        except OSError:
+                            pass
                 if (not ok and name == "crun" and attempt == 0 and "RLIM_MEMLOCK" in r.err):
                     self.rt["crun"].insert(1, "--cgroup-manager=disabled")
                     self.res["setup"]["crun_cgroup_manager"] = (
@@ -717,7 +726,7 @@ def render_md(res):
         out = []
         for n in names:
             e = s.get(key, {}).get(n)
-            if not e or not e[field]:
+            if not e or not e.get(field):
                 err = (e or {}).get("first_error")
                 out.append(("FAILED" if err else "n/a", None))
                 continue
@@ -797,6 +806,11 @@ def render_md(res):
     L.append("Floors (kernel's own cost, same timing harness): " + "; ".join(floor_txt) + ". "
              + st.get("floors", {}).get("floor-unshare", ""))
     L.append("")
+    if m["env"] == "vm":
+        L.append("In the VM the memory reading is system-wide and moves by a few MiB between readings, so "
+                 "the N=10 memory row is noise; every density cell is a single measurement under TCG, "
+                 "where background kernel work (network namespace teardown) adds seconds at random.")
+        L.append("")
     L.append(f"Memory per container: {st.get('memory_source')}, delta after starting N / N. "
              f"Instructions: {res.get('instructions', {}).get('method')}.")
     notes = []

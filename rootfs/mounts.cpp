@@ -119,8 +119,17 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
       lower = BH_TRY(open_in_root(ctx.root_fd, dest, O_RDONLY | O_DIRECTORY));
       flags &= ~static_cast<unsigned long>(MS_RDONLY); // made read-only after the copy
     }
-    if (::mount(source.c_str(), fd_path(target.get()).c_str(), fstype.c_str(), flags,
-                o.data.empty() ? nullptr : o.data.c_str()) < 0) {
+    std::string data = o.data;
+    // Filesystems without xattr labels take their SELinux label from the mount (as runc does);
+    // sysfs, proc and cgroup2 keep the kernel's own labels.
+    if (!ctx.mount_label.empty() && (fstype == "tmpfs" || fstype == "devpts" || fstype == "mqueue"))
+      data += fmt::format("{}context=\"{}\"", data.empty() ? "" : ",", ctx.mount_label);
+    if (fstype == "cgroup2" && !ctx.own_cgroupns && !ctx.cgroup_dir.empty()) {
+      BH_CHECK(bind_host_path(ctx.cgroup_dir, target.get(), true, dest));
+      UniqueFd top = BH_TRY(open_in_root(ctx.root_fd, dest, O_PATH));
+      BH_CHECK(set_attributes(top.get(), o, dest));
+    } else if (::mount(source.c_str(), fd_path(target.get()).c_str(), fstype.c_str(), flags,
+                       data.empty() ? nullptr : data.c_str()) < 0) {
       int err = errno;
       // Without their own network/ipc/cgroup namespace a user namespace may not mount these
       // pseudo filesystems; binding the host's instance is what runc and crun do.

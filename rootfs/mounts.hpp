@@ -14,6 +14,12 @@ struct MountContext {
   int root_fd = -1;   // O_PATH fd of the rootfs bind mount
   std::string bundle; // relative bind sources are relative to it
   bool in_userns = false;
+  std::string mount_label; // linux.mountLabel: SELinux context of the filesystems we mount
+  // Host path of the container's cgroup and whether it has its own cgroup namespace: without one,
+  // a "cgroup" mount is a bind of that directory, never a new cgroup2 mount (which would reset the
+  // host's cgroup2 superblock options such as nsdelegate, and waits for an RCU grace period).
+  std::string cgroup_dir;
+  bool own_cgroupns = false;
 };
 
 // Sets propagation of "/" (default rslave so nothing leaks back to the host), then bind-mounts the

@@ -51,18 +51,28 @@ Result<std::string> first_word(const std::string &path) {
 }
 
 // runc's update semantics for values given alone: memory.swap (memory+swap) is relative to the
-// limit in place, and a period alone keeps the quota in place.
-Status fill_from_current(const cgroups::Cgroup &cg, oci::Resources &r) {
+// limit in place, and a period alone keeps the quota in place. Without the controller the files
+// are absent and nothing is filled in: applying then reports the missing controller.
+void fill_from_current(const cgroups::Cgroup &cg, oci::Resources &r) {
   const std::string dir = cg.full_path();
-  if (r.memory && r.memory->swap.value_or(0) != 0 && r.memory->limit.value_or(0) == 0) {
-    std::string limit = BH_TRY(first_word(dir + "/memory.max"));
-    r.memory->limit = limit == "max" ? -1 : std::stoll(limit);
-  }
-  if (r.cpu && r.cpu->period.value_or(0) != 0 && r.cpu->quota.value_or(0) == 0) {
-    std::string quota = BH_TRY(first_word(dir + "/cpu.max"));
-    r.cpu->quota = quota == "max" ? -1 : std::stoll(quota);
-  }
-  return {};
+  auto current = [](const std::string &path) -> std::optional<int64_t> {
+    auto word = first_word(path);
+    if (!word || word->empty())
+      return std::nullopt;
+    if (*word == "max")
+      return -1;
+    try {
+      return std::stoll(*word);
+    } catch (const std::exception &) {
+      return std::nullopt;
+    }
+  };
+  if (r.memory && r.memory->swap.value_or(0) != 0 && r.memory->limit.value_or(0) == 0)
+    if (auto limit = current(dir + "/memory.max"))
+      r.memory->limit = *limit;
+  if (r.cpu && r.cpu->period.value_or(0) != 0 && r.cpu->quota.value_or(0) == 0)
+    if (auto quota = current(dir + "/cpu.max"))
+      r.cpu->quota = *quota;
 }
 
 } // namespace
@@ -89,7 +99,7 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
   auto l = BH_TRY(load(options_, id, true));
   BH_CHECK(require_status(l, id, {"created", "running", "paused"}, "updated"));
   oci::Resources r = resources;
-  BH_CHECK(fill_from_current(l.cgroup, r));
+  fill_from_current(l.cgroup, r);
   BH_CHECK(cgroups::apply_resources(l.cgroup, r, cgroups::ApplyMode::Update));
   if (!r.devices.empty()) {
     // linux.devices stay allowed: they come from the bundle's config, as at create.

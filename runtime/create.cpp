@@ -194,6 +194,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.namespaces = &plan;
   args.rootfs = rootfs;
   args.bundle = bundle;
+  if (!rec.cgroup_path.empty()) args.cgroup_dir = rec.cgroup_mount + rec.cgroup_path;
   args.id = id;
   args.sync_fd = child_end.get();
   args.start_listen_fd = start_listener.get();

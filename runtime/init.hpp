@@ -16,6 +16,7 @@ struct InitArgs {
   const ns::NamespacePlan *namespaces = nullptr;
   std::string rootfs; // absolute host path
   std::string bundle;
+  std::string cgroup_dir; // host path of the container's cgroup ("" without one)
   std::string id;
   int sync_fd = -1;                                 // child end of the handshake socketpair
   int start_listen_fd = -1;                         // `start` connects here

@@ -42,10 +42,9 @@ Result<SecurityPlan> prepare_security(const oci::Spec &spec, const WarnFn &warn)
   if (spec.linux) {
     const oci::Linux &l = *spec.linux;
     if (!l.mount_label.empty()) {
+      // Applied by rootfs/mounts.cpp as the context= option of tmpfs, devpts and mqueue mounts.
       if (!selinux_enabled())
         return failf("linux.mountLabel {:?}: SELinux is not enabled on this host", l.mount_label);
-      if (warn)
-        warn("linux.mountLabel: mount labels are not applied yet");
     }
     if (l.personality)
       plan.personality = BH_TRY(resolve_personality(*l.personality));

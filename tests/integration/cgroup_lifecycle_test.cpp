@@ -38,6 +38,26 @@ TEST_F(CgroupLifecycle, DevicesAllowRuleOpensAccess) {
   EXPECT_FALSE(contains(r.err, "Operation not permitted")) << r;
 }
 
+TEST_F(CgroupLifecycle, UpdateReplacesTheDeviceRulesOfARunningContainer) {
+  std::string id = unique_id("devupd");
+  std::string bundle = make_bundle({"sh", "-c",
+                                    "mknod /dev/blk b 7 0; while :; do head -c1 /dev/blk > /dev/null 2> /st; "
+                                    "echo done >> /st; sleep 0.1; done"},
+                                   [](json &c) { add_caps(c, {"CAP_MKNOD"}); });
+  ASSERT_GT(create_and_start(bundle, id), 0);
+  std::string st = rootfs(bundle) + "/st";
+  ASSERT_TRUE(eventually([&] { return contains(read_file(st), "Operation not permitted\ndone"); }))
+      << read_file(st);
+  auto r = bh({"update", "-r", "-", id},
+              {.stdin_data = std::string(R"({"devices":[{"allow":false,"access":"rwm"},)"
+                                         R"({"allow":true,"type":"b","major":7,"minor":0,"access":"r"}]})")});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(eventually([&] {
+    std::string v = read_file(st);
+    return contains(v, "done") && !contains(v, "Operation not permitted");
+  })) << read_file(st);
+}
+
 TEST_F(CgroupLifecycle, PauseFreezesEveryProcessAndResumeContinues) {
   std::string id = unique_id("pause");
   std::string bundle = make_bundle({"sh", "-c",

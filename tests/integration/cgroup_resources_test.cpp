@@ -2,6 +2,8 @@
 // tests/vm/run-cgroup-tests.sh), and the clear error where a controller is missing.
 #include <dirent.h>
 
+#include <filesystem>
+
 #include "cgroup_harness.hpp"
 
 using namespace bh_test;
@@ -135,6 +137,52 @@ TEST_F(CgroupResources, UpdateChangesLimitsOfARunningContainer) {
   r = bh({"update", "--memory", "lots", id});
   EXPECT_NE(r.exit_code, 0) << r;
   EXPECT_TRUE(contains(r.err, "--memory: \"lots\" is not a size")) << r;
+}
+
+// The files of every other resource, with exact values (io.max only when the VM has a block device).
+TEST_F(CgroupResources, EveryResourceLandsInItsFile) {
+  std::string block_dev;
+  std::error_code ec;
+  for (auto &e : std::filesystem::directory_iterator("/sys/block", ec)) {
+    block_dev = trim(read_file(e.path().string() + "/dev"));
+    if (!block_dev.empty())
+      break;
+  }
+  std::string id = unique_id("all");
+  std::string bundle = make_bundle({"sleep", "100"}, [&](json &c) {
+    auto &res = c["linux"]["resources"];
+    res["memory"] = {{"limit", 64 << 20}, {"reservation", 8 << 20}, {"swap", 96 << 20}};
+    res["cpu"] = {{"shares", 2}, {"quota", 50000}, {"period", 100000}, {"burst", 10000},
+                  {"idle", 0},   {"cpus", "0"},    {"mems", "0"}};
+    res["hugepageLimits"] = {{{"pageSize", "2MB"}, {"limit", 4 << 20}}};
+    res["unified"] = {{"memory.high", "50331648"}, {"pids.max", "77"}};
+    if (!block_dev.empty()) {
+      auto colon = block_dev.find(':');
+      int64_t major = std::stoll(block_dev.substr(0, colon)), minor = std::stoll(block_dev.substr(colon + 1));
+      res["blockIO"] = {{"throttleReadBpsDevice", {{{"major", major}, {"minor", minor}, {"rate", 1048576}}}},
+                        {"throttleWriteIOPSDevice", {{{"major", major}, {"minor", minor}, {"rate", 100}}}}};
+    }
+  });
+  ASSERT_GT(create(bundle, id), 0);
+  EXPECT_EQ(cg_read(id, "memory.max"), "67108864");
+  EXPECT_EQ(cg_read(id, "memory.low"), "8388608");
+  if (path_exists(cgroup_dir(id) + "/memory.swap.max")) {
+    EXPECT_EQ(cg_read(id, "memory.swap.max"), "33554432");
+  }
+  EXPECT_EQ(cg_read(id, "memory.high"), "50331648");
+  EXPECT_EQ(cg_read(id, "cpu.weight"), "1");
+  EXPECT_EQ(cg_read(id, "cpu.max"), "50000 100000");
+  EXPECT_EQ(cg_read(id, "cpu.max.burst"), "10000");
+  EXPECT_EQ(cg_read(id, "cpu.idle"), "0");
+  EXPECT_EQ(cg_read(id, "cpuset.cpus"), "0");
+  EXPECT_EQ(cg_read(id, "cpuset.mems"), "0");
+  EXPECT_EQ(cg_read(id, "hugetlb.2MB.max"), "4194304");
+  EXPECT_EQ(cg_read(id, "pids.max"), "77");
+  if (!block_dev.empty()) {
+    EXPECT_EQ(cg_read(id, "io.max"), block_dev + " rbps=1048576 wbps=max riops=max wiops=100");
+  } else {
+    std::cerr << "[ info     ] no block device in /sys/block: io.max not checked\n";
+  }
 }
 
 TEST_F(CgroupResources, StatsAndProcessesOfARunningContainer) {
