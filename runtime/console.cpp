@@ -13,6 +13,7 @@
 #include <termios.h>
 #include <unistd.h>
 
+#include "bulkhead/fd_passing.hpp"
 #include "rootfs/safe_path.hpp"
 
 #ifndef DEVPTS_SUPER_MAGIC
@@ -38,30 +39,7 @@ Result<UniqueFd> connect_console_socket(const std::string &path) {
   return s;
 }
 
-namespace {
-
-Status send_fd(int socket, int fd, std::string_view name) {
-  struct msghdr mh {};
-  struct iovec iov {
-    const_cast<char *>(name.data()), name.size()
-  };
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
-  while (::sendmsg(socket, &mh, MSG_NOSIGNAL) < 0)
-    if (errno != EINTR)
-      return failf_errno("sending the pty master over the console socket");
-  return {};
-}
-
-} // namespace
+namespace {} // namespace
 
 Result<UniqueFd> receive_fd(int socket) {
   char name[4096];
@@ -106,7 +84,7 @@ Result<UniqueFd> open_pty(int root_fd, const oci::Process &process, int console_
       return failf_errno("setting the console size");
   }
   (void)::fchown(slave.get(), process.user.uid, static_cast<gid_t>(-1));
-  BH_CHECK(send_fd(console_socket, ptmx.get(), "/dev/ptmx"));
+  BH_CHECK(send_fd(console_socket, ptmx.get(), "/dev/ptmx", "the pty master over the console socket"));
   return slave;
 }
 

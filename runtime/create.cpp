@@ -5,27 +5,26 @@
 // Channel: a SOCK_SEQPACKET socketpair ("sync", both ends CLOEXEC) plus the listening unix socket
 // <root>/<id>/start.sock that init inherits and `start` connects to.
 //
-// | # | actor        | work                                              | message -> reply                        |
+// | # | actor        | work                                              | message -> reply |
 // |---|--------------|---------------------------------------------------|-----------------------------------------|
-// | 1 | parent       | validate id+config, mkdir+flock state dir, create |                                         |
-// |   |              | cgroup (+resources, device eBPF), open namespace  |                                         |
-// |   |              | paths, bind start.sock                            |                                         |
-// | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
-// | 2a| parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues                   |
-// | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
-// |   |              | unshare rest, clone(CLONE_PARENT) init, exit      |                                         |
-// | 3 | child        | new user namespace only                           | UsernsReady -> parent writes uid/gid    |
-// |   |              |                                                   | maps -> UsernsMapped                    |
-// | 4 | init         | setresuid 0, cgroup/time ns, hostname, mounts,    | MountsReady (only with hooks) -> parent |
-// |   |              | devices, sysctls                                  | runs prestart+createRuntime -> HooksDone|
-// |   |              |                                                   | (payload: state JSON)                   |
-// | 5 | init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created",  |
-// |   |              | user, cwd, executable lookup; clears PDEATHSIG    | writes pid file, returns                |
-// | 6 | start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, execve  |
-// | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks              |
-// |   |              | sends the exec error text                         |                                         |
-// | * | child        | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   |
-// |   |              |                                                   | state dir (Revert), reports the error   |
+// | 1 | parent       | validate id+config, mkdir+flock state dir, create | | |   |              | cgroup
+// (+resources, device eBPF), open namespace  |                                         | |   |              |
+// paths, bind start.sock                            |                                         | | 2 | parent
+// | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener | | 2a|
+// parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues | | 2b|
+// intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it | |   |
+// | unshare rest, clone(CLONE_PARENT) init, exit      |                                         | | 3 | child
+// | new user namespace only                           | UsernsReady -> parent writes uid/gid    | |   | | |
+// maps -> UsernsMapped                    | | 4 | init         | setresuid 0, cgroup/time ns, hostname,
+// mounts,    | MountsReady (only with hooks) -> parent | |   |              | devices, sysctls | runs
+// prestart+createRuntime -> HooksDone| |   |              | | (payload: state JSON)                   | | 5 |
+// init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created", |
+// |   |              | user, cwd, executable lookup; clears PDEATHSIG    | writes pid file, returns | | 6 |
+// start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, execve |
+// | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks | |   |
+// | sends the exec error text                         |                                         | | * | child
+// | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   | |   | | |
+// state dir (Revert), reports the error   |
 #include <climits>
 #include <csignal>
 #include <fcntl.h>
@@ -59,24 +58,28 @@ namespace {
 
 Result<std::string> real_path(const std::string &path, const char *what) {
   char buf[PATH_MAX];
-  if (!::realpath(path.c_str(), buf)) return failf_errno("{} {}", what, path);
+  if (!::realpath(path.c_str(), buf))
+    return failf_errno("{} {}", what, path);
   return std::string(buf);
 }
 
 Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co, int console_fd) {
-  if (!spec.process) return fail("process: is required to create a container");
+  if (!spec.process)
+    return fail("process: is required to create a container");
   if (!spec.linux || !spec.linux->has_namespace(oci::NamespaceType::Mount))
     return fail("linux.namespaces: a mount namespace is required");
   if (spec.process->terminal && co.console_socket.empty() && console_fd < 0)
     return fail("process.terminal is true: cannot allocate a terminal without --console-socket "
                 "(or run it in the foreground)");
-  if (co.preserve_fds < 0) return fail("--preserve-fds must be >= 0");
+  if (co.preserve_fds < 0)
+    return fail("--preserve-fds must be >= 0");
   return {};
 }
 
 Result<UniqueFd> listen_start_socket(const ContainerDir &dir) {
   UniqueFd s(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!s) return failf_errno("creating start socket");
+  if (!s)
+    return failf_errno("creating start socket");
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
   // Through the directory fd, so a long --root never exceeds sun_path.
@@ -84,7 +87,8 @@ Result<UniqueFd> listen_start_socket(const ContainerDir &dir) {
   std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
   if (::bind(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
     return failf_errno("binding {}/start.sock", dir.path());
-  if (::listen(s.get(), 1) < 0) return failf_errno("listening on {}/start.sock", dir.path());
+  if (::listen(s.get(), 1) < 0)
+    return failf_errno("listening on {}/start.sock", dir.path());
   return s;
 }
 
@@ -105,7 +109,8 @@ struct Child {
 };
 
 void kill_and_reap(Child &c) {
-  if (c.pid <= 0 || c.reaped) return;
+  if (c.pid <= 0 || c.reaped)
+    return;
   ::kill(c.pid, SIGKILL);
   while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
@@ -114,8 +119,10 @@ void kill_and_reap(Child &c) {
 
 std::string describe_exit(pid_t pid) {
   int status = 0;
-  if (::waitpid(pid, &status, 0) < 0) return "container init exited during create";
-  if (WIFSIGNALED(status)) return fmt::format("container init was killed by signal {} during create", WTERMSIG(status));
+  if (::waitpid(pid, &status, 0) < 0)
+    return "container init exited during create";
+  if (WIFSIGNALED(status))
+    return fmt::format("container init was killed by signal {} during create", WTERMSIG(status));
   return fmt::format("container init exited with status {} during create", WEXITSTATUS(status));
 }
 
@@ -179,7 +186,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   BH_CHECK(write_file_at(dir.fd(), "config.json", config_text, O_WRONLY | O_CREAT | O_EXCL, 0600));
 
   int sv[2];
-  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) return failf_errno("sync socketpair");
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+    return failf_errno("sync socketpair");
   UniqueFd parent_end(sv[0]), child_end(sv[1]);
   UniqueFd start_listener = BH_TRY(listen_start_socket(dir));
   UniqueFd console;
@@ -194,7 +202,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.namespaces = &plan;
   args.rootfs = rootfs;
   args.bundle = bundle;
-  if (!rec.cgroup_path.empty()) args.cgroup_dir = rec.cgroup_mount + rec.cgroup_path;
+  if (!rec.cgroup_path.empty())
+    args.cgroup_dir = rec.cgroup_mount + rec.cgroup_path;
   args.id = id;
   args.sync_fd = child_end.get();
   args.start_listen_fd = start_listener.get();
@@ -220,7 +229,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     args.wait_for_cgroup = true;
     child.pid = static_cast<pid_t>(clone3_call(flags, -1));
   }
-  if (child.pid < 0) return failf_errno("clone of container init (flags {:#x})", flags);
+  if (child.pid < 0)
+    return failf_errno("clone of container init (flags {:#x})", flags);
   if (child.pid == 0) {
     parent_end.reset();
     container_init(args);
@@ -272,7 +282,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
       rec.init.pid = init.pid;
       auto json = state_json(rec, "creating");
       auto hooks = run_hooks(h.prestart, json, "prestart");
-      if (hooks) hooks = run_hooks(h.create_runtime, json, "createRuntime");
+      if (hooks)
+        hooks = run_hooks(h.create_runtime, json, "createRuntime");
       if (!hooks) {
         send_error(parent_end.get(), hooks.error());
         return tl::unexpected(hooks.error());
@@ -287,7 +298,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
       rec.init = ProcessId{init.pid, stat.start_time};
       rec.creating = false;
       BH_CHECK(dir.save(rec));
-      if (!co.pid_file.empty()) BH_CHECK(write_file_atomic(co.pid_file, std::to_string(init.pid)));
+      if (!co.pid_file.empty())
+        BH_CHECK(write_file_atomic(co.pid_file, std::to_string(init.pid)));
       revert.commit();
       return CreatedContainer{init.pid, spec.process->terminal};
     }

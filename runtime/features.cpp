@@ -14,20 +14,26 @@ namespace bulkhead {
 std::string features_json() {
   using json = nlohmann::ordered_json;
   json caps = json::array();
-  for (int c = 0; c <= security::last_capability(); ++c) caps.push_back(security::capability_name(c));
+  for (int c = 0; c <= security::last_capability(); ++c)
+    caps.push_back(security::capability_name(c));
 
   json actions = json::array(), archs = json::array(), flags = json::array();
-  for (const char *a : {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP",
-                        "SCMP_ACT_ERRNO", "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"})
-    if (security::seccomp_action(a, std::nullopt)) actions.push_back(a);
-  for (const char *a : {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
-                        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL",
-                        "SCMP_ARCH_MIPSEL64", "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64",
-                        "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64", "SCMP_ARCH_S390", "SCMP_ARCH_S390X"})
-    if (security::seccomp_arch(a)) archs.push_back(a);
-  for (const char *f : {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG", "SECCOMP_FILTER_FLAG_SPEC_ALLOW",
-                        "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"})
-    if (security::seccomp_flag(f)) flags.push_back(f);
+  for (const char *a :
+       {"SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP", "SCMP_ACT_ERRNO",
+        "SCMP_ACT_TRACE", "SCMP_ACT_ALLOW", "SCMP_ACT_LOG", "SCMP_ACT_NOTIFY"})
+    if (security::seccomp_action(a, std::nullopt))
+      actions.push_back(a);
+  for (const char *a :
+       {"SCMP_ARCH_X86", "SCMP_ARCH_X86_64", "SCMP_ARCH_X32", "SCMP_ARCH_ARM", "SCMP_ARCH_AARCH64",
+        "SCMP_ARCH_MIPS", "SCMP_ARCH_MIPS64", "SCMP_ARCH_MIPS64N32", "SCMP_ARCH_MIPSEL", "SCMP_ARCH_MIPSEL64",
+        "SCMP_ARCH_MIPSEL64N32", "SCMP_ARCH_PPC", "SCMP_ARCH_PPC64", "SCMP_ARCH_PPC64LE", "SCMP_ARCH_RISCV64",
+        "SCMP_ARCH_S390", "SCMP_ARCH_S390X"})
+    if (security::seccomp_arch(a))
+      archs.push_back(a);
+  for (const char *f : {"SECCOMP_FILTER_FLAG_TSYNC", "SECCOMP_FILTER_FLAG_LOG",
+                        "SECCOMP_FILTER_FLAG_SPEC_ALLOW", "SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV"})
+    if (security::seccomp_flag(f))
+      flags.push_back(f);
 
   json j;
   j["ociVersionMin"] = "1.0.0";

@@ -17,29 +17,36 @@
 namespace bulkhead::runtime {
 
 void log_warning(const RuntimeOptions &ro, const std::string &msg) {
-  if (ro.log) ro.log(LogLevel::Warning, msg);
+  if (ro.log)
+    ro.log(LogLevel::Warning, msg);
 }
 
 namespace {
 
 bool cgroup_frozen(const ContainerRecord &rec) {
-  if (rec.cgroup_path.empty()) return false;
+  if (rec.cgroup_path.empty())
+    return false;
   auto f = read_file(rec.cgroup_mount + rec.cgroup_path + "/cgroup.freeze");
   return f && !f->empty() && (*f)[0] == '1';
 }
 
 cgroups::Cgroup cgroup_of(const ContainerRecord &rec) {
-  if (rec.cgroup_path.empty()) return {};
+  if (rec.cgroup_path.empty())
+    return {};
   return cgroups::Cgroup(rec.cgroup_mount, rec.cgroup_path);
 }
 
 } // namespace
 
 std::string compute_status(const ContainerDir &dir, const ContainerRecord &rec) {
-  if (rec.creating) return lock_is_free(dir) ? "stopped" : "creating";
-  if (!is_alive(rec.init)) return "stopped";
-  if (cgroup_frozen(rec)) return "paused";
-  if (::faccessat(dir.fd(), "start.sock", F_OK, AT_SYMLINK_NOFOLLOW) == 0) return "created";
+  if (rec.creating)
+    return lock_is_free(dir) ? "stopped" : "creating";
+  if (!is_alive(rec.init))
+    return "stopped";
+  if (cgroup_frozen(rec))
+    return "paused";
+  if (::faccessat(dir.fd(), "start.sock", F_OK, AT_SYMLINK_NOFOLLOW) == 0)
+    return "created";
   return "running";
 }
 
@@ -70,7 +77,8 @@ Status start_container(const RuntimeOptions &ro, const std::string &id) {
                  status);
 
   UniqueFd conn(::socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0));
-  if (!conn) return failf_errno("creating socket");
+  if (!conn)
+    return failf_errno("creating socket");
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
   auto path = fmt::format("/proc/self/fd/{}/start.sock", dir.fd());
@@ -84,11 +92,14 @@ Status start_container(const RuntimeOptions &ro, const std::string &id) {
   char buf[4096];
   ssize_t n;
   while ((n = ::recv(conn.get(), buf, sizeof buf, 0)) < 0)
-    if (errno != EINTR) return failf_errno("starting container {:?}", id);
-  if (n > 0) return failf("starting container {:?}: {}", id, std::string_view(buf, static_cast<size_t>(n)));
+    if (errno != EINTR)
+      return failf_errno("starting container {:?}", id);
+  if (n > 0)
+    return failf("starting container {:?}: {}", id, std::string_view(buf, static_cast<size_t>(n)));
 
   auto hooks = run_hooks(rec.hooks.poststart, state_json(rec, "running"), "poststart");
-  if (!hooks) log_warning(ro, hooks.error().text());
+  if (!hooks)
+    log_warning(ro, hooks.error().text());
   return {};
 }
 
@@ -97,7 +108,8 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
   ContainerDir dir = BH_TRY(store.open(id));
   auto loaded = dir.load();
   if (!loaded) {
-    if (!force) return tl::unexpected(loaded.error());
+    if (!force)
+      return tl::unexpected(loaded.error());
     return dir.remove(); // an unreadable record: --force clears it
   }
   ContainerRecord &rec = *loaded;
@@ -113,14 +125,17 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
       (void)write_file_at(AT_FDCWD, cg.full_path() + "/cgroup.freeze", "0", O_WRONLY);
       (void)cg.signal_all(SIGKILL);
     }
-    if (is_alive(rec.init)) (void)send_signal(rec.init, SIGKILL);
+    if (is_alive(rec.init))
+      (void)send_signal(rec.init, SIGKILL);
     auto exited = wait_exit(rec.init, 10000);
-    if (exited && !*exited) return failf("container {:?}: init (pid {}) did not exit after SIGKILL", id, rec.init.pid);
+    if (exited && !*exited)
+      return failf("container {:?}: init (pid {}) did not exit after SIGKILL", id, rec.init.pid);
   }
   BH_CHECK(cg.destroy());
   if (!rec.creating) {
     auto hooks = run_hooks(rec.hooks.poststop, state_json(rec, "stopped"), "poststop");
-    if (!hooks) log_warning(ro, hooks.error().text());
+    if (!hooks)
+      log_warning(ro, hooks.error().text());
   }
   return dir.remove();
 }
@@ -155,7 +170,8 @@ Status Runtime::kill(const std::string &id, int signal, bool all) {
   if (status == "stopped" || status == "creating")
     return failf("container {:?} is not running (it is {})", id, status);
   if (all && !rec.cgroup_path.empty()) {
-    if (signal == SIGKILL) (void)write_file_at(AT_FDCWD, rec.cgroup_mount + rec.cgroup_path + "/cgroup.freeze", "0", O_WRONLY);
+    if (signal == SIGKILL)
+      (void)write_file_at(AT_FDCWD, rec.cgroup_mount + rec.cgroup_path + "/cgroup.freeze", "0", O_WRONLY);
     return cgroup_of(rec).signal_all(signal);
   }
   return send_signal(rec.init, signal);
@@ -170,9 +186,11 @@ Result<std::vector<oci::State>> Runtime::list() {
   std::vector<oci::State> out;
   for (const auto &id : BH_TRY(store.list_ids())) {
     auto dir = store.open_unlocked(id);
-    if (!dir) continue; // deleted meanwhile
+    if (!dir)
+      continue; // deleted meanwhile
     auto rec = dir->load();
-    if (!rec) continue;
+    if (!rec)
+      continue;
     out.push_back(to_state(*rec, compute_status(*dir, *rec)));
   }
   return out;

@@ -12,30 +12,6 @@ namespace bulkhead::runtime {
 
 namespace {
 
-struct RlimitName {
-  const char *name;
-  int resource;
-};
-
-constexpr RlimitName kRlimits[] = {
-    {"RLIMIT_AS", RLIMIT_AS},
-    {"RLIMIT_CORE", RLIMIT_CORE},
-    {"RLIMIT_CPU", RLIMIT_CPU},
-    {"RLIMIT_DATA", RLIMIT_DATA},
-    {"RLIMIT_FSIZE", RLIMIT_FSIZE},
-    {"RLIMIT_LOCKS", RLIMIT_LOCKS},
-    {"RLIMIT_MEMLOCK", RLIMIT_MEMLOCK},
-    {"RLIMIT_MSGQUEUE", RLIMIT_MSGQUEUE},
-    {"RLIMIT_NICE", RLIMIT_NICE},
-    {"RLIMIT_NOFILE", RLIMIT_NOFILE},
-    {"RLIMIT_NPROC", RLIMIT_NPROC},
-    {"RLIMIT_RSS", RLIMIT_RSS},
-    {"RLIMIT_RTPRIO", RLIMIT_RTPRIO},
-    {"RLIMIT_RTTIME", RLIMIT_RTTIME},
-    {"RLIMIT_SIGPENDING", RLIMIT_SIGPENDING},
-    {"RLIMIT_STACK", RLIMIT_STACK},
-};
-
 bool is_executable_file(const std::string &path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) < 0 || !S_ISREG(st.st_mode))
@@ -47,35 +23,15 @@ bool is_executable_file(const std::string &path) {
 
 Status apply_rlimits(const oci::Process &p) {
   for (const auto &rl : p.rlimits) {
-    int resource = -1;
-    for (const auto &r : kRlimits)
-      if (rl.type == r.name)
-        resource = r.resource;
-    if (resource < 0)
+    auto resource = oci::rlimit_resource(rl.type);
+    if (!resource)
       return failf("process.rlimits: unknown type {:?}", rl.type);
     struct rlimit lim {
       rl.soft, rl.hard
     };
-    if (::setrlimit(resource, &lim) < 0)
+    if (::setrlimit(*resource, &lim) < 0)
       return failf_errno("setting {} to {}/{}", rl.type, rl.soft, rl.hard);
   }
-  return {};
-}
-
-Status apply_user(const oci::Process &p) {
-  const auto &u = p.user;
-  std::vector<gid_t> groups(u.additional_gids.begin(), u.additional_gids.end());
-  if (::setgroups(groups.size(), groups.data()) < 0) {
-    // A user namespace whose setgroups is "deny" only rejects a change: an empty list is fine.
-    if (!(errno == EPERM && groups.empty()))
-      return failf_errno("setting additional gids");
-  }
-  if (::setresgid(u.gid, u.gid, u.gid) < 0)
-    return failf_errno("setting gid {}", u.gid);
-  if (::setresuid(u.uid, u.uid, u.uid) < 0)
-    return failf_errno("setting uid {}", u.uid);
-  if (u.umask)
-    ::umask(*u.umask);
   return {};
 }
 

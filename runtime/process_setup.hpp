@@ -9,8 +9,6 @@
 namespace bulkhead::runtime {
 
 Status apply_rlimits(const oci::Process &p);
-// setgroups/setresgid/setresuid, umask.
-Status apply_user(const oci::Process &p);
 // chdir to process.cwd and make sure the result is inside the container's root (a cwd reached
 // through a leaked fd would be "unreachable").
 Status enter_cwd(const std::string &cwd);

@@ -1,5 +1,7 @@
 #include "security/plan.hpp"
 
+#include "bulkhead/fd_passing.hpp"
+
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
@@ -94,26 +96,7 @@ std::string process_state(const SeccompPlan &s, const std::string &state_json) {
 }
 
 Status send_notify_fd(int sock, int notify_fd, const std::string &payload) {
-  struct iovec iov {
-    const_cast<char *>(payload.data()), payload.size()
-  };
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-  cm->cmsg_level = SOL_SOCKET;
-  cm->cmsg_type = SCM_RIGHTS;
-  cm->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(cm), &notify_fd, sizeof(int));
-  ssize_t n;
-  while ((n = ::sendmsg(sock, &mh, MSG_NOSIGNAL)) < 0 && errno == EINTR) {
-  }
-  if (n < 0)
-    return failf_errno("seccomp: sending the notify fd to {}", "listenerPath");
-  return {};
+  return send_fd(sock, notify_fd, payload, "the seccomp notify fd to listenerPath");
 }
 
 } // namespace

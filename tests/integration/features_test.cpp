@@ -7,18 +7,21 @@ namespace {
 
 bool has(const json &array, const std::string &value) {
   for (const auto &v : array)
-    if (v == value) return true;
+    if (v == value)
+      return true;
   return false;
 }
 
 TEST(FeaturesTest, DocumentMatchesTheImplementation) {
-  if (runtime_is_runc()) GTEST_SKIP() << "bulkhead-specific";
+  if (runtime_is_runc())
+    GTEST_SKIP() << "bulkhead-specific";
   auto r = run_command({runtime_path(), "features"});
   ASSERT_EQ(r.exit_code, 0) << r;
   json f = json::parse(r.out);
   EXPECT_EQ(f["ociVersionMax"], "1.2.0");
   EXPECT_EQ(f["hooks"].size(), 6u);
-  for (const char *o : {"rbind", "rro", "tmpcopyup", "rslave", "nosymfollow"}) EXPECT_TRUE(has(f["mountOptions"], o)) << o;
+  for (const char *o : {"rbind", "rro", "tmpcopyup", "rslave", "nosymfollow"})
+    EXPECT_TRUE(has(f["mountOptions"], o)) << o;
   EXPECT_FALSE(has(f["mountOptions"], "idmap")) << "idmapped mounts are not implemented";
   EXPECT_TRUE(has(f["linux"]["namespaces"], "time"));
   EXPECT_TRUE(has(f["linux"]["capabilities"], "CAP_SYS_ADMIN"));

@@ -1,0 +1,34 @@
+// Passing one fd over a unix socket with SCM_RIGHTS in a single message (the pty master to a
+// console socket, the seccomp notify fd to its listener).
+#pragma once
+
+#include <cstring>
+#include <string_view>
+#include <sys/socket.h>
+
+#include "bulkhead/result.hpp"
+
+namespace bulkhead {
+
+inline Status send_fd(int socket, int fd, std::string_view payload, std::string_view what) {
+  struct iovec iov {
+    const_cast<char *>(payload.data()), payload.size()
+  };
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &fd, sizeof fd);
+  while (::sendmsg(socket, &mh, MSG_NOSIGNAL) < 0)
+    if (errno != EINTR)
+      return failf_errno("sending {}", what);
+  return {};
+}
+
+} // namespace bulkhead
