@@ -1,3 +1,4 @@
+// clang-format off
 // The parent side of `create`, and the create/start handshake it drives.
 //
 // Processes: parent = the `bulkhead create|run` process (single-threaded); init = the container's
@@ -5,26 +6,31 @@
 // Channel: a SOCK_SEQPACKET socketpair ("sync", both ends CLOEXEC) plus the listening unix socket
 // <root>/<id>/start.sock that init inherits and `start` connects to.
 //
-// | # | actor        | work                                              | message -> reply |
+// | # | actor        | work                                              | message -> reply                        |
 // |---|--------------|---------------------------------------------------|-----------------------------------------|
-// | 1 | parent       | validate id+config, mkdir+flock state dir, create | | |   |              | cgroup
-// (+resources, device eBPF), open namespace  |                                         | |   |              |
-// paths, bind start.sock                            |                                         | | 2 | parent
-// | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener | | 2a|
-// parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues | | 2b|
-// intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it | |   |
-// | unshare rest, clone(CLONE_PARENT) init, exit      |                                         | | 3 | child
-// | new user namespace only                           | UsernsReady -> parent writes uid/gid    | |   | | |
-// maps -> UsernsMapped                    | | 4 | init         | setresuid 0, cgroup/time ns, hostname,
-// mounts,    | MountsReady (only with hooks) -> parent | |   |              | devices, sysctls | runs
-// prestart+createRuntime -> HooksDone| |   |              | | (payload: state JSON)                   | | 5 |
-// init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created", |
-// |   |              | user, cwd, executable lookup; clears PDEATHSIG    | writes pid file, returns | | 6 |
-// start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, execve |
-// | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks | |   |
-// | sends the exec error text                         |                                         | | * | child
-// | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   | |   | | |
-// state dir (Revert), reports the error   |
+// | 1 | parent       | validate id+config, compile security (caps,       |                                         |
+// |   |              | seccomp BPF), mkdir+flock state dir, create       |                                         |
+// |   |              | cgroup (+resources, device eBPF), open namespace  |                                         |
+// |   |              | paths, bind start.sock, connect console/listener  |                                         |
+// | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
+// | 2a| parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues                   |
+// | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
+// |   |              | unshare rest, clone(CLONE_PARENT) init, exit      |                                         |
+// | 3 | child        | new user namespace only                           | UsernsReady -> parent writes uid/gid    |
+// |   |              |                                                   | maps -> UsernsMapped                    |
+// | 4 | init         | setresuid 0, cgroup/time ns, hostname, mounts,    | MountsReady (only with hooks) -> parent |
+// |   |              | devices, sysctls                                  | runs prestart+createRuntime -> HooksDone|
+// |   |              |                                                   | (payload: state JSON)                   |
+// | 5 | init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created",  |
+// |   |              | caps+user, cwd, executable lookup, pty; clears    | writes pid file, returns                |
+// |   |              | PDEATHSIG                                         |                                         |
+// | 6 | start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, loads   |
+// |   |              |                                                   | seccomp, execve                         |
+// | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks              |
+// |   |              | sends the exec error text                         |                                         |
+// | * | child        | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   |
+// |   |              |                                                   | state dir (Revert), reports the error   |
+// clang-format on
 #include <climits>
 #include <csignal>
 #include <fcntl.h>
