@@ -9,11 +9,11 @@ bash tests/install-deps.sh
 jobs=$(nproc)
 
 echo "=== build (RelWithDebInfo)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULKHEAD_TESTS=ON >/dev/null
 ninja -C build -j "$jobs"
 
 echo "=== build (ASan + UBSan)"
-cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBULKHEAD_SANITIZE=ON >/dev/null
+cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBULKHEAD_SANITIZE=ON -DBULKHEAD_TESTS=ON >/dev/null
 ninja -C build-asan -j "$jobs"
 
 status=0
