@@ -17,11 +17,17 @@ build=$(cd "$build" && pwd)
 bin=$build/tests/bulkhead_integration_tests
 [[ -x $bin ]] || { echo "run-cgroup-tests: $bin not built (ninja -C $build)" >&2; exit 125; }
 
-cd "$repo"
+# The VM mounts fresh /tmp and /run, so a checkout there (CI may clone anywhere) is invisible
+# inside: stage the two binaries under /var/tmp and point the tests at the staged runtime.
+stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+cp "$bin" "$stage/bulkhead_integration_tests"
+cp "$build/cli/bulkhead" "$stage/bulkhead"
+cd "$stage"
 start=$(date +%s)
 rc=0
 "$here/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-900}" \
-    -e "BULKHEAD_CGROUP_CYCLES=${BULKHEAD_CGROUP_CYCLES:-50}" -- \
-    "$bin" --gtest_filter='Cgroup*' --gtest_color=no "$@" || rc=$?
+    -e "BULKHEAD_CGROUP_CYCLES=${BULKHEAD_CGROUP_CYCLES:-50}" -e "BULKHEAD_RUNTIME=$stage/bulkhead" -- \
+    "$stage/bulkhead_integration_tests" --gtest_filter='Cgroup*' --gtest_color=no "$@" || rc=$?
 echo "run-cgroup-tests: exit $rc after $(($(date +%s) - start)) s" >&2
 exit "$rc"
