@@ -26,8 +26,15 @@ cp "$build/cli/bulkhead" "$stage/bulkhead"
 cd "$stage"
 start=$(date +%s)
 rc=0
-"$here/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-900}" \
-    -e "BULKHEAD_CGROUP_CYCLES=${BULKHEAD_CGROUP_CYCLES:-50}" -e "BULKHEAD_RUNTIME=$stage/bulkhead" -- \
-    "$stage/bulkhead_integration_tests" --gtest_filter='Cgroup*' --gtest_color=no "$@" || rc=$?
+# 125 is the VM failing (e.g. its exit marker lost on the serial console), never a test result:
+# boot it once more before giving up.
+for attempt in 1 2; do
+  rc=0
+  "$here/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-900}" \
+      -e "BULKHEAD_CGROUP_CYCLES=${BULKHEAD_CGROUP_CYCLES:-50}" -e "BULKHEAD_RUNTIME=$stage/bulkhead" -- \
+      "$stage/bulkhead_integration_tests" --gtest_filter='Cgroup*' --gtest_color=no "$@" || rc=$?
+  [[ $rc == 125 && $attempt == 1 ]] || break
+  echo "run-cgroup-tests: the VM failed (125); retrying once" >&2
+done
 echo "run-cgroup-tests: exit $rc after $(($(date +%s) - start)) s" >&2
 exit "$rc"

@@ -284,7 +284,7 @@ kill "$w" 2>/dev/null
 exec </dev/null >/dev/null 2>&1
 printf '\n%s BULKHEAD_VM_EXIT=%s\n' "BULKHEAD_VM_END_$NONCE" "$rc" >/dev/ttyS0
 sync
-sleep 0.2
+sleep 1
 poweroff -f
 sleep 60
 EOF_STAGE2
