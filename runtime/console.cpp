@@ -39,30 +39,6 @@ Result<UniqueFd> connect_console_socket(const std::string &path) {
   return s;
 }
 
-namespace {} // namespace
-
-Result<UniqueFd> receive_fd(int socket) {
-  char name[4096];
-  struct iovec iov {
-    name, sizeof name
-  };
-  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  struct msghdr mh {};
-  mh.msg_iov = &iov;
-  mh.msg_iovlen = 1;
-  mh.msg_control = control;
-  mh.msg_controllen = sizeof control;
-  while (::recvmsg(socket, &mh, MSG_CMSG_CLOEXEC) < 0)
-    if (errno != EINTR)
-      return failf_errno("receiving the pty master");
-  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
-  if (!c || c->cmsg_type != SCM_RIGHTS)
-    return fail("console socket: no file descriptor received");
-  int fd;
-  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  return UniqueFd(fd);
-}
-
 Result<UniqueFd> open_pty(int root_fd, const oci::Process &process, int console_socket) {
   UniqueFd ptmx = BH_TRY(context(rootfs::open_in_root(root_fd, "/dev/pts/ptmx", O_RDWR | O_NOCTTY),
                                  "process.terminal needs a devpts mount at /dev/pts"));

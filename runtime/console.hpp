@@ -25,9 +25,6 @@ Result<UniqueFd> setup_console(int root_fd, const oci::Process &process, int con
 // Child side, last step before Ready: new session, slave as controlling terminal and stdio.
 Status make_controlling_terminal(UniqueFd slave);
 
-// Receives a pty master sent with SCM_RIGHTS.
-Result<UniqueFd> receive_fd(int socket);
-
 // Foreground run: relays stdin -> master and master -> stdout (raw mode when stdin is a tty,
 // window size kept in sync) until the container's side of the pty is closed. Returns true when it
 // reaped init on the way (its wait status is then in *exit_status).

@@ -23,6 +23,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bulkhead/fd_passing.hpp"
 #include "bulkhead/io.hpp"
 #include "bulkhead/runtime.hpp"
 #include "oci/parse.hpp"
@@ -290,7 +291,7 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   }
   UniqueFd master;
   if (console_ours)
-    master = BH_TRY(receive_fd(console_ours.get()));
+    master = BH_TRY(receive_fd(console_ours.get(), "the pty master"));
   if (!o.pid_file.empty())
     BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
   if (o.detach)

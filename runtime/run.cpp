@@ -9,6 +9,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bulkhead/fd_passing.hpp"
 #include "bulkhead/runtime.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
@@ -42,7 +43,7 @@ Result<int> Runtime::run(const std::string &id, const CreateOptions &create, con
   pid_t pid = created->pid;
   UniqueFd master;
   if (created->terminal && console_ours) {
-    auto received = runtime::receive_fd(console_ours.get());
+    auto received = receive_fd(console_ours.get(), "the pty master");
     if (!received) {
       (void)runtime::delete_container(options_, id, true);
       return tl::unexpected(received.error());

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 
 #include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
 
 namespace bulkhead {
 
@@ -29,6 +30,29 @@ inline Status send_fd(int socket, int fd, std::string_view payload, std::string_
     if (errno != EINTR)
       return failf_errno("sending {}", what);
   return {};
+}
+
+// Receives one fd sent by send_fd; the payload is ignored.
+inline Result<UniqueFd> receive_fd(int socket, std::string_view what) {
+  char payload[4096];
+  struct iovec iov {
+    payload, sizeof payload
+  };
+  alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  struct msghdr mh {};
+  mh.msg_iov = &iov;
+  mh.msg_iovlen = 1;
+  mh.msg_control = control;
+  mh.msg_controllen = sizeof control;
+  while (::recvmsg(socket, &mh, MSG_CMSG_CLOEXEC) < 0)
+    if (errno != EINTR)
+      return failf_errno("receiving {}", what);
+  struct cmsghdr *c = CMSG_FIRSTHDR(&mh);
+  if (!c || c->cmsg_type != SCM_RIGHTS)
+    return failf("receiving {}: no file descriptor in the message", what);
+  int fd;
+  std::memcpy(&fd, CMSG_DATA(c), sizeof fd);
+  return UniqueFd(fd);
 }
 
 } // namespace bulkhead
