@@ -1,6 +1,5 @@
 #include "security/process_attrs.hpp"
 
-#include <linux/ioprio.h>
 #include <linux/sched.h>
 #include <sys/personality.h>
 #include <sys/syscall.h>
@@ -11,6 +10,12 @@
 namespace bulkhead::security {
 
 namespace {
+
+// The ioprio ABI (linux/ioprio.h): that header names a parameter `class` since linux-libc-dev
+// 6.1.1xx, so C++ cannot include it.
+constexpr int kIoprioClassShift = 13;
+constexpr int kIoprioWhoProcess = 1;
+enum IoprioClass { IOPRIO_CLASS_RT = 1, IOPRIO_CLASS_BE = 2, IOPRIO_CLASS_IDLE = 3 };
 
 // The kernel's struct sched_attr (linux/sched/types.h clashes with glibc's sched_param).
 struct SchedAttr {
@@ -63,7 +68,7 @@ Result<int> resolve_io_priority(const oci::IoPriority &p) {
   int klass = BH_TRY(lookup(classes, p.klass, "process.ioPriority.class"));
   if (p.priority < 0 || p.priority > 7)
     return failf("process.ioPriority.priority: {} is out of range (0-7)", p.priority);
-  return static_cast<int>(IOPRIO_PRIO_VALUE(klass, p.priority));
+  return (klass << kIoprioClassShift) | p.priority;
 }
 
 Result<SchedulerPlan> resolve_scheduler(const oci::Scheduler &s) {
@@ -106,7 +111,7 @@ Result<SchedulerPlan> resolve_scheduler(const oci::Scheduler &s) {
 Status apply_process_attributes(const SecurityPlan &plan) {
   if (plan.personality && ::personality(*plan.personality) < 0)
     return failf_errno("setting personality {:#x}", *plan.personality);
-  if (plan.io_priority && ::syscall(SYS_ioprio_set, IOPRIO_WHO_PROCESS, 0, *plan.io_priority) < 0)
+  if (plan.io_priority && ::syscall(SYS_ioprio_set, kIoprioWhoProcess, 0, *plan.io_priority) < 0)
     return failf_errno("setting I/O priority {:#x}", *plan.io_priority);
   if (plan.scheduler) {
     const SchedulerPlan &s = *plan.scheduler;
