@@ -1,6 +1,7 @@
 #include "cli/commands.hpp"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
 #include <pwd.h>
@@ -21,6 +22,24 @@ void add_create_flags(CLI::App *c, CreateOptions &o) {
   c->add_flag("--no-pivot", o.no_pivot, "use MS_MOVE + chroot instead of pivot_root");
   c->add_flag("--no-new-keyring", o.no_new_keyring, "keep the caller's session keyring");
   c->add_option("--preserve-fds", o.preserve_fds, "pass N extra fds (3..3+N-1) to the container");
+  c->add_option("--pidfd-socket", o.pidfd_socket, "unix socket that receives a pidfd of init");
+}
+
+// systemd socket activation of the runtime itself: LISTEN_FDS counts for us only when LISTEN_PID
+// names this process (sd_listen_fds semantics); those fds are handed on to the container.
+int socket_activation_fds() {
+  const char *fds = std::getenv("LISTEN_FDS");
+  const char *pid = std::getenv("LISTEN_PID");
+  if (!fds || !pid)
+    return 0;
+  char *end = nullptr;
+  long n = std::strtol(fds, &end, 10);
+  if (*fds == '\0' || *end != '\0' || n <= 0 || n > 1024)
+    return 0;
+  long listen_pid = std::strtol(pid, &end, 10);
+  if (*end != '\0' || listen_pid != ::getpid())
+    return 0;
+  return static_cast<int>(n);
 }
 
 int report(const Logger &log, const Error &e) {
@@ -109,6 +128,7 @@ void Commands::add_to(CLI::App &app) {
   exec->add_flag("-d,--detach", exec_opts.detach, "do not wait for the process");
   exec->add_option("--pid-file", exec_opts.pid_file, "file to write the process's host pid to");
   exec->add_option("--console-socket", exec_opts.console_socket, "unix socket that receives the pty master");
+  exec->add_option("--pidfd-socket", exec_opts.pidfd_socket, "unix socket that receives a pidfd of the process");
   exec->add_option("--preserve-fds", exec_opts.preserve_fds, "pass N extra fds to the process");
   exec->add_flag("--ignore-paused", exec_opts.ignore_paused, "exec even into a paused container");
   exec->add_option("id", id, "container id")->required();
@@ -125,7 +145,9 @@ void Commands::add_to(CLI::App &app) {
   spec->add_flag("--rootless", rootless, "a config for an unprivileged user");
 }
 
-int Commands::dispatch(Runtime &rt, const Logger &log) const {
+int Commands::dispatch(Runtime &rt, const Logger &log) {
+  if (*create || *run)
+    create_opts.listen_fds = socket_activation_fds();
   if (*create) {
     auto pid = rt.create(id, create_opts);
     return pid ? 0 : report(log, pid.error());

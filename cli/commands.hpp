@@ -28,7 +28,7 @@ struct Commands {
 
   void add_to(CLI::App &app);
   // Returns the process exit code.
-  int dispatch(Runtime &rt, const Logger &log) const;
+  int dispatch(Runtime &rt, const Logger &log);
 };
 
 } // namespace bulkhead::cli

@@ -26,17 +26,7 @@
 namespace bulkhead::runtime {
 
 Result<UniqueFd> connect_console_socket(const std::string &path) {
-  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!s)
-    return failf_errno("console socket {}", path);
-  struct sockaddr_un addr {};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof addr.sun_path)
-    return failf("console socket {}: path too long", path);
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
-    return failf_errno("connecting to console socket {}", path);
-  return s;
+  return connect_unix_socket(path, "console socket");
 }
 
 Result<UniqueFd> open_pty(int root_fd, const oci::Process &process, int console_socket) {

@@ -43,6 +43,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "bulkhead/fd_passing.hpp"
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
 #include "cgroups/cgroup.hpp"
@@ -79,6 +80,8 @@ Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co, int 
                 "(or run it in the foreground)");
   if (co.preserve_fds < 0)
     return fail("--preserve-fds must be >= 0");
+  if (co.listen_fds < 0)
+    return fail("LISTEN_FDS must be >= 0");
   return {};
 }
 
@@ -121,6 +124,14 @@ void kill_and_reap(Child &c) {
   while (::waitpid(c.pid, nullptr, 0) < 0 && errno == EINTR) {
   }
   c.reaped = true;
+}
+
+// Init is blocked on start.sock (or dead, which the caller then sees through the pidfd).
+Status send_pidfd(int socket, pid_t pid) {
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
+  if (!pidfd)
+    return failf_errno("pidfd_open of container init {}", pid);
+  return send_fd(socket, pidfd.get(), "pidfd", "the init pidfd to the pidfd socket");
 }
 
 std::string describe_exit(pid_t pid) {
@@ -196,6 +207,9 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     return failf_errno("sync socketpair");
   UniqueFd parent_end(sv[0]), child_end(sv[1]);
   UniqueFd start_listener = BH_TRY(listen_start_socket(dir));
+  UniqueFd pidfd_socket;
+  if (!co.pidfd_socket.empty())
+    pidfd_socket = BH_TRY(connect_unix_socket(co.pidfd_socket, "pidfd socket"));
   UniqueFd console;
   if (spec.process->terminal && console_fd < 0) {
     console = BH_TRY(connect_console_socket(co.console_socket));
@@ -221,7 +235,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.run_hooks_handshake = !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty();
   args.no_pivot = co.no_pivot;
   args.no_new_keyring = co.no_new_keyring;
-  args.preserve_fds = co.preserve_fds;
+  args.preserve_fds = co.listen_fds + co.preserve_fds;
+  args.listen_fds = co.listen_fds;
 
   // Namespaces made at clone time; cgroup and time namespaces are made by init once it sits in
   // its cgroup, and with joins the intermediate makes them all in the right order.
@@ -306,6 +321,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
       BH_CHECK(dir.save(rec));
       if (!co.pid_file.empty())
         BH_CHECK(write_file_atomic(co.pid_file, std::to_string(init.pid)));
+      if (pidfd_socket)
+        BH_CHECK(send_pidfd(pidfd_socket.get(), init.pid));
       revert.commit();
       return CreatedContainer{init.pid, spec.process->terminal};
     }

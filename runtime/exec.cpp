@@ -254,6 +254,10 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     }
   }
 
+  UniqueFd pidfd_socket;
+  if (!o.pidfd_socket.empty())
+    pidfd_socket = BH_TRY(connect_unix_socket(o.pidfd_socket, "pidfd socket"));
+
   // Our children are born in the container's pid namespace; we stay where we are.
   if ((join & CLONE_NEWPID) && ::setns(pidfd.get(), CLONE_NEWPID) < 0)
     return failf_errno("joining the pid namespace of container {:?}", id);
@@ -268,6 +272,11 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     ca.flags = CLONE_INTO_CGROUP;
     ca.cgroup = static_cast<uint64_t>(cgroup_fd.get());
   }
+  int process_pidfd = -1;
+  if (pidfd_socket) {
+    ca.flags |= CLONE_PIDFD;
+    ca.pidfd = reinterpret_cast<uint64_t>(&process_pidfd);
+  }
   ExecChild child{&*spec.process,       &plan,         pidfd.get(), join, child_end.get(),
                   console_theirs.get(), o.preserve_fds};
   dir = ContainerDir(); // never hold the container lock across a user process
@@ -278,6 +287,7 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     parent_end.reset();
     exec_child(child);
   }
+  UniqueFd process_pidfd_owner(process_pidfd);
   child_end.reset();
   console_theirs.reset();
 
@@ -294,6 +304,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     master = BH_TRY(receive_fd(console_ours.get(), "the pty master"));
   if (!o.pid_file.empty())
     BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
+  if (pidfd_socket)
+    BH_CHECK(send_fd(pidfd_socket.get(), process_pidfd_owner.get(), "pidfd", "the exec pidfd to the pidfd socket"));
   if (o.detach)
     return 0;
   auto st = BH_TRY(wait_foreground(pid, std::move(master), relay));

@@ -67,6 +67,14 @@ void close_inherited_fds(const InitArgs &a) {
     from = fd + 1;
   }
   ::syscall(SYS_close_range, from, ~0U, 0);
+  // Passed fds reach the process even when the caller opened them O_CLOEXEC (as runc's do).
+  for (int fd = 3; fd < 3 + a.preserve_fds; ++fd)
+    if (std::find(keep, keep + n, fd) == keep + n)
+      ::fcntl(fd, F_SETFD, 0);
+}
+
+bool is_listen_variable(const std::string &e) {
+  return e.starts_with("LISTEN_FDS=") || e.starts_with("LISTEN_PID=") || e.starts_with("LISTEN_FDNAMES=");
 }
 
 Status expect(int fd, Msg type) {
@@ -296,8 +304,17 @@ void container_init(const InitArgs &a) {
   for (const auto &s : p.args)
     argv.push_back(const_cast<char *>(s.c_str()));
   argv.push_back(nullptr);
+  std::string listen_fds, listen_pid;
   for (const auto &s : p.env)
-    envp.push_back(const_cast<char *>(s.c_str()));
+    if (a.listen_fds == 0 || !is_listen_variable(s))
+      envp.push_back(const_cast<char *>(s.c_str()));
+  if (a.listen_fds > 0) {
+    // Our pid as the process will see it: 1 in a new pid namespace, else whatever we are.
+    listen_fds = fmt::format("LISTEN_FDS={}", a.listen_fds);
+    listen_pid = fmt::format("LISTEN_PID={}", ::getpid());
+    envp.push_back(listen_fds.data());
+    envp.push_back(listen_pid.data());
+  }
   envp.push_back(nullptr);
   ::execve(exe.c_str(), argv.data(), envp.data());
   report(Error{errno, fmt::format("exec {:?}", exe)});

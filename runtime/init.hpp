@@ -29,7 +29,8 @@ struct InitArgs {
   bool run_hooks_handshake = false; // prestart/createRuntime/createContainer hooks exist
   bool no_pivot = false;
   bool no_new_keyring = false;
-  int preserve_fds = 0;
+  int preserve_fds = 0; // fds 3 .. 3+N-1 reach the process (socket-activation fds included)
+  int listen_fds = 0;   // the first of them are LISTEN_FDS: set LISTEN_FDS/LISTEN_PID in its env
 };
 
 [[noreturn]] void container_init(const InitArgs &args);

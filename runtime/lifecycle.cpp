@@ -105,7 +105,12 @@ Status start_container(const RuntimeOptions &ro, const std::string &id) {
 
 Status delete_container(const RuntimeOptions &ro, const std::string &id, bool force) {
   StateStore store(ro.root);
-  ContainerDir dir = BH_TRY(store.open(id));
+  auto opened = store.open(id);
+  // As runc: engines run `delete --force` blindly after a failed create; a container that is
+  // already gone is then no error.
+  if (!opened && force && !store.may_exist(id))
+    return {};
+  ContainerDir dir = BH_TRY(std::move(opened));
   auto loaded = dir.load();
   if (!loaded) {
     if (!force)

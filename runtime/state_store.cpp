@@ -152,6 +152,11 @@ Result<ContainerDir> StateStore::open_unlocked(const std::string &id) const {
   return ContainerDir(path, std::move(fd));
 }
 
+bool StateStore::may_exist(const std::string &id) const {
+  struct stat st {};
+  return ::lstat((root_ + "/" + id).c_str(), &st) == 0 || errno != ENOENT;
+}
+
 Result<ContainerDir> StateStore::open(const std::string &id) const {
   ContainerDir dir = BH_TRY(open_unlocked(id));
   BH_CHECK(lock_dir(dir.fd(), dir.path()));

@@ -62,6 +62,8 @@ public:
   // Opens without locking (for `state`/`list`, which must not wait behind a slow create).
   Result<ContainerDir> open_unlocked(const std::string &id) const;
   Result<std::vector<std::string>> list_ids() const;
+  // False only when <root>/<id> is certainly absent (ENOENT), not on other errors.
+  bool may_exist(const std::string &id) const;
 
 private:
   std::string root_;

@@ -3,13 +3,32 @@
 #pragma once
 
 #include <cstring>
+#include <string>
 #include <string_view>
 #include <sys/socket.h>
+#include <sys/un.h>
 
 #include "bulkhead/result.hpp"
 #include "bulkhead/unique_fd.hpp"
 
 namespace bulkhead {
+
+// Connects to the unix socket a caller listens on (--console-socket, --pidfd-socket); `what` names
+// the flag in errors.
+inline Result<UniqueFd> connect_unix_socket(const std::string &path, std::string_view what) {
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  if (path.empty() || path.size() >= sizeof addr.sun_path)
+    return failf("{} {:?}: not a usable unix socket path (1 to {} bytes)", what, path, sizeof addr.sun_path - 1);
+  UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!s)
+    return failf_errno("{} {}: socket", what, path);
+  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
+  while (::connect(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
+    if (errno != EINTR)
+      return failf_errno("connecting to {} {}", what, path);
+  return s;
+}
 
 inline Status send_fd(int socket, int fd, std::string_view payload, std::string_view what) {
   struct iovec iov {

@@ -31,7 +31,11 @@ struct CreateOptions {
   std::string console_socket; // terminal=true: where the pty master is sent
   bool no_pivot = false;
   bool no_new_keyring = false;
-  int preserve_fds = 0; // fds 3 .. 3+N-1 are passed to the container process
+  int preserve_fds = 0; // fds 3+L .. 3+L+N-1 are passed to the container process (L = listen_fds)
+  // Socket activation (systemd's LISTEN_FDS protocol): fds 3 .. 3+L-1 are passed first and the
+  // process gets LISTEN_FDS=L and LISTEN_PID=<its pid in the container>.
+  int listen_fds = 0;
+  std::string pidfd_socket; // a pidfd of init is sent here (SCM_RIGHTS) once it is created
 };
 
 struct RunOptions {
@@ -57,6 +61,7 @@ struct ExecOptions {
   bool detach = false;
   std::string pid_file;
   std::string console_socket;
+  std::string pidfd_socket; // a pidfd of the process is sent here (SCM_RIGHTS) once it runs
   int preserve_fds = 0;
   bool ignore_paused = false;
 };
