@@ -3,6 +3,7 @@
 #  1. unit + integration tests on this host (real containers from busybox-static)
 #  2. the same under AddressSanitizer + UBSan
 #  3. the cgroup v2 suite inside a TCG VM with every controller (tests/vm), when present
+#  4. the real clients, containerd and podman, driving bulkhead in that VM (tests/clients)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -25,6 +26,13 @@ if [[ -x tests/vm/run-cgroup-tests.sh ]]; then
   start=$(date +%s)
   bash tests/vm/run-cgroup-tests.sh || status=1
   echo "cgroup v2 VM suite took $(($(date +%s) - start)) s"
+fi
+
+if [[ -x tests/clients/run-client-tests.sh ]]; then
+  echo "=== real clients in the VM: containerd (runc shim) and podman (conmon)"
+  start=$(date +%s)
+  bash tests/clients/run-client-tests.sh build || status=1
+  echo "client suites took $(($(date +%s) - start)) s"
 fi
 
 echo "=== unit + integration (RelWithDebInfo)"
