@@ -9,8 +9,26 @@ suite=${SUITE:-$(basename "$0" .sh)}
 passed=0 failed=0 failures=()
 declare -a cleanups=()
 
+IMAGE=localhost/bulkhead-busybox:latest # what make-image.py names the image in IMAGE_TAR
+
 log() { printf '[%s] %s\n' "$suite" "$*" >&2; }
 die() { log "setup failed: $*"; exit 2; }
+
+require_tools() {
+  : "${IMAGE_TAR:?IMAGE_TAR must name the image archive (make-image.py)}"
+  local t
+  for t in "$@"; do command -v "$t" >/dev/null || die "$t is not installed"; done
+}
+
+# W: a private tmpfs under /var/tmp for the suite's daemon, its state and every container.
+make_work_dir() {
+  W=$(mktemp -d "/var/tmp/bulkhead-$suite.XXXXXX")
+  mount -t tmpfs -o mode=0700 "bulkhead-$suite" "$W" || die "tmpfs on $W"
+}
+remove_work_dir() {
+  umount -R "$W" 2>/dev/null || umount -l "$W"
+  rmdir "$W" 2>/dev/null
+}
 
 # expect_eq WHAT EXPECTED ACTUAL
 expect_eq() {

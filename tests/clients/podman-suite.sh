@@ -7,20 +7,15 @@
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 SUITE=podman
 source "$here/lib.sh"
-: "${IMAGE_TAR:?IMAGE_TAR must name the image archive (make-image.py)}"
-IMAGE=localhost/bulkhead-busybox:latest
-command -v podman >/dev/null && command -v conmon >/dev/null || die "podman and conmon are not installed"
-
-W=$(mktemp -d /var/tmp/bulkhead-podman.XXXXXX)
-mount -t tmpfs -o mode=0700 bulkhead-podman "$W" || die "tmpfs on $W"
+require_tools podman conmon
+make_work_dir
 mkdir -p "$W/storage" "$W/run" "$W/libpod"
 # podman passes no --root to the runtime (its cleanup process could not repeat one): the default.
 RUNTIME_ROOT=/run/bulkhead
 CGROUP_PARENT=/sys/fs/cgroup/libpod_parent # podman's cgroupfs parent for containers and conmon
 cleanup() {
   podman_ rm -a -f -t 0 >/dev/null 2>&1
-  umount -R "$W" 2>/dev/null || umount -l "$W"
-  rmdir "$W" 2>/dev/null
+  remove_work_dir
 }
 trap cleanup EXIT
 
