@@ -4,11 +4,11 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bulkhead/io.hpp"
+#include "cli/passwd.hpp"
 #include "oci/default_spec.hpp"
 
 namespace bulkhead::cli {
@@ -50,8 +50,7 @@ int report(const Logger &log, const Error &e) {
 std::string owner_name(const std::string &root, const std::string &id) {
   struct stat st {};
   if (::stat((root + "/" + id).c_str(), &st) < 0) return "";
-  if (struct passwd *pw = ::getpwuid(st.st_uid)) return pw->pw_name;
-  return std::to_string(st.st_uid);
+  return user_name(st.st_uid).value_or(std::to_string(st.st_uid));
 }
 
 int print_list(Runtime &rt, const Logger &log, const std::string &format, bool quiet) {
