@@ -188,7 +188,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   } else {
     log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
   }
-  BH_CHECK(dir.save(rec));
+  BH_CHECK(dir.save_first(rec));
   // exec takes its defaults (namespaces, confinement) from the config the container was made from,
   // not from a bundle that may have changed since.
   BH_CHECK(write_file_at(dir.fd(), "config.json", config_text, O_WRONLY | O_CREAT | O_EXCL, 0600));
