@@ -14,6 +14,7 @@ Setup, for fairness (see bench/README.md):
     view (crun refuses the hybrid layout; runc and bulkhead then use cgroup v2 as well);
   * the bundle and the three --root state directories live on a tmpfs (as /run does on a normal
     system; this dev host's /tmp and /run are ext4 with `discard`);
+  * a bpffs on /sys/fs/bpf, as systemd mounts at boot, when the host has none (private ns only);
   * runtimes are interleaved per iteration, with the starting runtime rotated, so drift and the
     kernel's asynchronous namespace teardown hit all of them equally.
 """
@@ -190,6 +191,15 @@ class Bench:
         else:
             s["host_cgroup_layout"] = "unified cgroup v2 at /sys/fs/cgroup"
             s["cgroup_view"] = "private mount ns over the unified cgroup v2 hierarchy"
+        # A normal system has a bpffs on /sys/fs/bpf (systemd mounts it at boot); this dev host does
+        # not. bulkhead pins its device eBPF program there (cgroups/device_filter.hpp); crun and
+        # runc do not use it. Mounted inside the private mount namespace only.
+        if fstype("/sys/fs/bpf") == "bpf_fs":
+            s["bpffs"] = "host's bpffs on /sys/fs/bpf"
+        elif subprocess.run(["mount", "-t", "bpf", "-o", "mode=0700", "bpf", "/sys/fs/bpf"]).returncode == 0:
+            s["bpffs"] = "fresh bpffs mounted on /sys/fs/bpf in the private mount ns (as systemd does at boot)"
+        else:
+            s["bpffs"] = "none (mounting one failed)"
         s["cgroup2_controllers"] = sh("cat /sys/fs/cgroup/cgroup.controllers")
         s["cgroup2_subtree_control"] = sh("cat /sys/fs/cgroup/cgroup.subtree_control")
         if self.memcg_fd is None:
@@ -712,7 +722,8 @@ def render_md(res):
     L.append("")
     L.append(f"cgroups: {st.get('cgroup_view')}; controllers: `{st.get('cgroup2_controllers') or '-'}`; "
              f"resources: `{json.dumps(st['bundle'].get('resources'))}`; crun cgroup manager: "
-             f"{st.get('crun_cgroup_manager')}. {st['bundle'].get('filesystem', '')}.")
+             f"{st.get('crun_cgroup_manager')}. {st['bundle'].get('filesystem', '')}. "
+             f"bpffs: {st.get('bpffs', 'not recorded')}.")
     L.append("")
     names = RUNTIMES
     L.append("| metric | " + " | ".join(names) + " | bulkhead/crun | runc/crun |")

@@ -37,6 +37,7 @@ inns() {
     mkdir -p "$OUT/state"
     unshare -m --propagation private bash -c '
         [ "$(stat -f -c %T /sys/fs/cgroup)" = cgroup2fs ] || mount -t cgroup2 none /sys/fs/cgroup
+        [ "$(stat -f -c %T /sys/fs/bpf)" = bpf_fs ] || mount -t bpf -o mode=0700 bpf /sys/fs/bpf
         mount -t tmpfs none "$0/state"
         shift 0; exec "$@"' "$OUT" "$@"
 }

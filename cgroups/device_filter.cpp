@@ -1,9 +1,18 @@
 #include "cgroups/device_filter.hpp"
 
+#include <algorithm>
+#include <array>
 #include <cstring>
 #include <fmt/format.h>
+#include <linux/magic.h>
+#include <optional>
+#include <string_view>
+#include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "cgroups/digest.hpp"
 
 namespace bulkhead::cgroups {
 
@@ -95,7 +104,110 @@ Result<Rule> to_rule(const oci::DeviceCgroupRule &r, size_t index) {
 
 long bpf(int cmd, bpf_attr &attr) { return ::syscall(SYS_bpf, cmd, &attr, sizeof attr); }
 
+std::string_view bytes_of(const std::vector<bpf_insn> &program) {
+  return {reinterpret_cast<const char *>(program.data()), program.size() * sizeof(bpf_insn)};
+}
+
+struct ProgInfo {
+  uint32_t type = 0, id = 0;
+  std::array<uint8_t, BPF_TAG_SIZE> tag{};
+};
+
+std::optional<ProgInfo> prog_info(int fd) {
+  bpf_prog_info info;
+  std::memset(&info, 0, sizeof info);
+  bpf_attr a;
+  std::memset(&a, 0, sizeof a);
+  a.info.bpf_fd = static_cast<uint32_t>(fd);
+  a.info.info_len = sizeof info;
+  a.info.info = reinterpret_cast<uint64_t>(&info);
+  if (bpf(BPF_OBJ_GET_INFO_BY_FD, a) < 0)
+    return std::nullopt;
+  ProgInfo out{info.type, info.id, {}};
+  std::memcpy(out.tag.data(), info.tag, BPF_TAG_SIZE);
+  return out;
+}
+
+// Whether the kernel's tag of a loaded program says it holds exactly `program`: the kernel
+// computes the tag itself at load time from the instructions it was given.
+bool holds(const ProgInfo &info, const std::vector<bpf_insn> &program) {
+  if (info.type != BPF_PROG_TYPE_CGROUP_DEVICE)
+    return false;
+  auto bytes = bytes_of(program);
+  auto s256 = sha256(bytes);
+  auto s1 = sha1(bytes);
+  return std::equal(info.tag.begin(), info.tag.end(), s256.begin()) ||
+         std::equal(info.tag.begin(), info.tag.end(), s1.begin());
+}
+
+constexpr const char *kBpffs = "/sys/fs/bpf";
+constexpr const char *kPinDir = "/sys/fs/bpf/bulkhead";
+
+bool bpffs_mounted() {
+  struct statfs st {};
+  return ::statfs(kBpffs, &st) == 0 && static_cast<unsigned long>(st.f_type) == BPF_FS_MAGIC;
+}
+
+// A pinned program, reopened by id: BPF_PROG_GET_FD_BY_ID returns only programs, whatever kind of
+// object the pin held. nullopt unless it holds `program`.
+std::optional<std::pair<UniqueFd, uint32_t>> cached_filter(const std::string &path,
+                                                           const std::vector<bpf_insn> &program) {
+  bpf_attr a;
+  std::memset(&a, 0, sizeof a);
+  a.pathname = reinterpret_cast<uint64_t>(path.c_str());
+  UniqueFd pinned(static_cast<int>(bpf(BPF_OBJ_GET, a)));
+  if (!pinned)
+    return std::nullopt;
+  auto info = prog_info(pinned.get());
+  if (!info)
+    return std::nullopt;
+  bpf_attr g;
+  std::memset(&g, 0, sizeof g);
+  g.prog_id = info->id;
+  UniqueFd prog(static_cast<int>(bpf(BPF_PROG_GET_FD_BY_ID, g)));
+  if (!prog)
+    return std::nullopt;
+  auto checked = prog_info(prog.get());
+  if (!checked || checked->id != info->id || !holds(*checked, program))
+    return std::nullopt;
+  return std::pair{std::move(prog), checked->id};
+}
+
 } // namespace
+
+std::string device_filter_pin_path(const std::vector<bpf_insn> &program) {
+  auto digest = sha256(bytes_of(program));
+  std::string hex;
+  for (size_t i = 0; i < 16; ++i)
+    hex += fmt::format("{:02x}", digest[i]);
+  return fmt::format("{}/devices-{}", kPinDir, hex);
+}
+
+Result<std::pair<UniqueFd, uint32_t>> device_filter_fd(const std::vector<bpf_insn> &program) {
+  bool cache = bpffs_mounted();
+  std::string path = cache ? device_filter_pin_path(program) : "";
+  if (cache) {
+    if (auto hit = cached_filter(path, program))
+      return std::move(*hit);
+    // Missing, or not the program its name promises (stale, or put there by someone else).
+    ::unlink(path.c_str());
+  }
+  UniqueFd prog = BH_TRY(load_device_filter(program));
+  auto info = prog_info(prog.get());
+  if (!info)
+    return failf_errno("reading the id of the device filter");
+  // Pin only what a later create can verify: a kernel whose tag is neither digest gets no cache.
+  if (cache && holds(*info, program)) {
+    if (::mkdir(kPinDir, 0700) == 0 || errno == EEXIST) {
+      bpf_attr a;
+      std::memset(&a, 0, sizeof a);
+      a.pathname = reinterpret_cast<uint64_t>(path.c_str());
+      a.bpf_fd = static_cast<uint32_t>(prog.get());
+      bpf(BPF_OBJ_PIN, a); // EEXIST: a concurrent create pinned the same program first
+    }
+  }
+  return std::pair{std::move(prog), info->id};
+}
 
 Result<std::vector<bpf_insn>> device_filter_program(const std::vector<oci::DeviceCgroupRule> &rules) {
   std::vector<Rule> parsed;
@@ -158,6 +270,7 @@ Result<UniqueFd> load_device_filter(const std::vector<bpf_insn> &program) {
     attr.insns = reinterpret_cast<uint64_t>(program.data());
     attr.insn_cnt = static_cast<uint32_t>(program.size());
     attr.license = reinterpret_cast<uint64_t>(license);
+    std::memcpy(attr.prog_name, "bulkhead_devs", sizeof "bulkhead_devs");
     if (log) {
       attr.log_buf = reinterpret_cast<uint64_t>(log);
       attr.log_size = log_size;
@@ -192,7 +305,7 @@ Result<UniqueFd> load_device_filter(const std::vector<bpf_insn> &program) {
 Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
                             const std::vector<oci::DeviceCgroupRule> &rules) {
   auto program = BH_TRY(device_filter_program(rules));
-  UniqueFd prog = BH_TRY(load_device_filter(program));
+  auto [prog, prog_id] = BH_TRY(device_filter_fd(program));
 
   // The programs in place now (none on a fresh cgroup; the previous rules on update).
   std::vector<uint32_t> old_ids(64);
@@ -205,8 +318,13 @@ Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
   if (bpf(BPF_PROG_QUERY, q) < 0)
     return failf_errno("querying the device programs of cgroup {}", cgroup_path);
   old_ids.resize(q.query.prog_cnt);
+  // A shared program may already be attached (update with the same rules): the kernel refuses
+  // to attach it twice, and detaching it as "old" would leave the cgroup without a filter.
+  bool attached = std::find(old_ids.begin(), old_ids.end(), prog_id) != old_ids.end();
   std::vector<UniqueFd> old;
   for (uint32_t id : old_ids) {
+    if (id == prog_id)
+      continue;
     bpf_attr g;
     std::memset(&g, 0, sizeof g);
     g.prog_id = id;
@@ -225,7 +343,7 @@ Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
   a.attach_bpf_fd = static_cast<uint32_t>(prog.get());
   a.attach_type = BPF_CGROUP_DEVICE;
   a.attach_flags = BPF_F_ALLOW_MULTI;
-  if (bpf(BPF_PROG_ATTACH, a) < 0)
+  if (!attached && bpf(BPF_PROG_ATTACH, a) < 0)
     return failf_errno("attaching the device filter (eBPF BPF_CGROUP_DEVICE) to cgroup {}", cgroup_path);
 
   for (const auto &fd : old) {

@@ -19,7 +19,19 @@
 //     return 0                      (omitted after a rule that matches every device)
 //   next_kind: ...
 //   return 1
+//
+// The verifier costs about 1 ms per load, and almost every container has the same rules, so the
+// loaded program is cached in bpffs: pinned at /sys/fs/bpf/bulkhead/devices-<SHA-256 of the
+// instructions> and opened with BPF_OBJ_GET by later creates. Whatever is found there is trusted
+// only after the kernel confirms it: the object is reopened by id (which yields only programs),
+// must be a BPF_PROG_TYPE_CGROUP_DEVICE program, and its tag, which the kernel computes from the
+// instructions it loaded, must equal the tag of the instructions we would load. Anything else is
+// unlinked and replaced by a fresh load. Without bpffs at /sys/fs/bpf (or without permission),
+// every create loads its own program as before. Pins live until bpffs is unmounted (reboot), one
+// per distinct rule set; removing them is always safe.
 #pragma once
+
+#include <utility>
 
 #include <linux/bpf.h>
 #include <string>
@@ -37,9 +49,16 @@ Result<std::vector<bpf_insn>> device_filter_program(const std::vector<oci::Devic
 // bpf(BPF_PROG_LOAD); a verifier rejection comes back with the verifier's log.
 Result<UniqueFd> load_device_filter(const std::vector<bpf_insn> &program);
 
-// Loads the program for `rules` and attaches it to the cgroup directory `cgroup_fd`, then
-// detaches the device programs that were attached there before (so `update` replaces the rules
-// with no window where none apply). `cgroup_path` is for messages.
+// Where the cache pins `program`.
+std::string device_filter_pin_path(const std::vector<bpf_insn> &program);
+
+// A program fd holding `program` and its kernel id: the cached one when it checks out, else a
+// fresh load (then pinned when bpffs is there).
+Result<std::pair<UniqueFd, uint32_t>> device_filter_fd(const std::vector<bpf_insn> &program);
+
+// Loads (or takes from the cache) the program for `rules` and attaches it to the cgroup directory
+// `cgroup_fd`, then detaches the device programs that were attached there before (so `update` replaces the
+// rules with no window where none apply). `cgroup_path` is for messages.
 Status attach_device_filter(int cgroup_fd, const std::string &cgroup_path,
                             const std::vector<oci::DeviceCgroupRule> &rules);
 

@@ -35,6 +35,21 @@ std::vector<std::string> split_exec_command(std::vector<std::string> &args,
   return {};
 }
 
+std::string subcommand_word(const std::vector<std::string> &args, const std::set<std::string> &value_flags) {
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string &a = args[i];
+    if (a == "--" || a == "-h" || a == "--help" || a == "-help")
+      return ""; // the top-level help lists every subcommand
+    if (a.size() > 1 && a[0] == '-') {
+      if (a.find('=') == std::string::npos && (value_flags.count(a) || value_flags.count("-" + a)))
+        ++i;
+      continue;
+    }
+    return a;
+  }
+  return "";
+}
+
 std::vector<std::string> normalize_single_dash(const std::vector<std::string> &args,
                                                const std::set<std::string> &long_names) {
   std::vector<std::string> out;

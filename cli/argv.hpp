@@ -14,6 +14,11 @@ namespace bulkhead::cli {
 std::vector<std::string> split_exec_command(std::vector<std::string> &args,
                                             const std::set<std::string> &value_flags);
 
+// The subcommand word of a command line: the first word that is neither a flag nor the value of
+// one of `value_flags` (runc's Go spellings "-root" included); "" when there is none before "--"
+// or a help flag.
+std::string subcommand_word(const std::vector<std::string> &args, const std::set<std::string> &value_flags);
+
 std::vector<std::string> normalize_single_dash(const std::vector<std::string> &args,
                                                const std::set<std::string> &long_names);
 

@@ -76,41 +76,52 @@ Result<std::string> run_ps(const std::vector<std::string> &args) {
 
 } // namespace
 
-void CgroupCommands::add_to(CLI::App &app) {
-  pause = app.add_subcommand("pause", "freeze every process of a container");
-  pause->add_option("id", id, "container id")->required();
+void CgroupCommands::add_to(CLI::App &app, std::string_view only) {
+  auto want = [only](std::string_view name) { return only.empty() || only == name; };
+  if (want("pause")) {
+    pause = app.add_subcommand("pause", "freeze every process of a container");
+    pause->add_option("id", id, "container id")->required();
+  }
 
-  resume = app.add_subcommand("resume", "thaw a paused container");
-  resume->add_option("id", id, "container id")->required();
+  if (want("resume")) {
+    resume = app.add_subcommand("resume", "thaw a paused container");
+    resume->add_option("id", id, "container id")->required();
+  }
 
-  update = app.add_subcommand("update", "change the resource limits of a container");
-  update->add_option("-r,--resources", resources_file, "LinuxResources JSON file (\"-\" reads stdin)");
-  for (const auto &[name, help] : kUpdateFlags)
-    update->add_option_function<std::string>(
-        std::string("--") + name,
-        [this, name = std::string(name)](const std::string &v) { update_flags[name] = v; }, help);
-  update->add_option("id", id, "container id")->required();
+  if (want("update")) {
+    update = app.add_subcommand("update", "change the resource limits of a container");
+    update->add_option("-r,--resources", resources_file, "LinuxResources JSON file (\"-\" reads stdin)");
+    for (const auto &[name, help] : kUpdateFlags)
+      update->add_option_function<std::string>(
+          std::string("--") + name,
+          [this, name = std::string(name)](const std::string &v) { update_flags[name] = v; }, help);
+    update->add_option("id", id, "container id")->required();
+  }
 
-  ps = app.add_subcommand("ps", "list the processes of a container (ps options follow the id)");
-  ps->add_option("-f,--format", ps_format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  ps->add_option("id", id, "container id")->required();
+  if (want("ps")) {
+    ps = app.add_subcommand("ps", "list the processes of a container (ps options follow the id)");
+    ps->add_option("-f,--format", ps_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+    ps->add_option("id", id, "container id")->required();
+  }
 
-  events = app.add_subcommand("events", "stream stats and OOM events of a container as JSON lines");
-  events->add_flag("--stats", stats_once, "print one stats event and exit");
-  events->add_option("--interval", interval, "time between stats events (default 5s)");
-  events->add_option("id", id, "container id")->required();
+  if (want("events")) {
+    events = app.add_subcommand("events", "stream stats and OOM events of a container as JSON lines");
+    events->add_flag("--stats", stats_once, "print one stats event and exit");
+    events->add_option("--interval", interval, "time between stats events (default 5s)");
+    events->add_option("id", id, "container id")->required();
+  }
 }
 
 std::optional<int> CgroupCommands::dispatch(Runtime &rt, const Logger &log) const {
-  if (*pause) {
+  if (pause && pause->parsed()) {
     auto r = rt.pause(id);
     return r ? 0 : report(log, r.error());
   }
-  if (*resume) {
+  if (resume && resume->parsed()) {
     auto r = rt.resume(id);
     return r ? 0 : report(log, r.error());
   }
-  if (*update) {
+  if (update && update->parsed()) {
     oci::Resources base;
     if (!resources_file.empty()) {
       auto text = read_resources_text(resources_file);
@@ -127,7 +138,7 @@ std::optional<int> CgroupCommands::dispatch(Runtime &rt, const Logger &log) cons
     auto done = rt.update(id, *r);
     return done ? 0 : report(log, done.error());
   }
-  if (*ps) {
+  if (ps && ps->parsed()) {
     auto pids = rt.processes(id);
     if (!pids)
       return report(log, pids.error());
@@ -146,7 +157,7 @@ std::optional<int> CgroupCommands::dispatch(Runtime &rt, const Logger &log) cons
     fmt::print("{}", *filtered);
     return 0;
   }
-  if (*events) {
+  if (events && events->parsed()) {
     auto ms = parse_duration_ms(interval);
     if (!ms)
       return report(log, ms.error());

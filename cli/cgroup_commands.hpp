@@ -7,6 +7,7 @@
 #include <optional>
 #include <set>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "bulkhead/runtime.hpp"
@@ -30,7 +31,8 @@ struct CgroupCommands {
 
   CLI::App *pause = nullptr, *resume = nullptr, *update = nullptr, *ps = nullptr, *events = nullptr;
 
-  void add_to(CLI::App &app);
+  // Registers the subcommands, or only the one named `only` (nothing when it is not one of these).
+  void add_to(CLI::App &app, std::string_view only = {});
   // The exit code when one of these subcommands was chosen, nullopt otherwise.
   std::optional<int> dispatch(Runtime &rt, const Logger &log) const;
 };

@@ -4,11 +4,11 @@
 #include <cstdlib>
 #include <fcntl.h>
 #include <nlohmann/json.hpp>
-#include <pwd.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "bulkhead/io.hpp"
+#include "cli/passwd.hpp"
 #include "oci/default_spec.hpp"
 
 namespace bulkhead::cli {
@@ -42,6 +42,9 @@ int socket_activation_fds() {
   return static_cast<int>(n);
 }
 
+// Only the chosen subcommand is built (main.cpp), so the others are null.
+bool chosen(const CLI::App *sub) { return sub && sub->parsed(); }
+
 int report(const Logger &log, const Error &e) {
   log.error(e.text());
   return 1;
@@ -50,8 +53,7 @@ int report(const Logger &log, const Error &e) {
 std::string owner_name(const std::string &root, const std::string &id) {
   struct stat st {};
   if (::stat((root + "/" + id).c_str(), &st) < 0) return "";
-  if (struct passwd *pw = ::getpwuid(st.st_uid)) return pw->pw_name;
-  return std::to_string(st.st_uid);
+  return user_name(st.st_uid).value_or(std::to_string(st.st_uid));
 }
 
 int print_list(Runtime &rt, const Logger &log, const std::string &format, bool quiet) {
@@ -88,101 +90,127 @@ int write_spec(const Logger &log, const std::string &bundle, bool rootless) {
 
 } // namespace
 
-void Commands::add_to(CLI::App &app) {
-  create = app.add_subcommand("create", "create a container (init waits for start)");
-  add_create_flags(create, create_opts);
-  create->add_option("id", id, "container id")->required();
+void Commands::add_to(CLI::App &app, std::string_view only) {
+  auto want = [only](std::string_view name) { return only.empty() || only == name; };
+  if (want("create")) {
+    create = app.add_subcommand("create", "create a container (init waits for start)");
+    add_create_flags(create, create_opts);
+    create->add_option("id", id, "container id")->required();
+  }
 
-  run = app.add_subcommand("run", "create and start a container");
-  add_create_flags(run, create_opts);
-  run->add_flag("-d,--detach", run_opts.detach, "detach from the container's process");
-  run->add_flag("--no-subreaper", run_opts.no_subreaper, "do not become a subreaper");
-  run->add_option("id", id, "container id")->required();
+  if (want("run")) {
+    run = app.add_subcommand("run", "create and start a container");
+    add_create_flags(run, create_opts);
+    run->add_flag("-d,--detach", run_opts.detach, "detach from the container's process");
+    run->add_flag("--no-subreaper", run_opts.no_subreaper, "do not become a subreaper");
+    run->add_option("id", id, "container id")->required();
+  }
 
-  start = app.add_subcommand("start", "run the user process of a created container");
-  start->add_option("id", id, "container id")->required();
+  if (want("start")) {
+    start = app.add_subcommand("start", "run the user process of a created container");
+    start->add_option("id", id, "container id")->required();
+  }
 
-  state = app.add_subcommand("state", "print the state of a container as JSON");
-  state->add_option("id", id, "container id")->required();
+  if (want("state")) {
+    state = app.add_subcommand("state", "print the state of a container as JSON");
+    state->add_option("id", id, "container id")->required();
+  }
 
-  kill = app.add_subcommand("kill", "send a signal to the container's init (or all its processes)");
-  kill->add_flag("-a,--all", all, "signal every process of the container");
-  kill->add_option("id", id, "container id")->required();
-  kill->add_option("signal", signal, "signal name or number (default SIGTERM)");
+  if (want("kill")) {
+    kill = app.add_subcommand("kill", "send a signal to the container's init (or all its processes)");
+    kill->add_flag("-a,--all", all, "signal every process of the container");
+    kill->add_option("id", id, "container id")->required();
+    kill->add_option("signal", signal, "signal name or number (default SIGTERM)");
+  }
 
-  del = app.add_subcommand("delete", "delete a container and everything it holds");
-  del->add_flag("-f,--force", force, "kill a running container first");
-  del->add_option("id", id, "container id")->required();
+  if (want("delete")) {
+    del = app.add_subcommand("delete", "delete a container and everything it holds");
+    del->add_flag("-f,--force", force, "kill a running container first");
+    del->add_option("id", id, "container id")->required();
+  }
 
-  exec = app.add_subcommand("exec", "run a process in a running container: exec [flags] ID COMMAND [ARGS...]");
-  exec->add_option("-p,--process", exec_opts.process_file, "process JSON file");
-  exec->add_flag("-t,--tty", exec_opts.tty, "allocate a pseudo-terminal");
-  exec->add_option("--cwd", exec_opts.cwd, "working directory");
-  exec->add_option("-e,--env", exec_opts.env, "KEY=VALUE (repeatable)");
-  exec->add_option("-u,--user", exec_opts.user, "uid[:gid]");
-  exec->add_option("-g,--additional-gids", exec_opts.additional_gids, "additional gid (repeatable)");
-  exec->add_option("-c,--cap", exec_opts.caps, "add a capability (repeatable)");
-  exec->add_flag("--no-new-privs", exec_opts.no_new_privs, "set no_new_privs");
-  exec->add_option("--apparmor", exec_opts.apparmor, "AppArmor profile");
-  exec->add_option("--process-label", exec_opts.process_label, "SELinux label");
-  exec->add_flag("-d,--detach", exec_opts.detach, "do not wait for the process");
-  exec->add_option("--pid-file", exec_opts.pid_file, "file to write the process's host pid to");
-  exec->add_option("--console-socket", exec_opts.console_socket, "unix socket that receives the pty master");
-  exec->add_option("--pidfd-socket", exec_opts.pidfd_socket, "unix socket that receives a pidfd of the process");
-  exec->add_option("--preserve-fds", exec_opts.preserve_fds, "pass N extra fds to the process");
-  exec->add_flag("--ignore-paused", exec_opts.ignore_paused, "exec even into a paused container");
-  exec->add_option("id", id, "container id")->required();
+  if (want("exec")) {
+    exec =
+        app.add_subcommand("exec", "run a process in a running container: exec [flags] ID COMMAND [ARGS...]");
+    exec->add_option("-p,--process", exec_opts.process_file, "process JSON file");
+    exec->add_flag("-t,--tty", exec_opts.tty, "allocate a pseudo-terminal");
+    exec->add_option("--cwd", exec_opts.cwd, "working directory");
+    exec->add_option("-e,--env", exec_opts.env, "KEY=VALUE (repeatable)");
+    exec->add_option("-u,--user", exec_opts.user, "uid[:gid]");
+    exec->add_option("-g,--additional-gids", exec_opts.additional_gids, "additional gid (repeatable)");
+    exec->add_option("-c,--cap", exec_opts.caps, "add a capability (repeatable)");
+    exec->add_flag("--no-new-privs", exec_opts.no_new_privs, "set no_new_privs");
+    exec->add_option("--apparmor", exec_opts.apparmor, "AppArmor profile");
+    exec->add_option("--process-label", exec_opts.process_label, "SELinux label");
+    exec->add_flag("-d,--detach", exec_opts.detach, "do not wait for the process");
+    exec->add_option("--pid-file", exec_opts.pid_file, "file to write the process's host pid to");
+    exec->add_option("--console-socket", exec_opts.console_socket,
+                     "unix socket that receives the pty master");
+    exec->add_option("--pidfd-socket", exec_opts.pidfd_socket,
+                     "unix socket that receives a pidfd of the process");
+    exec->add_option("--preserve-fds", exec_opts.preserve_fds, "pass N extra fds to the process");
+    exec->add_flag("--ignore-paused", exec_opts.ignore_paused, "exec even into a paused container");
+    exec->add_option("id", id, "container id")->required();
+  }
 
-  list = app.add_subcommand("list", "list containers");
-  list->alias("ls");
-  list->add_option("-f,--format", list_format, "table or json")->check(CLI::IsMember({"table", "json"}));
-  list->add_flag("-q,--quiet", quiet, "print only ids");
+  if (want("list") || want("ls")) {
+    list = app.add_subcommand("list", "list containers");
+    list->alias("ls");
+    list->add_option("-f,--format", list_format, "table or json")->check(CLI::IsMember({"table", "json"}));
+    list->add_flag("-q,--quiet", quiet, "print only ids");
+  }
 
-  features = app.add_subcommand("features", "print the features this build supports (JSON)");
+  if (want("features")) {
+    features = app.add_subcommand("features", "print the features this build supports (JSON)");
+  }
 
-  spec = app.add_subcommand("spec", "write a default config.json");
-  spec->add_option("-b,--bundle", spec_bundle, "directory to write config.json to");
-  spec->add_flag("--rootless", rootless, "a config for an unprivileged user");
+  if (want("spec")) {
+    spec = app.add_subcommand("spec", "write a default config.json");
+    spec->add_option("-b,--bundle", spec_bundle, "directory to write config.json to");
+    spec->add_flag("--rootless", rootless, "a config for an unprivileged user");
+  }
 }
 
 int Commands::dispatch(Runtime &rt, const Logger &log) {
-  if (*create || *run)
+  if (chosen(create) || chosen(run))
     create_opts.listen_fds = socket_activation_fds();
-  if (*create) {
+  if (chosen(create)) {
     auto pid = rt.create(id, create_opts);
     return pid ? 0 : report(log, pid.error());
   }
-  if (*start) {
+  if (chosen(start)) {
     auto r = rt.start(id);
     return r ? 0 : report(log, r.error());
   }
-  if (*state) {
+  if (chosen(state)) {
     auto s = rt.state(id);
     if (!s) return report(log, s.error());
     fmt::print("{}\n", oci::state_to_json(*s, true));
     return 0;
   }
-  if (*kill) {
+  if (chosen(kill)) {
     auto sig = parse_signal(signal);
     if (!sig) return report(log, sig.error());
     auto r = rt.kill(id, *sig, all);
     return r ? 0 : report(log, r.error());
   }
-  if (*del) {
+  if (chosen(del)) {
     auto r = rt.remove(id, DeleteOptions{force});
     return r ? 0 : report(log, r.error());
   }
-  if (*run) {
+  if (chosen(run)) {
     auto code = rt.run(id, create_opts, run_opts);
     return code ? *code : report(log, code.error());
   }
-  if (*exec) {
+  if (chosen(exec)) {
     auto code = rt.exec(id, exec_opts);
     return code ? *code : report(log, code.error());
   }
-  if (*list) return print_list(rt, log, list_format, quiet);
-  if (*spec) return write_spec(log, spec_bundle, rootless);
-  if (*features) {
+  if (chosen(list))
+    return print_list(rt, log, list_format, quiet);
+  if (chosen(spec))
+    return write_spec(log, spec_bundle, rootless);
+  if (chosen(features)) {
     fmt::print("{}\n", features_json());
     return 0;
   }

@@ -3,6 +3,7 @@
 
 #include <CLI/CLI.hpp>
 #include <string>
+#include <string_view>
 
 #include "bulkhead/runtime.hpp"
 #include "cli/logger.hpp"
@@ -26,7 +27,8 @@ struct Commands {
            *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr,
            *features = nullptr;
 
-  void add_to(CLI::App &app);
+  // Registers the subcommands, or only the one named `only` (nothing when it is not one of these).
+  void add_to(CLI::App &app, std::string_view only = {});
   // Returns the process exit code.
   int dispatch(Runtime &rt, const Logger &log);
 };

@@ -51,12 +51,23 @@ int main(int argc, char **argv) {
   app.add_flag("--systemd-cgroup", systemd_cgroup, "use the systemd cgroup driver");
   app.add_flag("-v,--version", version, "print the version");
   app.require_subcommand(0, 1);
-  cli::Commands commands;
-  commands.add_to(app);
-  cli::CgroupCommands cgroup_commands;
-  cgroup_commands.add_to(app);
-
   std::vector<std::string> args(argv + 1, argv + argc);
+  // Building CLI11's whole tree costs more than most commands themselves (bench/README.md), so
+  // only the chosen subcommand is built. Anything else (no subcommand, --help, an unknown word)
+  // gets the full tree, and with it the same help and errors as before.
+  static const std::set<std::string> global_value_flags = {"--root", "--log", "--log-format"};
+  std::string word = cli::subcommand_word(args, global_value_flags);
+  cli::Commands commands;
+  cli::CgroupCommands cgroup_commands;
+  if (!word.empty()) {
+    commands.add_to(app, word);
+    cgroup_commands.add_to(app, word);
+  }
+  if (app.get_subcommands([](const CLI::App *) { return true; }).empty()) {
+    commands.add_to(app);
+    cgroup_commands.add_to(app);
+  }
+
   args = cli::normalize_single_dash(args, long_option_names(app));
   commands.exec_opts.args = cli::split_exec_command(args, value_flag_names(app));
   cgroup_commands.ps_args = cli::split_ps_args(args, value_flag_names(app));

@@ -13,7 +13,8 @@
 // |   |              | cgroup (+resources, device eBPF), open namespace  |                                         |
 // |   |              | paths, bind start.sock, connect console/listener  |                                         |
 // | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
-// | 2a| parent       | (no clone3 cgroup support) write cgroup.procs      | Go -> child continues                   |
+// | 2a| parent       | (no CLONE_INTO_CGROUP, or clone(2) because clone3 | Go -> child continues                   |
+// |   |              | is ENOSYS) write cgroup.procs                     |                                         |
 // | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
 // |   |              | unshare rest, clone(CLONE_PARENT) init, exit      |                                         |
 // | 3 | child        | new user namespace only                           | UsernsReady -> parent writes uid/gid    |
@@ -52,6 +53,7 @@
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
 #include "rootfs/safe_path.hpp"
+#include "runtime/clone.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/hooks.hpp"
@@ -99,17 +101,6 @@ Result<UniqueFd> listen_start_socket(const ContainerDir &dir) {
   if (::listen(s.get(), 1) < 0)
     return failf_errno("listening on {}/start.sock", dir.path());
   return s;
-}
-
-long clone3_call(unsigned long flags, int cgroup_fd) {
-  struct clone_args ca {};
-  ca.flags = flags;
-  ca.exit_signal = SIGCHLD;
-  if (cgroup_fd >= 0) {
-    ca.flags |= CLONE_INTO_CGROUP;
-    ca.cgroup = static_cast<uint64_t>(cgroup_fd);
-  }
-  return ::syscall(SYS_clone3, &ca, sizeof ca);
 }
 
 struct Child {
@@ -197,7 +188,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   } else {
     log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
   }
-  BH_CHECK(dir.save(rec));
+  BH_CHECK(dir.save_first(rec));
   // exec takes its defaults (namespaces, confinement) from the config the container was made from,
   // not from a bundle that may have changed since.
   BH_CHECK(write_file_at(dir.fd(), "config.json", config_text, O_WRONLY | O_CREAT | O_EXCL, 0600));
@@ -245,11 +236,9 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     flags = plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWCGROUP | 0x80 /* CLONE_NEWTIME */);
 
   Child child;
-  child.pid = static_cast<pid_t>(clone3_call(flags, cgroup_fd.get()));
-  if (child.pid < 0 && cgroup_fd && (errno == EINVAL || errno == ENOSYS || errno == E2BIG)) {
-    args.wait_for_cgroup = true;
-    child.pid = static_cast<pid_t>(clone3_call(flags, -1));
-  }
+  CloneResult cloned = clone_child(flags, cgroup_fd ? cgroup_fd.get() : -1);
+  child.pid = static_cast<pid_t>(cloned.pid);
+  args.wait_for_cgroup = cgroup_fd && !cloned.in_cgroup;
   if (child.pid < 0)
     return failf_errno("clone of container init (flags {:#x})", flags);
   if (child.pid == 0) {

@@ -6,6 +6,8 @@
 // |   |        | compile its security plan, pidfd of init (verified start    |                       |
 // |   |        | time), setns(pidfd, CLONE_NEWPID) for its children          |                       |
 // | 2 | parent | clone3(CLONE_INTO_CGROUP = the container's cgroup)          | sync socket inherited |
+// | 2a| child  | (no CLONE_INTO_CGROUP, or clone(2) because clone3 is ENOSYS) |                       |
+// |   |        | writes itself into the cgroup's cgroup.procs first          |                       |
 // | 3 | child  | setns(pidfd, every other namespace that differs), private   | Error(text) on any    |
 // |   |        | procfs, attributes, LSM, rlimits, pty, user+caps, cwd,      | failure, then exit    |
 // |   |        | executable lookup, seccomp                                  |                       |
@@ -28,6 +30,7 @@
 #include "bulkhead/runtime.hpp"
 #include "oci/parse.hpp"
 #include "rootfs/safe_path.hpp"
+#include "runtime/clone.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/foreground.hpp"
@@ -136,6 +139,7 @@ struct ExecChild {
   int sync_fd;
   int console_fd;
   int preserve_fds;
+  int join_cgroup_fd = -1; // the container's cgroup, when the child must move itself there
 };
 
 Status prepare_exec(const ExecChild &c, std::string &exe) {
@@ -167,6 +171,13 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
 }
 
 [[noreturn]] void exec_child(const ExecChild &c) {
+  if (c.join_cgroup_fd >= 0) {
+    UniqueFd procs(::openat(c.join_cgroup_fd, "cgroup.procs", O_WRONLY | O_CLOEXEC));
+    if (!procs || ::write(procs.get(), "0", 1) != 1) {
+      send_error(c.sync_fd, Error{errno, "joining the container's cgroup (cgroup.procs)"});
+      ::_exit(1);
+    }
+  }
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_DUMPABLE, 0);
   // Only stdio, --preserve-fds and our own (CLOEXEC) sockets survive.
@@ -266,21 +277,16 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     ::prctl(PR_SET_CHILD_SUBREAPER, 1);
     ::sigprocmask(SIG_BLOCK, &relay, &old);
   }
-  struct clone_args ca {};
-  ca.exit_signal = SIGCHLD;
-  if (cgroup_fd) {
-    ca.flags = CLONE_INTO_CGROUP;
-    ca.cgroup = static_cast<uint64_t>(cgroup_fd.get());
-  }
   int process_pidfd = -1;
-  if (pidfd_socket) {
-    ca.flags |= CLONE_PIDFD;
-    ca.pidfd = reinterpret_cast<uint64_t>(&process_pidfd);
-  }
   ExecChild child{&*spec.process,       &plan,         pidfd.get(), join, child_end.get(),
                   console_theirs.get(), o.preserve_fds};
   dir = ContainerDir(); // never hold the container lock across a user process
-  pid_t pid = static_cast<pid_t>(::syscall(SYS_clone3, &ca, sizeof ca));
+  CloneResult cloned =
+      clone_child(0, cgroup_fd ? cgroup_fd.get() : -1, pidfd_socket ? &process_pidfd : nullptr);
+  pid_t pid = static_cast<pid_t>(cloned.pid);
+  // Without CLONE_INTO_CGROUP the child joins the cgroup itself, before anything else.
+  if (pid == 0 && cgroup_fd && !cloned.in_cgroup)
+    child.join_cgroup_fd = cgroup_fd.get();
   if (pid < 0)
     return failf_errno("clone of the exec process");
   if (pid == 0) {

@@ -19,6 +19,7 @@
 #include "rootfs/masks.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/pivot.hpp"
+#include "runtime/clone.hpp"
 #include "runtime/console.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process_setup.hpp"
@@ -95,9 +96,7 @@ Status wait_for_id_maps(int sync_fd) {
 // create/run process as its parent); the intermediate reports init's host pid and exits, only
 // init returns.
 void become_init(const InitArgs &a) {
-  struct clone_args ca {};
-  ca.flags = CLONE_PARENT;
-  long pid = ::syscall(SYS_clone3, &ca, sizeof ca);
+  long pid = clone_child(CLONE_PARENT, -1, nullptr, 0).pid;
   if (pid < 0)
     die(a.sync_fd, Error{errno, "clone of container init"});
   if (pid == 0)

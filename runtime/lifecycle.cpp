@@ -123,14 +123,15 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
   if ((status == "running" || status == "paused") && !force)
     return failf("container {:?} cannot be deleted: it is {} (use --force)", id, status);
 
+  // compute_status has just read /proc/<pid>/stat; a died create's record was not looked at.
+  bool alive = rec.creating ? is_alive(rec.init) : status != "stopped";
   auto cg = cgroup_of(rec);
-  if (is_alive(rec.init) || (!cg.empty_path() && cg.populated().value_or(false))) {
-    if (!cg.empty_path()) {
-      // A frozen cgroup would keep SIGKILL pending forever.
-      (void)write_file_at(AT_FDCWD, cg.full_path() + "/cgroup.freeze", "0", O_WRONLY);
-      (void)cg.signal_all(SIGKILL);
-    }
-    if (is_alive(rec.init))
+  if (alive || (!cg.empty_path() && cg.populated().value_or(false))) {
+    // cgroup2 delivers SIGKILL to frozen tasks too, so a paused container needs no thaw first.
+    bool killed_all = !cg.empty_path() && cg.signal_all(SIGKILL).has_value();
+    // Every process of a created container is in its cgroup; a create that died may have left
+    // init outside it (before cgroup.procs was written).
+    if (alive && (!killed_all || rec.creating))
       (void)send_signal(rec.init, SIGKILL);
     auto exited = wait_exit(rec.init, 10000);
     if (exited && !*exited)

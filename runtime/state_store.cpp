@@ -57,7 +57,9 @@ std::string now_rfc3339() {
   return fmt::format("{}.{:09d}Z", std::string_view(buf, n), ts.tv_nsec);
 }
 
-Status ContainerDir::save(const ContainerRecord &rec) const {
+namespace {
+
+std::string record_json(const ContainerRecord &rec) {
   nlohmann::json j = {
       {"id", rec.id},
       {"bundle", rec.bundle},
@@ -73,7 +75,18 @@ Status ContainerDir::save(const ContainerRecord &rec) const {
       {"has_pid_namespace", rec.has_pid_namespace},
       {"hooks", oci::hooks_to_json(rec.hooks)},
   };
-  return write_file_atomic_at(dir_.get(), kStateFile, j.dump(), 0600);
+  return j.dump();
+}
+
+} // namespace
+
+Status ContainerDir::save(const ContainerRecord &rec) const {
+  return write_file_atomic_at(dir_.get(), kStateFile, record_json(rec), 0600);
+}
+
+Status ContainerDir::save_first(const ContainerRecord &rec) const {
+  return write_file_at(dir_.get(), kStateFile, record_json(rec), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW,
+                       0600);
 }
 
 Result<ContainerRecord> ContainerDir::load() const {

@@ -41,6 +41,10 @@ public:
   int fd() const { return dir_.get(); }
 
   Status save(const ContainerRecord &rec) const;
+  // The first record of a new container dir: written in place (O_EXCL), with no temp file and
+  // rename, since nothing can hold an older version. A reader racing with it (under the lock
+  // that create holds) may see it empty, as before it could find it missing.
+  Status save_first(const ContainerRecord &rec) const;
   Result<ContainerRecord> load() const;
   // Removes everything in the directory and the directory itself.
   Status remove() const;
