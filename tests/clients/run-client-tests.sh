@@ -44,6 +44,8 @@ for s in "$@"; do bash "$s-suite.sh" || rc=1; done
 exit $rc
 SH
 
+# run-in-vm.sh refuses a cwd under /tmp or /run (CI may clone there): run from the stage.
+cd "$stage"
 start=$(date +%s)
 rc=0
 for attempt in 1 2; do # 125 is the VM failing, never a test result: boot once more
