@@ -177,10 +177,7 @@ class Bench:
             for line in open("/proc/self/cgroup"):
                 parts = line.strip().split(":", 2)
                 if len(parts) == 3 and "memory" in parts[1].split(","):
-                    p = f"/sys/fs/cgroup/memory{parts[2]}/memory.usage_in_bytes"
-                    if os.path.exists(p):
-                        self.memcg_fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
-                        s["memory_source"] = f"v1 memcg usage_in_bytes of the bench's own cgroup ({parts[2]})"
+                    self.open_own_memcg(s, f"/sys/fs/cgroup/memory{parts[2]}", parts[2])
             s["host_cgroup_layout"] = "hybrid v1/v2 (cgroup2 at /sys/fs/cgroup/unified)" if fstype(
                 "/sys/fs/cgroup/unified") == "cgroup2fs" else f"{fstype('/sys/fs/cgroup')} at /sys/fs/cgroup"
             rc = subprocess.run(["mount", "-t", "cgroup2", "none", "/sys/fs/cgroup"]).returncode
@@ -205,6 +202,60 @@ class Bench:
         if self.memcg_fd is None:
             s["memory_source"] = "system-wide MemTotal - MemAvailable (/proc/meminfo)" + (
                 ", page cache dropped and the runtimes' files re-read before each reading" if self.vm else "")
+
+    def open_own_memcg(self, s, parent, rel):
+        """Moves the bench into a child of its own v1 memory cgroup, so that the reading holds the bench,
+        the runtimes and their containers, and nothing else of this login session (a shell or a
+        build in the same session moved the shared cgroup's usage by tens of KiB per container).
+        Creating and removing a child of our own cgroup leaves the host's hierarchies alone."""
+        child = os.path.join(parent, f"bulkhead-bench-{os.getpid()}")
+        try:
+            os.mkdir(child)
+            with open(os.path.join(child, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError as e:
+            log(f"!! own memory cgroup {child}: {e}; reading the session's cgroup instead")
+            try:
+                os.rmdir(child)
+            except OSError:
+                pass
+            child, rel = parent, rel + " (shared with the login session)"
+        else:
+            self.memcg_child = (parent, child)
+            rel = rel + f"/bulkhead-bench-{os.getpid()}"
+        p = os.path.join(child, "memory.usage_in_bytes")
+        if os.path.exists(p):
+            self.memcg_fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
+            s["memory_source"] = f"v1 memcg usage_in_bytes of a cgroup of the bench's own ({rel})"
+
+    def leave_own_memcg(self):
+        if not getattr(self, "memcg_child", None):
+            return
+        parent, child = self.memcg_child
+        try:
+            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+            os.rmdir(child)
+        except OSError as e:
+            log(f"!! removing {child}: {e}")
+        self.memcg_child = None
+
+    def settle_mem(self, limit_s=20.0):
+        """Waits until the memory reading stops moving: the previous round's network namespaces are
+        torn down by a kernel worker after `delete` returns, and their memory would otherwise be
+        subtracted from whichever runtime is measured next."""
+        if self.memcg_fd is None:
+            time.sleep(1.0)  # the VM's system-wide reading moves by MiBs: it would never settle
+            return self.mem_bytes()
+        prev = self.mem_bytes()
+        t_end = time.time() + limit_s
+        while time.time() < t_end:
+            time.sleep(0.5)
+            cur = self.mem_bytes()
+            if abs(cur - prev) < (64 << 10):
+                return cur
+            prev = cur
+        return prev
 
     def mem_bytes(self):
         if self.memcg_fd is not None:
@@ -549,46 +600,63 @@ class Bench:
     def bench_density(self):
         items = [n for n in RUNTIMES if n not in self.failed]
         dens = self.res.setdefault("density", {})
+        reps = max(1, self.a.density_repeats)
         for ni, N in enumerate(self.a.density):
-            for it in self.rotated(items, ni):
-                log(f"== density {it} N={N}")
-                time.sleep(1.0 + N * 0.004)  # let the previous round's netns teardown settle
-                mem0 = self.mem_bytes()
-                ids = []
-                t0 = time.perf_counter_ns()
-                fail = None
-                for j in range(N):
-                    cid = self.new_id("d")
-                    r = spawn(self.rt[it] + ["run", "-d", "--bundle", self.bundles["sleep"], cid], self.timeout,
-                              err=self.err)
-                    if r.rc != 0:
-                        fail = f"container {j + 1}/{N}: rc={r.rc}: {r.err[-300:]}"
-                        subprocess.run(self.rt[it] + ["delete", "-f", cid], capture_output=True)
-                        break
-                    ids.append(cid)
-                t_start = (time.perf_counter_ns() - t0) / 1e6
-                time.sleep(0.5)
-                mem1 = self.mem_bytes()
-                t0 = time.perf_counter_ns()
-                del_fail = 0
-                for cid in ids:
-                    r = spawn(self.rt[it] + ["delete", "-f", cid], self.timeout, err=self.err)
-                    if r.rc != 0:
-                        del_fail += 1
-                t_del = (time.perf_counter_ns() - t0) / 1e6
-                entry = {
-                    "started": len(ids),
-                    "start_all_ms": round(t_start, 2),
-                    "start_per_container_ms": round(t_start / max(1, len(ids)), 3),
-                    "mem_delta_bytes": mem1 - mem0,
-                    "mem_per_container_kib": round((mem1 - mem0) / 1024 / max(1, len(ids)), 1),
-                    "delete_all_ms": round(t_del, 2),
-                    "delete_failures": del_fail,
-                }
-                if fail:
-                    entry["error"] = fail
-                    log(f"!! {it} density N={N}: {fail}")
+            samples = {it: [] for it in items}
+            for rep in range(reps):
+                for it in self.rotated(items, ni + rep):
+                    log(f"== density {it} N={N} ({rep + 1}/{reps})")
+                    samples[it].append(self.density_round(it, N))
+            for it in items:
+                good = [e for e in samples[it] if not e.get("error")] or samples[it]
+                entry = {k: statistics.median(e[k] for e in good)
+                         for k in ("started", "start_all_ms", "start_per_container_ms", "mem_delta_bytes",
+                                   "mem_per_container_kib", "delete_all_ms", "delete_failures")}
+                entry["repeats"] = samples[it]
+                errs = [e["error"] for e in samples[it] if e.get("error")]
+                if errs:
+                    entry["error"] = f"{len(errs)}/{len(samples[it])} rounds failed, first: {errs[0]}"
                 dens.setdefault(str(N), {})[it] = entry
+
+    def density_round(self, it, N):
+        """One round: N detached containers, memory before and after, then delete all of them."""
+        time.sleep(0.5)
+        mem0 = self.settle_mem()
+        ids = []
+        t0 = time.perf_counter_ns()
+        fail = None
+        for j in range(N):
+            cid = self.new_id("d")
+            r = spawn(self.rt[it] + ["run", "-d", "--bundle", self.bundles["sleep"], cid], self.timeout,
+                      err=self.err)
+            if r.rc != 0:
+                fail = f"container {j + 1}/{N}: rc={r.rc}: {r.err[-300:]}"
+                subprocess.run(self.rt[it] + ["delete", "-f", cid], capture_output=True)
+                break
+            ids.append(cid)
+        t_start = (time.perf_counter_ns() - t0) / 1e6
+        time.sleep(0.5)
+        mem1 = self.mem_bytes()
+        t0 = time.perf_counter_ns()
+        del_fail = 0
+        for cid in ids:
+            r = spawn(self.rt[it] + ["delete", "-f", cid], self.timeout, err=self.err)
+            if r.rc != 0:
+                del_fail += 1
+        t_del = (time.perf_counter_ns() - t0) / 1e6
+        entry = {
+            "started": len(ids),
+            "start_all_ms": round(t_start, 2),
+            "start_per_container_ms": round(t_start / max(1, len(ids)), 3),
+            "mem_delta_bytes": mem1 - mem0,
+            "mem_per_container_kib": round((mem1 - mem0) / 1024 / max(1, len(ids)), 1),
+            "delete_all_ms": round(t_del, 2),
+            "delete_failures": del_fail,
+        }
+        if fail:
+            entry["error"] = fail
+            log(f"!! {it} density N={N}: {fail}")
+        return entry
 
     def sizes(self):
         sz = {}
@@ -627,6 +695,7 @@ class Bench:
         m["loadavg_at_start"] = open("/proc/loadavg").read().split()[:3]
         m["runs"] = self.a.runs
         m["density"] = self.a.density
+        m["density_repeats"] = self.a.density_repeats
         m["quick"] = self.a.quick
         m["versions"] = {
             "bulkhead": sh(f"{self.a.bulkhead} --version | head -2 | tr '\\n' ' '"),
@@ -677,6 +746,7 @@ class Bench:
                 self.res["errors"].append(f"{ph.__name__}: {type(e).__name__}: {e}")
                 log(f"!! {ph.__name__}: {type(e).__name__}: {e}")
             self.res["meta"].setdefault("phase_seconds", {})[ph.__name__] = round(time.time() - t, 1)
+        self.leave_own_memcg()
         self.summarize_all()
         self.res["meta"]["total_seconds"] = round(time.time() - t0, 1)
         shutil.rmtree(self.work, ignore_errors=True)
@@ -819,10 +889,11 @@ def render_md(res):
     L.append("")
     if m["env"] == "vm":
         L.append("In the VM the memory reading is system-wide and moves by a few MiB between readings, so "
-                 "the N=10 memory row is noise; every density cell is a single measurement under TCG, "
+                 "the N=10 memory row is noise; under TCG "
                  "where background kernel work (network namespace teardown) adds seconds at random.")
         L.append("")
-    L.append(f"Memory per container: {st.get('memory_source')}, delta after starting N / N. "
+    L.append(f"Memory per container: {st.get('memory_source')}, delta after starting N / N; density cells are "
+             f"medians of {m.get('density_repeats', 1)} interleaved round(s). "
              f"Instructions: {res.get('instructions', {}).get('method')}.")
     notes = []
     for n in names:
@@ -887,6 +958,8 @@ def main():
     p.add_argument("--runs", type=int, default=200)
     p.add_argument("--rss-runs", type=int, default=10)
     p.add_argument("--density", default="10,100,500")
+    p.add_argument("--density-repeats", type=int, default=3,
+                   help="rounds per runtime and N (interleaved); the table shows medians")
     p.add_argument("--quick", action="store_true")
     p.add_argument("--bulkhead", default="build-bench/cli/bulkhead")
     p.add_argument("--busybox", default="/bin/busybox")

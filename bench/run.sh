@@ -40,11 +40,13 @@ env=host
 if [ $env = vm ]; then
     : "${runs:=$([ $quick = 1 ] && echo 20 || echo 40)}"
     : "${density:=10,50}"
+    repeats=1  # each TCG round takes minutes
 else
     : "${runs:=$([ $quick = 1 ] && echo 30 || echo 200)}"
     : "${density:=$([ $quick = 1 ] && echo 10,100 || echo 10,100,500)}"
+    repeats=3
 fi
-args=(--env "$env" --runs "$runs" --density "$density" --bulkhead "$build/cli/bulkhead" "${extra[@]}")
+args=(--env "$env" --runs "$runs" --density "$density" --density-repeats "$repeats" --bulkhead "$build/cli/bulkhead" "${extra[@]}")
 [ $quick = 1 ] && args+=(--quick)
 [ $readme = 1 ] || args+=(--readme /nonexistent)
 

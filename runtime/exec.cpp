@@ -144,7 +144,9 @@ struct ExecChild {
 
 Status prepare_exec(const ExecChild &c, std::string &exe) {
   // Opened before joining: a procfs the container's mount namespace cannot have tampered with.
-  UniqueFd proc = BH_TRY(security::open_private_procfs());
+  UniqueFd proc;
+  if (security::writes_procfs(*c.security))
+    proc = BH_TRY(security::open_private_procfs());
   int rest = c.join_flags & ~CLONE_NEWPID;
   if (rest && ::setns(c.pidfd, rest) < 0)
     return failf_errno("joining the container's namespaces ({:#x})", rest);

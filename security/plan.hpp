@@ -69,6 +69,11 @@ Result<SecurityPlan> prepare_security(const oci::Spec &spec, const WarnFn &warn)
 // kernel allows it, else the /proc this mount namespace inherited from the host. Verified by
 // filesystem magic and root inode. Call before any container-controlled mount happens.
 Result<UniqueFd> open_private_procfs();
+// Whether applying `plan` writes to procfs (LSM exec labels); without that, and without sysctls,
+// no private procfs is needed.
+inline bool writes_procfs(const SecurityPlan &plan) {
+  return !plan.apparmor_profile.empty() || !plan.selinux_label.empty();
+}
 // Fails when a proc or sysfs mount destination is, or passes through, a symlink in the rootfs.
 Status check_special_mount_destinations(int root_fd, const oci::Spec &spec);
 // Writes `value` to `relative` below a verified procfs fd; the opened file is verified too.
