@@ -313,7 +313,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   if (!o.pid_file.empty())
     BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
   if (pidfd_socket)
-    BH_CHECK(send_fd(pidfd_socket.get(), process_pidfd_owner.get(), "pidfd", "the exec pidfd to the pidfd socket"));
+    BH_CHECK(send_fd(pidfd_socket.get(), process_pidfd_owner.get(), "pidfd",
+                     "the exec pidfd to the pidfd socket"));
   if (o.detach)
     return 0;
   auto st = BH_TRY(wait_foreground(pid, std::move(master), relay));

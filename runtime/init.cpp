@@ -155,8 +155,10 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
   BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
-  rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns, lx.mount_label, a.cgroup_dir,
-                           a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP)};
+  rootfs::MountContext ctx{
+      root_fd.get(), a.bundle,
+      in_userns,     lx.mount_label,
+      a.cgroup_dir,  a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP)};
   for (const auto &m : s.mounts)
     BH_CHECK(rootfs::mount_entry(ctx, m));
   if (has_dev_mount(s)) {
