@@ -21,6 +21,7 @@ Setup, for fairness (see bench/README.md):
 
 import argparse
 import datetime
+import errno
 import json
 import math
 import os
@@ -210,6 +211,9 @@ class Bench:
         Creating and removing a child of our own cgroup leaves the host's hierarchies alone."""
         child = os.path.join(parent, f"bulkhead-bench-{os.getpid()}")
         try:
+            # Opened now: /sys/fs/cgroup is covered by a cgroup2 mount before the bench leaves.
+            parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            procs_fd = os.open(os.path.join(parent, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
             os.mkdir(child)
             with open(os.path.join(child, "cgroup.procs"), "w") as f:
                 f.write(str(os.getpid()))
@@ -221,7 +225,7 @@ class Bench:
                 pass
             child, rel = parent, rel + " (shared with the login session)"
         else:
-            self.memcg_child = (parent, child)
+            self.memcg_child = (parent_fd, procs_fd, os.path.basename(child))
             rel = rel + f"/bulkhead-bench-{os.getpid()}"
         p = os.path.join(child, "memory.usage_in_bytes")
         if os.path.exists(p):
@@ -231,13 +235,21 @@ class Bench:
     def leave_own_memcg(self):
         if not getattr(self, "memcg_child", None):
             return
-        parent, child = self.memcg_child
+        parent_fd, procs_fd, name = self.memcg_child
         try:
-            with open(os.path.join(parent, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
-            os.rmdir(child)
+            os.write(procs_fd, str(os.getpid()).encode())
+            for _ in range(50):  # the last containers' memory is uncharged asynchronously
+                try:
+                    os.rmdir(name, dir_fd=parent_fd)
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY:
+                        raise
+                    time.sleep(0.1)
         except OSError as e:
-            log(f"!! removing {child}: {e}")
+            log(f"!! removing memory cgroup {name}: {e}")
+        os.close(procs_fd)
+        os.close(parent_fd)
         self.memcg_child = None
 
     def settle_mem(self, limit_s=20.0):
@@ -889,8 +901,8 @@ def render_md(res):
     L.append("")
     if m["env"] == "vm":
         L.append("In the VM the memory reading is system-wide and moves by a few MiB between readings, so "
-                 "the N=10 memory row is noise; under TCG "
-                 "where background kernel work (network namespace teardown) adds seconds at random.")
+                 "the N=10 memory row is noise; under TCG, "
+                 "background kernel work (network namespace teardown) adds seconds at random.")
         L.append("")
     L.append(f"Memory per container: {st.get('memory_source')}, delta after starting N / N; density cells are "
              f"medians of {m.get('density_repeats', 1)} interleaved round(s). "
