@@ -134,10 +134,12 @@ bool holds(const ProgInfo &info, const std::vector<bpf_insn> &program) {
   if (info.type != BPF_PROG_TYPE_CGROUP_DEVICE)
     return false;
   auto bytes = bytes_of(program);
+  // Kernels before 6.18 tag with SHA-1: compute it only when the SHA-256 tag does not match.
   auto s256 = sha256(bytes);
+  if (std::equal(info.tag.begin(), info.tag.end(), s256.begin()))
+    return true;
   auto s1 = sha1(bytes);
-  return std::equal(info.tag.begin(), info.tag.end(), s256.begin()) ||
-         std::equal(info.tag.begin(), info.tag.end(), s1.begin());
+  return std::equal(info.tag.begin(), info.tag.end(), s1.begin());
 }
 
 constexpr const char *kBpffs = "/sys/fs/bpf";
