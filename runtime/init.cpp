@@ -155,10 +155,8 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
   BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
-  rootfs::MountContext ctx{
-      root_fd.get(), a.bundle,
-      in_userns,     lx.mount_label,
-      a.cgroup_dir,  a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP)};
+  bool in_cgroupns = a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP);
+  rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns, lx.mount_label, a.cgroup_dir, in_cgroupns};
   for (const auto &m : s.mounts)
     BH_CHECK(rootfs::mount_entry(ctx, m));
   if (has_dev_mount(s)) {
@@ -192,8 +190,8 @@ Status prepare(const InitArgs &a, std::string &exe) {
   BH_CHECK(ns::set_hostname(s.hostname, s.domainname));
 
   // Opened before any container-controlled mount exists: sysctls and LSM labels go only here.
-  // Only when something will be written: closing a detached procfs mount costs an expedited RCU
-  // grace period, which was the second largest wait of a plain `run`.
+  // Only when something will be written: a detached procfs mount is freed at close through an
+  // expedited RCU grace period (about 0.9 ms under load), and most containers write nothing.
   UniqueFd proc;
   if ((s.linux && !s.linux->sysctl.empty()) || security::writes_procfs(*a.security))
     proc = BH_TRY(security::open_private_procfs());
