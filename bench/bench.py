@@ -143,6 +143,53 @@ def sh(cmd):
         return f"error: {e}"
 
 
+class OwnV1Memcg:
+    """A child of this process's own v1 memory cgroup, entered and left by this process. Creating and
+    removing a child of our own cgroup leaves the host's hierarchies alone. The parent is opened on
+    enter, because callers cover /sys/fs/cgroup with a cgroup2 mount before they leave."""
+
+    def __init__(self, parent, prefix):
+        self.parent = parent
+        self.name = f"{prefix}-{os.getpid()}"
+        self.path = os.path.join(parent, self.name)
+        self.parent_fd = self.procs_fd = None
+
+    def enter(self):
+        try:
+            self.parent_fd = os.open(self.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+            self.procs_fd = os.open(os.path.join(self.parent, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
+            os.mkdir(self.path)
+            with open(os.path.join(self.path, "cgroup.procs"), "w") as f:
+                f.write(str(os.getpid()))
+        except OSError:
+            self.leave()
+            raise
+
+    def leave(self):
+        """Moves back to the parent and removes the child; returns an error text or None."""
+        err = None
+        try:
+            if self.procs_fd is not None:
+                os.write(self.procs_fd, str(os.getpid()).encode())
+            for _ in range(50 if self.parent_fd is not None else 0):  # uncharging is asynchronous
+                try:
+                    os.rmdir(self.name, dir_fd=self.parent_fd)
+                    break
+                except FileNotFoundError:
+                    break
+                except OSError as e:
+                    if e.errno != errno.EBUSY:
+                        raise
+                    time.sleep(0.1)
+        except OSError as e:
+            err = f"removing memory cgroup {self.path}: {e}"
+        for fd in (self.procs_fd, self.parent_fd):
+            if fd is not None:
+                os.close(fd)
+        self.parent_fd = self.procs_fd = None
+        return err
+
+
 class Bench:
     def __init__(self, a):
         self.a = a
@@ -207,50 +254,27 @@ class Bench:
     def open_own_memcg(self, s, parent, rel):
         """Moves the bench into a child of its own v1 memory cgroup, so that the reading holds the bench,
         the runtimes and their containers, and nothing else of this login session (a shell or a
-        build in the same session moved the shared cgroup's usage by tens of KiB per container).
-        Creating and removing a child of our own cgroup leaves the host's hierarchies alone."""
-        child = os.path.join(parent, f"bulkhead-bench-{os.getpid()}")
+        build in the same session moved the shared cgroup's usage by tens of KiB per container)."""
+        self.memcg_child = OwnV1Memcg(parent, "bulkhead-bench")
         try:
-            # Opened now: /sys/fs/cgroup is covered by a cgroup2 mount before the bench leaves.
-            parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-            procs_fd = os.open(os.path.join(parent, "cgroup.procs"), os.O_WRONLY | os.O_CLOEXEC)
-            os.mkdir(child)
-            with open(os.path.join(child, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
+            self.memcg_child.enter()
         except OSError as e:
-            log(f"!! own memory cgroup {child}: {e}; reading the session's cgroup instead")
-            try:
-                os.rmdir(child)
-            except OSError:
-                pass
+            log(f"!! own memory cgroup {self.memcg_child.path}: {e}; reading the session's cgroup instead")
+            self.memcg_child = None
             child, rel = parent, rel + " (shared with the login session)"
         else:
-            self.memcg_child = (parent_fd, procs_fd, os.path.basename(child))
-            rel = rel + f"/bulkhead-bench-{os.getpid()}"
+            child, rel = self.memcg_child.path, rel + "/" + self.memcg_child.name
         p = os.path.join(child, "memory.usage_in_bytes")
         if os.path.exists(p):
             self.memcg_fd = os.open(p, os.O_RDONLY | os.O_CLOEXEC)
             s["memory_source"] = f"v1 memcg usage_in_bytes of a cgroup of the bench's own ({rel})"
 
     def leave_own_memcg(self):
-        if not getattr(self, "memcg_child", None):
-            return
-        parent_fd, procs_fd, name = self.memcg_child
-        try:
-            os.write(procs_fd, str(os.getpid()).encode())
-            for _ in range(50):  # the last containers' memory is uncharged asynchronously
-                try:
-                    os.rmdir(name, dir_fd=parent_fd)
-                    break
-                except OSError as e:
-                    if e.errno != errno.EBUSY:
-                        raise
-                    time.sleep(0.1)
-        except OSError as e:
-            log(f"!! removing memory cgroup {name}: {e}")
-        os.close(procs_fd)
-        os.close(parent_fd)
-        self.memcg_child = None
+        if getattr(self, "memcg_child", None):
+            err = self.memcg_child.leave()
+            if err:
+                log(f"!! {err}")
+            self.memcg_child = None
 
     def settle_mem(self, limit_s=20.0):
         """Waits until the memory reading stops moving: the previous round's network namespaces are
@@ -632,7 +656,6 @@ class Bench:
 
     def density_round(self, it, N):
         """One round: N detached containers, memory before and after, then delete all of them."""
-        time.sleep(0.5)
         mem0 = self.settle_mem()
         ids = []
         t0 = time.perf_counter_ns()

@@ -15,6 +15,9 @@ import subprocess
 import sys
 import time
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bench import OwnV1Memcg  # noqa: E402
+
 
 def memcg_of_self():
     for line in open("/proc/self/cgroup"):
@@ -28,14 +31,9 @@ def main():
     n = int(sys.argv[1])
     runtimes = sys.argv[2].split(",")
     bulkhead = os.path.abspath(sys.argv[3] if len(sys.argv) > 3 else "build/cli/bulkhead")
-    parent = memcg_of_self()
-    memcg = os.path.join(parent, f"bulkhead-breakdown-{os.getpid()}")
-    # Opened now: /sys/fs/cgroup is covered by a cgroup2 mount before we leave the child.
-    parent_fd = os.open(parent, os.O_RDONLY | os.O_DIRECTORY)
-    parent_procs = os.open(parent + "/cgroup.procs", os.O_WRONLY)
-    os.mkdir(memcg)
-    with open(memcg + "/cgroup.procs", "w") as f:
-        f.write(str(os.getpid()))
+    own = OwnV1Memcg(memcg_of_self(), "bulkhead-breakdown")
+    own.enter()
+    memcg = own.path
     fds = {k: os.open(f"{memcg}/memory.{k}", os.O_RDONLY) for k in ("usage_in_bytes", "kmem.usage_in_bytes", "stat")}
     work = f"/tmp/bulkhead-breakdown.{os.getpid()}"
     os.makedirs(work)
@@ -103,12 +101,9 @@ def main():
             os.close(fd)
         subprocess.run(["umount", "-l", work])
         shutil.rmtree(work, ignore_errors=True)
-        os.write(parent_procs, str(os.getpid()).encode())
-        time.sleep(1)
-        try:
-            os.rmdir(os.path.basename(memcg), dir_fd=parent_fd)
-        except OSError as e:
-            print(f"removing {memcg}: {e}", file=sys.stderr)
+        err = own.leave()
+        if err:
+            print(err, file=sys.stderr)
 
 
 if __name__ == "__main__":
