@@ -1,0 +1,51 @@
+// What a hosted container is: the part of its record the user chose (bulkheadctl create/set).
+// The daemon's record store persists it with the runtime status (daemon/record_store.hpp).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+
+namespace bulkhead::daemon {
+
+struct Limits {
+  std::optional<uint64_t> memory_bytes; // memory.max
+  std::optional<double> cpus;           // cpu.max quota/period (0.5 = half a CPU)
+  std::optional<int64_t> pids;          // pids.max
+};
+
+struct RestartPolicy {
+  enum class Kind { No, OnFailure, Always };
+  Kind kind = Kind::No;
+  int max_retries = 0; // on-failure:N; 0 = no bound
+};
+
+struct ContainerConfig {
+  std::string name;
+  std::string template_name;
+  std::string hostname;                 // default: name
+  Limits limits;
+  std::vector<std::string> env;         // KEY=VALUE, added to the init's environment
+  RestartPolicy restart;
+  bool onboot = false;
+  std::vector<std::string> init;        // argv of the container's init; empty: the template's init
+  std::string stop_signal;              // empty: the template's (TemplateInfo::stop_signal)
+  int64_t created_unix = 0;
+};
+
+// "256M", "1G", "1048576" (bytes; K/M/G/T are powers of 1024).
+Result<uint64_t> parse_size(const std::string &text);
+// "no", "on-failure", "on-failure:3", "always".
+Result<RestartPolicy> parse_restart_policy(const std::string &text);
+std::string restart_policy_text(const RestartPolicy &policy);
+
+nlohmann::json to_json(const ContainerConfig &config);
+// Strict: unknown fields and wrong types are errors naming the field.
+Result<ContainerConfig> config_from_json(const nlohmann::json &j);
+
+} // namespace bulkhead::daemon

@@ -1,0 +1,35 @@
+// Client side of the per-container monitor's control socket (protocol table in daemon/monitor.cpp).
+// bulkheadctl uses it for exec and console (streams the HTTP API cannot carry), the daemon for
+// status after it restarts.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+
+namespace bulkhead::daemon {
+
+struct ExecRequest {
+  std::vector<std::string> args;
+  std::vector<std::string> env; // KEY=VALUE
+  std::string user;             // "uid[:gid]" or a name resolved inside the container; empty: root
+  std::string cwd;              // empty: /
+  bool tty = false;
+  unsigned short rows = 0, cols = 0; // initial window size with tty
+};
+
+// Runs args in the container with the caller's stdin/stdout/stderr (fds passed over SCM_RIGHTS;
+// with tty, the monitor's worker relays between them and a new pty). Returns the exit status
+// (128+N when killed by signal N).
+Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &request, int in_fd, int out_fd,
+                         int err_fd);
+// Opens a console session: returns a connected fd; bytes written go to the console pty, bytes read
+// come from it. The caller relays its terminal and handles the detach key.
+Result<int> monitor_console(const std::string &socket_path);
+// {"monitor_pid", "init_pid", "init_start_time", "started_unix"}.
+Result<nlohmann::json> monitor_status(const std::string &socket_path);
+
+} // namespace bulkhead::daemon
