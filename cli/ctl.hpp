@@ -1,0 +1,77 @@
+// bulkheadctl: the command-line client of bulkheadd (docs/bulkheadctl.md). The command tree is
+// built here and in cli/ctl_*.cpp (one file per group); each subcommand's callback records the
+// action to run, which runs after parsing, with the client for the chosen socket.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "daemon/api_client.hpp"
+
+namespace bulkhead::ctl {
+
+struct Context {
+  std::string socket = daemon::kDefaultSocket;
+  // Words after `create ... --init` (split off before parsing: they may look like flags).
+  std::optional<std::vector<std::string>> init;
+  daemon::ApiClient client() const { return daemon::ApiClient(socket); }
+};
+
+// A parsed command, ready to run: returns the exit status.
+using Action = std::function<int(Context &)>;
+
+struct Cli {
+  std::unique_ptr<CLI::App> app;
+  Context context;
+  Action action;
+  bool version = false, generate_man = false, generate_completion = false;
+};
+
+// The whole command tree. The Cli must not move while the app lives (callbacks point into it).
+std::unique_ptr<Cli> make_cli();
+
+// Parses args (without argv[0]) into cli. Returns an exit status when the run ends here (help,
+// a parse error already printed as "bulkheadctl: ..."), nothing when cli.action is set.
+std::optional<int> parse(Cli &cli, std::vector<std::string> args);
+
+// The whole program: parse, then run the action.
+int run(int argc, char **argv, const char *commit);
+
+// "bulkheadctl: <message>" on stderr; returns 1.
+int report(const std::string &message);
+int report(const Error &e);
+
+// The command groups (cli/ctl_containers.cpp, ctl_exec.cpp, ctl_templates.cpp, ctl_events.cpp).
+void add_container_commands(CLI::App &app, Action &chosen);
+void add_exec_commands(CLI::App &app, Action &chosen);
+void add_template_commands(CLI::App &app, Action &chosen);
+void add_event_commands(CLI::App &app, Action &chosen);
+
+} // namespace bulkhead::ctl
+
+namespace bulkhead::ctl {
+
+// Writes bytes to stdout as they are; false when stdout is gone (a closed pipe).
+bool write_out(std::string_view data);
+// A JSON answer printed for scripts: the API's text unchanged, ending in a newline.
+int print_raw_json(const std::string &body);
+// CLI11 checks built on the ctl_values functions (their message is the error's text).
+CLI::Validator name_validator();
+CLI::Validator size_validator(bool allow_none);
+CLI::Validator cpus_validator(bool allow_none);
+CLI::Validator pids_validator(bool allow_none);
+CLI::Validator restart_validator();
+CLI::Validator env_validator();
+CLI::Validator signal_validator();
+
+// A PUT /1.0/containers/NAME/state and the wait for its operation; 0 or an error reported.
+int change_state(Context &ctx, const std::string &name, nlohmann::json request);
+// Waits when `answer` (of the last request) is a 202 Operation; otherwise returns it unchanged.
+Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
+                              const daemon::ApiClient::ProgressFn &on_progress = {});
+
+} // namespace bulkhead::ctl

@@ -1,0 +1,292 @@
+// Container commands: create, start/stop/restart/kill/freeze/unfreeze, destroy, list, info, set, logs.
+#include <fmt/core.h>
+
+#include "cli/ctl.hpp"
+#include "cli/ctl_format.hpp"
+#include "cli/ctl_values.hpp"
+
+namespace bulkhead::ctl {
+
+namespace {
+
+using daemon::api_path;
+using nlohmann::json;
+
+struct Limits {
+  std::string memory, cpus, pids, restart;
+};
+
+// The limit flags of create and set; set also takes "none" to remove a limit.
+void add_limit_flags(CLI::App *c, Limits &l, bool allow_none) {
+  const std::string none = allow_none ? " ('none' removes the limit)" : "";
+  c->add_option("--memory", l.memory, "memory limit, e.g. 256M or 1G" + none)
+      ->type_name("SIZE")
+      ->check(size_validator(allow_none));
+  c->add_option("--cpus", l.cpus, "CPU limit in CPUs, e.g. 0.5" + none)
+      ->type_name("N")
+      ->check(cpus_validator(allow_none));
+  c->add_option("--pids", l.pids, "maximum number of processes" + none)
+      ->type_name("N")
+      ->check(pids_validator(allow_none));
+  c->add_option("--restart", l.restart, "restart policy: no, on-failure[:N] or always")
+      ->type_name("POLICY")
+      ->check(restart_validator());
+}
+
+// Fills the request from the flags given; the values were checked while parsing.
+void put_limits(json &req, const Limits &l) {
+  if (!l.memory.empty())
+    req["memory"] = l.memory == "none" ? json(nullptr) : json(*parse_size(l.memory));
+  if (!l.cpus.empty())
+    req["cpus"] = l.cpus == "none" ? json(nullptr) : json(*parse_cpus(l.cpus));
+  if (!l.pids.empty())
+    req["pids"] = l.pids == "none" ? json(nullptr) : json(*parse_pids(l.pids));
+  if (!l.restart.empty())
+    req["restart"] = l.restart;
+}
+
+CLI::Option *add_name(CLI::App *c, std::string &name, const std::string &what = "the container") {
+  return c->add_option("NAME", name, what)->required()->check(name_validator());
+}
+
+struct CreateArgs {
+  std::string name, template_name, hostname;
+  Limits limits;
+  std::vector<std::string> env, init_flag;
+  bool onboot = false, start = false;
+};
+
+int create(Context &ctx, const CreateArgs &a) {
+  json req = {{"name", a.name}, {"template", a.template_name}};
+  put_limits(req, a.limits);
+  if (!a.hostname.empty())
+    req["hostname"] = a.hostname;
+  if (!a.env.empty())
+    req["env"] = a.env;
+  if (a.onboot)
+    req["onboot"] = true;
+  if (ctx.init) {
+    if (ctx.init->empty() || (*ctx.init)[0].empty())
+      return report("--init needs the PATH of the container's init");
+    req["init"] = *ctx.init;
+  }
+  if (a.start)
+    req["start"] = true;
+  auto client = ctx.client();
+  auto answer = client.post("/1.0/containers", req);
+  if (!answer)
+    return report(answer.error());
+  // With "start", the daemon may answer with the start operation rather than the container.
+  if (auto done = settle(client, std::move(*answer)); !done)
+    return report(done.error());
+  return 0;
+}
+
+void add_create(CLI::App &app, Action &chosen) {
+  auto a = std::make_shared<CreateArgs>();
+  auto *c = app.add_subcommand("create", "create a container from a template");
+  add_name(c, a->name);
+  c->add_option("--template", a->template_name, "the OS template to build it from")
+      ->type_name("T")
+      ->required()
+      ->check(name_validator());
+  add_limit_flags(c, a->limits, false);
+  c->add_option("--hostname", a->hostname, "hostname inside the container (default: NAME)")->type_name("H");
+  c->add_option("--env", a->env, "environment of init, repeatable")->type_name("K=V")->check(env_validator());
+  c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
+  c->add_flag("--start", a->start, "start it once created");
+  // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.
+  c->add_option("--init", a->init_flag,
+                "init to run instead of the template's, with its arguments: takes the rest "
+                "of the command line")
+      ->type_name("PATH [ARG...]");
+  c->callback([a, &chosen] { chosen = [a](Context &ctx) { return create(ctx, *a); }; });
+}
+
+struct StateArgs {
+  std::string name, signal = "KILL";
+  int timeout = -1;
+};
+
+void add_state_command(CLI::App &app, Action &chosen, const std::string &action, const std::string &help,
+                       bool has_timeout) {
+  auto a = std::make_shared<StateArgs>();
+  auto *c = app.add_subcommand(action, help);
+  add_name(c, a->name);
+  bool stopping = action == "stop" || action == "restart";
+  if (has_timeout)
+    c->add_option("--timeout", a->timeout,
+                  stopping ? "seconds to wait after the stop signal before killing (default 30)"
+                           : "seconds to wait for the start")
+        ->type_name("S")
+        ->check(CLI::Range(0, 86400));
+  if (action == "kill")
+    c->add_option("SIGNAL", a->signal, "signal name or number (default KILL)")->check(signal_validator());
+  c->callback([a, action, stopping, &chosen] {
+    chosen = [a, action, stopping](Context &ctx) {
+      json req = {{"action", action}};
+      if (a->timeout >= 0)
+        req["timeout"] = a->timeout;
+      else if (stopping)
+        req["timeout"] = 30;
+      if (action == "kill")
+        req["signal"] = *normalize_signal(a->signal);
+      return change_state(ctx, a->name, req);
+    };
+  });
+}
+
+void add_destroy(CLI::App &app, Action &chosen) {
+  struct Args {
+    std::string name;
+    bool force = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = app.add_subcommand("destroy", "remove a container and its files");
+  add_name(c, a->name);
+  c->add_flag("-f,--force", a->force, "stop it first when it is running");
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      auto client = ctx.client();
+      auto answer = client.del(api_path("/1.0/containers/", a->name, a->force ? "?force=1" : ""));
+      if (!answer)
+        return report(answer.error());
+      if (auto done = settle(client, std::move(*answer)); !done)
+        return report(done.error());
+      return 0;
+    };
+  });
+}
+
+void add_list(CLI::App &app, Action &chosen) {
+  struct Args {
+    bool json = false, quiet = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = app.add_subcommand("list", "list the containers");
+  c->alias("ls");
+  c->add_flag("--json", a->json, "print the API's Container objects");
+  c->add_flag("-q,--quiet", a->quiet, "print the names only");
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      auto client = ctx.client();
+      if (a->json) {
+        auto body = client.get_text("/1.0/containers");
+        return body ? print_raw_json(*body) : report(body.error());
+      }
+      auto list = client.get("/1.0/containers");
+      if (!list)
+        return report(list.error());
+      if (!list->is_array())
+        return report("GET /1.0/containers: bulkheadd answered something other than an array");
+      std::string out;
+      if (a->quiet) {
+        for (const auto &c : *list)
+          if (c.contains("name") && c["name"].is_string())
+            out += c["name"].get<std::string>() + "\n";
+      } else {
+        out = container_table(*list);
+      }
+      return write_out(out) ? 0 : 1;
+    };
+  });
+}
+
+void add_info(CLI::App &app, Action &chosen) {
+  struct Args {
+    std::string name;
+    bool json = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = app.add_subcommand("info", "show a container's configuration, state and usage");
+  add_name(c, a->name);
+  c->add_flag("--json", a->json, "print the API's Container object as it is");
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      auto client = ctx.client();
+      auto body = client.get_text(api_path("/1.0/containers/", a->name));
+      if (!body)
+        return report(body.error());
+      if (a->json)
+        return print_raw_json(*body);
+      auto container = json::parse(*body, nullptr, false);
+      if (!container.is_object())
+        return report("GET /1.0/containers/" + a->name +
+                      ": bulkheadd answered something other than an object");
+      return write_out(container_view(container)) ? 0 : 1;
+    };
+  });
+}
+
+void add_set(CLI::App &app, Action &chosen) {
+  struct Args {
+    std::string name;
+    Limits limits;
+    bool onboot = false, no_onboot = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = app.add_subcommand("set", "change limits and policies (applied live when running, and saved)");
+  add_name(c, a->name);
+  add_limit_flags(c, a->limits, true);
+  auto *on = c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
+  c->add_flag("--no-onboot", a->no_onboot, "do not start it when bulkheadd starts")->excludes(on);
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      json req = json::object();
+      put_limits(req, a->limits);
+      if (a->onboot || a->no_onboot)
+        req["onboot"] = a->onboot;
+      if (req.empty())
+        return report(
+            "set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot or --no-onboot");
+      auto client = ctx.client();
+      auto answer = client.patch(api_path("/1.0/containers/", a->name), req);
+      return answer ? 0 : report(answer.error());
+    };
+  });
+}
+
+void add_logs(CLI::App &app, Action &chosen) {
+  struct Args {
+    std::string name;
+    bool follow = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = app.add_subcommand("logs", "print the container's console output");
+  add_name(c, a->name);
+  c->add_flag("-f,--follow", a->follow, "keep printing new output");
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      auto client = ctx.client();
+      if (!a->follow) {
+        auto text = client.get_text(api_path("/1.0/containers/", a->name, "/logs"));
+        if (!text)
+          return report(text.error());
+        return write_out(*text) ? 0 : 1;
+      }
+      auto streamed = client.stream_raw(api_path("/1.0/containers/", a->name, "/logs?follow=1"),
+                                        [](std::string_view data) { return write_out(data); });
+      return streamed ? 0 : report(streamed.error());
+    };
+  });
+}
+
+} // namespace
+
+void add_container_commands(CLI::App &app, Action &chosen) {
+  add_create(app, chosen);
+  add_state_command(app, chosen, "start", "start a container", true);
+  add_state_command(app, chosen, "stop", "stop a container: its stop signal, then KILL after the timeout",
+                    true);
+  add_state_command(app, chosen, "restart", "stop, then start a container", true);
+  add_state_command(app, chosen, "kill", "send a signal to a container's init", false);
+  add_destroy(app, chosen);
+  add_list(app, chosen);
+  add_info(app, chosen);
+  add_set(app, chosen);
+  add_state_command(app, chosen, "freeze", "freeze every process of a container", false);
+  add_state_command(app, chosen, "unfreeze", "thaw a frozen container", false);
+  add_logs(app, chosen);
+}
+
+} // namespace bulkhead::ctl

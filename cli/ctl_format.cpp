@@ -1,0 +1,244 @@
+#include "cli/ctl_format.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <ctime>
+#include <fmt/core.h>
+
+namespace bulkhead::ctl {
+
+namespace {
+
+using nlohmann::json;
+
+// The API sends null for what is unset; value() alone would throw on a null of the wrong type.
+template <class T> T field(const json &j, const char *key, T fallback) {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null())
+    return fallback;
+  try {
+    return j[key].get<T>();
+  } catch (const json::exception &) {
+    return fallback;
+  }
+}
+
+std::string text(const json &j, const char *key, const std::string &fallback = "-") {
+  if (!j.is_object() || !j.contains(key) || j[key].is_null())
+    return fallback;
+  if (j[key].is_string())
+    return j[key].get<std::string>().empty() ? fallback : j[key].get<std::string>();
+  return j[key].dump();
+}
+
+std::string one_decimal(double v) {
+  std::string s = fmt::format("{:.1f}", v);
+  if (s.size() > 2 && s.compare(s.size() - 2, 2, ".0") == 0)
+    s.resize(s.size() - 2);
+  return s;
+}
+
+std::string join(const json &array, const char *sep) {
+  std::string out;
+  if (!array.is_array())
+    return out;
+  for (const auto &item : array) {
+    if (!out.empty())
+      out += sep;
+    out += item.is_string() ? item.get<std::string>() : item.dump();
+  }
+  return out;
+}
+
+std::string local_time(int64_t unix_s) {
+  if (unix_s <= 0)
+    return "-";
+  time_t t = static_cast<time_t>(unix_s);
+  struct tm tm {};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
+
+std::string duration(int64_t s) {
+  if (s < 60)
+    return fmt::format("{}s", s);
+  if (s < 3600)
+    return fmt::format("{}m{:02}s", s / 60, s % 60);
+  if (s < 86400)
+    return fmt::format("{}h{:02}m", s / 3600, s % 3600 / 60);
+  return fmt::format("{}d{:02}h", s / 86400, s % 86400 / 3600);
+}
+
+} // namespace
+
+std::string human_size(uint64_t bytes) {
+  static const char *kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+  double v = static_cast<double>(bytes);
+  size_t unit = 0;
+  // Rounded to one decimal first, so 1023.96KiB becomes 1MiB rather than "1024KiB".
+  while (unit + 1 < std::size(kUnits) && std::round(v * 10) / 10 >= 1024) {
+    v /= 1024;
+    unit++;
+  }
+  if (unit == 0)
+    return fmt::format("{}B", bytes);
+  return one_decimal(v) + kUnits[unit];
+}
+
+std::string memory_column(const json &c) {
+  const json usage = c.value("usage", json::object());
+  if (field<std::string>(c, "state", "") == "stopped" || !usage.is_object() ||
+      !usage.contains("memory_bytes") || usage["memory_bytes"].is_null())
+    return "-";
+  std::string used = human_size(field<uint64_t>(usage, "memory_bytes", 0));
+  const json limits = c.value("limits", json::object());
+  if (!limits.is_object() || !limits.contains("memory") || !limits["memory"].is_number())
+    return used + "/-";
+  return used + "/" + human_size(limits["memory"].get<uint64_t>());
+}
+
+std::string cpu_column(const json &c) {
+  const json usage = c.value("usage", json::object());
+  if (!usage.is_object() || !usage.contains("cpu_seconds") || !usage["cpu_seconds"].is_number())
+    return "-";
+  return fmt::format("{:.2f}s", usage["cpu_seconds"].get<double>());
+}
+
+std::string render_table(const std::vector<std::string> &header,
+                         const std::vector<std::vector<std::string>> &rows) {
+  std::vector<size_t> width(header.size());
+  for (size_t i = 0; i < header.size(); i++)
+    width[i] = header[i].size();
+  for (const auto &row : rows)
+    for (size_t i = 0; i < row.size() && i < width.size(); i++)
+      width[i] = std::max(width[i], row[i].size());
+  std::string out;
+  auto line = [&](const std::vector<std::string> &cells) {
+    std::string l;
+    for (size_t i = 0; i < cells.size() && i < width.size(); i++) {
+      l += cells[i];
+      if (i + 1 < cells.size())
+        l += std::string(width[i] - cells[i].size() + 2, ' ');
+    }
+    while (!l.empty() && l.back() == ' ')
+      l.pop_back();
+    out += l + "\n";
+  };
+  line(header);
+  for (const auto &row : rows)
+    line(row);
+  return out;
+}
+
+std::string container_table(const json &containers) {
+  std::vector<std::vector<std::string>> rows;
+  if (containers.is_array())
+    for (const auto &c : containers) {
+      int64_t pid = field<int64_t>(c, "pid", 0);
+      rows.push_back({text(c, "name"), text(c, "state"), pid > 0 ? std::to_string(pid) : "-",
+                      text(c, "template"), memory_column(c), cpu_column(c)});
+    }
+  return render_table({"NAME", "STATE", "PID", "TEMPLATE", "MEMORY", "CPU"}, rows);
+}
+
+std::string template_table(const json &templates) {
+  std::vector<std::vector<std::string>> rows;
+  if (templates.is_array())
+    for (const auto &t : templates) {
+      const json used = t.value("used_by", json::array());
+      rows.push_back({text(t, "name"), human_size(field<uint64_t>(t, "size_bytes", 0)),
+                      std::to_string(field<uint64_t>(t, "files", 0)),
+                      used.is_array() ? std::to_string(used.size()) : "0",
+                      local_time(field<int64_t>(t, "created_at", 0)), text(t, "source")});
+    }
+  return render_table({"NAME", "SIZE", "FILES", "USED-BY", "CREATED", "SOURCE"}, rows);
+}
+
+std::string container_view(const json &c) {
+  std::vector<std::pair<std::string, std::string>> kv;
+  const json limits = c.value("limits", json::object()), usage = c.value("usage", json::object());
+  int64_t pid = field<int64_t>(c, "pid", 0);
+  kv.emplace_back("name", text(c, "name"));
+  kv.emplace_back("state", text(c, "state") + (field<bool>(c, "crash_loop", false) ? " (crash loop)" : ""));
+  kv.emplace_back("pid", pid > 0 ? std::to_string(pid) : "-");
+  kv.emplace_back("template", text(c, "template"));
+  kv.emplace_back("hostname", text(c, "hostname"));
+  kv.emplace_back("memory", memory_column(c));
+  std::string cpus = limits.is_object() && limits.contains("cpus") && limits["cpus"].is_number()
+                         ? one_decimal(limits["cpus"].get<double>())
+                         : "unlimited";
+  kv.emplace_back("cpus", cpus + ", used " + cpu_column(c));
+  std::string pids = usage.is_object() && usage.contains("pids") && usage["pids"].is_number()
+                         ? std::to_string(usage["pids"].get<int64_t>())
+                         : "-";
+  pids += "/" + (limits.is_object() && limits.contains("pids") && limits["pids"].is_number()
+                     ? std::to_string(limits["pids"].get<int64_t>())
+                     : std::string("-"));
+  kv.emplace_back("pids", pids);
+  kv.emplace_back("restart", text(c, "restart_policy") +
+                                 fmt::format(" (restarts: {})", field<int64_t>(c, "restarts", 0)));
+  kv.emplace_back("onboot", field<bool>(c, "onboot", false) ? "yes" : "no");
+  kv.emplace_back("uptime", pid > 0 ? duration(field<int64_t>(c, "uptime_s", 0)) : "-");
+  kv.emplace_back("init", c.contains("init") && !join(c["init"], " ").empty() ? join(c["init"], " ") : "-");
+  kv.emplace_back("env", c.contains("env") && !join(c["env"], " ").empty() ? join(c["env"], " ") : "-");
+  kv.emplace_back("created", local_time(field<int64_t>(c, "created_at", 0)));
+  const json last = c.value("last_exit", json::object());
+  if (last.is_object() && field<int64_t>(last, "at", 0) > 0) {
+    int64_t sig = field<int64_t>(last, "signal", 0);
+    kv.emplace_back("last exit", (sig ? fmt::format("signal {}", sig)
+                                      : fmt::format("code {}", field<int64_t>(last, "code", 0))) +
+                                     " at " + local_time(field<int64_t>(last, "at", 0)));
+  }
+  size_t width = 0;
+  for (const auto &[k, v] : kv)
+    width = std::max(width, k.size());
+  std::string out;
+  for (const auto &[k, v] : kv)
+    out += k + ":" + std::string(width - k.size() + 1, ' ') + v + "\n";
+  return out;
+}
+
+std::string event_line(const json &e) {
+  int64_t ms = field<int64_t>(e, "time", 0);
+  std::string when = local_time(ms / 1000);
+  if (ms > 0)
+    when += fmt::format(".{:03}", ms % 1000);
+  std::string line = when + " " + text(e, "action") + " " + text(e, "name");
+  if (e.contains("detail") && e["detail"].is_object())
+    for (const auto &[k, v] : e["detail"].items())
+      line += " " + k + "=" + (v.is_string() ? v.get<std::string>() : v.dump());
+  return line;
+}
+
+std::string progress_line(const std::string &verb, const std::string &name, const json &op, int bar_width) {
+  const json p = op.value("progress", json::object());
+  std::string stage = text(p, "stage", "working");
+  std::string line = verb + " " + name + ": " + stage;
+  double percent = field<double>(p, "percent", -1);
+  uint64_t done = field<uint64_t>(p, "done", 0), total = field<uint64_t>(p, "total", 0);
+  if (percent < 0 && total > 0)
+    percent = 100.0 * static_cast<double>(done) / static_cast<double>(total);
+  if (percent < 0)
+    return line;
+  percent = std::clamp(percent, 0.0, 100.0);
+  int filled = static_cast<int>(percent * bar_width / 100);
+  line += " [" + std::string(filled, '#') + std::string(bar_width - filled, ' ') + "] " +
+          fmt::format("{}%", static_cast<int>(percent));
+  if (total > 0) {
+    // done/total in the unit of the total, so the two numbers read together.
+    static const char *kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    size_t unit = 0;
+    double scale = 1;
+    while (unit + 1 < std::size(kUnits) && static_cast<double>(total) / scale >= 1024) {
+      scale *= 1024;
+      unit++;
+    }
+    line += unit == 0 ? fmt::format(" {}/{} B", done, total)
+                      : fmt::format(" {:.1f}/{:.1f} {}", static_cast<double>(done) / scale,
+                                    static_cast<double>(total) / scale, kUnits[unit]);
+  }
+  return line;
+}
+
+} // namespace bulkhead::ctl

@@ -1,0 +1,130 @@
+#include <cstdio>
+#include <gtest/gtest.h>
+
+#include "cli/ctl_exec.hpp"
+#include "cli/ctl_format.hpp"
+#include "fake_daemon.hpp"
+
+using namespace bulkhead::ctl;
+using nlohmann::json;
+
+TEST(CtlFormat, HumanSize) {
+  EXPECT_EQ(human_size(0), "0B");
+  EXPECT_EQ(human_size(1023), "1023B");
+  EXPECT_EQ(human_size(1024), "1KiB");
+  EXPECT_EQ(human_size(1536), "1.5KiB");
+  EXPECT_EQ(human_size(12897484), "12.3MiB");
+  EXPECT_EQ(human_size(268435456), "256MiB");
+  EXPECT_EQ(human_size(1048575), "1MiB"); // 1023.999KiB rounds up a unit, not to "1024KiB"
+  EXPECT_EQ(human_size(uint64_t{5} << 40), "5TiB");
+}
+
+TEST(CtlFormat, MemoryAndCpuColumns) {
+  json c = {{"state", "running"},
+            {"usage", {{"memory_bytes", 1048576}, {"cpu_seconds", 0.034}}},
+            {"limits", {{"memory", nullptr}}}};
+  EXPECT_EQ(memory_column(c), "1MiB/-");
+  EXPECT_EQ(cpu_column(c), "0.03s");
+  c["limits"]["memory"] = 536870912;
+  EXPECT_EQ(memory_column(c), "1MiB/512MiB");
+  c["state"] = "stopped";
+  EXPECT_EQ(memory_column(c), "-");
+  EXPECT_EQ(memory_column(json::object()), "-");
+  EXPECT_EQ(cpu_column(json::object()), "-");
+}
+
+TEST(CtlFormat, TableAlignsColumns) {
+  EXPECT_EQ(render_table({"A", "LONGER"}, {{"xxxx", "y"}, {"z", ""}}), "A     LONGER\nxxxx  y\nz\n");
+}
+
+TEST(CtlFormat, ProgressLine) {
+  json op = {
+      {"progress", {{"stage", "extracting"}, {"done", 12687769}, {"total", 24536678}, {"percent", 52}}}};
+  EXPECT_EQ(progress_line("importing", "busybox", op),
+            "importing busybox: extracting [#####     ] 52% 12.1/23.4 MiB");
+  op["progress"] = {{"stage", "unpacking"}};
+  EXPECT_EQ(progress_line("importing", "busybox", op), "importing busybox: unpacking");
+  op["progress"] = {{"stage", "copying"}, {"done", 10}, {"total", 40}, {"percent", nullptr}};
+  EXPECT_EQ(progress_line("creating", "deb", op), "creating deb: copying [##        ] 25% 10/40 B");
+}
+
+TEST(CtlFormat, EventLine) {
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  json e = {{"action", "template-imported"},
+            {"name", "busybox"},
+            {"time", 1764820000000},
+            {"detail", json::object()}};
+  EXPECT_EQ(event_line(e), "2025-12-04 03:46:40.000 template-imported busybox");
+}
+
+TEST(CtlFormat, ContainerViewOfAStoppedOne) {
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  json c = {{"name", "db"},
+            {"state", "stopped"},
+            {"pid", 0},
+            {"template", "deb"},
+            {"limits", {{"memory", nullptr}, {"cpus", nullptr}, {"pids", nullptr}}},
+            {"usage", nullptr},
+            {"restarts", 2},
+            {"restart_policy", "no"},
+            {"onboot", true},
+            {"hostname", "db"},
+            {"env", {"A=b"}},
+            {"init", {"/sbin/init", "--log-level=warn"}},
+            {"created_at", 1764820000},
+            {"last_exit", {{"code", 1}, {"signal", 0}, {"at", 1764820100}}}};
+  EXPECT_EQ(container_view(c), "name:      db\n"
+                               "state:     stopped\n"
+                               "pid:       -\n"
+                               "template:  deb\n"
+                               "hostname:  db\n"
+                               "memory:    -\n"
+                               "cpus:      unlimited, used -\n"
+                               "pids:      -/-\n"
+                               "restart:   no (restarts: 2)\n"
+                               "onboot:    yes\n"
+                               "uptime:    -\n"
+                               "init:      /sbin/init --log-level=warn\n"
+                               "env:       A=b\n"
+                               "created:   2025-12-04 03:46:40\n"
+                               "last exit: code 1 at 2025-12-04 03:48:20\n");
+}
+
+TEST(CtlFormat, ConsoleDetachKeys) {
+  DetachFilter f;
+  bool detach = false;
+  EXPECT_EQ(f.feed("ab\x1d", 3, detach), "ab");
+  EXPECT_FALSE(detach);
+  EXPECT_EQ(f.feed("x", 1, detach), "\x1dx");
+  EXPECT_EQ(f.feed("\x1d\x1d", 2, detach), "\x1d");
+  EXPECT_EQ(f.feed("\x1dq rest", 7, detach), "");
+  EXPECT_TRUE(detach);
+}
+
+// The generated completion is valid bash and completes commands, subcommands and flags.
+TEST(CtlFormat, BashCompletionCompletes) {
+  std::string dir = bulkhead::ctl::test::temp_dir();
+  std::string script = dir + "/bulkheadctl.bash";
+  std::string cmd = std::string(BULKHEADCTL_BINARY) + " --generate-completion > " + script;
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto complete = [&](const std::string &line) {
+    std::string probe = "bash -c 'source " + script + "; COMP_WORDS=(" + line +
+                        "); COMP_CWORD=$((${#COMP_WORDS[@]}-1)); _bulkheadctl; echo \"${COMPREPLY[*]}\"' > " +
+                        dir + "/out 2>&1";
+    EXPECT_EQ(std::system(probe.c_str()), 0) << line;
+    FILE *f = std::fopen((dir + "/out").c_str(), "r");
+    char buf[4096] = {};
+    size_t n = f ? std::fread(buf, 1, sizeof(buf) - 1, f) : 0;
+    if (f)
+      std::fclose(f);
+    return std::string(buf, n);
+  };
+  EXPECT_EQ(complete("bulkheadctl te"), "template\n");
+  EXPECT_EQ(complete("bulkheadctl template i"), "import\n");
+  EXPECT_EQ(complete("bulkheadctl create web --mem"), "--memory\n");
+  EXPECT_EQ(complete("bulkheadctl --socket /x st"), "start stop\n");
+  EXPECT_EQ(complete("bulkheadctl list --so"), "--socket\n");
+  std::system(("rm -rf " + dir).c_str());
+}
