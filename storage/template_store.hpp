@@ -21,14 +21,16 @@ namespace bulkhead::storage {
 
 struct TemplateInfo {
   std::string name;
-  std::string source;        // what it was imported from ("dir:/x", "tar:/x.tar.xz", "oci:/d:tag",
-                             // "docker-archive:/f.tar", "debootstrap:bookworm")
-  int64_t created_unix = 0;  // seconds
-  uint64_t size_bytes = 0;   // sum of regular file sizes
-  uint64_t files = 0;        // entries in rootfs
-  std::string init = "/sbin/init";  // the template's init (argv[0] of a system container)
-  std::string stop_signal;   // what that init expects for a clean shutdown: "SIGRTMIN+3" for
-                             // systemd, "SIGUSR2" (poweroff) for busybox init, else "SIGPWR"
+  std::string source;              // what it was imported from ("dir:/x", "tar:/x.tar.xz", "oci:/d:tag",
+                                   // "docker-archive:/f.tar", "debootstrap:bookworm")
+  int64_t created_unix = 0;        // seconds
+  uint64_t size_bytes = 0;         // sum of regular file sizes
+  uint64_t files = 0;              // entries in rootfs
+  std::string init = "/sbin/init"; // the template's init (argv[0] of a system container)
+  bool init_present = true;        // false: /sbin/init does not resolve to a file in the rootfs (creating a
+                                   // container from it will fail); init stays "/sbin/init" anyway
+  std::string stop_signal;         // what that init expects for a clean shutdown: "SIGRTMIN+3" for
+                                   // systemd, "SIGUSR2" (poweroff) for busybox init, else "SIGPWR"
 };
 
 // Progress of a long import: stage ("extracting", "layer 2/5", "copying", "debootstrap"),
@@ -52,13 +54,15 @@ public:
                               const std::atomic<bool> *cancel = nullptr);
   // debootstrap --variant=minbase SUITE from `mirror` (empty: the first http(s) URI of the host's apt
   // sources), then trimmed for containers (no device nodes in /dev).
-  Result<TemplateInfo> debootstrap(const std::string &name, const std::string &suite, const std::string &mirror,
-                                   const ProgressFn &progress, const std::atomic<bool> *cancel = nullptr);
-  Result<std::vector<TemplateInfo>> list() const; // sorted by name
-  Result<TemplateInfo> get(const std::string &name) const;  // ENOENT: "template NAME does not exist"
-  Status remove(const std::string &name);          // the caller checks that no container uses it
+  Result<TemplateInfo> debootstrap(const std::string &name, const std::string &suite,
+                                   const std::string &mirror, const ProgressFn &progress,
+                                   const std::atomic<bool> *cancel = nullptr);
+  Result<std::vector<TemplateInfo>> list() const;          // sorted by name
+  Result<TemplateInfo> get(const std::string &name) const; // ENOENT: "template NAME does not exist"
+  Status remove(const std::string &name);                  // the caller checks that no container uses it
   std::string rootfs_path(const std::string &name) const;
-  // Removes leftovers of imports interrupted by a crash (.staging-*).
+  // Removes leftovers of imports interrupted by a crash (.staging-*). Call it before any import starts
+  // (at daemon start): an import in progress is a .staging-* directory too.
   void sweep_staging();
 
 private:

@@ -1,0 +1,72 @@
+// Writes entries (from a tar stream, an image layer or a directory walk) into a staging rootfs.
+//
+// Why not libarchive's archive_write_disk: it resolves paths against the process's working directory
+// (the daemon is multithreaded, so chdir is not an option) and its symlink checks are lstat walks.
+// Here every parent directory is opened by the kernel with openat2(RESOLVE_BENEATH |
+// RESOLVE_NO_SYMLINKS) from the rootfs fd, and the last component is created with *at() calls that
+// do not follow it, so no entry can land outside the rootfs whatever came before it.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <sys/stat.h>
+#include <unordered_set>
+#include <utility>
+#include <vector>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
+
+namespace bulkhead::storage {
+
+enum class EntryKind { File, Directory, Symlink, Hardlink, Fifo, CharDevice, BlockDevice, Socket };
+
+struct Entry {
+  std::string path; // as given by the source; cleaned (and refused if absolute or with "..") here
+  EntryKind kind = EntryKind::File;
+  mode_t perm = 0644; // permission bits including setuid/setgid/sticky
+  uid_t uid = 0;
+  gid_t gid = 0;
+  struct timespec mtime {};
+  struct timespec atime {};
+  std::string link; // symlink target (kept verbatim) or hardlink target (a path in the archive)
+  std::vector<std::pair<std::string, std::string>> xattrs;
+};
+
+// Writes the content of a regular file into the fd it is given.
+using DataFn = std::function<Status(int fd)>;
+
+class Extractor {
+public:
+  // rootfs_fd: an O_RDONLY|O_DIRECTORY fd of the staging rootfs. layers: apply OCI whiteouts
+  // (".wh.NAME" deletes NAME, ".wh..wh..opq" hides the lower content of its directory).
+  Extractor(int rootfs_fd, bool layers) : root_(rootfs_fd), layers_(layers) {}
+
+  // Starts a new layer: whiteouts only ever hide what earlier layers wrote.
+  void begin_layer() { touched_.clear(); }
+
+  Status apply(const Entry &e, const DataFn &data);
+
+  // Sets directory times last (creating entries inside a directory changes its mtime).
+  Status finish();
+
+private:
+  Result<UniqueFd> open_parent(const std::string &parent, const std::string &entry);
+  Status whiteout(const std::string &parent, const std::string &name, const std::string &entry);
+  Status apply_root(const Entry &e);
+  void touch(const std::string &path);
+  bool touched(const std::string &path) const { return touched_.contains(path); }
+
+  int root_;
+  bool layers_;
+  std::unordered_set<std::string> touched_;                        // written in this layer + ancestors
+  std::map<std::string, std::pair<timespec, timespec>> dir_times_; // path -> (atime, mtime)
+};
+
+// Only these extended attributes are restored: file capabilities and user.* namespaces. trusted.*
+// (trusted.overlay.* in a lowerdir steers overlayfs) and security.* labels of another host are dropped.
+bool xattr_allowed(const std::string &name);
+
+} // namespace bulkhead::storage
