@@ -168,7 +168,10 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
   if (e.kind == EntryKind::Hardlink) {
     auto t = clean_relative_path(e.link);
     if (!t)
-      return refuse(path, fmt::format("hardlink target refused: {}", t.error().message));
+      return refuse(path,
+                    fmt::format("hardlink target {} refused (absolute paths and '..' components are not "
+                                "allowed)",
+                                e.link));
     link_target = *t;
     if (link_target.empty())
       return refuse(path, "hardlink to the rootfs itself");
