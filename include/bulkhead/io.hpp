@@ -82,4 +82,33 @@ inline Status write_file_atomic(const std::string &path, std::string_view data, 
   return write_file_atomic_at(dfd.get(), name, data, mode);
 }
 
+// Durable replace for records that must survive a crash at any instant: temp file + fsync +
+// rename + fsync of the directory. A reader sees the old or the new content, never a mix, and
+// after a power loss the rename is not lost.
+inline Status write_file_durable(const std::string &path, std::string_view data, mode_t mode = 0644) {
+  auto slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
+  std::string name = slash == std::string::npos ? path : path.substr(slash + 1);
+  UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dfd)
+    return failf_errno("opening directory {}", dir);
+  std::string tmp = "." + name + ".tmp";
+  {
+    UniqueFd fd(::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_TRUNC | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode));
+    if (!fd)
+      return failf_errno("opening {}/{}", dir, tmp);
+    BH_CHECK(write_all(fd.get(), data, path));
+    if (::fsync(fd.get()) < 0)
+      return failf_errno("fsync of {}/{}", dir, tmp);
+  }
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), name.c_str()) < 0) {
+    auto err = failf_errno("renaming {}/{} to {}", dir, tmp, name);
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    return err;
+  }
+  if (::fsync(dfd.get()) < 0)
+    return failf_errno("fsync of directory {}", dir);
+  return {};
+}
+
 } // namespace bulkhead

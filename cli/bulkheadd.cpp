@@ -1,0 +1,85 @@
+// bulkheadd: the hosting daemon. Parses its flags, runs the daemon core and its API until
+// SIGTERM/SIGINT. Containers outlive it unless --stop-containers-on-exit is given.
+#include <CLI/CLI.hpp>
+#include <csignal>
+#include <pthread.h>
+#include <systemd/sd-daemon.h>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "daemon/api_server.hpp"
+#include "daemon/daemon.hpp"
+
+int main(int argc, char **argv) {
+  using namespace bulkhead::daemon;
+  CLI::App app{"bulkheadd: the bulkhead hosting daemon (system containers from shared OS templates)", "bulkheadd"};
+  DaemonOptions o;
+  std::string socket = "/run/bulkhead/bulkheadd.sock";
+  bool foreground = false, version = false, no_lxcfs = false;
+  app.add_option("--root", o.root, "state directory (records, templates, container layers)")
+      ->capture_default_str();
+  app.add_option("--socket", socket, "API socket")->capture_default_str();
+  app.add_option("--cgroup-parent", o.cgroup_parent, "cgroup under which containers are placed")
+      ->capture_default_str();
+  app.add_option("--monitor", o.monitor_binary, "path of bulkhead-monitor (default: next to bulkheadd)");
+  app.add_option("--lxcfs-dir", o.lxcfs_dir, "lxcfs mount point")->capture_default_str();
+  app.add_flag("--no-lxcfs", no_lxcfs, "do not use lxcfs for container-aware /proc files");
+  app.add_option("--onboot-parallel", o.onboot_parallel, "onboot containers started at once")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  app.add_option("--start-timeout", o.start_timeout_ms, "milliseconds a container start may take")
+      ->capture_default_str();
+  app.add_option("--log-max", o.log_max, "bytes of console log kept per container (x2 with the rotated file)")
+      ->capture_default_str();
+  app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit, "stop every container when the daemon exits");
+  app.add_flag("--foreground", foreground, "stay in the foreground (the default; for symmetry with init scripts)");
+  app.add_flag("-v,--version", version, "print the version");
+  CLI11_PARSE(app, argc, argv);
+  if (version) {
+    fmt::print("bulkheadd version {}\n", BULKHEAD_VERSION);
+    return 0;
+  }
+  o.lxcfs = !no_lxcfs;
+  if (::geteuid() != 0) {
+    fmt::print(stderr, "bulkheadd: must run as root\n");
+    return 1;
+  }
+  // Block the shutdown signals in every thread; one thread waits for them with sigwait.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  std::signal(SIGPIPE, SIG_IGN);
+
+  Daemon daemon(o);
+  if (auto r = daemon.init(); !r) {
+    fmt::print(stderr, "bulkheadd: {}\n", r.error().text());
+    return 1;
+  }
+  ApiServer api(daemon, socket);
+  if (auto r = api.bind(); !r) {
+    fmt::print(stderr, "bulkheadd: {}\n", r.error().text());
+    daemon.shutdown();
+    return 1;
+  }
+  std::thread signals([&] {
+    int sig = 0;
+    sigwait(&set, &sig);
+    sd_notify(0, "STOPPING=1");
+    api.stop();
+  });
+  std::thread onboot([&] { daemon.start_onboot(); });
+  fmt::print(stderr, "bulkheadd: serving {} (root {})\n", socket, o.root);
+  sd_notify(0, "READY=1");
+  api.serve();
+  onboot.join();
+  daemon.shutdown();
+  if (signals.joinable()) {
+    pthread_kill(signals.native_handle(), SIGTERM);
+    signals.join();
+  }
+  return 0;
+}

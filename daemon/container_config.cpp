@@ -1,0 +1,132 @@
+#include "daemon/container_config.hpp"
+
+#include <cerrno>
+#include <cmath>
+#include <regex>
+#include <set>
+
+namespace bulkhead::daemon {
+
+using nlohmann::json;
+
+Result<uint64_t> parse_size(const std::string &text) {
+  static const std::regex re(R"(^([0-9]+)(\.[0-9]+)?\s*([kKmMgGtT]?)(i?[bB])?$)");
+  std::smatch m;
+  if (!std::regex_match(text, m, re))
+    return fail("invalid size \"" + text + "\" (expected bytes or a number with K, M, G or T, e.g. 256M)",
+                EINVAL);
+  double value = std::stod(m[1].str() + m[2].str());
+  int shift = 0;
+  switch (m[3].str().empty() ? ' ' : std::tolower(m[3].str()[0])) {
+  case 'k': shift = 10; break;
+  case 'm': shift = 20; break;
+  case 'g': shift = 30; break;
+  case 't': shift = 40; break;
+  default: break;
+  }
+  double bytes = std::ldexp(value, shift);
+  if (bytes >= 1.8e19)
+    return fail("size \"" + text + "\" is too large", EINVAL);
+  return static_cast<uint64_t>(bytes);
+}
+
+Result<RestartPolicy> parse_restart_policy(const std::string &text) {
+  RestartPolicy p;
+  if (text == "no")
+    return p;
+  if (text == "always") {
+    p.kind = RestartPolicy::Kind::Always;
+    return p;
+  }
+  if (text.rfind("on-failure", 0) == 0) {
+    p.kind = RestartPolicy::Kind::OnFailure;
+    std::string rest = text.substr(10);
+    if (rest.empty())
+      return p;
+    static const std::regex n(R"(^:([0-9]{1,6})$)");
+    if (std::regex_match(rest, n)) {
+      p.max_retries = std::stoi(rest.substr(1));
+      return p;
+    }
+  }
+  return fail("invalid restart policy \"" + text + "\" (expected no, on-failure[:N] or always)", EINVAL);
+}
+
+std::string restart_policy_text(const RestartPolicy &policy) {
+  switch (policy.kind) {
+  case RestartPolicy::Kind::No: return "no";
+  case RestartPolicy::Kind::Always: return "always";
+  case RestartPolicy::Kind::OnFailure:
+    return policy.max_retries ? "on-failure:" + std::to_string(policy.max_retries) : "on-failure";
+  }
+  return "no";
+}
+
+json to_json(const ContainerConfig &c) {
+  json limits = {{"memory", c.limits.memory_bytes ? json(*c.limits.memory_bytes) : json(nullptr)},
+                 {"cpus", c.limits.cpus ? json(*c.limits.cpus) : json(nullptr)},
+                 {"pids", c.limits.pids ? json(*c.limits.pids) : json(nullptr)}};
+  return {{"name", c.name},
+          {"template", c.template_name},
+          {"hostname", c.hostname},
+          {"limits", limits},
+          {"env", c.env},
+          {"restart", restart_policy_text(c.restart)},
+          {"onboot", c.onboot},
+          {"init", c.init},
+          {"stop_signal", c.stop_signal},
+          {"created_at", c.created_unix}};
+}
+
+namespace {
+
+template <class T> Result<T> field(const json &j, const char *name) {
+  try {
+    return j.at(name).get<T>();
+  } catch (const json::exception &) {
+    return fail(std::string("record field \"") + name + "\" is missing or has the wrong type", EINVAL);
+  }
+}
+
+} // namespace
+
+Result<ContainerConfig> config_from_json(const json &j) {
+  static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
+                                              "restart", "onboot",   "init",     "stop_signal", "created_at"};
+  if (!j.is_object())
+    return fail("container config is not a JSON object", EINVAL);
+  for (const auto &[k, v] : j.items())
+    if (!known.count(k))
+      return fail("unknown field \"" + k + "\" in container config", EINVAL);
+  ContainerConfig c;
+  c.name = BH_TRY(field<std::string>(j, "name"));
+  c.template_name = BH_TRY(field<std::string>(j, "template"));
+  c.hostname = j.value("hostname", std::string());
+  if (auto it = j.find("limits"); it != j.end() && !it->is_null()) {
+    if (!it->is_object())
+      return fail("\"limits\" must be an object", EINVAL);
+    try {
+      if (it->contains("memory") && !(*it)["memory"].is_null())
+        c.limits.memory_bytes = (*it)["memory"].get<uint64_t>();
+      if (it->contains("cpus") && !(*it)["cpus"].is_null())
+        c.limits.cpus = (*it)["cpus"].get<double>();
+      if (it->contains("pids") && !(*it)["pids"].is_null())
+        c.limits.pids = (*it)["pids"].get<int64_t>();
+    } catch (const json::exception &) {
+      return fail("\"limits\" has a field of the wrong type", EINVAL);
+    }
+  }
+  try {
+    c.env = j.value("env", std::vector<std::string>{});
+    c.init = j.value("init", std::vector<std::string>{});
+    c.onboot = j.value("onboot", false);
+    c.stop_signal = j.value("stop_signal", std::string());
+    c.created_unix = j.value("created_at", int64_t{0});
+  } catch (const json::exception &e) {
+    return fail(std::string("container config: ") + e.what(), EINVAL);
+  }
+  c.restart = BH_TRY(parse_restart_policy(j.value("restart", std::string("no"))));
+  return c;
+}
+
+} // namespace bulkhead::daemon

@@ -1,0 +1,15 @@
+# bulkheadd's core: records, supervision, operations, events, the API server.
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
+pkg_check_modules(LIBSYSTEMD REQUIRED IMPORTED_TARGET GLOBAL libsystemd)
+add_library(bulkhead_daemon_records STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/container_config.cpp ${CMAKE_CURRENT_SOURCE_DIR}/record_store.cpp)
+target_link_libraries(bulkhead_daemon_records PUBLIC bulkhead_base nlohmann_json::nlohmann_json)
+add_library(bulkhead_daemon STATIC
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_lifecycle.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon_info.cpp ${CMAKE_CURRENT_SOURCE_DIR}/events.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/operations.cpp ${CMAKE_CURRENT_SOURCE_DIR}/monitor_launcher.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/lxcfs.cpp ${CMAKE_CURRENT_SOURCE_DIR}/api_server.cpp)
+target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_runtime bulkhead_storage
+                      PkgConfig::HTTPLIB Threads::Threads)
+install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/systemd/bulkheadd.service DESTINATION lib/systemd/system)

@@ -1,0 +1,127 @@
+// bulkheadd's core: the table of hosted containers, their lifecycle and their supervision.
+//
+// Process model (docs/daemon.md): the daemon is multithreaded (API threads, operations, one
+// supervisor thread) and never forks. Each running container has one single-threaded
+// `bulkhead-monitor`, started with posix_spawn in its own session, which builds the container
+// through libbulkhead, is its init's parent, holds the console and outlives the daemon. The
+// daemon watches each monitor through a pidfd; after a restart it re-adopts monitors by
+// pid + start time from the records. Calls that do not clone (kill, pause, update, stats, delete)
+// go from the daemon's threads straight to libbulkhead.
+#pragma once
+
+#include <sys/types.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/runtime.hpp"
+#include "bulkhead/unique_fd.hpp"
+#include "daemon/events.hpp"
+#include "daemon/operations.hpp"
+#include "daemon/record_store.hpp"
+#include "storage/template_store.hpp"
+
+namespace bulkhead::daemon {
+
+struct DaemonOptions {
+  std::string root = "/var/lib/bulkhead";
+  std::string cgroup_parent = "/bulkhead";
+  std::string monitor_binary; // empty: bulkhead-monitor next to the daemon's own binary
+  std::string lxcfs_dir = "/var/lib/lxcfs";
+  bool lxcfs = true; // bind lxcfs's /proc files into containers (started if not running)
+  bool stop_containers_on_exit = false;
+  int onboot_parallel = 4;
+  int start_timeout_ms = 120000;
+  uint64_t log_max = 1 << 20;
+};
+
+class Daemon {
+public:
+  explicit Daemon(DaemonOptions options);
+  ~Daemon();
+
+  // Locks the root, loads the records, re-adopts running containers, starts supervision.
+  Status init();
+  // Starts the --onboot containers that are not running, at most onboot_parallel at once.
+  void start_onboot();
+  // Stops supervision (and the containers, with stop_containers_on_exit).
+  void shutdown();
+
+  // The API (daemon/api_server.cpp maps these to HTTP). Errors carry errno-style codes:
+  // ENOENT (404), EEXIST/EBUSY (409), EINVAL (400).
+  nlohmann::json server_info() const;
+  nlohmann::json list();
+  Result<nlohmann::json> info(const std::string &name);
+  Result<nlohmann::json> create(const nlohmann::json &request);
+  Result<nlohmann::json> set(const std::string &name, const nlohmann::json &request);
+  Status destroy(const std::string &name, bool force);
+  Result<std::shared_ptr<Operation>> change_state(const std::string &name, const nlohmann::json &request);
+  Result<std::string> log_path(const std::string &name);
+  Result<std::string> console_socket(const std::string &name);
+
+  Result<nlohmann::json> templates();
+  Result<nlohmann::json> template_info(const std::string &name);
+  Result<std::shared_ptr<Operation>> import_template(const nlohmann::json &request);
+  Status remove_template(const std::string &name);
+
+  std::string metrics();
+  EventBus &events() { return events_; }
+  Operations &operations() { return operations_; }
+  const DaemonOptions &options() const { return options_; }
+
+  // Synchronous lifecycle steps (the operations call them; so do tests and the bench).
+  Status start(const std::string &name);
+  Status stop(const std::string &name, int timeout_s);
+
+private:
+  struct Entry {
+    std::mutex mu; // serializes this container's lifecycle; guards everything below
+    std::condition_variable changed;
+    ContainerRecord rec;
+    UniqueFd watch_fd;         // pidfd of the monitor (or of init when its monitor was lost)
+    bool watching_init = false; // the monitor died but init lives: watch init directly
+    int64_t restart_at_ms = 0;  // a scheduled restart (backoff), 0 = none
+    uint64_t generation = 0;    // bumped on every exit, so waiters see that one happened
+  };
+  using EntryPtr = std::shared_ptr<Entry>;
+
+  EntryPtr find(const std::string &name);
+  Result<EntryPtr> get(const std::string &name);
+  nlohmann::json info_locked(Entry &e);
+  Status save_locked(Entry &e);
+  Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock);
+  Status stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int timeout_s);
+  void watch_locked(Entry &e, UniqueFd fd, bool init);
+  void adopt(const EntryPtr &e);
+  void handle_exit(const EntryPtr &e);
+  void cleanup_leftovers_locked(Entry &e);
+  void supervise();
+  void wake_supervisor();
+  Runtime runtime() const;
+  nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl) const;
+
+  DaemonOptions options_;
+  RecordStore records_;
+  storage::TemplateStore templates_;
+  EventBus events_;
+  Operations operations_;
+  UniqueFd lock_fd_;
+  std::mutex table_mu_;
+  std::map<std::string, EntryPtr> entries_;
+  UniqueFd epoll_fd_, wake_fd_;
+  std::thread supervisor_;
+  std::atomic<bool> stopping_{false}; // exits are stops from now on (no restarts)
+  std::atomic<bool> quit_{false};     // the supervisor thread ends
+  bool lxcfs_ready_ = false;
+  int64_t started_ms_ = 0;
+};
+
+} // namespace bulkhead::daemon

@@ -1,0 +1,458 @@
+// The container lifecycle behind the API: create, start, stop, set, destroy, state changes.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <csignal>
+#include <regex>
+#include <set>
+#include <thread>
+
+#include <fmt/core.h>
+
+#include "bulkhead/io.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/monitor_launcher.hpp"
+#include "runtime/process_id.hpp"
+#include "storage/overlay.hpp"
+
+namespace bulkhead::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+Status check_fields(const json &j, const std::set<std::string> &known, const char *what) {
+  if (!j.is_object())
+    return fail(std::string(what) + ": the body must be a JSON object", EINVAL);
+  for (const auto &[k, v] : j.items())
+    if (!known.count(k))
+      return fail(fmt::format("{}: unknown field \"{}\"", what, k), EINVAL);
+  return {};
+}
+
+Result<std::string> string_field(const json &j, const char *name) {
+  if (!j.contains(name) || !j[name].is_string())
+    return fail(fmt::format("\"{}\" is required and must be a string", name), EINVAL);
+  return j[name].get<std::string>();
+}
+
+Result<std::optional<uint64_t>> memory_field(const json &v) {
+  if (v.is_null())
+    return std::optional<uint64_t>();
+  uint64_t bytes = 0;
+  if (v.is_number_unsigned())
+    bytes = v.get<uint64_t>();
+  else if (v.is_string())
+    bytes = BH_TRY(parse_size(v.get<std::string>()));
+  else
+    return fail("\"memory\" must be a size such as \"256M\" or a number of bytes", EINVAL);
+  // Below this a system container's init cannot even start; say so now rather than OOM later.
+  if (bytes < (4u << 20))
+    return fail(fmt::format("memory limit {} bytes is below the 4 MiB minimum", bytes), EINVAL);
+  return std::optional<uint64_t>(bytes);
+}
+
+Result<std::optional<double>> cpus_field(const json &v) {
+  if (v.is_null())
+    return std::optional<double>();
+  if (!v.is_number() || v.get<double>() <= 0 || v.get<double>() > 4096)
+    return fail("\"cpus\" must be a number of CPUs above 0 (e.g. 0.5)", EINVAL);
+  return std::optional<double>(v.get<double>());
+}
+
+Result<std::optional<int64_t>> pids_field(const json &v) {
+  if (v.is_null())
+    return std::optional<int64_t>();
+  if (!v.is_number_integer() || v.get<int64_t>() < 1)
+    return fail("\"pids\" must be a whole number of processes, at least 1", EINVAL);
+  return std::optional<int64_t>(v.get<int64_t>());
+}
+
+Result<std::vector<std::string>> string_list(const json &v, const char *name) {
+  if (!v.is_array())
+    return fail(fmt::format("\"{}\" must be an array of strings", name), EINVAL);
+  std::vector<std::string> out;
+  for (const auto &x : v) {
+    if (!x.is_string())
+      return fail(fmt::format("\"{}\" must be an array of strings", name), EINVAL);
+    out.push_back(x.get<std::string>());
+  }
+  return out;
+}
+
+Status validate_hostname(const std::string &h) {
+  static const std::regex re(R"(^[A-Za-z0-9]([A-Za-z0-9.-]{0,62})$)");
+  if (!std::regex_match(h, re))
+    return fail("invalid hostname \"" + h + "\"", EINVAL);
+  return {};
+}
+
+Result<int> signal_number(const std::string &text) {
+  if (text == "SIGRTMIN+3" || text == "RTMIN+3")
+    return SIGRTMIN + 3;
+  return parse_signal(text);
+}
+
+bool is_active(const std::string &state) {
+  return state == "running" || state == "frozen" || state == "starting" || state == "stopping";
+}
+
+} // namespace
+
+Daemon::EntryPtr Daemon::find(const std::string &name) {
+  std::lock_guard lock(table_mu_);
+  auto it = entries_.find(name);
+  return it == entries_.end() ? nullptr : it->second;
+}
+
+Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
+  if (auto e = find(name))
+    return e;
+  return fail("container \"" + name + "\" does not exist", ENOENT);
+}
+
+Result<json> Daemon::create(const json &req) {
+  BH_CHECK(check_fields(req,
+                        {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
+                         "init", "start"},
+                        "create"));
+  ContainerConfig c;
+  c.name = BH_TRY(string_field(req, "name"));
+  BH_CHECK(storage::validate_name("container", c.name));
+  c.template_name = BH_TRY(string_field(req, "template"));
+  auto tmpl = templates_.get(c.template_name);
+  if (!tmpl)
+    return fail("template \"" + c.template_name + "\" does not exist", ENOENT == tmpl.error().code ? EINVAL : EINVAL);
+  if (req.contains("memory"))
+    c.limits.memory_bytes = BH_TRY(memory_field(req["memory"]));
+  if (req.contains("cpus"))
+    c.limits.cpus = BH_TRY(cpus_field(req["cpus"]));
+  if (req.contains("pids"))
+    c.limits.pids = BH_TRY(pids_field(req["pids"]));
+  c.hostname = req.contains("hostname") ? BH_TRY(string_field(req, "hostname")) : c.name;
+  BH_CHECK(validate_hostname(c.hostname));
+  if (req.contains("env")) {
+    c.env = BH_TRY(string_list(req["env"], "env"));
+    for (const auto &kv : c.env)
+      if (kv.find('=') == std::string::npos || kv[0] == '=')
+        return fail("env entry \"" + kv + "\" is not KEY=VALUE", EINVAL);
+  }
+  if (req.contains("restart"))
+    c.restart = BH_TRY(parse_restart_policy(BH_TRY(string_field(req, "restart"))));
+  if (req.contains("onboot")) {
+    if (!req["onboot"].is_boolean())
+      return fail("\"onboot\" must be true or false", EINVAL);
+    c.onboot = req["onboot"].get<bool>();
+  }
+  if (req.contains("init")) {
+    c.init = BH_TRY(string_list(req["init"], "init"));
+    if (c.init.empty() || c.init[0].empty() || c.init[0][0] != '/')
+      return fail("\"init\" must start with an absolute path", EINVAL);
+  }
+  bool start_now = false;
+  if (req.contains("start")) {
+    if (!req["start"].is_boolean())
+      return fail("\"start\" must be true or false", EINVAL);
+    start_now = req["start"].get<bool>();
+  }
+  c.created_unix = now_unix_ms() / 1000;
+
+  auto e = std::make_shared<Entry>();
+  e->rec.config = c;
+  {
+    std::lock_guard lock(table_mu_);
+    if (entries_.count(c.name))
+      return fail("container \"" + c.name + "\" already exists", EEXIST);
+    entries_[c.name] = e; // reserves the name; removed again below if anything fails
+  }
+  std::unique_lock lock(e->mu);
+  auto paths = records_.paths(c.name);
+  auto undo = [&] {
+    (void)remove_tree(paths.dir);
+    std::lock_guard tl(table_mu_);
+    entries_.erase(c.name);
+  };
+  for (const auto &[dir, mode] : {std::pair{paths.dir, 0700}, {paths.upper, 0755}, {paths.work, 0700},
+                                   {paths.bundle, 0700}}) {
+    if (::mkdir(dir.c_str(), static_cast<mode_t>(mode)) < 0) {
+      auto err = failf_errno("creating {}", dir);
+      undo();
+      return err;
+    }
+  }
+  if (auto r = save_locked(*e); !r) {
+    undo();
+    return tl::unexpected(r.error());
+  }
+  events_.publish("container-created", c.name);
+  if (start_now) {
+    if (auto r = start_locked(*e, lock); !r)
+      return tl::unexpected(r.error()); // the container exists, stopped, with the error recorded
+  }
+  return info_locked(*e);
+}
+
+json Daemon::monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl) const {
+  auto paths = records_.paths(rec.config.name);
+  ContainerConfig config = rec.config;
+  if (config.stop_signal.empty())
+    config.stop_signal = tmpl.stop_signal;
+  return {{"config", to_json(config)},
+          {"lower", templates_.rootfs_path(rec.config.template_name)},
+          {"upper", paths.upper},
+          {"work", paths.work},
+          {"rootfs", paths.rootfs},
+          {"bundle", paths.bundle},
+          {"oci_root", options_.root + "/oci"},
+          {"cgroups_path", options_.cgroup_parent + "/" + rec.config.name},
+          {"init_path", tmpl.init.empty() ? std::string("/sbin/init") : tmpl.init},
+          {"lxcfs_dir", lxcfs_ready_ ? options_.lxcfs_dir : std::string()},
+          {"socket", paths.socket},
+          {"log", paths.log},
+          {"log_max", options_.log_max},
+          {"state_file", paths.monitor_state},
+          {"exit_file", paths.exit_file}};
+}
+
+Status Daemon::start(const std::string &name) {
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  return start_locked(*e, lock);
+}
+
+Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
+  auto &s = e.rec.status;
+  const auto &name = e.rec.config.name;
+  if (s.state == "running" || s.state == "frozen" || s.state == "stopping" || e.watch_fd)
+    return fail("container \"" + name + "\" is already " + s.state, EBUSY);
+  auto tmpl = templates_.get(e.rec.config.template_name);
+  if (!tmpl)
+    return fail("starting " + name + ": its template \"" + e.rec.config.template_name + "\" is gone", ENOENT);
+  auto paths = records_.paths(name);
+  ::unlink(paths.exit_file.c_str());
+  ::unlink(paths.monitor_state.c_str());
+  s.want_running = true;
+  s.state = "starting";
+  s.error.clear();
+  BH_CHECK(save_locked(e));
+  auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms);
+  if (!started) {
+    // The monitor undoes its own work when it can report; when it could not (killed at the
+    // timeout), the daemon removes what may be left.
+    cleanup_leftovers_locked(e);
+    s.want_running = false;
+    s.state = "stopped";
+    s.error = started.error().message;
+    (void)save_locked(e);
+    events_.publish("container-start-failed", name, {{"error", s.error}});
+    return fail("starting " + name + ": " + started.error().message, started.error().code);
+  }
+  s.monitor_pid = started->monitor_pid;
+  s.monitor_start_time = runtime::read_proc_stat(started->monitor_pid).value_or(runtime::ProcStat{}).start_time;
+  s.init_pid = started->init_pid;
+  s.init_start_time = started->init_start_time;
+  s.started_unix_ms = now_unix_ms();
+  s.state = "running";
+  auto fd = runtime::open_pidfd({s.monitor_pid, s.monitor_start_time});
+  if (fd)
+    watch_locked(e, std::move(*fd), false);
+  (void)save_locked(e);
+  e.changed.notify_all();
+  events_.publish("container-started", name, {{"pid", s.init_pid}});
+  if (!fd) // exited already: its exit is handled like any other
+    std::thread([this, name] {
+      if (auto p = find(name))
+        handle_exit(p);
+    }).detach();
+  return {};
+}
+
+Status Daemon::stop(const std::string &name, int timeout_s) {
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  return stop_locked(*e, lock, timeout_s);
+}
+
+// The template's shutdown signal to init (systemd: SIGRTMIN+3, busybox: SIGUSR2), then after
+// `timeout_s` SIGKILL to every process of the container's cgroup.
+Status Daemon::stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int timeout_s) {
+  auto &s = e.rec.status;
+  const auto &name = e.rec.config.name;
+  if (s.state == "starting" && e.restart_at_ms) {
+    e.restart_at_ms = 0; // a pending restart is cancelled by stop
+    s.want_running = false;
+    s.state = "stopped";
+    (void)save_locked(e);
+    return {};
+  }
+  if (!e.watch_fd)
+    return fail("container \"" + name + "\" is not running", EINVAL);
+  uint64_t gen = e.generation;
+  s.want_running = false;
+  bool was_frozen = s.state == "frozen";
+  s.state = "stopping";
+  (void)save_locked(e);
+  auto rt = runtime();
+  if (was_frozen)
+    (void)rt.resume(name);
+  std::string sig_text = e.rec.config.stop_signal;
+  if (sig_text.empty()) {
+    auto tmpl = templates_.get(e.rec.config.template_name);
+    sig_text = tmpl ? tmpl->stop_signal : "SIGPWR";
+  }
+  int sig = signal_number(sig_text.empty() ? "SIGPWR" : sig_text).value_or(SIGPWR);
+  auto exited = [&] { return e.generation != gen; };
+  if (timeout_s > 0) {
+    (void)rt.kill(name, sig, false);
+    e.changed.wait_for(lock, std::chrono::seconds(timeout_s), exited);
+  }
+  if (!exited()) {
+    (void)rt.kill(name, SIGKILL, true);
+    if (!e.changed.wait_for(lock, std::chrono::seconds(30), exited))
+      return fail("container \"" + name + "\" did not stop after SIGKILL", ETIMEDOUT);
+  }
+  return {};
+}
+
+Result<json> Daemon::set(const std::string &name, const json &req) {
+  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot"}, "set"));
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  ContainerConfig c = e->rec.config;
+  if (req.contains("memory"))
+    c.limits.memory_bytes = BH_TRY(memory_field(req["memory"]));
+  if (req.contains("cpus"))
+    c.limits.cpus = BH_TRY(cpus_field(req["cpus"]));
+  if (req.contains("pids"))
+    c.limits.pids = BH_TRY(pids_field(req["pids"]));
+  if (req.contains("restart")) {
+    if (!req["restart"].is_string())
+      return fail("\"restart\" must be a string", EINVAL);
+    c.restart = BH_TRY(parse_restart_policy(req["restart"].get<std::string>()));
+  }
+  if (req.contains("onboot")) {
+    if (!req["onboot"].is_boolean())
+      return fail("\"onboot\" must be true or false", EINVAL);
+    c.onboot = req["onboot"].get<bool>();
+  }
+  bool limits_changed = req.contains("memory") || req.contains("cpus") || req.contains("pids");
+  if (limits_changed && e->watch_fd && !e->watching_init) {
+    auto rt = runtime();
+    if (c.limits.memory_bytes) {
+      auto stats = rt.stats(name);
+      if (stats && stats->memory && stats->memory->usage.usage > *c.limits.memory_bytes)
+        return fail(fmt::format("memory limit {} bytes is below the container's current usage of {} bytes",
+                                *c.limits.memory_bytes, stats->memory->usage.usage),
+                    EINVAL);
+    }
+    oci::Resources res;
+    oci::MemoryResources mem;
+    mem.limit = c.limits.memory_bytes ? static_cast<int64_t>(*c.limits.memory_bytes) : -1;
+    res.memory = mem;
+    oci::CpuResources cpu;
+    cpu.period = 100000;
+    cpu.quota = c.limits.cpus ? static_cast<int64_t>(*c.limits.cpus * 100000) : -1;
+    res.cpu = cpu;
+    oci::PidsResources pids;
+    pids.limit = c.limits.pids ? *c.limits.pids : -1;
+    res.pids = pids;
+    if (auto r = rt.update(name, res); !r)
+      return fail("applying the limits to " + name + ": " + r.error().text(), EINVAL);
+  }
+  e->rec.config = c;
+  BH_CHECK(save_locked(*e));
+  events_.publish("container-updated", name);
+  return info_locked(*e);
+}
+
+Status Daemon::destroy(const std::string &name, bool force) {
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  if (is_active(e->rec.status.state)) {
+    if (!force)
+      return fail("container \"" + name + "\" is " + e->rec.status.state + "; stop it first or use --force", EBUSY);
+    BH_CHECK(stop_locked(*e, lock, 0));
+  }
+  e->restart_at_ms = 0;
+  cleanup_leftovers_locked(*e);
+  auto paths = records_.paths(name);
+  if (storage::overlay_mounted(paths.rootfs))
+    return fail("destroying " + name + ": its root filesystem is still mounted at " + paths.rootfs, EBUSY);
+  BH_CHECK(records_.remove(name));
+  {
+    std::lock_guard tl(table_mu_);
+    entries_.erase(name);
+  }
+  events_.publish("container-destroyed", name);
+  return {};
+}
+
+Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name, const json &req) {
+  BH_CHECK(check_fields(req, {"action", "timeout", "signal"}, "state"));
+  std::string action = BH_TRY(string_field(req, "action"));
+  int timeout = 30;
+  if (req.contains("timeout")) {
+    if (!req["timeout"].is_number_integer() || req["timeout"].get<int>() < 0)
+      return fail("\"timeout\" must be a whole number of seconds", EINVAL);
+    timeout = req["timeout"].get<int>();
+  }
+  auto e = BH_TRY(get(name));
+  std::string resource = "/1.0/containers/" + name;
+  if (action == "start")
+    return operations_.start("Starting container " + name, resource, [this, name](Operation &) { return start(name); });
+  if (action == "stop")
+    return operations_.start("Stopping container " + name, resource,
+                             [this, name, timeout](Operation &) { return stop(name, timeout); });
+  if (action == "restart")
+    return operations_.start("Restarting container " + name, resource, [this, name, timeout](Operation &) -> Status {
+      auto e = BH_TRY(get(name));
+      std::unique_lock lock(e->mu);
+      if (e->watch_fd || e->restart_at_ms)
+        BH_CHECK(stop_locked(*e, lock, timeout));
+      return start_locked(*e, lock);
+    });
+  if (action == "freeze" || action == "unfreeze") {
+    bool freeze = action == "freeze";
+    return operations_.start(std::string(freeze ? "Freezing" : "Unfreezing") + " container " + name, resource,
+                             [this, name, freeze](Operation &) -> Status {
+                               auto e = BH_TRY(get(name));
+                               std::unique_lock lock(e->mu);
+                               auto &st = e->rec.status.state;
+                               if (st != (freeze ? "running" : "frozen"))
+                                 return fail("container \"" + name + "\" is " + st, EINVAL);
+                               auto rt = runtime();
+                               BH_CHECK(freeze ? rt.pause(name) : rt.resume(name));
+                               st = freeze ? "frozen" : "running";
+                               (void)save_locked(*e);
+                               events_.publish(freeze ? "container-frozen" : "container-unfrozen", name);
+                               return {};
+                             });
+  }
+  if (action == "kill") {
+    std::string sig_text = req.value("signal", std::string("KILL"));
+    int sig = BH_TRY(signal_number(sig_text));
+    return operations_.start("Signalling container " + name, resource, [this, name, sig](Operation &) -> Status {
+      auto e = BH_TRY(get(name));
+      std::unique_lock lock(e->mu);
+      if (!e->watch_fd)
+        return fail("container \"" + name + "\" is not running", EINVAL);
+      return runtime().kill(name, sig, false);
+    });
+  }
+  return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)", EINVAL);
+}
+
+Result<std::string> Daemon::log_path(const std::string &name) {
+  BH_TRY(get(name));
+  return records_.paths(name).log;
+}
+
+Result<std::string> Daemon::console_socket(const std::string &name) {
+  auto e = BH_TRY(get(name));
+  std::lock_guard lock(e->mu);
+  if (!e->watch_fd || e->watching_init)
+    return fail("container \"" + name + "\" is not running (or its monitor is gone)", EINVAL);
+  return records_.paths(name).socket;
+}
+
+} // namespace bulkhead::daemon

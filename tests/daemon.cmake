@@ -1,0 +1,16 @@
+# bulkheadd end to end: the real daemon, client and monitor binaries on busybox system containers.
+add_executable(bulkhead_daemon_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/daemon_fixture.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/lifecycle_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/bad_input_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/integration/harness.cpp)
+target_link_libraries(bulkhead_daemon_tests PRIVATE bulkhead_base nlohmann_json::nlohmann_json GTest::gtest_main)
+target_compile_definitions(bulkhead_daemon_tests PRIVATE
+  BULKHEAD_BINARY="$<TARGET_FILE:bulkhead_cli>" BULKHEADD_BINARY="$<TARGET_FILE:bulkheadd>"
+  BULKHEADCTL_BINARY="$<TARGET_FILE:bulkheadctl>"
+  MAKE_BUSYBOX_ROOTFS="${CMAKE_CURRENT_SOURCE_DIR}/storage/make-busybox-rootfs.sh")
+add_dependencies(bulkhead_daemon_tests bulkheadd bulkheadctl bulkhead_monitor bulkhead_cli)
+gtest_discover_tests(bulkhead_daemon_tests TEST_PREFIX "daemon." DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
+
+# Units of the daemon core: records (durable writes, strict parsing), config values, events, operations.
+add_executable(bulkhead_daemon_unit_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/records_unit_test.cpp)
+target_link_libraries(bulkhead_daemon_unit_tests PRIVATE bulkhead_daemon GTest::gtest_main)
+gtest_discover_tests(bulkhead_daemon_unit_tests TEST_PREFIX "daemon_unit." DISCOVERY_TIMEOUT 60)

@@ -1,0 +1,42 @@
+// Drives the real bulkheadd + bulkheadctl (+ bulkhead-monitor) binaries: each test gets its own
+// --root, API socket and cgroup parent, a busybox template built from busybox-static, and a
+// TearDown that destroys whatever is left and checks nothing leaked (mounts, processes).
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include "../integration/harness.hpp"
+
+namespace bh_test {
+
+class DaemonTest : public ::testing::Test {
+protected:
+  void SetUp() override;
+  void TearDown() override;
+
+  // Starts bulkheadd (extra flags appended) and waits until its socket answers.
+  void start_daemon(const std::vector<std::string> &extra = {});
+  // SIGKILL: the daemon dies at once, as in a crash.
+  void kill_daemon();
+  CommandResult ctl(const std::vector<std::string> &args, std::chrono::milliseconds timeout = 120s);
+  json info(const std::string &name);
+  // Imports the busybox template as `name` (once per test).
+  void import_busybox(const std::string &name = "busybox");
+  // Polls info until pred holds (or fails the test after timeout).
+  json wait_info(const std::string &name, const std::function<bool(const json &)> &pred,
+                 std::chrono::milliseconds timeout = 60s);
+
+  std::string dir_, root_, socket_, cgroup_parent_, busybox_rootfs_;
+  pid_t daemon_pid_ = -1;
+  std::vector<std::string> mounts_before_;
+};
+
+std::string bulkheadd_path();
+std::string bulkheadctl_path();
+// A busybox system-container rootfs (init = busybox init) made once per test binary.
+const std::string &busybox_system_rootfs();
+
+} // namespace bh_test

@@ -1,0 +1,130 @@
+// Records are the daemon's source of truth: strict parsing, durable replacement, values.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "daemon/container_config.hpp"
+#include "daemon/events.hpp"
+#include "daemon/operations.hpp"
+#include "daemon/record_store.hpp"
+
+using namespace bulkhead::daemon;
+
+TEST(ContainerConfigTest, SizesAndPolicies) {
+  EXPECT_EQ(*parse_size("256M"), 256u << 20);
+  EXPECT_EQ(*parse_size("1G"), 1u << 30);
+  EXPECT_EQ(*parse_size("1.5K"), 1536u);
+  EXPECT_EQ(*parse_size("4096"), 4096u);
+  EXPECT_EQ(*parse_size("2GiB"), 2ull << 30);
+  EXPECT_FALSE(parse_size("lots"));
+  EXPECT_FALSE(parse_size("-1M"));
+  EXPECT_FALSE(parse_size("99999999999T"));
+  EXPECT_EQ(parse_restart_policy("on-failure:3")->max_retries, 3);
+  EXPECT_EQ(parse_restart_policy("always")->kind, RestartPolicy::Kind::Always);
+  EXPECT_FALSE(parse_restart_policy("on-failure:"));
+  EXPECT_FALSE(parse_restart_policy("sometimes"));
+  EXPECT_EQ(restart_policy_text(*parse_restart_policy("on-failure:5")), "on-failure:5");
+}
+
+TEST(ContainerConfigTest, RoundTripAndStrictness) {
+  ContainerConfig c;
+  c.name = "web1";
+  c.template_name = "debian";
+  c.limits.memory_bytes = 256u << 20;
+  c.limits.cpus = 0.5;
+  c.env = {"A=1"};
+  c.restart = *parse_restart_policy("on-failure:2");
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back) << back.error().text();
+  EXPECT_EQ(back->limits.memory_bytes, c.limits.memory_bytes);
+  EXPECT_EQ(back->limits.cpus, 0.5);
+  EXPECT_FALSE(back->limits.pids);
+  EXPECT_EQ(back->restart.max_retries, 2);
+  auto j = to_json(c);
+  j["surprise"] = 1;
+  auto bad = config_from_json(j);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().message.find("surprise"), std::string::npos);
+}
+
+TEST(RecordStoreTest, SaveLoadRemoveAndTornRecords) {
+  char tmpl[] = "/tmp/bhd-records-XXXXXX";
+  std::string root = ::mkdtemp(tmpl);
+  RecordStore store(root);
+  ASSERT_TRUE(store.init_dirs());
+  ContainerRecord r;
+  r.config.name = "a1";
+  r.config.template_name = "t";
+  r.status.state = "running";
+  r.status.restarts = 3;
+  r.status.init_pid = 42;
+  std::filesystem::create_directories(store.paths("a1").dir);
+  ASSERT_TRUE(store.save(r));
+  auto back = store.load("a1");
+  ASSERT_TRUE(back) << back.error().text();
+  EXPECT_EQ(back->status.restarts, 3);
+  EXPECT_EQ(back->status.init_pid, 42);
+  // No temp file stays next to the record.
+  EXPECT_FALSE(std::filesystem::exists(store.paths("a1").dir + "/.container.json.tmp"));
+  // A record someone truncated by hand is reported, never half-loaded.
+  std::filesystem::create_directories(store.paths("b1").dir);
+  std::ofstream(store.paths("b1").record) << "{\"config\": {\"name\": \"b1\"";
+  std::vector<std::string> bad;
+  auto all = store.load_all(&bad);
+  EXPECT_EQ(all.size(), 1u);
+  ASSERT_EQ(bad.size(), 1u);
+  EXPECT_NE(bad[0].find("b1"), std::string::npos);
+  // remove never follows a symlink out of the container's directory.
+  std::string outside = root + "/outside";
+  std::filesystem::create_directories(outside);
+  std::ofstream(outside + "/keep") << "x";
+  std::filesystem::create_directory_symlink(outside, store.paths("a1").dir + "/link");
+  ASSERT_TRUE(store.remove("a1"));
+  EXPECT_FALSE(std::filesystem::exists(store.paths("a1").dir));
+  EXPECT_TRUE(std::filesystem::exists(outside + "/keep"));
+  std::filesystem::remove_all(root);
+}
+
+TEST(EventBusTest, SubscribersGetEventsAndSlowOnesAreToldOfLosses) {
+  EventBus bus;
+  auto s = bus.subscribe();
+  bus.publish("container-started", "x", {{"pid", 1}});
+  auto line = s->next(100);
+  ASSERT_TRUE(line);
+  auto j = nlohmann::json::parse(*line);
+  EXPECT_EQ(j["action"], "container-started");
+  EXPECT_EQ(j["name"], "x");
+  EXPECT_FALSE(s->next(10));
+  for (int i = 0; i < 1100; ++i) bus.publish("container-updated", "x");
+  auto first = nlohmann::json::parse(*s->next(10));
+  EXPECT_EQ(first["action"], "events-lost");
+  EXPECT_EQ(first["detail"]["count"], 76);
+  bus.unsubscribe(s);
+}
+
+TEST(OperationsTest, ProgressWaitAndCancel) {
+  Operations ops;
+  auto op = ops.start("slow", "/1.0/x", [](Operation &o) -> bulkhead::Status {
+    for (int i = 0; i < 500; ++i) {
+      o.set_progress("working", i, 500);
+      if (o.cancelled())
+        return bulkhead::fail("cancelled", ECANCELED);
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return {};
+  });
+  EXPECT_FALSE(op->wait(20));
+  EXPECT_EQ(op->to_json()["status"], "running");
+  EXPECT_TRUE(ops.cancel(op->id()));
+  EXPECT_TRUE(op->wait(5000));
+  EXPECT_EQ(op->to_json()["status"], "cancelled");
+  EXPECT_FALSE(ops.cancel(op->id()));
+  auto ok = ops.start("quick", "/1.0/y", [](Operation &) -> bulkhead::Status { return {}; });
+  EXPECT_TRUE(ok->wait(-1));
+  EXPECT_EQ(ok->to_json()["status"], "success");
+  EXPECT_EQ(ok->to_json()["progress"]["percent"], 100);
+  ops.drain();
+}
