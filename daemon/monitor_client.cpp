@@ -1,0 +1,57 @@
+#include "daemon/monitor_client.hpp"
+
+#include "bulkhead/fd_passing.hpp"
+#include "daemon/monitor_io.hpp"
+#include "daemon/monitor_protocol.hpp"
+
+namespace bulkhead::daemon {
+
+namespace {
+
+using json = nlohmann::json;
+
+constexpr size_t kMaxReply = 64 * 1024;
+
+Result<json> read_reply(int fd, const std::string &socket_path) {
+  std::string line = BH_TRY(context(read_line(fd, kMaxReply), "monitor " + socket_path));
+  json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return failf("monitor {}: reply is not a JSON object: {:?}", socket_path, line);
+  if (j.contains("error")) {
+    std::string e = j["error"].is_string() ? j["error"].get<std::string>() : j["error"].dump();
+    return failf("monitor {}: {}", socket_path, e);
+  }
+  return j;
+}
+
+Result<UniqueFd> request(const std::string &socket_path, const json &req, const std::vector<int> &fds = {}) {
+  UniqueFd s = BH_TRY(connect_unix_socket(socket_path, "monitor control socket"));
+  BH_CHECK(context(send_line(s.get(), req.dump(), fds), "monitor " + socket_path));
+  return s;
+}
+
+} // namespace
+
+Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &r, int in_fd, int out_fd,
+                         int err_fd) {
+  UniqueFd s = BH_TRY(request(socket_path, exec_request_to_json(r), {in_fd, out_fd, err_fd}));
+  json reply = BH_TRY(read_reply(s.get(), socket_path));
+  if (!reply.contains("exit") || !reply["exit"].is_number_integer())
+    return failf("monitor {}: exec reply without an exit status: {}", socket_path, reply.dump());
+  return reply["exit"].get<int>();
+}
+
+Result<int> monitor_console(const std::string &socket_path) {
+  UniqueFd s = BH_TRY(request(socket_path, json{{"op", "console"}}));
+  json reply = BH_TRY(read_reply(s.get(), socket_path));
+  if (!reply.value("ok", false))
+    return failf("monitor {}: unexpected console reply {}", socket_path, reply.dump());
+  return s.release();
+}
+
+Result<json> monitor_status(const std::string &socket_path) {
+  UniqueFd s = BH_TRY(request(socket_path, json{{"op", "status"}}));
+  return read_reply(s.get(), socket_path);
+}
+
+} // namespace bulkhead::daemon

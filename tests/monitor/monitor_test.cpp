@@ -1,0 +1,291 @@
+// bulkhead-monitor on a busybox system container, on any host (no cgroup controllers needed).
+#include <csignal>
+#include <fcntl.h>
+#include <grp.h>
+#include <poll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include "bulkhead/unique_fd.hpp"
+#include "harness.hpp"
+
+namespace bh_mon {
+
+namespace {
+
+// Reads from fd until `needle` shows up or the timeout passes; returns what was read.
+std::string read_until(int fd, const std::string &needle, std::chrono::milliseconds timeout = 10s) {
+  std::string got;
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (got.find(needle) == std::string::npos) {
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0)
+      break;
+    struct pollfd p {
+      fd, POLLIN, 0
+    };
+    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0)
+      break;
+    char buf[4096];
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0)
+      break;
+    got.append(buf, static_cast<size_t>(n));
+  }
+  return got;
+}
+
+bool wait_for_file(const std::string &path, const std::string &needle,
+                   std::chrono::milliseconds timeout = 10s) {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (std::chrono::steady_clock::now() < deadline) {
+    if (read_file(path).find(needle) != std::string::npos)
+      return true;
+    std::this_thread::sleep_for(50ms);
+  }
+  return false;
+}
+
+} // namespace
+
+TEST_F(MonitorTest, BootsBusyboxInitAsPid1AndReportsState) {
+  json reply = start();
+  ASSERT_TRUE(reply.is_object()) << monitor_stderr();
+  ASSERT_TRUE(reply.value("ok", false)) << reply.dump() << "\n" << monitor_stderr();
+  int pid = reply["pid"].get<int>();
+  EXPECT_GT(pid, 0);
+
+  json state = json::parse(read_file(state_file()), nullptr, false);
+  ASSERT_TRUE(state.is_object()) << read_file(state_file());
+  EXPECT_EQ(state["init_pid"], pid);
+  EXPECT_EQ(state["init_start_time"], reply["init_start_time"]);
+  EXPECT_EQ(state["monitor_pid"], monitor_pid_);
+  EXPECT_GT(state["monitor_start_time"].get<uint64_t>(), 0u);
+  EXPECT_GT(state["started_unix"].get<int64_t>(), 1700000000);
+
+  auto status = bulkhead::daemon::monitor_status(socket());
+  ASSERT_TRUE(status) << status.error().text();
+  EXPECT_EQ((*status)["init_pid"], pid);
+  EXPECT_EQ((*status)["monitor_pid"], monitor_pid_);
+
+  // The socket is private to root (and group bulkhead when the host has it).
+  struct stat st {};
+  ASSERT_EQ(::stat(socket().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0007, 0u);
+
+  auto cmdline = exec({"cat", "/proc/1/cmdline"});
+  EXPECT_EQ(cmdline.code, 0) << cmdline.error << cmdline.err;
+  EXPECT_EQ(cmdline.out.rfind("init", 0), 0u) << cmdline.out; // busybox init renames itself "init"
+  auto exe = exec({"readlink", "/proc/1/exe"});
+  EXPECT_EQ(exe.out, "/bin/busybox\n");
+  auto id = exec({"id"});
+  EXPECT_EQ(id.code, 0) << id.error << id.err;
+  EXPECT_EQ(id.out, "uid=0(root) gid=0(root)\n");
+  auto ps = exec({"ps", "-o", "pid,comm"});
+  EXPECT_EQ(ps.code, 0) << ps.error << ps.err;
+  EXPECT_NE(ps.out.find("    1 init"), std::string::npos) << ps.out;
+  auto host = exec({"hostname"});
+  EXPECT_EQ(host.out, name_ + "\n");
+  auto env = exec({"sh", "-c", "echo $container $TERM $HOME"});
+  EXPECT_EQ(env.out, "bulkhead linux /root\n") << env.err;
+  EXPECT_TRUE(wait_for_file(log(), "bulkhead-boot-ok")) << read_file(log());
+}
+
+TEST_F(MonitorTest, ExecPassesExitStatusStdinAndStderr) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  EXPECT_EQ(exec({"sh", "-c", "exit 7"}).code, 7);
+  EXPECT_EQ(exec({"sh", "-c", "kill -9 $$"}).code, 128 + 9);
+  auto cat = exec({"sh", "-c", "cat; echo oops >&2"}, {}, "from stdin\n");
+  EXPECT_EQ(cat.code, 0);
+  EXPECT_EQ(cat.out, "from stdin\n");
+  EXPECT_EQ(cat.err, "oops\n");
+  auto missing = exec({"/no/such/binary"});
+  EXPECT_EQ(missing.code, -1);
+  EXPECT_NE(missing.error.find("/no/such/binary"), std::string::npos) << missing.error;
+}
+
+TEST_F(MonitorTest, ExecUserCwdEnvAndTty) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  auto nobody = exec({"id"}, [](auto &r) { r.user = "nobody"; });
+  EXPECT_EQ(nobody.out, "uid=65534(nobody) gid=65534(nogroup)\n") << nobody.error;
+  auto numeric = exec({"id", "-u"}, [](auto &r) { r.user = "1234:5"; });
+  EXPECT_EQ(numeric.out, "1234\n") << numeric.error;
+  auto unknown = exec({"id"}, [](auto &r) { r.user = "nosuchuser"; });
+  EXPECT_NE(unknown.error.find("nosuchuser"), std::string::npos) << unknown.error;
+  auto cwd = exec({"sh", "-c", "pwd; echo $FOO"}, [](auto &r) {
+    r.cwd = "/tmp";
+    r.env = {"FOO=bar"};
+  });
+  EXPECT_EQ(cwd.out, "/tmp\nbar\n");
+  auto tty = exec({"sh", "-c", "tty; stty size"}, [](auto &r) {
+    r.tty = true;
+    r.rows = 33;
+    r.cols = 101;
+  });
+  EXPECT_EQ(tty.code, 0) << tty.error;
+  EXPECT_NE(tty.out.find("/dev/pts/"), std::string::npos) << tty.out;
+  EXPECT_NE(tty.out.find("33 101"), std::string::npos) << tty.out;
+}
+
+TEST_F(MonitorTest, ConsoleClientsShareTheConsoleAndDetachCleanly) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  auto a = bulkhead::daemon::monitor_console(socket());
+  ASSERT_TRUE(a) << a.error().text();
+  bulkhead::UniqueFd first(*a);
+  auto b = bulkhead::daemon::monitor_console(socket());
+  ASSERT_TRUE(b) << b.error().text();
+  bulkhead::UniqueFd second(*b);
+  std::string cmd = "echo console-$((6*7))\n";
+  ASSERT_EQ(::write(first.get(), cmd.data(), cmd.size()), static_cast<ssize_t>(cmd.size()));
+  EXPECT_NE(read_until(first.get(), "console-42").find("console-42"), std::string::npos);
+  EXPECT_NE(read_until(second.get(), "console-42").find("console-42"), std::string::npos);
+  first.reset();
+  second.reset();
+  // Detached clients leave the container running and the console flowing into the log.
+  EXPECT_EQ(exec({"true"}).code, 0);
+  EXPECT_TRUE(wait_for_file(log(), "console-42")) << read_file(log());
+}
+
+TEST_F(MonitorTest, KilledInitIsCleanedUpAndExitFileWrittenLast) {
+  json reply = start();
+  ASSERT_TRUE(reply.value("ok", false)) << monitor_stderr();
+  int pid = reply["pid"].get<int>();
+  ASSERT_FALSE(mounts_containing(rootfs()).empty());
+  // SIGTERM to the monitor is ignored: the container lives on.
+  ::kill(monitor_pid_, SIGTERM);
+  std::this_thread::sleep_for(200ms);
+  ASSERT_TRUE(monitor_running());
+  EXPECT_EQ(exec({"true"}).code, 0);
+
+  kill_init(SIGKILL);
+  auto st = wait_monitor();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 0) << *st << monitor_stderr();
+  json exit = json::parse(read_file(exit_file()), nullptr, false);
+  ASSERT_TRUE(exit.is_object()) << read_file(exit_file());
+  EXPECT_EQ(exit["code"], 137);
+  EXPECT_EQ(exit["signal"], 9);
+  EXPECT_GT(exit["at"].get<int64_t>(), 1700000000);
+  EXPECT_TRUE(mounts_containing(rootfs()).empty());
+  EXPECT_FALSE(path_exists(socket()));
+  EXPECT_FALSE(path_exists(oci_root_ + "/" + name_));
+  EXPECT_FALSE(path_exists("/sys/fs/cgroup" + cgroups_path_));
+  EXPECT_FALSE(path_exists("/sys/fs/cgroup/unified" + cgroups_path_));
+  EXPECT_NE(::kill(pid, 0), 0);
+}
+
+TEST_F(MonitorTest, PoweroffFromBusyboxInitEndsWithSigint) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  ASSERT_TRUE(wait_for_file(log(), "bulkhead-boot-ok")) << read_file(log());
+  kill_init(SIGUSR2); // busybox init: poweroff
+  auto st = wait_monitor(30s);
+  ASSERT_TRUE(st.has_value());
+  json exit = json::parse(read_file(exit_file()), nullptr, false);
+  ASSERT_TRUE(exit.is_object()) << read_file(exit_file()) << monitor_stderr();
+  // reboot(RB_POWER_OFF) in a pid namespace kills its init with SIGINT.
+  EXPECT_EQ(exit["signal"], SIGINT);
+  EXPECT_EQ(exit["code"], 128 + SIGINT);
+  EXPECT_NE(read_file(log()).find("bulkhead-shutdown"), std::string::npos) << read_file(log());
+  EXPECT_TRUE(mounts_containing(rootfs()).empty());
+}
+
+TEST_F(MonitorTest, FailedStartUndoesEverything) {
+  json reply = start([](auto &c) { c.init = {"/no/such/init"}; });
+  ASSERT_TRUE(reply.is_object()) << monitor_stderr();
+  EXPECT_FALSE(reply.value("ok", true));
+  EXPECT_NE(reply.value("error", "").find("/no/such/init"), std::string::npos) << reply.dump();
+  auto st = wait_monitor();
+  ASSERT_TRUE(st.has_value());
+  EXPECT_TRUE(WIFEXITED(*st) && WEXITSTATUS(*st) == 1);
+  EXPECT_TRUE(mounts_containing(rootfs()).empty());
+  EXPECT_FALSE(path_exists(socket()));
+  EXPECT_FALSE(path_exists(state_file()));
+  EXPECT_FALSE(path_exists(oci_root_ + "/" + name_));
+}
+
+TEST_F(MonitorTest, BadLaunchLineIsRefusedByName) {
+  json line = launch_line();
+  line["surprise"] = 1;
+  json reply = start_monitor(line);
+  ASSERT_TRUE(reply.is_object());
+  EXPECT_FALSE(reply.value("ok", true));
+  EXPECT_NE(reply.value("error", "").find("surprise"), std::string::npos) << reply.dump();
+  line = launch_line();
+  line["upper"] = "relative/path";
+  reply = start_monitor(line);
+  EXPECT_NE(reply.value("error", "").find("upper"), std::string::npos) << reply.dump();
+}
+
+TEST_F(MonitorTest, UnprivilegedPeerIsRefused) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  // The socket is 0660 root:bulkhead; open it up so the refusal comes from SO_PEERCRED.
+  ::chmod(socket().c_str(), 0666);
+  ::chmod(dir_.c_str(), 0711);
+  int p[2];
+  ASSERT_EQ(::pipe(p), 0);
+  pid_t child = ::fork();
+  if (child == 0) {
+    ::close(p[0]);
+    if (::setgroups(0, nullptr) < 0 || ::setgid(65534) < 0 || ::setuid(65534) < 0)
+      ::_exit(2);
+    auto s = bulkhead::daemon::monitor_status(socket());
+    std::string text = s ? "allowed" : s.error().text();
+    (void)!::write(p[1], text.data(), text.size());
+    ::_exit(0);
+  }
+  ::close(p[1]);
+  std::string got = read_until(p[0], "\n", 5s);
+  ::close(p[0]);
+  ::waitpid(child, nullptr, 0);
+  EXPECT_NE(got.find("permission denied"), std::string::npos) << got;
+}
+
+TEST_F(MonitorTest, UnknownOpAndMalformedRequestsGetErrors) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  bulkhead::daemon::ExecRequest r;
+  auto empty = bulkhead::daemon::monitor_exec(socket(), r, 0, 1, 2);
+  ASSERT_FALSE(empty);
+  EXPECT_NE(empty.error().text().find("args"), std::string::npos) << empty.error().text();
+  // The monitor keeps serving after bad requests.
+  EXPECT_EQ(exec({"true"}).code, 0);
+}
+
+TEST_F(MonitorTest, ConsoleLogIsBoundedByRotation) {
+  json line = launch_line();
+  line["log_max"] = 4096;
+  ASSERT_TRUE(start_monitor(line).value("ok", false)) << monitor_stderr();
+  auto r = exec(
+      {"sh", "-c", "i=0; while [ $i -lt 400 ]; do echo console-line-$i; i=$((i+1)); done > /dev/console"});
+  EXPECT_EQ(r.code, 0) << r.error << r.err;
+  ASSERT_TRUE(wait_for_file(log(), "console-line-399") || wait_for_file(log() + ".1", "console-line-399"));
+  struct stat st {};
+  ASSERT_EQ(::stat(log().c_str(), &st), 0);
+  EXPECT_LE(st.st_size, 4096);
+  ASSERT_EQ(::stat((log() + ".1").c_str(), &st), 0);
+  EXPECT_LE(st.st_size, 4096);
+}
+
+} // namespace bh_mon
