@@ -289,3 +289,58 @@ TEST_F(MonitorTest, ConsoleLogIsBoundedByRotation) {
 }
 
 } // namespace bh_mon
+
+namespace bh_mon {
+
+namespace {
+
+// kB value of `key` in /proc/PID/smaps_rollup, -1 when absent.
+long smaps_kb(pid_t pid, const std::string &key) {
+  std::string text = read_file("/proc/" + std::to_string(pid) + "/smaps_rollup");
+  auto at = text.find("\n" + key + ":");
+  if (at == std::string::npos)
+    return -1;
+  return std::strtol(text.c_str() + at + key.size() + 2, nullptr, 10);
+}
+
+} // namespace
+
+TEST_F(MonitorTest, IdleMonitorMemory) {
+#if defined(__SANITIZE_ADDRESS__)
+  GTEST_SKIP() << "ASan's shadow memory makes RSS meaningless";
+#endif
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  EXPECT_EQ(exec({"true"}).code, 0); // the loop has served a request, as in real life
+  std::this_thread::sleep_for(300ms);
+  long rss = smaps_kb(monitor_pid_, "Rss"), pss = smaps_kb(monitor_pid_, "Pss");
+  long dirty = smaps_kb(monitor_pid_, "Private_Dirty");
+  RecordProperty("rss_kb", std::to_string(rss));
+  RecordProperty("pss_kb", std::to_string(pss));
+  RecordProperty("private_dirty_kb", std::to_string(dirty));
+  std::printf("idle monitor: Rss %ld kB, Pss %ld kB, Private_Dirty %ld kB\n", rss, pss, dirty);
+  // What each further monitor adds is its dirty pages (the binary's text is shared page cache).
+  EXPECT_GT(dirty, 0);
+  EXPECT_LE(dirty, 160);
+}
+
+TEST_F(MonitorTest, ContainerOwnsItsCgroupSubtree) {
+  {
+    json r = start();
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  // What systemd does at boot: a child cgroup of its own, and processes moved into it.
+  auto sub = exec({"sh", "-c",
+                   "mkdir /sys/fs/cgroup/init.scope && echo 1 > /sys/fs/cgroup/init.scope/cgroup.procs "
+                   "&& grep ^0:: /proc/1/cgroup"});
+  EXPECT_EQ(sub.code, 0) << sub.error << sub.err;
+  EXPECT_EQ(sub.out, "0::/init.scope\n"); // the v2 line (a hybrid host lists v1 ones too)
+  kill_init(SIGKILL);
+  ASSERT_TRUE(wait_monitor().has_value());
+  EXPECT_FALSE(path_exists("/sys/fs/cgroup" + cgroups_path_));
+  EXPECT_FALSE(path_exists("/sys/fs/cgroup/unified" + cgroups_path_));
+}
+
+} // namespace bh_mon
