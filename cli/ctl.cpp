@@ -50,6 +50,9 @@ std::optional<int> parse(Cli &cli, std::vector<std::string> args) {
   } catch (const CLI::ParseError &e) {
     if (e.get_exit_code() == 0)
       return cli.app->exit(e);
+    // "exec web ls -l": the command's own flags need the "--" before it.
+    if (dynamic_cast<const CLI::ExtrasError *>(&e) && cli.app->got_subcommand("exec"))
+      return report(std::string(e.what()) + " (give the command after --: exec NAME -- CMD...)");
     return report(e.what());
   }
   if (cli.context.init && !cli.app->got_subcommand("create"))

@@ -2,9 +2,11 @@
 
 #include <cctype>
 #include <cerrno>
+#include <chrono>
 #include <httplib.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <thread>
 #include <unistd.h>
 
 #include "bulkhead/unique_fd.hpp"
@@ -149,14 +151,19 @@ Result<nlohmann::json> ApiClient::wait_operation(const std::string &id, const Pr
   // Short bounded waits rather than one long one: each answer carries fresh progress to show.
   const std::string path = api_path("/1.0/operations/", id, "/wait?timeout=" + std::to_string(poll_seconds_));
   for (;;) {
+    auto asked = std::chrono::steady_clock::now();
     nlohmann::json op = BH_TRY(get(path));
     if (!op.is_object() || !op.contains("status") || !op["status"].is_string())
       return fail("operation " + id + ": bulkheadd answered an object without \"status\"");
     if (on_progress)
       on_progress(op);
     const std::string status = op["status"].get<std::string>();
-    if (status == "running")
+    if (status == "running") {
+      // A daemon that answers at once (no bounded wait) must not be polled in a tight loop.
+      if (std::chrono::steady_clock::now() - asked < std::chrono::milliseconds(50))
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));
       continue;
+    }
     if (status == "success")
       return op;
     std::string why = op.value("error", std::string());

@@ -254,3 +254,22 @@ TEST(CtlClient, StateChangesWaitForTheirOperation) {
   EXPECT_EQ(bodies[5], json::parse(R"({"memory":null,"cpus":2.0,"onboot":false})"));
   EXPECT_EQ(paths[6], "DELETE /1.0/containers/web1?force=1");
 }
+
+// exec and console ask the API for the monitor's socket, then go there; a monitor that is gone is
+// a one-line error naming its socket.
+TEST(CtlClient, ExecGoesToTheMonitorSocket) {
+  FakeDaemon d;
+  const std::string monitor = d.dir() + "/monitor.sock";
+  d.answer("GET", "/1.0/containers/web1/console", 200, json({{"socket", monitor}}).dump());
+  d.answer("GET", "/1.0/containers/gone/console", 404, R"({"error": "container \"gone\" not found"})");
+  d.start();
+  auto r = run_ctl(with_socket(d, {"exec", "web1", "--", "true"}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err.rfind("bulkheadctl: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(monitor), std::string::npos) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << r.err;
+  r = run_ctl(with_socket(d, {"console", "gone"}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.err, "bulkheadctl: container \"gone\" not found\n");
+  EXPECT_EQ(d.requests().size(), 2u);
+}

@@ -86,6 +86,9 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot or "
        "--no-onboot\n"},
       {{"frobnicate"}, "bulkheadctl: The following argument was not expected: frobnicate\n"},
+      {{"exec", "web", "ls", "-l"},
+       "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
+       "CMD...)\n"},
   };
   for (const auto &c : cases) {
     auto args = c.args;
