@@ -52,8 +52,9 @@ SELF=$(readlink -f "${BASH_SOURCE[0]}")
 CACHE_DIR=${BULKHEAD_VM_CACHE:-/var/cache/bulkhead-vm}
 # Loaded in this order by the guest's /init; built-in or missing ones are
 # skipped (mounting 9p then fails loudly if something essential is absent).
+# fuse: lxcfs in system-container tests (devtmpfs then has /dev/fuse).
 MODULES=(virtio_ring virtio virtio_pci_legacy_dev virtio_pci_modern_dev
-         virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay)
+         virtio_pci netfs fscache 9pnet 9pnet_virtio 9p overlay fuse)
 GUEST_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 
 mem=2G
