@@ -4,6 +4,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <poll.h>
+#include <sys/ioctl.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -69,7 +70,9 @@ private:
   ConsoleLog log_;
   std::list<Client> clients_;
   std::vector<pid_t> workers_;
-  bool pty_hup_ = false; // no slave open: re-polled on a timer until a process opens the console
+  UniqueFd pty_peer_;    // our own slave fd: the master never hangs up when the container closes
+                         // its console, so poll never spins on POLLHUP
+  bool pty_hup_ = false; // without pty_peer_, no slave open: re-polled on a 1 s timer
 };
 
 void Monitor::on_pty() {
@@ -273,6 +276,7 @@ int Monitor::run() {
   sigfd_.reset(::signalfd(-1, &chld, SFD_NONBLOCK | SFD_CLOEXEC));
   for (int fd : {pty_.get(), listen_.get()})
     ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  pty_peer_.reset(::ioctl(pty_.get(), TIOCGPTPEER, O_RDWR | O_NOCTTY | O_CLOEXEC));
   std::vector<struct pollfd> pfds;
   std::vector<std::list<Client>::iterator> owners;
   for (;;) {

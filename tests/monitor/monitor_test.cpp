@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sstream>
 #include <thread>
 
 #include "bulkhead/unique_fd.hpp"
@@ -341,6 +342,53 @@ TEST_F(MonitorTest, ContainerOwnsItsCgroupSubtree) {
   ASSERT_TRUE(wait_monitor().has_value());
   EXPECT_FALSE(path_exists("/sys/fs/cgroup" + cgroups_path_));
   EXPECT_FALSE(path_exists("/sys/fs/cgroup/unified" + cgroups_path_));
+}
+
+} // namespace bh_mon
+
+namespace bh_mon {
+
+namespace {
+
+// utime + stime of a process, in clock ticks.
+long cpu_ticks(pid_t pid) {
+  std::string stat = read_file("/proc/" + std::to_string(pid) + "/stat");
+  auto close = stat.rfind(')');
+  if (close == std::string::npos)
+    return -1;
+  std::istringstream in(stat.substr(close + 2));
+  std::string field;
+  long utime = 0, stime = 0;
+  for (int i = 3; i <= 15 && in >> field; ++i) {
+    if (i == 14)
+      utime = std::stol(field);
+    if (i == 15)
+      stime = std::stol(field);
+  }
+  return utime + stime;
+}
+
+} // namespace
+
+TEST_F(MonitorTest, ContainerThatClosesItsConsoleDoesNotMakeTheMonitorSpin) {
+  {
+    json r = start([](auto &c) {
+      c.init = {"/bin/sh", "-c", "exec </dev/null >/dev/null 2>&1; exec sleep 1000"};
+    });
+    ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  }
+  std::this_thread::sleep_for(300ms);
+  long before = cpu_ticks(monitor_pid_);
+  std::this_thread::sleep_for(1s);
+  EXPECT_LE(cpu_ticks(monitor_pid_) - before, 2);
+  // The console still works for whoever opens it later.
+  auto echo = exec({"sh", "-c", "echo late-console-output > /dev/console"});
+  EXPECT_EQ(echo.code, 0) << echo.error;
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (read_file(log()).find("late-console-output") == std::string::npos &&
+         std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(50ms);
+  EXPECT_NE(read_file(log()).find("late-console-output"), std::string::npos);
 }
 
 } // namespace bh_mon
