@@ -392,3 +392,20 @@ TEST_F(MonitorTest, ContainerThatClosesItsConsoleDoesNotMakeTheMonitorSpin) {
 }
 
 } // namespace bh_mon
+
+namespace bh_mon {
+
+TEST_F(MonitorTest, LimitsWithoutControllersFailByName) {
+  if (has_memory_controller())
+    GTEST_SKIP() << "this host has a memory controller (MonitorVmTest covers limits)";
+  json r = start([](auto &c) { c.limits.memory_bytes = 256ull << 20; });
+  ASSERT_TRUE(r.is_object()) << monitor_stderr();
+  EXPECT_FALSE(r.value("ok", true));
+  std::printf("start with memory.max on a host without controllers: %s\n", r.value("error", "").c_str());
+  EXPECT_NE(r.value("error", "").find("memory"), std::string::npos) << r.dump();
+  ASSERT_TRUE(wait_monitor().has_value());
+  EXPECT_TRUE(mounts_containing(rootfs()).empty());
+  EXPECT_FALSE(path_exists(oci_root_ + "/" + name_));
+}
+
+} // namespace bh_mon
