@@ -2,8 +2,11 @@
 
 #include <chrono>
 #include <csignal>
+#include <dirent.h>
 #include <fcntl.h>
+#include <memory>
 #include <optional>
+#include <set>
 #include <sys/stat.h>
 #include <sys/vfs.h>
 #include <thread>
@@ -110,8 +113,9 @@ Status Cgroup::add_process(pid_t pid) const {
   return write_file_at(AT_FDCWD, full_path() + "/cgroup.procs", std::to_string(pid), O_WRONLY);
 }
 
-Result<std::vector<pid_t>> Cgroup::processes() const {
-  std::string data = BH_TRY(read_file(full_path() + "/cgroup.procs"));
+namespace {
+
+std::vector<pid_t> parse_pids(const std::string &data) {
   std::vector<pid_t> pids;
   size_t pos = 0;
   while (pos < data.size()) {
@@ -125,9 +129,82 @@ Result<std::vector<pid_t>> Cgroup::processes() const {
   return pids;
 }
 
+// The sub-cgroups directly below `dir` (absolute paths).
+Result<std::vector<std::string>> child_cgroups(const std::string &dir) {
+  std::unique_ptr<DIR, int (*)(DIR *)> d(::opendir(dir.c_str()), ::closedir);
+  if (!d) {
+    if (errno == ENOENT)
+      return std::vector<std::string>{};
+    return failf_errno("listing cgroup {}", dir);
+  }
+  std::vector<std::string> out;
+  while (struct dirent *e = ::readdir(d.get())) {
+    std::string_view name = e->d_name;
+    if (e->d_type == DT_DIR && name != "." && name != "..")
+      out.push_back(dir + "/" + e->d_name);
+  }
+  return out;
+}
+
+// `dir` and every cgroup below it, parents before their children.
+Result<std::vector<std::string>> subtree(const std::string &dir) {
+  std::vector<std::string> out{dir};
+  for (size_t i = 0; i < out.size(); ++i) {
+    auto children = BH_TRY(child_cgroups(out[i]));
+    out.insert(out.end(), children.begin(), children.end());
+  }
+  return out;
+}
+
+// rmdir with the retry the kernel needs: exiting processes leave a cgroup asynchronously after
+// they are reaped, so EBUSY lasts a moment after a kill.
+Status remove_dir(const std::string &dir, std::chrono::steady_clock::time_point deadline) {
+  for (;;) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT)
+      return {};
+    if (errno != EBUSY)
+      return failf_errno("removing cgroup {}", dir);
+    if (std::chrono::steady_clock::now() > deadline)
+      return failf_errno("removing cgroup {} (processes still inside)", dir);
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));
+  }
+}
+
+} // namespace
+
+Result<std::vector<pid_t>> Cgroup::processes() const {
+  return parse_pids(BH_TRY(read_file(full_path() + "/cgroup.procs")));
+}
+
+Result<std::vector<pid_t>> Cgroup::subtree_processes() const {
+  std::set<pid_t> seen;
+  std::vector<pid_t> out;
+  for (const auto &dir : BH_TRY(subtree(full_path()))) {
+    // A threaded cgroup may refuse cgroup.procs (EOPNOTSUPP); its cgroup.threads lists thread ids,
+    // and kill(2) of a thread id reaches the whole process.
+    auto data = read_file(dir + "/cgroup.procs");
+    if (!data)
+      data = read_file(dir + "/cgroup.threads");
+    if (!data) {
+      if (data.error().code == ENOENT)
+        continue; // removed meanwhile
+      return tl::unexpected(data.error());
+    }
+    for (pid_t p : parse_pids(*data))
+      if (seen.insert(p).second)
+        out.push_back(p);
+  }
+  return out;
+}
+
 Result<bool> Cgroup::populated() const {
   std::string events = BH_TRY(read_file(full_path() + "/cgroup.events"));
   return events.find("populated 1") != std::string::npos;
+}
+
+Result<bool> Cgroup::frozen() const {
+  std::string events = BH_TRY(read_file(full_path() + "/cgroup.events"));
+  return events.find("frozen 1") != std::string::npos;
 }
 
 Status Cgroup::signal_all(int sig) const {
@@ -136,7 +213,7 @@ Status Cgroup::signal_all(int sig) const {
     if (r)
       return {};
   }
-  auto pids = BH_TRY(processes());
+  auto pids = BH_TRY(subtree_processes());
   for (pid_t p : pids)
     if (::kill(p, sig) < 0 && errno != ESRCH)
       return failf_errno("signalling pid {} of cgroup {}", p, path_);
@@ -147,16 +224,11 @@ Status Cgroup::destroy(int timeout_ms) const {
   if (path_.empty())
     return {};
   auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
-  for (;;) {
-    if (::rmdir(full_path().c_str()) == 0 || errno == ENOENT)
-      return {};
-    if (errno != EBUSY)
-      return failf_errno("removing cgroup {}", full_path());
-    if (std::chrono::steady_clock::now() > deadline)
-      return failf_errno("removing cgroup {} (processes still inside)", full_path());
-    // Exiting processes leave the cgroup asynchronously after they are reaped.
-    std::this_thread::sleep_for(std::chrono::milliseconds(2));
-  }
+  auto dirs = BH_TRY(subtree(full_path()));
+  // Children before parents: subtree() lists parents first.
+  for (auto it = dirs.rbegin(); it != dirs.rend(); ++it)
+    BH_CHECK(remove_dir(*it, deadline));
+  return {};
 }
 
 } // namespace bulkhead::cgroups

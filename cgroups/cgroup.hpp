@@ -39,11 +39,18 @@ public:
   Result<UniqueFd> open_dir() const;
   Status add_process(pid_t pid) const;
   Result<std::vector<pid_t>> processes() const;
+  // Every process of the cgroup and of the sub-cgroups a container made below it (threaded ones
+  // included), each pid once.
+  Result<std::vector<pid_t>> subtree_processes() const;
   Result<bool> populated() const;
-  // SIGKILL to every process (cgroup.kill, or each pid on kernels before 5.14); other signals go
-  // to each pid listed in cgroup.procs.
+  // cgroup.events says "frozen 1": the cgroup or an ancestor is frozen, so a process cloned into
+  // it would stop before it runs.
+  Result<bool> frozen() const;
+  // SIGKILL to every process of the subtree (cgroup.kill, or each pid on kernels before 5.14);
+  // other signals go to each process of subtree_processes().
   Status signal_all(int sig) const;
-  // Waits (bounded) until no process is left, then removes the directory. A missing cgroup is fine.
+  // Waits (bounded) until no process is left, then removes the directory and every sub-cgroup
+  // below it, deepest first (rmdir refuses a cgroup that has children). A missing cgroup is fine.
   Status destroy(int timeout_ms = 5000) const;
 
 private:

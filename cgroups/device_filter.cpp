@@ -89,8 +89,8 @@ Result<Rule> to_rule(const oci::DeviceCgroupRule &r, size_t index) {
       out.access |= BPF_DEVCG_ACC_WRITE;
     else if (c == 'm')
       out.access |= BPF_DEVCG_ACC_MKNOD;
-    else
-      return failf("linux.resources.devices[{}].access: {:?} may hold only r, w and m", index, r.access);
+    // Other letters are ignored, as runc does ("rwa" is common); create warns about them
+    // (device_rule_warnings).
   }
   for (int64_t v : {out.major, out.minor})
     if (v > INT32_MAX)

@@ -83,6 +83,19 @@ std::set<std::string> parse_controller_list(const std::string &text) {
   return out;
 }
 
+void enable_all_controllers(const Cgroup &cg) {
+  for (const auto &dir : ancestors(cg)) {
+    auto available = read_file(dir + "/cgroup.controllers");
+    auto enabled = read_file(dir + "/cgroup.subtree_control");
+    if (!available || !enabled)
+      continue;
+    auto on = parse_controller_list(*enabled);
+    for (const auto &c : parse_controller_list(*available))
+      if (!on.count(c))
+        (void)write_interface_file(dir + "/cgroup.subtree_control", "+" + c);
+  }
+}
+
 Status enable_controllers(const Cgroup &cg, const std::set<std::string> &controllers) {
   for (const auto &dir : ancestors(cg)) {
     auto available = parse_controller_list(BH_TRY(read_file(dir + "/cgroup.controllers")));
@@ -118,6 +131,19 @@ Status apply_resources(const Cgroup &cg, const oci::Resources &r, ApplyMode mode
     if (w.controller != "cgroup" &&
         (kKnownControllers.count(w.controller) || root_controllers.count(w.controller)))
       needed.insert(w.controller);
+  // The root lacks it: nothing below can have it, and on a v1/v2 hybrid host (the only kind where
+  // cgroup2 sits at /sys/fs/cgroup/unified) it is bound to cgroup v1, which is out of scope.
+  for (const auto &w : writes) {
+    if (!needed.count(w.controller) || root_controllers.count(w.controller))
+      continue;
+    bool hybrid = cg.mount().ends_with("/unified");
+    return failf("{}: this host has no cgroup v2 {} controller ({}/cgroup.controllers: {:?}){}", w.field,
+                 w.controller, cg.mount(), trim(read_file(cg.mount() + "/cgroup.controllers").value_or("")),
+                 hybrid ? "; its cgroups are a v1/v2 hybrid, where controllers belong to cgroup v1, and "
+                          "bulkhead supports cgroup v2 only: boot with the unified hierarchy "
+                          "(systemd.unified_cgroup_hierarchy=1 on the kernel command line)"
+                        : "");
+  }
   BH_CHECK(enable_controllers(cg, needed));
 
   std::string listed = BH_TRY(read_file(dir + "/cgroup.controllers"));
@@ -154,19 +180,12 @@ Status apply_resources(const Cgroup &cg, const oci::Resources &r, ApplyMode mode
 }
 
 std::vector<oci::DeviceCgroupRule>
-effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
-                       const std::vector<oci::Device> &devices) {
+effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules) {
   std::vector<oci::DeviceCgroupRule> out = spec_rules;
   auto allow = [&out](std::string type, std::optional<int64_t> major, std::optional<int64_t> minor,
                       std::string access) {
     out.push_back(oci::DeviceCgroupRule{true, std::move(type), major, minor, std::move(access)});
   };
-  for (const auto &d : devices) {
-    // 'u' (unbuffered) is a character device; pipes ('p') are not device nodes.
-    if (d.type == 'p')
-      continue;
-    allow(d.type == 'b' ? "b" : "c", d.major, d.minor, "rwm");
-  }
   allow("c", std::nullopt, std::nullopt, "m"); // mknod of any node; opening is what is guarded
   allow("b", std::nullopt, std::nullopt, "m");
   for (auto [major, minor] : {std::pair{1, 3}, {1, 5}, {1, 7}, {1, 8}, {1, 9}, {5, 0}, {5, 2}, {10, 200}})
@@ -175,12 +194,23 @@ effective_device_rules(const std::vector<oci::DeviceCgroupRule> &spec_rules,
   return out;
 }
 
+std::vector<std::string> device_rule_warnings(const std::vector<oci::DeviceCgroupRule> &rules) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < rules.size(); ++i)
+    if (rules[i].access.find_first_not_of("rwm") != std::string::npos)
+      out.push_back(fmt::format("linux.resources.devices[{}].access: {:?}: letters other than r, w and m "
+                                "are ignored",
+                                i, rules[i].access));
+  return out;
+}
+
 Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux) {
   static const oci::Resources none;
   const oci::Resources &r = linux.resources ? *linux.resources : none;
+  enable_all_controllers(cg);
   BH_CHECK(apply_resources(cg, r, ApplyMode::Create));
   auto fd = BH_TRY(cg.open_dir());
-  return attach_device_filter(fd.get(), cg.full_path(), effective_device_rules(r.devices, linux.devices));
+  return attach_device_filter(fd.get(), cg.full_path(), effective_device_rules(r.devices));
 }
 
 bool requests_controllers(const std::optional<oci::Resources> &r) {

@@ -3,7 +3,6 @@
 #include <cstdio>
 #include <cstdlib>
 #include <fcntl.h>
-#include <nlohmann/json.hpp>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -45,6 +44,8 @@ int socket_activation_fds() {
 // Only the chosen subcommand is built (main.cpp), so the others are null.
 bool chosen(const CLI::App *sub) { return sub && sub->parsed(); }
 
+constexpr int kExecFailed = 255;
+
 int report(const Logger &log, const Error &e) {
   log.error(e.text());
   return 1;
@@ -52,21 +53,29 @@ int report(const Logger &log, const Error &e) {
 
 std::string owner_name(const std::string &root, const std::string &id) {
   struct stat st {};
-  if (::stat((root + "/" + id).c_str(), &st) < 0) return "";
+  if (::stat((root + "/" + id).c_str(), &st) < 0)
+    return "";
   return user_name(st.st_uid).value_or(std::to_string(st.st_uid));
 }
 
 int print_list(Runtime &rt, const Logger &log, const std::string &format, bool quiet) {
   auto states = rt.list();
-  if (!states) return report(log, states.error());
+  if (!states)
+    return report(log, states.error());
   if (quiet) {
-    for (const auto &s : *states) fmt::print("{}\n", s.id);
+    for (const auto &s : *states)
+      fmt::print("{}\n", s.id);
     return 0;
   }
   if (format == "json") {
-    auto arr = nlohmann::json::array();
-    for (const auto &s : *states) arr.push_back(nlohmann::json::parse(oci::state_to_json(s, false)));
-    fmt::print("{}\n", arr.dump());
+    // Each object as `state` writes it (runc's key order), owner named as in the table.
+    std::string out = "[";
+    for (const auto &s : *states) {
+      oci::State named = s;
+      named.owner = owner_name(rt.options().root, s.id);
+      out += (out.size() > 1 ? "," : "") + oci::state_to_json(named, false);
+    }
+    fmt::print("{}]\n", out);
     return 0;
   }
   fmt::print("{:<12} {:<10} {:<10} {:<40} {:<32} {}\n", "ID", "PID", "STATUS", "BUNDLE", "CREATED", "OWNER");
@@ -80,11 +89,13 @@ int write_spec(const Logger &log, const std::string &bundle, bool rootless) {
   std::string path = bundle + "/config.json";
   UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
   if (!fd) {
-    if (errno == EEXIST) return report(log, Error{0, fmt::format("File {} exists. Remove it first", path)});
+    if (errno == EEXIST)
+      return report(log, Error{0, fmt::format("File {} exists. Remove it first", path)});
     return report(log, Error{errno, "writing " + path});
   }
   auto written = write_all(fd.get(), oci::default_spec_json(rootless) + "\n", path);
-  if (!written) return report(log, written.error());
+  if (!written)
+    return report(log, written.error());
   return 0;
 }
 
@@ -103,6 +114,7 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
     add_create_flags(run, create_opts);
     run->add_flag("-d,--detach", run_opts.detach, "detach from the container's process");
     run->add_flag("--no-subreaper", run_opts.no_subreaper, "do not become a subreaper");
+    run->add_flag("--keep", run_opts.keep, "do not delete the container after it exits");
     run->add_option("id", id, "container id")->required();
   }
 
@@ -150,6 +162,8 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
                      "unix socket that receives a pidfd of the process");
     exec->add_option("--preserve-fds", exec_opts.preserve_fds, "pass N extra fds to the process");
     exec->add_flag("--ignore-paused", exec_opts.ignore_paused, "exec even into a paused container");
+    exec->add_option("--cgroup", exec_opts.sub_cgroups,
+                     "[CONTROLLER:]PATH: run in this existing sub-cgroup of the container");
     exec->add_option("id", id, "container id")->required();
   }
 
@@ -184,13 +198,15 @@ int Commands::dispatch(Runtime &rt, const Logger &log) {
   }
   if (chosen(state)) {
     auto s = rt.state(id);
-    if (!s) return report(log, s.error());
+    if (!s)
+      return report(log, s.error());
     fmt::print("{}\n", oci::state_to_json(*s, true));
     return 0;
   }
   if (chosen(kill)) {
     auto sig = parse_signal(signal);
-    if (!sig) return report(log, sig.error());
+    if (!sig)
+      return report(log, sig.error());
     auto r = rt.kill(id, *sig, all);
     return r ? 0 : report(log, r.error());
   }
@@ -203,8 +219,13 @@ int Commands::dispatch(Runtime &rt, const Logger &log) {
     return code ? *code : report(log, code.error());
   }
   if (chosen(exec)) {
+    // As runc: 255 tells a failure of exec itself from the process's own exit status.
     auto code = rt.exec(id, exec_opts);
-    return code ? *code : report(log, code.error());
+    if (!code) {
+      report(log, code.error());
+      return kExecFailed;
+    }
+    return *code;
   }
   if (chosen(list))
     return print_list(rt, log, list_format, quiet);

@@ -8,13 +8,15 @@
 #include "cli/commands.hpp"
 #include "cli/logger.hpp"
 #include "oci/state.hpp"
+#include "security/seccomp.hpp"
 
 namespace {
 
 std::set<std::string> long_option_names(const CLI::App &app) {
   std::set<std::string> names;
   for (const CLI::Option *o : app.get_options())
-    for (const auto &n : o->get_lnames()) names.insert(n);
+    for (const auto &n : o->get_lnames())
+      names.insert(n);
   for (const CLI::App *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
     auto more = long_option_names(*sub);
     names.insert(more.begin(), more.end());
@@ -26,9 +28,12 @@ std::set<std::string> long_option_names(const CLI::App &app) {
 std::set<std::string> value_flag_names(const CLI::App &app) {
   std::set<std::string> names;
   for (const CLI::Option *o : app.get_options()) {
-    if (o->get_items_expected_min() == 0 || o->get_positional()) continue;
-    for (const auto &n : o->get_lnames()) names.insert("--" + n);
-    for (const auto &n : o->get_snames()) names.insert("-" + n);
+    if (o->get_items_expected_min() == 0 || o->get_positional())
+      continue;
+    for (const auto &n : o->get_lnames())
+      names.insert("--" + n);
+    for (const auto &n : o->get_snames())
+      names.insert("-" + n);
   }
   for (const CLI::App *sub : app.get_subcommands([](const CLI::App *) { return true; })) {
     auto more = value_flag_names(*sub);
@@ -63,9 +68,20 @@ int main(int argc, char **argv) {
     commands.add_to(app, word);
     cgroup_commands.add_to(app, word);
   }
+  bool unknown_word = !word.empty() && app.get_subcommands([](const CLI::App *) { return true; }).empty();
   if (app.get_subcommands([](const CLI::App *) { return true; }).empty()) {
     commands.add_to(app);
     cgroup_commands.add_to(app);
+  }
+  if (word == "help") { // runc's `help` command
+    fmt::print("{}", app.help());
+    return 0;
+  }
+  // An unknown command is an error even when a help flag follows it: `bulkhead foo -h` printing
+  // the help and exiting 0 would tell a script that `foo` exists.
+  if (unknown_word) {
+    fmt::print(stderr, "bulkhead: unknown command {:?} (bulkhead --help lists the commands)\n", word);
+    return 1;
   }
 
   args = cli::normalize_single_dash(args, long_option_names(app));
@@ -78,8 +94,8 @@ int main(int argc, char **argv) {
     return app.exit(e);
   }
   if (version) {
-    fmt::print("bulkhead version {}\ncommit: {}\nspec: {}\n", BULKHEAD_VERSION, BULKHEAD_COMMIT,
-               oci::kSpecVersion);
+    fmt::print("bulkhead version {}\ncommit: {}\nspec: {}\nlibseccomp: {}\n", BULKHEAD_VERSION,
+               BULKHEAD_COMMIT, oci::kSpecVersion, security::libseccomp_version());
     return 0;
   }
   cli::Logger logger;
@@ -91,6 +107,13 @@ int main(int argc, char **argv) {
     fmt::print("{}", app.help());
     return 0;
   }
+  if (debug) {
+    std::string line;
+    for (int i = 0; i < argc; ++i)
+      line += fmt::format("{}{:?}", i ? " " : "", argv[i]);
+    logger.log(LogLevel::Debug,
+               fmt::format("bulkhead {} (commit {}): {}", BULKHEAD_VERSION, BULKHEAD_COMMIT, line));
+  }
   if (systemd_cgroup) {
     logger.error("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver");
     return 1;
@@ -99,6 +122,7 @@ int main(int argc, char **argv) {
   opts.root = root;
   opts.log = [&logger](LogLevel l, const std::string &m) { logger.log(l, m); };
   Runtime rt(opts);
-  if (auto code = cgroup_commands.dispatch(rt, logger)) return *code;
+  if (auto code = cgroup_commands.dispatch(rt, logger))
+    return *code;
   return commands.dispatch(rt, logger);
 }

@@ -65,6 +65,28 @@ std::string host_cgroup2_mount() {
   return "/sys/fs/cgroup/unified";
 }
 
+// pivot_root refuses shared mounts in three places (new root, its parent, the current root), so
+// with rootfsPropagation shared the mount holding the rootfs and "/" itself become private first,
+// as runc and crun do; the rootfs bind of a private parent is private too, and finalize_root
+// applies the requested propagation to the new root after the pivot. Only this mount namespace's
+// copies change, and the old root is detached at the pivot anyway.
+Status make_pivot_parents_private(const std::string &rootfs) {
+  // The mount holding the rootfs is the one at the longest mount point above it; MS_PRIVATE on a
+  // path that is not a mount point fails with EINVAL, which is how each candidate is told apart.
+  std::string dir = rootfs;
+  for (;;) {
+    if (::mount(nullptr, dir.c_str(), nullptr, MS_PRIVATE, nullptr) == 0)
+      break;
+    if (errno != EINVAL || dir == "/")
+      return failf_errno("making the mount holding rootfs {} ({}) private for pivot_root", rootfs, dir);
+    auto slash = dir.rfind('/');
+    dir = slash == 0 ? "/" : dir.substr(0, slash);
+  }
+  if (dir != "/" && ::mount(nullptr, "/", nullptr, MS_PRIVATE, nullptr) < 0)
+    return failf_errno("making / private for pivot_root");
+  return {};
+}
+
 } // namespace
 
 Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation) {
@@ -76,16 +98,13 @@ Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &prop
     root_prop = MS_SHARED | MS_REC;
   if (::mount(nullptr, "/", nullptr, root_prop, nullptr) < 0)
     return failf_errno("setting propagation of / in the container mount namespace");
+  if (root_prop & MS_SHARED)
+    BH_CHECK(make_pivot_parents_private(rootfs));
   if (::mount(rootfs.c_str(), rootfs.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
     return failf_errno("bind-mounting rootfs {}", rootfs);
   UniqueFd fd(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
   if (!fd)
     return failf_errno("opening rootfs {}", rootfs);
-  if (root_prop & MS_SHARED) {
-    // pivot_root refuses a shared parent; the rootfs mount itself keeps shared propagation.
-    if (::mount(nullptr, fd_path(fd.get()).c_str(), nullptr, MS_PRIVATE, nullptr) < 0)
-      return failf_errno("making rootfs {} private for pivot_root", rootfs);
-  }
   return fd;
 }
 
@@ -168,6 +187,44 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
     return failf_errno("mount {}: setting recursive mount flags", dest);
   }
   return set_propagation(top.get(), o, dest);
+}
+
+namespace {
+
+std::string trimmed_destination(const std::string &dest) {
+  std::string d = dest;
+  while (d.size() > 1 && d.back() == '/')
+    d.pop_back();
+  return d;
+}
+
+} // namespace
+
+std::vector<size_t> late_readonly_mounts(const std::vector<oci::Mount> &mounts) {
+  std::vector<size_t> out;
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    if (!(parse_mount_options(mounts[i].options).flags & MS_RDONLY))
+      continue;
+    std::string dest = trimmed_destination(mounts[i].destination);
+    bool late = dest == "/dev";
+    for (size_t j = i + 1; j < mounts.size() && !late; ++j)
+      late = trimmed_destination(mounts[j].destination).starts_with(dest + "/");
+    if (late)
+      out.push_back(i);
+  }
+  return out;
+}
+
+oci::Mount without_readonly(oci::Mount m) {
+  std::erase(m.options, std::string("ro"));
+  return m;
+}
+
+Status make_readonly(int root_fd, const std::string &dest) {
+  UniqueFd top = BH_TRY(context(open_in_root(root_fd, dest, O_PATH), "mount " + dest));
+  if (mount_setattr(top.get(), 0, MOUNT_ATTR_RDONLY, 0) < 0)
+    return failf_errno("mount {}: making it read-only", dest);
+  return {};
 }
 
 Status finalize_root(const std::string &propagation, bool readonly) {

@@ -29,6 +29,15 @@ Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &prop
 // Mounts one config entry at its destination, resolved inside the rootfs.
 Status mount_entry(const MountContext &ctx, const oci::Mount &m);
 
+// Read-only mounts that must stay writable until the rest of the rootfs is built, as runc does:
+// /dev (device nodes and symlinks go in) and every mount with a later mount nested below it (its
+// mount point may have to be created inside). Indexes into `mounts`.
+std::vector<size_t> late_readonly_mounts(const std::vector<oci::Mount> &mounts);
+// `m` without its "ro" options, for mounting before make_readonly.
+oci::Mount without_readonly(oci::Mount m);
+// Makes the mount at `dest` (inside the rootfs) read-only.
+Status make_readonly(int root_fd, const std::string &dest);
+
 // After pivot: rootfsPropagation on the new root, and a read-only root when root.readonly.
 Status finalize_root(const std::string &propagation, bool readonly);
 

@@ -1,15 +1,93 @@
 #include "rootfs/pivot.hpp"
 
+#include <climits>
 #include <sys/mount.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <sstream>
+#include <vector>
+
+#include "bulkhead/io.hpp"
+#include "rootfs/safe_path.hpp"
+
 namespace bulkhead::rootfs {
+
+namespace {
+
+// mountinfo escapes space, tab, newline and backslash as \ooo.
+std::string unescape(const std::string &s) {
+  std::string out;
+  for (size_t i = 0; i < s.size(); ++i) {
+    bool octal = s[i] == '\\';
+    for (size_t k = 1; octal && k <= 3; ++k)
+      octal = i + k < s.size() && s[i + k] >= '0' && s[i + k] <= '7';
+    if (octal) {
+      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
+      i += 3;
+    } else {
+      out += s[i];
+    }
+  }
+  return out;
+}
+
+// Mount points of whole procfs and sysfs instances outside the rootfs.
+Result<std::vector<std::string>> host_proc_and_sys_mounts(const std::string &rootfs) {
+  std::string text = BH_TRY(read_file("/proc/self/mountinfo"));
+  std::vector<std::string> out;
+  std::istringstream lines(text);
+  std::string line;
+  while (std::getline(lines, line)) {
+    std::istringstream f(line);
+    std::string id, parent, dev, root, point, word;
+    f >> id >> parent >> dev >> root >> point;
+    while (f >> word && word != "-") {
+    }
+    std::string fstype;
+    f >> fstype;
+    point = unescape(point);
+    if (root != "/" || (fstype != "proc" && fstype != "sysfs"))
+      continue;
+    if (point == rootfs || point.starts_with(rootfs + "/"))
+      continue;
+    out.push_back(point);
+  }
+  return out;
+}
+
+// With chroot the host's own /proc and /sys stay reachable in the mount namespace (under the moved
+// rootfs), and the kernel lets a process mount a fresh procfs or sysfs when an unmasked instance is
+// visible there: detach them first (or cover them with a tmpfs when that is refused), as runc does.
+Status hide_host_proc_and_sys(const std::string &rootfs) {
+  for (const auto &point : BH_TRY(host_proc_and_sys_mounts(rootfs))) {
+    // Keep the unmount from propagating to the host.
+    if (::mount(nullptr, point.c_str(), nullptr, MS_SLAVE | MS_REC, nullptr) < 0) {
+      if (errno == ENOENT)
+        continue;
+      return failf_errno("--no-pivot: making {} a slave before hiding it", point);
+    }
+    if (::umount2(point.c_str(), MNT_DETACH) == 0)
+      continue;
+    if (errno != EINVAL && errno != EPERM)
+      return failf_errno("--no-pivot: detaching the host's {}", point);
+    if (::mount("tmpfs", point.c_str(), "tmpfs", 0, nullptr) < 0)
+      return failf_errno("--no-pivot: covering the host's {}", point);
+  }
+  return {};
+}
+
+} // namespace
 
 Status enter_root(int root_fd, bool no_pivot) {
   if (::fchdir(root_fd) < 0)
     return failf_errno("entering the rootfs");
   if (no_pivot) {
+    char buf[PATH_MAX];
+    ssize_t n = ::readlink(fd_path(root_fd).c_str(), buf, sizeof buf);
+    if (n <= 0 || static_cast<size_t>(n) >= sizeof buf)
+      return failf_errno("--no-pivot: resolving the rootfs path");
+    BH_CHECK(hide_host_proc_and_sys(std::string(buf, static_cast<size_t>(n))));
     if (::mount(".", "/", nullptr, MS_MOVE, nullptr) < 0)
       return failf_errno("moving the rootfs to /");
     if (::chroot(".") < 0)

@@ -102,13 +102,11 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
   fill_from_current(l.cgroup, r);
   BH_CHECK(cgroups::apply_resources(l.cgroup, r, cgroups::ApplyMode::Update));
   if (!r.devices.empty()) {
-    // linux.devices stay allowed: they come from the bundle's config, as at create.
-    std::vector<oci::Device> devices;
-    if (auto spec = oci::load_bundle_spec(l.rec.bundle); spec && spec->linux)
-      devices = spec->linux->devices;
+    for (const auto &w : cgroups::device_rule_warnings(r.devices))
+      log_warning(options_, w);
     auto fd = BH_TRY(l.cgroup.open_dir());
     BH_CHECK(cgroups::attach_device_filter(fd.get(), l.cgroup.full_path(),
-                                           cgroups::effective_device_rules(r.devices, devices)));
+                                           cgroups::effective_device_rules(r.devices)));
   }
   return {};
 }
@@ -122,7 +120,8 @@ Result<ContainerStats> Runtime::stats(const std::string &id) {
 
 Result<std::vector<int>> Runtime::processes(const std::string &id) {
   auto l = BH_TRY(load(options_, id, false));
-  auto pids = l.cgroup.processes();
+  // The sub-cgroups a container made (systemd inside) hold its processes too, as runc's ps shows.
+  auto pids = l.cgroup.subtree_processes();
   if (!pids && pids.error().code == ENOENT)
     return std::vector<int>{}; // stopped and removed
   return pids;

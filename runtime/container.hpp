@@ -27,5 +27,7 @@ oci::State to_state(const ContainerRecord &rec, const std::string &status);
 std::string state_json(const ContainerRecord &rec, const std::string &status);
 
 void log_warning(const RuntimeOptions &ro, const std::string &msg);
+// What the runtime does, step by step (`--debug`); never from a cloned child.
+void log_debug(const RuntimeOptions &ro, const std::string &msg);
 
 } // namespace bulkhead::runtime

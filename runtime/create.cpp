@@ -157,6 +157,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   if (::stat(rootfs.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
     return failf("root.path {}: not a directory", rootfs);
   ns::NamespacePlan plan = BH_TRY(ns::plan_namespaces(spec));
+  log_debug(ro, fmt::format("create {}: config {} parsed and validated, rootfs {}", id, config_path, rootfs));
 
   StateStore store(ro.root);
   ContainerDir dir = BH_TRY(store.create(id));
@@ -176,15 +177,35 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   UniqueFd cgroup_fd;
   if (auto mount = cgroups::cgroup2_mount()) {
     std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
+    bool existed = ::access((*mount + path).c_str(), F_OK) == 0;
     cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
+    // clone3 into a frozen cgroup gives a child that never runs, and create would wait forever.
+    // A cgroup someone else made and froze stays as it was.
+    auto frozen = cgroup.frozen();
+    if (!existed && (!frozen || *frozen))
+      (void)cgroup.destroy();
+    if (!frozen)
+      return tl::unexpected(frozen.error());
+    if (*frozen)
+      return failf("linux.cgroupsPath: cgroup {} is frozen (cgroup.events: frozen 1, set on it or an "
+                   "ancestor): thaw it or choose another cgroup",
+                   cgroup.full_path());
     revert.add([cgroup] { (void)cgroup.destroy(); });
+    for (const auto &w : cgroups::device_rule_warnings(
+             spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
+      log_warning(ro, w);
     // Limits and the device filter hold before any process enters the cgroup.
     BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
     cgroup_fd = BH_TRY(cgroup.open_dir());
     rec.cgroup_mount = *mount;
     rec.cgroup_path = path;
+    log_debug(ro, fmt::format("create {}: cgroup {} ready (resources and device filter applied)", id,
+                              cgroup.full_path()));
   } else if (cgroups::requests_controllers(spec.linux->resources)) {
-    return failf("linux.resources: {}", mount.error().text());
+    return failf("linux.resources: {}: this host has no cgroup v2 controllers, and bulkhead supports "
+                 "cgroup v2 only: boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1 on "
+                 "the kernel command line)",
+                 mount.error().text());
   } else {
     log_warning(ro, fmt::format("container {}: {}; running without a cgroup", id, mount.error().text()));
   }
@@ -246,6 +267,9 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     container_init(args);
   }
   revert.add([&child] { kill_and_reap(child); });
+  log_debug(ro, fmt::format("create {}: cloned {} pid {} (clone flags {:#x}{})", id,
+                            args.intermediate ? "intermediate" : "init", child.pid, flags,
+                            cloned.in_cgroup ? ", into its cgroup" : ""));
   child_end.reset();
   start_listener.reset();
   console.reset();
@@ -290,10 +314,14 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     }
     case Msg::MountsReady: {
       rec.init.pid = init.pid;
-      auto json = state_json(rec, "creating");
-      auto hooks = run_hooks(h.prestart, json, "prestart");
+      log_debug(ro, fmt::format("create {}: mounts ready; running {} prestart, {} createRuntime hook(s)", id,
+                                h.prestart.size(), h.create_runtime.size()));
+      // "created", as crun passes and the runtime-spec's conformance tests expect (runc says
+      // "creating"): the container exists and init waits; only the hooks are still to come.
+      auto json = state_json(rec, "created");
+      auto hooks = run_hooks(h.prestart, json, "prestart", bundle);
       if (hooks)
-        hooks = run_hooks(h.create_runtime, json, "createRuntime");
+        hooks = run_hooks(h.create_runtime, json, "createRuntime", bundle);
       if (!hooks) {
         send_error(parent_end.get(), hooks.error());
         return tl::unexpected(hooks.error());
@@ -313,6 +341,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
       if (pidfd_socket)
         BH_CHECK(send_pidfd(pidfd_socket.get(), init.pid));
       revert.commit();
+      log_debug(ro, fmt::format("create {}: created, init pid {} waits for start", id, init.pid));
       return CreatedContainer{init.pid, spec.process->terminal};
     }
     default:

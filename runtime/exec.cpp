@@ -131,6 +131,40 @@ Result<int> namespaces_to_join(pid_t pid) {
   return flags;
 }
 
+// `--cgroup [CONTROLLER[,CONTROLLER]:]PATH` entries -> the one sub-cgroup PATH ("" for none),
+// relative to the container's cgroup, with "." and empty components dropped. cgroup v2 has a
+// single hierarchy, so the entries must agree; ".." is refused outright, as anything leaving the
+// container's cgroup would be.
+Result<std::string> sub_cgroup_path(const std::vector<std::string> &entries) {
+  std::string chosen;
+  for (const auto &entry : entries) {
+    auto colon = entry.find(':');
+    std::string path = entry;
+    if (colon != std::string::npos && entry.find('/') > colon)
+      path = entry.substr(colon + 1);
+    std::string clean;
+    size_t pos = 0;
+    while (pos <= path.size()) {
+      size_t end = std::min(path.find('/', pos), path.size());
+      std::string part = path.substr(pos, end - pos);
+      pos = end + 1;
+      if (part == "..")
+        return failf("--cgroup {:?}: {:?} is not a sub cgroup path", entry, path);
+      if (!part.empty() && part != ".")
+        clean += "/" + part;
+    }
+    if (clean.empty())
+      return failf("--cgroup {:?}: {:?} is not a sub cgroup path (it names the container's own cgroup)",
+                   entry, path);
+    if (!chosen.empty() && chosen != clean)
+      return failf("--cgroup {:?}: cgroup v2 has one hierarchy, so every --cgroup must name the same "
+                   "path (another names {:?})",
+                   entry, chosen.substr(1));
+    chosen = clean;
+  }
+  return chosen;
+}
+
 struct ExecChild {
   const oci::Process *process;
   const security::SecurityPlan *security;
@@ -243,11 +277,17 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
 
   UniqueFd pidfd = BH_TRY(open_pidfd(rec.init));
   int join = BH_TRY(namespaces_to_join(rec.init.pid));
+  std::string sub_cgroup = BH_TRY(sub_cgroup_path(o.sub_cgroups));
+  if (!sub_cgroup.empty() && rec.cgroup_path.empty())
+    return failf("--cgroup: container {:?} has no cgroup", id);
   UniqueFd cgroup_fd;
   if (!rec.cgroup_path.empty()) {
-    cgroup_fd.reset(::open((rec.cgroup_mount + rec.cgroup_path).c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    std::string cg = rec.cgroup_mount + rec.cgroup_path + sub_cgroup;
+    cgroup_fd.reset(::open(cg.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!cgroup_fd && !sub_cgroup.empty())
+      return failf_errno("--cgroup: opening the sub-cgroup {} of container {:?}", cg, id);
     if (!cgroup_fd)
-      return failf_errno("opening cgroup {}", rec.cgroup_mount + rec.cgroup_path);
+      return failf_errno("opening cgroup {}", cg);
   }
 
   int sv[2];
@@ -296,6 +336,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
     exec_child(child);
   }
   UniqueFd process_pidfd_owner(process_pidfd);
+  log_debug(ro, fmt::format("exec {}: cloned pid {} (joining namespaces {:#x}, cgroup {})", id, pid, join,
+                            rec.cgroup_mount + rec.cgroup_path + sub_cgroup));
   child_end.reset();
   console_theirs.reset();
 
@@ -307,18 +349,32 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
       return fail(msg->payload, msg->code);
     return failf("exec: unexpected message {}", static_cast<int>(msg->type));
   }
-  UniqueFd master;
-  if (console_ours)
-    master = BH_TRY(receive_fd(console_ours.get(), "the pty master"));
-  if (!o.pid_file.empty())
-    BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
-  if (pidfd_socket)
-    BH_CHECK(send_fd(pidfd_socket.get(), process_pidfd_owner.get(), "pidfd",
-                     "the exec pidfd to the pidfd socket"));
+  // As runc: a process whose caller cannot be told about it (pid file, pidfd, pty) is killed and
+  // reaped here, so no orphan of a failed exec is left in the container.
+  auto handed_over = [&]() -> Result<UniqueFd> {
+    UniqueFd master;
+    if (console_ours)
+      master = BH_TRY(receive_fd(console_ours.get(), "the pty master"));
+    if (!o.pid_file.empty())
+      BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
+    if (pidfd_socket)
+      BH_CHECK(send_fd(pidfd_socket.get(), process_pidfd_owner.get(), "pidfd",
+                       "the exec pidfd to the pidfd socket"));
+    return master;
+  }();
+  if (!handed_over) {
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+    return tl::unexpected(handed_over.error());
+  }
+  UniqueFd master = std::move(*handed_over);
+  log_debug(ro, fmt::format("exec {}: pid {} runs {:?}", id, pid, spec.process->args.front()));
   if (o.detach)
     return 0;
   auto st = BH_TRY(wait_foreground(pid, std::move(master), relay));
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  log_debug(ro, fmt::format("exec {}: pid {} exited with status {}", id, pid, exit_code(st)));
   return exit_code(st);
 }
 

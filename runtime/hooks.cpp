@@ -1,6 +1,7 @@
 #include "runtime/hooks.hpp"
 
 #include <csignal>
+#include <cstring>
 #include <fcntl.h>
 #include <poll.h>
 #include <sys/syscall.h>
@@ -25,7 +26,8 @@ std::string one_line(std::string out) {
 
 } // namespace
 
-Status run_hook(const oci::Hook &hook, const std::string &state_json, const char *phase) {
+Status run_hook(const oci::Hook &hook, const std::string &state_json, const char *phase,
+                const std::string &cwd) {
   auto label = fmt::format("{} hook {}", phase, hook.path);
   // Prepared before fork: the child only dup2s and execs.
   std::vector<std::string> args = hook.args.empty() ? std::vector<std::string>{hook.path} : hook.args;
@@ -56,6 +58,11 @@ Status run_hook(const oci::Hook &hook, const std::string &state_json, const char
     sigset_t none;
     sigemptyset(&none);
     ::sigprocmask(SIG_SETMASK, &none, nullptr);
+    if (!cwd.empty() && ::chdir(cwd.c_str()) < 0) {
+      auto msg = fmt::format("entering {}: {}\n", cwd, std::strerror(errno));
+      (void)::write(STDERR_FILENO, msg.data(), msg.size());
+      ::_exit(126);
+    }
     ::execve(hook.path.c_str(), argv.data(), envp.data());
     ::_exit(127);
   }
@@ -121,9 +128,10 @@ Status run_hook(const oci::Hook &hook, const std::string &state_json, const char
   return failf("{}: {}: {}", label, why, output);
 }
 
-Status run_hooks(const std::vector<oci::Hook> &hooks, const std::string &state_json, const char *phase) {
+Status run_hooks(const std::vector<oci::Hook> &hooks, const std::string &state_json, const char *phase,
+                 const std::string &cwd) {
   for (const auto &h : hooks)
-    BH_CHECK(run_hook(h, state_json, phase));
+    BH_CHECK(run_hook(h, state_json, phase, cwd));
   return {};
 }
 

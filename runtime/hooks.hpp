@@ -11,7 +11,13 @@
 
 namespace bulkhead::runtime {
 
-Status run_hook(const oci::Hook &hook, const std::string &state_json, const char *phase);
-Status run_hooks(const std::vector<oci::Hook> &hooks, const std::string &state_json, const char *phase);
+// Working directories, as runc: prestart and createRuntime hooks run in the bundle (runc chdirs
+// there for create/run), createContainer hooks in the rootfs as the runtime sees it (init's cwd
+// then), startContainer hooks in the process's cwd, poststart and poststop in the caller's. `cwd`
+// empty: the caller's own.
+Status run_hook(const oci::Hook &hook, const std::string &state_json, const char *phase,
+                const std::string &cwd = {});
+Status run_hooks(const std::vector<oci::Hook> &hooks, const std::string &state_json, const char *phase,
+                 const std::string &cwd = {});
 
 } // namespace bulkhead::runtime

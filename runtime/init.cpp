@@ -148,7 +148,9 @@ bool has_dev_mount(const oci::Spec &s) {
   return false;
 }
 
-Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
+// `late`: the mounts still to be made read-only (rootfs::late_readonly_mounts), once the console
+// is in place too.
+Status build_rootfs(const InitArgs &a, UniqueFd &root_fd, std::vector<size_t> &late) {
   const oci::Spec &s = *a.spec;
   const oci::Linux empty;
   const oci::Linux &lx = s.linux ? *s.linux : empty;
@@ -157,8 +159,13 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd) {
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
   bool in_cgroupns = a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP);
   rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns, lx.mount_label, a.cgroup_dir, in_cgroupns};
-  for (const auto &m : s.mounts)
-    BH_CHECK(rootfs::mount_entry(ctx, m));
+  // A read-only /dev (or a read-only mount with mounts below it) is mounted writable and made
+  // read-only once everything inside exists.
+  late = rootfs::late_readonly_mounts(s.mounts);
+  for (size_t i = 0; i < s.mounts.size(); ++i) {
+    bool is_late = std::find(late.begin(), late.end(), i) != late.end();
+    BH_CHECK(rootfs::mount_entry(ctx, is_late ? rootfs::without_readonly(s.mounts[i]) : s.mounts[i]));
+  }
   if (has_dev_mount(s)) {
     BH_CHECK(rootfs::create_devices(root_fd.get(), rootfs::default_devices(), in_userns));
     BH_CHECK(rootfs::create_dev_symlinks(root_fd.get()));
@@ -196,13 +203,16 @@ Status prepare(const InitArgs &a, std::string &exe) {
   if ((s.linux && !s.linux->sysctl.empty()) || security::writes_procfs(*a.security))
     proc = BH_TRY(security::open_private_procfs());
   UniqueFd root_fd;
-  BH_CHECK(build_rootfs(a, root_fd));
+  std::vector<size_t> late_readonly;
+  BH_CHECK(build_rootfs(a, root_fd, late_readonly));
   BH_CHECK(apply_sysctls(s, proc.get()));
   UniqueFd pty_slave;
   if (s.process->terminal) {
     pty_slave = BH_TRY(setup_console(root_fd.get(), *s.process, a.console_fd));
     ::close(a.console_fd);
   }
+  for (size_t i : late_readonly)
+    BH_CHECK(rootfs::make_readonly(root_fd.get(), s.mounts[i].destination));
 
   if (a.run_hooks_handshake) {
     BH_CHECK(send_msg(a.sync_fd, Msg::MountsReady));
@@ -211,6 +221,10 @@ Status prepare(const InitArgs &a, std::string &exe) {
       return fail(m.payload, m.code);
     if (m.type != Msg::HooksDone)
       return fail("sync: expected HooksDone");
+    // As runc: relative paths of createContainer hooks resolve in the rootfs (enter_root fchdirs
+    // again, so nothing else depends on this cwd).
+    if (::fchdir(root_fd.get()) < 0)
+      return failf_errno("entering the rootfs {} for the createContainer hooks", a.rootfs);
     BH_CHECK(run_hooks(s.hooks.create_container, m.payload, "createContainer"));
   }
 

@@ -21,6 +21,11 @@ void log_warning(const RuntimeOptions &ro, const std::string &msg) {
     ro.log(LogLevel::Warning, msg);
 }
 
+void log_debug(const RuntimeOptions &ro, const std::string &msg) {
+  if (ro.log)
+    ro.log(LogLevel::Debug, msg);
+}
+
 namespace {
 
 bool cgroup_frozen(const ContainerRecord &rec) {
@@ -86,6 +91,7 @@ Status start_container(const RuntimeOptions &ro, const std::string &id) {
   if (::connect(conn.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
     return failf_errno("starting container {:?}: container init is gone", id);
   ::unlinkat(dir.fd(), "start.sock", 0);
+  log_debug(ro, fmt::format("start {}: releasing init (pid {})", id, rec.init.pid));
   auto json = state_json(rec, "created");
   if (::send(conn.get(), json.data(), json.size(), MSG_NOSIGNAL) < 0)
     return failf_errno("starting container {:?}", id);
@@ -97,6 +103,8 @@ Status start_container(const RuntimeOptions &ro, const std::string &id) {
   if (n > 0)
     return failf("starting container {:?}: {}", id, std::string_view(buf, static_cast<size_t>(n)));
 
+  log_debug(ro, fmt::format("start {}: init runs the process; {} poststart hook(s)", id,
+                            rec.hooks.poststart.size()));
   auto hooks = run_hooks(rec.hooks.poststart, state_json(rec, "running"), "poststart");
   if (!hooks)
     log_warning(ro, hooks.error().text());
@@ -126,6 +134,8 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
   // compute_status has just read /proc/<pid>/stat; a died create's record was not looked at.
   bool alive = rec.creating ? is_alive(rec.init) : status != "stopped";
   auto cg = cgroup_of(rec);
+  log_debug(ro, fmt::format("delete {}: it is {}{}; cgroup {}", id, status, force ? " (--force)" : "",
+                            cg.empty_path() ? "none" : cg.full_path()));
   if (alive || (!cg.empty_path() && cg.populated().value_or(false))) {
     // cgroup2 delivers SIGKILL to frozen tasks too, so a paused container needs no thaw first.
     bool killed_all = !cg.empty_path() && cg.signal_all(SIGKILL).has_value();
@@ -138,6 +148,7 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
       return failf("container {:?}: init (pid {}) did not exit after SIGKILL", id, rec.init.pid);
   }
   BH_CHECK(cg.destroy());
+  log_debug(ro, fmt::format("delete {}: processes gone, cgroup removed", id));
   if (!rec.creating) {
     auto hooks = run_hooks(rec.hooks.poststop, state_json(rec, "stopped"), "poststop");
     if (!hooks)
@@ -175,6 +186,10 @@ Status Runtime::kill(const std::string &id, int signal, bool all) {
   auto status = compute_status(dir, rec);
   if (status == "stopped" || status == "creating")
     return failf("container {:?} is not running (it is {})", id, status);
+  log_debug(options_, fmt::format("kill {}: signal {} to {}", id, signal,
+                                  all && !rec.cgroup_path.empty()
+                                      ? "every process of " + rec.cgroup_mount + rec.cgroup_path
+                                      : fmt::format("init (pid {})", rec.init.pid)));
   if (all && !rec.cgroup_path.empty()) {
     if (signal == SIGKILL)
       (void)write_file_at(AT_FDCWD, rec.cgroup_mount + rec.cgroup_path + "/cgroup.freeze", "0", O_WRONLY);

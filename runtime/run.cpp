@@ -62,9 +62,13 @@ Result<int> Runtime::run(const std::string &id, const CreateOptions &create, con
   auto status = runtime::wait_foreground(pid, std::move(master), relay);
   if (!status)
     return tl::unexpected(status.error());
-  auto removed = runtime::delete_container(options_, id, true);
-  if (!removed)
-    runtime::log_warning(options_, removed.error().text());
+  runtime::log_debug(options_, fmt::format("run {}: init (pid {}) exited with status {}{}", id, pid,
+                                           runtime::exit_code(*status), run.keep ? "; kept (--keep)" : ""));
+  if (!run.keep) {
+    auto removed = runtime::delete_container(options_, id, true);
+    if (!removed)
+      runtime::log_warning(options_, removed.error().text());
+  }
   ::sigprocmask(SIG_SETMASK, &old, nullptr);
   return runtime::exit_code(*status);
 }

@@ -12,7 +12,7 @@ Result<int> parse_signal(const std::string &text) {
   if (std::isdigit(static_cast<unsigned char>(text[0]))) {
     char *end = nullptr;
     long v = std::strtol(text.c_str(), &end, 10);
-    if (*end || v <= 0 || v >= NSIG)
+    if (*end || v < 0 || v >= NSIG)
       return failf("invalid signal {:?}", text);
     return static_cast<int>(v);
   }

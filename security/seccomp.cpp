@@ -6,15 +6,22 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <map>
 
 #include "bulkhead/io.hpp"
+#include "security/seccomp_enosys.hpp"
 
 #ifndef SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 #define SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV (1UL << 5)
 #endif
 
 namespace bulkhead::security {
+
+std::string libseccomp_version() {
+  const scmp_version *v = ::seccomp_version();
+  return v ? fmt::format("{}.{}.{}", v->major, v->minor, v->micro) : "unknown";
+}
 
 namespace {
 
@@ -68,6 +75,26 @@ Result<std::vector<sock_filter>> export_bpf(scmp_filter_ctx ctx) {
     return failf("seccomp: the filter has {} instructions, the kernel accepts at most {}", prog.size(),
                  BPF_MAXINSNS);
   return prog;
+}
+
+// Per architecture of the filter, the highest syscall number the profile names (any action, even
+// the default's: such a syscall is known to the profile's author).
+std::vector<ArchLimit> named_syscall_limits(scmp_filter_ctx ctx, const oci::Seccomp &s) {
+  std::vector<uint32_t> arches{seccomp_arch_native()};
+  for (const auto &name : s.architectures)
+    if (auto a = seccomp_arch(name); a && *a != SCMP_ARCH_X32 && seccomp_arch_exist(ctx, *a) == 0 &&
+                                     std::find(arches.begin(), arches.end(), *a) == arches.end())
+      arches.push_back(*a);
+  std::vector<ArchLimit> out;
+  for (uint32_t arch : arches) {
+    int max = -1;
+    for (const auto &rule : s.syscalls)
+      for (const auto &name : rule.names)
+        max = std::max(max, seccomp_syscall_resolve_name_arch(arch, name.c_str()));
+    if (max >= 0) // negative numbers are libseccomp's pseudo syscalls
+      out.push_back({arch, static_cast<uint32_t>(max)});
+  }
+  return out;
 }
 
 } // namespace
@@ -221,6 +248,12 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
   if (!s.listener_path.empty() && !plan.notify && warn)
     warn("linux.seccomp.listenerPath is set but no rule uses SCMP_ACT_NOTIFY; no listener is used");
   plan.bpf = BH_TRY(export_bpf(c.ctx));
+  // A default that lets unknown syscalls through (allow, log) needs no ENOSYS for newer ones.
+  if (def != SCMP_ACT_ALLOW && def != SCMP_ACT_LOG)
+    plan.bpf = with_enosys_stub(named_syscall_limits(c.ctx, s), plan.bpf);
+  if (plan.bpf.size() > BPF_MAXINSNS)
+    return failf("seccomp: the filter has {} instructions, the kernel accepts at most {}", plan.bpf.size(),
+                 BPF_MAXINSNS);
   return plan;
 }
 

@@ -8,6 +8,9 @@ namespace bulkhead::security {
 
 Result<SeccompPlan> compile_seccomp(const oci::Seccomp &seccomp, const WarnFn &warn);
 
+// The libseccomp this binary runs with, "2.5.4" (`--version` prints it, as runc does).
+std::string libseccomp_version();
+
 // Exposed for tests and error messages.
 Result<uint32_t> seccomp_action(const std::string &name, const std::optional<uint32_t> &errno_ret);
 Result<uint32_t> seccomp_arch(const std::string &name);

@@ -41,6 +41,7 @@ struct CreateOptions {
 struct RunOptions {
   bool detach = false;
   bool no_subreaper = false;
+  bool keep = false; // foreground: leave the stopped container (and its cgroup) for `delete`
 };
 
 // `exec`: either a full process JSON (process_file) or args plus overrides of the container's own
@@ -51,10 +52,10 @@ struct ExecOptions {
   std::vector<std::string> args;
   bool tty = false;
   std::string cwd;
-  std::vector<std::string> env;        // KEY=VALUE, replacing the container's value of KEY
-  std::string user;                    // "uid[:gid]"
+  std::vector<std::string> env; // KEY=VALUE, replacing the container's value of KEY
+  std::string user;             // "uid[:gid]"
   std::vector<uint32_t> additional_gids;
-  std::vector<std::string> caps;       // added to the bounding, effective and permitted sets
+  std::vector<std::string> caps; // added to the bounding, effective and permitted sets
   bool no_new_privs = false;
   std::string apparmor;
   std::string process_label;
@@ -64,6 +65,10 @@ struct ExecOptions {
   std::string pidfd_socket; // a pidfd of the process is sent here (SCM_RIGHTS) once it runs
   int preserve_fds = 0;
   bool ignore_paused = false;
+  // `--cgroup [CONTROLLER[,CONTROLLER]:]PATH` (repeatable): an existing sub-cgroup of the
+  // container's cgroup to run the process in. cgroup v2 has one hierarchy, so every entry must
+  // name the same PATH; the controllers are informational.
+  std::vector<std::string> sub_cgroups;
 };
 
 struct DeleteOptions {
@@ -85,8 +90,8 @@ public:
   Result<oci::State> state(const std::string &id);
   Status kill(const std::string &id, int signal, bool all);
   Status remove(const std::string &id, const DeleteOptions &options);
-  // create + start; in the foreground it waits, forwards signals, deletes the container and
-  // returns the exit status (128+N when killed by signal N).
+  // create + start; in the foreground it waits, forwards signals, deletes the container (unless
+  // RunOptions::keep) and returns the exit status (128+N when killed by signal N).
   Result<int> run(const std::string &id, const CreateOptions &create, const RunOptions &run);
   Result<std::vector<oci::State>> list();
   // Runs a process inside a running container (every namespace, the cgroup and the confinement).
@@ -116,7 +121,7 @@ private:
 // The runtime-spec features document of this build (`bulkhead features`).
 std::string features_json();
 
-// Parses "KILL", "SIGKILL", "kill" or "9".
+// Parses "KILL", "SIGKILL", "kill", "9" or "0" (kill(2)'s existence check).
 Result<int> parse_signal(const std::string &text);
 
 } // namespace bulkhead

@@ -3,6 +3,7 @@
 #include <dirent.h>
 
 #include <filesystem>
+#include <tuple>
 
 #include "cgroup_harness.hpp"
 
@@ -221,22 +222,36 @@ TEST_F(CgroupResources, StatsAndProcessesOfARunningContainer) {
   EXPECT_EQ(wait_for_status(id, "stopped"), "stopped");
 }
 
-// On a host whose cgroup2 hierarchy lacks the controller (the hybrid dev hosts), a request is an
-// error naming the field, the controller and the cgroup, and nothing is left behind.
+// On a host whose cgroup2 hierarchy lacks the controller (the hybrid dev hosts), every resource
+// request is an error naming the field and the controller, saying the host has no cgroup v2
+// controller for it and how to boot with the unified hierarchy; nothing is left behind.
 class CgroupErrors : public CgroupBase {};
 
 TEST_F(CgroupErrors, MissingControllerIsAClearError) {
-  std::string id = unique_id("nomem");
-  std::string path = cgroup2_mount() + "/bulkhead/" + id;
   if (host_has_cgroup2_controllers())
     GTEST_SKIP() << "the memory controller is available here";
-  std::string bundle = make_bundle({"true"}, [](json &c) {
-    c["linux"]["resources"]["memory"] = {{"limit", 1 << 26}};
-  });
-  auto r = bh({"run", "--bundle", bundle, id});
-  EXPECT_TRUE(failed_cleanly(
-      r, "linux.resources.memory.limit: the memory controller is not available in " + path, id));
-  EXPECT_FALSE(path_exists(path));
+  bool hybrid = cgroup2_mount() == "/sys/fs/cgroup/unified";
+  const std::vector<std::tuple<std::string, json, std::string>> requests = {
+      {"memory",
+       {{"limit", 1 << 26}},
+       "linux.resources.memory.limit: this host has no cgroup v2 memory controller"},
+      {"pids", {{"limit", 10}}, "linux.resources.pids.limit: this host has no cgroup v2 pids controller"},
+      {"cpu", {{"shares", 512}}, "linux.resources.cpu.shares: this host has no cgroup v2 cpu controller"},
+      {"blockIO",
+       {{"weight", 500}},
+       "linux.resources.blockIO.weight: this host has no cgroup v2 io controller"},
+  };
+  for (const auto &[key, value, text] : requests) {
+    std::string id = unique_id("no" + key);
+    std::string bundle = make_bundle({"true"}, [&](json &c) { c["linux"]["resources"][key] = value; });
+    auto r = bh({"run", "--bundle", bundle, id});
+    EXPECT_TRUE(failed_cleanly(r, text, id)) << key;
+    if (hybrid) {
+      EXPECT_TRUE(contains(r.err, "v1/v2 hybrid") && contains(r.err, "systemd.unified_cgroup_hierarchy=1"))
+          << r;
+    }
+    EXPECT_FALSE(path_exists(cgroup_dir(id)));
+  }
 }
 
 TEST_F(CgroupErrors, UnknownUnifiedKeyIsAnError) {

@@ -52,7 +52,8 @@ TEST_F(HooksTest, HooksReceiveStateAtEachStep) {
     json s = recorded(name);
     ASSERT_TRUE(s.is_object()) << name << " hook did not record the state: " << s;
     EXPECT_EQ(s.value("id", ""), "hooked") << name << ": " << s;
-    EXPECT_EQ(s.value("status", ""), "creating") << name << ": " << s;
+    // crun's "created" (what the runtime-spec's conformance tests expect), not runc's "creating".
+    EXPECT_EQ(s.value("status", ""), "created") << name << ": " << s;
     EXPECT_EQ(s.value("pid", 0), pid) << name << ": " << s;
     EXPECT_EQ(s.value("bundle", ""), bundle) << name << ": " << s;
     EXPECT_TRUE(s.contains("ociVersion")) << name << ": " << s;
@@ -140,6 +141,32 @@ TEST_F(HooksTest, StartContainerHookRunsInsideTheContainer) {
   json j = json::parse(read_file(rootfs(bundle) + "/startcontainer.json"), nullptr, false);
   ASSERT_TRUE(j.is_object()) << read_file(rootfs(bundle) + "/startcontainer.json");
   EXPECT_EQ(j.value("id", ""), "incontainer") << j;
+}
+
+TEST_F(HooksTest, EachHookKindRunsInRuncsWorkingDirectory) {
+  // prestart/createRuntime: the bundle (runc chdirs there); createContainer: the rootfs as the
+  // runtime sees it, so `touch ./etc/x` lands in the container's /etc; startContainer: the
+  // process's cwd.
+  auto pwd_hook = [&](const std::string &name) {
+    return json{{"path", "/bin/sh"}, {"args", {"sh", "-c", "pwd > " + tmp() + "/" + name + ".cwd"}}};
+  };
+  std::string bundle = make_bundle({"sleep", "100"}, [&](json &c) {
+    c["process"]["cwd"] = "/etc";
+    c["hooks"]["prestart"] = {pwd_hook("prestart")};
+    c["hooks"]["createRuntime"] = {pwd_hook("createRuntime")};
+    c["hooks"]["createContainer"] = {
+        pwd_hook("createContainer"),
+        {{"path", "/bin/sh"}, {"args", {"sh", "-c", "touch ./etc/made-by-hook"}}}};
+    c["hooks"]["startContainer"] = {{{"path", "/bin/sh"}, {"args", {"sh", "-c", "pwd > /start.cwd"}}}};
+  });
+  ASSERT_GT(create(bundle, "cwd"), 0);
+  EXPECT_EQ(trim(read_file(tmp() + "/prestart.cwd")), bundle);
+  EXPECT_EQ(trim(read_file(tmp() + "/createRuntime.cwd")), bundle);
+  EXPECT_EQ(trim(read_file(tmp() + "/createContainer.cwd")), rootfs(bundle));
+  EXPECT_TRUE(path_exists(rootfs(bundle) + "/etc/made-by-hook"));
+  ASSERT_TRUE(bh({"start", "cwd"}).ok());
+  EXPECT_TRUE(wait_for([&] { return !read_file(rootfs(bundle) + "/start.cwd").empty(); }));
+  EXPECT_EQ(trim(read_file(rootfs(bundle) + "/start.cwd")), "/etc");
 }
 
 TEST_F(HooksTest, FailingPrestartHookAbortsCreate) {

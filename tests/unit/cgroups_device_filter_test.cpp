@@ -2,6 +2,8 @@
 // the OCI rule semantics (later rules win, per access kind; no match denies).
 #include <gtest/gtest.h>
 
+#include <cstring>
+
 #include "cgroups/device_filter.hpp"
 #include "cgroups/resources.hpp"
 
@@ -105,7 +107,7 @@ TEST(CgroupsDeviceFilter, EmptyListDeniesEverything) {
 }
 
 TEST(CgroupsDeviceFilter, DefaultContainerRules) {
-  Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")}, {});
+  Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")});
   auto prog = device_filter_program(rules);
   ASSERT_TRUE(prog);
   EXPECT_EQ(run(*prog, CHR, R | W, 1, 3), 1);   // /dev/null
@@ -165,15 +167,27 @@ TEST(CgroupsDeviceFilter, BadRules) {
   auto p = device_filter_program({rule(true, "x", std::nullopt, std::nullopt, "rwm")});
   ASSERT_FALSE(p);
   EXPECT_EQ(p.error().message, "linux.resources.devices[0].type: \"x\" is not one of \"a\", \"c\", \"b\"");
-  p = device_filter_program({rule(true, "c", 1, 3, "rwx")});
-  ASSERT_FALSE(p);
-  EXPECT_EQ(p.error().message, "linux.resources.devices[0].access: \"rwx\" may hold only r, w and m");
+}
+
+TEST(CgroupsDeviceFilter, UnknownAccessLettersAreIgnoredWithAWarning) {
+  // runc accepts "rwa" (engines write it): the known letters count, the rest is warned about.
+  Rules rules = {rule(true, "c", 1, 3, "rwa")};
+  auto p = device_filter_program(rules);
+  ASSERT_TRUE(p) << p.error().text();
+  auto rw = device_filter_program({rule(true, "c", 1, 3, "rw")});
+  ASSERT_TRUE(rw);
+  ASSERT_EQ(p->size(), rw->size());
+  EXPECT_EQ(std::memcmp(p->data(), rw->data(), p->size() * sizeof(bpf_insn)), 0);
+  EXPECT_EQ(device_rule_warnings(rules),
+            std::vector<std::string>{"linux.resources.devices[0].access: \"rwa\": letters other than r, w "
+                                     "and m are ignored"});
+  EXPECT_TRUE(device_rule_warnings({rule(true, "c", 1, 3, "rwm")}).empty());
 }
 
 TEST(CgroupsDeviceFilter, KernelAcceptsTheProgram) {
   if (::geteuid() != 0)
     GTEST_SKIP() << "loading eBPF needs root";
-  Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")}, {});
+  Rules rules = effective_device_rules({rule(false, "a", std::nullopt, std::nullopt, "rwm")});
   auto prog = device_filter_program(rules);
   ASSERT_TRUE(prog);
   auto fd = load_device_filter(*prog);
