@@ -25,8 +25,8 @@
 // | 5 | init         | createContainer hooks, masks, pivot_root, rlimits,| Ready -> parent saves state "created",  |
 // |   |              | caps+user, cwd, executable lookup, pty; clears    | writes pid file, returns                |
 // |   |              | PDEATHSIG                                         |                                         |
-// | 6 | start        | connect start.sock, send state JSON, unlink it    | init runs startContainer hooks, loads   |
-// |   |              |                                                   | seccomp, execve                         |
+// | 6 | start        | connect start.sock, send state JSON, unlink it    | init loads seccomp, runs startContainer|
+// |   |              |                                                   | hooks, execve                           |
 // | 7 | init         | execve closes the CLOEXEC connection (EOF), or    | start runs poststart hooks              |
 // |   |              | sends the exec error text                         |                                         |
 // | * | child        | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   |

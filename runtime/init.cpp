@@ -304,18 +304,19 @@ void container_init(const InitArgs &a) {
     (void)::send(conn->get(), text.data(), text.size(), MSG_NOSIGNAL);
     ::_exit(127);
   };
-  auto hooks = run_hooks(a.spec->hooks.start_container, state_json, "startContainer");
-  if (!hooks)
-    report(hooks.error());
-
   reset_signals();
-  // The very last step before execve: the filter then only has to allow sendmsg (NOTIFY),
-  // capset (without no_new_privs) and execve itself.
+  // The last steps before execve: the filter then only has to allow sendmsg (NOTIFY), capset
+  // (without no_new_privs) and what the startContainer hooks do.
   auto confined = security::load_seccomp(*a.security, a.seccomp_listener_fd, state_json);
   if (!confined)
     report(confined.error());
   if (a.seccomp_listener_fd >= 0)
     ::close(a.seccomp_listener_fd);
+  // As runc: the hooks run confined like the process itself, so a profile that forbids what a
+  // hook needs makes `start` fail instead of letting the hook do it.
+  auto hooks = run_hooks(a.spec->hooks.start_container, state_json, "startContainer");
+  if (!hooks)
+    report(hooks.error());
   const oci::Process &p = *a.spec->process;
   std::vector<char *> argv, envp;
   for (const auto &s : p.args)

@@ -1,6 +1,6 @@
-// seccomp profiles and syscalls newer than they are (issue 16): a syscall above every one the
-// profile names fails with ENOSYS, so libc falls back (clone3 -> clone), while an older syscall
-// the profile does not allow still gets the profile's default errno.
+// seccomp as runc applies it (issue 16): a syscall above every one the profile names fails with
+// ENOSYS, so libc falls back (clone3 -> clone), while an older syscall the profile does not allow
+// still gets the profile's default errno; startContainer hooks run under the filter.
 #include <unistd.h>
 
 #include "harness.hpp"
@@ -48,6 +48,23 @@ int main(void) {
   ASSERT_TRUE(r.ok()) << r;
   EXPECT_TRUE(contains(r.out, "1000:-1:38\n")) << "syscall 1000 did not fail with ENOSYS\n" << r;
   EXPECT_TRUE(contains(r.out, "kexec_load:-1:1\n")) << "an older, refused syscall lost its EPERM\n" << r;
+}
+
+TEST_F(SeccompEnosys, StartContainerHooksRunUnderTheSeccompFilter) {
+  // The profile forbids mkdir; the container's own process never needs it, the hook does.
+  std::string bundle = make_bundle({"sleep", "100"}, [](json &c) {
+    c["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_ERRNO"}, {"errnoRet", 1}}}}};
+    c["hooks"]["startContainer"] = {{{"path", "/bin/mkdir"}, {"args", {"mkdir", "/made-by-hook"}}}};
+  });
+  std::string id = "seccomp-hook-" + std::to_string(::getpid());
+  ASSERT_GT(create(bundle, id), 0);
+  auto r = bh({"start", id});
+  EXPECT_NE(r.exit_code, 0) << r;
+  EXPECT_TRUE(contains(r.err, "startContainer hook /bin/mkdir")) << r;
+  EXPECT_TRUE(contains(r.err, "Operation not permitted")) << r;
+  EXPECT_FALSE(path_exists(rootfs(bundle) + "/made-by-hook"));
 }
 
 } // namespace
