@@ -174,6 +174,8 @@ struct ExecChild {
   int console_fd;
   int preserve_fds;
   int join_cgroup_fd = -1; // the container's cgroup, when the child must move itself there
+  int listener_fd = -1;    // seccomp agent (SCMP_ACT_NOTIFY): the new filter's fd goes there
+  const std::string *state_json = nullptr;
 };
 
 Status prepare_exec(const ExecChild &c, std::string &exe) {
@@ -217,8 +219,8 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_DUMPABLE, 0);
   // Only stdio, --preserve-fds and our own (CLOEXEC) sockets survive.
-  int keep[3] = {c.sync_fd, c.console_fd, c.pidfd};
-  std::sort(keep, keep + 3);
+  int keep[4] = {c.sync_fd, c.console_fd, c.pidfd, c.listener_fd};
+  std::sort(keep, keep + 4);
   unsigned int from = static_cast<unsigned int>(3 + c.preserve_fds);
   for (int fd : keep) {
     if (fd < 0 || static_cast<unsigned int>(fd) < from)
@@ -236,7 +238,10 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
     ::_exit(1);
   }
   reset_signals();
-  auto confined = security::load_seccomp(*c.security, -1, "");
+  // Each exec'd process has a filter (and notify fd) of its own: the agent gets it like init's.
+  auto confined = security::load_seccomp(*c.security, c.listener_fd, *c.state_json);
+  if (c.listener_fd >= 0)
+    ::close(c.listener_fd);
   if (!confined) {
     send_error(c.sync_fd, confined.error());
     ::_exit(1);
@@ -275,6 +280,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   security::SecurityPlan plan =
       BH_TRY(security::prepare_security(spec, [&ro](const std::string &m) { log_warning(ro, m); }));
 
+  UniqueFd listener = BH_TRY(security::connect_listener(plan));
+  std::string state = state_json(rec, status);
   UniqueFd pidfd = BH_TRY(open_pidfd(rec.init));
   int join = BH_TRY(namespaces_to_join(rec.init.pid));
   std::string sub_cgroup = BH_TRY(sub_cgroup_path(o.sub_cgroups));
@@ -322,6 +329,8 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   int process_pidfd = -1;
   ExecChild child{&*spec.process,       &plan,         pidfd.get(), join, child_end.get(),
                   console_theirs.get(), o.preserve_fds};
+  child.listener_fd = listener.get();
+  child.state_json = &state;
   dir = ContainerDir(); // never hold the container lock across a user process
   CloneResult cloned =
       clone_child(0, cgroup_fd ? cgroup_fd.get() : -1, pidfd_socket ? &process_pidfd : nullptr);
@@ -339,6 +348,7 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   log_debug(ro, fmt::format("exec {}: cloned pid {} (joining namespaces {:#x}, cgroup {})", id, pid, join,
                             rec.cgroup_mount + rec.cgroup_path + sub_cgroup));
   child_end.reset();
+  listener.reset();
   console_theirs.reset();
 
   auto msg = recv_msg(parent_end.get());

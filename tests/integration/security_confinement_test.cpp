@@ -182,6 +182,66 @@ TEST_F(SecurityTest, SeccompNotifySendsFdAndStateToListener) {
   EXPECT_TRUE(msg["pid"].is_number() && msg["pid"].get<int>() > 0) << received;
 }
 
+TEST_F(SecurityTest, SeccompNotifyOfExecReachesTheAgentToo) {
+  // Each process loads its own filter, so exec hands a second notify fd to the agent.
+  std::string sock_path = tmp() + "/agent.sock";
+  int ls = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  ASSERT_GE(ls, 0);
+  struct sockaddr_un addr {};
+  addr.sun_family = AF_UNIX;
+  std::strncpy(addr.sun_path, sock_path.c_str(), sizeof addr.sun_path - 1);
+  ASSERT_EQ(::bind(ls, reinterpret_cast<sockaddr *>(&addr), sizeof addr), 0);
+  ASSERT_EQ(::listen(ls, 2), 0);
+  std::vector<std::string> received;
+  std::thread agent([&] {
+    for (int i = 0; i < 2; ++i) {
+      int c = ::accept4(ls, nullptr, nullptr, SOCK_CLOEXEC);
+      if (c < 0)
+        return;
+      char buf[65536];
+      alignas(struct cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+      struct iovec iov {
+        buf, sizeof buf
+      };
+      struct msghdr mh {};
+      mh.msg_iov = &iov;
+      mh.msg_iovlen = 1;
+      mh.msg_control = control;
+      mh.msg_controllen = sizeof control;
+      ssize_t n = ::recvmsg(c, &mh, MSG_CMSG_CLOEXEC);
+      if (n > 0)
+        received.emplace_back(buf, static_cast<size_t>(n));
+      if (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm && cm->cmsg_type == SCM_RIGHTS) {
+        int fd;
+        std::memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+        ::close(fd); // no agent: the notified syscall then fails with ENOSYS
+      }
+      ::close(c);
+    }
+  });
+  std::string bundle = make_bundle({"sleep", "100"}, [&](json &c) {
+    c["linux"]["seccomp"] = {
+        {"defaultAction", "SCMP_ACT_ALLOW"},
+        {"listenerPath", sock_path},
+        {"syscalls", {{{"names", {"mkdir", "mkdirat"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
+  });
+  pid_t pid = create_and_start(bundle, "notify-exec");
+  auto r = bh({"exec", "notify-exec", "sh", "-c", "mkdir /notified; echo rc=$?"});
+  if (r.exit_code != 0) // unblock the agent
+    ::shutdown(ls, SHUT_RDWR);
+  agent.join();
+  ::close(ls);
+  ASSERT_GT(pid, 0);
+  ASSERT_EQ(r.exit_code, 0) << r;
+  EXPECT_TRUE(contains(r.out, "rc=1")) << r;
+  EXPECT_FALSE(path_exists(rootfs(bundle) + "/notified"));
+  ASSERT_EQ(received.size(), 2u);
+  auto msg = json::parse(received[1], nullptr, false);
+  ASSERT_TRUE(msg.is_object()) << received[1];
+  EXPECT_EQ(msg["fds"], json::array({"seccompFd"})) << received[1];
+  EXPECT_EQ(msg["state"]["id"], "notify-exec") << received[1];
+}
+
 TEST_F(SecurityTest, Personality) {
 #if defined(__x86_64__)
   auto r = run_container({"uname", "-m"}, [](json &c) {
