@@ -79,6 +79,16 @@ Status hide_host_proc_and_sys(const std::string &rootfs) {
 
 } // namespace
 
+Status chroot_into(int root_fd) {
+  if (::fchdir(root_fd) < 0)
+    return failf_errno("entering the rootfs");
+  if (::chroot(".") < 0)
+    return failf_errno("chroot into the rootfs");
+  if (::chdir("/") < 0)
+    return failf_errno("chdir / in the new root");
+  return {};
+}
+
 Status enter_root(int root_fd, bool no_pivot) {
   if (::fchdir(root_fd) < 0)
     return failf_errno("entering the rootfs");

@@ -72,11 +72,38 @@ Result<std::string> real_path(const std::string &path, const char *what) {
   return std::string(buf);
 }
 
+// Without a mount namespace the container shares the runtime's, so the runtime-spec has no
+// pivot_root and no rootfs mounts: init only chroots into root.path. Each piece that would have to
+// change the shared namespace is refused by name rather than done on the host.
+Status check_shared_mount_namespace(const oci::Spec &spec) {
+  const char *why = "the container has no mount namespace of its own (linux.namespaces lists no "
+                    "\"mount\"), and bulkhead does not change the runtime's: remove it or add a mount "
+                    "namespace";
+  const oci::Linux &lx = *spec.linux;
+  if (!spec.mounts.empty())
+    return failf("mounts: {} entries to mount, but {}", spec.mounts.size(), why);
+  if (!lx.masked_paths.empty())
+    return failf("linux.maskedPaths: {}", why);
+  if (!lx.readonly_paths.empty())
+    return failf("linux.readonlyPaths: {}", why);
+  if (spec.root.readonly)
+    return failf("root.readonly: {}", why);
+  if (!lx.rootfs_propagation.empty())
+    return failf("linux.rootfsPropagation: {}", why);
+  if (!lx.devices.empty())
+    return failf("linux.devices: {}", why);
+  if (spec.process->terminal)
+    return failf("process.terminal: the pty is bind-mounted to /dev/console, but {}", why);
+  return {};
+}
+
 Status check_spec_supported(const oci::Spec &spec, const CreateOptions &co, int console_fd) {
   if (!spec.process)
     return fail("process: is required to create a container");
-  if (!spec.linux || !spec.linux->has_namespace(oci::NamespaceType::Mount))
-    return fail("linux.namespaces: a mount namespace is required");
+  if (!spec.linux)
+    return fail("linux: is required to create a container");
+  if (!spec.linux->has_namespace(oci::NamespaceType::Mount))
+    BH_CHECK(check_shared_mount_namespace(spec));
   if (spec.process->terminal && co.console_socket.empty() && console_fd < 0)
     return fail("process.terminal is true: cannot allocate a terminal without --console-socket "
                 "(or run it in the foreground)");

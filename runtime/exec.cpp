@@ -29,6 +29,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/runtime.hpp"
 #include "oci/parse.hpp"
+#include "rootfs/pivot.hpp"
 #include "rootfs/safe_path.hpp"
 #include "runtime/clone.hpp"
 #include "runtime/console.hpp"
@@ -176,6 +177,7 @@ struct ExecChild {
   int join_cgroup_fd = -1; // the container's cgroup, when the child must move itself there
   int listener_fd = -1;    // seccomp agent (SCMP_ACT_NOTIFY): the new filter's fd goes there
   const std::string *state_json = nullptr;
+  int root_fd = -1; // init's root, for a container without a mount namespace (chroot into it)
 };
 
 Status prepare_exec(const ExecChild &c, std::string &exe) {
@@ -188,6 +190,10 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
     return failf_errno("joining the container's namespaces ({:#x})", rest);
   if ((c.join_flags & CLONE_NEWUSER) && (::setresgid(0, 0, 0) < 0 || ::setresuid(0, 0, 0) < 0))
     return failf_errno("becoming root in the container's user namespace");
+  if (c.root_fd >= 0) {
+    BH_CHECK(rootfs::chroot_into(c.root_fd));
+    ::close(c.root_fd);
+  }
   BH_CHECK(security::apply_process_attributes(*c.security));
   BH_CHECK(security::apply_lsm_labels(*c.security, proc.get()));
   const oci::Process &p = *c.process;
@@ -219,8 +225,8 @@ Status prepare_exec(const ExecChild &c, std::string &exe) {
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   ::prctl(PR_SET_DUMPABLE, 0);
   // Only stdio, --preserve-fds and our own (CLOEXEC) sockets survive.
-  int keep[4] = {c.sync_fd, c.console_fd, c.pidfd, c.listener_fd};
-  std::sort(keep, keep + 4);
+  int keep[5] = {c.sync_fd, c.console_fd, c.pidfd, c.listener_fd, c.root_fd};
+  std::sort(keep, keep + 5);
   unsigned int from = static_cast<unsigned int>(3 + c.preserve_fds);
   for (int fd : keep) {
     if (fd < 0 || static_cast<unsigned int>(fd) < from)
@@ -281,6 +287,14 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
       BH_TRY(security::prepare_security(spec, [&ro](const std::string &m) { log_warning(ro, m); }));
 
   UniqueFd listener = BH_TRY(security::connect_listener(plan));
+  // Sharing our mount namespace, the container differs from us only by its chroot.
+  UniqueFd init_root;
+  if (!spec.linux || !spec.linux->has_namespace(oci::NamespaceType::Mount)) {
+    auto path = fmt::format("/proc/{}/root", rec.init.pid);
+    init_root.reset(::open(path.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!init_root)
+      return failf_errno("opening {}", path);
+  }
   std::string state = state_json(rec, status);
   UniqueFd pidfd = BH_TRY(open_pidfd(rec.init));
   int join = BH_TRY(namespaces_to_join(rec.init.pid));
@@ -330,6 +344,7 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   ExecChild child{&*spec.process,       &plan,         pidfd.get(), join, child_end.get(),
                   console_theirs.get(), o.preserve_fds};
   child.listener_fd = listener.get();
+  child.root_fd = init_root.get();
   child.state_json = &state;
   dir = ContainerDir(); // never hold the container lock across a user process
   CloneResult cloned =

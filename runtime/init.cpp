@@ -141,6 +141,10 @@ Status setup_namespaces(const InitArgs &a) {
   return {};
 }
 
+bool has_mount_namespace(const InitArgs &a) {
+  return a.namespaces->creates(CLONE_NEWNS) || a.namespaces->joins_flag(CLONE_NEWNS);
+}
+
 bool has_dev_mount(const oci::Spec &s) {
   for (const auto &m : s.mounts)
     if (m.destination == "/dev" || m.destination == "/dev/")
@@ -154,6 +158,14 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd, std::vector<size_t> &l
   const oci::Spec &s = *a.spec;
   const oci::Linux empty;
   const oci::Linux &lx = s.linux ? *s.linux : empty;
+  if (!has_mount_namespace(a)) {
+    // The runtime's own mount namespace: nothing is mounted (create refused every piece that
+    // would need it); init only chroots into the rootfs later.
+    root_fd.reset(::open(a.rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!root_fd)
+      return failf_errno("opening rootfs {}", a.rootfs);
+    return {};
+  }
   root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
   BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
   bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
@@ -232,9 +244,13 @@ Status prepare(const InitArgs &a, std::string &exe) {
   const oci::Linux &lx = s.linux ? *s.linux : empty;
   BH_CHECK(rootfs::mask_paths(root_fd.get(), lx.masked_paths));
   BH_CHECK(rootfs::readonly_paths(root_fd.get(), lx.readonly_paths));
-  BH_CHECK(rootfs::enter_root(root_fd.get(), a.no_pivot));
+  if (has_mount_namespace(a)) {
+    BH_CHECK(rootfs::enter_root(root_fd.get(), a.no_pivot));
+    BH_CHECK(rootfs::finalize_root(lx.rootfs_propagation, s.root.readonly));
+  } else {
+    BH_CHECK(rootfs::chroot_into(root_fd.get()));
+  }
   root_fd.reset();
-  BH_CHECK(rootfs::finalize_root(lx.rootfs_propagation, s.root.readonly));
 
   const oci::Process &p = *s.process;
   BH_CHECK(join_session_keyring(a));

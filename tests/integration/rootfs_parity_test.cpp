@@ -3,6 +3,8 @@
 // rootfsPropagation value works, with later config.json edits never reaching the container.
 #include <unistd.h>
 
+#include <algorithm>
+
 #include "harness.hpp"
 
 using namespace bh_test;
@@ -75,6 +77,41 @@ TEST_F(RootfsParity, EveryRootfsPropagationWorksAndLaterConfigEditsDoNotLeakIn) 
       EXPECT_FALSE(contains(mount, " shared:") || contains(mount, " master:")) << mount;
     ASSERT_TRUE(bh({"delete", id}).ok());
   }
+}
+
+TEST_F(RootfsParity, ContainerWithoutAMountNamespaceSharesOursInItsRootfs) {
+  auto no_mount_ns = [](json &c) {
+    auto &ns = c["linux"]["namespaces"];
+    ns.erase(std::remove_if(ns.begin(), ns.end(), [](const json &n) { return n["type"] == "mount"; }),
+             ns.end());
+  };
+  std::string id = "nomntns-" + std::to_string(::getpid());
+  std::string bundle = make_bundle({"sleep", "100"}, [&](json &c) {
+    no_mount_ns(c);
+    c["mounts"] = json::array();
+    c["linux"]["maskedPaths"] = json::array();
+    c["linux"]["readonlyPaths"] = json::array();
+  });
+  ASSERT_TRUE(write_file(rootfs(bundle) + "/marker", "in-rootfs\n"));
+  pid_t pid = create_and_start(bundle, id);
+  ASSERT_GT(pid, 0);
+  char ours[128] = {}, theirs[128] = {};
+  ASSERT_GT(::readlink("/proc/self/ns/mnt", ours, sizeof ours - 1), 0);
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(pid) + "/ns/mnt").c_str(), theirs, sizeof theirs - 1), 0);
+  EXPECT_STREQ(theirs, ours) << "not our mount namespace";
+  char root[4096] = {};
+  ASSERT_GT(::readlink(("/proc/" + std::to_string(pid) + "/root").c_str(), root, sizeof root - 1), 0);
+  EXPECT_EQ(std::string(root), rootfs(bundle));
+  auto r = bh({"exec", id, "cat", "/marker"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.out, "in-rootfs\n") << r;
+  EXPECT_TRUE(no_new_mounts());
+
+  // What would have to mount into the shared namespace is refused by name.
+  std::string bad = make_bundle({"true"}, no_mount_ns);
+  auto refused = bh({"run", "--bundle", bad, id + "-bad"});
+  EXPECT_TRUE(failed_cleanly(refused, "mounts: 6 entries to mount, but the container has no mount namespace",
+                             id + "-bad", {pid}));
 }
 
 } // namespace
