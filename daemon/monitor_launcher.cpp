@@ -105,7 +105,7 @@ Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann:
   if (!reply.value("ok", false)) {
     // The monitor undid its work and exits; reap it so no zombie stays behind.
     ::waitpid(pid, nullptr, 0);
-    return fail(reply.value("error", std::string("the monitor failed without a message")), EIO);
+    return fail(reply.value("error", std::string("the monitor failed without a message")));
   }
   MonitorStarted started;
   started.monitor_pid = pid;

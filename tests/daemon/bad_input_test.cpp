@@ -59,8 +59,9 @@ TEST_F(DaemonBadInputTest, ClearErrorsAndNothingHalfMade) {
     EXPECT_EQ(r.exit_code, 1) << r;
     EXPECT_TRUE(contains(r.err, "bulkheadctl: ")) << r;
     EXPECT_EQ(split_lines(r.err).size(), 1u) << r;
-    if (!c.expect.empty())
+    if (!c.expect.empty()) {
       EXPECT_TRUE(contains(r.err, c.expect)) << r;
+    }
   }
   EXPECT_EQ(json::parse(ctl({"list", "--json"}).out).size(), 0u);
   EXPECT_TRUE(ctl({"create", "c1", "--template", "busybox"}).ok());
