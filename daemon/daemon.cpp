@@ -178,9 +178,15 @@ void Daemon::supervise() {
     int64_t next = 0;
     std::vector<EntryPtr> due;
     {
-      std::lock_guard lock(table_mu_);
+      // Lock order: an entry's mu may be held while taking table_mu_ (create, destroy), so the
+      // table is copied first and never held while an entry is locked.
+      std::vector<EntryPtr> all;
+      {
+        std::lock_guard lock(table_mu_);
+        for (auto &[name, e] : entries_) all.push_back(e);
+      }
       int64_t now = now_unix_ms();
-      for (auto &[name, e] : entries_) {
+      for (auto &e : all) {
         std::lock_guard el(e->mu);
         if (!e->restart_at_ms)
           continue;
@@ -348,13 +354,15 @@ Status Daemon::save_locked(Entry &e) {
 
 void Daemon::start_onboot() {
   std::deque<EntryPtr> todo;
+  std::vector<EntryPtr> all;
   {
     std::lock_guard lock(table_mu_);
-    for (auto &[name, e] : entries_) {
-      std::lock_guard el(e->mu);
-      if (e->rec.config.onboot && e->rec.status.state == "stopped")
-        todo.push_back(e);
-    }
+    for (auto &[name, e] : entries_) all.push_back(e);
+  }
+  for (auto &e : all) {
+    std::lock_guard el(e->mu); // never under table_mu_ (see supervise)
+    if (e->rec.config.onboot && e->rec.status.state == "stopped")
+      todo.push_back(e);
   }
   std::mutex mu;
   std::vector<std::thread> workers;

@@ -83,7 +83,9 @@ public:
 
 private:
   struct Entry {
-    std::mutex mu; // serializes this container's lifecycle; guards everything below
+    // Serializes this container's lifecycle; guards everything below. Lock order: mu, then
+    // table_mu_; never lock an entry while holding table_mu_ (copy the table out first).
+    std::mutex mu;
     std::condition_variable changed;
     ContainerRecord rec;
     UniqueFd watch_fd;         // pidfd of the monitor (or of init when its monitor was lost)

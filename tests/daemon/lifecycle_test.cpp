@@ -147,4 +147,34 @@ TEST_F(DaemonTest, FreezeUnfreezeSetAndLogs) {
   }
 }
 
+// Regression: destroy held a container's lock while taking the table lock, the supervisor the
+// other way round; parallel force-destroys (each exit wakes the supervisor) deadlocked.
+TEST_F(DaemonTest, ParallelForceDestroysDoNotDeadlock) {
+  start_daemon();
+  import_busybox();
+  constexpr int kN = 4;
+  std::vector<pid_t> pids;
+  for (int i = 0; i < kN; ++i) {
+    std::string name = "p" + std::to_string(i);
+    ASSERT_TRUE(ctl({"create", name, "--template", "busybox", "--restart", "always", "--start"}).ok());
+    pids.push_back(info(name)["pid"].get<pid_t>());
+  }
+  for (int round = 0; round < 2; ++round) {
+    std::vector<std::thread> threads;
+    std::vector<CommandResult> results(kN);
+    for (int i = round; i < kN; i += 1 + round)
+      threads.emplace_back([&, i] {
+        // Round 0 races destroys against stops' exits; round 1 destroys what round 0 left.
+        std::string name = "p" + std::to_string(i);
+        results[i] = round == 0 && i % 2 ? ctl({"stop", name, "--timeout", "0"}, 60s)
+                                         : ctl({"destroy", name, "--force"}, 60s);
+      });
+    for (auto &t : threads) t.join();
+    for (auto &r : results) EXPECT_FALSE(r.timed_out) << r;
+    for (int i = round; i < kN; i += 1 + round) EXPECT_TRUE(results[i].ok()) << results[i];
+  }
+  EXPECT_EQ(json::parse(ctl({"list", "--json"}).out).size(), 0u);
+  EXPECT_TRUE(wait_gone(pids, 10s).empty());
+}
+
 } // namespace bh_test
