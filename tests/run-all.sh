@@ -4,6 +4,7 @@
 #  2. the same under AddressSanitizer + UBSan
 #  3. the cgroup v2 suite inside a TCG VM with every controller (tests/vm), when present
 #  4. the real clients, containerd and podman, driving bulkhead in that VM (tests/clients)
+#  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -34,6 +35,11 @@ if [[ -x tests/clients/run-client-tests.sh ]]; then
   bash tests/clients/run-client-tests.sh build || status=1
   echo "client suites took $(($(date +%s) - start)) s"
 fi
+
+echo "=== hosting scenario in the VM: 50 containers, daemon SIGKILL, restart policy, lxcfs, destroy"
+start=$(date +%s)
+bash tests/daemon/run-vm-scenario.sh build 50 || status=1
+echo "hosting VM scenario took $(($(date +%s) - start)) s"
 
 echo "=== unit + integration (RelWithDebInfo)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300 || status=1
