@@ -8,21 +8,56 @@
 
 #include <fmt/core.h>
 
+#include "cli/completion.hpp"
+#include "cli/manpage.hpp"
 #include "daemon/api_server.hpp"
 #include "daemon/daemon.hpp"
 
+namespace {
+
+// The man page and the bash completion come from the flags above (hidden --generate-man,
+// --generate-completion, as bulkheadctl's), so they cannot drift from what bulkheadd parses.
+std::string man_page(const CLI::App &app) {
+  bulkhead::cli::ManPageInfo info;
+  info.section = "8";
+  info.source = "bulkhead " BULKHEAD_VERSION;
+  info.manual = "bulkhead manual";
+  info.description =
+      "bulkheadd is the hosting daemon of bulkhead: it runs long-lived system containers, each booting "
+      "the init of a shared, read-only OS template (an overlay of the template and a private upper "
+      "directory), and serves an HTTP/1.1 + JSON API on a unix socket (see docs/api.md), which "
+      "bulkheadctl(1) drives.\n\n"
+      "Every container has its own bulkhead-monitor process, so containers keep running when bulkheadd "
+      "stops, is killed or is upgraded; a new bulkheadd adopts them again. Container records are kept "
+      "under --root. bulkheadd must run as root; it stays in the foreground and tells systemd when it "
+      "is ready (Type=notify). SIGTERM, SIGINT or SIGHUP stop it.";
+  info.see_also = "bulkheadctl(1), bulkhead(8), lxcfs(1)";
+  return bulkhead::cli::generate_manpage(app, info);
+}
+
+std::string completion(const CLI::App &app) {
+  bulkhead::cli::CompletionInfo info;
+  info.file_flags = {"--root", "--socket", "--monitor", "--lxcfs-dir"};
+  return bulkhead::cli::generate_bash_completion(app, info);
+}
+
+} // namespace
+
 int main(int argc, char **argv) {
   using namespace bulkhead::daemon;
-  CLI::App app{"bulkheadd: the bulkhead hosting daemon (system containers from shared OS templates)", "bulkheadd"};
+  CLI::App app{"bulkheadd: the bulkhead hosting daemon (system containers from shared OS templates)",
+               "bulkheadd"};
   DaemonOptions o;
   std::string socket = "/run/bulkhead/bulkheadd.sock";
-  bool foreground = false, version = false, no_lxcfs = false;
+  bool foreground = false, version = false, no_lxcfs = false, generate_man = false,
+       generate_completion = false;
   app.add_option("--root", o.root, "state directory (records, templates, container layers)")
       ->capture_default_str();
   app.add_option("--socket", socket, "API socket")->capture_default_str();
   app.add_option("--cgroup-parent", o.cgroup_parent, "cgroup under which containers are placed")
       ->capture_default_str();
-  app.add_option("--monitor", o.monitor_binary, "path of bulkhead-monitor (default: next to bulkheadd)");
+  app.add_option("--monitor", o.monitor_binary,
+                 "path of bulkhead-monitor (default: next to bulkheadd, else ../libexec/bulkhead/)");
   app.add_option("--lxcfs-dir", o.lxcfs_dir, "lxcfs mount point")->capture_default_str();
   app.add_flag("--no-lxcfs", no_lxcfs, "do not use lxcfs for container-aware /proc files");
   app.add_option("--onboot-parallel", o.onboot_parallel, "onboot containers started at once")
@@ -32,12 +67,20 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--log-max", o.log_max, "bytes of console log kept per container (x2 with the rotated file)")
       ->capture_default_str();
-  app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit, "stop every container when the daemon exits");
-  app.add_flag("--foreground", foreground, "stay in the foreground (the default; for symmetry with init scripts)");
+  app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
+               "stop every container when the daemon exits");
+  app.add_flag("--foreground", foreground,
+               "stay in the foreground (the default; for symmetry with init scripts)");
   app.add_flag("-v,--version", version, "print the version");
+  app.add_flag("--generate-man", generate_man, "print the man page (roff)")->group("");
+  app.add_flag("--generate-completion", generate_completion, "print the bash completion script")->group("");
   CLI11_PARSE(app, argc, argv);
   if (version) {
     fmt::print("bulkheadd version {}\n", BULKHEAD_VERSION);
+    return 0;
+  }
+  if (generate_man || generate_completion) {
+    fmt::print("{}", generate_man ? man_page(app) : completion(app));
     return 0;
   }
   o.lxcfs = !no_lxcfs;

@@ -34,10 +34,10 @@ std::string join(const std::vector<std::string> &words) {
   return out;
 }
 
-// The programs using this let options of a parent follow its subcommands (CLI11's fallthrough),
-// so each level also offers its ancestors' flags.
-void walk(const CLI::App &app, std::vector<const CLI::Option *> inherited, const std::string &var,
-          Tables &t) {
+// Programs with CLI11's fallthrough let options of a parent follow its subcommands, so each level
+// then also offers its ancestors' flags (CompletionInfo::inherit_flags).
+void walk(const CLI::App &app, std::vector<const CLI::Option *> inherited, bool inherit,
+          const std::string &var, Tables &t) {
   // Keys carry a leading "_": bash refuses an empty subscript, and the root's path is empty.
   const std::string key = quote("_" + command_path(app));
   std::vector<std::string> subs, flags, value_flags, pos;
@@ -59,9 +59,10 @@ void walk(const CLI::App &app, std::vector<const CLI::Option *> inherited, const
   t.value_flags += var + "_value_flags[" + key + "]=" + quote(join(value_flags)) + "\n";
   t.positional += var + "_positionals[" + key + "]=" + quote(join(pos)) + "\n";
   auto own = visible_options(app);
-  inherited.insert(inherited.end(), own.begin(), own.end());
+  if (inherit)
+    inherited.insert(inherited.end(), own.begin(), own.end());
   for (const CLI::App *sub : visible_subcommands(app))
-    walk(*sub, inherited, var, t);
+    walk(*sub, inherited, inherit, var, t);
 }
 
 } // namespace
@@ -70,7 +71,7 @@ std::string generate_bash_completion(const CLI::App &app, const CompletionInfo &
   const std::string program = app.get_name();
   const std::string var = "_" + identifier(program);
   Tables t;
-  walk(app, {}, var, t);
+  walk(app, {}, info.inherit_flags, var, t);
   std::string dynamic;
   for (const auto &[key, command] : info.dynamic)
     dynamic += var + "_dynamic[" + quote("_" + key) + "]=" + quote(command) + "\n";

@@ -15,6 +15,9 @@ struct CompletionInfo {
   std::map<std::string, std::string> dynamic;
   // Flags whose value is a file path (completed with files): long names, e.g. "--socket".
   std::vector<std::string> file_flags;
+  // Whether a subcommand also takes its ancestors' flags (CLI11's fallthrough, as in bulkheadctl);
+  // false for programs whose global flags must come before the subcommand (bulkhead, as runc).
+  bool inherit_flags = true;
 };
 
 std::string generate_bash_completion(const CLI::App &app, const CompletionInfo &info);

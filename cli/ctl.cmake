@@ -1,11 +1,6 @@
 # bulkheadctl, the client of bulkheadd (docs/bulkheadctl.md).
 
-# The man page and bash completion generators, shared with bulkheadd.
-add_library(bulkhead_cli_docs STATIC manpage.cpp completion.cpp cli_walk.cpp)
-target_link_libraries(bulkhead_cli_docs PUBLIC bulkhead_base)
-if(TARGET CLI11::CLI11)
-  target_link_libraries(bulkhead_cli_docs PUBLIC CLI11::CLI11)
-endif()
+# The man page and bash completion generators (bulkhead_cli_docs) are in cli/CMakeLists.txt.
 
 # Everything but main, so the tests link the same command tree.
 add_library(bulkhead_ctl STATIC ctl.cpp ctl_values.cpp ctl_format.cpp ctl_containers.cpp ctl_events.cpp
@@ -36,17 +31,4 @@ if(TARGET bulkhead_ctl_exec_check)
 endif()
 install(TARGETS bulkheadctl RUNTIME DESTINATION bin)
 
-# The man page and completion come from the binary's own command tree, so they cannot drift.
-add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.1
-                   COMMAND bulkheadctl --generate-man > ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.1
-                   DEPENDS bulkheadctl
-                   COMMENT "Generating bulkheadctl.1")
-add_custom_command(OUTPUT ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.bash
-                   COMMAND bulkheadctl --generate-completion > ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.bash
-                   DEPENDS bulkheadctl
-                   COMMENT "Generating bulkheadctl.bash")
-add_custom_target(bulkheadctl_docs ALL DEPENDS ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.1
-                                               ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.bash)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.1 DESTINATION share/man/man1)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/bulkheadctl.bash DESTINATION share/bash-completion/completions
-        RENAME bulkheadctl)
+bulkhead_cli_docs_for(bulkheadctl bulkheadctl 1)

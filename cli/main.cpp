@@ -6,7 +6,9 @@
 #include "cli/argv.hpp"
 #include "cli/cgroup_commands.hpp"
 #include "cli/commands.hpp"
+#include "cli/completion.hpp"
 #include "cli/logger.hpp"
+#include "cli/manpage.hpp"
 #include "oci/state.hpp"
 #include "security/seccomp.hpp"
 
@@ -42,19 +44,51 @@ std::set<std::string> value_flag_names(const CLI::App &app) {
   return names;
 }
 
+// The man page and bash completion, generated from the full command tree (hidden --generate-man and
+// --generate-completion, as bulkheadctl's and bulkheadd's).
+std::string man_page(const CLI::App &app) {
+  bulkhead::cli::ManPageInfo info;
+  info.section = "8";
+  info.source = "bulkhead " BULKHEAD_VERSION;
+  info.manual = "bulkhead manual";
+  info.description =
+      "bulkhead is an OCI container runtime with runc's command line: it creates and runs containers from "
+      "an OCI bundle (a config.json and a root filesystem), as containerd, CRI-O, Docker and Podman "
+      "expect of runc.\n\n"
+      "Global flags come before the command. Errors go to stderr (or to --log) and the exit status is "
+      "non-zero; run and exec exit with the status of the container's process.";
+  info.see_also = "bulkheadd(8), bulkheadctl(1), runc(8)";
+  return bulkhead::cli::generate_manpage(app, info);
+}
+
+std::string completion(const CLI::App &app) {
+  bulkhead::cli::CompletionInfo info;
+  const std::string containers = "bulkhead list -q 2>/dev/null";
+  for (const char *cmd :
+       {"start", "state", "kill", "delete", "exec", "pause", "resume", "update", "ps", "events"})
+    info.dynamic[std::string(cmd) + ":id"] = containers;
+  info.file_flags = {"--root",           "--log",     "--bundle",   "--pid-file",
+                     "--console-socket", "--process", "--resources"};
+  info.inherit_flags = false; // as runc: global flags before the command only
+  return bulkhead::cli::generate_bash_completion(app, info);
+}
+
 } // namespace
 
 int main(int argc, char **argv) {
   using namespace bulkhead;
   CLI::App app{"bulkhead: an OCI container runtime (runc-compatible)", "bulkhead"};
   std::string root = "/run/bulkhead", log_path, log_format = "text";
-  bool debug = false, systemd_cgroup = false, version = false;
+  bool debug = false, systemd_cgroup = false, version = false, generate_man = false,
+       generate_completion = false;
   app.add_option("--root", root, "state directory");
   app.add_option("--log", log_path, "log file");
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", debug, "debug logging");
   app.add_flag("--systemd-cgroup", systemd_cgroup, "use the systemd cgroup driver");
   app.add_flag("-v,--version", version, "print the version");
+  app.add_flag("--generate-man", generate_man, "print the man page (roff)")->group("");
+  app.add_flag("--generate-completion", generate_completion, "print the bash completion script")->group("");
   app.require_subcommand(0, 1);
   std::vector<std::string> args(argv + 1, argv + argc);
   // Building CLI11's whole tree costs more than most commands themselves (bench/README.md), so
@@ -96,6 +130,10 @@ int main(int argc, char **argv) {
   if (version) {
     fmt::print("bulkhead version {}\ncommit: {}\nspec: {}\nlibseccomp: {}\n", BULKHEAD_VERSION,
                BULKHEAD_COMMIT, oci::kSpecVersion, security::libseccomp_version());
+    return 0;
+  }
+  if (generate_man || generate_completion) {
+    fmt::print("{}", generate_man ? man_page(app) : completion(app));
     return 0;
   }
   cli::Logger logger;

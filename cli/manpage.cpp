@@ -95,8 +95,10 @@ std::string generate_manpage(const CLI::App &app, const ManPageInfo &info) {
   out += ".TH " + upper(program) + " " + info.section + " \"" + info.date + "\" \"" +
          roff_escape(info.source) + "\" \"" + roff_escape(info.manual) + "\"\n";
   out += ".SH NAME\n" + roff_escape(program) + " \\- " + roff_escape(summary) + "\n";
-  out +=
-      ".SH SYNOPSIS\n\\fB" + roff_escape(program) + "\\fR [\\fIOPTIONS\\fR] \\fICOMMAND\\fR [\\fIARGS\\fR]\n";
+  // A program without subcommands (bulkheadd) has only options: no COMMAND in the synopsis, no COMMANDS.
+  const bool has_commands = !visible_subcommands(app).empty();
+  out += ".SH SYNOPSIS\n\\fB" + roff_escape(program) + "\\fR [\\fIOPTIONS\\fR]" +
+         (has_commands ? " \\fICOMMAND\\fR [\\fIARGS\\fR]" : "") + "\n";
   out += ".SH DESCRIPTION\n";
   std::string description = info.description.empty() ? summary : info.description;
   for (size_t start = 0; start <= description.size();) {
@@ -109,9 +111,13 @@ std::string generate_manpage(const CLI::App &app, const ManPageInfo &info) {
     start = end + 2;
   }
   out += ".SH OPTIONS\n" + option_items(app);
-  out += ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\nprint help (after a command: that command's)\n";
-  out += ".SH COMMANDS\n";
-  commands(app, program, out);
+  out += ".TP\n\\fB\\-h\\fR, \\fB\\-\\-help\\fR\n" +
+         std::string(has_commands ? "print help (after a command: that command's)" : "print help and exit") +
+         "\n";
+  if (has_commands) {
+    out += ".SH COMMANDS\n";
+    commands(app, program, out);
+  }
   if (!info.see_also.empty())
     out += ".SH SEE ALSO\n" + roff_escape(info.see_also) + "\n";
   return out;
