@@ -46,8 +46,15 @@ std::string self_dir() {
 
 Daemon::Daemon(DaemonOptions options)
     : options_(std::move(options)), records_(options_.root), templates_(options_.root) {
-  if (options_.monitor_binary.empty())
-    options_.monitor_binary = self_dir() + "/bulkhead-monitor";
+  if (options_.monitor_binary.empty()) {
+    // A build tree keeps both binaries in one directory; an install puts bulkheadd in sbin/ and
+    // the monitor in libexec/bulkhead/ (it is not a command for people).
+    std::string dir = self_dir();
+    options_.monitor_binary = dir + "/bulkhead-monitor";
+    std::string installed = dir + "/../libexec/bulkhead/bulkhead-monitor";
+    if (::access(options_.monitor_binary.c_str(), X_OK) < 0 && ::access(installed.c_str(), X_OK) == 0)
+      options_.monitor_binary = installed;
+  }
 }
 
 Daemon::~Daemon() { shutdown(); }
