@@ -75,7 +75,7 @@ ctl info web1
 pid=$(bulkheadctl --socket "$sock" info web1 --json | jq .pid)
 echo "+ kill -9 <bulkheadd>; bulkheadd ... &  (the container keeps running)"
 kill -9 "$daemon"
-wait "$daemon" 2>/dev/null || true
+{ wait "$daemon" || true; } 2>/dev/null # no "Killed" job notice
 start_daemon
 ctl list
 [[ $(bulkheadctl --socket "$sock" info web1 --json | jq .pid) == "$pid" ]] || {
