@@ -70,10 +70,13 @@ step "$victim: init $old killed, back as $(jq .pid <<<"$i") with restarts=1"
 ctl set c2 --memory 128M
 [[ $(cat /sys/fs/cgroup/bulkhead-vm/c2/memory.max) == 134217728 ]] || fail "set --memory not applied live"
 [[ $(ctl info c2 --json | jq .limits.memory) == 134217728 ]] || fail "set --memory not saved"
-if ctl set c2 --memory 4M 2>"$work/err"; then
-  : # usage may really be below 4 MiB; then the kernel took it
-fi
-step "live limit change applied"
+# A limit below what the container uses is refused by name, and nothing changes.
+ctl exec c2 -- dd if=/dev/zero of=/tmp/fill bs=1M count=24 2>/dev/null || fail "filling c2's /tmp"
+if ctl set c2 --memory 8M 2>"$work/err"; then fail "set --memory 8M below usage was accepted"; fi
+grep -q "below the container's current usage" "$work/err" || fail "unclear error: $(cat "$work/err")"
+[[ $(cat /sys/fs/cgroup/bulkhead-vm/c2/memory.max) == 134217728 ]] || fail "a refused limit changed memory.max"
+[[ $(ctl info c2 --json | jq .limits.memory) == 134217728 ]] || fail "a refused limit was saved"
+step "live limit change applied; one below usage refused: $(cat "$work/err")"
 
 step "destroy all"
 ctl list --json | jq -r '.[].name' | xargs -P 4 -I{} "$bin/bulkheadctl" --socket "$sock" destroy {} --force ||
