@@ -435,8 +435,9 @@ def sample_memory(s, names, cgroot, settle):
     return out
 
 
-def measure_density(s, ns, cgroot, settle, parallel):
-    r = {"points": [], "errors": []}
+def measure_density(s, ns, cgroot, settle, parallel, budget_s=0):
+    r = {"points": [], "errors": [], "budget_s": budget_s}
+    deadline = time.monotonic() + budget_s if budget_s else None
     names = []
     base_used = meminfo_used_kib()
     r["system_used_before_kib"] = base_used
@@ -449,15 +450,27 @@ def measure_density(s, ns, cgroot, settle, parallel):
             s.create_start(n)
             return n
 
+        def one_in_time(n):
+            if deadline and time.monotonic() > deadline:
+                return None
+            return one(n)
+
         with cf.ThreadPoolExecutor(parallel) as ex:
-            futs = {ex.submit(one, n): n for n in todo}
+            futs = {ex.submit(one_in_time, n): n for n in todo}
             for f in cf.as_completed(futs):
                 try:
-                    names.append(f.result())
+                    if f.result():
+                        names.append(f.result())
                 except Exception as e:
                     r["errors"].append(f"{futs[f]}: {e}")
                 if len(names) % 50 == 0:
                     log(f"{s.name}: {len(names)} running")
+        if len(names) < target:
+            msg = f"stopped at N={len(names)} of {target}: time budget of this run used up"
+            r["errors"].append(msg)
+            log(f"{s.name}: {msg}")
+            if not names:
+                break
         elapsed = time.perf_counter() - t
         if r["errors"]:
             log(f"{s.name}: {len(r['errors'])} creates failed, first: {r['errors'][0]}")
@@ -467,6 +480,7 @@ def measure_density(s, ns, cgroot, settle, parallel):
             r["errors"].append(f"count running: {e}")
             running = None
         m = sample_memory(s, sorted(names), cgroot, settle)
+        m["target_n"] = target
         m["running"] = running
         m["create_start_all_s"] = elapsed
         m["system_used_delta_per_container_kib"] = (m["system_used_kib"] - base_used) / len(names) if names else None
@@ -474,6 +488,8 @@ def measure_density(s, ns, cgroot, settle, parallel):
         log(f"{s.name} N={len(names)} running={running}: cgroups {m['cgroup_per_container_kib']:.0f} KiB/ct, "
             f"added PSS {m['added_per_container_pss_kib']:.0f} KiB/ct (RSS {m['added_per_container_rss_kib']:.0f}), "
             f"daemon RSS {m['daemon_rss_kib']} KiB, system {m['system_used_delta_per_container_kib']:.0f} KiB/ct")
+        if deadline and time.monotonic() > deadline:
+            break
     r["create_all_s"] = time.perf_counter() - t_all
     t = time.perf_counter()
     if not s.a.keep:
@@ -500,6 +516,8 @@ def main():
     ap.add_argument("--density", default="", help="comma-separated N, e.g. 100,500; empty: none")
     ap.add_argument("--settle", type=float, default=3.0, help="seconds idle before sampling memory")
     ap.add_argument("--parallel", type=int, default=4)
+    ap.add_argument("--budget", type=float, default=0, help="seconds for bulkhead's creates in density (0: none)")
+    ap.add_argument("--lxc-budget", type=float, default=0, help="seconds for LXC's creates in density (0: none)")
     ap.add_argument("--limits", action="store_true", help="--memory 64M --pids 100 on every container")
     ap.add_argument("--no-lxc", action="store_true")
     ap.add_argument("--keep", action="store_true", help="do not destroy the density containers (VM)")
@@ -582,7 +600,8 @@ def main():
                     if not sn:
                         continue
                     log(f"density {s.name}: {sn}")
-                    doc["density"][s.name] = measure_density(s, sn, cgroot, a.settle, a.parallel)
+                    budget = a.lxc_budget if isinstance(s, Lxc) else a.budget
+                    doc["density"][s.name] = measure_density(s, sn, cgroot, a.settle, a.parallel, budget)
                     for e in doc["density"][s.name]["errors"][:5]:
                         doc["failures"].append(f"{s.name} density: {e}")
     except Exception as e:

@@ -46,6 +46,8 @@ if ((in_vm)); then
   ((nolxc)) && args+=(--no-lxc)
   ((quick)) && args+=(--quick)
   [[ -n $lxc_density ]] && args+=(--lxc-density "$lxc_density")
+  # Time budgets for the density creates (TCG is slow): whatever N is reached is measured and recorded.
+  args+=(--budget "${BHBENCH_BUDGET:-2100}" --lxc-budget "${BHBENCH_LXC_BUDGET:-900}")
   python3 "$here/bench.py" "${args[@]}"
   echo "BHBENCH_JSON_BEGIN"
   cat "$out"
@@ -75,7 +77,7 @@ for b in bulkheadd bulkheadctl bulkhead-monitor; do
   [[ -x $bin_dir/$b ]] || { log "$bin_dir/$b missing (drop --no-build)"; exit 1; }
 done
 date=$(date +%Y-%m-%d)
-suffix=$where$( ((quick)) && echo -quick)
+suffix=$where; ((quick)) && suffix+=-quick || true
 res=$repo/bench/results/$date-daemon-$suffix
 mkdir -p "$repo/bench/results"
 # Stage binaries and scripts under /var/tmp (the VM sees the host's / but mounts its own /tmp and /run).
@@ -105,7 +107,7 @@ else
   tmo=$( ((quick)) && echo 1800 || echo 5400)
   log "VM (--mem $mem, timeout ${tmo}s): $runs create-to-running runs each, density $density"
   cd "$stage"
-  "$repo/tests/vm/run-in-vm.sh" --timeout "$tmo" --mem "$mem" -- \
+  "$repo/tests/vm/run-in-vm.sh" --timeout "$tmo" --mem "$mem" -e BHBENCH_BUDGET -e BHBENCH_LXC_BUDGET -- \
     bash "$stage/run.sh" --in-vm "$stage" /tmp/bhbench-out.json --runs "$runs" --density "$density" \
     ${lxc_density:+--lxc-density "$lxc_density"} $( ((quick)) && echo --quick) $( ((nolxc)) && echo --no-lxc) >"$stage/vm.out" || log "the VM run exited $?"
   sed -n '/^BHBENCH_JSON_BEGIN$/,/^BHBENCH_JSON_END$/p' "$stage/vm.out" | sed '1d;$d' >"$res.json"
