@@ -156,6 +156,24 @@ def cgroup2_root():
     return None
 
 
+def stop_private_lxcfs():
+    """bulkheadd starts lxcfs when none is mounted, and leaves it running by design. On the host the bench runs
+    in a private mount namespace of its own (run.sh): an lxcfs in that namespace is this run's; stop it."""
+    me = os.readlink("/proc/self/ns/mnt")
+    try:
+        if me == os.readlink("/proc/1/ns/mnt"):
+            return
+    except OSError:
+        return
+    for pid in pids_where(lambda pid, cmd, exe: os.path.basename(exe) == "lxcfs"):
+        try:
+            if os.readlink(f"/proc/{pid}/ns/mnt") == me:
+                os.kill(pid, signal.SIGKILL)  # lxcfs ignores SIGTERM; its mount dies with the namespace
+                log(f"stopped lxcfs {pid} of this run's mount namespace")
+        except OSError:
+            pass
+
+
 # --------------------------------------------------------------------------------- bulkhead
 class Bulkhead:
     name = "bulkhead"
@@ -619,6 +637,7 @@ def main():
         if lx:
             time.sleep(0.5)
             lx.teardown()
+        stop_private_lxcfs()
         try:
             with open(os.path.join(a.work, "bulkheadd.log")) as f:
                 doc["daemon_log_tail"] = f.read().splitlines()[-20:]
