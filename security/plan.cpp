@@ -69,7 +69,7 @@ Result<UniqueFd> connect_listener(const SecurityPlan &plan) {
   if (!s)
     return failf_errno("seccomp listener socket");
   if (::connect(s.get(), reinterpret_cast<sockaddr *>(&addr), sizeof addr) < 0)
-    return failf_errno("linux.seccomp.listenerPath: connecting to {}", path);
+    return failf_errno("linux.seccomp.listenerPath: no seccomp agent could be reached on socket {}", path);
   return s;
 }
 

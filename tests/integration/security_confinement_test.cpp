@@ -303,7 +303,7 @@ TEST_F(SecurityTest, BadInputFailsCleanly) {
                                   {"listenerPath", tmp() + "/nobody-listens.sock"},
                                   {"syscalls", {{{"names", {"mkdir"}}, {"action", "SCMP_ACT_NOTIFY"}}}}};
        },
-       "linux.seccomp.listenerPath: connecting to"},
+       "linux.seccomp.listenerPath: no seccomp agent could be reached on socket"},
   };
   if (!path_exists("/sys/module/apparmor/parameters/enabled") ||
       trim(read_file("/sys/module/apparmor/parameters/enabled")) != "Y")
