@@ -58,6 +58,15 @@ Status bind_host_path(const std::string &source, int target_fd, bool recursive, 
   return {};
 }
 
+// Attaches a detached mount tree (open_bind_sources) on a target fd: the source was resolved by the
+// runtime with host privileges, so nothing is looked up here as the container's user.
+Status attach_bind_source(int source_fd, int target_fd, const std::string &source, const std::string &dest) {
+  if (::syscall(SYS_move_mount, source_fd, "", target_fd, "",
+                MOVE_MOUNT_F_EMPTY_PATH | MOVE_MOUNT_T_EMPTY_PATH) < 0)
+    return failf_errno("mount {} on {}: attaching the bind source opened by the runtime", source, dest);
+  return {};
+}
+
 std::string host_cgroup2_mount() {
   struct stat st {};
   if (::stat("/sys/fs/cgroup/cgroup.controllers", &st) == 0)
@@ -108,7 +117,36 @@ Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &prop
   return fd;
 }
 
-Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
+bool is_bind_mount(const oci::Mount &m) { return m.type == "bind" || parse_mount_options(m.options).bind; }
+
+std::string bind_source_path(const oci::Mount &m, const std::string &bundle) {
+  if (!m.source.empty() && m.source[0] != '/')
+    return bundle + "/" + m.source;
+  return m.source;
+}
+
+Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &mounts,
+                                                const std::string &bundle) {
+  std::vector<UniqueFd> out(mounts.size());
+  for (size_t i = 0; i < mounts.size(); ++i) {
+    const oci::Mount &m = mounts[i];
+    if (!is_bind_mount(m))
+      continue;
+    std::string source = bind_source_path(m, bundle);
+    // A detached copy of the source's mount tree (only its top mount without rbind, as a plain
+    // MS_BIND would take), made while this process still has the host's credentials.
+    unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
+    if (parse_mount_options(m.options).recursive_bind)
+      flags |= AT_RECURSIVE;
+    int fd = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, source.c_str(), flags));
+    if (fd < 0)
+      return failf_errno("mount {}: bind source {}", m.destination, source);
+    out[i] = UniqueFd(fd);
+  }
+  return out;
+}
+
+Status mount_entry(const MountContext &ctx, const oci::Mount &m, int bind_source_fd) {
   MountOptions o = parse_mount_options(m.options);
   const std::string &dest = m.destination;
   if (o.idmap)
@@ -116,15 +154,17 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m) {
   bool is_bind = o.bind || m.type == "bind";
 
   if (is_bind) {
-    std::string source = m.source;
-    if (!source.empty() && source[0] != '/')
-      source = ctx.bundle + "/" + source;
+    std::string source = bind_source_path(m, ctx.bundle);
     struct stat st {};
-    if (::stat(source.c_str(), &st) < 0)
+    int rc = bind_source_fd >= 0 ? ::fstat(bind_source_fd, &st) : ::stat(source.c_str(), &st);
+    if (rc < 0)
       return failf_errno("mount {}: bind source {}", dest, source);
     auto kind = S_ISDIR(st.st_mode) ? TargetKind::Directory : TargetKind::File;
     UniqueFd target = BH_TRY(context(ensure_mount_target(ctx.root_fd, dest, kind), "mount " + dest));
-    BH_CHECK(bind_host_path(source, target.get(), o.recursive_bind, dest));
+    if (bind_source_fd >= 0)
+      BH_CHECK(attach_bind_source(bind_source_fd, target.get(), source, dest));
+    else
+      BH_CHECK(bind_host_path(source, target.get(), o.recursive_bind, dest));
   } else {
     UniqueFd target =
         BH_TRY(context(ensure_mount_target(ctx.root_fd, dest, TargetKind::Directory), "mount " + dest));

@@ -26,8 +26,17 @@ struct MountContext {
 // rootfs onto itself so it is a mount point pivot_root accepts. Returns the O_PATH fd of that mount.
 Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation);
 
-// Mounts one config entry at its destination, resolved inside the rootfs.
-Status mount_entry(const MountContext &ctx, const oci::Mount &m);
+// Parent side, for containers in a user namespace: each bind mount's source as a detached mount
+// tree (open_tree OPEN_TREE_CLONE), opened with the runtime's host credentials, as runc binds before
+// it drops to the mapped ids. The container's root (say host uid 100000) may not be able to reach a
+// source the config names (one below a 0700 root-owned directory); attaching the tree needs no
+// lookup. One entry per mount, empty for the mounts that are not binds.
+Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &mounts,
+                                                const std::string &bundle);
+
+// Mounts one config entry at its destination, resolved inside the rootfs. `bind_source_fd`, when
+// not -1, is the entry's source from open_bind_sources, attached with move_mount.
+Status mount_entry(const MountContext &ctx, const oci::Mount &m, int bind_source_fd = -1);
 
 // Read-only mounts that must stay writable until the rest of the rootfs is built, as runc does:
 // /dev (device nodes and symlinks go in) and every mount with a later mount nested below it (its

@@ -52,6 +52,7 @@
 #include "namespaces/id_maps.hpp"
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
+#include "rootfs/mounts.hpp"
 #include "rootfs/safe_path.hpp"
 #include "runtime/clone.hpp"
 #include "runtime/console.hpp"
@@ -255,6 +256,13 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     console_fd = console.get();
   }
 
+  // The container's root in a user namespace may not reach a bind source that host root can (one
+  // below a 0700 root-owned directory): open them now, before anything runs as the mapped ids.
+  std::vector<UniqueFd> bind_sources;
+  if ((plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) &&
+      spec.linux->has_namespace(oci::NamespaceType::Mount))
+    bind_sources = BH_TRY(rootfs::open_bind_sources(spec.mounts, bundle));
+
   const oci::Hooks &h = spec.hooks;
   InitArgs args;
   args.spec = &spec;
@@ -269,6 +277,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   args.console_fd = spec.process->terminal ? console_fd : -1;
   args.security = &security;
   args.seccomp_listener_fd = seccomp_listener.get();
+  for (const auto &fd : bind_sources)
+    args.bind_source_fds.push_back(fd.get());
   args.parent_pid = ::getpid();
   args.intermediate = plan.joins_any();
   args.run_hooks_handshake = !h.prestart.empty() || !h.create_runtime.empty() || !h.create_container.empty();
@@ -301,6 +311,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   start_listener.reset();
   console.reset();
   seccomp_listener.reset();
+  bind_sources.clear();
 
   if (args.wait_for_cgroup) {
     BH_CHECK(cgroup.add_process(child.pid));

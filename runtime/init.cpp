@@ -44,12 +44,11 @@ namespace {
 // must see EOF while the container waits in "created", the state directory fd carries the
 // container's flock, and no host fd may ever reach the container.
 void close_inherited_fds(const InitArgs &a) {
-  constexpr size_t kMax = 16;
-  int keep[kMax];
-  size_t n = 0;
+  // The parent is single-threaded, so allocating in this forked copy of it is safe.
+  std::vector<int> keep;
   auto add = [&](int fd) {
-    if (fd >= 0 && n < kMax)
-      keep[n++] = fd;
+    if (fd >= 0)
+      keep.push_back(fd);
   };
   add(a.sync_fd);
   add(a.start_listen_fd);
@@ -57,7 +56,10 @@ void close_inherited_fds(const InitArgs &a) {
   add(a.seccomp_listener_fd);
   for (const auto &j : a.namespaces->joins)
     add(j.fd.get());
-  std::sort(keep, keep + n);
+  for (int fd : a.bind_source_fds)
+    add(fd);
+  std::sort(keep.begin(), keep.end());
+  size_t n = keep.size();
   unsigned int from = static_cast<unsigned int>(3 + a.preserve_fds);
   for (size_t i = 0; i < n; ++i) {
     auto fd = static_cast<unsigned int>(keep[i]);
@@ -70,7 +72,7 @@ void close_inherited_fds(const InitArgs &a) {
   ::syscall(SYS_close_range, from, ~0U, 0);
   // Passed fds reach the process even when the caller opened them O_CLOEXEC (as runc's do).
   for (int fd = 3; fd < 3 + a.preserve_fds; ++fd)
-    if (std::find(keep, keep + n, fd) == keep + n)
+    if (std::find(keep.begin(), keep.end(), fd) == keep.end())
       ::fcntl(fd, F_SETFD, 0);
 }
 
@@ -176,8 +178,14 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd, std::vector<size_t> &l
   late = rootfs::late_readonly_mounts(s.mounts);
   for (size_t i = 0; i < s.mounts.size(); ++i) {
     bool is_late = std::find(late.begin(), late.end(), i) != late.end();
-    BH_CHECK(rootfs::mount_entry(ctx, is_late ? rootfs::without_readonly(s.mounts[i]) : s.mounts[i]));
+    int source_fd = i < a.bind_source_fds.size() ? a.bind_source_fds[i] : -1;
+    BH_CHECK(
+        rootfs::mount_entry(ctx, is_late ? rootfs::without_readonly(s.mounts[i]) : s.mounts[i], source_fd));
   }
+  // Attached now (or unused): the container must never hold a handle on a host mount.
+  for (int fd : a.bind_source_fds)
+    if (fd >= 0)
+      ::close(fd);
   if (has_dev_mount(s)) {
     BH_CHECK(rootfs::create_devices(root_fd.get(), rootfs::default_devices(), in_userns));
     BH_CHECK(rootfs::create_dev_symlinks(root_fd.get()));

@@ -4,6 +4,7 @@
 
 #include <string>
 #include <sys/types.h>
+#include <vector>
 
 #include "namespaces/namespaces.hpp"
 #include "oci/spec.hpp"
@@ -23,6 +24,9 @@ struct InitArgs {
   int console_fd = -1;                              // connected console socket when process.terminal is true
   const security::SecurityPlan *security = nullptr; // compiled by the parent; never null
   int seccomp_listener_fd = -1; // connected to linux.seccomp.listenerPath (SCMP_ACT_NOTIFY)
+  // In a user namespace: per spec->mounts entry, the bind source opened by the parent
+  // (rootfs::open_bind_sources), -1 for the others; empty otherwise.
+  std::vector<int> bind_source_fds;
   pid_t parent_pid = 0;
   bool intermediate = false;        // this process only joins/creates namespaces, then forks init
   bool wait_for_cgroup = false;     // the parent moves us into the cgroup; wait for Go

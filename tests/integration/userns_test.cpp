@@ -3,6 +3,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <filesystem>
 
 using namespace bh_test;
@@ -85,6 +86,81 @@ TEST_F(UserNamespaceTest, FilesCreatedInsideAreOwnedByMappedIds) {
   ASSERT_EQ(::stat((rootfs(bundle) + "/tmp/owned").c_str(), &st), 0);
   EXPECT_EQ(st.st_uid, static_cast<uid_t>(kHostId));
   EXPECT_EQ(st.st_gid, static_cast<gid_t>(kHostId));
+}
+
+// A host directory only host root may enter (0700 root:root), with a world-readable directory
+// below it: the mapped root (host uid 100000) can reach neither by path.
+std::string make_private_host_dir(const std::string &dir) {
+  EXPECT_EQ(::mkdir(dir.c_str(), 0700), 0) << dir;
+  EXPECT_EQ(::mkdir((dir + "/data").c_str(), 0755), 0) << dir;
+  EXPECT_TRUE(write_file(dir + "/data/f", "readable\n"));
+  EXPECT_TRUE(write_file(dir + "/secret", "root only\n", 0600));
+  return dir;
+}
+
+TEST_F(UserNamespaceTest, BindSourcesTheMappedRootCannotReachAreMounted) {
+  // As runc, which binds before dropping to the mapped ids: the runtime opens each source with
+  // the host's credentials. Permissions inside stay the host's: the 0700 directory mounted
+  // itself is there but closed to the mapped root, the readable one below it can be read.
+  std::string priv = make_private_host_dir(tmp() + "/private");
+  std::string bundle = userns_bundle({"sh", "-c",
+                                      "cat /data/f; ls /private >/tmp/out 2>&1; echo ls=$?; "
+                                      "stat -c %a /private; cat /file-bind >/tmp/out 2>&1; echo cat=$?"});
+  json config = json::parse(read_file(bundle + "/config.json"));
+  config["mounts"].push_back(
+      {{"destination", "/data"}, {"type", "bind"}, {"source", priv + "/data"}, {"options", {"rbind", "ro"}}});
+  config["mounts"].push_back(
+      {{"destination", "/private"}, {"type", "bind"}, {"source", priv}, {"options", {"bind"}}});
+  config["mounts"].push_back(
+      {{"destination", "/file-bind"}, {"type", "bind"}, {"source", priv + "/secret"}, {"options", {"bind"}}});
+  write_config(bundle, config);
+  auto r = bh({"run", "--bundle", bundle, "userns-private-bind"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  auto lines = split_lines(r.out);
+  ASSERT_EQ(lines.size(), 4u) << r;
+  EXPECT_EQ(lines[0], "readable") << r;
+  EXPECT_EQ(lines[1], "ls=1") << r;
+  EXPECT_EQ(lines[2], "700") << r;
+  EXPECT_EQ(lines[3], "cat=1") << r;
+  EXPECT_TRUE(no_new_mounts());
+}
+
+TEST_F(UserNamespaceTest, CgroupMountAfterABindMountShowsTheCgroupFiles) {
+  // A cgroup mount after a bind whose source the runtime opened for the container (the mount
+  // entries and the opened sources must stay paired), with a cgroup namespace as `runc spec`
+  // writes it.
+  std::string priv = make_private_host_dir(tmp() + "/private");
+  std::string bundle = userns_bundle({"sh", "-c", "cat /data/f; ls /sys/fs/cgroup"});
+  json config = json::parse(read_file(bundle + "/config.json"));
+  config["linux"]["namespaces"].push_back({{"type", "cgroup"}});
+  config["mounts"].push_back(
+      {{"destination", "/data"}, {"type", "bind"}, {"source", priv + "/data"}, {"options", {"rbind"}}});
+  config["mounts"].push_back({{"destination", "/sys/fs/cgroup"},
+                              {"type", "cgroup"},
+                              {"source", "cgroup"},
+                              {"options", {"nosuid", "noexec", "nodev", "relatime", "ro"}}});
+  write_config(bundle, config);
+  auto r = bh({"run", "--bundle", bundle, "userns-cgroup-after-bind"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  auto lines = split_lines(r.out);
+  ASSERT_FALSE(lines.empty()) << r;
+  EXPECT_EQ(lines[0], "readable") << r;
+  EXPECT_TRUE(std::find(lines.begin(), lines.end(), "cgroup.procs") != lines.end()) << r;
+  EXPECT_TRUE(std::find(lines.begin(), lines.end(), "cgroup.controllers") != lines.end()) << r;
+  EXPECT_TRUE(no_new_mounts());
+}
+
+TEST_F(UserNamespaceTest, MissingBindSourceInAUserNamespaceFailsCleanly) {
+  std::string bundle = userns_bundle({"true"});
+  json config = json::parse(read_file(bundle + "/config.json"));
+  config["mounts"].push_back({{"destination", "/data"},
+                              {"type", "bind"},
+                              {"source", tmp() + "/no-such-dir"},
+                              {"options", {"rbind"}}});
+  write_config(bundle, config);
+  auto r = bh({"create", "--bundle", bundle, "userns-missing"});
+  EXPECT_TRUE(failed_cleanly(
+      r, "mount /data: bind source " + tmp() + "/no-such-dir: No such file or directory", "userns-missing"));
 }
 
 } // namespace
