@@ -16,8 +16,10 @@
 #include <algorithm>
 #include <csignal>
 #include <fcntl.h>
+#include <fstream>
 #include <linux/close_range.h>
 #include <linux/sched.h>
+#include <optional>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -130,6 +132,26 @@ Result<int> namespaces_to_join(pid_t pid) {
       flags |= flag;
   }
   return flags;
+}
+
+// The cgroup v2 directory of the container's init (from /proc/PID/cgroup, which this process, in
+// the host's cgroup namespace, reads as a full path), if it is below the container's cgroup.
+std::optional<UniqueFd> init_cgroup_fd(pid_t init, const std::string &mount,
+                                       const std::string &container_cg) {
+  std::ifstream in(fmt::format("/proc/{}/cgroup", init));
+  std::string line;
+  while (std::getline(in, line)) {
+    if (!line.starts_with("0::"))
+      continue;
+    std::string path = line.substr(3);
+    if (path.find("/..") != std::string::npos || !path.starts_with(container_cg + "/"))
+      return std::nullopt;
+    UniqueFd fd(::open((mount + path).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd)
+      return std::nullopt;
+    return fd;
+  }
+  return std::nullopt;
 }
 
 // `--cgroup [CONTROLLER[,CONTROLLER]:]PATH` entries -> the one sub-cgroup PATH ("" for none),
@@ -349,6 +371,17 @@ Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, c
   dir = ContainerDir(); // never hold the container lock across a user process
   CloneResult cloned =
       clone_child(0, cgroup_fd ? cgroup_fd.get() : -1, pidfd_socket ? &process_pidfd : nullptr);
+  // EBUSY: the container's cgroup has controllers enabled for children (an init such as systemd
+  // moved itself to init.scope and delegated its tree), so by cgroup v2's no-internal-process rule
+  // it can take no process. As runc does, the process then goes to the cgroup of init.
+  if (cloned.pid < 0 && errno == EBUSY && cgroup_fd && sub_cgroup.empty()) {
+    if (auto init_cg = init_cgroup_fd(rec.init.pid, rec.cgroup_mount, rec.cgroup_path)) {
+      cgroup_fd = std::move(*init_cg);
+      cloned = clone_child(0, cgroup_fd.get(), pidfd_socket ? &process_pidfd : nullptr);
+    } else {
+      errno = EBUSY;
+    }
+  }
   pid_t pid = static_cast<pid_t>(cloned.pid);
   // Without CLONE_INTO_CGROUP the child joins the cgroup itself, before anything else.
   if (pid == 0 && cgroup_fd && !cloned.in_cgroup)

@@ -154,8 +154,15 @@ Result<TemplateInfo> TemplateStore::debootstrap(const std::string &name, const s
       env.push_back("http_proxy=" + p);
 
   std::string rootfs = staging.rootfs_path();
+  // minbase is Priority: required + apt, which has no init at all: a system container of it could not
+  // boot. systemd-sysv makes /sbin/init systemd (the template then gets SIGRTMIN+3 as stop signal);
+  // dbus is what systemctl's peers (hostnamectl, timedatectl, loginctl) and most services talk to.
+  // Recommends stay out, as in a minbase.
   Child child = BH_TRY(
-      context(spawn_with_output({"debootstrap", "--variant=minbase", suite, rootfs, mirror}, env), what));
+      context(spawn_with_output({"debootstrap", "--variant=minbase",
+                                 std::string("--include=") + kDebootstrapInclude, suite, rootfs, mirror},
+                                env),
+              what));
   ctx.report("debootstrap", 0, 0, true);
 
   std::deque<std::string> tail; // the last lines, for the error message
@@ -209,6 +216,9 @@ Result<TemplateInfo> TemplateStore::debootstrap(const std::string &name, const s
                 EIO);
   }
 
+  // debootstrap copies the host's /etc/hostname; systemd would set that over the container's own
+  // (the spec's hostname, NAME by default). Without the file it keeps the one it was given.
+  ::unlinkat(staging.rootfs_fd(), "etc/hostname", 0);
   // The container's /dev is the runtime's: no device node of the host's kind stays in a template.
   auto dev = open_beneath_nofollow(staging.rootfs_fd(), "dev", O_RDONLY | O_DIRECTORY);
   if (dev)

@@ -86,6 +86,10 @@ TEST(Debootstrap, BookwormMinbase) {
   EXPECT_TRUE(exists(r + "/usr/bin/apt-get"));
   EXPECT_NE(slurp(r + "/etc/os-release").find("bookworm"), std::string::npos);
   EXPECT_FALSE(exists(r + "/dev/null")) << "device nodes are removed";
+  // minbase has no init; the template gets systemd (systemd-sysv) so that a system container boots.
+  EXPECT_TRUE(info->init_present);
+  EXPECT_EQ(info->stop_signal, "SIGRTMIN+3");
+  EXPECT_TRUE(exists(r + "/lib/systemd/systemd"));
   EXPECT_GT(info->files, 1000u);
   EXPECT_TRUE(staging_dirs(tmp / "root").empty());
 }
