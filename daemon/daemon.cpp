@@ -100,9 +100,11 @@ Status Daemon::init() {
     e->rec = std::move(rec);
     entries_[e->rec.config.name] = e;
   }
-  for (const auto &b : bad) fmt::print(stderr, "bulkheadd: warning: skipping an unreadable record: {}\n", b);
+  for (const auto &b : bad)
+    fmt::print(stderr, "bulkheadd: warning: skipping an unreadable record: {}\n", b);
   supervisor_ = std::thread([this] { supervise(); });
-  for (auto &[name, e] : entries_) adopt(e);
+  for (auto &[name, e] : entries_)
+    adopt(e);
   return {};
 }
 
@@ -190,7 +192,8 @@ void Daemon::supervise() {
       std::vector<EntryPtr> all;
       {
         std::lock_guard lock(table_mu_);
-        for (auto &[name, e] : entries_) all.push_back(e);
+        for (auto &[name, e] : entries_)
+          all.push_back(e);
       }
       int64_t now = now_unix_ms();
       for (auto &e : all) {
@@ -355,7 +358,8 @@ void Daemon::handle_exit(const EntryPtr &ep) {
 Status Daemon::save_locked(Entry &e) {
   auto r = records_.save(e.rec);
   if (!r)
-    fmt::print(stderr, "bulkheadd: error: saving the record of {}: {}\n", e.rec.config.name, r.error().text());
+    fmt::print(stderr, "bulkheadd: error: saving the record of {}: {}\n", e.rec.config.name,
+               r.error().text());
   return r;
 }
 
@@ -364,7 +368,8 @@ void Daemon::start_onboot() {
   std::vector<EntryPtr> all;
   {
     std::lock_guard lock(table_mu_);
-    for (auto &[name, e] : entries_) all.push_back(e);
+    for (auto &[name, e] : entries_)
+      all.push_back(e);
   }
   for (auto &e : all) {
     std::lock_guard el(e->mu); // never under table_mu_ (see supervise)
@@ -386,10 +391,12 @@ void Daemon::start_onboot() {
           todo.pop_front();
         }
         if (auto r = start(e->rec.config.name); !r)
-          fmt::print(stderr, "bulkheadd: onboot start of {} failed: {}\n", e->rec.config.name, r.error().text());
+          fmt::print(stderr, "bulkheadd: onboot start of {} failed: {}\n", e->rec.config.name,
+                     r.error().text());
       }
     });
-  for (auto &w : workers) w.join();
+  for (auto &w : workers)
+    w.join();
 }
 
 void Daemon::shutdown() {
@@ -400,7 +407,8 @@ void Daemon::shutdown() {
     std::vector<std::string> names;
     {
       std::lock_guard lock(table_mu_);
-      for (auto &[name, e] : entries_) names.push_back(name);
+      for (auto &[name, e] : entries_)
+        names.push_back(name);
     }
     for (auto &name : names)
       stoppers.emplace_back([this, name] {
@@ -411,7 +419,8 @@ void Daemon::shutdown() {
         if (e->rec.status.state == "running" || e->rec.status.state == "frozen")
           (void)stop_locked(*e, lock, 30);
       });
-    for (auto &t : stoppers) t.join();
+    for (auto &t : stoppers)
+      t.join();
   }
   quit_ = true;
   wake_supervisor();

@@ -88,7 +88,7 @@ private:
     std::mutex mu;
     std::condition_variable changed;
     ContainerRecord rec;
-    UniqueFd watch_fd;         // pidfd of the monitor (or of init when its monitor was lost)
+    UniqueFd watch_fd;          // pidfd of the monitor (or of init when its monitor was lost)
     bool watching_init = false; // the monitor died but init lives: watch init directly
     int64_t restart_at_ms = 0;  // a scheduled restart (backoff), 0 = none
     uint64_t generation = 0;    // bumped on every exit, so waiters see that one happened

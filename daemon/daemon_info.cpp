@@ -72,7 +72,8 @@ json Daemon::info_locked(Entry &e) {
             {"init", c.init},
             {"created_at", c.created_unix},
             {"crash_loop", s.consecutive_failures >= 3 && (s.state == "starting" || s.state == "error")},
-            {"last_exit", {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
+            {"last_exit",
+             {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
   if (e.restart_at_ms)
     j["next_restart_in_ms"] = std::max<int64_t>(0, e.restart_at_ms - now);
   if (!s.error.empty())
@@ -84,7 +85,8 @@ json Daemon::list() {
   std::vector<EntryPtr> all;
   {
     std::lock_guard lock(table_mu_);
-    for (auto &[name, e] : entries_) all.push_back(e);
+    for (auto &[name, e] : entries_)
+      all.push_back(e);
   }
   json out = json::array();
   for (auto &e : all) {
@@ -101,17 +103,22 @@ Result<json> Daemon::info(const std::string &name) {
 }
 
 json Daemon::server_info() const {
-  return {{"api_version", "1.0"}, {"server", "bulkheadd"},      {"version", BULKHEAD_VERSION},
-          {"pid", ::getpid()},    {"root", options_.root},      {"lxcfs", lxcfs_ready_},
-          {"cgroup_parent", options_.cgroup_parent}, {"started_at", started_ms_ / 1000}};
+  return {{"api_version", "1.0"},
+          {"server", "bulkheadd"},
+          {"version", BULKHEAD_VERSION},
+          {"pid", ::getpid()},
+          {"root", options_.root},
+          {"lxcfs", lxcfs_ready_},
+          {"cgroup_parent", options_.cgroup_parent},
+          {"started_at", started_ms_ / 1000}};
 }
 
 namespace {
 
 json template_json(const storage::TemplateInfo &t, const std::vector<std::string> &users) {
-  return {{"name", t.name},          {"source", t.source}, {"created_at", t.created_unix},
-          {"size_bytes", t.size_bytes}, {"files", t.files},  {"init", t.init},
-          {"stop_signal", t.stop_signal}, {"used_by", users}};
+  return {
+      {"name", t.name},   {"source", t.source}, {"created_at", t.created_unix}, {"size_bytes", t.size_bytes},
+      {"files", t.files}, {"init", t.init},     {"stop_signal", t.stop_signal}, {"used_by", users}};
 }
 
 } // namespace
@@ -121,10 +128,12 @@ Result<json> Daemon::templates() {
   std::map<std::string, std::vector<std::string>> users;
   {
     std::lock_guard lock(table_mu_);
-    for (auto &[name, e] : entries_) users[e->rec.config.template_name].push_back(name);
+    for (auto &[name, e] : entries_)
+      users[e->rec.config.template_name].push_back(name);
   }
   json out = json::array();
-  for (const auto &t : list) out.push_back(template_json(t, users[t.name]));
+  for (const auto &t : list)
+    out.push_back(template_json(t, users[t.name]));
   return out;
 }
 
@@ -156,7 +165,8 @@ Result<std::shared_ptr<Operation>> Daemon::import_template(const json &req) {
   std::string source = req.value(deboot ? "debootstrap" : "source", std::string());
   std::string mirror = req.value("mirror", std::string());
   if (source.empty())
-    return fail(std::string("\"") + (deboot ? "debootstrap" : "source") + "\" must be a non-empty string", EINVAL);
+    return fail(std::string("\"") + (deboot ? "debootstrap" : "source") + "\" must be a non-empty string",
+                EINVAL);
   return operations_.start(
       "Importing template " + name, "/1.0/templates/" + name,
       [this, name, source, mirror, deboot](Operation &op) -> Status {
@@ -194,7 +204,7 @@ Status Daemon::remove_template(const std::string &name) {
 
 std::string Daemon::metrics() {
   json all = list();
-  std::map<std::string, int> by_state = {{"stopped", 0}, {"starting", 0}, {"running", 0},
+  std::map<std::string, int> by_state = {{"stopped", 0},  {"starting", 0}, {"running", 0},
                                          {"stopping", 0}, {"frozen", 0},   {"error", 0}};
   std::string out;
   out += "# HELP bulkhead_daemon_info bulkheadd version.\n# TYPE bulkhead_daemon_info gauge\n";
@@ -205,27 +215,40 @@ std::string Daemon::metrics() {
   out += "# HELP bulkhead_events_published_total Lifecycle events published.\n"
          "# TYPE bulkhead_events_published_total counter\n";
   out += fmt::format("bulkhead_events_published_total {}\n", events_.published());
+  out += "# HELP bulkhead_event_subscribers Open /1.0/events streams.\n# TYPE bulkhead_event_subscribers "
+         "gauge\n";
+  out += fmt::format("bulkhead_event_subscribers {}\n", events_.subscribers());
   std::string mem, cpu, pids, restarts, up;
   for (const auto &c : all) {
     by_state[c["state"].get<std::string>()]++;
-    std::string l = fmt::format("{{name=\"{}\",template=\"{}\"}}", escape_label(c["name"]),
-                                escape_label(c["template"]));
-    mem += fmt::format("bulkhead_container_memory_bytes{} {}\n", l, c["usage"]["memory_bytes"].get<uint64_t>());
-    cpu += fmt::format("bulkhead_container_cpu_seconds_total{} {}\n", l, c["usage"]["cpu_seconds"].get<double>());
+    std::string l =
+        fmt::format("{{name=\"{}\",template=\"{}\"}}", escape_label(c["name"]), escape_label(c["template"]));
+    mem +=
+        fmt::format("bulkhead_container_memory_bytes{} {}\n", l, c["usage"]["memory_bytes"].get<uint64_t>());
+    cpu += fmt::format("bulkhead_container_cpu_seconds_total{} {}\n", l,
+                       c["usage"]["cpu_seconds"].get<double>());
     pids += fmt::format("bulkhead_container_pids{} {}\n", l, c["usage"]["pids"].get<uint64_t>());
     restarts += fmt::format("bulkhead_container_restarts_total{} {}\n", l, c["restarts"].get<int>());
     up += fmt::format("bulkhead_container_up{} {}\n", l, c["state"] == "running" ? 1 : 0);
   }
   out += "# HELP bulkhead_containers Containers by state.\n# TYPE bulkhead_containers gauge\n";
-  for (auto &[state, n] : by_state) out += fmt::format("bulkhead_containers{{state=\"{}\"}} {}\n", state, n);
-  out += "# HELP bulkhead_container_up 1 when the container is running.\n# TYPE bulkhead_container_up gauge\n" + up;
+  for (auto &[state, n] : by_state)
+    out += fmt::format("bulkhead_containers{{state=\"{}\"}} {}\n", state, n);
+  out +=
+      "# HELP bulkhead_container_up 1 when the container is running.\n# TYPE bulkhead_container_up gauge\n" +
+      up;
   out += "# HELP bulkhead_container_memory_bytes memory.current of the container's cgroup.\n"
-         "# TYPE bulkhead_container_memory_bytes gauge\n" + mem;
+         "# TYPE bulkhead_container_memory_bytes gauge\n" +
+         mem;
   out += "# HELP bulkhead_container_cpu_seconds_total CPU time of the container's cgroup.\n"
-         "# TYPE bulkhead_container_cpu_seconds_total counter\n" + cpu;
-  out += "# HELP bulkhead_container_pids Processes in the container.\n# TYPE bulkhead_container_pids gauge\n" + pids;
+         "# TYPE bulkhead_container_cpu_seconds_total counter\n" +
+         cpu;
+  out +=
+      "# HELP bulkhead_container_pids Processes in the container.\n# TYPE bulkhead_container_pids gauge\n" +
+      pids;
   out += "# HELP bulkhead_container_restarts_total Restarts made by the restart policy.\n"
-         "# TYPE bulkhead_container_restarts_total counter\n" + restarts;
+         "# TYPE bulkhead_container_restarts_total counter\n" +
+         restarts;
   return out;
 }
 

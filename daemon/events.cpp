@@ -18,8 +18,11 @@ std::optional<std::string> EventBus::Subscription::next(int timeout_ms) {
   if (!cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [&] { return !queue_.empty() || lost_; }))
     return std::nullopt;
   if (lost_) {
-    nlohmann::json j = {{"type", "lifecycle"}, {"action", "events-lost"}, {"name", ""},
-                        {"time", now_unix_ms()}, {"detail", {{"count", lost_}}}};
+    nlohmann::json j = {{"type", "lifecycle"},
+                        {"action", "events-lost"},
+                        {"name", ""},
+                        {"time", now_unix_ms()},
+                        {"detail", {{"count", lost_}}}};
     lost_ = 0;
     return j.dump();
   }
@@ -29,7 +32,10 @@ std::optional<std::string> EventBus::Subscription::next(int timeout_ms) {
 }
 
 void EventBus::publish(const std::string &action, const std::string &name, nlohmann::json detail) {
-  nlohmann::json j = {{"type", "lifecycle"}, {"action", action}, {"name", name}, {"time", now_unix_ms()},
+  nlohmann::json j = {{"type", "lifecycle"},
+                      {"action", action},
+                      {"name", name},
+                      {"time", now_unix_ms()},
                       {"detail", std::move(detail)}};
   std::string line = j.dump();
   std::lock_guard lock(mu_);
@@ -55,6 +61,11 @@ std::shared_ptr<EventBus::Subscription> EventBus::subscribe() {
 void EventBus::unsubscribe(const std::shared_ptr<Subscription> &s) {
   std::lock_guard lock(mu_);
   subs_.remove(s);
+}
+
+size_t EventBus::subscribers() {
+  std::lock_guard lock(mu_);
+  return subs_.size();
 }
 
 } // namespace bulkhead::daemon

@@ -31,10 +31,12 @@ public:
     uint64_t lost_ = 0;
   };
 
-  void publish(const std::string &action, const std::string &name, nlohmann::json detail = nlohmann::json::object());
+  void publish(const std::string &action, const std::string &name,
+               nlohmann::json detail = nlohmann::json::object());
   std::shared_ptr<Subscription> subscribe();
   void unsubscribe(const std::shared_ptr<Subscription> &s);
   uint64_t published() const { return published_; }
+  size_t subscribers();
 
 private:
   std::mutex mu_;

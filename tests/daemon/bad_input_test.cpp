@@ -6,36 +6,7 @@
 
 namespace bh_test {
 
-namespace {
-
-struct Http {
-  int status = 0;
-  json body;
-};
-
-} // namespace
-
-class DaemonBadInputTest : public DaemonTest {
-protected:
-  // Raw HTTP through curl, for what bulkheadctl would never send.
-  Http http(const std::string &method, const std::string &path, const std::string &body = "") {
-    std::vector<std::string> argv = {"curl", "-sS", "--unix-socket", socket_, "-X", method, "-o", dir_ + "/body",
-                                     "-w", "%{http_code}", "http://bulkhead" + path};
-    if (!body.empty()) {
-      write_file(dir_ + "/request", body);
-      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", "@" + dir_ + "/request"});
-    }
-    auto r = run_command(argv);
-    Http h;
-    h.status = std::atoi(r.out.c_str());
-    try {
-      h.body = json::parse(read_file(dir_ + "/body"));
-    } catch (const json::exception &) {
-      h.body = read_file(dir_ + "/body");
-    }
-    return h;
-  }
-};
+using DaemonBadInputTest = DaemonTest;
 
 TEST_F(DaemonBadInputTest, ClearErrorsAndNothingHalfMade) {
   start_daemon();
@@ -87,7 +58,8 @@ TEST_F(DaemonBadInputTest, ClearErrorsAndNothingHalfMade) {
   std::string evil = dir_ + "/evil";
   ASSERT_EQ(run_command({"mkdir", "-p", evil}).exit_code, 0);
   write_file(evil + "/x", "x");
-  ASSERT_TRUE(run_command({"tar", "-C", evil, "-cf", dir_ + "/evil.tar", "--transform", "s,^,../../,", "x"}).ok());
+  ASSERT_TRUE(
+      run_command({"tar", "-C", evil, "-cf", dir_ + "/evil.tar", "--transform", "s,^,../../,", "x"}).ok());
   auto r = ctl({"template", "import", "evil", dir_ + "/evil.tar"});
   EXPECT_EQ(r.exit_code, 1) << r;
   EXPECT_TRUE(contains(r.err, "..")) << r;
@@ -98,8 +70,8 @@ TEST_F(DaemonBadInputTest, ClearErrorsAndNothingHalfMade) {
   ASSERT_NE(nobody, nullptr);
   ::chmod(dir_.c_str(), 0755);
   auto as_nobody = run_command({"setpriv", "--reuid=" + std::to_string(nobody->pw_uid),
-                                "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups", bulkheadctl_path(),
-                                "--socket", socket_, "list"});
+                                "--regid=" + std::to_string(nobody->pw_gid), "--clear-groups",
+                                bulkheadctl_path(), "--socket", socket_, "list"});
   EXPECT_EQ(as_nobody.exit_code, 1) << as_nobody;
   EXPECT_TRUE(contains(as_nobody.err, "ermission denied")) << as_nobody;
   ::chmod(socket_.c_str(), 0666); // loosened by hand: the peer check still refuses

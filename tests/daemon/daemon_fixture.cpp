@@ -35,19 +35,40 @@ const std::string &busybox_system_rootfs() {
   return path;
 }
 
+HttpAnswer DaemonTest::http(const std::string &method, const std::string &path, const std::string &body) {
+  std::vector<std::string> argv = {
+      "curl", "-sS",          "--unix-socket",         socket_, "-X", method, "-o", dir_ + "/body",
+      "-w",   "%{http_code}", "http://bulkhead" + path};
+  if (!body.empty()) {
+    write_file(dir_ + "/request", body);
+    argv.insert(argv.end(),
+                {"-H", "Content-Type: application/json", "--data-binary", "@" + dir_ + "/request"});
+  }
+  auto r = run_command(argv);
+  HttpAnswer h;
+  h.status = std::atoi(r.out.c_str());
+  try {
+    h.body = json::parse(read_file(dir_ + "/body"));
+  } catch (const json::exception &) {
+    h.body = read_file(dir_ + "/body");
+  }
+  return h;
+}
+
 void DaemonTest::SetUp() {
   char tmpl[] = "/var/tmp/bhd-test-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
   root_ = dir_ + "/root";
   socket_ = dir_ + "/bulkheadd.sock";
-  cgroup_parent_ = "/bulkhead-test-" + std::to_string(::getpid()) + "-" + fs::path(dir_).filename().string().substr(9);
+  cgroup_parent_ =
+      "/bulkhead-test-" + std::to_string(::getpid()) + "-" + fs::path(dir_).filename().string().substr(9);
   busybox_rootfs_ = busybox_system_rootfs();
   mounts_before_ = mountinfo_snapshot();
 }
 
 void DaemonTest::start_daemon(const std::vector<std::string> &extra) {
-  std::vector<std::string> argv = {bulkheadd_path(), "--root", root_, "--socket", socket_,
-                                   "--cgroup-parent", cgroup_parent_, "--foreground"};
+  std::vector<std::string> argv = {bulkheadd_path(), "--root",          root_,          "--socket",
+                                   socket_,          "--cgroup-parent", cgroup_parent_, "--foreground"};
   if (!getenv("BULKHEAD_TEST_LXCFS"))
     argv.push_back("--no-lxcfs");
   argv.insert(argv.end(), extra.begin(), extra.end());
@@ -59,7 +80,8 @@ void DaemonTest::start_daemon(const std::vector<std::string> &extra) {
     ::dup2(log, 1);
     ::dup2(log, 2);
     std::vector<char *> cargv;
-    for (auto &a : argv) cargv.push_back(a.data());
+    for (auto &a : argv)
+      cargv.push_back(a.data());
     cargv.push_back(nullptr);
     ::execv(cargv[0], cargv.data());
     _exit(127);
@@ -141,8 +163,10 @@ void DaemonTest::TearDown() {
     daemon_pid_ = -1;
   }
   auto leaked = new_mounts(mounts_before_);
-  EXPECT_TRUE(leaked.empty()) << "mounts left behind: " << leaked.size() << " first: " << (leaked.empty() ? "" : leaked[0]);
-  for (auto &m : leaked) ::umount2(mount_point_of_line(m).c_str(), MNT_DETACH);
+  EXPECT_TRUE(leaked.empty()) << "mounts left behind: " << leaked.size()
+                              << " first: " << (leaked.empty() ? "" : leaked[0]);
+  for (auto &m : leaked)
+    ::umount2(mount_point_of_line(m).c_str(), MNT_DETACH);
   if (HasFailure())
     std::cerr << "--- bulkheadd log\n" << read_file(dir_ + "/bulkheadd.log") << "---\n";
   run_command({"rm", "-rf", dir_});

@@ -12,8 +12,15 @@
 
 namespace bh_test {
 
+struct HttpAnswer {
+  int status = 0;
+  json body; // parsed JSON, or the raw text as a JSON string
+};
+
 class DaemonTest : public ::testing::Test {
 protected:
+  // Raw HTTP on the API socket through curl, for what bulkheadctl would never send.
+  HttpAnswer http(const std::string &method, const std::string &path, const std::string &body = "");
   void SetUp() override;
   void TearDown() override;
 

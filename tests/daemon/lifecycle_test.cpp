@@ -55,7 +55,8 @@ TEST_F(DaemonTest, LifecycleSurvivesDaemonKillAndRestartsByPolicy) {
 
   // Init killed from outside: on-failure restarts it, restarts = 1, a new init.
   ASSERT_EQ(::kill(pid, SIGKILL), 0);
-  i = wait_info("web1", [&](const json &j) { return j["state"] == "running" && j["pid"] != pid && j["pid"] != 0; });
+  i = wait_info("web1",
+                [&](const json &j) { return j["state"] == "running" && j["pid"] != pid && j["pid"] != 0; });
   EXPECT_EQ(i["restarts"], 1) << i.dump();
   EXPECT_EQ(i["last_exit"]["signal"], SIGKILL);
   pid_t pid2 = i["pid"].get<pid_t>();
@@ -137,7 +138,8 @@ TEST_F(DaemonTest, FreezeUnfreezeSetAndLogs) {
       std::this_thread::sleep_for(100ms);
   }
   EXPECT_TRUE(seen) << ctl({"logs", "f1"});
-  if (path_exists("/sys/fs/cgroup/cgroup.freeze") || path_exists("/sys/fs/cgroup/unified/cgroup.subtree_control")) {
+  if (path_exists("/sys/fs/cgroup/cgroup.freeze") ||
+      path_exists("/sys/fs/cgroup/unified/cgroup.subtree_control")) {
     r = ctl({"freeze", "f1"});
     if (r.ok()) {
       EXPECT_EQ(info("f1")["state"], "frozen");
@@ -169,9 +171,12 @@ TEST_F(DaemonTest, ParallelForceDestroysDoNotDeadlock) {
         results[i] = round == 0 && i % 2 ? ctl({"stop", name, "--timeout", "0"}, 60s)
                                          : ctl({"destroy", name, "--force"}, 60s);
       });
-    for (auto &t : threads) t.join();
-    for (auto &r : results) EXPECT_FALSE(r.timed_out) << r;
-    for (int i = round; i < kN; i += 1 + round) EXPECT_TRUE(results[i].ok()) << results[i];
+    for (auto &t : threads)
+      t.join();
+    for (auto &r : results)
+      EXPECT_FALSE(r.timed_out) << r;
+    for (int i = round; i < kN; i += 1 + round)
+      EXPECT_TRUE(results[i].ok()) << results[i];
   }
   EXPECT_EQ(json::parse(ctl({"list", "--json"}).out).size(), 0u);
   EXPECT_TRUE(wait_gone(pids, 10s).empty());
