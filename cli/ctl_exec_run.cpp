@@ -2,6 +2,8 @@
 #include <cerrno>
 #include <fmt/core.h>
 #include <poll.h>
+#include <signal.h>
+#include <sys/signalfd.h>
 #include <unistd.h>
 
 #include "bulkhead/unique_fd.hpp"
@@ -35,7 +37,17 @@ int run_exec(Context &ctx, const std::string &name, daemon::ExecRequest request)
     window_size(request.rows, request.cols);
   // Raw only with -t: the container's pty then does the line discipline, and ^C reaches it as a byte.
   RawTerminal raw(request.tty ? STDIN_FILENO : -1);
-  auto status = daemon::monitor_exec(*socket, request, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO);
+  // SIGWINCH as a signalfd: the monitor is told of every window change of our terminal.
+  UniqueFd winch;
+  if (request.tty && ::isatty(STDIN_FILENO)) {
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGWINCH);
+    ::sigprocmask(SIG_BLOCK, &set, nullptr);
+    winch.reset(::signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK));
+  }
+  auto status = daemon::monitor_exec(*socket, request, STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO,
+                                     winch ? winch.get() : -1);
   raw.restore();
   if (!status)
     return report(status.error());

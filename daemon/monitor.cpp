@@ -45,7 +45,10 @@
 // |  "user":"uid[:gid]|name[:group]","cwd",   |     | line. A forked worker runs Runtime::exec (tty: |
 // |  "tty":bool,"rows":N,"cols":N}            |     | a new pty relayed to the fds) and writes       |
 // |                                           |     | {"exit":N} (128+N if killed by signal N) or    |
-// |                                           |     | {"error":"..."} when it ends, then closes      |
+// |                                           |     | {"error":"..."} when it ends, then closes.     |
+// |                                           |     | With tty, the client may send {"op":"resize"}  |
+// |                                           |     | lines meanwhile: the worker gets SIGWINCH and  |
+// |                                           |     | copies stdin's window size to the new pty      |
 // | anything else                             |     | {"error":"..."}, close                         |
 // clang-format on
 #include "daemon/monitor.hpp"

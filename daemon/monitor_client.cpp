@@ -1,5 +1,10 @@
 #include "daemon/monitor_client.hpp"
 
+#include <poll.h>
+#include <unistd.h>
+
+#include <cerrno>
+
 #include "bulkhead/fd_passing.hpp"
 #include "daemon/monitor_io.hpp"
 #include "daemon/monitor_protocol.hpp"
@@ -33,8 +38,28 @@ Result<UniqueFd> request(const std::string &socket_path, const json &req, const 
 } // namespace
 
 Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &r, int in_fd, int out_fd,
-                         int err_fd) {
+                         int err_fd, int winch_fd) {
   UniqueFd s = BH_TRY(request(socket_path, exec_request_to_json(r), {in_fd, out_fd, err_fd}));
+  if (r.tty && winch_fd >= 0) {
+    // Until the reply arrives, relay window changes. The reply is the only thing the monitor side
+    // ever writes, so "readable" means it is there (or the connection ended).
+    for (;;) {
+      struct pollfd p[2] = {{s.get(), POLLIN, 0}, {winch_fd, POLLIN, 0}};
+      if (::poll(p, 2, -1) < 0) {
+        if (errno == EINTR)
+          continue;
+        return failf_errno("monitor {}: waiting for the exec to end", socket_path);
+      }
+      if (p[0].revents)
+        break;
+      if (p[1].revents) {
+        char drain[256];
+        (void)!::read(winch_fd, drain, sizeof drain);
+        // A lost resize is harmless (the next one carries the then-current size).
+        (void)send_line(s.get(), R"({"op":"resize"})", {});
+      }
+    }
+  }
   json reply = BH_TRY(read_reply(s.get(), socket_path));
   if (!reply.contains("exit") || !reply["exit"].is_number_integer())
     return failf("monitor {}: exec reply without an exit status: {}", socket_path, reply.dump());

@@ -23,9 +23,11 @@ struct ExecRequest {
 
 // Runs args in the container with the caller's stdin/stdout/stderr (fds passed over SCM_RIGHTS;
 // with tty, the monitor's worker relays between them and a new pty). Returns the exit status
-// (128+N when killed by signal N).
+// (128+N when killed by signal N). With tty and winch_fd >= 0 (a signalfd for SIGWINCH, or any
+// fd that turns readable when the caller's terminal changes size), every change is sent to the
+// monitor as a resize line; the worker then copies the window size of in_fd to the container's pty.
 Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &request, int in_fd, int out_fd,
-                         int err_fd);
+                         int err_fd, int winch_fd = -1);
 // Opens a console session: returns a connected fd; bytes written go to the console pty, bytes read
 // come from it. The caller relays its terminal and handles the detach key.
 Result<int> monitor_console(const std::string &socket_path);

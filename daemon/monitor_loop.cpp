@@ -34,6 +34,7 @@ struct Client {
   std::string request;       // bytes of the request line so far
   std::vector<UniqueFd> fds; // SCM_RIGHTS that came with it
   bool console = false;      // attached: raw relay with the pty master
+  pid_t worker = 0;          // a tty exec's worker: resize lines become SIGWINCH to it
   bool closed = false;       // erased after the poll round, so iterators held for it stay valid
 };
 
@@ -114,6 +115,27 @@ void Monitor::on_accept() {
 
 void Monitor::on_client(Client &c) {
   char buf[4096];
+  if (c.worker) {
+    // The worker owns the reply; we only read the client's resize lines. The socket is blocking
+    // (for the worker), hence MSG_DONTWAIT.
+    ssize_t n = ::recv(c.fd.get(), buf, sizeof buf, MSG_DONTWAIT);
+    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+      return;
+    if (n <= 0) {
+      close(c);
+      return;
+    }
+    c.request.append(buf, static_cast<size_t>(n));
+    for (size_t nl; (nl = c.request.find('\n')) != std::string::npos;) {
+      json line = json::parse(c.request.substr(0, nl), nullptr, false);
+      c.request.erase(0, nl + 1);
+      if (line.is_object() && line.value("op", "") == "resize")
+        ::kill(c.worker, SIGWINCH);
+    }
+    if (c.request.size() > kMaxRequest)
+      close(c);
+    return;
+  }
   if (c.console) {
     ssize_t n = ::read(c.fd.get(), buf, sizeof buf);
     if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -204,7 +226,15 @@ void Monitor::dispatch(Client &c, std::string_view extra) {
     if (!pid)
       return reply_and_close(c, json{{"error", pid.error().text()}});
     workers_.push_back(*pid);
-    close(c); // the worker holds the connection now
+    if (r->tty) {
+      // Kept open (the worker has its own copy) for the client's resize lines.
+      c.worker = *pid;
+      c.fds.clear();
+      if (!extra.empty())
+        c.request.assign(extra);
+    } else {
+      close(c); // the worker holds the connection now
+    }
   } else {
     reply_and_close(c, json{{"error", fmt::format("unknown op {:?} (status, console, exec)", op)}});
   }
@@ -214,9 +244,15 @@ void Monitor::reap_workers() {
   signalfd_siginfo si;
   while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
   }
-  workers_.erase(std::remove_if(workers_.begin(), workers_.end(),
-                                [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) == p; }),
-                 workers_.end());
+  // partition, not remove_if: the reaped pids must stay readable behind the running ones.
+  auto reaped = std::partition(workers_.begin(), workers_.end(),
+                               [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) != p; });
+  // Our copy of a finished tty exec's connection goes too, so its client sees the end.
+  for (auto it = reaped; it != workers_.end(); ++it)
+    for (auto &c : clients_)
+      if (c.worker == *it)
+        close(c);
+  workers_.erase(reaped, workers_.end());
 }
 
 void Monitor::drain_pty() {

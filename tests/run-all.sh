@@ -4,7 +4,9 @@
 #  2. the same under AddressSanitizer + UBSan
 #  3. the cgroup v2 suite inside a TCG VM with every controller (tests/vm), when present
 #  4. the real clients, containerd and podman, driving bulkhead in that VM (tests/clients)
-#  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon)
+#  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon), and a
+#     Debian template container booting systemd (debootstrap'd once, cached; skipped with the reason
+#     printed when the Debian mirror is unreachable)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -40,6 +42,10 @@ echo "=== hosting scenario in the VM: 50 containers, daemon SIGKILL, restart pol
 start=$(date +%s)
 bash tests/daemon/run-vm-scenario.sh build 50 || status=1
 echo "hosting VM scenario took $(($(date +%s) - start)) s"
+echo "=== a Debian template container boots systemd in the VM"
+start=$(date +%s)
+bash tests/daemon/run-vm-systemd.sh build || status=1
+echo "systemd VM boot took $(($(date +%s) - start)) s"
 
 echo "=== unit + integration (RelWithDebInfo)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300 || status=1
