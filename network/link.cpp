@@ -45,20 +45,27 @@ struct SetLink {
   }
 };
 
+// The guard for a link just created; the alias is set now because the kernel ignores IFLA_IFALIAS
+// in a creating RTM_NEWLINK.
+Result<LinkGuard> adopt_created(Netlink &nl, std::string_view name, const LinkOptions &opts) {
+  auto info = BH_TRY(get_link(nl, name));
+  LinkGuard guard(nl, info.index, info.name);
+  if (!opts.alias.empty())
+    BH_CHECK(set_alias(nl, name, opts.alias));
+  return guard;
+}
+
 Result<LinkGuard> create_kind(Netlink &nl, std::string_view name, const char *kind, const LinkOptions &opts) {
   Message msg(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL);
   msg.put_struct<ifinfomsg>()->ifi_family = AF_UNSPEC;
   msg.put_str(IFLA_IFNAME, name);
   if (opts.mtu)
     msg.put_u32(IFLA_MTU, opts.mtu);
-  if (!opts.alias.empty())
-    msg.put_str(IFLA_IFALIAS, opts.alias);
   auto *li = msg.nest(IFLA_LINKINFO);
   msg.put_str(IFLA_INFO_KIND, kind);
   msg.end(li);
   BH_CHECK(nl.request(msg.hdr(), fmt::format("creating {} {}", kind, name)));
-  auto info = BH_TRY(get_link(nl, name));
-  return LinkGuard(nl, info.index, info.name);
+  return adopt_created(nl, name, opts);
 }
 
 } // namespace
@@ -143,8 +150,6 @@ Result<LinkGuard> create_veth(Netlink &nl, std::string_view name, std::string_vi
   msg.put_str(IFLA_IFNAME, name);
   if (opts.mtu)
     msg.put_u32(IFLA_MTU, opts.mtu);
-  if (!opts.alias.empty())
-    msg.put_str(IFLA_IFALIAS, opts.alias);
   auto *li = msg.nest(IFLA_LINKINFO);
   msg.put_str(IFLA_INFO_KIND, "veth");
   auto *data = msg.nest(IFLA_INFO_DATA);
@@ -159,8 +164,7 @@ Result<LinkGuard> create_veth(Netlink &nl, std::string_view name, std::string_vi
   msg.end(data);
   msg.end(li);
   BH_CHECK(nl.request(msg.hdr(), fmt::format("creating veth pair {} / {}", name, peer)));
-  auto info = BH_TRY(get_link(nl, name));
-  return LinkGuard(nl, info.index, info.name);
+  return adopt_created(nl, name, opts);
 }
 
 Status set_mtu(Netlink &nl, std::string_view name, unsigned mtu) {

@@ -58,6 +58,20 @@ int on_error(const nlmsghdr *nlh, void *data) {
   return MNL_CB_ERROR;
 }
 
+// NLMSG_DONE ends a dump; since 4.x its payload is an int, negative when the dump failed.
+int on_done(const nlmsghdr *nlh, void *data) {
+  auto *x = static_cast<Exchange *>(data);
+  if (nlh->nlmsg_len >= mnl_nlmsg_size(sizeof(int))) {
+    int err = *static_cast<const int *>(mnl_nlmsg_get_payload(nlh));
+    if (err < 0) {
+      x->failed = true;
+      x->error.code = -err;
+      return MNL_CB_ERROR;
+    }
+  }
+  return MNL_CB_STOP;
+}
+
 } // namespace
 
 Result<Netlink> Netlink::open(const Netns &ns) {
@@ -122,7 +136,8 @@ Status Netlink::exchange(nlmsghdr *msg, const std::function<Status(const nlmsghd
   Exchange x;
   x.each = each;
   mnl_cb_t ctl[NLMSG_MIN_TYPE] = {};
-  ctl[NLMSG_ERROR] = on_error;
+  ctl[NLMSG_ERROR] = on_error; // with a table, libmnl calls only what is in it
+  ctl[NLMSG_DONE] = on_done;
   std::vector<char> buf(32768);
   for (;;) {
     ssize_t n = mnl_socket_recvfrom(sock_, buf.data(), buf.size());
