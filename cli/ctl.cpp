@@ -1,5 +1,7 @@
 #include "cli/ctl.hpp"
 
+#include <csignal>
+
 #include <fmt/core.h>
 
 #include "cli/completion.hpp"
@@ -162,11 +164,35 @@ CLI::Validator restart_validator() { return check_with(check_restart, ""); }
 CLI::Validator env_validator() { return check_with(check_env, ""); }
 CLI::Validator signal_validator() { return check_with(normalize_signal, ""); }
 
+namespace {
+volatile std::sig_atomic_t g_interrupted = 0;
+extern "C" void on_interrupt(int) {
+  g_interrupted = 1;
+  // A second Ctrl-C ends bulkheadctl at once (the daemon was already asked to cancel).
+  ::signal(SIGINT, SIG_DFL);
+}
+} // namespace
+
 Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
                               const daemon::ApiClient::ProgressFn &on_progress) {
   if (client.last_status() != 202)
     return answer;
-  return client.wait_operation(answer, on_progress);
+  // Ctrl-C while waiting cancels the operation in the daemon (as incus does), rather than leaving
+  // it running unseen; SA_RESTART keeps the pending HTTP read going.
+  struct sigaction sa {
+  }, old{};
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  ::sigaction(SIGINT, &sa, &old);
+  g_interrupted = 0;
+  client.set_cancel_flag(&g_interrupted);
+  auto done = client.wait_operation(answer, on_progress);
+  client.set_cancel_flag(nullptr);
+  ::sigaction(SIGINT, &old, nullptr);
+  if (!done && g_interrupted)
+    return fail("interrupted: " + done.error().text());
+  return done;
 }
 
 int change_state(Context &ctx, const std::string &name, nlohmann::json request) {

@@ -150,7 +150,13 @@ Result<nlohmann::json> ApiClient::wait_operation(const nlohmann::json &operation
 Result<nlohmann::json> ApiClient::wait_operation(const std::string &id, const ProgressFn &on_progress) {
   // Short bounded waits rather than one long one: each answer carries fresh progress to show.
   const std::string path = api_path("/1.0/operations/", id, "/wait?timeout=" + std::to_string(poll_seconds_));
+  bool cancel_sent = false;
   for (;;) {
+    if (cancel_flag_ && *cancel_flag_ && !cancel_sent) {
+      cancel_sent = true;
+      // Refused when it already ended (or cannot be cancelled): the wait below tells which.
+      (void)del(api_path("/1.0/operations/", id));
+    }
     auto asked = std::chrono::steady_clock::now();
     nlohmann::json op = BH_TRY(get(path));
     if (!op.is_object() || !op.contains("status") || !op["status"].is_string())

@@ -2,6 +2,7 @@
 // exits: every outcome is a Result, so bulkheadctl and the planned C ABI share it.
 #pragma once
 
+#include <csignal>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -57,6 +58,9 @@ public:
 
   // Seconds to poll /wait with before reporting progress again; tests shorten nothing else.
   void set_poll_seconds(int s) { poll_seconds_ = s; }
+  // While an operation is waited for, a non-zero *flag (set by a signal handler, e.g. on Ctrl-C)
+  // asks the daemon once to cancel it; the wait goes on until the daemon says how it ended.
+  void set_cancel_flag(const volatile std::sig_atomic_t *flag) { cancel_flag_ = flag; }
 
 private:
   Result<nlohmann::json> request(const char *method, const std::string &path, const nlohmann::json *body);
@@ -66,6 +70,7 @@ private:
   std::string socket_path_;
   int last_status_ = 0;
   int poll_seconds_ = 1;
+  const volatile std::sig_atomic_t *cancel_flag_ = nullptr;
 };
 
 // "/1.0/containers/" + name, with name percent-encoded where it is not [A-Za-z0-9._~-].

@@ -8,6 +8,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <utility>
+
 #include "bulkhead/io.hpp"
 #include "oci/parse.hpp"
 
@@ -57,8 +59,6 @@ std::string now_rfc3339() {
   return fmt::format("{}.{:09d}Z", std::string_view(buf, n), ts.tv_nsec);
 }
 
-namespace {
-
 std::string record_json(const ContainerRecord &rec) {
   nlohmann::json j = {
       {"id", rec.id},
@@ -78,7 +78,50 @@ std::string record_json(const ContainerRecord &rec) {
   return j.dump();
 }
 
+namespace {
+
+// Whole numbers in the field's range only: nlohmann converts a float or an out-of-range number
+// with a plain cast, undefined behaviour for "pid": 1e30 in an edited or corrupt record (found by
+// tests/fuzz/fuzz_state).
+template <class T>
+Result<T> record_integer(const nlohmann::json &j, const char *key, const std::string &where) {
+  const auto &v = j.at(key);
+  if (v.is_number_unsigned()) {
+    if (auto u = v.get<uint64_t>(); std::in_range<T>(u))
+      return static_cast<T>(u);
+  } else if (v.is_number_integer()) {
+    if (auto i = v.get<int64_t>(); std::in_range<T>(i))
+      return static_cast<T>(i);
+  }
+  return failf("{}: corrupt state: {} must be an integer of {} bits, not {}", where, key, sizeof(T) * 8,
+               v.dump());
+}
+
 } // namespace
+
+Result<ContainerRecord> parse_record(std::string_view text, const std::string &where) {
+  try {
+    auto j = nlohmann::json::parse(text);
+    ContainerRecord r;
+    r.id = j.at("id").get<std::string>();
+    r.bundle = j.at("bundle").get<std::string>();
+    r.rootfs = j.at("rootfs").get<std::string>();
+    r.created = j.at("created").get<std::string>();
+    r.owner = j.value("owner", "");
+    r.annotations = j.value("annotations", std::map<std::string, std::string>{});
+    r.init.pid = BH_TRY(record_integer<pid_t>(j, "pid", where));
+    r.init.start_time = BH_TRY(record_integer<uint64_t>(j, "pid_start_time", where));
+    r.creating = j.at("creating").get<bool>();
+    r.cgroup_mount = j.value("cgroup_mount", "");
+    r.cgroup_path = j.value("cgroup_path", "");
+    r.has_pid_namespace = j.value("has_pid_namespace", false);
+    if (j.contains("hooks"))
+      r.hooks = BH_TRY(oci::hooks_from_json(j["hooks"]));
+    return r;
+  } catch (const nlohmann::json::exception &e) {
+    return failf("{}: corrupt state: {}", where, e.what());
+  }
+}
 
 Status ContainerDir::save(const ContainerRecord &rec) const {
   return write_file_atomic_at(dir_.get(), kStateFile, record_json(rec), 0600);
@@ -93,27 +136,7 @@ Result<ContainerRecord> ContainerDir::load() const {
   auto text = read_file_at(dir_.get(), kStateFile);
   if (!text)
     return fail(fmt::format("{}/{}", path_, kStateFile), text.error().code);
-  try {
-    auto j = nlohmann::json::parse(*text);
-    ContainerRecord r;
-    r.id = j.at("id").get<std::string>();
-    r.bundle = j.at("bundle").get<std::string>();
-    r.rootfs = j.at("rootfs").get<std::string>();
-    r.created = j.at("created").get<std::string>();
-    r.owner = j.value("owner", "");
-    r.annotations = j.value("annotations", std::map<std::string, std::string>{});
-    r.init.pid = j.at("pid").get<pid_t>();
-    r.init.start_time = j.at("pid_start_time").get<uint64_t>();
-    r.creating = j.at("creating").get<bool>();
-    r.cgroup_mount = j.value("cgroup_mount", "");
-    r.cgroup_path = j.value("cgroup_path", "");
-    r.has_pid_namespace = j.value("has_pid_namespace", false);
-    if (j.contains("hooks"))
-      r.hooks = BH_TRY(oci::hooks_from_json(j["hooks"]));
-    return r;
-  } catch (const nlohmann::json::exception &e) {
-    return failf("{}/{}: corrupt state: {}", path_, kStateFile, e.what());
-  }
+  return parse_record(*text, fmt::format("{}/{}", path_, kStateFile));
 }
 
 Status ContainerDir::remove() const {

@@ -32,6 +32,11 @@ struct ContainerRecord {
   oci::Hooks hooks;
 };
 
+// state.json: the record as stored, and back. parse_record takes text anyone who can write the
+// state directory may have changed, so every malformed record is an error naming `where`.
+std::string record_json(const ContainerRecord &rec);
+Result<ContainerRecord> parse_record(std::string_view text, const std::string &where);
+
 class ContainerDir {
 public:
   ContainerDir() = default;

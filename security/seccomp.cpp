@@ -207,8 +207,10 @@ Result<SeccompPlan> compile_seccomp(const oci::Seccomp &s, const WarnFn &warn) {
       if (seen & (1u << a.index))
         repeated_index = true;
       seen |= 1u << a.index;
-      conds.push_back(op == SCMP_CMP_MASKED_EQ ? SCMP_CMP(a.index, op, a.value, a.value_two)
-                                               : SCMP_CMP(a.index, op, a.value));
+      // Spelled out rather than SCMP_CMP(...), whose two-argument form leaves datum_b to the
+      // zero-initialisation clang's -Wmissing-field-initializers reports.
+      uint64_t datum_b = op == SCMP_CMP_MASKED_EQ ? a.value_two : 0;
+      conds.push_back(scmp_arg_cmp{a.index, op, a.value, datum_b});
     }
     if (action == def)
       continue; // libseccomp refuses no-op rules; they change nothing

@@ -1,5 +1,6 @@
 // The API beyond the lifecycle commands, against the real daemon: the lifecycle event stream,
 // Prometheus metrics, and a long operation (a template import) cancelled half way.
+#include <signal.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -93,6 +94,26 @@ TEST_F(DaemonApiTest, CancelledImportLeavesNoTemplate) {
   EXPECT_EQ(h.body["status"], "cancelled") << h.body.dump();
   EXPECT_EQ(json::parse(ctl({"template", "list", "--json"}).out).size(), 0u);
   auto left = run_command({"sh", "-c", "ls -A " + root_ + "/templates"});
+  EXPECT_EQ(trim(left.out), "") << left;
+
+  // Ctrl-C in bulkheadctl while it waits cancels the operation in the daemon too.
+  CommandOptions opts;
+  opts.timeout = 60s;
+  Command import({bulkheadctl_path(), "--socket", socket_, "template", "import", "big", dir_ + "/many.tar"},
+                 opts);
+  for (int i = 0; i < 100; ++i) { // until the daemon has the operation running
+    auto ops = http("GET", "/1.0/operations");
+    if (contains(ops.body.dump(), "running"))
+      break;
+    std::this_thread::sleep_for(20ms);
+  }
+  ::kill(import.pid(), SIGINT);
+  auto r = import.wait();
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(contains(r.err, "interrupted: ")) << r;
+  EXPECT_TRUE(contains(r.err, "cancel")) << r;
+  EXPECT_EQ(json::parse(ctl({"template", "list", "--json"}).out).size(), 0u);
+  left = run_command({"sh", "-c", "ls -A " + root_ + "/templates"});
   EXPECT_EQ(trim(left.out), "") << left;
 }
 
