@@ -81,8 +81,8 @@ std::string record_json(const ContainerRecord &rec) {
 namespace {
 
 // Whole numbers in the field's range only: nlohmann converts a float or an out-of-range number
-// with a plain cast, undefined behaviour for "pid": 1e30 in an edited or corrupt record (found by
-// tests/fuzz/fuzz_state).
+// with a plain cast, undefined behaviour for "pid": 1e30 in an edited or corrupt record (UBSan in
+// tests/fuzz/fuzz_state, on a hand-written seed).
 template <class T>
 Result<T> record_integer(const nlohmann::json &j, const char *key, const std::string &where) {
   const auto &v = j.at(key);

@@ -1,5 +1,5 @@
-// Inputs the libFuzzer targets (tests/fuzz) found crashing, hanging or tripping a sanitizer, kept
-// as units once fixed. Each names the target that found it.
+// Inputs that crashed, hung or tripped a sanitizer in the libFuzzer targets (tests/fuzz), kept as
+// units once fixed. Each names the target that reported it.
 #include <string>
 
 #include <gtest/gtest.h>
@@ -15,8 +15,9 @@ std::string record_with_pid(const std::string &pid, const std::string &start_tim
          R"(,"pid_start_time":)" + start_time + R"(,"creating":false})";
 }
 
-// fuzz_state: a float pid out of int's range went through nlohmann's plain cast (UBSan:
-// "1e+30 is outside the range of representable values of type 'int'").
+// fuzz_state (UBSan, on a hand-written seed: 1.7M generated inputs had not reached it): a float
+// pid out of int's range went through nlohmann's plain cast ("1e+30 is outside the range of
+// representable values of type 'int'").
 TEST(FuzzRegression, StateRecordWithFloatPidIsCorruptState) {
   for (const std::string pid : {"1e30", "-1e30", "1.5", "2147483648", "-2147483649"}) {
     auto r = runtime::parse_record(record_with_pid(pid), "/run/x/state.json");
