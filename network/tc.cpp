@@ -141,7 +141,10 @@ Status set_egress_limit(Netlink &nl, std::string_view dev, Rate rate, const Shap
   uint32_t burst = opts.burst_bytes
                        ? opts.burst_bytes
                        : static_cast<uint32_t>(std::clamp<uint64_t>(bytes / 100, 16384, 1 << 26));
-  uint64_t limit = bytes * opts.latency_ms / 1000 + burst;
+  // The queue holds latency_ms at the rate, but never less than two 64 KiB GSO packets: TBF splits
+  // a GSO packet into its segments on enqueue, and a queue shorter than one would drop whole
+  // trains of them, which holds TCP well under the cap at low rates.
+  uint64_t limit = std::max<uint64_t>(bytes * opts.latency_ms / 1000, 2 * 65536) + burst;
 
   Message msg(RTM_NEWQDISC, NLM_F_CREATE | NLM_F_REPLACE);
   put_tcmsg(msg, link.index, TC_H_ROOT, kTbfHandle);
