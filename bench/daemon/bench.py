@@ -286,9 +286,12 @@ def lxc_cgroups():
 class Lxc:
     name = "lxc"
 
-    def __init__(self, a, work, rootfs):
+    def __init__(self, a, work, rootfs, lxcfs_hook=True):
         self.a = a
-        self.path = os.path.join(work, "lxc")
+        self.lxcfs_hook = lxcfs_hook
+        self.name = "lxc" if lxcfs_hook else "lxc-nohook"
+        self.prefix = "" if lxcfs_hook else "n"  # cgroups are lxc.payload.NAME whatever the lxcpath
+        self.path = os.path.join(work, self.name)
         self.rootfs = rootfs
         self.cg_before = set(lxc_cgroups())
         v = run(["lxc-start", "--version"], check=False)
@@ -314,10 +317,15 @@ class Lxc:
         ]
         if self.a.limits:
             lines += ["lxc.cgroup2.memory.max = 64M", "lxc.cgroup2.pids.max = 100"]
+        if not self.lxcfs_hook:
+            # Debian's common.conf.d/00-lxcfs.conf adds lxcfs's mount hook (a shell script); an empty value
+            # clears the mount hooks: the variant shows what LXC's start costs without it.
+            lines.append("lxc.hook.mount =")
         with open(os.path.join(base, "config"), "w") as f:
             f.write("\n".join(lines) + "\n")
 
     def create_start(self, name, phases=None, level="ERROR"):
+        name = self.prefix + name
         t = time.perf_counter()
         self.lxc("lxc-copy", "-n", "base", "-N", name, "-s", "-B", "overlay")
         t1 = time.perf_counter()
@@ -329,17 +337,19 @@ class Lxc:
         return (t2 - t) * 1000.0
 
     def state(self, name):
+        name = self.prefix + name
         out = [x for x in self.lxc("lxc-info", "-n", name, "-s", "-p", "-H").stdout.split() if not x.endswith(":")]
         st = [x for x in out if not x.isdigit()]
         pid = [int(x) for x in out if x.isdigit()]
         return (st[0].lower() if st else "?"), (pid[0] if pid else 0)
 
     def destroy(self, name):
+        name = self.prefix + name
         self.lxc("lxc-stop", "-n", name, "-k", check=False, timeout=120)
         self.lxc("lxc-destroy", "-n", name, "-f", check=False, timeout=120)
 
     def cgroup_dir(self, cgroot, name):
-        return os.path.join(cgroot, "lxc.payload." + name)
+        return os.path.join(cgroot, "lxc.payload." + self.prefix + name)
 
     def count_running(self):
         return len([n for n in self.lxc("lxc-ls", "-1", "--running").stdout.split() if n != "base"])
@@ -350,7 +360,7 @@ class Lxc:
 
     def cleanup(self):
         p = self.lxc("lxc-ls", "-1", check=False)
-        names = [n for n in p.stdout.split() if n != "base"]
+        names = [n[len(self.prefix):] for n in p.stdout.split() if n != "base"]
         with cf.ThreadPoolExecutor(4) as ex:
             list(ex.map(self.destroy, names))
         return names
@@ -538,6 +548,7 @@ def main():
     ap.add_argument("--lxc-budget", type=float, default=0, help="seconds for LXC's creates in density (0: none)")
     ap.add_argument("--limits", action="store_true", help="--memory 64M --pids 100 on every container")
     ap.add_argument("--no-lxc", action="store_true")
+    ap.add_argument("--no-lxc-nohook", action="store_true", help="skip the LXC variant without the lxcfs mount hook")
     ap.add_argument("--keep", action="store_true", help="do not destroy the density containers (VM)")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", required=True)
@@ -551,9 +562,11 @@ def main():
         run(["sh", a.rootfs_script, rootfs])
     # LXC gets its own copy of the same tree (same files, its own directory: nothing shared by accident).
     # (lxc-copy wants the base container's rootfs under a path that includes its name.)
-    rootfs_lxc = os.path.join(a.work, "lxc", "base", "rootfs")
-    os.makedirs(os.path.dirname(rootfs_lxc), exist_ok=True)
-    shutil.copytree(rootfs, rootfs_lxc, symlinks=True)
+    def lxc_rootfs(name):
+        d = os.path.join(a.work, name, "base", "rootfs")
+        os.makedirs(os.path.dirname(d), exist_ok=True)
+        shutil.copytree(rootfs, d, symlinks=True)
+        return d
 
     doc = {
         "bench": "daemon", "where": a.where, "quick": a.quick,
@@ -569,13 +582,14 @@ def main():
     bh = Bulkhead(a, a.work, rootfs)
     systems = [bh]
     lx = None
+    lxn = None
     try:
         bh.setup()
         doc["systems"]["bulkhead"] = bh.version
         log(f"bulkheadd up ({bh.version}); template imported")
         if not a.no_lxc:
             try:
-                lx = Lxc(a, a.work, rootfs_lxc)
+                lx = Lxc(a, a.work, lxc_rootfs("lxc"))
                 lx.setup()
                 doc["systems"]["lxc"] = lx.version
                 # One probe so an LXC that cannot run here is recorded once, with its reason.
@@ -596,6 +610,19 @@ def main():
                     log(msg)
                 finally:
                     lx.destroy("probe")
+                if lx in systems and not a.no_lxc_nohook:
+                    lxn = Lxc(a, a.work, lxc_rootfs("lxc-nohook"), lxcfs_hook=False)
+                    lxn.setup()
+                    try:
+                        ph = []
+                        lxn.create_start("probe", ph, level="DEBUG")
+                        doc["lxc_nohook_probe"] = {"phases_ms": ph[0], "largest_gaps": lxc_log_gaps(
+                            os.path.join(lxn.path, "nprobe.log"))}
+                        systems.append(lxn)
+                    except Exception as e:
+                        doc["failures"].append(f"lxc without the lxcfs hook: cannot start: {e}")
+                    finally:
+                        lxn.destroy("probe")
             except Exception as e:
                 doc["failures"].append(f"lxc: setup: {e}")
                 log(f"lxc setup: {e}")
@@ -613,6 +640,8 @@ def main():
             else:
                 for s in systems:
                     sn = ns
+                    if isinstance(s, Lxc) and not s.lxcfs_hook:
+                        continue  # the same container and monitor as "lxc": timing only
                     if isinstance(s, Lxc) and a.lxc_density is not None:
                         sn = [int(x) for x in a.lxc_density.split(",") if x]
                     if not sn:
@@ -627,16 +656,17 @@ def main():
         log(f"aborted: {e}")
     finally:
         if not a.keep:
-            for s in (bh, lx):
+            for s in (bh, lx, lxn):
                 try:
                     if s and s.cleanup():
                         log(f"{s.name}: destroyed leftovers")
                 except Exception as e:
                     doc["failures"].append(f"{s.name} cleanup: {e}")
         bh.teardown()
-        if lx:
-            time.sleep(0.5)
-            lx.teardown()
+        for x in (lx, lxn):
+            if x:
+                time.sleep(0.5)
+                x.teardown()
         stop_private_lxcfs()
         try:
             with open(os.path.join(a.work, "bulkheadd.log")) as f:

@@ -42,10 +42,16 @@ def main():
         o.append(f"| LXC: `lxc-copy -s -B overlay` + `lxc-start -d` + `lxc-wait -s RUNNING` | {f(lx['median'])} | "
                  f"{f(lx['p90'])} | {f(lx['min'])} | {lx['n']} |")
         ph = t["lxc"].get("phases_summary") or {}
+        ph_order = [("copy", "LXC, of which `lxc-copy` (snapshot clone)"),
+                    ("start_wait", "LXC, of which `lxc-start -d` + `lxc-wait`")]
         for k, label in (("copy", "LXC, of which `lxc-copy` (snapshot clone)"),
                          ("start_wait", "LXC, of which `lxc-start -d` + `lxc-wait`")):
             if k in ph:
                 o.append(f"| {label} | {f(ph[k]['median'])} | {f(ph[k]['p90'])} | {f(ph[k]['min'])} | {ph[k]['n']} |")
+    ln = (t.get("lxc-nohook") or {}).get("summary")
+    if ln:
+        o.append(f"| LXC without Debian's lxcfs mount hook (`lxc.hook.mount =`), same commands | {f(ln['median'])} | "
+                 f"{f(ln['p90'])} | {f(ln['min'])} | {ln['n']} |")
     o.append("")
     targets = []
     if bh:
@@ -55,6 +61,9 @@ def main():
         if lx:
             r = bh["median"] / lx["median"]
             targets.append(("create-to-running <= 0.5x LXC (median)", f"{r:.2f}x", r <= 0.5))
+        if ln:
+            r = bh["median"] / ln["median"]
+            targets.append(("create-to-running <= 0.5x LXC without its lxcfs hook (median)", f"{r:.2f}x", r <= 0.5))
     dens = d.get("density") or {}
     if dens:
         o.append("| memory per idle container | N | running | container cgroups (memory.current) / N | "
