@@ -37,6 +37,7 @@ std::unique_ptr<Cli> make_cli() {
   add_exec_commands(app, cli->action);
   add_template_commands(app, cli->action);
   add_event_commands(app, cli->action);
+  add_network_commands(app, cli->action);
   return cli;
 }
 

@@ -50,6 +50,7 @@ void add_container_commands(CLI::App &app, Action &chosen);
 void add_exec_commands(CLI::App &app, Action &chosen);
 void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
+void add_network_commands(CLI::App &app, Action &chosen);
 
 } // namespace bulkhead::ctl
 

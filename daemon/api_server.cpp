@@ -260,6 +260,25 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     reply(res, 200, json::object());
   });
 
+  s.Get("/1.0/networks", [&d](const httplib::Request &, httplib::Response &res) {
+    reply(res, 200, d.networks().list());
+  });
+  s.Post("/1.0/networks", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.networks().create(*body));
+  });
+  s.Get(R"(/1.0/networks/([^/]+))", [&d](const httplib::Request &req, httplib::Response &res) {
+    answer(res, 200, d.networks().info(req.matches[1]));
+  });
+  s.Delete(R"(/1.0/networks/([^/]+))", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto r = d.remove_network(req.matches[1]);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, json::object());
+  });
+
   s.Get("/1.0/operations", [&d](const httplib::Request &, httplib::Response &res) {
     reply(res, 200, d.operations().list());
   });

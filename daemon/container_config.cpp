@@ -66,7 +66,7 @@ json to_json(const ContainerConfig &c) {
   json limits = {{"memory", c.limits.memory_bytes ? json(*c.limits.memory_bytes) : json(nullptr)},
                  {"cpus", c.limits.cpus ? json(*c.limits.cpus) : json(nullptr)},
                  {"pids", c.limits.pids ? json(*c.limits.pids) : json(nullptr)}};
-  return {{"name", c.name},
+  json out = {{"name", c.name},
           {"template", c.template_name},
           {"hostname", c.hostname},
           {"limits", limits},
@@ -76,6 +76,14 @@ json to_json(const ContainerConfig &c) {
           {"init", c.init},
           {"stop_signal", c.stop_signal},
           {"created_at", c.created_unix}};
+  if (!c.nets.empty()) {
+    json nets = json::array();
+    for (const auto &n : c.nets)
+      nets.push_back({{"network", n.network}, {"name", n.name}, {"host_name", n.host_name},
+                      {"ipv4", n.ipv4}, {"ipv6", n.ipv6}, {"mac", n.mac}});
+    out["nets"] = nets;
+  }
+  return out;
 }
 
 namespace {
@@ -92,7 +100,7 @@ template <class T> Result<T> field(const json &j, const char *name) {
 
 Result<ContainerConfig> config_from_json(const json &j) {
   static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
-                                              "restart", "onboot",   "init",     "stop_signal", "created_at"};
+                                              "restart", "onboot",   "init",     "stop_signal", "created_at", "nets"};
   if (!j.is_object())
     return fail("container config is not a JSON object", EINVAL);
   for (const auto &[k, v] : j.items())
@@ -122,6 +130,11 @@ Result<ContainerConfig> config_from_json(const json &j) {
     c.onboot = j.value("onboot", false);
     c.stop_signal = j.value("stop_signal", std::string());
     c.created_unix = j.value("created_at", int64_t{0});
+    if (auto it = j.find("nets"); it != j.end() && !it->is_null())
+      for (const auto &n : *it)
+        c.nets.push_back({n.at("network").get<std::string>(), n.at("name").get<std::string>(),
+                          n.value("host_name", std::string()), n.value("ipv4", std::string()),
+                          n.value("ipv6", std::string()), n.value("mac", std::string())});
   } catch (const json::exception &e) {
     return fail(std::string("container config: ") + e.what(), EINVAL);
   }

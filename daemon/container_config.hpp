@@ -25,6 +25,18 @@ struct RestartPolicy {
   int max_retries = 0; // on-failure:N; 0 = no bound
 };
 
+// A bridged NIC on a managed network (daemon/networks.hpp). The addresses are requested
+// (--net NAME:ipv4=A) or allocated from the network's IPAM at create, and kept here, so they stay
+// the same across restarts; they are released on destroy.
+struct NicConfig {
+  std::string network;
+  std::string name;      // in the container: eth0, eth1, ...
+  std::string host_name; // the host end of the veth, <= 15 characters
+  std::string ipv4;      // "198.18.77.2/24" (the network's prefix), empty: none
+  std::string ipv6;
+  std::string mac;       // the container end's address, fixed at create
+};
+
 struct ContainerConfig {
   std::string name;
   std::string template_name;
@@ -35,6 +47,7 @@ struct ContainerConfig {
   bool onboot = false;
   std::vector<std::string> init;        // argv of the container's init; empty: the template's init
   std::string stop_signal;              // empty: the template's (TemplateInfo::stop_signal)
+  std::vector<NicConfig> nets;          // bridged NICs, eth0 first
   int64_t created_unix = 0;
 };
 

@@ -25,6 +25,7 @@
 #include "bulkhead/runtime.hpp"
 #include "bulkhead/unique_fd.hpp"
 #include "daemon/events.hpp"
+#include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/record_store.hpp"
 #include "storage/template_store.hpp"
@@ -72,6 +73,10 @@ public:
   Result<std::shared_ptr<Operation>> import_template(const nlohmann::json &request);
   Status remove_template(const std::string &name);
 
+  // Managed networks (daemon/networks.hpp); removal is refused while a container uses one.
+  Networks &networks() { return networks_; }
+  Status remove_network(const std::string &name);
+
   std::string metrics();
   EventBus &events() { return events_; }
   Operations &operations() { return operations_; }
@@ -113,6 +118,7 @@ private:
   DaemonOptions options_;
   RecordStore records_;
   storage::TemplateStore templates_;
+  Networks networks_;
   EventBus events_;
   Operations operations_;
   UniqueFd lock_fd_;

@@ -1,6 +1,7 @@
 #include "daemon_fixture.hpp"
 
 #include <fcntl.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/wait.h>
@@ -76,6 +77,8 @@ void DaemonTest::start_daemon(const std::vector<std::string> &extra) {
   ASSERT_GE(pid, 0);
   if (pid == 0) {
     ::setpgid(0, 0);
+    if (netns_fd_ >= 0 && ::setns(netns_fd_, CLONE_NEWNET) < 0)
+      _exit(126);
     int log = ::open((dir_ + "/bulkheadd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
     ::dup2(log, 1);
     ::dup2(log, 2);
@@ -98,6 +101,28 @@ void DaemonTest::start_daemon(const std::vector<std::string> &extra) {
     std::this_thread::sleep_for(100ms);
   }
   FAIL() << "bulkheadd did not answer on " << socket_ << ": " << read_file(dir_ + "/bulkheadd.log");
+}
+
+void DaemonTest::use_private_netns() {
+  ASSERT_LT(netns_fd_, 0);
+  // unshare on a throwaway thread: the test's own threads keep the host's netns.
+  std::thread([this] {
+    if (::unshare(CLONE_NEWNET) == 0)
+      netns_fd_ = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  }).join();
+  ASSERT_GE(netns_fd_, 0) << "creating a network namespace: " << std::strerror(errno);
+  auto r = ip_in_netns({"link", "set", "lo", "up"});
+  ASSERT_TRUE(r.ok()) << r;
+}
+
+std::string DaemonTest::netns_path() const {
+  return netns_fd_ < 0 ? "" : "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(netns_fd_);
+}
+
+CommandResult DaemonTest::ip_in_netns(const std::vector<std::string> &args) {
+  std::vector<std::string> argv = {"nsenter", "--net=" + netns_path(), "ip"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  return run_command(argv);
 }
 
 void DaemonTest::kill_daemon() {
@@ -170,6 +195,8 @@ void DaemonTest::TearDown() {
   if (HasFailure())
     std::cerr << "--- bulkheadd log\n" << read_file(dir_ + "/bulkheadd.log") << "---\n";
   run_command({"rm", "-rf", dir_});
+  if (netns_fd_ >= 0)
+    ::close(std::exchange(netns_fd_, -1));
   ::rmdir(("/sys/fs/cgroup" + cgroup_parent_).c_str());
   ::rmdir(("/sys/fs/cgroup/unified" + cgroup_parent_).c_str());
 }

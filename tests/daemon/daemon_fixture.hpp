@@ -26,6 +26,14 @@ protected:
 
   // Starts bulkheadd (extra flags appended) and waits until its socket answers.
   void start_daemon(const std::vector<std::string> &extra = {});
+  // From now on bulkheadd (and so its bridges and containers) runs in a network namespace of the
+  // test's own, which outlives daemon restarts: the host's network is never touched. The socket
+  // is a file, so bulkheadctl reaches the daemon from the host's netns.
+  void use_private_netns();
+  // The private netns as a path for nsenter --net= (empty when there is none).
+  std::string netns_path() const;
+  // `ip -o link` (or another ip command) in the daemon's netns.
+  CommandResult ip_in_netns(const std::vector<std::string> &args);
   // SIGKILL: the daemon dies at once, as in a crash.
   void kill_daemon();
   CommandResult ctl(const std::vector<std::string> &args, std::chrono::milliseconds timeout = 120s);
@@ -38,6 +46,7 @@ protected:
 
   std::string dir_, root_, socket_, cgroup_parent_, busybox_rootfs_;
   pid_t daemon_pid_ = -1;
+  int netns_fd_ = -1;
   std::vector<std::string> mounts_before_;
 };
 

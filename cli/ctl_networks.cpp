@@ -1,0 +1,100 @@
+// network create|list|rm: bulkheadd's managed bridge networks (docs/bulkheadctl.md "Networks").
+#include <fmt/core.h>
+
+#include "cli/ctl.hpp"
+#include "cli/ctl_format.hpp"
+#include "cli/ctl_values.hpp"
+
+namespace bulkhead::ctl {
+
+namespace {
+
+using nlohmann::json;
+
+std::string cell(const json &n, const char *key) {
+  return n.contains(key) && n[key].is_string() ? n[key].get<std::string>() : "-";
+}
+
+void add_create(CLI::App &net, Action &chosen) {
+  struct Args {
+    std::string name, ipv4, ipv6;
+    bool bridge = false;
+  };
+  auto a = std::make_shared<Args>();
+  auto *c = net.add_subcommand("create", "create a managed bridge network with the host-side addresses");
+  c->add_option("NAME", a->name, "the network's name (its bridge is bh-NAME; at most 12 characters)")
+      ->required();
+  c->add_flag("--bridge", a->bridge, "a Linux bridge in the daemon's network namespace (the only type)")
+      ->required();
+  c->add_option("--ipv4", a->ipv4, "the bridge's IPv4 address and subnet, e.g. 198.18.77.1/24")
+      ->type_name("ADDR/LEN");
+  c->add_option("--ipv6", a->ipv6, "the bridge's IPv6 address and subnet, e.g. fd42:77::1/64")
+      ->type_name("ADDR/LEN");
+  c->callback([a, &chosen] {
+    chosen = [a](Context &ctx) {
+      json req = {{"name", a->name}, {"type", "bridge"}};
+      if (!a->ipv4.empty())
+        req["ipv4"] = a->ipv4;
+      if (!a->ipv6.empty())
+        req["ipv6"] = a->ipv6;
+      auto client = ctx.client();
+      auto answer = client.post("/1.0/networks", req);
+      if (!answer)
+        return report(answer.error());
+      fmt::print("created network {} (bridge {})\n", a->name, cell(*answer, "bridge"));
+      return 0;
+    };
+  });
+}
+
+void add_list(CLI::App &net, Action &chosen) {
+  auto as_json = std::make_shared<bool>(false);
+  auto *c = net.add_subcommand("list", "list the managed networks");
+  c->alias("ls");
+  c->add_flag("--json", *as_json, "print the API's Network objects");
+  c->callback([as_json, &chosen] {
+    chosen = [as_json](Context &ctx) {
+      auto client = ctx.client();
+      if (*as_json) {
+        auto body = client.get_text("/1.0/networks");
+        return body ? print_raw_json(*body) : report(body.error());
+      }
+      auto list = client.get("/1.0/networks");
+      if (!list)
+        return report(list.error());
+      if (!list->is_array())
+        return report("GET /1.0/networks: bulkheadd answered something other than an array");
+      std::vector<std::vector<std::string>> rows;
+      for (const auto &n : *list)
+        rows.push_back(
+            {cell(n, "name"), cell(n, "bridge"), cell(n, "ipv4"), cell(n, "ipv6"),
+             n.contains("mtu") && n["mtu"].is_number() ? std::to_string(n["mtu"].get<unsigned>()) : "-"});
+      return write_out(render_table({"NAME", "BRIDGE", "IPV4", "IPV6", "MTU"}, rows)) ? 0 : 1;
+    };
+  });
+}
+
+void add_rm(CLI::App &net, Action &chosen) {
+  auto name = std::make_shared<std::string>();
+  auto *c = net.add_subcommand("rm", "remove a network no container uses (and its bridge)");
+  c->add_option("NAME", *name, "the network")->required();
+  c->callback([name, &chosen] {
+    chosen = [name](Context &ctx) {
+      auto client = ctx.client();
+      auto answer = client.del(daemon::api_path("/1.0/networks/", *name));
+      return answer ? 0 : report(answer.error());
+    };
+  });
+}
+
+} // namespace
+
+void add_network_commands(CLI::App &app, Action &chosen) {
+  auto *net = app.add_subcommand("network", "manage bridge networks for containers");
+  net->require_subcommand(1);
+  add_create(*net, chosen);
+  add_list(*net, chosen);
+  add_rm(*net, chosen);
+}
+
+} // namespace bulkhead::ctl

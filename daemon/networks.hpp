@@ -1,0 +1,63 @@
+// bulkheadd's managed networks (docs/api.md "Networks", docs/network.md "Daemon integration"): a
+// Linux bridge "bh-NAME" in the daemon's network namespace with the host-side addresses, an IPAM
+// record per family, and a durable record <root>/networks/NAME.json. Creation is idempotent on
+// the kernel side (ensure_*), so a restarted daemon re-adopts its bridges without disturbing them.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+#include "network/ip.hpp"
+
+namespace bulkhead::daemon {
+
+struct NetworkRecord {
+  std::string name;
+  std::string bridge;            // "bh-" + name
+  std::optional<net::Cidr> ipv4; // the bridge's address in its subnet
+  std::optional<net::Cidr> ipv6;
+  unsigned mtu = 0; // the bridge's MTU when it was made
+  int64_t created_unix = 0;
+};
+
+nlohmann::json to_json(const NetworkRecord &n);
+Result<NetworkRecord> network_from_json(const nlohmann::json &j);
+
+class Networks {
+public:
+  explicit Networks(std::string root) : dir_(std::move(root) + "/networks") {}
+
+  // Loads the records and re-adopts (or re-creates) each bridge and its addresses; a network that
+  // cannot be brought back is reported on stderr and kept (its record is the truth).
+  Status init();
+
+  nlohmann::json list() const;
+  Result<nlohmann::json> info(const std::string &name) const;
+  Result<NetworkRecord> get(const std::string &name) const;
+  // {"name","type":"bridge","ipv4"?,"ipv6"?}: EEXIST when it exists, EINVAL on bad input or a
+  // subnet overlapping another network's. Nothing is left behind on failure.
+  Result<nlohmann::json> create(const nlohmann::json &request);
+  // users(name): the containers using the network; EBUSY when there is any.
+  Status remove(const std::string &name,
+                const std::function<std::vector<std::string>(const std::string &)> &users);
+
+  // The IPAM record of a network for a family (AF_INET / AF_INET6).
+  std::string ipam_path(const std::string &name, int family) const;
+
+private:
+  Status bring_up(const NetworkRecord &n, bool *created_bridge);
+  std::string record_path(const std::string &name) const { return dir_ + "/" + name + ".json"; }
+
+  std::string dir_;
+  mutable std::mutex mu_;
+  std::map<std::string, NetworkRecord> nets_;
+};
+
+} // namespace bulkhead::daemon
