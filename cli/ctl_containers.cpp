@@ -52,9 +52,34 @@ CLI::Option *add_name(CLI::App *c, std::string &name, const std::string &what = 
 struct CreateArgs {
   std::string name, template_name, hostname;
   Limits limits;
-  std::vector<std::string> env, init_flag;
+  std::vector<std::string> env, init_flag, nets;
   bool onboot = false, start = false;
 };
+
+// --net NAME[:ipv4=A][,ipv6=B] as the API's NIC object.
+Result<json> parse_net(const std::string &text) {
+  auto colon = text.find(':');
+  json nic = {{"network", text.substr(0, colon)}};
+  if (nic["network"].get<std::string>().empty())
+    return fail("--net " + text + ": give NAME[:ipv4=A][,ipv6=B]");
+  if (colon == std::string::npos)
+    return nic;
+  std::string rest = text.substr(colon + 1);
+  size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto comma = rest.find(',', pos);
+    std::string kv = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    auto eq = kv.find('=');
+    std::string key = kv.substr(0, eq);
+    if (eq == std::string::npos || (key != "ipv4" && key != "ipv6") || eq + 1 == kv.size())
+      return fail("--net " + text + ": expected ipv4=ADDRESS or ipv6=ADDRESS, got \"" + kv + "\"");
+    nic[key] = kv.substr(eq + 1);
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return nic;
+}
 
 int create(Context &ctx, const CreateArgs &a) {
   json req = {{"name", a.name}, {"template", a.template_name}};
@@ -65,6 +90,16 @@ int create(Context &ctx, const CreateArgs &a) {
     req["env"] = a.env;
   if (a.onboot)
     req["onboot"] = true;
+  if (!a.nets.empty()) {
+    json nets = json::array();
+    for (const auto &n : a.nets) {
+      auto nic = parse_net(n);
+      if (!nic)
+        return report(nic.error());
+      nets.push_back(*nic);
+    }
+    req["nets"] = nets;
+  }
   if (ctx.init) {
     if (ctx.init->empty() || (*ctx.init)[0].empty())
       return report("--init needs the PATH of the container's init");
@@ -93,6 +128,10 @@ void add_create(CLI::App &app, Action &chosen) {
   add_limit_flags(c, a->limits, false);
   c->add_option("--hostname", a->hostname, "hostname inside the container (default: NAME)")->type_name("H");
   c->add_option("--env", a->env, "environment of init, repeatable")->type_name("K=V")->check(env_validator());
+  c->add_option("--net", a->nets,
+                "a NIC on a bridge network (eth0, eth1, ... in order), repeatable; addresses are "
+                "allocated unless given")
+      ->type_name("NAME[:ipv4=A][,ipv6=B]");
   c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--start", a->start, "start it once created");
   // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.

@@ -164,6 +164,14 @@ std::string container_view(const json &c) {
   kv.emplace_back("pid", pid > 0 ? std::to_string(pid) : "-");
   kv.emplace_back("template", text(c, "template"));
   kv.emplace_back("hostname", text(c, "hostname"));
+  if (c.contains("nics") && c["nics"].is_array())
+    for (const auto &n : c["nics"]) {
+      std::string v = text(n, "network");
+      for (const char *k : {"ipv4", "ipv6"})
+        if (n.contains(k) && n[k].is_string())
+          v += " " + n[k].get<std::string>();
+      kv.emplace_back(text(n, "name"), v + " (host end " + text(n, "host_name") + ")");
+    }
   kv.emplace_back("memory", memory_column(c));
   std::string cpus = limits.is_object() && limits.contains("cpus") && limits["cpus"].is_number()
                          ? one_decimal(limits["cpus"].get<double>())

@@ -10,7 +10,8 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_info.cpp ${CMAKE_CURRENT_SOURCE_DIR}/events.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/operations.cpp ${CMAKE_CURRENT_SOURCE_DIR}/monitor_launcher.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/lxcfs.cpp ${CMAKE_CURRENT_SOURCE_DIR}/api_server.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/networks.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_networks.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/networks.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_networks.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/nic_setup.cpp)
 target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_runtime bulkhead_storage
                       bulkhead_network PkgConfig::HTTPLIB Threads::Threads)
 install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/systemd/bulkheadd.service DESTINATION lib/systemd/system)

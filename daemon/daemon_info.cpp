@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "daemon/daemon.hpp"
+#include "daemon/nic_setup.hpp"
 
 namespace bulkhead::daemon {
 
@@ -74,6 +75,7 @@ json Daemon::info_locked(Entry &e) {
             {"crash_loop", s.consecutive_failures >= 3 && (s.state == "starting" || s.state == "error")},
             {"last_exit",
              {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
+  j["nics"] = nics_json(c.nets);
   if (e.restart_at_ms)
     j["next_restart_in_ms"] = std::max<int64_t>(0, e.restart_at_ms - now);
   if (!s.error.empty())

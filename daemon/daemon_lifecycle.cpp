@@ -11,6 +11,7 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/nic_setup.hpp"
 #include "daemon/monitor_launcher.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
@@ -114,7 +115,7 @@ Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
 Result<json> Daemon::create(const json &req) {
   BH_CHECK(check_fields(req,
                         {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
-                         "init", "start"},
+                         "init", "start", "nets"},
                         "create"));
   ContainerConfig c;
   c.name = BH_TRY(string_field(req, "name"));
@@ -166,8 +167,18 @@ Result<json> Daemon::create(const json &req) {
     entries_[c.name] = e; // reserves the name; removed again below if anything fails
   }
   std::unique_lock lock(e->mu);
+  if (req.contains("nets")) {
+    auto nics = allocate_nics(networks_, c.name, req["nets"]);
+    if (!nics) {
+      std::lock_guard tl(table_mu_);
+      entries_.erase(c.name);
+      return tl::unexpected(nics.error());
+    }
+    e->rec.config.nets = std::move(*nics);
+  }
   auto paths = records_.paths(c.name);
   auto undo = [&] {
+    release_nics(networks_, c.name, e->rec.config.nets);
     (void)remove_tree(paths.dir);
     std::lock_guard tl(table_mu_);
     entries_.erase(c.name);
@@ -229,13 +240,16 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
   if (!tmpl)
     return fail("starting " + name + ": its template \"" + e.rec.config.template_name + "\" is gone", ENOENT);
   auto paths = records_.paths(name);
+  if (auto r = write_network_files(networks_, paths.upper, e.rec.config.hostname, e.rec.config.nets); !r)
+    return fail("starting " + name + ": " + r.error().text(), r.error().code);
   ::unlink(paths.exit_file.c_str());
   ::unlink(paths.monitor_state.c_str());
   s.want_running = true;
   s.state = "starting";
   s.error.clear();
   BH_CHECK(save_locked(e));
-  auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms);
+  auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms,
+                                [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.
@@ -379,6 +393,7 @@ Status Daemon::destroy(const std::string &name, bool force) {
   if (storage::overlay_mounted(paths.rootfs))
     return fail("destroying " + name + ": its root filesystem is still mounted at " + paths.rootfs, EBUSY);
   BH_CHECK(records_.remove(name));
+  release_nics(networks_, name, e->rec.config.nets);
   {
     std::lock_guard tl(table_mu_);
     entries_.erase(name);

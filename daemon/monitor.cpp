@@ -19,6 +19,9 @@
 // | ->  | {"config":<ContainerConfig>,"lower","upper","work","rootfs","bundle","oci_root",       |
 // |     |  "cgroups_path","init_path","lxcfs_dir","socket","log","log_max","state_file",       |
 // |     |  "exit_file"}  (paths absolute; cgroups_path/lxcfs_dir may be ""; log_max >= 4096)   |
+// | <-  | only when config.nets is not empty, after Runtime create (init exists, blocked):     |
+// |     | {"created":true,"pid":N}; the daemon sets up the NICs in init's netns over netlink   |
+// | ->  | {"start":true} | {"abort":"..."} (the monitor undoes the container and fails)      |
 // | <-  | {"ok":true,"pid":N,"init_start_time":T} | {"ok":false,"error":"..."}                   |
 //
 // Files (written temp + fsync + rename + directory fsync):

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <optional>
 
 #include "bulkhead/io.hpp"
 #include "bulkhead/unique_fd.hpp"
@@ -50,7 +51,8 @@ Result<std::string> read_line(int fd, std::chrono::steady_clock::time_point dead
 
 } // namespace
 
-Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann::json &request, int timeout_ms) {
+Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann::json &request, int timeout_ms,
+                                      const std::function<Status(pid_t init_pid)> &on_created) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
     return fail_errno("socketpair for the monitor");
@@ -101,6 +103,32 @@ Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann:
   } catch (const nlohmann::json::exception &) {
     kill_monitor();
     return fail("the monitor answered something that is not JSON: " + line->substr(0, 200), EPROTO);
+  }
+  std::optional<Error> setup_error;
+  if (reply.is_object() && reply.value("created", false)) {
+    Status set = on_created ? on_created(reply.value("pid", 0)) : Status{};
+    if (!set)
+      setup_error = set.error();
+    nlohmann::json answer = set ? nlohmann::json{{"start", true}} : nlohmann::json{{"abort", set.error().text()}};
+    if (auto w = write_all(ours.get(), answer.dump() + "\n", "the monitor's start line"); !w) {
+      kill_monitor();
+      return tl::unexpected(w.error());
+    }
+    line = read_line(ours.get(), deadline);
+    if (!line) {
+      kill_monitor();
+      return tl::unexpected(line.error());
+    }
+    try {
+      reply = nlohmann::json::parse(*line);
+    } catch (const nlohmann::json::exception &) {
+      kill_monitor();
+      return fail("the monitor answered something that is not JSON: " + line->substr(0, 200), EPROTO);
+    }
+  }
+  if (setup_error) {
+    ::waitpid(pid, nullptr, 0);
+    return tl::unexpected(*setup_error);
   }
   if (!reply.value("ok", false)) {
     // The monitor undid its work and exits; reap it so no zombie stays behind.

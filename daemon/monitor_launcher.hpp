@@ -7,6 +7,9 @@
 // | 1 | daemon  | posix_spawn(bulkhead-monitor), fd 3 = one end of a SOCK_STREAM pair      |
 // | 2 | daemon  | one JSON line: the start request (config, paths; see MonitorRequest)    |
 // | 3 | monitor | mounts the overlay, creates + starts the container (libbulkhead)        |
+// | 3a| monitor | with NICs (config.nets): after create {"created":true,"pid":N}         |
+// | 3b| daemon  | on_created(N) sets the NICs up in init's netns; {"start":true} or       |
+// |   |         | {"abort":"..."} (the monitor then undoes everything and replies ok:false)|
 // | 4 | monitor | one JSON line: {"ok":true,"pid":N,"init_start_time":T} or {"ok":false,"error":...} |
 // | 5 | both    | close; from here the daemon watches the monitor through a pidfd          |
 // A reply that does not come within the timeout kills the monitor (and so its half-made container,
@@ -15,6 +18,7 @@
 
 #include <sys/types.h>
 
+#include <functional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -30,6 +34,7 @@ struct MonitorStarted {
 };
 
 Result<MonitorStarted> launch_monitor(const std::string &monitor_binary, const nlohmann::json &request,
-                                      int timeout_ms);
+                                      int timeout_ms,
+                                      const std::function<Status(pid_t init_pid)> &on_created = {});
 
 } // namespace bulkhead::daemon

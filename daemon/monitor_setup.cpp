@@ -54,7 +54,20 @@ void drop_unavailable_capabilities(json &spec) {
   }
 }
 
-Result<WatchState> build_and_start(const MonitorLaunch &l) {
+// A container with NICs: tell the daemon init exists (its netns too) and wait for "start" while the
+// daemon puts the NICs into that netns; anything else undoes the container.
+Status network_step(int control_fd, int init_pid) {
+  BH_CHECK(send_line(control_fd, json{{"created", true}, {"pid", init_pid}}.dump()));
+  std::string line = BH_TRY(context(read_line(control_fd, 1 << 16), "waiting for the daemon's start line"));
+  json j = json::parse(line, nullptr, false);
+  if (j.is_discarded() || !j.is_object())
+    return fail("the daemon's start line is not JSON");
+  if (j.value("start", false))
+    return {};
+  return fail(j.value("abort", std::string("the daemon did not say start")));
+}
+
+Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
   const std::string &name = l.config.name;
   Revert revert;
   WatchState w;
@@ -112,6 +125,8 @@ Result<WatchState> build_and_start(const MonitorLaunch &l) {
     return failf_errno("pidfd_open of container init {}", w.init_pid);
   // Between create and start init is blocked, so the pid cannot have been reused yet.
   w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
+  if (!l.config.nets.empty())
+    BH_CHECK(network_step(control_fd, w.init_pid));
   if (auto started = Runtime(ro).start(name); !started)
     return tl::unexpected(with_context(started.error(), "starting container " + name));
   w.started_unix = unix_now();
@@ -138,7 +153,7 @@ Result<WatchState> setup_container(int control_fd) {
     if (j.is_discarded())
       return fail("the launch line on fd 3 is not JSON");
     MonitorLaunch launch = BH_TRY(launch_from_json(j));
-    return build_and_start(launch);
+    return build_and_start(launch, control_fd);
   };
   auto w = setup();
   json reply = w ? json{{"ok", true}, {"pid", w->init_pid}, {"init_start_time", w->init_start_time}}

@@ -119,4 +119,92 @@ TEST_F(DaemonNetworkTest, BadNetworksAreClearErrorsAndLeaveNothing) {
   EXPECT_FALSE(bh_test::path_exists(root_ + "/networks/lan2.json"));
 }
 
+TEST_F(DaemonNetworkTest, BridgedContainersPingAcrossARestartAndLeaveNothing) {
+  start_daemon();
+  import_busybox();
+  ASSERT_TRUE(
+      ctl({"network", "create", "lan0", "--bridge", "--ipv4", "198.18.77.1/24", "--ipv6", "fd42:77::1/64"})
+          .ok());
+  auto r = ctl({"create", "c1", "--template", "busybox", "--net", "lan0", "--start"});
+  ASSERT_TRUE(r.ok()) << r;
+  r = ctl({"create", "c2", "--template", "busybox", "--net", "lan0:ipv4=198.18.77.50,ipv6=fd42:77::50",
+           "--start"});
+  ASSERT_TRUE(r.ok()) << r;
+  auto i1 = info("c1"), i2 = info("c2");
+  ASSERT_EQ(i1["nics"].size(), 1u) << i1.dump();
+  EXPECT_EQ(i1["nics"][0]["network"], "lan0");
+  EXPECT_EQ(i1["nics"][0]["name"], "eth0");
+  EXPECT_EQ(i1["nics"][0]["host_name"], "bh-c1-0");
+  EXPECT_EQ(i1["nics"][0]["ipv4"], "198.18.77.2/24");
+  EXPECT_EQ(i1["nics"][0]["ipv6"], "fd42:77::2/64");
+  EXPECT_EQ(i2["nics"][0]["ipv4"], "198.18.77.50/24");
+  EXPECT_EQ(i2["nics"][0]["ipv6"], "fd42:77::50/64");
+  r = ctl({"info", "c1"});
+  EXPECT_TRUE(contains(r.out, "eth0:")) << r;
+  EXPECT_TRUE(contains(r.out, "lan0 198.18.77.2/24 fd42:77::2/64 (host end bh-c1-0)")) << r;
+
+  auto pings = [&](const std::string &where) {
+    for (auto [from, to] :
+         {std::pair{"c1", "198.18.77.50"}, std::pair{"c2", "198.18.77.2"}, std::pair{"c1", "fd42:77::50"},
+          std::pair{"c2", "fd42:77::2"}, std::pair{"c1", "198.18.77.1"}}) {
+      auto p = ctl({"exec", from, "--", "ping", "-c", "1", "-W", "3", to});
+      EXPECT_TRUE(p.ok()) << where << ": " << from << " -> " << to << ": " << p;
+    }
+  };
+  pings("after start");
+  // A restart of the container makes its NIC again, with the same addresses.
+  ASSERT_TRUE(ctl({"restart", "c1", "--timeout", "5"}).ok());
+  wait_info("c1", [](const json &j) { return j["state"] == "running"; });
+  pings("after restarting c1");
+  r = ctl({"exec", "c1", "--", "cat", "/etc/resolv.conf", "/etc/hosts"});
+  EXPECT_TRUE(contains(r.out, "nameserver 198.18.77.1\n")) << r;
+  EXPECT_TRUE(contains(r.out, "198.18.77.2\tc1\n")) << r;
+  r = ctl({"exec", "c1", "--", "ip", "-o", "link"});
+  EXPECT_TRUE(contains(r.out, "eth0@")) << r;
+  EXPECT_TRUE(contains(r.out, "mtu 1500")) << r;
+  std::string host_ends = link_line("bh-c1-0") + link_line("bh-c2-0");
+  EXPECT_TRUE(contains(links(), "master bh-lan0")) << links();
+
+  r = ctl({"network", "rm", "lan0"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(contains(r.err, "network lan0 is used by c1, c2")) << r;
+
+  // Crash + restart: nothing recreated (same host ends), same addresses, still talking.
+  kill_daemon();
+  start_daemon();
+  EXPECT_EQ(link_line("bh-c1-0") + link_line("bh-c2-0"), host_ends) << links();
+  EXPECT_EQ(info("c1")["nics"], i1["nics"]);
+  pings("after a daemon restart");
+
+  // Bad NICs: one line, no container, no address taken.
+  for (auto [net, error] :
+       {std::pair{"nope", "network nope does not exist"},
+        std::pair{"lan0:ipv4=198.18.78.5", "address 198.18.78.5 is outside the network 198.18.77.0/24"},
+        std::pair{"lan0:ipv4=198.18.77.50", "address 198.18.77.50 is already taken"},
+        std::pair{"lan0:ipv6=fd42:77::2", "address fd42:77::2 is already taken"},
+        std::pair{"lan0:ipv4=198.18.77.1", "address 198.18.77.1 is reserved"},
+        std::pair{"lan0:mtu=9000", "expected ipv4=ADDRESS or ipv6=ADDRESS"}}) {
+    r = ctl({"create", "bad", "--template", "busybox", "--net", net});
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_TRUE(contains(r.err, error)) << r;
+    EXPECT_EQ(bh_test::split_lines(r.err).size(), 1u) << r;
+    EXPECT_FALSE(bh_test::path_exists(root_ + "/containers/bad"));
+  }
+
+  // Stop: the veth goes with the container's netns; destroy gives the addresses back.
+  ASSERT_TRUE(ctl({"stop", "c1", "--timeout", "5"}).ok());
+  EXPECT_EQ(link_line("bh-c1-0"), "") << links();
+  ASSERT_TRUE(ctl({"destroy", "c1"}).ok());
+  ASSERT_TRUE(ctl({"destroy", "c2", "--force"}).ok());
+  EXPECT_FALSE(contains(links(), "veth")) << links();
+  EXPECT_FALSE(contains(links(), "bh-c")) << links();
+  r = ctl({"create", "c3", "--template", "busybox", "--net", "lan0"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(info("c3")["nics"][0]["ipv4"], "198.18.77.2/24");
+  ASSERT_TRUE(ctl({"destroy", "c3"}).ok());
+  r = ctl({"network", "rm", "lan0"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_EQ(link_line("bh-lan0"), "") << links();
+}
+
 } // namespace

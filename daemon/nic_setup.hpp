@@ -1,0 +1,36 @@
+// Bridged NICs of hosted containers (docs/network.md "Daemon integration"): addresses from the
+// networks' IPAM at create, a veth pair per NIC at start (host end on the network's bridge,
+// container end eth0, eth1, ... born in init's netns), resolv.conf and hosts in the upper layer.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+#include "daemon/container_config.hpp"
+#include "daemon/networks.hpp"
+
+namespace bulkhead::daemon {
+
+// The create request's "nets": [{"network", "ipv4"?: "198.18.77.10", "ipv6"?: "fd42:77::10"}].
+// Explicit addresses are claimed, the others allocated (lowest free); on failure nothing stays
+// allocated. Errors name the network and address.
+Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::string &container,
+                                             const nlohmann::json &request);
+// Gives the NICs' addresses back (destroy, or a create that failed later).
+void release_nics(Networks &networks, const std::string &container, const std::vector<NicConfig> &nics);
+// In the netns of init_pid (blocked between create and start): the veth pairs, addresses, default
+// routes via the bridges' addresses, lo up. On failure the veths made so far are deleted.
+Status setup_nics(Networks &networks, const std::vector<NicConfig> &nics, pid_t init_pid);
+// /etc/resolv.conf (nameserver: the first NIC's network's bridge address) and /etc/hosts into the
+// container's upper layer, resolved inside it (a symlink cannot lead the write out).
+Status write_network_files(Networks &networks, const std::string &upper, const std::string &hostname,
+                           const std::vector<NicConfig> &nics);
+// "nics" of the Container object.
+nlohmann::json nics_json(const std::vector<NicConfig> &nics);
+
+} // namespace bulkhead::daemon
