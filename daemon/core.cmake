@@ -14,4 +14,8 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/nic_setup.cpp)
 target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_runtime bulkhead_storage
                       bulkhead_network PkgConfig::HTTPLIB Threads::Threads)
-install(FILES ${CMAKE_CURRENT_SOURCE_DIR}/systemd/bulkheadd.service DESTINATION lib/systemd/system)
+# The unit names bulkheadd where `cmake --install` puts it (/usr/local/sbin by default).
+include(GNUInstallDirs)
+set(BULKHEADD_INSTALLED ${CMAKE_INSTALL_FULL_SBINDIR}/bulkheadd)
+configure_file(${CMAKE_CURRENT_SOURCE_DIR}/systemd/bulkheadd.service.in ${CMAKE_CURRENT_BINARY_DIR}/bulkheadd.service @ONLY)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/bulkheadd.service DESTINATION lib/systemd/system)
