@@ -104,6 +104,8 @@ Status Daemon::init() {
   }
   for (const auto &b : bad)
     fmt::print(stderr, "bulkheadd: warning: skipping an unreadable record: {}\n", b);
+  if (bad.empty())
+    reconcile_addresses();
   supervisor_ = std::thread([this] { supervise(); });
   for (auto &[name, e] : entries_)
     adopt(e);

@@ -76,6 +76,9 @@ public:
   // Managed networks (daemon/networks.hpp); removal is refused while a container uses one.
   Networks &networks() { return networks_; }
   Status remove_network(const std::string &name);
+  // At start: addresses the networks' IPAM holds for NICs no container record has (a crash
+  // between allocation and the record's write) are given back.
+  void reconcile_addresses();
 
   std::string metrics();
   EventBus &events() { return events_; }

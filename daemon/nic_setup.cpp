@@ -126,7 +126,7 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
   return nics;
 }
 
-Status setup_nics(Networks &networks, const std::vector<NicConfig> &nics, pid_t init_pid) {
+Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_pid) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0)));
   if (!pidfd)
     return failf_errno("pidfd_open of container init {}", init_pid);
@@ -141,7 +141,7 @@ Status setup_nics(Networks &networks, const std::vector<NicConfig> &nics, pid_t 
     return tl::unexpected(ct.error());
   BH_CHECK(net::set_up(*ct, "lo", true));
   std::vector<net::LinkGuard> guards;
-  for (const auto &nic : nics) {
+  for (auto &nic : nics) {
     auto net = networks.get(nic.network);
     if (!net)
       return fail(fmt::format("{}: network {} does not exist", nic.name, nic.network), ENOENT);
@@ -166,6 +166,8 @@ Status setup_nics(Networks &networks, const std::vector<NicConfig> &nics, pid_t 
       BH_CHECK(net::ensure_address(*ct, nic.name, *c, {.nodad = true}));
     }
     BH_CHECK(net::set_up(*ct, nic.name, true));
+    if (auto l = net::get_link(*ct, nic.name); l)
+      nic.mac = l->mac;
     // Default routes via the first NIC's network only (one default route per family).
     if (&nic == &nics.front())
       for (const auto *gw : {&net->ipv4, &net->ipv6})

@@ -24,8 +24,9 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
 // Gives the NICs' addresses back (destroy, or a create that failed later).
 void release_nics(Networks &networks, const std::string &container, const std::vector<NicConfig> &nics);
 // In the netns of init_pid (blocked between create and start): the veth pairs, addresses, default
-// routes via the bridges' addresses, lo up. On failure the veths made so far are deleted.
-Status setup_nics(Networks &networks, const std::vector<NicConfig> &nics, pid_t init_pid);
+// routes via the bridges' addresses, lo up; each NIC's mac is set to its container end's address.
+// On failure the veths made so far are deleted.
+Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_pid);
 // /etc/resolv.conf (nameserver: the first NIC's network's bridge address) and /etc/hosts into the
 // container's upper layer, resolved inside it (a symlink cannot lead the write out).
 Status write_network_files(Networks &networks, const std::string &upper, const std::string &hostname,

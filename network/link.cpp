@@ -5,6 +5,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 
+#include <fmt/format.h>
+
 #include "network/message.hpp"
 
 namespace bulkhead::net {
@@ -21,6 +23,11 @@ LinkInfo parse_link(const nlmsghdr *nlh) {
   info.alias = a.str(IFLA_IFALIAS);
   info.mtu = a.u32(IFLA_MTU);
   info.master = static_cast<int>(a.u32(IFLA_MASTER));
+  if (a[IFLA_ADDRESS]) {
+    const auto *b = static_cast<const unsigned char *>(mnl_attr_get_payload(a[IFLA_ADDRESS]));
+    for (uint16_t i = 0; i < mnl_attr_get_payload_len(a[IFLA_ADDRESS]); ++i)
+      info.mac += fmt::format("{}{:02x}", i ? ":" : "", b[i]);
+  }
   if (a[IFLA_LINKINFO]) {
     Attrs<IFLA_INFO_MAX> li;
     li.parse_nested(a[IFLA_LINKINFO]);

@@ -19,6 +19,7 @@ struct LinkInfo {
   unsigned mtu = 0;
   bool up = false;
   int master = 0; // index of the bridge this link is a port of, 0 for none
+  std::string mac; // IFLA_ADDRESS as "aa:bb:cc:dd:ee:ff"; empty when the link has none
 };
 
 struct LinkOptions {
