@@ -18,6 +18,7 @@ std::string cell(const json &n, const char *key) {
 void add_create(CLI::App &net, Action &chosen) {
   struct Args {
     std::string name, ipv4, ipv6;
+    std::vector<std::string> dns;
     bool bridge = false;
   };
   auto a = std::make_shared<Args>();
@@ -30,9 +31,14 @@ void add_create(CLI::App &net, Action &chosen) {
       ->type_name("ADDR/LEN");
   c->add_option("--ipv6", a->ipv6, "the bridge's IPv6 address and subnet, e.g. fd42:77::1/64")
       ->type_name("ADDR/LEN");
+  c->add_option("--dns", a->dns,
+                "a nameserver for the containers' resolv.conf, repeatable (default: the bridge's addresses)")
+      ->type_name("ADDR");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       json req = {{"name", a->name}, {"type", "bridge"}};
+      if (!a->dns.empty())
+        req["dns"] = a->dns;
       if (!a->ipv4.empty())
         req["ipv4"] = a->ipv4;
       if (!a->ipv6.empty())

@@ -69,6 +69,9 @@ json to_json(const NetworkRecord &n) {
             {"created_unix", n.created_unix}};
   j["ipv4"] = n.ipv4 ? json(n.ipv4->str()) : json(nullptr);
   j["ipv6"] = n.ipv6 ? json(n.ipv6->str()) : json(nullptr);
+  j["dns"] = json::array();
+  for (const auto &a : n.dns)
+    j["dns"].push_back(a.str());
   return j;
 }
 
@@ -86,6 +89,12 @@ Result<NetworkRecord> network_from_json(const json &j) {
       if (!c)
         return tl::unexpected(c.error());
       *slot = *c;
+    }
+    for (const auto &d : j.value("dns", json::array())) {
+      auto a = net::IpAddress::parse(d.get<std::string>());
+      if (!a)
+        return tl::unexpected(a.error());
+      n.dns.push_back(*a);
     }
     return n;
   } catch (const json::exception &e) {
@@ -190,7 +199,8 @@ Result<json> Networks::create(const json &req) {
   if (!req.is_object())
     return fail("a network request is a JSON object", EINVAL);
   for (auto it = req.begin(); it != req.end(); ++it)
-    if (it.key() != "name" && it.key() != "type" && it.key() != "ipv4" && it.key() != "ipv6")
+    if (it.key() != "name" && it.key() != "type" && it.key() != "ipv4" && it.key() != "ipv6" &&
+        it.key() != "dns")
       return fail(fmt::format("unknown field in a network request: {}", it.key()), EINVAL);
   if (!req.contains("name") || !req["name"].is_string())
     return fail("a network needs a \"name\"", EINVAL);
@@ -209,6 +219,19 @@ Result<json> Networks::create(const json &req) {
     if (!c)
       return fail(fmt::format("network {}: {}", n.name, c.error().message), EINVAL);
     *slot = *c;
+  }
+  if (req.contains("dns") && !req["dns"].is_null()) {
+    if (!req["dns"].is_array())
+      return fail(fmt::format("network {}: \"dns\" must be a list of addresses", n.name), EINVAL);
+    for (const auto &d : req["dns"]) {
+      if (!d.is_string())
+        return fail(fmt::format("network {}: dns {}: not an address string", n.name, d.dump()), EINVAL);
+      auto a = net::IpAddress::parse(d.get<std::string>());
+      if (!a)
+        return fail(fmt::format("network {}: dns {}: {}", n.name, d.get<std::string>(), a.error().message),
+                    EINVAL);
+      n.dns.push_back(*a);
+    }
   }
   n.created_unix =
       std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())

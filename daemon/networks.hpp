@@ -23,7 +23,8 @@ struct NetworkRecord {
   std::string bridge;            // "bh-" + name
   std::optional<net::Cidr> ipv4; // the bridge's address in its subnet
   std::optional<net::Cidr> ipv6;
-  unsigned mtu = 0; // the bridge's MTU when it was made
+  std::vector<net::IpAddress> dns; // nameservers for containers; empty: the bridge's addresses
+  unsigned mtu = 0;                // the bridge's MTU when it was made
   int64_t created_unix = 0;
 };
 

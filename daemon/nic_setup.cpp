@@ -187,9 +187,12 @@ Status write_network_files(Networks &networks, const std::string &upper, const s
   if (!net)
     return tl::unexpected(net.error());
   std::string resolv = "# written by bulkheadd from network " + net->name + "\n";
-  for (const auto *c : {&net->ipv4, &net->ipv6})
-    if (*c)
-      resolv += "nameserver " + (*c)->addr.str() + "\n";
+  for (const auto &a : net->dns)
+    resolv += "nameserver " + a.str() + "\n";
+  if (net->dns.empty())
+    for (const auto *c : {&net->ipv4, &net->ipv6})
+      if (*c)
+        resolv += "nameserver " + (*c)->addr.str() + "\n";
   std::string hosts = "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n";
   for (const auto *a : {&nics.front().ipv4, &nics.front().ipv6})
     if (!a->empty())

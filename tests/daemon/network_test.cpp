@@ -1,6 +1,9 @@
 // Managed networks in bulkheadd (issue 12 item 1): the daemon runs in a network namespace of the
 // test's own (DaemonTest::use_private_netns), so bridges, veths and container traffic never touch
 // the host's network; addresses are from 198.18.0.0/15 and fd00::/8.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <gtest/gtest.h>
 
 #include "daemon_fixture.hpp"
@@ -241,6 +244,44 @@ TEST_F(DaemonNetworkTest, BridgedContainersPingAcrossARestartAndLeaveNothing) {
   r = ctl({"network", "rm", "lan0"});
   EXPECT_TRUE(r.ok()) << r;
   EXPECT_EQ(link_line("bh-lan0"), "") << links();
+}
+
+TEST_F(DaemonNetworkTest, DnsSettingsAndResolvConfDoesNotFollowSymlinks) {
+  start_daemon();
+  import_busybox();
+  auto r = ctl({"network", "create", "lan1", "--bridge", "--ipv4", "198.18.90.1/24", "--dns", "198.18.90.53",
+                "--dns", "fd00:53::53"});
+  ASSERT_TRUE(r.ok()) << r;
+  r = ctl({"network", "create", "lan2", "--bridge", "--ipv4", "198.18.91.1/24", "--dns", "not-an-address"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(contains(r.err, "network lan2: dns \"not-an-address\"") ||
+              contains(r.err, "network lan2: dns not-an-address"))
+      << r;
+  EXPECT_EQ(bh_test::split_lines(r.err).size(), 1u) << r;
+  EXPECT_EQ(link_line("bh-lan2"), "") << links();
+  auto list = json::parse(ctl({"network", "list", "--json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["dns"], json({"198.18.90.53", "fd00:53::53"}));
+
+  ASSERT_TRUE(ctl({"create", "c5", "--template", "busybox", "--net", "lan1"}).ok());
+  // The container's own layer has /etc/resolv.conf and /etc/hosts as symlinks out of its root:
+  // they are replaced, the host's files are not written.
+  std::string upper = root_ + "/containers/c5/upper";
+  std::string outside = dir_ + "/outside";
+  ASSERT_TRUE(bh_test::write_file(outside, "untouched\n"));
+  ASSERT_EQ(::mkdir((upper + "/etc").c_str(), 0755), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (upper + "/etc/resolv.conf").c_str()), 0);
+  ASSERT_EQ(::symlink(outside.c_str(), (upper + "/etc/hosts").c_str()), 0);
+  r = ctl({"start", "c5"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(bh_test::read_file(outside), "untouched\n");
+  r = ctl({"exec", "c5", "--", "cat", "/etc/resolv.conf"});
+  EXPECT_TRUE(contains(r.out, "nameserver 198.18.90.53\nnameserver fd00:53::53\n")) << r;
+  EXPECT_FALSE(contains(r.out, "nameserver 198.18.90.1")) << r;
+  r = ctl({"exec", "c5", "--", "cat", "/etc/hosts"});
+  EXPECT_TRUE(contains(r.out, "198.18.90.2\tc5\n")) << r;
+  ASSERT_TRUE(ctl({"destroy", "c5", "--force"}).ok());
+  ASSERT_TRUE(ctl({"network", "rm", "lan1"}).ok());
 }
 
 } // namespace
