@@ -79,7 +79,9 @@ TEST_F(DaemonNetworkTest, CreateListRemoveAndReadoptAfterSigkill) {
 
 TEST_F(DaemonNetworkTest, BadNetworksAreClearErrorsAndLeaveNothing) {
   start_daemon();
-  ASSERT_TRUE(ctl({"network", "create", "lan0", "--bridge", "--ipv4", "198.18.77.1/24"}).ok());
+  ASSERT_TRUE(
+      ctl({"network", "create", "lan0", "--bridge", "--ipv4", "198.18.77.1/24", "--ipv6", "fd42:77::1/64"})
+          .ok());
   std::string before = links();
   struct Case {
     std::vector<std::string> args;
@@ -97,6 +99,8 @@ TEST_F(DaemonNetworkTest, BadNetworksAreClearErrorsAndLeaveNothing) {
       {{"Lan1", "--bridge"}, "network name 'Lan1': only a-z, 0-9 and '-' (not first)"},
       {{"a-very-long-name", "--bridge"}, "network name 'a-very-long-name': 1 to 12 characters"},
       {{"lan0", "--bridge", "--ipv4", "198.18.79.1/24"}, "network lan0 already exists"},
+      {{"lan1", "--bridge", "--ipv4", "198.18.79.1/24", "--ipv6", "fd42::1/16"},
+       "network lan1: subnet fd42::1/16 overlaps network lan0 (fd42:77::1/64)"},
   };
   for (const auto &c : cases) {
     std::vector<std::string> args = {"network", "create"};
