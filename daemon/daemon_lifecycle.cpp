@@ -164,18 +164,12 @@ Result<json> Daemon::create(const json &req) {
     std::lock_guard lock(table_mu_);
     if (entries_.count(c.name))
       return fail("container \"" + c.name + "\" already exists", EEXIST);
+    // Under the table lock, so a concurrent network rm sees this container's NICs.
+    if (req.contains("nets"))
+      e->rec.config.nets = BH_TRY(allocate_nics(networks_, c.name, req["nets"]));
     entries_[c.name] = e; // reserves the name; removed again below if anything fails
   }
   std::unique_lock lock(e->mu);
-  if (req.contains("nets")) {
-    auto nics = allocate_nics(networks_, c.name, req["nets"]);
-    if (!nics) {
-      std::lock_guard tl(table_mu_);
-      entries_.erase(c.name);
-      return tl::unexpected(nics.error());
-    }
-    e->rec.config.nets = std::move(*nics);
-  }
   auto paths = records_.paths(c.name);
   auto undo = [&] {
     release_nics(networks_, c.name, e->rec.config.nets);
