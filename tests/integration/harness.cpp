@@ -400,7 +400,9 @@ std::vector<std::string> new_mounts(const std::vector<std::string> &before) {
   std::set<std::string> old(before.begin(), before.end());
   std::vector<std::string> added;
   for (auto &line : mountinfo_snapshot())
-    if (!old.count(line))
+    // The daemon suites' directories (tests/daemon/daemon_fixture.cpp) have their own leak check:
+    // their mounts are not this test's, so the two suites can run side by side.
+    if (!old.count(line) && mount_point_of(line).rfind("/var/tmp/bhd-test-", 0) != 0)
       added.push_back(line);
   return added;
 }
