@@ -167,6 +167,8 @@ CLI::Validator signal_validator() { return check_with(normalize_signal, ""); }
 
 namespace {
 volatile std::sig_atomic_t g_interrupted = 0;
+int g_armed = 0; // nesting depth of CancelOnInterrupt (bulkheadctl is single-threaded)
+struct sigaction g_saved_sigint {};
 extern "C" void on_interrupt(int) {
   g_interrupted = 1;
   // A second Ctrl-C ends bulkheadctl at once (the daemon was already asked to cancel).
@@ -174,29 +176,42 @@ extern "C" void on_interrupt(int) {
 }
 } // namespace
 
+CancelOnInterrupt::CancelOnInterrupt() {
+  if (g_armed++ > 0)
+    return;
+  // SA_RESTART keeps a pending HTTP read going, so the answer (and the operation's id) arrives.
+  struct sigaction sa {};
+  sa.sa_handler = on_interrupt;
+  sa.sa_flags = SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  g_interrupted = 0;
+  ::sigaction(SIGINT, &sa, &g_saved_sigint);
+}
+
+CancelOnInterrupt::~CancelOnInterrupt() {
+  if (--g_armed == 0)
+    ::sigaction(SIGINT, &g_saved_sigint, nullptr);
+}
+
+bool CancelOnInterrupt::interrupted() { return g_interrupted != 0; }
+
 Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
                               const daemon::ApiClient::ProgressFn &on_progress) {
   if (client.last_status() != 202)
     return answer;
-  // Ctrl-C while waiting cancels the operation in the daemon (as incus does), rather than leaving
-  // it running unseen; SA_RESTART keeps the pending HTTP read going.
-  struct sigaction sa {
-  }, old{};
-  sa.sa_handler = on_interrupt;
-  sa.sa_flags = SA_RESTART;
-  sigemptyset(&sa.sa_mask);
-  ::sigaction(SIGINT, &sa, &old);
-  g_interrupted = 0;
+  // Ctrl-C while waiting (or since the caller armed it before sending the request) cancels the
+  // operation in the daemon, as incus does, rather than leaving it running unseen.
+  CancelOnInterrupt armed;
   client.set_cancel_flag(&g_interrupted);
   auto done = client.wait_operation(answer, on_progress);
   client.set_cancel_flag(nullptr);
-  ::sigaction(SIGINT, &old, nullptr);
   if (!done && g_interrupted)
     return fail("interrupted: " + done.error().text());
   return done;
 }
 
 int change_state(Context &ctx, const std::string &name, nlohmann::json request) {
+  CancelOnInterrupt armed;
   auto client = ctx.client();
   auto answer = client.put(daemon::api_path("/1.0/containers/", name, "/state"), request);
   if (!answer)

@@ -71,6 +71,17 @@ CLI::Validator signal_validator();
 
 // A PUT /1.0/containers/NAME/state and the wait for its operation; 0 or an error reported.
 int change_state(Context &ctx, const std::string &name, nlohmann::json request);
+// Armed before a request that may start an operation (a 202) is sent, so a Ctrl-C that lands
+// before the answer arrives still cancels that operation (settle sends the cancel) instead of
+// killing bulkheadctl with the work left running in the daemon. Restores SIGINT when it ends.
+class CancelOnInterrupt {
+public:
+  CancelOnInterrupt();
+  ~CancelOnInterrupt();
+  CancelOnInterrupt(const CancelOnInterrupt &) = delete;
+  CancelOnInterrupt &operator=(const CancelOnInterrupt &) = delete;
+  static bool interrupted();
+};
 // Waits when `answer` (of the last request) is a 202 Operation; otherwise returns it unchanged.
 Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
                               const daemon::ApiClient::ProgressFn &on_progress = {});

@@ -107,6 +107,7 @@ int create(Context &ctx, const CreateArgs &a) {
   }
   if (a.start)
     req["start"] = true;
+  CancelOnInterrupt armed;
   auto client = ctx.client();
   auto answer = client.post("/1.0/containers", req);
   if (!answer)
@@ -186,6 +187,7 @@ void add_destroy(CLI::App &app, Action &chosen) {
   c->add_flag("-f,--force", a->force, "stop it first when it is running");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
+      CancelOnInterrupt armed;
       auto client = ctx.client();
       auto answer = client.del(api_path("/1.0/containers/", a->name, a->force ? "?force=1" : ""));
       if (!answer)

@@ -14,6 +14,7 @@ using nlohmann::json;
 
 // Waits for a template operation: a redrawn progress line on a terminal, a plain last line always.
 int wait_template(Context &ctx, const std::string &verb, const std::string &name, const json &request) {
+  CancelOnInterrupt armed;
   auto client = ctx.client();
   auto answer = client.post("/1.0/templates", request);
   if (!answer)
