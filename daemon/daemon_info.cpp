@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/nic_setup.hpp"
 
@@ -16,10 +17,12 @@ using nlohmann::json;
 
 namespace {
 
-json limits_json(const Limits &l) {
+json limits_json(const Limits &l, const DiskLimits &d) {
   return {{"memory", l.memory_bytes ? json(*l.memory_bytes) : json(nullptr)},
           {"cpus", l.cpus ? json(*l.cpus) : json(nullptr)},
-          {"pids", l.pids ? json(*l.pids) : json(nullptr)}};
+          {"pids", l.pids ? json(*l.pids) : json(nullptr)},
+          {"disk", d.bytes ? json(*d.bytes) : json(nullptr)},
+          {"disk_inodes", d.inodes ? json(*d.inodes) : json(nullptr)}};
 }
 
 uint64_t self_rss_bytes() {
@@ -57,12 +60,26 @@ json Daemon::info_locked(Entry &e) {
       usage["pids"] = st->pids.current;
     }
   }
+  // Both backends report what the container's own files take (ext4: the image's used blocks and
+  // inodes; dir: a walk of the upper directory).
+  usage["disk"] = 0;
+  usage["disk_inodes"] = 0;
+  if (auto disk = container_disk(c.storage); disk)
+    if (auto du = (*disk)->usage(records_.paths(c.name)); du) {
+      usage["disk"] = du->bytes;
+      usage["disk_inodes"] = du->inodes;
+      if (du->bytes_total) {
+        usage["disk_total"] = du->bytes_total;
+        usage["disk_inodes_total"] = du->inodes_total;
+      }
+    }
   int64_t now = now_unix_ms();
   json j = {{"name", c.name},
             {"state", s.state},
             {"pid", live ? s.init_pid : 0},
             {"template", c.template_name},
-            {"limits", limits_json(c.limits)},
+            {"limits", limits_json(c.limits, c.disk)},
+            {"storage", c.storage},
             {"usage", usage},
             {"restarts", s.restarts},
             {"uptime_s", live && s.started_unix_ms ? (now - s.started_unix_ms) / 1000 : 0},
