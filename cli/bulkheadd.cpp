@@ -74,7 +74,8 @@ int main(int argc, char **argv) {
       ->capture_default_str()
       ->check(CLI::IsMember({"dir", "ext4"}));
   std::string disk_default = "10G";
-  app.add_option("--disk-default", disk_default, "ext4 storage: the disk quota of a container created without --disk")
+  app.add_option("--disk-default", disk_default,
+                 "ext4 storage: the disk quota of a container created without --disk")
       ->capture_default_str();
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");

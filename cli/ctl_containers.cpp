@@ -41,8 +41,8 @@ void add_limit_flags(CLI::App *c, Limits &l, bool allow_none) {
         ->type_name("N")
         ->check(CLI::Validator(
             [](std::string &text) -> std::string {
-              if (text.empty() || text.size() > 10 || text.find_first_not_of("0123456789") != std::string::npos ||
-                  std::stoull(text) == 0)
+              if (text.empty() || text.size() > 10 ||
+                  text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) == 0)
                 return "\"" + text + "\": not a number of files (a whole number above 0)";
               return {};
             },
@@ -296,8 +296,8 @@ void add_set(CLI::App &app, Action &chosen) {
       if (a->onboot || a->no_onboot)
         req["onboot"] = a->onboot;
       if (req.empty())
-        return report(
-            "set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or --no-onboot");
+        return report("set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or "
+                      "--no-onboot");
       auto client = ctx.client();
       auto answer = client.patch(api_path("/1.0/containers/", a->name), req);
       return answer ? 0 : report(answer.error());

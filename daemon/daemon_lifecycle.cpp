@@ -360,8 +360,7 @@ Result<json> Daemon::set(const std::string &name, const json &req) {
     c.onboot = req["onboot"].get<bool>();
   }
   if (req.contains("disk_inodes"))
-    return fail("the inode limit is fixed when the container is created (it grows with --disk, in proportion)",
-                EINVAL);
+    return fail("the inode limit is fixed at create (it grows with --disk, in proportion)", EINVAL);
   std::optional<uint64_t> disk_bytes;
   if (req.contains("disk"))
     disk_bytes = BH_TRY(disk_bytes_field(req["disk"]));

@@ -48,8 +48,17 @@ Status run_program(const std::vector<std::string> &argv) {
   int status = BH_TRY(wait_child(child.pid));
   if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
     return {};
-  while (!output.empty() && (output.back() == '\n' || output.back() == ' '))
-    output.pop_back();
+  // One line: mkfs wraps its messages with newlines and tabs.
+  std::string line;
+  for (char ch : output)
+    if (ch == '\n' || ch == '\t' || ch == ' ') {
+      if (!line.empty() && line.back() != ' ')
+        line += ' ';
+    } else
+      line += ch;
+  while (!line.empty() && line.back() == ' ')
+    line.pop_back();
+  output = line;
   return fail(fmt::format("{} failed (status {}): {}", argv[0], status, output), EIO);
 }
 

@@ -122,7 +122,7 @@ TEST_F(DaemonBadInputTest, DiskLimitsClearErrors) {
   EXPECT_TRUE(contains(set.err, "no disk quota")) << set;
   h = http("PATCH", "/1.0/containers/d1", R"({"disk_inodes":5000})");
   EXPECT_EQ(h.status, 400);
-  EXPECT_TRUE(contains(h.body.value("error", ""), "inode limit")) << h.body.dump();
+  EXPECT_TRUE(contains(h.body.value("error", ""), "inode limit is fixed")) << h.body.dump();
 
   auto before = json::parse(ctl({"info", "d1", "--json"}).out);
   EXPECT_EQ(before["storage"], "dir");
