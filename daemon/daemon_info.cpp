@@ -237,7 +237,7 @@ std::string Daemon::metrics() {
   out += "# HELP bulkhead_event_subscribers Open /1.0/events streams.\n# TYPE bulkhead_event_subscribers "
          "gauge\n";
   out += fmt::format("bulkhead_event_subscribers {}\n", events_.subscribers());
-  std::string mem, cpu, pids, restarts, up;
+  std::string mem, cpu, pids, restarts, up, disk;
   for (const auto &c : all) {
     by_state[c["state"].get<std::string>()]++;
     std::string l =
@@ -249,6 +249,7 @@ std::string Daemon::metrics() {
     pids += fmt::format("bulkhead_container_pids{} {}\n", l, c["usage"]["pids"].get<uint64_t>());
     restarts += fmt::format("bulkhead_container_restarts_total{} {}\n", l, c["restarts"].get<int>());
     up += fmt::format("bulkhead_container_up{} {}\n", l, c["state"] == "running" ? 1 : 0);
+    disk += fmt::format("bulkhead_container_disk_bytes{} {}\n", l, c["usage"]["disk"].get<uint64_t>());
   }
   out += "# HELP bulkhead_containers Containers by state.\n# TYPE bulkhead_containers gauge\n";
   for (auto &[state, n] : by_state)
@@ -268,6 +269,9 @@ std::string Daemon::metrics() {
   out += "# HELP bulkhead_container_restarts_total Restarts made by the restart policy.\n"
          "# TYPE bulkhead_container_restarts_total counter\n" +
          restarts;
+  out += "# HELP bulkhead_container_disk_bytes Bytes of the container's own files (usage.disk).\n"
+         "# TYPE bulkhead_container_disk_bytes gauge\n" +
+         disk;
   return out;
 }
 
