@@ -183,6 +183,7 @@ Status change_disk_limit(const ContainerConfig &c, const ContainerPaths &paths, 
   const ContainerDisk *disk = BH_TRY(container_disk(c.storage));
   if (c.storage == "dir")
     return disk->resize(paths, bytes);
+  BH_CHECK(disk->attach(paths)); // the usage below is the image's
   auto used = BH_TRY(disk->usage(paths));
   if (bytes < used.bytes)
     return fail(fmt::format("disk limit {} bytes is below the container's current disk usage of {} bytes",

@@ -193,7 +193,7 @@ Result<json> Daemon::create(const json &req) {
     if (dir == paths.dir) {
       if (auto r = disk->create(paths, c.disk); !r) { // leaves nothing of itself on failure
         undo();
-        return fail("creating " + c.name + ": " + r.error().text(), r.error().code);
+        return fail("creating " + c.name + ": " + r.error().message, r.error().code);
       }
       made_disk = true;
     }

@@ -59,7 +59,9 @@ Status run_program(const std::vector<std::string> &argv) {
   while (!line.empty() && line.back() == ' ')
     line.pop_back();
   output = line;
-  return fail(fmt::format("{} failed (status {}): {}", argv[0], status, output), EIO);
+  std::string how = WIFEXITED(status) ? fmt::format("exit status {}", WEXITSTATUS(status))
+                                      : fmt::format("signal {}", WTERMSIG(status));
+  return fail(fmt::format("{} failed ({}): {}", argv[0], how, output), EIO);
 }
 
 std::string real_path(const std::string &path) {
