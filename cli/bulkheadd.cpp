@@ -11,6 +11,7 @@
 #include "cli/completion.hpp"
 #include "cli/manpage.hpp"
 #include "daemon/api_server.hpp"
+#include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
 
 namespace {
@@ -67,6 +68,15 @@ int main(int argc, char **argv) {
       ->capture_default_str();
   app.add_option("--log-max", o.log_max, "bytes of console log kept per container (x2 with the rotated file)")
       ->capture_default_str();
+  app.add_option("--storage", o.storage,
+                 "storage backend of new containers: dir (plain upper directories, no disk quota) or ext4 "
+                 "(a loop-mounted ext4 image per container: hard --disk and --disk-inodes limits)")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"dir", "ext4"}));
+  std::string disk_default = "10G";
+  app.add_option("--disk-default", disk_default,
+                 "ext4 storage: the disk quota of a container created without --disk")
+      ->capture_default_str();
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,
@@ -84,6 +94,12 @@ int main(int argc, char **argv) {
     return 0;
   }
   o.lxcfs = !no_lxcfs;
+  if (auto bytes = bulkhead::daemon::disk_bytes_field(disk_default); bytes)
+    o.disk_default = *bytes;
+  else {
+    fmt::print(stderr, "bulkheadd: --disk-default: {}\n", bytes.error().text());
+    return 1;
+  }
   if (::geteuid() != 0) {
     fmt::print(stderr, "bulkheadd: must run as root\n");
     return 1;

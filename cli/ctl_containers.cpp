@@ -13,7 +13,7 @@ using daemon::api_path;
 using nlohmann::json;
 
 struct Limits {
-  std::string memory, cpus, pids, restart;
+  std::string memory, cpus, pids, restart, disk, disk_inodes;
 };
 
 // The limit flags of create and set; set also takes "none" to remove a limit.
@@ -31,6 +31,22 @@ void add_limit_flags(CLI::App *c, Limits &l, bool allow_none) {
   c->add_option("--restart", l.restart, "restart policy: no, on-failure[:N] or always")
       ->type_name("POLICY")
       ->check(restart_validator());
+  c->add_option("--disk", l.disk,
+                allow_none ? "grow the disk quota, live (bulkheadd --storage ext4; it cannot shrink)"
+                           : "disk quota of the container's own files, e.g. 2G (bulkheadd --storage ext4)")
+      ->type_name("SIZE")
+      ->check(size_validator(false));
+  if (!allow_none) // the inode count of an ext4 image is fixed at create
+    c->add_option("--disk-inodes", l.disk_inodes, "maximum number of files (bulkheadd --storage ext4)")
+        ->type_name("N")
+        ->check(CLI::Validator(
+            [](std::string &text) -> std::string {
+              if (text.empty() || text.size() > 10 ||
+                  text.find_first_not_of("0123456789") != std::string::npos || std::stoull(text) == 0)
+                return "\"" + text + "\": not a number of files (a whole number above 0)";
+              return {};
+            },
+            "N"));
 }
 
 // Fills the request from the flags given; the values were checked while parsing.
@@ -43,6 +59,10 @@ void put_limits(json &req, const Limits &l) {
     req["pids"] = l.pids == "none" ? json(nullptr) : json(*parse_pids(l.pids));
   if (!l.restart.empty())
     req["restart"] = l.restart;
+  if (!l.disk.empty())
+    req["disk"] = *parse_size(l.disk);
+  if (!l.disk_inodes.empty())
+    req["disk_inodes"] = std::stoull(l.disk_inodes);
 }
 
 CLI::Option *add_name(CLI::App *c, std::string &name, const std::string &what = "the container") {
@@ -278,8 +298,8 @@ void add_set(CLI::App &app, Action &chosen) {
       if (a->onboot || a->no_onboot)
         req["onboot"] = a->onboot;
       if (req.empty())
-        return report(
-            "set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot or --no-onboot");
+        return report("set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or "
+                      "--no-onboot");
       auto client = ctx.client();
       auto answer = client.patch(api_path("/1.0/containers/", a->name), req);
       return answer ? 0 : report(answer.error());

@@ -76,6 +76,11 @@ json to_json(const ContainerConfig &c) {
           {"init", c.init},
           {"stop_signal", c.stop_signal},
           {"created_at", c.created_unix}};
+  if (c.storage != "dir" || c.disk.bytes || c.disk.inodes) {
+    out["storage"] = c.storage;
+    out["disk"] = {{"bytes", c.disk.bytes ? json(*c.disk.bytes) : json(nullptr)},
+                   {"inodes", c.disk.inodes ? json(*c.disk.inodes) : json(nullptr)}};
+  }
   if (!c.nets.empty()) {
     json nets = json::array();
     for (const auto &n : c.nets)
@@ -100,7 +105,8 @@ template <class T> Result<T> field(const json &j, const char *name) {
 
 Result<ContainerConfig> config_from_json(const json &j) {
   static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
-                                              "restart", "onboot",   "init",     "stop_signal", "created_at", "nets"};
+                                              "restart", "onboot",   "init",     "stop_signal", "created_at", "nets",
+                                              "storage", "disk"};
   if (!j.is_object())
     return fail("container config is not a JSON object", EINVAL);
   for (const auto &[k, v] : j.items())
@@ -130,6 +136,13 @@ Result<ContainerConfig> config_from_json(const json &j) {
     c.onboot = j.value("onboot", false);
     c.stop_signal = j.value("stop_signal", std::string());
     c.created_unix = j.value("created_at", int64_t{0});
+    c.storage = j.value("storage", std::string("dir"));
+    if (auto it = j.find("disk"); it != j.end() && !it->is_null()) {
+      if (it->contains("bytes") && !(*it)["bytes"].is_null())
+        c.disk.bytes = (*it)["bytes"].get<uint64_t>();
+      if (it->contains("inodes") && !(*it)["inodes"].is_null())
+        c.disk.inodes = (*it)["inodes"].get<uint64_t>();
+    }
     if (auto it = j.find("nets"); it != j.end() && !it->is_null())
       for (const auto &n : *it)
         c.nets.push_back({n.at("network").get<std::string>(), n.at("name").get<std::string>(),

@@ -19,6 +19,13 @@ struct Limits {
   std::optional<int64_t> pids;          // pids.max
 };
 
+// A hard bound on the container's own files (its upper layer), kept by the storage backend
+// (daemon/container_disk.hpp). Empty: the backend's default (no bound with "dir").
+struct DiskLimits {
+  std::optional<uint64_t> bytes;
+  std::optional<uint64_t> inodes;
+};
+
 struct RestartPolicy {
   enum class Kind { No, OnFailure, Always };
   Kind kind = Kind::No;
@@ -48,6 +55,8 @@ struct ContainerConfig {
   std::vector<std::string> init;        // argv of the container's init; empty: the template's init
   std::string stop_signal;              // empty: the template's (TemplateInfo::stop_signal)
   std::vector<NicConfig> nets;          // bridged NICs, eth0 first
+  std::string storage = "dir";          // the backend that holds its upper layer: "dir" or "ext4"
+  DiskLimits disk;
   int64_t created_unix = 0;
 };
 

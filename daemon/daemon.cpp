@@ -17,6 +17,7 @@
 #include <fmt/core.h>
 
 #include "bulkhead/io.hpp"
+#include "daemon/container_disk.hpp"
 #include "daemon/lxcfs.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
@@ -119,6 +120,11 @@ void Daemon::adopt(const EntryPtr &e) {
   std::unique_lock lock(e->mu);
   auto &s = e->rec.status;
   auto paths = records_.paths(e->rec.config.name);
+  // The disk image's mount outlives the daemon; after a reboot it is mounted again here.
+  if (auto disk = container_disk(e->rec.config.storage); disk) {
+    if (auto r = (*disk)->attach(paths); !r)
+      fmt::print(stderr, "bulkheadd: warning: {}: its disk: {}\n", e->rec.config.name, r.error().text());
+  }
   if (s.state == "stopped" || s.state == "error") {
     if (s.monitor_pid == 0)
       cleanup_leftovers_locked(*e);

@@ -42,6 +42,8 @@ struct DaemonOptions {
   int onboot_parallel = 4;
   int start_timeout_ms = 120000;
   uint64_t log_max = 1 << 20;
+  std::string storage = "dir";                // backend of new containers (daemon/container_disk.hpp)
+  uint64_t disk_default = uint64_t{10} << 30; // ext4: the image size of a create without --disk
 };
 
 class Daemon {

@@ -7,6 +7,7 @@
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/nic_setup.hpp"
 
@@ -16,10 +17,12 @@ using nlohmann::json;
 
 namespace {
 
-json limits_json(const Limits &l) {
+json limits_json(const Limits &l, const DiskLimits &d) {
   return {{"memory", l.memory_bytes ? json(*l.memory_bytes) : json(nullptr)},
           {"cpus", l.cpus ? json(*l.cpus) : json(nullptr)},
-          {"pids", l.pids ? json(*l.pids) : json(nullptr)}};
+          {"pids", l.pids ? json(*l.pids) : json(nullptr)},
+          {"disk", d.bytes ? json(*d.bytes) : json(nullptr)},
+          {"disk_inodes", d.inodes ? json(*d.inodes) : json(nullptr)}};
 }
 
 uint64_t self_rss_bytes() {
@@ -57,12 +60,26 @@ json Daemon::info_locked(Entry &e) {
       usage["pids"] = st->pids.current;
     }
   }
+  // Both backends report what the container's own files take (ext4: the image's used blocks and
+  // inodes; dir: a walk of the upper directory).
+  usage["disk"] = 0;
+  usage["disk_inodes"] = 0;
+  if (auto disk = container_disk(c.storage); disk)
+    if (auto du = (*disk)->usage(records_.paths(c.name)); du) {
+      usage["disk"] = du->bytes;
+      usage["disk_inodes"] = du->inodes;
+      if (du->bytes_total) {
+        usage["disk_total"] = du->bytes_total;
+        usage["disk_inodes_total"] = du->inodes_total;
+      }
+    }
   int64_t now = now_unix_ms();
   json j = {{"name", c.name},
             {"state", s.state},
             {"pid", live ? s.init_pid : 0},
             {"template", c.template_name},
-            {"limits", limits_json(c.limits)},
+            {"limits", limits_json(c.limits, c.disk)},
+            {"storage", c.storage},
             {"usage", usage},
             {"restarts", s.restarts},
             {"uptime_s", live && s.started_unix_ms ? (now - s.started_unix_ms) / 1000 : 0},
@@ -220,7 +237,7 @@ std::string Daemon::metrics() {
   out += "# HELP bulkhead_event_subscribers Open /1.0/events streams.\n# TYPE bulkhead_event_subscribers "
          "gauge\n";
   out += fmt::format("bulkhead_event_subscribers {}\n", events_.subscribers());
-  std::string mem, cpu, pids, restarts, up;
+  std::string mem, cpu, pids, restarts, up, disk;
   for (const auto &c : all) {
     by_state[c["state"].get<std::string>()]++;
     std::string l =
@@ -232,6 +249,7 @@ std::string Daemon::metrics() {
     pids += fmt::format("bulkhead_container_pids{} {}\n", l, c["usage"]["pids"].get<uint64_t>());
     restarts += fmt::format("bulkhead_container_restarts_total{} {}\n", l, c["restarts"].get<int>());
     up += fmt::format("bulkhead_container_up{} {}\n", l, c["state"] == "running" ? 1 : 0);
+    disk += fmt::format("bulkhead_container_disk_bytes{} {}\n", l, c["usage"]["disk"].get<uint64_t>());
   }
   out += "# HELP bulkhead_containers Containers by state.\n# TYPE bulkhead_containers gauge\n";
   for (auto &[state, n] : by_state)
@@ -251,6 +269,9 @@ std::string Daemon::metrics() {
   out += "# HELP bulkhead_container_restarts_total Restarts made by the restart policy.\n"
          "# TYPE bulkhead_container_restarts_total counter\n" +
          restarts;
+  out += "# HELP bulkhead_container_disk_bytes Bytes of the container's own files (usage.disk).\n"
+         "# TYPE bulkhead_container_disk_bytes gauge\n" +
+         disk;
   return out;
 }
 

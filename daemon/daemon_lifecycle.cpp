@@ -10,6 +10,7 @@
 #include <fmt/core.h>
 
 #include "bulkhead/io.hpp"
+#include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/nic_setup.hpp"
 #include "daemon/monitor_launcher.hpp"
@@ -115,7 +116,7 @@ Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
 Result<json> Daemon::create(const json &req) {
   BH_CHECK(check_fields(req,
                         {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
-                         "init", "start", "nets"},
+                         "init", "start", "nets", "disk", "disk_inodes"},
                         "create"));
   ContainerConfig c;
   c.name = BH_TRY(string_field(req, "name"));
@@ -157,6 +158,9 @@ Result<json> Daemon::create(const json &req) {
     start_now = req["start"].get<bool>();
   }
   c.created_unix = now_unix_ms() / 1000;
+  c.storage = options_.storage;
+  c.disk = BH_TRY(disk_limits_for_create(c.storage, req, options_.disk_default));
+  const ContainerDisk *disk = BH_TRY(container_disk(c.storage));
 
   auto e = std::make_shared<Entry>();
   e->rec.config = c;
@@ -171,18 +175,27 @@ Result<json> Daemon::create(const json &req) {
   }
   std::unique_lock lock(e->mu);
   auto paths = records_.paths(c.name);
+  bool made_disk = false;
   auto undo = [&] {
     release_nics(networks_, c.name, e->rec.config.nets);
+    if (made_disk)
+      (void)disk->detach(paths);
     (void)remove_tree(paths.dir);
     std::lock_guard tl(table_mu_);
     entries_.erase(c.name);
   };
-  for (const auto &[dir, mode] : {std::pair{paths.dir, 0700}, {paths.upper, 0755}, {paths.work, 0700},
-                                   {paths.bundle, 0700}}) {
-    if (::mkdir(dir.c_str(), static_cast<mode_t>(mode)) < 0) {
+  for (const auto &dir : {paths.dir, paths.bundle}) {
+    if (::mkdir(dir.c_str(), 0700) < 0) {
       auto err = failf_errno("creating {}", dir);
       undo();
       return err;
+    }
+    if (dir == paths.dir) {
+      if (auto r = disk->create(paths, c.disk); !r) { // leaves nothing of itself on failure
+        undo();
+        return fail("creating " + c.name + ": " + r.error().message, r.error().code);
+      }
+      made_disk = true;
     }
   }
   if (auto r = save_locked(*e); !r) {
@@ -234,6 +247,9 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
   if (!tmpl)
     return fail("starting " + name + ": its template \"" + e.rec.config.template_name + "\" is gone", ENOENT);
   auto paths = records_.paths(name);
+  const ContainerDisk *disk = BH_TRY(container_disk(e.rec.config.storage));
+  if (auto r = disk->attach(paths); !r)
+    return fail("starting " + name + ": its disk: " + r.error().text(), r.error().code);
   if (auto r = write_network_files(networks_, paths.upper, e.rec.config.hostname, e.rec.config.nets); !r)
     return fail("starting " + name + ": " + r.error().text(), r.error().code);
   ::unlink(paths.exit_file.c_str());
@@ -323,7 +339,7 @@ Status Daemon::stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int tim
 }
 
 Result<json> Daemon::set(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot"}, "set"));
+  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot", "disk", "disk_inodes"}, "set"));
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
   ContainerConfig c = e->rec.config;
@@ -343,6 +359,11 @@ Result<json> Daemon::set(const std::string &name, const json &req) {
       return fail("\"onboot\" must be true or false", EINVAL);
     c.onboot = req["onboot"].get<bool>();
   }
+  if (req.contains("disk_inodes"))
+    return fail("the inode limit is fixed at create (it grows with --disk, in proportion)", EINVAL);
+  std::optional<uint64_t> disk_bytes;
+  if (req.contains("disk"))
+    disk_bytes = BH_TRY(disk_bytes_field(req["disk"]));
   bool limits_changed = req.contains("memory") || req.contains("cpus") || req.contains("pids");
   if (limits_changed && e->watch_fd && !e->watching_init) {
     auto rt = runtime();
@@ -367,6 +388,11 @@ Result<json> Daemon::set(const std::string &name, const json &req) {
     if (auto r = rt.update(name, res); !r)
       return fail("applying the limits to " + name + ": " + r.error().text(), EINVAL);
   }
+  if (disk_bytes) {
+    if (auto r = change_disk_limit(c, records_.paths(name), *disk_bytes); !r)
+      return fail(name + ": " + r.error().text(), r.error().code);
+    c.disk.bytes = disk_bytes;
+  }
   e->rec.config = c;
   BH_CHECK(save_locked(*e));
   events_.publish("container-updated", name);
@@ -386,6 +412,9 @@ Status Daemon::destroy(const std::string &name, bool force) {
   auto paths = records_.paths(name);
   if (storage::overlay_mounted(paths.rootfs))
     return fail("destroying " + name + ": its root filesystem is still mounted at " + paths.rootfs, EBUSY);
+  if (auto disk = container_disk(e->rec.config.storage); disk)
+    if (auto r = (*disk)->detach(paths); !r)
+      return fail("destroying " + name + ": " + r.error().text(), r.error().code);
   BH_CHECK(records_.remove(name));
   release_nics(networks_, name, e->rec.config.nets);
   {

@@ -18,8 +18,15 @@ ContainerPaths RecordStore::paths(const std::string &name) const {
   ContainerPaths p;
   p.dir = root_ + "/containers/" + name;
   p.record = p.dir + "/container.json";
-  p.upper = p.dir + "/upper";
-  p.work = p.dir + "/work";
+  p.disk = p.dir + "/disk";
+  p.disk_image = p.dir + "/disk.img";
+  p.upper = p.disk + "/upper";
+  p.work = p.disk + "/work";
+  // Containers made before the storage backends kept upper and work directly in their directory.
+  if (struct stat st{}; ::lstat((p.dir + "/upper").c_str(), &st) == 0 && S_ISDIR(st.st_mode)) {
+    p.upper = p.dir + "/upper";
+    p.work = p.dir + "/work";
+  }
   p.bundle = p.dir + "/bundle";
   p.rootfs = p.bundle + "/rootfs";
   p.log = p.dir + "/console.log";

@@ -40,9 +40,12 @@ struct ContainerRecord {
 };
 
 // Where a container's files live. The monitor's control socket sits in <root>/sockets so its
-// path stays well under sun_path's 108 bytes for any 63-character name.
+// path stays well under sun_path's 108 bytes for any 63-character name. upper and work live in
+// `disk` whatever the storage backend: a plain directory ("dir") or the mount point of the
+// container's ext4 image `disk_image` ("ext4", daemon/container_disk.hpp).
 struct ContainerPaths {
   std::string dir, record, upper, work, bundle, rootfs, log, monitor_state, exit_file, socket;
+  std::string disk, disk_image;
 };
 
 class RecordStore {

@@ -67,6 +67,13 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
   const std::vector<Case> cases = {
       {{"create", "web", "--template", "busybox", "--memory", "12Q"},
        "bulkheadctl: --memory: \"12Q\": not a size (examples: 256M, 1.5G, 1048576)\n"},
+      {{"create", "web", "--template", "busybox", "--disk", "2X"},
+       "bulkheadctl: --disk: \"2X\": not a size (examples: 256M, 1.5G, 1048576)\n"},
+      {{"create", "web", "--template", "busybox", "--disk-inodes", "-4"},
+       "bulkheadctl: --disk-inodes: \"-4\": not a number of files (a whole number above 0)\n"},
+      // The inode count of an ext4 image is fixed at create: set has no such flag.
+      {{"set", "web", "--disk-inodes", "100"},
+       "bulkheadctl: The following arguments were not expected: 100 --disk-inodes\n"},
       {{"create", "web"}, "bulkheadctl: --template is required\n"},
       {{"create", "Web!", "--template", "busybox"},
        "bulkheadctl: NAME: \"Web!\": not a valid name (lower-case letters, digits and '-', at most 63, not "
@@ -83,7 +90,7 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: SIGNAL: \"SIGFOO\": not a signal (a name such as TERM or a number)\n"},
       {{"set", "web", "--onboot", "--no-onboot"}, "bulkheadctl: --onboot excludes --no-onboot\n"},
       {{"set", "web"},
-       "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot or "
+       "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or "
        "--no-onboot\n"},
       {{"frobnicate"}, "bulkheadctl: The following argument was not expected: frobnicate\n"},
       {{"exec", "web", "ls", "-l"},

@@ -82,6 +82,61 @@ TEST_F(DaemonBadInputTest, ClearErrorsAndNothingHalfMade) {
   EXPECT_TRUE(contains(as_nobody.err, "ermission denied")) << as_nobody;
 }
 
+// Disk limits with the default quota-less "dir" backend (the ext4 backend's loop devices are tested
+// in the VM: tests/daemon/vm-quota.sh): bad sizes and a limit the backend cannot keep are refused
+// clearly and make nothing; usage.disk is still reported, from a walk of the upper directory.
+TEST_F(DaemonBadInputTest, DiskLimitsClearErrors) {
+  start_daemon();
+  import_busybox();
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {{"create", "d1", "--template", "busybox", "--disk", "lots"}, "lots"},
+      {{"create", "d1", "--template", "busybox", "--disk", "12Q"}, "12Q"},
+      {{"create", "d1", "--template", "busybox", "--disk-inodes", "many"}, "many"},
+      {{"create", "d1", "--template", "busybox", "--disk-inodes", "0"}, "number of files"},
+      {{"create", "d1", "--template", "busybox", "--disk", "1M"}, "below the 16 MiB minimum"},
+      {{"create", "d1", "--template", "busybox", "--disk", "2G"}, "--storage dir"},
+      {{"create", "d1", "--template", "busybox", "--disk-inodes", "1000"}, "--storage dir"},
+  };
+  for (const auto &c : cases) {
+    auto r = ctl(c.args);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_EQ(split_lines(r.err).size(), 1u) << r;
+    EXPECT_TRUE(contains(r.err, c.expect)) << r;
+  }
+  EXPECT_FALSE(path_exists(root_ + "/containers/d1"));
+  auto h = http("POST", "/1.0/containers", R"({"name":"d1","template":"busybox","disk":"2X"})");
+  EXPECT_EQ(h.status, 400);
+  EXPECT_TRUE(contains(h.body.value("error", ""), "2X")) << h.body.dump();
+  h = http("POST", "/1.0/containers", R"({"name":"d1","template":"busybox","disk_inodes":-5})");
+  EXPECT_EQ(h.status, 400);
+  EXPECT_TRUE(contains(h.body.value("error", ""), "disk_inodes")) << h.body.dump();
+  EXPECT_FALSE(path_exists(root_ + "/containers/d1"));
+
+  ASSERT_TRUE(ctl({"create", "d1", "--template", "busybox"}).ok());
+  auto set = ctl({"set", "d1", "--disk", "2G"});
+  EXPECT_EQ(set.exit_code, 1) << set;
+  EXPECT_TRUE(contains(set.err, "no disk quota")) << set;
+  h = http("PATCH", "/1.0/containers/d1", R"({"disk_inodes":5000})");
+  EXPECT_EQ(h.status, 400);
+  EXPECT_TRUE(contains(h.body.value("error", ""), "inode limit is fixed")) << h.body.dump();
+
+  auto before = json::parse(ctl({"info", "d1", "--json"}).out);
+  EXPECT_EQ(before["storage"], "dir");
+  EXPECT_TRUE(before["limits"]["disk"].is_null());
+  write_file(root_ + "/containers/d1/disk/upper/blob", std::string(256 << 10, 'x'));
+  auto after = json::parse(ctl({"info", "d1", "--json"}).out);
+  EXPECT_GE(after["usage"]["disk"].get<uint64_t>(), before["usage"]["disk"].get<uint64_t>() + (256u << 10))
+      << after.dump();
+  EXPECT_EQ(after["usage"]["disk_inodes"].get<uint64_t>(), before["usage"]["disk_inodes"].get<uint64_t>() + 1)
+      << after.dump();
+  EXPECT_TRUE(ctl({"destroy", "d1"}).ok());
+  EXPECT_FALSE(path_exists(root_ + "/containers/d1"));
+}
+
 TEST_F(DaemonBadInputTest, DaemonNotRunningSaysHowToStartIt) {
   auto r = ctl({"list"});
   EXPECT_EQ(r.exit_code, 1);

@@ -270,7 +270,7 @@ TEST_F(DaemonNetworkTest, DnsSettingsAndResolvConfDoesNotFollowSymlinks) {
   ASSERT_TRUE(ctl({"create", "c5", "--template", "busybox", "--net", "lan1"}).ok());
   // The container's own layer has /etc/resolv.conf and /etc/hosts as symlinks out of its root:
   // they are replaced, the host's files are not written.
-  std::string upper = root_ + "/containers/c5/upper";
+  std::string upper = root_ + "/containers/c5/disk/upper";
   std::string outside = dir_ + "/outside";
   ASSERT_TRUE(bh_test::write_file(outside, "untouched\n"));
   ASSERT_EQ(::mkdir((upper + "/etc").c_str(), 0755), 0);

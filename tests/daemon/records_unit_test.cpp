@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "daemon/container_config.hpp"
+#include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/record_store.hpp"
@@ -48,6 +49,54 @@ TEST(ContainerConfigTest, RoundTripAndStrictness) {
   auto bad = config_from_json(j);
   ASSERT_FALSE(bad);
   EXPECT_NE(bad.error().message.find("surprise"), std::string::npos);
+}
+
+TEST(ContainerDiskTest, StorageAndDiskLimitsRoundTripAndParse) {
+  ContainerConfig c;
+  c.name = "q1";
+  c.template_name = "debian";
+  EXPECT_FALSE(to_json(c).contains("disk")); // records of quota-less containers stay as they were
+  auto plain = config_from_json(to_json(c));
+  ASSERT_TRUE(plain);
+  EXPECT_EQ(plain->storage, "dir");
+  c.storage = "ext4";
+  c.disk.bytes = 2ull << 30;
+  c.disk.inodes = 100000;
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back) << back.error().text();
+  EXPECT_EQ(back->storage, "ext4");
+  EXPECT_EQ(back->disk.bytes, 2ull << 30);
+  EXPECT_EQ(back->disk.inodes, 100000u);
+
+  using nlohmann::json;
+  EXPECT_EQ(*disk_bytes_field(json("2G")), 2ull << 30);
+  EXPECT_EQ(*disk_bytes_field(json(64u << 20)), 64u << 20);
+  for (const json &bad : {json("2X"), json("-1G"), json(true), json(-5), json("1M"), json(4096)}) {
+    auto r = disk_bytes_field(bad);
+    ASSERT_FALSE(r) << bad;
+    EXPECT_NE(r.error().message.find("disk"), std::string::npos) << r.error().message;
+  }
+  EXPECT_EQ(*disk_inodes_field(json(1000)), 1000u);
+  for (const json &bad : {json(0), json(-1), json("1000"), json(1.5), json(1ull << 40)})
+    EXPECT_FALSE(disk_inodes_field(bad)) << bad;
+
+  auto dir = disk_limits_for_create("dir", json{{"disk", "2G"}}, 10ull << 30);
+  ASSERT_FALSE(dir);
+  EXPECT_NE(dir.error().message.find("--storage dir"), std::string::npos) << dir.error().message;
+  EXPECT_FALSE(disk_limits_for_create("dir", json::object(), 10ull << 30)->bytes);
+  auto dflt = disk_limits_for_create("ext4", json{{"disk_inodes", 5000}}, 10ull << 30);
+  ASSERT_TRUE(dflt);
+  EXPECT_EQ(dflt->bytes, 10ull << 30);
+  EXPECT_EQ(dflt->inodes, 5000u);
+  auto unknown = container_disk("zfs");
+  ASSERT_FALSE(unknown);
+  EXPECT_NE(unknown.error().message.find("zfs"), std::string::npos);
+
+  ContainerConfig dc;
+  dc.storage = "dir";
+  auto refused = change_disk_limit(dc, RecordStore("/nonexistent").paths("x"), 1ull << 30);
+  ASSERT_FALSE(refused);
+  EXPECT_NE(refused.error().message.find("no disk quota"), std::string::npos) << refused.error().message;
 }
 
 TEST(RecordStoreTest, SaveLoadRemoveAndTornRecords) {
