@@ -7,6 +7,7 @@
 #  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon), and a
 #     Debian template container booting systemd (debootstrap'd once, cached; skipped with the reason
 #     printed when the Debian mirror is unreachable)
+#  6. disk quotas (ext4 image per container) in that VM (tests/daemon/run-vm-quota.sh)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -42,6 +43,10 @@ echo "=== hosting scenario in the VM: 50 containers, daemon SIGKILL, restart pol
 start=$(date +%s)
 bash tests/daemon/run-vm-scenario.sh build 50 || status=1
 echo "hosting VM scenario took $(($(date +%s) - start)) s"
+echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, inode limit, daemon SIGKILL, destroy"
+start=$(date +%s)
+bash tests/daemon/run-vm-quota.sh build || status=1
+echo "disk quota VM scenario took $(($(date +%s) - start)) s"
 echo "=== a Debian template container boots systemd in the VM"
 start=$(date +%s)
 bash tests/daemon/run-vm-systemd.sh build || status=1
