@@ -387,6 +387,7 @@ Status Daemon::destroy(const std::string &name, bool force) {
   if (storage::overlay_mounted(paths.rootfs))
     return fail("destroying " + name + ": its root filesystem is still mounted at " + paths.rootfs, EBUSY);
   BH_CHECK(records_.remove(name));
+  (void)snapshots_.remove_all(name);
   release_nics(networks_, name, e->rec.config.nets);
   {
     std::lock_guard tl(table_mu_);
