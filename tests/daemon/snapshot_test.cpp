@@ -233,7 +233,8 @@ TEST_F(SnapshotTest, SnapshotRestoresDeletedFileRunningAndStopped) {
 TEST_F(SnapshotTest, ExportImportedUnderNewNameBootsWithSameFiles) {
   start_daemon();
   import_busybox();
-  ASSERT_TRUE(ctl({"create", "c1", "--template", "busybox", "--memory", "64M", "--env", "A=b"}).ok());
+  ASSERT_TRUE(
+      ctl({"create", "c1", "--template", "busybox", "--hostname", "web.example", "--env", "A=b"}).ok());
   ASSERT_TRUE(ctl({"start", "c1"}).ok());
   auto r =
       ctl({"exec", "c1", "--", "sh", "-c",
@@ -268,13 +269,14 @@ TEST_F(SnapshotTest, ExportImportedUnderNewNameBootsWithSameFiles) {
   auto i = info("c2");
   EXPECT_EQ(i["state"], "stopped");
   EXPECT_EQ(i["template"], "busybox");
+  EXPECT_EQ(i["hostname"], "web.example") << i.dump();
   ASSERT_TRUE(ctl({"start", "c2"}).ok());
   r = ctl(
       {"exec", "c2", "--", "sh", "-c",
        "cat /root/keep; readlink /root/link; test -e /etc/group || echo nogroup; md5sum -c /root/big.md5; "
        "stat -c %i /root/keep /root/hard | uniq | wc -l; echo $A"});
   ASSERT_TRUE(r.ok()) << r;
-  EXPECT_EQ(r.out, "hello\n../etc/passwd\nnogroup\n/root/big: OK\n1\n");
+  EXPECT_EQ(r.out, "hello\n../etc/passwd\nnogroup\n/root/big: OK\n1\nb\n");
   r = ctl({"exec", "c2", "--", "sh", "-c", "tr '\\0' '\\n' < /proc/1/environ | grep ^A="});
   EXPECT_EQ(trim(r.out), "A=b") << r;
   char v[8] = {};
