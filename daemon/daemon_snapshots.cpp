@@ -384,30 +384,25 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
   auto e = find(name);
   if (!e)
     return fail_undo(Error{ENOENT, "container " + name + " vanished during its import"});
-  {
+  // Filled under the container's lock; undone (destroy takes the lock) after it is released.
+  auto fill = [&]() -> Status {
     std::unique_lock lock(e->mu);
     if (!config.stop_signal.empty()) {
       e->rec.config.stop_signal = config.stop_signal;
-      (void)save_locked(*e);
+      BH_CHECK(save_locked(*e));
     }
-    auto upper = open_dir(records_.paths(name).upper);
-    if (!upper)
-      return fail_undo(upper.error());
-    storage::Extractor x(upper->get(), false, true);
-    if (auto r = reader.extract_upper(x, &op.cancel_flag(), progress); !r) {
-      lock.unlock();
-      return fail_undo(r.error());
-    }
+    UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+    storage::Extractor x(upper.get(), false, true);
+    BH_CHECK(reader.extract_upper(x, &op.cancel_flag(), progress));
     // An export of a snapshot brings that snapshot along (same name and id), so incremental
     // exports based on it apply here too.
-    if (m.contains("snapshot") && m["snapshot"].is_object()) {
-      std::string snap = m["snapshot"].value("name", "");
-      if (auto r = import_snapshot_locked(*e, snap, m["snapshot"].value("id", ""), upper->get()); !r) {
-        lock.unlock();
-        return fail_undo(r.error());
-      }
-    }
-  }
+    if (m.contains("snapshot") && m["snapshot"].is_object())
+      BH_CHECK(import_snapshot_locked(*e, m["snapshot"].value("name", ""), m["snapshot"].value("id", ""),
+                                      upper.get()));
+    return {};
+  };
+  if (auto r = fill(); !r)
+    return fail_undo(r.error());
   op.set_metadata({{"name", name},
                    {"template_imported", made_template},
                    {"dropped_networks", dropped},

@@ -386,6 +386,8 @@ Status ExportReader::extract_upper(Extractor &x, const std::atomic<bool> *cancel
 Result<std::string> tree_digest(int rootfs_fd, const std::atomic<bool> *cancel) {
   Sha256 h;
   BH_CHECK(walk_upper(rootfs_fd, {cancel, -1}, [&](const Entry &e, int, uint64_t size) -> Status {
+    if (e.path.empty())
+      return {}; // the root's times are the import's when the source had no "./" entry
     // Length-prefixed, so no path or link target can be read as another field.
     std::string line =
         fmt::format("{}:{} {} {:o} {}:{} {} {}.{} {}:{}\n", e.path.size(), e.path, static_cast<int>(e.kind),

@@ -79,7 +79,7 @@ private:
 };
 
 // A digest of a template's rootfs from its metadata (paths, types, modes, owners, sizes, mtimes,
-// link targets), cheap enough to compute at every export and import: two hosts that imported the
+// link targets; the root directory itself left out), cheap enough to compute at every export and import: two hosts that imported the
 // same template from the same source agree on it.
 Result<std::string> tree_digest(int rootfs_fd, const std::atomic<bool> *cancel);
 

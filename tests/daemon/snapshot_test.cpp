@@ -363,6 +363,52 @@ TEST_F(SnapshotTest, IncrementalExportHoldsOnlyChangesAndApplies) {
   ASSERT_TRUE(ctl({"destroy", "c2", "--force"}).ok());
 }
 
+// Export and import are operations: cancelled (DELETE /1.0/operations/ID), an export removes its
+// file and an import removes the container it was making. Which of cancel and completion wins is
+// up to the scheduler, so both outcomes are checked for what they must leave.
+TEST_F(SnapshotTest, CancelledExportAndImportLeaveNothing) {
+  start_daemon();
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "c1", "--template", "busybox"}).ok());
+  fs::create_directories(upper("c1") + "/data");
+  for (int i = 0; i < 16; ++i)
+    ASSERT_TRUE(run_command({"sh", "-c",
+                             "head -c 8388608 /dev/urandom > " + upper("c1") + "/data/f" + std::to_string(i)})
+                    .ok());
+  std::string file = dir_ + "/cancel.tar";
+  auto a = http("POST", "/1.0/containers/c1/export", json{{"file", file}}.dump());
+  ASSERT_EQ(a.status, 202) << a.body.dump();
+  std::string id = a.body["id"];
+  auto c = http("DELETE", "/1.0/operations/" + id);
+  auto w = http("GET", "/1.0/operations/" + id + "/wait");
+  std::cout << "[cancel] export " << (c.status == 200 ? "cancelled" : "finished first") << "\n";
+  if (c.status == 200) {
+    EXPECT_EQ(w.body["status"], "cancelled") << w.body.dump();
+    EXPECT_FALSE(path_exists(file));
+  } else {
+    EXPECT_EQ(w.body["status"], "success") << w.body.dump();
+    EXPECT_TRUE(path_exists(file));
+  }
+  if (!path_exists(file)) {
+    ASSERT_TRUE(ctl({"export", "c1", file}).ok());
+  }
+
+  a = http("POST", "/1.0/imports", json{{"file", file}, {"name", "c2"}}.dump());
+  ASSERT_EQ(a.status, 202) << a.body.dump();
+  id = a.body["id"];
+  c = http("DELETE", "/1.0/operations/" + id);
+  w = http("GET", "/1.0/operations/" + id + "/wait");
+  std::cout << "[cancel] import " << (c.status == 200 ? "cancelled" : "finished first") << "\n";
+  if (c.status == 200) {
+    EXPECT_EQ(w.body["status"], "cancelled") << w.body.dump();
+    expect_nothing_left({"c1"}, {"busybox"});
+  } else {
+    EXPECT_EQ(w.body["status"], "success") << w.body.dump();
+    ASSERT_TRUE(ctl({"destroy", "c2"}).ok());
+  }
+  ASSERT_TRUE(ctl({"destroy", "c1"}).ok());
+}
+
 TEST_F(SnapshotTest, BadArchivesAreRefusedAndLeaveNothing) {
   start_daemon();
   import_busybox();
