@@ -212,9 +212,12 @@ Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &n
     with_template = req["with_template"].get<bool>();
   }
   BH_TRY(get(name));
-  for (const auto &s : {base, from})
-    if (!s.empty())
-      BH_TRY(snapshots_.info(name, s));
+  for (const auto &s : {base, from}) {
+    if (s.empty())
+      continue;
+    BH_CHECK(storage::validate_name("snapshot", s)); // it becomes a path component
+    BH_TRY(snapshots_.info(name, s));
+  }
   struct stat st {};
   if (::lstat(file.c_str(), &st) == 0)
     return fail("export file " + file + " already exists (it is never overwritten)", EEXIST);
@@ -314,6 +317,7 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
   std::string tname = tref.value("name", config.template_name);
   std::string digest = tref.value("digest", "");
   bool included = tref.value("included", false);
+  BH_CHECK(context(storage::validate_name("template", tname), "the archive's template"));
   bool made_template = false;
   auto tmpl = templates_.get(tname);
   if (tmpl) {
@@ -444,6 +448,7 @@ Status Daemon::import_incremental(storage::ExportReader &reader, const std::stri
                 EBUSY);
   const json base = m.value("base_snapshot", json::object());
   std::string bname = base.value("name", ""), bid = base.value("id", "");
+  BH_CHECK(context(storage::validate_name("snapshot", bname), "the archive's base snapshot"));
   auto meta = snapshots_.info(name, bname);
   if (!meta)
     return fail(

@@ -481,6 +481,18 @@ TEST_F(SnapshotTest, BadArchivesAreRefusedAndLeaveNothing) {
   EXPECT_TRUE(contains(r.err, "template \"nosuch\"") && contains(r.err, "does not exist here")) << r;
   expect_nothing_left(before_c, before_t);
 
+  // Names from an archive or a request become path components: only valid names pass.
+  m = manifest;
+  m["template"]["name"] = "../../templates/busybox";
+  r = ctl({"import", crafted("badtemplate", {{"upper", 'd'}}, true, m), "n1"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "invalid template name")) << r;
+  expect_nothing_left(before_c, before_t);
+  auto h = http("POST", "/1.0/containers/c1/export",
+                json{{"file", dir_ + "/x.tar"}, {"incremental_from", "../../c1"}}.dump());
+  EXPECT_EQ(h.status, 400) << h.body.dump();
+  EXPECT_FALSE(path_exists(dir_ + "/x.tar"));
+
   // Not an export at all.
   std::string plain = dir_ + "/plain.tar";
   write_tar(plain, {{"etc", 'd'}, {"etc/passwd", 'f', "root:x:0:0::/:/bin/sh\n"}});
