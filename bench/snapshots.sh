@@ -20,6 +20,9 @@ cleanup() {
   for c in b1 b2; do "$ctl_bin" --socket "$sock" destroy "$c" --force >/dev/null 2>&1; done
   [ -n "$pid" ] && kill "$pid" && wait "$pid" 2>/dev/null
   rm -rf "$dir"
+  # The daemon's (empty) cgroup parent, in whichever hierarchies it was made.
+  find /sys/fs/cgroup -maxdepth 3 -type d -name "bulkhead-snapbench-$$" 2>/dev/null |
+    while read -r cg; do find "$cg" -depth -type d -exec rmdir {} \; 2>/dev/null; done
 }
 trap cleanup EXIT
 ctl() { "$ctl_bin" --socket "$sock" "$@"; }
