@@ -143,7 +143,8 @@ Status Extractor::whiteout(const std::string &parent, const std::string &name, c
 // Extended attributes of an entry that cannot be opened (symlink, whiteout): an overlay upper layer
 // keeps trusted.overlay.* on them. Set through the directory fd's /proc path with the l* calls,
 // which act on the last component itself.
-Status Extractor::set_link_xattrs(int dirfd, const std::string &name, const Entry &e, const std::string &path) {
+Status Extractor::set_link_xattrs(int dirfd, const std::string &name, const Entry &e,
+                                  const std::string &path) {
   if (!overlay_upper_ || e.xattrs.empty())
     return {};
   std::string at = fmt::format("/proc/self/fd/{}/{}", dirfd, name);

@@ -32,7 +32,7 @@ struct Entry {
   struct timespec mtime {};
   struct timespec atime {};
   std::string link; // symlink target (kept verbatim) or hardlink target (a path in the archive)
-  dev_t rdev = 0;    // device number of a character device (only 0/0, an overlay whiteout, is ever made)
+  dev_t rdev = 0;   // device number of a character device (only 0/0, an overlay whiteout, is ever made)
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 
