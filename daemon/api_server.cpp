@@ -240,7 +240,49 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
         });
   });
 
-  s.Get("/1.0/templates", [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.templates()); });
+  // Snapshots and backups (docs/snapshots.md).
+  auto op_reply = [](httplib::Response &res, const Result<std::shared_ptr<Operation>> &op) {
+    if (!op)
+      return reply_error(res, op.error());
+    reply(res, 202, (*op)->to_json());
+  };
+  s.Get(R"(/1.0/containers/([^/]+)/snapshots)", [&d](const httplib::Request &req, httplib::Response &res) {
+    answer(res, 200, d.snapshots(req.matches[1]));
+  });
+  s.Post(R"(/1.0/containers/([^/]+)/snapshots)",
+         [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+           auto body = parse_body(req);
+           if (!body)
+             return reply_error(res, body.error());
+           op_reply(res, d.create_snapshot(req.matches[1], *body));
+         });
+  s.Post(R"(/1.0/containers/([^/]+)/snapshots/([^/]+)/restore)",
+         [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+           op_reply(res, d.restore_snapshot(req.matches[1], req.matches[2]));
+         });
+  s.Delete(R"(/1.0/containers/([^/]+)/snapshots/([^/]+))",
+           [&d](const httplib::Request &req, httplib::Response &res) {
+             auto r = d.remove_snapshot(req.matches[1], req.matches[2]);
+             if (!r)
+               return reply_error(res, r.error());
+             reply(res, 200, json::object());
+           });
+  s.Post(R"(/1.0/containers/([^/]+)/export)",
+         [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+           auto body = parse_body(req);
+           if (!body)
+             return reply_error(res, body.error());
+           op_reply(res, d.export_container(req.matches[1], *body));
+         });
+  s.Post("/1.0/imports", [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    op_reply(res, d.import_container(*body));
+  });
+
+  s.Get("/1.0/templates",
+        [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.templates()); });
   s.Post("/1.0/templates", [&d](const httplib::Request &req, httplib::Response &res) {
     auto body = parse_body(req);
     if (!body)

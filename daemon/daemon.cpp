@@ -47,7 +47,7 @@ std::string self_dir() {
 
 Daemon::Daemon(DaemonOptions options)
     : options_(std::move(options)), records_(options_.root), templates_(options_.root),
-      networks_(options_.root) {
+      snapshots_(options_.root), networks_(options_.root) {
   if (options_.monitor_binary.empty()) {
     // A build tree keeps both binaries in one directory; an install puts bulkheadd in sbin/ and
     // the monitor in libexec/bulkhead/ (it is not a command for people).
@@ -79,6 +79,7 @@ Status Daemon::init() {
   if (::access(options_.monitor_binary.c_str(), X_OK) < 0)
     return failf_errno("the monitor binary {}", options_.monitor_binary);
   templates_.sweep_staging();
+  snapshots_.sweep_staging();
   BH_CHECK(networks_.init());
 
   if (options_.lxcfs) {

@@ -28,7 +28,12 @@
 #include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/record_store.hpp"
+#include "daemon/snapshot_store.hpp"
 #include "storage/template_store.hpp"
+
+namespace bulkhead::storage {
+class ExportReader;
+}
 
 namespace bulkhead::daemon {
 
@@ -82,6 +87,14 @@ public:
   // between allocation and the record's write) are given back.
   void reconcile_addresses();
 
+  // Snapshots and backups (daemon/daemon_snapshots.cpp, docs/snapshots.md).
+  Result<nlohmann::json> snapshots(const std::string &name);
+  Result<std::shared_ptr<Operation>> create_snapshot(const std::string &name, const nlohmann::json &request);
+  Result<std::shared_ptr<Operation>> restore_snapshot(const std::string &name, const std::string &snap);
+  Status remove_snapshot(const std::string &name, const std::string &snap);
+  Result<std::shared_ptr<Operation>> export_container(const std::string &name, const nlohmann::json &request);
+  Result<std::shared_ptr<Operation>> import_container(const nlohmann::json &request);
+
   std::string metrics();
   EventBus &events() { return events_; }
   Operations &operations() { return operations_; }
@@ -118,11 +131,19 @@ private:
   void supervise();
   void wake_supervisor();
   Runtime runtime() const;
+  Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
+                                            std::string *consistency);
+  Status restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op);
+  Status import_snapshot_locked(Entry &e, const std::string &snap, const std::string &id, int upper_fd);
+  Status import_full(storage::ExportReader &reader, const std::string &name, const ContainerConfig &config,
+                     Operation &op);
+  Status import_incremental(storage::ExportReader &reader, const std::string &name, Operation &op);
   nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl) const;
 
   DaemonOptions options_;
   RecordStore records_;
   storage::TemplateStore templates_;
+  SnapshotStore snapshots_;
   Networks networks_;
   EventBus events_;
   Operations operations_;

@@ -416,6 +416,7 @@ Status Daemon::destroy(const std::string &name, bool force) {
     if (auto r = (*disk)->detach(paths); !r)
       return fail("destroying " + name + ": " + r.error().text(), r.error().code);
   BH_CHECK(records_.remove(name));
+  (void)snapshots_.remove_all(name);
   release_nics(networks_, name, e->rec.config.nets);
   {
     std::lock_guard tl(table_mu_);

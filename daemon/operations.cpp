@@ -47,6 +47,11 @@ void Operation::set_progress(const std::string &stage, uint64_t done, uint64_t t
   updated_ms_ = now_unix_ms();
 }
 
+void Operation::set_metadata(nlohmann::json metadata) {
+  std::lock_guard lock(mu_);
+  metadata_ = std::move(metadata);
+}
+
 nlohmann::json Operation::to_json() const {
   std::lock_guard lock(mu_);
   int percent = total_ ? static_cast<int>(done_ * 100 / total_) : (status_ == "success" ? 100 : 0);
@@ -56,6 +61,7 @@ nlohmann::json Operation::to_json() const {
           {"progress", {{"stage", stage_}, {"done", done_}, {"total", total_}, {"percent", percent}}},
           {"error", error_},
           {"resource", resource_},
+          {"metadata", metadata_},
           {"created_at", created_ms_ / 1000},
           {"updated_at", updated_ms_ / 1000}};
 }

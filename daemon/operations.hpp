@@ -23,6 +23,8 @@ public:
   Operation(std::string id, std::string description, std::string resource);
 
   void set_progress(const std::string &stage, uint64_t done, uint64_t total);
+  // What a finished operation wants its client to know (an export's sizes), as "metadata".
+  void set_metadata(nlohmann::json metadata);
   const std::atomic<bool> &cancel_flag() const { return cancel_; }
   bool cancelled() const { return cancel_; }
   nlohmann::json to_json() const;
@@ -40,6 +42,7 @@ private:
   std::condition_variable cv_;
   std::string status_ = "running", stage_, error_;
   uint64_t done_ = 0, total_ = 0;
+  nlohmann::json metadata_ = nlohmann::json::object();
   int64_t created_ms_, updated_ms_;
   std::atomic<bool> cancel_{false};
 };

@@ -28,8 +28,6 @@ Error archive_failure(struct archive *a, const std::string &what) {
   return Error{code > 0 ? code : EINVAL, fmt::format("{}: {}", what, msg ? msg : "unknown libarchive error")};
 }
 
-namespace {
-
 Result<Entry> to_entry(struct archive_entry *ae, const std::string &what) {
   Entry e;
   const char *path = archive_entry_pathname(ae);
@@ -60,6 +58,7 @@ Result<Entry> to_entry(struct archive_entry *ae, const std::string &what) {
       break;
     case AE_IFCHR:
       e.kind = EntryKind::CharDevice;
+      e.rdev = archive_entry_rdev(ae);
       break;
     case AE_IFBLK:
       e.kind = EntryKind::BlockDevice;
@@ -91,6 +90,8 @@ Result<Entry> to_entry(struct archive_entry *ae, const std::string &what) {
   }
   return e;
 }
+
+namespace {
 
 // Copies the current entry's data into fd, sparse holes included (pwrite at libarchive's offsets).
 Status write_data(struct archive *a, int fd, int64_t size, const ImportContext &ctx,

@@ -11,6 +11,7 @@
 #include "storage/import_context.hpp"
 
 struct archive;
+struct archive_entry;
 
 namespace bulkhead::storage {
 
@@ -24,6 +25,9 @@ Result<ArchivePtr> new_tar_reader();
 
 // "what: <libarchive's message>" with libarchive's errno (EINVAL when it has none).
 Error archive_failure(struct archive *a, const std::string &what);
+
+// The Extractor's view of an archive entry (path not yet cleaned: Extractor::apply does that).
+Result<Entry> to_entry(struct archive_entry *ae, const std::string &what);
 
 // Extracts every entry of an opened reader. `done` reports the bytes consumed so far (for progress).
 Status extract_entries(struct archive *a, Extractor &x, ImportContext &ctx, const std::string &stage,

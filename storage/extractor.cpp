@@ -20,9 +20,9 @@ std::string join(const std::string &a, const std::string &b) { return a.empty() 
 // Ownership can only be given away by root; an unprivileged run (tests, rootless) keeps its own.
 bool can_chown() { return ::geteuid() == 0; }
 
-Status set_xattrs(int fd, const Entry &e, const std::string &path) {
+Status set_xattrs(int fd, const Entry &e, const std::string &path, bool overlay_upper) {
   for (const auto &[name, value] : e.xattrs) {
-    if (!xattr_allowed(name))
+    if (!xattr_allowed(name) && !(overlay_upper && name.starts_with("trusted.overlay.")))
       continue;
     if (::fsetxattr(fd, name.c_str(), value.data(), value.size(), 0) < 0) {
       if (errno == ENOTSUP || errno == EPERM)
@@ -34,12 +34,12 @@ Status set_xattrs(int fd, const Entry &e, const std::string &path) {
 }
 
 // Owner, then mode (chown clears setuid bits), then xattrs (chown clears security.capability).
-Status set_fd_metadata(int fd, const Entry &e, const std::string &path) {
+Status set_fd_metadata(int fd, const Entry &e, const std::string &path, bool overlay_upper = false) {
   if (can_chown() && ::fchown(fd, e.uid, e.gid) < 0)
     return failf_errno("entry {}: chown to {}:{}", path, e.uid, e.gid);
   if (::fchmod(fd, e.perm & 07777) < 0)
     return failf_errno("entry {}: chmod {:o}", path, e.perm & 07777);
-  return set_xattrs(fd, e, path);
+  return set_xattrs(fd, e, path, overlay_upper);
 }
 
 Status set_times_at(int dirfd, const std::string &name, const Entry &e, const std::string &path) {
@@ -140,13 +140,31 @@ Status Extractor::whiteout(const std::string &parent, const std::string &name, c
   return context(remove_tree_at(pfd->get(), target), fmt::format("entry {}: removing {}", entry, path));
 }
 
+// Extended attributes of an entry that cannot be opened (symlink, whiteout): an overlay upper layer
+// keeps trusted.overlay.* on them. Set through the directory fd's /proc path with the l* calls,
+// which act on the last component itself.
+Status Extractor::set_link_xattrs(int dirfd, const std::string &name, const Entry &e,
+                                  const std::string &path) {
+  if (!overlay_upper_ || e.xattrs.empty())
+    return {};
+  std::string at = fmt::format("/proc/self/fd/{}/{}", dirfd, name);
+  for (const auto &[key, value] : e.xattrs) {
+    if (!xattr_allowed(key) && !key.starts_with("trusted.overlay."))
+      continue;
+    if (::lsetxattr(at.c_str(), key.c_str(), value.data(), value.size(), 0) < 0 && errno != ENOTSUP &&
+        errno != EPERM)
+      return failf_errno("entry {}: setting extended attribute {}", path, key);
+  }
+  return {};
+}
+
 Status Extractor::apply_root(const Entry &e) {
   if (e.kind != EntryKind::Directory)
     return refuse(".", "the root of the rootfs must be a directory");
   UniqueFd fd(::openat(root_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd)
     return failf_errno("opening the staging rootfs");
-  BH_CHECK(set_fd_metadata(fd.get(), e, "."));
+  BH_CHECK(set_fd_metadata(fd.get(), e, ".", overlay_upper_));
   dir_times_[""] = {e.atime, e.mtime};
   return {};
 }
@@ -157,7 +175,8 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
     return apply_root(e);
   auto [parent, name] = split_last(path);
 
-  if (e.kind == EntryKind::CharDevice || e.kind == EntryKind::BlockDevice)
+  bool whiteout_node = overlay_upper_ && e.kind == EntryKind::CharDevice && e.rdev == 0;
+  if ((e.kind == EntryKind::CharDevice && !whiteout_node) || e.kind == EntryKind::BlockDevice)
     return refuse(path, "device nodes are refused (a container's /dev comes from the runtime)");
   if (e.kind == EntryKind::Socket)
     return {}; // a socket is only meaningful while its server runs
@@ -203,7 +222,7 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
       return failf_errno("entry {}: creating file", path);
     if (data)
       BH_CHECK(data(fd.get()));
-    BH_CHECK(set_fd_metadata(fd.get(), e, path));
+    BH_CHECK(set_fd_metadata(fd.get(), e, path, overlay_upper_));
     struct timespec ts[2] = {e.atime, e.mtime};
     if (::futimens(fd.get(), ts) < 0)
       return failf_errno("entry {}: setting times", path);
@@ -215,7 +234,7 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
     UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd)
       return failf_errno("entry {}: opening directory", path);
-    BH_CHECK(set_fd_metadata(fd.get(), e, path));
+    BH_CHECK(set_fd_metadata(fd.get(), e, path, overlay_upper_));
     dir_times_[path] = {e.atime, e.mtime};
     break;
   }
@@ -226,6 +245,7 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
       return failf_errno("entry {}: creating symlink to {}", path, e.link);
     if (can_chown() && ::fchownat(dirfd, name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0)
       return failf_errno("entry {}: chown to {}:{}", path, e.uid, e.gid);
+    BH_CHECK(set_link_xattrs(dirfd, name, e, path));
     BH_CHECK(set_times_at(dirfd, name, e, path));
     break;
   case EntryKind::Hardlink: {
@@ -248,7 +268,15 @@ Status Extractor::apply(const Entry &e, const DataFn &data) {
       return failf_errno("entry {}: chmod {:o}", path, e.perm & 07777);
     BH_CHECK(set_times_at(dirfd, name, e, path));
     break;
-  case EntryKind::CharDevice:
+  case EntryKind::CharDevice: { // an overlay whiteout (checked above)
+    if (::mknodat(dirfd, name.c_str(), S_IFCHR | (e.perm & 07777), 0) < 0)
+      return failf_errno("entry {}: creating whiteout", path);
+    if (can_chown() && ::fchownat(dirfd, name.c_str(), e.uid, e.gid, AT_SYMLINK_NOFOLLOW) < 0)
+      return failf_errno("entry {}: chown to {}:{}", path, e.uid, e.gid);
+    BH_CHECK(set_link_xattrs(dirfd, name, e, path));
+    BH_CHECK(set_times_at(dirfd, name, e, path));
+    break;
+  }
   case EntryKind::BlockDevice:
   case EntryKind::Socket:
     break; // handled above

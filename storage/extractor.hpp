@@ -32,6 +32,7 @@ struct Entry {
   struct timespec mtime {};
   struct timespec atime {};
   std::string link; // symlink target (kept verbatim) or hardlink target (a path in the archive)
+  dev_t rdev = 0;   // device number of a character device (only 0/0, an overlay whiteout, is ever made)
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 
@@ -42,7 +43,11 @@ class Extractor {
 public:
   // rootfs_fd: an O_RDONLY|O_DIRECTORY fd of the staging rootfs. layers: apply OCI whiteouts
   // (".wh.NAME" deletes NAME, ".wh..wh..opq" hides the lower content of its directory).
-  Extractor(int rootfs_fd, bool layers) : root_(rootfs_fd), layers_(layers) {}
+  // overlay_upper: the tree is an overlayfs upper layer (a snapshot, a container backup), so its
+  // whiteouts (character devices 0/0) and trusted.overlay.* attributes are content and are made;
+  // any other device node is still refused.
+  Extractor(int rootfs_fd, bool layers, bool overlay_upper = false)
+      : root_(rootfs_fd), layers_(layers), overlay_upper_(overlay_upper) {}
 
   // Starts a new layer: whiteouts only ever hide what earlier layers wrote.
   void begin_layer() { touched_.clear(); }
@@ -56,11 +61,13 @@ private:
   Result<UniqueFd> open_parent(const std::string &parent, const std::string &entry);
   Status whiteout(const std::string &parent, const std::string &name, const std::string &entry);
   Status apply_root(const Entry &e);
+  Status set_link_xattrs(int dirfd, const std::string &name, const Entry &e, const std::string &path);
   void touch(const std::string &path);
   bool touched(const std::string &path) const { return touched_.contains(path); }
 
   int root_;
   bool layers_;
+  bool overlay_upper_;
   std::unordered_set<std::string> touched_;                        // written in this layer + ancestors
   std::map<std::string, std::pair<timespec, timespec>> dir_times_; // path -> (atime, mtime)
 };

@@ -131,6 +131,23 @@ Result<TemplateInfo> TemplateStore::import(const std::string &name, const std::s
   return context(finish_import(staging, name, recorded, ctx), what);
 }
 
+Result<TemplateInfo> TemplateStore::import_entries(const std::string &name, const std::string &source,
+                                                   const FillFn &fill, const ProgressFn &progress,
+                                                   const std::atomic<bool> *cancel) {
+  BH_CHECK(validate_name("template", name));
+  std::string what = fmt::format("importing template {} from {}", name, source);
+  UniqueFd tdir = BH_TRY(context(open_templates_dir(dir_, true), what));
+  struct stat st {};
+  if (::fstatat(tdir.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0)
+    return fail(fmt::format("template {} already exists", name), EEXIST);
+  ImportContext ctx(progress, cancel);
+  Staging staging = BH_TRY(context(Staging::create(tdir.get(), dir_, name), what));
+  Extractor x(staging.rootfs_fd(), false);
+  BH_CHECK(context(fill(x), what));
+  BH_CHECK(context(x.finish(), what));
+  return context(finish_import(staging, name, source, ctx), what);
+}
+
 Result<std::vector<TemplateInfo>> TemplateStore::list() const {
   std::vector<TemplateInfo> out;
   for (const auto &n : entries_of(dir_)) {

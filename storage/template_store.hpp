@@ -19,6 +19,8 @@
 
 namespace bulkhead::storage {
 
+class Extractor;
+
 struct TemplateInfo {
   std::string name;
   std::string source;              // what it was imported from ("dir:/x", "tar:/x.tar.xz", "oci:/d:tag",
@@ -57,6 +59,11 @@ public:
   Result<TemplateInfo> debootstrap(const std::string &name, const std::string &suite,
                                    const std::string &mirror, const ProgressFn &progress,
                                    const std::atomic<bool> *cancel = nullptr);
+  // Makes template NAME from entries `fill` gives the Extractor (a container backup carrying its
+  // template), with import()'s staging, checks and metadata; `source` is what info.source records.
+  using FillFn = std::function<Status(Extractor &)>;
+  Result<TemplateInfo> import_entries(const std::string &name, const std::string &source, const FillFn &fill,
+                                      const ProgressFn &progress, const std::atomic<bool> *cancel = nullptr);
   Result<std::vector<TemplateInfo>> list() const;          // sorted by name
   Result<TemplateInfo> get(const std::string &name) const; // ENOENT: "template NAME does not exist"
   Status remove(const std::string &name);                  // the caller checks that no container uses it
