@@ -133,7 +133,7 @@ protected:
     }
   }
 
-  std::string upper(const std::string &name) { return root_ + "/containers/" + name + "/upper"; }
+  std::string upper(const std::string &name) { return root_ + "/containers/" + name + "/disk/upper"; }
 };
 
 } // namespace
