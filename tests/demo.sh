@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's first command: install dependencies, build and install bulkhead, run a demo OCI
 # container from a busybox-static rootfs, then the hosting face: bulkheadd + bulkheadctl with a
-# busybox system-container template, a daemon SIGKILL that leaves the container running.
+# busybox system-container template, a daemon SIGKILL that leaves the container running, a snapshot
+# restored, an export imported under a new name.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -19,6 +20,7 @@ cleanup() {
   bulkhead delete --force demo >/dev/null 2>&1 || true
   if [[ -n $daemon ]]; then
     bulkheadctl --socket "$host/bulkheadd.sock" destroy web1 --force >/dev/null 2>&1 || true
+    bulkheadctl --socket "$host/bulkheadd.sock" destroy web2 --force >/dev/null 2>&1 || true
     kill "$daemon" 2>/dev/null || true
     wait "$daemon" 2>/dev/null || true
   fi
@@ -82,6 +84,17 @@ ctl list
   echo "web1 did not keep its pid $pid across the daemon restart" >&2
   exit 1
 }
+ctl exec web1 -- sh -c 'echo "site v1" >/srv.txt'
+ctl snapshot create web1 before-upgrade
+ctl exec web1 -- rm /srv.txt
+ctl snapshot list web1
+ctl snapshot restore web1 before-upgrade
+ctl exec web1 -- cat /srv.txt
+ctl export web1 "$host/web1.tar.zst"
+ctl import "$host/web1.tar.zst" web2
+ctl start web2
+ctl exec web2 -- cat /srv.txt
+ctl destroy web2 --force
 ctl stop web1
 ctl destroy web1
 ctl template rm busybox
