@@ -321,7 +321,8 @@ Status Networks::remove(const std::string &name,
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());
-  BH_CHECK(remove_nat(name));
+  if (it->second.nat) // only then: a host without nf_tables can still remove plain networks
+    BH_CHECK(remove_nat(name));
   BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
   if (::unlink(record_path(name).c_str()) < 0 && errno != ENOENT)
     return failf_errno("removing {}", record_path(name));

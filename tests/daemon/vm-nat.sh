@@ -26,7 +26,9 @@ trap cleanup EXIT
 
 start_daemon() {
   # nsenter, not `ip netns exec`: the daemon keeps the VM's mount namespace.
-  in_host "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-nat >>"$work/bulkheadd.log" 2>&1 &
+  # Called directly (not through in_host), so $! is nsenter, which execs bulkheadd: the daemon's pid.
+  nsenter --net=/run/netns/$hostns "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-nat \
+    >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
@@ -73,9 +75,13 @@ step "table ip bulkhead_wan0: $rule; ip_forward $(in_host cat /proc/sys/net/ipv4
 reaches_neighbour "after start"
 
 step "SIGKILL bulkheadd and start it again"
+[[ $(cat /proc/$daemon/comm) == bulkheadd ]] || fail "pid $daemon is $(cat /proc/$daemon/comm), not bulkheadd"
+old_daemon=$daemon
 kill -9 "$daemon"
 wait "$daemon" 2>/dev/null || true
+! kill -0 "$old_daemon" 2>/dev/null || fail "bulkheadd $old_daemon survived SIGKILL"
 start_daemon
+step "bulkheadd $old_daemon killed, $daemon serving"
 [[ $(in_host nft list tables) == "table ip bulkhead_wan0" ]] || fail "tables after restart: $(in_host nft list tables)"
 reaches_neighbour "after the daemon restart"
 
