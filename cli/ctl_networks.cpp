@@ -19,7 +19,8 @@ void add_create(CLI::App &net, Action &chosen) {
   struct Args {
     std::string name, ipv4, ipv6;
     std::vector<std::string> dns;
-    bool bridge = false;
+    std::string uplink;
+    bool bridge = false, nat = false;
   };
   auto a = std::make_shared<Args>();
   auto *c = net.add_subcommand("create", "create a managed bridge network with the host-side addresses");
@@ -34,6 +35,9 @@ void add_create(CLI::App &net, Action &chosen) {
   c->add_option("--dns", a->dns,
                 "a nameserver for the containers' resolv.conf, repeatable (default: the bridge's addresses)")
       ->type_name("ADDR");
+  c->add_flag("--nat", a->nat, "masquerade the IPv4 subnet leaving the host (nftables table bulkhead_NAME)");
+  c->add_option("--uplink", a->uplink, "with --nat: masquerade only what leaves through this interface")
+      ->type_name("IFACE");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       json req = {{"name", a->name}, {"type", "bridge"}};
@@ -43,6 +47,10 @@ void add_create(CLI::App &net, Action &chosen) {
         req["ipv4"] = a->ipv4;
       if (!a->ipv6.empty())
         req["ipv6"] = a->ipv6;
+      if (a->nat)
+        req["nat"] = true;
+      if (!a->uplink.empty())
+        req["uplink"] = a->uplink;
       auto client = ctx.client();
       auto answer = client.post("/1.0/networks", req);
       if (!answer)

@@ -10,6 +10,7 @@
 
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
+#include "daemon/nat.hpp"
 #include "network/network.hpp"
 
 namespace bulkhead::daemon {
@@ -59,6 +60,26 @@ Result<net::Cidr> parse_host_cidr(const json &req, const char *key, int family) 
   return *c;
 }
 
+Status parse_nat(const json &req, NetworkRecord &n) {
+  if (req.contains("nat") && !req["nat"].is_null()) {
+    if (!req["nat"].is_boolean())
+      return fail(fmt::format("network {}: \"nat\" must be true or false", n.name), EINVAL);
+    n.nat = req["nat"].get<bool>();
+  }
+  if (req.contains("uplink") && !req["uplink"].is_null()) {
+    if (!req["uplink"].is_string())
+      return fail(fmt::format("network {}: \"uplink\" must be an interface name", n.name), EINVAL);
+    n.uplink = req["uplink"].get<std::string>();
+    if (!n.nat)
+      return fail(fmt::format("network {}: an uplink is only for a NATed network (--nat)", n.name), EINVAL);
+    if (auto r = check_uplink_name(n.uplink); !r)
+      return fail(fmt::format("network {}: {}", n.name, r.error().message), EINVAL);
+  }
+  if (n.nat && !n.ipv4)
+    return fail(fmt::format("network {}: --nat masquerades IPv4 and needs --ipv4", n.name), EINVAL);
+  return {};
+}
+
 } // namespace
 
 json to_json(const NetworkRecord &n) {
@@ -69,6 +90,8 @@ json to_json(const NetworkRecord &n) {
             {"created_unix", n.created_unix}};
   j["ipv4"] = n.ipv4 ? json(n.ipv4->str()) : json(nullptr);
   j["ipv6"] = n.ipv6 ? json(n.ipv6->str()) : json(nullptr);
+  j["nat"] = n.nat;
+  j["uplink"] = n.uplink.empty() ? json(nullptr) : json(n.uplink);
   j["dns"] = json::array();
   for (const auto &a : n.dns)
     j["dns"].push_back(a.str());
@@ -82,6 +105,9 @@ Result<NetworkRecord> network_from_json(const json &j) {
     n.bridge = j.at("bridge").get<std::string>();
     n.mtu = j.value("mtu", 0u);
     n.created_unix = j.value("created_unix", int64_t{0});
+    n.nat = j.value("nat", false);
+    if (j.contains("uplink") && j["uplink"].is_string())
+      n.uplink = j["uplink"].get<std::string>();
     for (auto [key, slot] : {std::pair{"ipv4", &n.ipv4}, std::pair{"ipv6", &n.ipv6}}) {
       if (!j.contains(key) || j[key].is_null())
         continue;
@@ -131,6 +157,10 @@ Status Networks::bring_up(const NetworkRecord &n, bool *created_bridge) {
     auto ipam = net::Ipam::open(ipam_path(n.name, (*c)->family()), **c, {(*c)->addr});
     if (!ipam)
       return tl::unexpected(ipam.error());
+  }
+  if (n.nat) {
+    undo.add([&n] { (void)remove_nat(n.name); });
+    BH_CHECK(apply_nat(n));
   }
   undo.commit();
   return {};
@@ -200,7 +230,7 @@ Result<json> Networks::create(const json &req) {
     return fail("a network request is a JSON object", EINVAL);
   for (auto it = req.begin(); it != req.end(); ++it)
     if (it.key() != "name" && it.key() != "type" && it.key() != "ipv4" && it.key() != "ipv6" &&
-        it.key() != "dns")
+        it.key() != "dns" && it.key() != "nat" && it.key() != "uplink")
       return fail(fmt::format("unknown field in a network request: {}", it.key()), EINVAL);
   if (!req.contains("name") || !req["name"].is_string())
     return fail("a network needs a \"name\"", EINVAL);
@@ -220,6 +250,7 @@ Result<json> Networks::create(const json &req) {
       return fail(fmt::format("network {}: {}", n.name, c.error().message), EINVAL);
     *slot = *c;
   }
+  BH_CHECK(parse_nat(req, n));
   if (req.contains("dns") && !req["dns"].is_null()) {
     if (!req["dns"].is_array())
       return fail(fmt::format("network {}: \"dns\" must be a list of addresses", n.name), EINVAL);
@@ -255,6 +286,8 @@ Result<json> Networks::create(const json &req) {
       if (auto nl = net::Netlink::open())
         (void)net::ensure_link_absent(*nl, n.bridge);
     });
+  if (n.nat)
+    undo.add([&n] { (void)remove_nat(n.name); });
   for (int family : {AF_INET, AF_INET6}) {
     std::string p = ipam_path(n.name, family);
     undo.add([p] {
@@ -288,6 +321,8 @@ Status Networks::remove(const std::string &name,
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());
+  if (it->second.nat) // only then: a host without nf_tables can still remove plain networks
+    BH_CHECK(remove_nat(name));
   BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
   if (::unlink(record_path(name).c_str()) < 0 && errno != ENOENT)
     return failf_errno("removing {}", record_path(name));

@@ -25,6 +25,8 @@ struct NetworkRecord {
   std::optional<net::Cidr> ipv6;
   std::vector<net::IpAddress> dns; // nameservers for containers; empty: the bridge's addresses
   unsigned mtu = 0;                // the bridge's MTU when it was made
+  bool nat = false;                // IPv4 masquerading (daemon/nat.hpp)
+  std::string uplink;              // with nat: only out of this interface; empty: any but the bridge
   int64_t created_unix = 0;
 };
 

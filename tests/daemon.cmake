@@ -3,10 +3,12 @@ add_executable(bulkhead_daemon_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/daemon_f
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/lifecycle_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/bad_input_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/generated_docs_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/api_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/exec_tty_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/network_test.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/snapshot_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/snapshot_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/nat_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/integration/harness.cpp)
+find_package(PkgConfig REQUIRED)
+pkg_check_modules(NFT_FOR_TESTS REQUIRED IMPORTED_TARGET libnftables)
 target_link_libraries(bulkhead_daemon_tests PRIVATE bulkhead_base nlohmann_json::nlohmann_json GTest::gtest_main
-                      PkgConfig::LIBARCHIVE)
+                      PkgConfig::LIBARCHIVE PkgConfig::NFT_FOR_TESTS)
 target_compile_definitions(bulkhead_daemon_tests PRIVATE
   BULKHEAD_BINARY="$<TARGET_FILE:bulkhead_cli>" BULKHEADD_BINARY="$<TARGET_FILE:bulkheadd>"
   BULKHEADCTL_BINARY="$<TARGET_FILE:bulkheadctl>"
