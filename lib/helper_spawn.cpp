@@ -44,7 +44,7 @@ struct Pipe {
 Result<Pipe> make_pipe() {
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0)
-    return failf_errno("pipe2: {}", std::strerror(errno));
+    return fail_errno("pipe2");
   return Pipe{UniqueFd(fds[0]), UniqueFd(fds[1])};
 }
 
@@ -68,7 +68,7 @@ Result<int> wait_pid(pid_t pid) {
   int status = 0;
   while (waitpid(pid, &status, 0) < 0) {
     if (errno != EINTR)
-      return failf_errno("waitpid {}: {}", pid, std::strerror(errno));
+      return failf_errno("waitpid {}", pid);
   }
   return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
 }
@@ -121,7 +121,7 @@ Result<HelperResult> run_helper(const std::vector<std::string> &argv, std::strin
   pid_t pid = -1;
   int rc = posix_spawn(&pid, cargv[0], &sa.actions, &sa.attr, cargv.data(), environ);
   if (rc != 0)
-    return fail(fmt::format("posix_spawn {}: {}", argv[0], std::strerror(rc)), rc);
+    return fail(fmt::format("posix_spawn {}", argv[0]), rc);
   in.read.reset();
   out.write.reset();
   err.write.reset();
