@@ -39,7 +39,8 @@ static const char config[] =
     "\"env\":[\"PATH=/bin\"],\"cwd\":\"/\",\"noNewPrivileges\":true},"
     "\"root\":{\"path\":\"rootfs\",\"readonly\":true},\"hostname\":\"agent\","
     "\"mounts\":[{\"destination\":\"/proc\",\"type\":\"proc\",\"source\":\"proc\"},"
-    "{\"destination\":\"/dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"mode=755\"]}],"
+    "{\"destination\":\"/"
+    "dev\",\"type\":\"tmpfs\",\"source\":\"tmpfs\",\"options\":[\"nosuid\",\"mode=755\"]}],"
     "\"linux\":{\"namespaces\":[{\"type\":\"pid\"},{\"type\":\"mount\"},{\"type\":\"ipc\"},"
     "{\"type\":\"uts\"},{\"type\":\"network\"}]}}";
 
@@ -55,7 +56,8 @@ static int write_file(const char *path, const char *text) {
 static int make_bundle(const char *tmp, char *bundle, size_t len) {
   char path[4096];
   snprintf(bundle, len, "%s/bundle", tmp);
-  const char *dirs[] = {"bundle", "bundle/rootfs", "bundle/rootfs/bin", "bundle/rootfs/proc", "bundle/rootfs/dev"};
+  const char *dirs[] = {"bundle", "bundle/rootfs", "bundle/rootfs/bin", "bundle/rootfs/proc",
+                        "bundle/rootfs/dev"};
   for (size_t i = 0; i < sizeof dirs / sizeof *dirs; i++) {
     snprintf(path, sizeof path, "%s/%s", tmp, dirs[i]);
     if (mkdir(path, 0755) != 0)

@@ -20,8 +20,7 @@ inline bulkhead_status ok() { return set_error(BULKHEAD_OK, ""); }
 // The extensible-struct rule of docs/abi.md (the kernel's clone3/openat2 rule): `size` must be at
 // least the first version's size; bytes beyond what this library knows must be zero. Copies what
 // is known into *out (fields the caller's older struct lacks stay zero).
-template <class T>
-bulkhead_status load_options(const T *in, size_t first_size, const char *what, T *out) {
+template <class T> bulkhead_status load_options(const T *in, size_t first_size, const char *what, T *out) {
   std::memset(out, 0, sizeof(T));
   out->size = sizeof(T);
   if (in == nullptr)
@@ -36,8 +35,8 @@ bulkhead_status load_options(const T *in, size_t first_size, const char *what, T
       if (extra[i] != 0)
         return set_error(BULKHEAD_E_VERSION,
                          std::string(what) + ": size " + std::to_string(in->size) +
-                             " has fields this library (ABI " + std::to_string(BULKHEAD_ABI_VERSION) +
-                             ", " + std::to_string(sizeof(T)) + " bytes) does not know, and they are set");
+                             " has fields this library (ABI " + std::to_string(BULKHEAD_ABI_VERSION) + ", " +
+                             std::to_string(sizeof(T)) + " bytes) does not know, and they are set");
   }
   std::memcpy(out, in, in->size < sizeof(T) ? in->size : sizeof(T));
   out->size = sizeof(T);

@@ -57,8 +57,8 @@ bulkhead_status state_action(bulkhead_client *c, const char *name, nlohmann::jso
 } // namespace bulkhead::abi
 
 using namespace bulkhead::abi;
-using bulkhead::daemon::ApiClient;
 using bulkhead::daemon::api_path;
+using bulkhead::daemon::ApiClient;
 
 BH_API bulkhead_status bulkhead_client_new(const bulkhead_client_options *options, bulkhead_client **out) {
   return guarded([&] {
@@ -131,8 +131,8 @@ BH_API bulkhead_status bulkhead_client_stop(bulkhead_client *c, const char *name
   });
 }
 
-BH_API bulkhead_status bulkhead_client_exec(bulkhead_client *c, const char *name, const bulkhead_exec_options *options,
-                                            int *exit_status) {
+BH_API bulkhead_status bulkhead_client_exec(bulkhead_client *c, const char *name,
+                                            const bulkhead_exec_options *options, int *exit_status) {
   return guarded([&] {
     if (auto s = check(c, name); s != BULKHEAD_OK)
       return s;

@@ -36,7 +36,8 @@ bulkhead_status check_rt_id(const bulkhead_runtime *rt, const char *id) {
 
 std::vector<std::string> base_argv(const bulkhead_runtime *rt) {
   // The helper's errors come back as JSON lines on fd 3 (helper_spawn.cpp), apart from the output.
-  std::vector<std::string> argv = {rt->binary, "--root", rt->root, "--log", "/dev/fd/3", "--log-format", "json"};
+  std::vector<std::string> argv = {rt->binary,  "--root",       rt->root, "--log",
+                                   "/dev/fd/3", "--log-format", "json"};
   if (rt->systemd_cgroup)
     argv.push_back("--systemd-cgroup");
   return argv;
@@ -59,8 +60,9 @@ std::string logged_error(const std::string &log) {
 
 // Runs the command. A logged error (or, unless allow_status, a nonzero exit) is BULKHEAD_E_FAILED
 // with the runtime's message. allow_status: run/exec, whose exit status is the process's answer.
-bulkhead_status run(const std::vector<std::string> &argv, std::string_view input, Stdio stdio, HelperResult *out,
-                    bool allow_status = false, const std::function<bool(std::string_view)> &on_line = {}) {
+bulkhead_status run(const std::vector<std::string> &argv, std::string_view input, Stdio stdio,
+                    HelperResult *out, bool allow_status = false,
+                    const std::function<bool(std::string_view)> &on_line = {}) {
   auto r = run_helper(argv, input, stdio, on_line);
   if (!r)
     return set_error(BULKHEAD_E_SPAWN, r.error().text());
@@ -182,8 +184,8 @@ BH_API bulkhead_status bulkhead_runtime_new(const bulkhead_runtime_options *opti
 
 BH_API void bulkhead_runtime_free(bulkhead_runtime *rt) { delete rt; }
 
-BH_API bulkhead_status bulkhead_create(bulkhead_runtime *rt, const char *id, const bulkhead_create_options *options,
-                                       int *pid_out) {
+BH_API bulkhead_status bulkhead_create(bulkhead_runtime *rt, const char *id,
+                                       const bulkhead_create_options *options, int *pid_out) {
   return guarded([&] {
     if (auto s = check_rt_id(rt, id); s != BULKHEAD_OK)
       return s;
@@ -235,7 +237,8 @@ BH_API bulkhead_status bulkhead_delete(bulkhead_runtime *rt, const char *id, int
   return guarded([&] { return force ? simple(rt, id, {"delete", "--force"}) : simple(rt, id, {"delete"}); });
 }
 
-BH_API bulkhead_status bulkhead_run(bulkhead_runtime *rt, const char *id, const bulkhead_create_options *create,
+BH_API bulkhead_status bulkhead_run(bulkhead_runtime *rt, const char *id,
+                                    const bulkhead_create_options *create,
                                     const bulkhead_run_options *run_options, int *exit_status) {
   return guarded([&] {
     if (auto s = check_rt_id(rt, id); s != BULKHEAD_OK)
@@ -255,7 +258,8 @@ BH_API bulkhead_status bulkhead_run(bulkhead_runtime *rt, const char *id, const 
       argv.push_back("--keep");
     argv.push_back(id);
     HelperResult h;
-    if (auto s = run(argv, "", r.detach ? Stdio::Null : Stdio::Inherit, &h, /*allow_status=*/!r.detach); s != BULKHEAD_OK)
+    if (auto s = run(argv, "", r.detach ? Stdio::Null : Stdio::Inherit, &h, /*allow_status=*/!r.detach);
+        s != BULKHEAD_OK)
       return s;
     if (exit_status != nullptr)
       *exit_status = h.exit_status;
@@ -263,8 +267,8 @@ BH_API bulkhead_status bulkhead_run(bulkhead_runtime *rt, const char *id, const 
   });
 }
 
-BH_API bulkhead_status bulkhead_exec(bulkhead_runtime *rt, const char *id, const bulkhead_exec_options *options,
-                                     int *exit_status) {
+BH_API bulkhead_status bulkhead_exec(bulkhead_runtime *rt, const char *id,
+                                     const bulkhead_exec_options *options, int *exit_status) {
   return guarded([&] {
     if (auto s = check_rt_id(rt, id); s != BULKHEAD_OK)
       return s;
@@ -274,7 +278,8 @@ BH_API bulkhead_status bulkhead_exec(bulkhead_runtime *rt, const char *id, const
       return s;
     HelperResult h;
     bool detach = options->detach != 0;
-    if (auto s = run(argv, "", detach ? Stdio::Null : Stdio::Inherit, &h, /*allow_status=*/!detach); s != BULKHEAD_OK)
+    if (auto s = run(argv, "", detach ? Stdio::Null : Stdio::Inherit, &h, /*allow_status=*/!detach);
+        s != BULKHEAD_OK)
       return s;
     if (exit_status != nullptr)
       *exit_status = h.exit_status;
@@ -290,7 +295,8 @@ BH_API bulkhead_status bulkhead_resume(bulkhead_runtime *rt, const char *id) {
   return guarded([&] { return simple(rt, id, {"resume"}); });
 }
 
-BH_API bulkhead_status bulkhead_update(bulkhead_runtime *rt, const char *id, const bulkhead_resources *resources) {
+BH_API bulkhead_status bulkhead_update(bulkhead_runtime *rt, const char *id,
+                                       const bulkhead_resources *resources) {
   return guarded([&] {
     if (auto s = check_rt_id(rt, id); s != BULKHEAD_OK)
       return s;
@@ -331,8 +337,9 @@ BH_API bulkhead_status bulkhead_stats(bulkhead_runtime *rt, const char *id, char
   });
 }
 
-BH_API bulkhead_status bulkhead_events(bulkhead_runtime *rt, const char *id, const bulkhead_events_options *options,
-                                       bulkhead_event_fn fn, void *user) {
+BH_API bulkhead_status bulkhead_events(bulkhead_runtime *rt, const char *id,
+                                       const bulkhead_events_options *options, bulkhead_event_fn fn,
+                                       void *user) {
   return guarded([&] {
     if (auto s = check_rt_id(rt, id); s != BULKHEAD_OK)
       return s;
@@ -342,7 +349,8 @@ BH_API bulkhead_status bulkhead_events(bulkhead_runtime *rt, const char *id, con
     if (auto s = load_options(options, kEventsV1, "bulkhead_events_options", &o); s != BULKHEAD_OK)
       return s;
     auto argv = base_argv(rt);
-    argv.insert(argv.end(), {"events", "--interval", std::to_string(o.interval_ms ? o.interval_ms : 5000) + "ms", id});
+    argv.insert(argv.end(),
+                {"events", "--interval", std::to_string(o.interval_ms ? o.interval_ms : 5000) + "ms", id});
     return run(argv, "", Stdio::Capture, nullptr, false, [&](std::string_view line) {
       if (line.empty())
         return true;

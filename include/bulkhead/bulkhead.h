@@ -41,10 +41,10 @@ int bulkhead_abi_version(void);
 const char *bulkhead_version(void);
 void bulkhead_free(void *p);
 
-#define BULKHEAD_INIT(var)                                                                          \
-  do {                                                                                              \
-    memset(&(var), 0, sizeof(var));                                                                 \
-    (var).size = sizeof(var);                                                                       \
+#define BULKHEAD_INIT(var)                                                                                   \
+  do {                                                                                                       \
+    memset(&(var), 0, sizeof(var));                                                                          \
+    (var).size = sizeof(var);                                                                                \
   } while (0)
 
 /* ---- runtime face (the OCI runtime, like the `bulkhead` CLI) ---- */
@@ -148,8 +148,8 @@ bulkhead_status bulkhead_client_start(bulkhead_client *c, const char *name);
 /* timeout_s 0: the daemon's default (30 s), then SIGKILL. */
 bulkhead_status bulkhead_client_stop(bulkhead_client *c, const char *name, int timeout_s);
 /* Runs args in the container (no terminal); exit_status is the process's. */
-bulkhead_status bulkhead_client_exec(bulkhead_client *c, const char *name, const bulkhead_exec_options *options,
-                                     int *exit_status);
+bulkhead_status bulkhead_client_exec(bulkhead_client *c, const char *name,
+                                     const bulkhead_exec_options *options, int *exit_status);
 
 #ifdef __cplusplus
 }

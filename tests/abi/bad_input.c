@@ -13,13 +13,13 @@
 
 static int failures;
 
-#define EXPECT(call, want, needle)                                                                  \
-  do {                                                                                              \
-    bulkhead_status got_ = (call);                                                                  \
-    const char *msg_ = bulkhead_last_error();                                                       \
-    int ok_ = got_ == (want) && strstr(msg_, (needle)) != NULL;                                     \
-    printf("%s %s -> %d \"%s\"\n", ok_ ? "ok    " : "FAILED", #call, (int)got_, msg_);               \
-    failures += !ok_;                                                                               \
+#define EXPECT(call, want, needle)                                                                           \
+  do {                                                                                                       \
+    bulkhead_status got_ = (call);                                                                           \
+    const char *msg_ = bulkhead_last_error();                                                                \
+    int ok_ = got_ == (want) && strstr(msg_, (needle)) != NULL;                                              \
+    printf("%s %s -> %d \"%s\"\n", ok_ ? "ok    " : "FAILED", #call, (int)got_, msg_);                       \
+    failures += !ok_;                                                                                        \
   } while (0)
 
 static int count_fds(void) {
@@ -123,8 +123,8 @@ int main(void) {
   errno = 0;
   pid_t child = waitpid(-1, NULL, WNOHANG);
   printf("%s state root entries %d, fds %d -> %d, waitpid %d (%s)\n",
-         entries == 0 && fds_after == fds_before && child < 0 && errno == ECHILD ? "ok    " : "FAILED", entries,
-         fds_before, fds_after, (int)child, strerror(errno));
+         entries == 0 && fds_after == fds_before && child < 0 && errno == ECHILD ? "ok    " : "FAILED",
+         entries, fds_before, fds_after, (int)child, strerror(errno));
   failures += !(entries == 0 && fds_after == fds_before && child < 0 && errno == ECHILD);
   rmdir(root);
   printf("%s: %d failure(s)\n", failures ? "FAIL" : "PASS", failures);
