@@ -1,0 +1,3 @@
+module bulkhead.example/abitest
+
+go 1.19
