@@ -7,7 +7,7 @@
 #  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon), and a
 #     Debian template container booting systemd (debootstrap'd once, cached; skipped with the reason
 #     printed when the Debian mirror is unreachable)
-#  6. disk quotas (ext4 image per container) in that VM (tests/daemon/run-vm-quota.sh)
+#  6. disk quotas (ext4 image per container), NAT, and the C ABI's agent example in that VM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -47,6 +47,14 @@ echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, 
 start=$(date +%s)
 bash tests/daemon/run-vm-quota.sh build || status=1
 echo "disk quota VM scenario took $(($(date +%s) - start)) s"
+echo "=== NAT in the VM: a container reaches a neighbour through the uplink, across a daemon SIGKILL"
+start=$(date +%s)
+bash tests/daemon/run-vm-nat.sh build || status=1
+echo "NAT VM scenario took $(($(date +%s) - start)) s"
+echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
+start=$(date +%s)
+bash tests/abi/run-vm-agent.sh build || status=1
+echo "C ABI agent VM run took $(($(date +%s) - start)) s"
 echo "=== a Debian template container boots systemd in the VM"
 start=$(date +%s)
 bash tests/daemon/run-vm-systemd.sh build || status=1
