@@ -17,26 +17,40 @@ std::string cell(const json &n, const char *key) {
 
 void add_create(CLI::App &net, Action &chosen) {
   struct Args {
-    std::string name, ipv4, ipv6;
+    std::string name, ipv4, ipv6, uplink;
     std::vector<std::string> dns;
-    bool bridge = false;
+    bool bridge = false, routed = false;
   };
   auto a = std::make_shared<Args>();
-  auto *c = net.add_subcommand("create", "create a managed bridge network with the host-side addresses");
+  auto *c = net.add_subcommand("create", "create a managed bridge network, or a routed one on an uplink");
   c->add_option("NAME", a->name, "the network's name (its bridge is bh-NAME; at most 12 characters)")
       ->required();
-  c->add_flag("--bridge", a->bridge, "a Linux bridge in the daemon's network namespace (the only type)")
-      ->required();
-  c->add_option("--ipv4", a->ipv4, "the bridge's IPv4 address and subnet, e.g. 198.18.77.1/24")
+  auto *bridge = c->add_flag("--bridge", a->bridge, "a Linux bridge in the daemon's network namespace");
+  c->add_flag("--routed", a->routed,
+              "routed NICs: /32 and /128 per container behind a veth, proxy ARP/NDP on the uplink")
+      ->excludes(bridge);
+  c->add_option("--uplink", a->uplink, "the host interface a routed network answers ARP/NDP on")
+      ->type_name("IFACE");
+  c->add_option("--ipv4", a->ipv4,
+                "the bridge's IPv4 address and subnet, e.g. 198.18.77.1/24 (routed: the containers' subnet)")
       ->type_name("ADDR/LEN");
-  c->add_option("--ipv6", a->ipv6, "the bridge's IPv6 address and subnet, e.g. fd42:77::1/64")
+  c->add_option("--ipv6", a->ipv6,
+                "the bridge's IPv6 address and subnet, e.g. fd42:77::1/64 (routed: the containers' subnet)")
       ->type_name("ADDR/LEN");
   c->add_option("--dns", a->dns,
                 "a nameserver for the containers' resolv.conf, repeatable (default: the bridge's addresses)")
       ->type_name("ADDR");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      json req = {{"name", a->name}, {"type", "bridge"}};
+      if (a->bridge == a->routed)
+        return report("network create: give --bridge or --routed");
+      if (a->routed && a->uplink.empty())
+        return report("network create: --routed needs --uplink IFACE");
+      if (!a->routed && !a->uplink.empty())
+        return report("network create: --uplink is for --routed networks");
+      json req = {{"name", a->name}, {"type", a->routed ? "routed" : "bridge"}};
+      if (a->routed)
+        req["uplink"] = a->uplink;
       if (!a->dns.empty())
         req["dns"] = a->dns;
       if (!a->ipv4.empty())
@@ -47,7 +61,10 @@ void add_create(CLI::App &net, Action &chosen) {
       auto answer = client.post("/1.0/networks", req);
       if (!answer)
         return report(answer.error());
-      fmt::print("created network {} (bridge {})\n", a->name, cell(*answer, "bridge"));
+      if (a->routed)
+        fmt::print("created network {} (routed on {})\n", a->name, cell(*answer, "uplink"));
+      else
+        fmt::print("created network {} (bridge {})\n", a->name, cell(*answer, "bridge"));
       return 0;
     };
   });
@@ -73,7 +90,8 @@ void add_list(CLI::App &net, Action &chosen) {
       std::vector<std::vector<std::string>> rows;
       for (const auto &n : *list)
         rows.push_back(
-            {cell(n, "name"), cell(n, "bridge"), cell(n, "ipv4"), cell(n, "ipv6"),
+            {cell(n, "name"), n.value("type", "") == "routed" ? "routed:" + cell(n, "uplink") : cell(n, "bridge"),
+             cell(n, "ipv4"), cell(n, "ipv6"),
              n.contains("mtu") && n["mtu"].is_number() ? std::to_string(n["mtu"].get<unsigned>()) : "-"});
       return write_out(render_table({"NAME", "BRIDGE", "IPV4", "IPV6", "MTU"}, rows)) ? 0 : 1;
     };
@@ -96,7 +114,7 @@ void add_rm(CLI::App &net, Action &chosen) {
 } // namespace
 
 void add_network_commands(CLI::App &app, Action &chosen) {
-  auto *net = app.add_subcommand("network", "manage bridge networks for containers");
+  auto *net = app.add_subcommand("network", "manage bridge and routed networks for containers");
   net->require_subcommand(1);
   add_create(*net, chosen);
   add_list(*net, chosen);

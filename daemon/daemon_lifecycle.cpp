@@ -11,6 +11,7 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/nic_host.hpp"
 #include "daemon/nic_setup.hpp"
 #include "daemon/monitor_launcher.hpp"
 #include "runtime/process_id.hpp"
@@ -248,6 +249,7 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.
     cleanup_leftovers_locked(e);
+    teardown_nics_host(networks_, e.rec.config.nets);
     s.want_running = false;
     s.state = "stopped";
     s.error = started.error().message;
@@ -323,7 +325,7 @@ Status Daemon::stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int tim
 }
 
 Result<json> Daemon::set(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot"}, "set"));
+  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot", "net_limits"}, "set"));
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
   ContainerConfig c = e->rec.config;
@@ -343,6 +345,8 @@ Result<json> Daemon::set(const std::string &name, const json &req) {
       return fail("\"onboot\" must be true or false", EINVAL);
     c.onboot = req["onboot"].get<bool>();
   }
+  if (req.contains("net_limits"))
+    BH_CHECK(set_nic_limits(c.nets, req["net_limits"], e->watch_fd && is_active(e->rec.status.state)));
   bool limits_changed = req.contains("memory") || req.contains("cpus") || req.contains("pids");
   if (limits_changed && e->watch_fd && !e->watching_init) {
     auto rt = runtime();

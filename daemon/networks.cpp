@@ -10,6 +10,7 @@
 
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
+#include "daemon/routed_network.hpp"
 #include "network/network.hpp"
 
 namespace bulkhead::daemon {
@@ -63,12 +64,14 @@ Result<net::Cidr> parse_host_cidr(const json &req, const char *key, int family) 
 
 json to_json(const NetworkRecord &n) {
   json j = {{"name", n.name},
-            {"type", "bridge"},
+            {"type", n.type},
             {"bridge", n.bridge},
             {"mtu", n.mtu},
             {"created_unix", n.created_unix}};
   j["ipv4"] = n.ipv4 ? json(n.ipv4->str()) : json(nullptr);
   j["ipv6"] = n.ipv6 ? json(n.ipv6->str()) : json(nullptr);
+  if (n.type == "routed")
+    j["uplink"] = n.uplink;
   j["dns"] = json::array();
   for (const auto &a : n.dns)
     j["dns"].push_back(a.str());
@@ -80,6 +83,8 @@ Result<NetworkRecord> network_from_json(const json &j) {
     NetworkRecord n;
     n.name = j.at("name").get<std::string>();
     n.bridge = j.at("bridge").get<std::string>();
+    n.type = j.value("type", std::string("bridge"));
+    n.uplink = j.value("uplink", std::string());
     n.mtu = j.value("mtu", 0u);
     n.created_unix = j.value("created_unix", int64_t{0});
     for (auto [key, slot] : {std::pair{"ipv4", &n.ipv4}, std::pair{"ipv6", &n.ipv6}}) {
@@ -109,6 +114,8 @@ std::string Networks::ipam_path(const std::string &name, int family) const {
 // Makes (or adopts) the bridge and its host addresses and opens the IPAM records. On failure a
 // bridge this call created is deleted again.
 Status Networks::bring_up(const NetworkRecord &n, bool *created_bridge) {
+  if (n.type == "routed")
+    return bring_up_routed(n, [this](const std::string &name, int family) { return ipam_path(name, family); });
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());
@@ -200,22 +207,27 @@ Result<json> Networks::create(const json &req) {
     return fail("a network request is a JSON object", EINVAL);
   for (auto it = req.begin(); it != req.end(); ++it)
     if (it.key() != "name" && it.key() != "type" && it.key() != "ipv4" && it.key() != "ipv6" &&
-        it.key() != "dns")
+        it.key() != "dns" && it.key() != "uplink")
       return fail(fmt::format("unknown field in a network request: {}", it.key()), EINVAL);
   if (!req.contains("name") || !req["name"].is_string())
     return fail("a network needs a \"name\"", EINVAL);
   NetworkRecord n;
   n.name = req["name"].get<std::string>();
   BH_CHECK(check_network_name(n.name));
-  if (req.contains("type") && req["type"] != "bridge")
-    return fail(fmt::format("network {}: type must be \"bridge\"", n.name), EINVAL);
-  n.bridge = "bh-" + n.name;
+  if (req.contains("type") && req["type"] != "bridge" && req["type"] != "routed")
+    return fail(fmt::format("network {}: type must be \"bridge\" or \"routed\"", n.name), EINVAL);
+  if (req.contains("type") && req["type"] == "routed")
+    BH_CHECK(parse_routed_request(req, n));
+  else if (req.contains("uplink"))
+    return fail(fmt::format("network {}: \"uplink\" is for routed networks", n.name), EINVAL);
+  else
+    n.bridge = "bh-" + n.name;
   n.mtu = 1500;
   for (auto [key, family, slot] :
        {std::tuple{"ipv4", AF_INET, &n.ipv4}, std::tuple{"ipv6", AF_INET6, &n.ipv6}}) {
     if (!req.contains(key) || req[key].is_null())
       continue;
-    auto c = parse_host_cidr(req, key, family);
+    auto c = n.type == "routed" ? parse_routed_subnet(req, key, family) : parse_host_cidr(req, key, family);
     if (!c)
       return fail(fmt::format("network {}: {}", n.name, c.error().message), EINVAL);
     *slot = *c;
@@ -265,7 +277,7 @@ Result<json> Networks::create(const json &req) {
   if (!fail_up)
     return fail(fmt::format("network {}: {}", n.name, fail_up.error().message), fail_up.error().code);
   if (auto nl = net::Netlink::open(); nl)
-    if (auto l = net::get_link(*nl, n.bridge); l)
+    if (auto l = net::get_link(*nl, n.type == "routed" ? n.uplink : n.bridge); l)
       n.mtu = l->mtu;
   BH_CHECK(write_file_durable(record_path(n.name), to_json(n).dump(2) + "\n", 0600));
   undo.commit();
@@ -288,7 +300,8 @@ Status Networks::remove(const std::string &name,
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());
-  BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
+  if (!it->second.bridge.empty())
+    BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
   if (::unlink(record_path(name).c_str()) < 0 && errno != ENOENT)
     return failf_errno("removing {}", record_path(name));
   for (int family : {AF_INET, AF_INET6}) {

@@ -20,8 +20,10 @@ namespace bulkhead::daemon {
 
 struct NetworkRecord {
   std::string name;
-  std::string bridge;            // "bh-" + name
-  std::optional<net::Cidr> ipv4; // the bridge's address in its subnet
+  std::string type = "bridge";   // "bridge" or "routed" (daemon/routed_network.hpp)
+  std::string bridge;            // "bh-" + name; empty for a routed network
+  std::string uplink;            // routed: the host link that answers ARP/NDP for the containers
+  std::optional<net::Cidr> ipv4; // the bridge's address in its subnet; routed: the containers' subnet
   std::optional<net::Cidr> ipv6;
   std::vector<net::IpAddress> dns; // nameservers for containers; empty: the bridge's addresses
   unsigned mtu = 0;                // the bridge's MTU when it was made
