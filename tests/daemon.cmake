@@ -3,6 +3,7 @@ add_executable(bulkhead_daemon_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/daemon_f
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/lifecycle_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/bad_input_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/generated_docs_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/api_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/exec_tty_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/network_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/routed_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/integration/harness.cpp)
 target_link_libraries(bulkhead_daemon_tests PRIVATE bulkhead_base nlohmann_json::nlohmann_json GTest::gtest_main)
 target_compile_definitions(bulkhead_daemon_tests PRIVATE
