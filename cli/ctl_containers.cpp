@@ -75,7 +75,8 @@ Result<json> parse_net(const std::string &text) {
     bool known = key == "ipv4" || key == "ipv6" || key == "ingress" || key == "egress";
     if (eq == std::string::npos || !known || eq + 1 == kv.size())
       return fail("--net " + text +
-                  ": expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, egress=RATE), got \"" + kv + "\"");
+                  ": expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, egress=RATE), got \"" + kv +
+                  "\"");
     nic[key] = kv.substr(eq + 1);
     if (comma == std::string::npos)
       break;
@@ -314,8 +315,8 @@ void add_set(CLI::App &app, Action &chosen) {
       if (a->onboot || a->no_onboot)
         req["onboot"] = a->onboot;
       if (req.empty())
-        return report(
-            "set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot, --no-onboot or --net-limit");
+        return report("set: nothing to change: give --memory, --cpus, --pids, --restart, --onboot, "
+                      "--no-onboot or --net-limit");
       auto client = ctx.client();
       auto answer = client.patch(api_path("/1.0/containers/", a->name), req);
       return answer ? 0 : report(answer.error());

@@ -90,7 +90,8 @@ void add_list(CLI::App &net, Action &chosen) {
       std::vector<std::vector<std::string>> rows;
       for (const auto &n : *list)
         rows.push_back(
-            {cell(n, "name"), n.value("type", "") == "routed" ? "routed:" + cell(n, "uplink") : cell(n, "bridge"),
+            {cell(n, "name"),
+             n.value("type", "") == "routed" ? "routed:" + cell(n, "uplink") : cell(n, "bridge"),
              cell(n, "ipv4"), cell(n, "ipv6"),
              n.contains("mtu") && n["mtu"].is_number() ? std::to_string(n["mtu"].get<unsigned>()) : "-"});
       return write_out(render_table({"NAME", "BRIDGE", "IPV4", "IPV6", "MTU"}, rows)) ? 0 : 1;

@@ -79,8 +79,13 @@ json to_json(const ContainerConfig &c) {
   if (!c.nets.empty()) {
     json nets = json::array();
     for (const auto &n : c.nets)
-      nets.push_back({{"network", n.network}, {"name", n.name}, {"host_name", n.host_name},
-                      {"ipv4", n.ipv4}, {"ipv6", n.ipv6}, {"mac", n.mac}, {"ingress", n.ingress},
+      nets.push_back({{"network", n.network},
+                      {"name", n.name},
+                      {"host_name", n.host_name},
+                      {"ipv4", n.ipv4},
+                      {"ipv6", n.ipv6},
+                      {"mac", n.mac},
+                      {"ingress", n.ingress},
                       {"egress", n.egress}});
     out["nets"] = nets;
   }

@@ -11,9 +11,9 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/monitor_launcher.hpp"
 #include "daemon/nic_host.hpp"
 #include "daemon/nic_setup.hpp"
-#include "daemon/monitor_launcher.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
 

@@ -115,7 +115,8 @@ std::string Networks::ipam_path(const std::string &name, int family) const {
 // bridge this call created is deleted again.
 Status Networks::bring_up(const NetworkRecord &n, bool *created_bridge) {
   if (n.type == "routed")
-    return bring_up_routed(n, [this](const std::string &name, int family) { return ipam_path(name, family); });
+    return bring_up_routed(n,
+                           [this](const std::string &name, int family) { return ipam_path(name, family); });
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());

@@ -200,8 +200,8 @@ Status set_mac(Netlink &nl, std::string_view name, std::string_view mac) {
   unsigned v[6];
   char tail = 0;
   std::string text(mac);
-  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5], &tail) !=
-          6 ||
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &tail) != 6 ||
       text.size() != 17)
     return failf("MAC address '{}' for {}: expected aa:bb:cc:dd:ee:ff", mac, name);
   for (int i = 0; i < 6; ++i)

@@ -69,7 +69,7 @@ check_rate() { # MEASURED CAP WHERE
 
 ip netns add bhd
 ip netns add bhnb
-set -x
+set -x # the uplink and the neighbour
 ip -n bhd link set lo up
 ip -n bhnb link set lo up
 ip -n bhd link add up0 type veth peer name eth0 netns bhnb
@@ -106,8 +106,8 @@ step "bridge: b1 <-> b2 over IPv4 and IPv6, and the bridge address: ok"
 
 ctl create r1 --template busybox --net wan,egress=10mbit --start >/dev/null || fail "create r1"
 r1=$(ctl info r1 --json | jq -c '.nics[0] | {ipv4, ipv6, mac, egress}')
-ip netns exec bhnb ping -c 1 -W 5 198.18.40.65 >/dev/null || fail "the neighbour cannot reach r1 over IPv4"
-ip netns exec bhnb ping -c 1 -W 5 fd00:40::101 >/dev/null || fail "the neighbour cannot reach r1 over IPv6"
+ip netns exec bhnb "$work/rootfs/bin/busybox" ping -c 1 -W 5 198.18.40.65 >/dev/null || fail "the neighbour cannot reach r1 over IPv4"
+ip netns exec bhnb "$work/rootfs/bin/busybox" ping -c 1 -W 5 fd00:40::101 >/dev/null || fail "the neighbour cannot reach r1 over IPv6"
 pings r1 198.18.40.100 fd00:40::ff
 step "routed: r1 $r1 reachable from the neighbour over IPv4 and IPv6, and reaches it: ok"
 
@@ -118,8 +118,8 @@ step "egress cap measured"
 kill -9 "$daemon"
 wait "$daemon" 2>/dev/null || true
 start_daemon
-ip netns exec bhnb ping -c 1 -W 5 198.18.40.65 >/dev/null || fail "after restart: the neighbour cannot reach r1"
-ip netns exec bhnb ping -c 1 -W 5 fd00:40::101 >/dev/null || fail "after restart: the neighbour cannot reach r1 (IPv6)"
+ip netns exec bhnb "$work/rootfs/bin/busybox" ping -c 1 -W 5 198.18.40.65 >/dev/null || fail "after restart: the neighbour cannot reach r1"
+ip netns exec bhnb "$work/rootfs/bin/busybox" ping -c 1 -W 5 fd00:40::101 >/dev/null || fail "after restart: the neighbour cannot reach r1 (IPv6)"
 pings b1 198.18.41.3 fd00:41::3
 rate=$(measure_egress r1)
 check_rate "$rate" 10000000 "after a daemon SIGKILL + restart"
