@@ -43,7 +43,8 @@ pings() { # FROM TO...
 # after 1 s of warm-up while busybox nc streams zeros; prints bit/s.
 measure_egress() { # CONTAINER
   local bb=$work/rootfs/bin/busybox
-  innb "$bb" nc -l -p 5001 >/dev/null &
+  # The listener's stdin stays open (busybox nc quits at EOF on stdin); the sleep outlasts the window.
+  sleep 8 | innb "$bb" nc -l -p 5001 >/dev/null &
   local recv=$!
   sleep 0.5
   ctl exec "$1" -- sh -c 'dd if=/dev/zero bs=64k count=100000 2>/dev/null | nc 198.18.40.100 5001' \
