@@ -66,6 +66,8 @@ Result<UniqueFd> open_pidfd(pid_t pid) {
 net::ShapeOptions shape_for(const net::Rate &rate) {
   net::ShapeOptions o;
   o.burst_bytes = static_cast<uint32_t>(std::max<uint64_t>(32 * 1024, rate.bytes_per_second() / 10));
+  o.latency_ms = 200; // a queue deep enough that TCP over a slow path is not cut back by tail drops
+
   return o;
 }
 
