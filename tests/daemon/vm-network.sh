@@ -115,8 +115,6 @@ step "routed: r1 $r1 reachable from the neighbour over IPv4 and IPv6, and reache
 rate_failures=()
 rate=$(measure_egress r1)
 check_rate "$rate" 10000000 "after start"
-rate=$(measure_egress r1)
-check_rate "$rate" 10000000 "again, before the restart"
 tc -n bhd -s qdisc show dev "$(ip -n bhd -o link | grep -o 'bhifb[0-9]*' | head -1)" | head -3
 step "egress cap measured"
 
