@@ -76,12 +76,13 @@ struct CreateArgs {
   bool onboot = false, start = false;
 };
 
-// --net NAME[:ipv4=A][,ipv6=B] as the API's NIC object.
+// --net NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] as the API's NIC object (the caps
+// may also follow NAME directly: NAME,ingress=20mbit).
 Result<json> parse_net(const std::string &text) {
-  auto colon = text.find(':');
+  auto colon = text.find_first_of(":,");
   json nic = {{"network", text.substr(0, colon)}};
   if (nic["network"].get<std::string>().empty())
-    return fail("--net " + text + ": give NAME[:ipv4=A][,ipv6=B]");
+    return fail("--net " + text + ": give NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
   if (colon == std::string::npos)
     return nic;
   std::string rest = text.substr(colon + 1);
@@ -91,14 +92,42 @@ Result<json> parse_net(const std::string &text) {
     std::string kv = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
     auto eq = kv.find('=');
     std::string key = kv.substr(0, eq);
-    if (eq == std::string::npos || (key != "ipv4" && key != "ipv6") || eq + 1 == kv.size())
-      return fail("--net " + text + ": expected ipv4=ADDRESS or ipv6=ADDRESS, got \"" + kv + "\"");
+    bool known = key == "ipv4" || key == "ipv6" || key == "ingress" || key == "egress";
+    if (eq == std::string::npos || !known || eq + 1 == kv.size())
+      return fail("--net " + text +
+                  ": expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, egress=RATE), got \"" + kv +
+                  "\"");
     nic[key] = kv.substr(eq + 1);
     if (comma == std::string::npos)
       break;
     pos = comma + 1;
   }
   return nic;
+}
+
+// --net-limit [NIC:]ingress=RATE,egress=RATE as {"nic"?, "ingress"?, "egress"?}; the daemon
+// checks the rates.
+Result<json> parse_net_limit(const std::string &text) {
+  json limit = json::object();
+  std::string rest = text;
+  if (auto colon = text.find(':'); colon != std::string::npos) {
+    limit["nic"] = text.substr(0, colon);
+    rest = text.substr(colon + 1);
+  }
+  size_t pos = 0;
+  while (pos <= rest.size()) {
+    auto comma = rest.find(',', pos);
+    std::string kv = rest.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
+    auto eq = kv.find('=');
+    std::string key = kv.substr(0, eq);
+    if (eq == std::string::npos || (key != "ingress" && key != "egress") || eq + 1 == kv.size())
+      return fail("--net-limit " + text + ": expected [NIC:]ingress=RATE,egress=RATE, got \"" + kv + "\"");
+    limit[key] = kv.substr(eq + 1);
+    if (comma == std::string::npos)
+      break;
+    pos = comma + 1;
+  }
+  return limit;
 }
 
 int create(Context &ctx, const CreateArgs &a) {
@@ -150,9 +179,9 @@ void add_create(CLI::App &app, Action &chosen) {
   c->add_option("--hostname", a->hostname, "hostname inside the container (default: NAME)")->type_name("H");
   c->add_option("--env", a->env, "environment of init, repeatable")->type_name("K=V")->check(env_validator());
   c->add_option("--net", a->nets,
-                "a NIC on a bridge network (eth0, eth1, ... in order), repeatable; addresses are "
-                "allocated unless given")
-      ->type_name("NAME[:ipv4=A][,ipv6=B]");
+                "a NIC on a bridge or routed network (eth0, eth1, ... in order), repeatable; addresses are "
+                "allocated unless given; ingress/egress cap the container's download/upload (tc rates)")
+      ->type_name("NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
   c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--start", a->start, "start it once created");
   // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.
@@ -283,6 +312,7 @@ void add_set(CLI::App &app, Action &chosen) {
   struct Args {
     std::string name;
     Limits limits;
+    std::vector<std::string> net_limits;
     bool onboot = false, no_onboot = false;
   };
   auto a = std::make_shared<Args>();
@@ -291,15 +321,24 @@ void add_set(CLI::App &app, Action &chosen) {
   add_limit_flags(c, a->limits, true);
   auto *on = c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--no-onboot", a->no_onboot, "do not start it when bulkheadd starts")->excludes(on);
+  c->add_option("--net-limit", a->net_limits,
+                "bandwidth caps of a NIC (default eth0), live when running; 'none' removes one; repeatable")
+      ->type_name("[NIC:]ingress=RATE,egress=RATE");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       json req = json::object();
       put_limits(req, a->limits);
+      for (const auto &text : a->net_limits) {
+        auto limit = parse_net_limit(text);
+        if (!limit)
+          return report(limit.error());
+        req["net_limits"].push_back(*limit);
+      }
       if (a->onboot || a->no_onboot)
         req["onboot"] = a->onboot;
       if (req.empty())
-        return report("set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or "
-                      "--no-onboot");
+        return report("set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot, "
+                      "--no-onboot or --net-limit");
       auto client = ctx.client();
       auto answer = client.patch(api_path("/1.0/containers/", a->name), req);
       return answer ? 0 : report(answer.error());

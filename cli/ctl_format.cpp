@@ -170,7 +170,11 @@ std::string container_view(const json &c) {
       for (const char *k : {"ipv4", "ipv6"})
         if (n.contains(k) && n[k].is_string())
           v += " " + n[k].get<std::string>();
-      kv.emplace_back(text(n, "name"), v + " (host end " + text(n, "host_name") + ")");
+      v += " (host end " + text(n, "host_name") + ")";
+      for (const char *k : {"ingress", "egress"})
+        if (n.contains(k) && n[k].is_string())
+          v += std::string(" ") + k + " " + n[k].get<std::string>();
+      kv.emplace_back(text(n, "name"), v);
     }
   kv.emplace_back("memory", memory_column(c));
   std::string cpus = limits.is_object() && limits.contains("cpus") && limits["cpus"].is_number()

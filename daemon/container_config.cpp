@@ -84,8 +84,14 @@ json to_json(const ContainerConfig &c) {
   if (!c.nets.empty()) {
     json nets = json::array();
     for (const auto &n : c.nets)
-      nets.push_back({{"network", n.network}, {"name", n.name}, {"host_name", n.host_name},
-                      {"ipv4", n.ipv4}, {"ipv6", n.ipv6}, {"mac", n.mac}});
+      nets.push_back({{"network", n.network},
+                      {"name", n.name},
+                      {"host_name", n.host_name},
+                      {"ipv4", n.ipv4},
+                      {"ipv6", n.ipv6},
+                      {"mac", n.mac},
+                      {"ingress", n.ingress},
+                      {"egress", n.egress}});
     out["nets"] = nets;
   }
   return out;
@@ -147,7 +153,8 @@ Result<ContainerConfig> config_from_json(const json &j) {
       for (const auto &n : *it)
         c.nets.push_back({n.at("network").get<std::string>(), n.at("name").get<std::string>(),
                           n.value("host_name", std::string()), n.value("ipv4", std::string()),
-                          n.value("ipv6", std::string()), n.value("mac", std::string())});
+                          n.value("ipv6", std::string()), n.value("mac", std::string()),
+                          n.value("ingress", std::string()), n.value("egress", std::string())});
   } catch (const json::exception &e) {
     return fail(std::string("container config: ") + e.what(), EINVAL);
   }

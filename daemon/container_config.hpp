@@ -41,7 +41,9 @@ struct NicConfig {
   std::string host_name; // the host end of the veth, <= 15 characters
   std::string ipv4;      // "198.18.77.2/24" (the network's prefix), empty: none
   std::string ipv6;
-  std::string mac;       // the container end's address in its last start (random per start)
+  std::string mac;     // the container end's address: derived from container name + index at create
+  std::string ingress; // the container's download cap as a tc rate ("20mbit"), empty: none
+  std::string egress;  // its upload cap
 };
 
 struct ContainerConfig {

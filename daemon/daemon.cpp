@@ -19,6 +19,7 @@
 #include "bulkhead/io.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/lxcfs.hpp"
+#include "daemon/nic_host.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
 
@@ -158,6 +159,7 @@ void Daemon::adopt(const EntryPtr &e) {
           s.state = "running";
       }
       watch_locked(*e, std::move(*fd), false);
+      readopt_nics_locked(*e);
       (void)save_locked(*e);
       return;
     }
@@ -167,6 +169,7 @@ void Daemon::adopt(const EntryPtr &e) {
     if (auto fd = runtime::open_pidfd(init); fd) {
       s.error = "the container's monitor died: console and logs are unavailable until it restarts";
       watch_locked(*e, std::move(*fd), true);
+      readopt_nics_locked(*e);
       (void)save_locked(*e);
       return;
     }
@@ -311,6 +314,8 @@ void Daemon::handle_exit(const EntryPtr &ep) {
   }
   ::unlink(paths.exit_file.c_str());
   ::unlink(paths.monitor_state.c_str());
+  // What outlives the container's netns: IFBs, proxy NDP entries (and a lingering host end).
+  teardown_nics_host(networks_, e.rec.config.nets);
   int64_t ran_ms = s.started_unix_ms ? now_unix_ms() - s.started_unix_ms : 0;
   s.last_exit = exit;
   s.monitor_pid = 0;

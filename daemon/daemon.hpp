@@ -128,6 +128,7 @@ private:
   void adopt(const EntryPtr &e);
   void handle_exit(const EntryPtr &e);
   void cleanup_leftovers_locked(Entry &e);
+  void readopt_nics_locked(Entry &e); // daemon_nics.cpp
   void supervise();
   void wake_supervisor();
   Runtime runtime() const;

@@ -12,8 +12,9 @@
 #include "bulkhead/io.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
-#include "daemon/nic_setup.hpp"
 #include "daemon/monitor_launcher.hpp"
+#include "daemon/nic_host.hpp"
+#include "daemon/nic_setup.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
 
@@ -124,7 +125,8 @@ Result<json> Daemon::create(const json &req) {
   c.template_name = BH_TRY(string_field(req, "template"));
   auto tmpl = templates_.get(c.template_name);
   if (!tmpl)
-    return fail("template \"" + c.template_name + "\" does not exist", ENOENT == tmpl.error().code ? EINVAL : EINVAL);
+    return fail("template \"" + c.template_name + "\" does not exist",
+                ENOENT == tmpl.error().code ? EINVAL : EINVAL);
   if (req.contains("memory"))
     c.limits.memory_bytes = BH_TRY(memory_field(req["memory"]));
   if (req.contains("cpus"))
@@ -258,12 +260,14 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
   s.state = "starting";
   s.error.clear();
   BH_CHECK(save_locked(e));
-  auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms,
-                                [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
+  auto started =
+      launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms,
+                     [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.
     cleanup_leftovers_locked(e);
+    teardown_nics_host(networks_, e.rec.config.nets);
     s.want_running = false;
     s.state = "stopped";
     s.error = started.error().message;
@@ -272,7 +276,8 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     return fail("starting " + name + ": " + started.error().message, started.error().code);
   }
   s.monitor_pid = started->monitor_pid;
-  s.monitor_start_time = runtime::read_proc_stat(started->monitor_pid).value_or(runtime::ProcStat{}).start_time;
+  s.monitor_start_time =
+      runtime::read_proc_stat(started->monitor_pid).value_or(runtime::ProcStat{}).start_time;
   s.init_pid = started->init_pid;
   s.init_start_time = started->init_start_time;
   s.started_unix_ms = now_unix_ms();
@@ -339,7 +344,8 @@ Status Daemon::stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int tim
 }
 
 Result<json> Daemon::set(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(req, {"memory", "cpus", "pids", "restart", "onboot", "disk", "disk_inodes"}, "set"));
+  BH_CHECK(check_fields(
+      req, {"memory", "cpus", "pids", "restart", "onboot", "disk", "disk_inodes", "net_limits"}, "set"));
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
   ContainerConfig c = e->rec.config;
@@ -364,6 +370,8 @@ Result<json> Daemon::set(const std::string &name, const json &req) {
   std::optional<uint64_t> disk_bytes;
   if (req.contains("disk"))
     disk_bytes = BH_TRY(disk_bytes_field(req["disk"]));
+  if (req.contains("net_limits"))
+    BH_CHECK(set_nic_limits(c.nets, req["net_limits"], e->watch_fd && is_active(e->rec.status.state)));
   bool limits_changed = req.contains("memory") || req.contains("cpus") || req.contains("pids");
   if (limits_changed && e->watch_fd && !e->watching_init) {
     auto rt = runtime();
@@ -404,7 +412,8 @@ Status Daemon::destroy(const std::string &name, bool force) {
   std::unique_lock lock(e->mu);
   if (is_active(e->rec.status.state)) {
     if (!force)
-      return fail("container \"" + name + "\" is " + e->rec.status.state + "; stop it first or use --force", EBUSY);
+      return fail("container \"" + name + "\" is " + e->rec.status.state + "; stop it first or use --force",
+                  EBUSY);
     BH_CHECK(stop_locked(*e, lock, 0));
   }
   e->restart_at_ms = 0;
@@ -438,18 +447,20 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   auto e = BH_TRY(get(name));
   std::string resource = "/1.0/containers/" + name;
   if (action == "start")
-    return operations_.start("Starting container " + name, resource, [this, name](Operation &) { return start(name); });
+    return operations_.start("Starting container " + name, resource,
+                             [this, name](Operation &) { return start(name); });
   if (action == "stop")
     return operations_.start("Stopping container " + name, resource,
                              [this, name, timeout](Operation &) { return stop(name, timeout); });
   if (action == "restart")
-    return operations_.start("Restarting container " + name, resource, [this, name, timeout](Operation &) -> Status {
-      auto e = BH_TRY(get(name));
-      std::unique_lock lock(e->mu);
-      if (e->watch_fd || e->restart_at_ms)
-        BH_CHECK(stop_locked(*e, lock, timeout));
-      return start_locked(*e, lock);
-    });
+    return operations_.start("Restarting container " + name, resource,
+                             [this, name, timeout](Operation &) -> Status {
+                               auto e = BH_TRY(get(name));
+                               std::unique_lock lock(e->mu);
+                               if (e->watch_fd || e->restart_at_ms)
+                                 BH_CHECK(stop_locked(*e, lock, timeout));
+                               return start_locked(*e, lock);
+                             });
   if (action == "freeze" || action == "unfreeze") {
     bool freeze = action == "freeze";
     return operations_.start(std::string(freeze ? "Freezing" : "Unfreezing") + " container " + name, resource,
@@ -470,15 +481,17 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   if (action == "kill") {
     std::string sig_text = req.value("signal", std::string("KILL"));
     int sig = BH_TRY(signal_number(sig_text));
-    return operations_.start("Signalling container " + name, resource, [this, name, sig](Operation &) -> Status {
-      auto e = BH_TRY(get(name));
-      std::unique_lock lock(e->mu);
-      if (!e->watch_fd)
-        return fail("container \"" + name + "\" is not running", EINVAL);
-      return runtime().kill(name, sig, false);
-    });
+    return operations_.start("Signalling container " + name, resource,
+                             [this, name, sig](Operation &) -> Status {
+                               auto e = BH_TRY(get(name));
+                               std::unique_lock lock(e->mu);
+                               if (!e->watch_fd)
+                                 return fail("container \"" + name + "\" is not running", EINVAL);
+                               return runtime().kill(name, sig, false);
+                             });
   }
-  return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)", EINVAL);
+  return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)",
+              EINVAL);
 }
 
 Result<std::string> Daemon::log_path(const std::string &name) {

@@ -11,6 +11,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
 #include "daemon/nat.hpp"
+#include "daemon/routed_network.hpp"
 #include "network/network.hpp"
 
 namespace bulkhead::daemon {
@@ -84,7 +85,7 @@ Status parse_nat(const json &req, NetworkRecord &n) {
 
 json to_json(const NetworkRecord &n) {
   json j = {{"name", n.name},
-            {"type", "bridge"},
+            {"type", n.type},
             {"bridge", n.bridge},
             {"mtu", n.mtu},
             {"created_unix", n.created_unix}};
@@ -103,6 +104,8 @@ Result<NetworkRecord> network_from_json(const json &j) {
     NetworkRecord n;
     n.name = j.at("name").get<std::string>();
     n.bridge = j.at("bridge").get<std::string>();
+    n.type = j.value("type", std::string("bridge"));
+    n.uplink = j.value("uplink", std::string());
     n.mtu = j.value("mtu", 0u);
     n.created_unix = j.value("created_unix", int64_t{0});
     n.nat = j.value("nat", false);
@@ -135,6 +138,9 @@ std::string Networks::ipam_path(const std::string &name, int family) const {
 // Makes (or adopts) the bridge and its host addresses and opens the IPAM records. On failure a
 // bridge this call created is deleted again.
 Status Networks::bring_up(const NetworkRecord &n, bool *created_bridge) {
+  if (n.type == "routed")
+    return bring_up_routed(n,
+                           [this](const std::string &name, int family) { return ipam_path(name, family); });
   auto nl = net::Netlink::open();
   if (!nl)
     return tl::unexpected(nl.error());
@@ -237,20 +243,30 @@ Result<json> Networks::create(const json &req) {
   NetworkRecord n;
   n.name = req["name"].get<std::string>();
   BH_CHECK(check_network_name(n.name));
-  if (req.contains("type") && req["type"] != "bridge")
-    return fail(fmt::format("network {}: type must be \"bridge\"", n.name), EINVAL);
-  n.bridge = "bh-" + n.name;
+  if (req.contains("type") && req["type"] != "bridge" && req["type"] != "routed")
+    return fail(fmt::format("network {}: type must be \"bridge\" or \"routed\"", n.name), EINVAL);
+  if (req.contains("type") && req["type"] == "routed") {
+    if (req.contains("nat") && req["nat"] == true)
+      return fail(
+          fmt::format("network {}: \"nat\" is for bridge networks (a routed NIC's addresses are its own)",
+                      n.name),
+          EINVAL);
+    BH_CHECK(parse_routed_request(req, n));
+  } else {
+    n.bridge = "bh-" + n.name;
+  }
   n.mtu = 1500;
   for (auto [key, family, slot] :
        {std::tuple{"ipv4", AF_INET, &n.ipv4}, std::tuple{"ipv6", AF_INET6, &n.ipv6}}) {
     if (!req.contains(key) || req[key].is_null())
       continue;
-    auto c = parse_host_cidr(req, key, family);
+    auto c = n.type == "routed" ? parse_routed_subnet(req, key, family) : parse_host_cidr(req, key, family);
     if (!c)
       return fail(fmt::format("network {}: {}", n.name, c.error().message), EINVAL);
     *slot = *c;
   }
-  BH_CHECK(parse_nat(req, n));
+  if (n.type != "routed") // a routed network's uplink was read with the rest of its request
+    BH_CHECK(parse_nat(req, n));
   if (req.contains("dns") && !req["dns"].is_null()) {
     if (!req["dns"].is_array())
       return fail(fmt::format("network {}: \"dns\" must be a list of addresses", n.name), EINVAL);
@@ -298,7 +314,7 @@ Result<json> Networks::create(const json &req) {
   if (!fail_up)
     return fail(fmt::format("network {}: {}", n.name, fail_up.error().message), fail_up.error().code);
   if (auto nl = net::Netlink::open(); nl)
-    if (auto l = net::get_link(*nl, n.bridge); l)
+    if (auto l = net::get_link(*nl, n.type == "routed" ? n.uplink : n.bridge); l)
       n.mtu = l->mtu;
   BH_CHECK(write_file_durable(record_path(n.name), to_json(n).dump(2) + "\n", 0600));
   undo.commit();
@@ -323,7 +339,8 @@ Status Networks::remove(const std::string &name,
     return tl::unexpected(nl.error());
   if (it->second.nat) // only then: a host without nf_tables can still remove plain networks
     BH_CHECK(remove_nat(name));
-  BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
+  if (!it->second.bridge.empty())
+    BH_CHECK(net::ensure_link_absent(*nl, it->second.bridge));
   if (::unlink(record_path(name).c_str()) < 0 && errno != ENOENT)
     return failf_errno("removing {}", record_path(name));
   for (int family : {AF_INET, AF_INET6}) {

@@ -20,13 +20,16 @@ namespace bulkhead::daemon {
 
 struct NetworkRecord {
   std::string name;
-  std::string bridge;            // "bh-" + name
-  std::optional<net::Cidr> ipv4; // the bridge's address in its subnet
+  std::string type = "bridge"; // "bridge" or "routed" (daemon/routed_network.hpp)
+  std::string bridge;          // "bh-" + name; empty for a routed network
+  // routed: the host link that answers ARP/NDP for the containers; bridge with nat: masquerade
+  // only what leaves through it (empty: anything that leaves but the bridge)
+  std::string uplink;
+  std::optional<net::Cidr> ipv4; // the bridge's address in its subnet; routed: the containers' subnet
   std::optional<net::Cidr> ipv6;
   std::vector<net::IpAddress> dns; // nameservers for containers; empty: the bridge's addresses
   unsigned mtu = 0;                // the bridge's MTU when it was made
   bool nat = false;                // IPv4 masquerading (daemon/nat.hpp)
-  std::string uplink;              // with nat: only out of this interface; empty: any but the bridge
   int64_t created_unix = 0;
 };
 

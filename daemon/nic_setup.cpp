@@ -9,6 +9,7 @@
 
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
+#include "daemon/nic_host.hpp"
 #include "network/network.hpp"
 #include "storage/resolve.hpp"
 
@@ -61,7 +62,9 @@ json nics_json(const std::vector<NicConfig> &nics) {
                    {"host_name", n.host_name},
                    {"ipv4", n.ipv4.empty() ? json(nullptr) : json(n.ipv4)},
                    {"ipv6", n.ipv6.empty() ? json(nullptr) : json(n.ipv6)},
-                   {"mac", n.mac.empty() ? json(nullptr) : json(n.mac)}});
+                   {"mac", n.mac.empty() ? json(nullptr) : json(n.mac)},
+                   {"ingress", n.ingress.empty() ? json(nullptr) : json(n.ingress)},
+                   {"egress", n.egress.empty() ? json(nullptr) : json(n.egress)}});
   return out;
 }
 
@@ -84,13 +87,15 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
   if (request.is_null())
     return nics;
   if (!request.is_array())
-    return fail("\"nets\" must be a list of {\"network\", \"ipv4\"?, \"ipv6\"?}", EINVAL);
+    return fail("\"nets\" must be a list of {\"network\", \"ipv4\"?, \"ipv6\"?, \"ingress\"?, \"egress\"?}",
+                EINVAL);
   Revert undo;
   for (const auto &spec : request) {
     if (!spec.is_object() || !spec.contains("network") || !spec["network"].is_string())
       return fail("each of \"nets\" needs a \"network\" name", EINVAL);
     for (auto it = spec.begin(); it != spec.end(); ++it)
-      if (it.key() != "network" && it.key() != "ipv4" && it.key() != "ipv6")
+      if (it.key() != "network" && it.key() != "ipv4" && it.key() != "ipv6" && it.key() != "ingress" &&
+          it.key() != "egress")
         return fail(fmt::format("unknown field in a NIC: {}", it.key()), EINVAL);
     NicConfig nic;
     nic.network = spec["network"].get<std::string>();
@@ -99,6 +104,11 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
       return fail(fmt::format("network {} does not exist", nic.network), EINVAL);
     nic.name = "eth" + std::to_string(nics.size());
     nic.host_name = host_end_name(container, nics.size());
+    nic.mac = stable_mac(container, nics.size());
+    if (spec.contains("ingress"))
+      nic.ingress = BH_TRY(parse_cap(spec["ingress"], "network " + nic.network + ": ingress"));
+    if (spec.contains("egress"))
+      nic.egress = BH_TRY(parse_cap(spec["egress"], "network " + nic.network + ": egress"));
     std::string who = owner(container, nic.name);
     for (auto [key, cidr, slot] :
          {std::tuple{"ipv4", &net->ipv4, &nic.ipv4}, std::tuple{"ipv6", &net->ipv6, &nic.ipv6}}) {
@@ -118,7 +128,8 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
         if (auto p = net::Ipam::open(path, c, {c.addr}); p)
           (void)p->release(a);
       });
-      *slot = net::Cidr{*a, (*cidr)->prefix}.str();
+      // A routed NIC's address is a host route's: /32, /128.
+      *slot = net::Cidr{*a, net->type == "routed" ? (*cidr)->max_prefix() : (*cidr)->prefix}.str();
     }
     nics.push_back(nic);
   }
@@ -145,6 +156,11 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
     auto net = networks.get(nic.network);
     if (!net)
       return fail(fmt::format("{}: network {} does not exist", nic.name, nic.network), ENOENT);
+    if (net->type == "routed") {
+      BH_CHECK(setup_routed_nic(*host, *ct, *ct_ns, nic, *net, &nic == &nics.front(), guards));
+      BH_CHECK(apply_nic_caps(*host, nic));
+      continue;
+    }
     auto bridge = net::get_link(*host, net->bridge);
     if (!bridge)
       return tl::unexpected(bridge.error());
@@ -155,6 +171,8 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
     if (!guard)
       return tl::unexpected(guard.error());
     guards.push_back(std::move(*guard));
+    if (!nic.mac.empty())
+      BH_CHECK(net::set_mac(*ct, nic.name, nic.mac));
     BH_CHECK(net::set_master(*host, nic.host_name, net->bridge));
     BH_CHECK(net::set_up(*host, nic.host_name, true));
     for (auto [text, gw] : {std::pair{&nic.ipv4, &net->ipv4}, std::pair{&nic.ipv6, &net->ipv6}}) {
@@ -166,6 +184,7 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
       BH_CHECK(net::ensure_address(*ct, nic.name, *c, {.nodad = true}));
     }
     BH_CHECK(net::set_up(*ct, nic.name, true));
+    BH_CHECK(apply_nic_caps(*host, nic));
     if (auto l = net::get_link(*ct, nic.name); l)
       nic.mac = l->mac;
     // Default routes via the first NIC's network only (one default route per family).
@@ -189,7 +208,7 @@ Status write_network_files(Networks &networks, const std::string &upper, const s
   std::string resolv = "# written by bulkheadd from network " + net->name + "\n";
   for (const auto &a : net->dns)
     resolv += "nameserver " + a.str() + "\n";
-  if (net->dns.empty())
+  if (net->dns.empty() && net->type != "routed") // a routed network has no host address to name
     for (const auto *c : {&net->ipv4, &net->ipv6})
       if (*c)
         resolv += "nameserver " + (*c)->addr.str() + "\n";

@@ -5,6 +5,8 @@
 #include <linux/rtnetlink.h>
 #include <linux/veth.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 
 #include "network/message.hpp"
@@ -191,6 +193,22 @@ Status set_alias(Netlink &nl, std::string_view name, std::string_view alias) {
   SetLink s(name);
   s.msg.put_str(IFLA_IFALIAS, alias);
   return nl.request(s.msg.hdr(), fmt::format("setting the alias of {} to '{}'", name, alias));
+}
+
+Status set_mac(Netlink &nl, std::string_view name, std::string_view mac) {
+  unsigned char bytes[6];
+  unsigned v[6];
+  char tail = 0;
+  std::string text(mac);
+  if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
+                  &tail) != 6 ||
+      text.size() != 17)
+    return failf("MAC address '{}' for {}: expected aa:bb:cc:dd:ee:ff", mac, name);
+  for (int i = 0; i < 6; ++i)
+    bytes[i] = static_cast<unsigned char>(v[i]);
+  SetLink s(name);
+  s.msg.put(IFLA_ADDRESS, bytes, sizeof bytes);
+  return nl.request(s.msg.hdr(), fmt::format("setting the MAC address of {} to {}", name, mac));
 }
 
 Status rename_link(Netlink &nl, std::string_view name, std::string_view new_name) {

@@ -64,6 +64,8 @@ Result<LinkGuard> create_veth(Netlink &nl, std::string_view name, std::string_vi
 Status set_mtu(Netlink &nl, std::string_view name, unsigned mtu);
 Status set_up(Netlink &nl, std::string_view name, bool up);
 Status set_alias(Netlink &nl, std::string_view name, std::string_view alias);
+// IFLA_ADDRESS from "aa:bb:cc:dd:ee:ff" (a malformed text is EINVAL naming it).
+Status set_mac(Netlink &nl, std::string_view name, std::string_view mac);
 // The kernel refuses to rename a link that is up (EBUSY): take it down first.
 Status rename_link(Netlink &nl, std::string_view name, std::string_view new_name);
 // IFLA_MASTER: make name a port of bridge ("" detaches it).

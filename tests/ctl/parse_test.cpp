@@ -90,8 +90,8 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: SIGNAL: \"SIGFOO\": not a signal (a name such as TERM or a number)\n"},
       {{"set", "web", "--onboot", "--no-onboot"}, "bulkheadctl: --onboot excludes --no-onboot\n"},
       {{"set", "web"},
-       "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot or "
-       "--no-onboot\n"},
+       "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot, "
+       "--no-onboot or --net-limit\n"},
       {{"frobnicate"}, "bulkheadctl: The following argument was not expected: frobnicate\n"},
       {{"exec", "web", "ls", "-l"},
        "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
