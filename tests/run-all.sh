@@ -47,6 +47,10 @@ echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, 
 start=$(date +%s)
 bash tests/daemon/run-vm-quota.sh build || status=1
 echo "disk quota VM scenario took $(($(date +%s) - start)) s"
+echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
+start=$(date +%s)
+bash tests/daemon/run-vm-network.sh build || status=1
+echo "network VM scenario took $(($(date +%s) - start)) s"
 echo "=== NAT in the VM: a container reaches a neighbour through the uplink, across a daemon SIGKILL"
 start=$(date +%s)
 bash tests/daemon/run-vm-nat.sh build || status=1
