@@ -52,8 +52,6 @@ void add_create(CLI::App &net, Action &chosen) {
       if (a->routed && a->nat)
         return report(
             "network create: --nat is for --bridge networks (a routed NIC's addresses are its own)");
-      if (!a->routed && !a->nat && !a->uplink.empty())
-        return report("network create: --uplink is for --routed or --nat networks");
       json req = {{"name", a->name}, {"type", a->routed ? "routed" : "bridge"}};
       if (!a->dns.empty())
         req["dns"] = a->dns;

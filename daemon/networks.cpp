@@ -72,7 +72,8 @@ Status parse_nat(const json &req, NetworkRecord &n) {
       return fail(fmt::format("network {}: \"uplink\" must be an interface name", n.name), EINVAL);
     n.uplink = req["uplink"].get<std::string>();
     if (!n.nat)
-      return fail(fmt::format("network {}: an uplink is only for a NATed network (--nat)", n.name), EINVAL);
+      return fail(fmt::format("network {}: an uplink is for a routed network or a NATed one (--nat)", n.name),
+                  EINVAL);
     if (auto r = check_uplink_name(n.uplink); !r)
       return fail(fmt::format("network {}: {}", n.name, r.error().message), EINVAL);
   }
@@ -105,7 +106,6 @@ Result<NetworkRecord> network_from_json(const json &j) {
     n.name = j.at("name").get<std::string>();
     n.bridge = j.at("bridge").get<std::string>();
     n.type = j.value("type", std::string("bridge"));
-    n.uplink = j.value("uplink", std::string());
     n.mtu = j.value("mtu", 0u);
     n.created_unix = j.value("created_unix", int64_t{0});
     n.nat = j.value("nat", false);

@@ -101,7 +101,7 @@ TEST_F(DaemonNatTest, BadNatRequestsAreClearErrorsAndLeaveNothing) {
       {{"wan0", "--bridge", "--nat"}, "network wan0: --nat masquerades IPv4 and needs --ipv4"},
       {{"wan0", "--bridge", "--ipv6", "fd42:77::1/64", "--nat"}, "needs --ipv4"},
       {{"wan0", "--bridge", "--ipv4", "198.18.77.1/24", "--uplink", "up0"},
-       "network wan0: an uplink is only for a NATed network (--nat)"},
+       "network wan0: an uplink is for a routed network or a NATed one (--nat)"},
       {{"wan0", "--bridge", "--ipv4", "198.18.77.1/24", "--nat", "--uplink", "up0\" accept"},
        "network wan0: uplink 'up0\" accept': only A-Z, a-z, 0-9, '.', '-' and '_'"},
       {{"wan0", "--bridge", "--ipv4", "198.18.77.1/24", "--nat", "--uplink", "a-very-long-uplink"},

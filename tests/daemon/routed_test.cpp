@@ -174,7 +174,7 @@ TEST_F(DaemonRoutedTest, RoutedNicCapsReadoptionAndTeardown) {
         std::pair{std::vector<std::string>{"wan2", "--routed", "--uplink", "up0", "--ipv4", "198.18.30.0/24"},
                   "overlaps network wan (198.18.30.64/26)"},
         std::pair{std::vector<std::string>{"wan2", "--bridge", "--uplink", "up0"},
-                  "--uplink is for --routed"}}) {
+                  "network wan2: an uplink is for a routed network or a NATed one (--nat)"}}) {
     std::vector<std::string> argv = {"network", "create"};
     argv.insert(argv.end(), args.begin(), args.end());
     r = ctl(argv);
