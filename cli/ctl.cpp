@@ -1,10 +1,12 @@
 #include "cli/ctl.hpp"
 
 #include <csignal>
+#include <unistd.h>
 
 #include <fmt/core.h>
 
 #include "cli/completion.hpp"
+#include "cli/ctl_format.hpp"
 #include "cli/ctl_values.hpp"
 #include "cli/manpage.hpp"
 
@@ -208,6 +210,31 @@ Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
   client.set_cancel_flag(nullptr);
   if (!done && g_interrupted)
     return fail("interrupted: " + done.error().text());
+  return done;
+}
+
+Result<nlohmann::json> post_and_wait(Context &ctx, const std::string &verb, const std::string &name,
+                                     const std::string &path, const nlohmann::json &request) {
+  CancelOnInterrupt armed;
+  auto client = ctx.client();
+  auto answer = client.post(path, request);
+  if (!answer)
+    return tl::unexpected(answer.error());
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  size_t drawn = 0;
+  auto on_progress = [&](const nlohmann::json &op) {
+    if (!tty)
+      return;
+    std::string line = progress_line(verb, name, op);
+    // Pads over the end of a longer earlier line.
+    std::string pad(drawn > line.size() ? drawn - line.size() : 0, ' ');
+    fmt::print("\r{}{}", line, pad);
+    std::fflush(stdout);
+    drawn = line.size();
+  };
+  auto done = settle(client, std::move(*answer), on_progress);
+  if (tty && drawn)
+    fmt::print("\r{}\r", std::string(drawn, ' '));
   return done;
 }
 

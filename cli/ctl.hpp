@@ -70,6 +70,10 @@ CLI::Validator restart_validator();
 CLI::Validator env_validator();
 CLI::Validator signal_validator();
 
+// POSTs `request` to `path` and waits for its operation (Ctrl-C cancels it), with a redrawn
+// progress line "VERB NAME: ..." on a terminal; returns the finished Operation.
+Result<nlohmann::json> post_and_wait(Context &ctx, const std::string &verb, const std::string &name,
+                                     const std::string &path, const nlohmann::json &request);
 // A PUT /1.0/containers/NAME/state and the wait for its operation; 0 or an error reported.
 int change_state(Context &ctx, const std::string &name, nlohmann::json request);
 // Armed before a request that may start an operation (a 202) is sent, so a Ctrl-C that lands

@@ -27,31 +27,6 @@ std::string absolute(const std::string &path) {
   return std::string(cwd) + "/" + path;
 }
 
-// Sends the request, then waits for its operation with a redrawn progress line on a terminal.
-// Returns the finished Operation (its "metadata" holds what the command reports).
-Result<json> run_operation(Context &ctx, const std::string &verb, const std::string &name,
-                           const std::string &path, const json &request) {
-  auto client = ctx.client();
-  auto answer = client.post(path, request);
-  if (!answer)
-    return tl::unexpected(answer.error());
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
-  size_t drawn = 0;
-  auto on_progress = [&](const json &op) {
-    if (!tty)
-      return;
-    std::string line = progress_line(verb, name, op);
-    std::string pad(drawn > line.size() ? drawn - line.size() : 0, ' ');
-    fmt::print("\r{}{}", line, pad);
-    std::fflush(stdout);
-    drawn = line.size();
-  };
-  auto done = settle(client, std::move(*answer), on_progress);
-  if (tty && drawn)
-    fmt::print("\r{}\r", std::string(drawn, ' '));
-  return done;
-}
-
 json metadata(const json &op) {
   return op.is_object() && op.contains("metadata") && op["metadata"].is_object() ? op["metadata"]
                                                                                  : json::object();
@@ -73,7 +48,7 @@ void add_snapshot_create(CLI::App &grp, Action &chosen) {
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       auto op =
-          run_operation(ctx, "snapshotting", a->name,
+          post_and_wait(ctx, "snapshotting", a->name,
                         daemon::api_path("/1.0/containers/", a->name, "/snapshots"), {{"name", a->snap}});
       if (!op)
         return report(op.error());
@@ -137,7 +112,7 @@ void add_snapshot_restore(CLI::App &grp, Action &chosen) {
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       auto op =
-          run_operation(ctx, "restoring", a->name,
+          post_and_wait(ctx, "restoring", a->name,
                         daemon::api_path("/1.0/containers/", a->name, "/snapshots/" + a->snap + "/restore"),
                         json::object());
       if (!op)
@@ -198,7 +173,7 @@ void add_export(CLI::App &app, Action &chosen) {
         req["snapshot"] = a->snap;
       if (a->with_template)
         req["with_template"] = true;
-      auto op = run_operation(ctx, "exporting", a->name,
+      auto op = post_and_wait(ctx, "exporting", a->name,
                               daemon::api_path("/1.0/containers/", a->name, "/export"), req);
       if (!op)
         return report(op.error());
@@ -229,7 +204,7 @@ void add_import(CLI::App &app, Action &chosen) {
       json req = {{"file", absolute(a->file)}};
       if (!a->name.empty())
         req["name"] = a->name;
-      auto op = run_operation(ctx, "importing", a->name.empty() ? a->file : a->name, "/1.0/imports", req);
+      auto op = post_and_wait(ctx, "importing", a->name.empty() ? a->file : a->name, "/1.0/imports", req);
       if (!op)
         return report(op.error());
       auto m = metadata(*op);

@@ -14,28 +14,10 @@ using nlohmann::json;
 
 // Waits for a template operation: a redrawn progress line on a terminal, a plain last line always.
 int wait_template(Context &ctx, const std::string &verb, const std::string &name, const json &request) {
-  CancelOnInterrupt armed;
-  auto client = ctx.client();
-  auto answer = client.post("/1.0/templates", request);
-  if (!answer)
-    return report(answer.error());
-  const bool tty = ::isatty(STDOUT_FILENO) == 1;
-  size_t drawn = 0;
-  auto on_progress = [&](const json &op) {
-    if (!tty)
-      return;
-    std::string line = progress_line(verb, name, op);
-    // Pads over the end of a longer earlier line.
-    std::string pad(drawn > line.size() ? drawn - line.size() : 0, ' ');
-    fmt::print("\r{}{}", line, pad);
-    std::fflush(stdout);
-    drawn = line.size();
-  };
-  auto done = settle(client, std::move(*answer), on_progress);
-  if (tty && drawn)
-    fmt::print("\r{}\r", std::string(drawn, ' '));
+  auto done = post_and_wait(ctx, verb, name, "/1.0/templates", request);
   if (!done)
     return report(done.error());
+  auto client = ctx.client();
   auto tpl = client.get(daemon::api_path("/1.0/templates/", name));
   if (tpl && tpl->is_object() && tpl->contains("size_bytes") && (*tpl)["size_bytes"].is_number())
     fmt::print("{} template {}: {}, {} files\n", verb == "importing" ? "imported" : "created", name,

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "bulkhead/unique_fd.hpp"
+#include "storage/tree.hpp"
 
 namespace bulkhead::storage {
 
@@ -22,32 +23,6 @@ struct Walk {
   std::map<std::pair<dev_t, ino_t>, std::string> links; // first path of each multiply-linked inode
   uint64_t bytes = 0;
 };
-
-struct DirCloser {
-  void operator()(DIR *d) const { ::closedir(d); }
-};
-
-Result<std::vector<std::string>> names_in(int dirfd, const std::string &what) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return failf_errno("opening directory {}", what);
-  std::unique_ptr<DIR, DirCloser> d(::fdopendir(fd));
-  if (!d) {
-    ::close(fd);
-    return failf_errno("reading directory {}", what);
-  }
-  std::vector<std::string> out;
-  errno = 0;
-  while (struct dirent *de = ::readdir(d.get())) {
-    std::string_view n(de->d_name);
-    if (n != "." && n != "..")
-      out.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0)
-    return failf_errno("reading directory {}", what);
-  return out;
-}
 
 Status read_xattrs(int fd, Entry &e, const std::string &what) {
   std::vector<char> names(4096);
@@ -114,7 +89,7 @@ Entry base_entry(const std::string &path, const struct stat &st) {
 }
 
 Status walk_dir(Walk &w, int dirfd, const std::string &prefix) {
-  auto names = BH_TRY(names_in(dirfd, prefix.empty() ? "." : prefix));
+  auto names = BH_TRY(directory_names(dirfd, prefix.empty() ? "." : prefix));
   for (const auto &name : names) {
     BH_CHECK(w.ctx.check_cancel());
     std::string path = prefix.empty() ? name : prefix + "/" + name;

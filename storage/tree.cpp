@@ -1,9 +1,11 @@
 #include "storage/tree.hpp"
 
+#include <algorithm>
 #include <dirent.h>
 #include <fcntl.h>
 #include <memory>
 #include <set>
+#include <string>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <utility>
@@ -87,6 +89,29 @@ Status remove_in(int dirfd, const std::string &name, dev_t dev, const std::strin
 }
 
 } // namespace
+
+Result<std::vector<std::string>> directory_names(int dirfd, const std::string &what) {
+  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0)
+    return failf_errno("opening directory {}", what);
+  std::unique_ptr<DIR, DirCloser> d(::fdopendir(fd));
+  if (!d) {
+    ::close(fd);
+    return failf_errno("reading directory {}", what);
+  }
+  std::vector<std::string> out;
+  errno = 0;
+  while (struct dirent *de = ::readdir(d.get())) {
+    std::string_view n(de->d_name);
+    if (n != "." && n != "..")
+      out.emplace_back(n);
+    errno = 0;
+  }
+  if (errno != 0)
+    return failf_errno("reading directory {}", what);
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 Status remove_tree_at(int dirfd, const std::string &name) {
   struct stat parent {};

@@ -5,10 +5,15 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include "bulkhead/result.hpp"
 
 namespace bulkhead::storage {
+
+// The names in the directory dirfd (without "." and ".."), sorted so that walks, and the archives
+// made from them, are reproducible. `what` names the directory in errors.
+Result<std::vector<std::string>> directory_names(int dirfd, const std::string &what);
 
 // Removes `name` (any type; a directory with everything below it) relative to dirfd. Succeeds if it
 // does not exist. Refuses (EXDEV) to descend into a directory on another filesystem: a mount point

@@ -22,10 +22,6 @@ namespace {
 
 using Xattrs = std::vector<std::pair<std::string, std::string>>;
 
-struct DirCloser {
-  void operator()(DIR *d) const { ::closedir(d); }
-};
-
 Status check_cancel(const std::atomic<bool> *cancel) {
   if (cancel != nullptr && cancel->load(std::memory_order_relaxed))
     return fail("cancelled", ECANCELED);
@@ -33,30 +29,6 @@ Status check_cancel(const std::atomic<bool> *cancel) {
 }
 
 std::string join(const std::string &a, const std::string &b) { return a.empty() ? b : a + "/" + b; }
-
-// Sorted, so walks (and the archives made from them) are reproducible.
-Result<std::vector<std::string>> names_in(int dirfd, const std::string &what) {
-  int fd = ::openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0)
-    return failf_errno("opening directory {}", what);
-  std::unique_ptr<DIR, DirCloser> d(::fdopendir(fd));
-  if (!d) {
-    ::close(fd);
-    return failf_errno("reading directory {}", what);
-  }
-  std::vector<std::string> out;
-  errno = 0;
-  while (struct dirent *de = ::readdir(d.get())) {
-    std::string_view n(de->d_name);
-    if (n != "." && n != "..")
-      out.emplace_back(n);
-    errno = 0;
-  }
-  if (errno != 0)
-    return failf_errno("reading directory {}", what);
-  std::sort(out.begin(), out.end());
-  return out;
-}
 
 // Through the directory fd's /proc path with the l* calls: works for every file type (a whiteout
 // or a symlink cannot be opened) and acts on the last component itself, never on a symlink target.
@@ -224,7 +196,7 @@ struct Walker {
   }
 
   Status dir(int dirfd, int base_dirfd, const std::string &prefix) {
-    for (const auto &name : BH_TRY(names_in(dirfd, prefix.empty() ? "." : prefix)))
+    for (const auto &name : BH_TRY(directory_names(dirfd, prefix.empty() ? "." : prefix)))
       BH_CHECK(entry(dirfd, base_dirfd, name, join(prefix, name)));
     return {};
   }
@@ -232,7 +204,7 @@ struct Walker {
 
 Status deleted_in(int dirfd, int base_dirfd, const std::string &prefix, std::vector<std::string> &out,
                   const std::atomic<bool> *cancel) {
-  for (const auto &name : BH_TRY(names_in(base_dirfd, prefix.empty() ? "." : prefix))) {
+  for (const auto &name : BH_TRY(directory_names(base_dirfd, prefix.empty() ? "." : prefix))) {
     BH_CHECK(check_cancel(cancel));
     std::string path = join(prefix, name);
     struct stat st {
