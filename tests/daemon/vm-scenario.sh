@@ -10,13 +10,16 @@ bin=$1 mkrootfs=$2 n=${3:-50}
 # /tmp: a tmpfs in the VM; overlayfs refuses an upper directory on the VM root (itself an overlay).
 work=$(mktemp -d /tmp/bhd-vm.XXXXXX)
 root=$work/root sock=$work/bulkheadd.sock
+# The daemon's own lxcfs mount point on the VM's tmpfs: the default /var/lib/lxcfs is the host's
+# directory over 9p, where a dead lxcfs of the host (a stale FUSE mount) would break this test.
+lxcfs_dir=$(mktemp -d /tmp/bhd-vm-lxcfs.XXXXXX)
 ctl() { "$bin/bulkheadctl" --socket "$sock" "$@"; }
 fail() { echo "FAIL: $*" >&2; echo "--- daemon log" >&2; cat "$work/bulkheadd.log" >&2 || true; exit 1; }
 step() { echo "== $* ($(($(date +%s) - t0)) s)"; }
 t0=$(date +%s)
 
 start_daemon() {
-  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vm >>"$work/bulkheadd.log" 2>&1 &
+  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vm --lxcfs-dir "$lxcfs_dir" >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
