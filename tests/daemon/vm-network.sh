@@ -41,15 +41,27 @@ pings() { # FROM TO...
 }
 # The container's upload to the neighbour, measured at the neighbour's eth0 for a 4 s window
 # after 1 s of warm-up while busybox nc streams zeros; prints bit/s.
+port=5000
 measure_egress() { # CONTAINER
   local bb=$work/rootfs/bin/busybox
+  # A fresh port each time: the previous listener may not be gone yet.
+  port=$((port + 1))
   # The listener's stdin stays open (busybox nc quits at EOF on stdin); the sleep outlasts the window.
-  sleep 8 | innb "$bb" nc -l -p 5001 >/dev/null &
+  sleep 40 | innb "$bb" nc -l -p "$port" >/dev/null &
   local recv=$!
   sleep 0.5
-  ctl exec "$1" -- sh -c 'dd if=/dev/zero bs=64k count=100000 2>/dev/null | nc 198.18.40.100 5001' \
+  ctl exec "$1" -- sh -c "dd if=/dev/zero bs=64k count=100000 2>/dev/null | nc 198.18.40.100 $port" \
     >/dev/null 2>&1 &
   local send=$!
+  # The window opens once the stream flows (an exec under TCG can take seconds to start), then
+  # after 1 s more of warm-up; at most 20 s of waiting.
+  local base now
+  base=$(innb cat /sys/class/net/eth0/statistics/rx_bytes)
+  for _ in $(seq 1 40); do
+    now=$(innb cat /sys/class/net/eth0/statistics/rx_bytes)
+    ((now - base > 200000)) && break
+    sleep 0.5
+  done
   sleep 1
   # Counter and clock read by one shell right after each other (a loaded TCG VM is slow to spawn).
   local b0 t0n b1 t1n
