@@ -120,7 +120,7 @@ Result<std::shared_ptr<Operation>> Daemon::create_snapshot(const std::string &na
         auto staging = BH_TRY(copy_upper_locked(*e, "snap-" + snap, &op, &consistency));
         auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
         json meta = {{"name", snap},
-                     {"id", new_snapshot_id()},
+                     {"id", random_id()},
                      {"created_at", now_unix_ms() / 1000},
                      {"container_state", consistency},
                      {"template", e->rec.config.template_name},
@@ -440,7 +440,7 @@ Status Daemon::import_snapshot_locked(Entry &e, const std::string &snap, const s
   BH_CHECK(storage::copy_upper(upper_fd, staging.upper_fd(), nullptr));
   auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
   return staging.commit(snap, {{"name", snap},
-                               {"id", id.empty() ? new_snapshot_id() : id},
+                               {"id", id.empty() ? random_id() : id},
                                {"created_at", now_unix_ms() / 1000},
                                {"container_state", "imported"},
                                {"template", e.rec.config.template_name},

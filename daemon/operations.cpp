@@ -14,12 +14,14 @@ namespace {
 
 constexpr int64_t kKeepFinishedMs = 10 * 60 * 1000;
 
+} // namespace
+
 std::string random_id() {
   unsigned char b[16];
   int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::read(fd, b, sizeof b) != sizeof b) {
-    for (auto &c : b) c = static_cast<unsigned char>(::random());
-  }
+  if (fd < 0 || ::read(fd, b, sizeof b) != sizeof b)
+    for (auto &c : b)
+      c = static_cast<unsigned char>(::random());
   if (fd >= 0)
     ::close(fd);
   b[6] = (b[6] & 0x0f) | 0x40;
@@ -32,8 +34,6 @@ std::string random_id() {
   }
   return s;
 }
-
-} // namespace
 
 Operation::Operation(std::string id, std::string description, std::string resource)
     : id_(std::move(id)), description_(std::move(description)), resource_(std::move(resource)),
@@ -95,8 +95,8 @@ void Operation::finish(const Status &result) {
   cv_.notify_all();
 }
 
-std::shared_ptr<Operation> Operations::start(const std::string &description, const std::string &resource, Work work,
-                                             std::function<void(const Operation &)> on_done) {
+std::shared_ptr<Operation> Operations::start(const std::string &description, const std::string &resource,
+                                             Work work, std::function<void(const Operation &)> on_done) {
   auto op = std::make_shared<Operation>(random_id(), description, resource);
   {
     std::lock_guard lock(mu_);
@@ -126,7 +126,8 @@ nlohmann::json Operations::list() {
   std::lock_guard lock(mu_);
   prune_locked();
   auto out = nlohmann::json::array();
-  for (auto &[id, op] : ops_) out.push_back(op->to_json());
+  for (auto &[id, op] : ops_)
+    out.push_back(op->to_json());
   return out;
 }
 

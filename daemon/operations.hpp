@@ -18,6 +18,9 @@
 
 namespace bulkhead::daemon {
 
+// A fresh random id, a version-4 UUID: operations and snapshots are named by one.
+std::string random_id();
+
 class Operation {
 public:
   Operation(std::string id, std::string description, std::string resource);

@@ -45,25 +45,6 @@ Status mkdir_p(const std::string &path) {
 
 } // namespace
 
-std::string new_snapshot_id() {
-  unsigned char b[16];
-  int fd = ::open("/dev/urandom", O_RDONLY | O_CLOEXEC);
-  if (fd < 0 || ::read(fd, b, sizeof b) != sizeof b)
-    for (auto &c : b)
-      c = static_cast<unsigned char>(::random());
-  if (fd >= 0)
-    ::close(fd);
-  b[6] = (b[6] & 0x0f) | 0x40;
-  b[8] = (b[8] & 0x3f) | 0x80;
-  std::string s;
-  for (int i = 0; i < 16; ++i) {
-    if (i == 4 || i == 6 || i == 8 || i == 10)
-      s += '-';
-    s += fmt::format("{:02x}", b[i]);
-  }
-  return s;
-}
-
 SnapshotStaging::SnapshotStaging(SnapshotStaging &&o) noexcept
     : parent_(std::move(o.parent_)), dir_name_(std::move(o.dir_name_)), parent_fd_(std::move(o.parent_fd_)),
       dir_fd_(std::move(o.dir_fd_)), upper_(std::move(o.upper_)), done_(o.done_) {

@@ -56,7 +56,4 @@ private:
   std::string dir_;
 };
 
-// A fresh random id (a UUID): what an incremental backup names its base by.
-std::string new_snapshot_id();
-
 } // namespace bulkhead::daemon
