@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "bulkhead/io.hpp"
 #include "bulkhead/unique_fd.hpp"
 
 namespace bulkhead::storage {
@@ -106,18 +107,7 @@ Status write_data(struct archive *a, int fd, int64_t size, const ImportContext &
       break;
     if (r < ARCHIVE_WARN)
       return tl::unexpected(archive_failure(a, fmt::format("reading the data of {}", path)));
-    const char *p = static_cast<const char *>(buf);
-    while (len > 0) {
-      ssize_t n = ::pwrite(fd, p, len, offset);
-      if (n < 0) {
-        if (errno == EINTR)
-          continue;
-        return failf_errno("writing {}", path);
-      }
-      p += n;
-      len -= static_cast<size_t>(n);
-      offset += n;
-    }
+    BH_CHECK(pwrite_all(fd, buf, len, offset, path));
   }
   if (size > 0 && ::ftruncate(fd, size) < 0) // a trailing hole
     return failf_errno("sizing {}", path);

@@ -8,6 +8,7 @@
 
 #include <fmt/core.h>
 
+#include "bulkhead/io.hpp"
 #include "storage/resolve.hpp"
 #include "storage/sha256.hpp"
 #include "storage/upper_tree.hpp"
@@ -312,18 +313,7 @@ Status ExportReader::extract_prefix(const std::string &prefix, Extractor *x, con
         if (r < ARCHIVE_WARN)
           return tl::unexpected(
               archive_failure(a_.get(), fmt::format("{}: reading the data of {}", file_, path)));
-        const char *p = static_cast<const char *>(block);
-        while (len > 0) {
-          ssize_t n = ::pwrite(out, p, len, offset);
-          if (n < 0) {
-            if (errno == EINTR)
-              continue;
-            return failf_errno("writing {}", path);
-          }
-          p += n;
-          len -= static_cast<size_t>(n);
-          offset += n;
-        }
+        BH_CHECK(pwrite_all(out, block, len, offset, path));
         if (progress)
           progress(bytes_read());
       }

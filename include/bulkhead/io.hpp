@@ -25,6 +25,24 @@ inline Status write_all(int fd, std::string_view data, std::string_view what) {
   return {};
 }
 
+// The whole of [data, data+len) at `offset` (positional: archive data blocks arrive at their offsets,
+// holes between them stay holes).
+inline Status pwrite_all(int fd, const void *data, size_t len, off_t offset, std::string_view what) {
+  const char *p = static_cast<const char *>(data);
+  while (len > 0) {
+    ssize_t n = ::pwrite(fd, p, len, offset);
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      return failf_errno("writing {}", what);
+    }
+    p += n;
+    len -= static_cast<size_t>(n);
+    offset += n;
+  }
+  return {};
+}
+
 inline Result<std::string> read_fd(int fd, std::string_view what) {
   std::string out;
   char buf[8192];
@@ -94,7 +112,8 @@ inline Status write_file_durable(const std::string &path, std::string_view data,
     return failf_errno("opening directory {}", dir);
   std::string tmp = "." + name + ".tmp";
   {
-    UniqueFd fd(::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_TRUNC | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode));
+    UniqueFd fd(
+        ::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_TRUNC | O_CREAT | O_NOFOLLOW | O_CLOEXEC, mode));
     if (!fd)
       return failf_errno("opening {}/{}", dir, tmp);
     BH_CHECK(write_all(fd.get(), data, path));
