@@ -77,17 +77,6 @@ Status copy_data(int in, int out, Walk &w, const std::string &what) {
   }
 }
 
-Entry base_entry(const std::string &path, const struct stat &st) {
-  Entry e;
-  e.path = path;
-  e.perm = st.st_mode & 07777;
-  e.uid = st.st_uid;
-  e.gid = st.st_gid;
-  e.mtime = st.st_mtim;
-  e.atime = st.st_atim;
-  return e;
-}
-
 Status walk_dir(Walk &w, int dirfd, const std::string &prefix) {
   auto names = BH_TRY(directory_names(dirfd, prefix.empty() ? "." : prefix));
   for (const auto &name : names) {
@@ -99,7 +88,7 @@ Status walk_dir(Walk &w, int dirfd, const std::string &prefix) {
         continue; // removed while we copy
       return failf_errno("stat of {}", path);
     }
-    Entry e = base_entry(path, st);
+    Entry e = entry_from_stat(path, st);
     if (S_ISDIR(st.st_mode)) {
       UniqueFd sub(::openat(dirfd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
       if (!sub)
@@ -154,7 +143,7 @@ Status import_directory(const std::string &dir, Extractor &x, ImportContext &ctx
     return failf_errno("stat of source directory {}", dir);
   Walk w{x, ctx, st.st_dev, {}, 0};
   ctx.report("copying", 0, 0, true);
-  Entry top = base_entry("", st);
+  Entry top = entry_from_stat("", st);
   top.kind = EntryKind::Directory;
   BH_CHECK(x.apply(top, nullptr));
   BH_CHECK(context(walk_dir(w, root.get(), ""), fmt::format("copying {}", dir)));

@@ -55,6 +55,17 @@ tl::unexpected<Error> refuse(const std::string &path, std::string_view why) {
 
 } // namespace
 
+Entry entry_from_stat(const std::string &path, const struct stat &st) {
+  Entry e;
+  e.path = path;
+  e.perm = st.st_mode & 07777;
+  e.uid = st.st_uid;
+  e.gid = st.st_gid;
+  e.mtime = st.st_mtim;
+  e.atime = st.st_atim;
+  return e;
+}
+
 bool xattr_allowed(const std::string &name) {
   return name.starts_with("user.") || name == "security.capability";
 }

@@ -36,6 +36,9 @@ struct Entry {
   std::vector<std::pair<std::string, std::string>> xattrs;
 };
 
+// The fields every entry read from a file system shares: path, permission bits, owner, times.
+Entry entry_from_stat(const std::string &path, const struct stat &st);
+
 // Writes the content of a regular file into the fd it is given.
 using DataFn = std::function<Status(int fd)>;
 

@@ -95,13 +95,7 @@ bool same_stat(const struct stat &a, const struct stat &b) {
 }
 
 Entry make_entry(const std::string &path, const struct stat &st) {
-  Entry e;
-  e.path = path;
-  e.perm = st.st_mode & 07777;
-  e.uid = st.st_uid;
-  e.gid = st.st_gid;
-  e.mtime = st.st_mtim;
-  e.atime = st.st_atim;
+  Entry e = entry_from_stat(path, st);
   switch (st.st_mode & S_IFMT) {
   case S_IFDIR:
     e.kind = EntryKind::Directory;
