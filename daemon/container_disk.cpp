@@ -21,12 +21,14 @@ Status make_dirs(const ContainerPaths &paths) {
 }
 
 // Bytes allocated (st_blocks) and inodes in a tree, without following symlinks or crossing mounts.
-DiskUsage walk_usage(const std::string &top) {
+// A missing top is an error, not an empty tree: a container whose upper vanished must not look
+// like one that wrote nothing.
+Result<DiskUsage> walk_usage(const std::string &top) {
   namespace fs = std::filesystem;
   DiskUsage u;
   struct stat root {};
   if (::lstat(top.c_str(), &root) < 0)
-    return u;
+    return failf_errno("measuring the disk usage of {}", top);
   u.bytes = static_cast<uint64_t>(root.st_blocks) * 512;
   u.inodes = 1;
   std::error_code ec;
@@ -67,10 +69,7 @@ public:
                             paths.dir),
                 EINVAL);
   }
-  Result<DiskUsage> usage(const ContainerPaths &paths) const override {
-    auto u = walk_usage(paths.upper);
-    return u;
-  }
+  Result<DiskUsage> usage(const ContainerPaths &paths) const override { return walk_usage(paths.upper); }
   Status detach(const ContainerPaths &) const override { return {}; }
 };
 

@@ -24,6 +24,7 @@
 
 #include "bulkhead/runtime.hpp"
 #include "bulkhead/unique_fd.hpp"
+#include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
 #include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
@@ -115,12 +116,19 @@ private:
     bool watching_init = false; // the monitor died but init lives: watch init directly
     int64_t restart_at_ms = 0;  // a scheduled restart (backoff), 0 = none
     uint64_t generation = 0;    // bumped on every exit, so waiters see that one happened
+    // The last disk usage measured by a tree walk (storage "dir"), and when: info and list reuse
+    // it for kDirUsageMaxAgeMs instead of walking the whole upper layer on every call.
+    DiskUsage dir_usage;
+    int64_t dir_usage_at_ms = 0;
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
   EntryPtr find(const std::string &name);
   Result<EntryPtr> get(const std::string &name);
-  nlohmann::json info_locked(Entry &e);
+  // `bulk` (list, metrics) may reuse a dir-backend usage walk up to kDirUsageMaxAgeMs old; a
+  // single container's info always measures afresh.
+  nlohmann::json info_locked(Entry &e, bool bulk = false);
+  Result<DiskUsage> disk_usage_locked(Entry &e, bool bulk); // daemon_info.cpp
   Status save_locked(Entry &e);
   Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock);
   Status stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int timeout_s);

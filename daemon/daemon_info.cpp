@@ -48,7 +48,27 @@ std::string escape_label(const std::string &v) {
 
 } // namespace
 
-json Daemon::info_locked(Entry &e) {
+// A walk costs O(files in the upper layer) under the entry's lock, and `list` or a metrics
+// scraper asks for every container: in those bulk answers 10 s of staleness is the price of not
+// walking every hosting container's million files on each call. `info NAME` measures afresh
+// (one container, asked for by a person or a script that wants the number now). statfs of an
+// ext4 image is cheap and never cached.
+constexpr int64_t kDirUsageMaxAgeMs = 10'000;
+
+Result<DiskUsage> Daemon::disk_usage_locked(Entry &e, bool bulk) {
+  const auto &c = e.rec.config;
+  const ContainerDisk *disk = BH_TRY(container_disk(c.storage));
+  if (c.storage != "dir")
+    return disk->usage(records_.paths(c.name));
+  int64_t now = now_unix_ms();
+  if (bulk && e.dir_usage_at_ms && now - e.dir_usage_at_ms < kDirUsageMaxAgeMs)
+    return e.dir_usage;
+  e.dir_usage = BH_TRY(disk->usage(records_.paths(c.name)));
+  e.dir_usage_at_ms = now;
+  return e.dir_usage;
+}
+
+json Daemon::info_locked(Entry &e, bool bulk) {
   const auto &c = e.rec.config;
   const auto &s = e.rec.status;
   json usage = {{"memory_bytes", 0}, {"cpu_seconds", 0.0}, {"pids", 0}};
@@ -61,18 +81,19 @@ json Daemon::info_locked(Entry &e) {
     }
   }
   // Both backends report what the container's own files take (ext4: the image's used blocks and
-  // inodes; dir: a walk of the upper directory).
+  // inodes; dir: a walk of the upper directory, at most kDirUsageMaxAgeMs old).
   usage["disk"] = 0;
   usage["disk_inodes"] = 0;
-  if (auto disk = container_disk(c.storage); disk)
-    if (auto du = (*disk)->usage(records_.paths(c.name)); du) {
-      usage["disk"] = du->bytes;
-      usage["disk_inodes"] = du->inodes;
-      if (du->bytes_total) {
-        usage["disk_total"] = du->bytes_total;
-        usage["disk_inodes_total"] = du->inodes_total;
-      }
+  if (auto du = disk_usage_locked(e, bulk); du) {
+    usage["disk"] = du->bytes;
+    usage["disk_inodes"] = du->inodes;
+    if (du->bytes_total) {
+      usage["disk_total"] = du->bytes_total;
+      usage["disk_inodes_total"] = du->inodes_total;
     }
+  } else {
+    usage["disk_error"] = du.error().message;
+  }
   int64_t now = now_unix_ms();
   json j = {{"name", c.name},
             {"state", s.state},
@@ -110,7 +131,7 @@ json Daemon::list() {
   json out = json::array();
   for (auto &e : all) {
     std::lock_guard lock(e->mu);
-    out.push_back(info_locked(*e));
+    out.push_back(info_locked(*e, /*bulk=*/true));
   }
   return out;
 }

@@ -1,5 +1,6 @@
 // Bad input gets a one-line error, a 4xx and nothing half-made.
 #include <pwd.h>
+#include <stdio.h>
 #include <unistd.h>
 
 #include "daemon_fixture.hpp"
@@ -133,6 +134,16 @@ TEST_F(DaemonBadInputTest, DiskLimitsClearErrors) {
       << after.dump();
   EXPECT_EQ(after["usage"]["disk_inodes"].get<uint64_t>(), before["usage"]["disk_inodes"].get<uint64_t>() + 1)
       << after.dump();
+  // The list may answer from a walk up to 10 s old, but never from before the fresh info above.
+  auto listed = json::parse(ctl({"list", "--json"}).out);
+  ASSERT_EQ(listed.size(), 1u) << listed.dump();
+  EXPECT_EQ(listed[0]["usage"]["disk"], after["usage"]["disk"]) << listed.dump();
+  // An upper directory that vanished is reported as such, not as an empty container.
+  const std::string upper = root_ + "/containers/d1/disk/upper";
+  ASSERT_EQ(::rename(upper.c_str(), (upper + ".away").c_str()), 0);
+  auto gone = json::parse(ctl({"info", "d1", "--json"}).out);
+  EXPECT_TRUE(contains(gone["usage"].value("disk_error", ""), upper)) << gone.dump();
+  ASSERT_EQ(::rename((upper + ".away").c_str(), upper.c_str()), 0);
   EXPECT_TRUE(ctl({"destroy", "d1"}).ok());
   EXPECT_FALSE(path_exists(root_ + "/containers/d1"));
 }
