@@ -2,6 +2,7 @@
 
 #include <fcntl.h>
 #include <spawn.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -31,9 +32,24 @@ bool lxcfs_mounted(const std::string &dir) {
   return false;
 }
 
+// A mount whose lxcfs died answers every access with ENOTCONN. It stays mounted (a FUSE mount
+// outlives its server), so without this check a daemon would "find lxcfs running" and hand every
+// new container /proc files that cannot be read.
+bool lxcfs_answers(const std::string &dir) {
+  struct stat st {};
+  return ::stat((dir + "/proc/meminfo").c_str(), &st) == 0 || errno != ENOTCONN;
+}
+
 Status ensure_lxcfs(const std::string &dir) {
-  if (lxcfs_mounted(dir))
-    return {};
+  if (lxcfs_mounted(dir)) {
+    if (lxcfs_answers(dir))
+      return {};
+    // Only a dead lxcfs's own mount is detached (never anything else at that path); containers
+    // started before keep their unreadable binds until they restart: their mounts pin the old
+    // connection, and the daemon does not reach into their mount namespaces.
+    if (::umount2(dir.c_str(), MNT_DETACH) < 0)
+      return failf_errno("detaching the dead lxcfs mount at {} (its server is gone: ENOTCONN)", dir);
+  }
   const char *binary = "/usr/bin/lxcfs";
   if (::access(binary, X_OK) < 0)
     return fail_errno(std::string("lxcfs is not running on ") + dir + " and " + binary + " is missing");
