@@ -77,6 +77,13 @@ int main(int argc, char **argv) {
   app.add_option("--disk-default", disk_default,
                  "ext4 storage: the disk quota of a container created without --disk")
       ->capture_default_str();
+  app.add_option("--listen", o.listen,
+                 "accept other hosts' daemons (TLS with paired certificates) on this address, e.g. "
+                 "198.18.0.1:8443 or [fd00::1]:8443")
+      ->type_name("ADDR:PORT");
+  app.add_option("--host-name", o.host_name,
+                 "this host's name for other hosts (default: the system's host name)")
+      ->type_name("NAME");
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,

@@ -52,6 +52,7 @@ void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
 void add_network_commands(CLI::App &app, Action &chosen);
 void add_snapshot_commands(CLI::App &app, Action &chosen); // snapshot ..., export, import
+void add_remote_commands(CLI::App &app, Action &chosen);   // trust ..., remote ...
 
 } // namespace bulkhead::ctl
 

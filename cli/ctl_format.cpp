@@ -49,17 +49,6 @@ std::string join(const json &array, const char *sep) {
   return out;
 }
 
-std::string local_time(int64_t unix_s) {
-  if (unix_s <= 0)
-    return "-";
-  time_t t = static_cast<time_t>(unix_s);
-  struct tm tm {};
-  ::localtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
-  return buf;
-}
-
 std::string duration(int64_t s) {
   if (s < 60)
     return fmt::format("{}s", s);
@@ -71,6 +60,17 @@ std::string duration(int64_t s) {
 }
 
 } // namespace
+
+std::string local_time(int64_t unix_s) {
+  if (unix_s <= 0)
+    return "-";
+  time_t t = static_cast<time_t>(unix_s);
+  struct tm tm {};
+  ::localtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", &tm);
+  return buf;
+}
 
 std::string human_size(uint64_t bytes) {
   static const char *kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};

@@ -17,6 +17,9 @@ std::string memory_column(const nlohmann::json &container);
 // The list's CPU column: CPU seconds used, "1.25s"; "-" when not known.
 std::string cpu_column(const nlohmann::json &container);
 
+// A Unix time as "2026-12-04 16:05:09" in local time; "-" for 0.
+std::string local_time(int64_t unix_s);
+
 // Columns padded to their widest cell, two spaces apart, no trailing blanks.
 std::string render_table(const std::vector<std::string> &header,
                          const std::vector<std::vector<std::string>> &rows);

@@ -86,13 +86,8 @@ void add_snapshot_list(CLI::App &grp, Action &chosen) {
         return report("GET " + path + ": bulkheadd answered something other than an array");
       std::vector<std::vector<std::string>> rows;
       for (const auto &s : *list) {
-        char when[32] = "-";
-        std::time_t t = s.value("created_at", int64_t{0});
-        struct tm tm {};
-        if (t > 0 && ::localtime_r(&t, &tm))
-          std::strftime(when, sizeof when, "%Y-%m-%d %H:%M:%S", &tm);
-        rows.push_back({s.value("name", ""), when, s.value("container_state", ""),
-                        human_size(s.value("size_bytes", uint64_t{0})),
+        rows.push_back({s.value("name", ""), local_time(s.value("created_at", int64_t{0})),
+                        s.value("container_state", ""), human_size(s.value("size_bytes", uint64_t{0})),
                         std::to_string(s.value("files", uint64_t{0}))});
       }
       return write_out(render_table({"NAME", "CREATED", "TAKEN", "SIZE", "FILES"}, rows)) ? 0 : 1;

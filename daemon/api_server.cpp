@@ -52,7 +52,8 @@ bool peer_allowed(int pid) {
     else if (line.rfind("Gid:", 0) == 0)
       s >> gid;
     else if (line.rfind("Groups:", 0) == 0)
-      for (long g; s >> g;) groups.push_back(g);
+      for (long g; s >> g;)
+        groups.push_back(g);
   }
   if (uid == 0)
     return true;
@@ -68,15 +69,21 @@ class CheckedServer : public httplib::Server {};
 
 int http_status(const Error &e) {
   switch (e.code) {
-  case ENOENT: return 404;
+  case ENOENT:
+    return 404;
   case EEXIST:
-  case EBUSY: return 409;
+  case EBUSY:
+    return 409;
   case EINVAL:
-  case ERANGE: return 400;
+  case ERANGE:
+    return 400;
   case EACCES:
-  case EPERM: return 403;
-  case ETIMEDOUT: return 504;
-  default: return 500;
+  case EPERM:
+    return 403;
+  case ETIMEDOUT:
+    return 504;
+  default:
+    return 500;
   }
 }
 
@@ -127,9 +134,10 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     if (peer_allowed(req.remote_port))
       return httplib::Server::HandlerResponse::Unhandled;
     res.status = 403;
-    res.set_content(R"({"error": "permission denied: the bulkheadd API is for root and members of group bulkhead"})"
-                    "\n",
-                    "application/json");
+    res.set_content(
+        R"({"error": "permission denied: the bulkheadd API is for root and members of group bulkhead"})"
+        "\n",
+        "application/json");
     return httplib::Server::HandlerResponse::Handled;
   });
   s.set_error_handler([](const httplib::Request &req, httplib::Response &res) {
@@ -152,7 +160,8 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
   });
 
   s.Get("/1.0", [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.server_info()); });
-  s.Get("/1.0/containers", [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.list()); });
+  s.Get("/1.0/containers",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.list()); });
   s.Post("/1.0/containers", [&d](const httplib::Request &req, httplib::Response &res) {
     auto body = parse_body(req);
     if (!body)
@@ -202,42 +211,42 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     }
     auto name = std::string(req.matches[1]);
     std::string log = *path;
-    res.set_chunked_content_provider(
-        "text/plain", [&d, name, log, text, sent = false, offset = uint64_t{0}](size_t, httplib::DataSink &sink) mutable {
-          if (!sent) {
-            sent = true;
-            struct stat st{};
-            offset = ::stat(log.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
-            if (!text.empty() && !sink.write(text.data(), text.size()))
-              return false;
-            return true;
-          }
-          // Follow the current file; a rotation (smaller size) starts again from its beginning.
-          for (int i = 0; i < 20; ++i) {
-            if (!sink.is_writable())
-              return false;
-            struct stat st{};
-            if (::stat(log.c_str(), &st) == 0) {
-              auto size = static_cast<uint64_t>(st.st_size);
-              if (size < offset)
-                offset = 0;
-              if (size > offset) {
-                auto all = read_file(log).value_or("");
-                if (all.size() > offset) {
-                  std::string chunk = all.substr(offset);
-                  offset = all.size();
-                  return sink.write(chunk.data(), chunk.size());
-                }
-              }
+    res.set_chunked_content_provider("text/plain", [&d, name, log, text, sent = false, offset = uint64_t{0}](
+                                                       size_t, httplib::DataSink &sink) mutable {
+      if (!sent) {
+        sent = true;
+        struct stat st {};
+        offset = ::stat(log.c_str(), &st) == 0 ? static_cast<uint64_t>(st.st_size) : 0;
+        if (!text.empty() && !sink.write(text.data(), text.size()))
+          return false;
+        return true;
+      }
+      // Follow the current file; a rotation (smaller size) starts again from its beginning.
+      for (int i = 0; i < 20; ++i) {
+        if (!sink.is_writable())
+          return false;
+        struct stat st {};
+        if (::stat(log.c_str(), &st) == 0) {
+          auto size = static_cast<uint64_t>(st.st_size);
+          if (size < offset)
+            offset = 0;
+          if (size > offset) {
+            auto all = read_file(log).value_or("");
+            if (all.size() > offset) {
+              std::string chunk = all.substr(offset);
+              offset = all.size();
+              return sink.write(chunk.data(), chunk.size());
             }
-            if (!d.info(name)) {
-              sink.done();
-              return true;
-            }
-            std::this_thread::sleep_for(std::chrono::milliseconds(50));
           }
+        }
+        if (!d.info(name)) {
+          sink.done();
           return true;
-        });
+        }
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
+      return true;
+    });
   });
 
   // Snapshots and backups (docs/snapshots.md).
@@ -302,9 +311,8 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     reply(res, 200, json::object());
   });
 
-  s.Get("/1.0/networks", [&d](const httplib::Request &, httplib::Response &res) {
-    reply(res, 200, d.networks().list());
-  });
+  s.Get("/1.0/networks",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.networks().list()); });
   s.Post("/1.0/networks", [&d](const httplib::Request &req, httplib::Response &res) {
     auto body = parse_body(req);
     if (!body)
@@ -321,9 +329,38 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     reply(res, 200, json::object());
   });
 
-  s.Get("/1.0/operations", [&d](const httplib::Request &, httplib::Response &res) {
-    reply(res, 200, d.operations().list());
+  // Pairing with other hosts (docs/remotes.md).
+  s.Post("/1.0/trust", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.trust_add(*body));
   });
+  s.Get("/1.0/trust",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.trust_list()); });
+  s.Delete(R"(/1.0/trust/([^/]+))", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto r = d.trust_remove(req.matches[1]);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, json::object());
+  });
+  s.Get("/1.0/remotes",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.remote_list()); });
+  s.Post("/1.0/remotes", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.remote_add(*body));
+  });
+  s.Delete(R"(/1.0/remotes/([^/]+))", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto r = d.remote_remove(req.matches[1]);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, json::object());
+  });
+
+  s.Get("/1.0/operations",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.operations().list()); });
   s.Get(R"(/1.0/operations/([^/]+))", [&d](const httplib::Request &req, httplib::Response &res) {
     auto op = d.operations().find(req.matches[1]);
     if (!op)

@@ -82,6 +82,7 @@ Status Daemon::init() {
   templates_.sweep_staging();
   snapshots_.sweep_staging();
   BH_CHECK(networks_.init());
+  BH_CHECK(init_peers());
 
   if (options_.lxcfs) {
     if (auto r = ensure_lxcfs(options_.lxcfs_dir); r)
@@ -418,6 +419,8 @@ void Daemon::start_onboot() {
 void Daemon::shutdown() {
   if (stopping_.exchange(true))
     return;
+  if (peers_)
+    peers_->stop(); // no other host's request starts anything from now on
   if (options_.stop_containers_on_exit) {
     std::vector<std::thread> stoppers;
     std::vector<std::string> names;

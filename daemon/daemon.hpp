@@ -28,8 +28,10 @@
 #include "daemon/events.hpp"
 #include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
+#include "daemon/peer_server.hpp"
 #include "daemon/record_store.hpp"
 #include "daemon/snapshot_store.hpp"
+#include "daemon/trust_store.hpp"
 #include "storage/template_store.hpp"
 
 namespace bulkhead::storage {
@@ -50,6 +52,8 @@ struct DaemonOptions {
   uint64_t log_max = 1 << 20;
   std::string storage = "dir";                // backend of new containers (daemon/container_disk.hpp)
   uint64_t disk_default = uint64_t{10} << 30; // ext4: the image size of a create without --disk
+  std::string listen;    // ADDR:PORT for other hosts' daemons (TLS; daemon/peer_server.cpp); empty: none
+  std::string host_name; // how this host names itself to others; empty: gethostname()
 };
 
 class Daemon {
@@ -67,6 +71,14 @@ public:
   // The API (daemon/api_server.cpp maps these to HTTP). Errors carry errno-style codes:
   // ENOENT (404), EEXIST/EBUSY (409), EINVAL (400).
   nlohmann::json server_info() const;
+
+  // Pairing with other hosts (daemon_remotes.cpp, docs/remotes.md).
+  Result<nlohmann::json> trust_add(const nlohmann::json &request);
+  nlohmann::json trust_list();
+  Status trust_remove(const std::string &name);
+  Result<nlohmann::json> remote_add(const nlohmann::json &request);
+  nlohmann::json remote_list();
+  Status remote_remove(const std::string &name);
   nlohmann::json list();
   Result<nlohmann::json> info(const std::string &name);
   Result<nlohmann::json> create(const nlohmann::json &request);
@@ -139,6 +151,7 @@ private:
   void readopt_nics_locked(Entry &e); // daemon_nics.cpp
   void supervise();
   void wake_supervisor();
+  Status init_peers(); // daemon_remotes.cpp
   Runtime runtime() const;
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
                                             std::string *consistency);
@@ -165,6 +178,9 @@ private:
   std::atomic<bool> quit_{false};     // the supervisor thread ends
   bool lxcfs_ready_ = false;
   int64_t started_ms_ = 0;
+  std::unique_ptr<migration::PeerIdentity> identity_;
+  std::unique_ptr<TrustStore> trust_;
+  std::unique_ptr<PeerServer> peers_;
 };
 
 } // namespace bulkhead::daemon

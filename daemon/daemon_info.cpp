@@ -150,7 +150,10 @@ json Daemon::server_info() const {
           {"root", options_.root},
           {"lxcfs", lxcfs_ready_},
           {"cgroup_parent", options_.cgroup_parent},
-          {"started_at", started_ms_ / 1000}};
+          {"started_at", started_ms_ / 1000},
+          {"host_name", options_.host_name},
+          {"fingerprint", identity_ ? identity_->fingerprint() : ""},
+          {"listen", options_.listen.empty() ? json(nullptr) : json(options_.listen)}};
 }
 
 namespace {

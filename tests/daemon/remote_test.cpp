@@ -1,0 +1,207 @@
+// Pairing two bulkheadd daemons (`trust add` / `remote add`, daemon/peer_server.cpp): host B is
+// the fixture's daemon, listening on 198.18.90.1:8443; host A is a second bulkheadd with its own
+// root and socket. Both run in a network namespace of the test's own.
+#include <gtest/gtest.h>
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "daemon_fixture.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bh_test::CommandResult;
+using bh_test::contains;
+using bh_test::json;
+using bh_test::read_file;
+using bh_test::run_command;
+
+constexpr const char *kAddressB = "198.18.90.1:8443";
+
+std::string last_line(const std::string &text) {
+  auto end = text.find_last_not_of('\n');
+  if (end == std::string::npos)
+    return "";
+  auto start = text.rfind('\n', end);
+  return text.substr(start == std::string::npos ? 0 : start + 1,
+                     end - (start == std::string::npos ? 0 : start + 1) + 1);
+}
+
+class DaemonRemoteTest : public bh_test::DaemonTest {
+protected:
+  void SetUp() override {
+    DaemonTest::SetUp();
+    use_private_netns();
+    ASSERT_TRUE(ip_in_netns({"addr", "add", "198.18.90.1/32", "dev", "lo"}).ok());
+    a_dir_ = dir_ + "/host-a";
+    ASSERT_TRUE(run_command({"mkdir", "-p", a_dir_}).ok());
+  }
+  void TearDown() override {
+    stop_a();
+    DaemonTest::TearDown();
+  }
+
+  void start_b() { start_daemon({"--listen", kAddressB, "--host-name", "host-b"}); }
+
+  void start_a() {
+    // The test process's own fd path: the child's descriptor is gone once it execs nsenter.
+    const std::string net = "--net=" + netns_path();
+    pid_t pid = ::fork();
+    ASSERT_GE(pid, 0);
+    if (pid == 0) {
+      int log = ::open((a_dir_ + "/bulkheadd.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0644);
+      ::dup2(log, 1);
+      ::dup2(log, 2);
+      std::string root = a_dir_ + "/root", sock = a_dir_ + "/a.sock", cg = cgroup_parent_ + "-a";
+      ::execlp("nsenter", "nsenter", net.c_str(), bh_test::bulkheadd_path().c_str(), "--root", root.c_str(),
+               "--socket", sock.c_str(), "--cgroup-parent", cg.c_str(), "--no-lxcfs", "--host-name", "host-a",
+               static_cast<char *>(nullptr));
+      _exit(127);
+    }
+    a_pid_ = pid;
+    for (int i = 0; i < 300; ++i) {
+      if (ctl_a({"remote", "list"}).ok())
+        return;
+      std::this_thread::sleep_for(100ms);
+    }
+    FAIL() << "host A's bulkheadd did not answer: " << read_file(a_dir_ + "/bulkheadd.log");
+  }
+  void stop_a() {
+    if (a_pid_ > 0) {
+      ::kill(a_pid_, SIGTERM);
+      ::waitpid(a_pid_, nullptr, 0);
+      a_pid_ = -1;
+    }
+    ::rmdir(("/sys/fs/cgroup" + cgroup_parent_ + "-a").c_str());
+    ::rmdir(("/sys/fs/cgroup/unified" + cgroup_parent_ + "-a").c_str());
+  }
+  CommandResult ctl_a(const std::vector<std::string> &args) {
+    std::vector<std::string> argv = {bh_test::bulkheadctl_path(), "--socket", a_dir_ + "/a.sock"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return run_command(argv);
+  }
+  std::string fingerprint_of_a() {
+    auto r = run_command({"curl", "-s", "--unix-socket", a_dir_ + "/a.sock", "http://bulkheadd/1.0"});
+    return json::parse(r.out).value("fingerprint", "");
+  }
+  // `trust add NAME` on B; the token is the last line.
+  std::string token_for(const std::string &name, const std::vector<std::string> &extra = {}) {
+    std::vector<std::string> args = {"trust", "add", name};
+    args.insert(args.end(), extra.begin(), extra.end());
+    auto r = ctl(args);
+    EXPECT_TRUE(r.ok()) << r;
+    return last_line(r.out);
+  }
+
+  std::string a_dir_;
+  pid_t a_pid_ = -1;
+};
+
+TEST_F(DaemonRemoteTest, PairWithATokenAndStayPairedAcrossRestarts) {
+  start_b();
+  start_a();
+  auto b_info = http("GET", "/1.0").body;
+  EXPECT_EQ(b_info["listen"], kAddressB) << b_info.dump();
+  EXPECT_EQ(b_info["host_name"], "host-b");
+
+  std::string token = token_for("host-a");
+  ASSERT_EQ(token.rfind("bh1:" + b_info["fingerprint"].get<std::string>() + ":", 0), 0u) << token;
+  auto pending = json::parse(ctl({"trust", "list", "--json"}).out);
+  ASSERT_EQ(pending.size(), 1u);
+  EXPECT_EQ(pending[0]["state"], "pending");
+
+  auto add = ctl_a({"remote", "add", "b", kAddressB, "--token", token});
+  ASSERT_TRUE(add.ok()) << add << read_file(dir_ + "/bulkheadd.log");
+  EXPECT_TRUE(contains(add.out, "host-b")) << add;
+
+  auto trusted = json::parse(ctl({"trust", "list", "--json"}).out);
+  ASSERT_EQ(trusted.size(), 1u) << trusted.dump();
+  EXPECT_EQ(trusted[0]["state"], "trusted");
+  EXPECT_EQ(trusted[0]["fingerprint"], fingerprint_of_a());
+
+  auto remotes = json::parse(ctl_a({"remote", "list", "--json"}).out);
+  ASSERT_EQ(remotes.size(), 1u);
+  EXPECT_EQ(remotes[0]["status"], "online") << remotes.dump();
+  EXPECT_EQ(remotes[0]["host"], "host-b");
+  EXPECT_EQ(remotes[0]["fingerprint"], b_info["fingerprint"]);
+
+  // Both sides keep the pairing (identity and trust) across a crash of either daemon.
+  kill_daemon();
+  start_b();
+  stop_a();
+  start_a();
+  EXPECT_EQ(http("GET", "/1.0").body["fingerprint"], b_info["fingerprint"]);
+  remotes = json::parse(ctl_a({"remote", "list", "--json"}).out);
+  ASSERT_EQ(remotes.size(), 1u);
+  EXPECT_EQ(remotes[0]["status"], "online") << remotes.dump();
+
+  // Revoked on B: A's requests are refused, and A says why.
+  ASSERT_TRUE(ctl({"trust", "rm", "host-a"}).ok());
+  remotes = json::parse(ctl_a({"remote", "list", "--json"}).out);
+  EXPECT_EQ(remotes[0]["status"], "unreachable");
+  EXPECT_TRUE(contains(remotes[0].value("error", ""), "does not trust")) << remotes.dump();
+  ASSERT_TRUE(ctl_a({"remote", "rm", "b"}).ok());
+  EXPECT_EQ(json::parse(ctl_a({"remote", "list", "--json"}).out).size(), 0u);
+  EXPECT_TRUE(json::parse(read_file(root_ + "/trust.json"))["trusted"].empty());
+}
+
+TEST_F(DaemonRemoteTest, BadTokensAndAddressesAreRefusedAndPairNothing) {
+  start_b();
+  start_a();
+  std::string token = token_for("host-a");
+  std::string secret = token.substr(token.rfind(':') + 1);
+  struct Case {
+    std::vector<std::string> args;
+    std::string expect;
+  };
+  std::vector<Case> cases = {
+      {{"remote", "add", "b", kAddressB, "--token", "garbage"}, "not a bulkhead trust token"},
+      // A token naming another certificate: the host at the address is not the one that made it.
+      {{"remote", "add", "b", kAddressB, "--token", "bh1:sha256:" + std::string(64, '0') + ":" + secret},
+       "presented certificate"},
+      {{"remote", "add", "b", "198.18.90.1:8444", "--token", token}, "Connection refused"},
+      {{"remote", "add", "b", "198.18.90.1", "--token", token}, "HOST:PORT"},
+      {{"remote", "add", "b", "198.18.90.1:70000", "--token", token}, "1 to 65535"},
+      {{"remote", "add", "B_b", kAddressB, "--token", token}, "a-z, 0-9"},
+      {{"remote", "add", "b", kAddressB, "--token",
+        token.substr(0, token.size() - 1) + (token.back() == '0' ? "1" : "0")},
+       "unknown, used already or expired"},
+  };
+  for (const auto &c : cases) {
+    auto r = ctl_a(c.args);
+    EXPECT_EQ(r.exit_code, 1) << r;
+    EXPECT_TRUE(contains(r.err, c.expect)) << r;
+  }
+  EXPECT_EQ(json::parse(ctl_a({"remote", "list", "--json"}).out).size(), 0u);
+  auto list = json::parse(ctl({"trust", "list", "--json"}).out);
+  ASSERT_EQ(list.size(), 1u);
+  EXPECT_EQ(list[0]["state"], "pending") << "a refused attempt must not consume or trust anything";
+
+  // One use only: the second daemon that presents it is refused.
+  ASSERT_TRUE(ctl_a({"remote", "add", "b", kAddressB, "--token", token}).ok());
+  auto again = ctl_a({"remote", "add", "b2", kAddressB, "--token", token});
+  EXPECT_EQ(again.exit_code, 1) << again;
+  EXPECT_TRUE(contains(again.err, "used already")) << again;
+  EXPECT_EQ(json::parse(ctl_a({"remote", "list", "--json"}).out).size(), 1u);
+
+  // An expired token is refused.
+  std::string brief = token_for("host-c", {"--expiry", "1s"});
+  std::this_thread::sleep_for(1500ms);
+  auto late = ctl_a({"remote", "add", "c", kAddressB, "--token", brief});
+  EXPECT_EQ(late.exit_code, 1) << late;
+  EXPECT_TRUE(contains(late.err, "expired")) << late;
+
+  // Tokens need a listener; names are checked; a pending name is not invited twice.
+  auto no_listen = ctl_a({"trust", "add", "host-b"});
+  EXPECT_EQ(no_listen.exit_code, 1);
+  EXPECT_TRUE(contains(no_listen.err, "--listen")) << no_listen;
+  EXPECT_TRUE(contains(ctl({"trust", "add", "Bad_Name"}).err, "a-z, 0-9"));
+  EXPECT_TRUE(contains(ctl({"trust", "add", "host-a"}).err, "trusted already"));
+  EXPECT_TRUE(contains(ctl({"trust", "add", "host-d", "--expiry", "soon"}).err, "duration"));
+  EXPECT_TRUE(contains(ctl({"trust", "rm", "nobody"}).err, "no trusted host"));
+}
+
+} // namespace
