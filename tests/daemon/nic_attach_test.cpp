@@ -212,4 +212,62 @@ TEST_F(DaemonNicAttachTest, AttachToAStoppedContainerAndBadInputLeavesNothing) {
   ASSERT_TRUE(ctl({"network", "rm", "lan1"}).ok());
 }
 
+// A routed NIC hot-plugged with caps: host routes, proxy NDP entry, link-local gateways, tc
+// qdiscs and IFB made at once, and all gone again at detach.
+TEST_F(DaemonNicAttachTest, RoutedNicHotPlugWithCapsAndDetachLeavesNothing) {
+  // The uplink: one end of a veth pair with the host's addresses (as in DaemonRoutedTest).
+  ASSERT_TRUE(ip_in_netns({"link", "add", "up0", "type", "veth", "peer", "name", "nb0"}).ok());
+  ASSERT_TRUE(ip_in_netns({"link", "set", "up0", "up"}).ok());
+  ASSERT_TRUE(ip_in_netns({"link", "set", "nb0", "up"}).ok());
+  ASSERT_TRUE(ip_in_netns({"addr", "add", "198.18.30.1/24", "dev", "up0"}).ok());
+  ASSERT_TRUE(ip_in_netns({"addr", "add", "fd00:30::1/64", "dev", "up0", "nodad"}).ok());
+  auto ip = [&](const std::vector<std::string> &args) { return ip_in_netns(args).out; };
+  auto tc = [&](const std::vector<std::string> &args) {
+    std::vector<std::string> argv = {"nsenter", "--net=" + netns_path(), "tc"};
+    argv.insert(argv.end(), args.begin(), args.end());
+    return bh_test::run_command(argv).out;
+  };
+  auto state = [&] {
+    return ip({"-o", "link"}) + ip({"-4", "route"}) + ip({"-6", "route"}) +
+           ip({"-6", "neigh", "show", "proxy"}) + tc({"qdisc"});
+  };
+  start_daemon();
+  import_busybox();
+  ASSERT_TRUE(ctl({"network", "create", "wan", "--routed", "--uplink", "up0", "--ipv4", "198.18.30.64/26",
+                   "--ipv6", "fd00:30::100/120"})
+                  .ok());
+  ASSERT_TRUE(ctl({"create", "r1", "--template", "busybox", "--start"}).ok());
+  ASSERT_TRUE(ctl({"create", "r2", "--template", "busybox", "--net",
+                   "wan:ipv4=198.18.30.70,ipv6=fd00:30::170", "--start"})
+                  .ok());
+  std::string before = state();
+
+  auto r = ctl({"net", "attach", "r1", "wan,ingress=20mbit,egress=10mbit"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(r.out, "attached eth0 to r1: wan 198.18.30.65/32 fd00:30::101/128 (host end bh-r1-0)\n");
+  EXPECT_TRUE(contains(ip({"-4", "route"}), "198.18.30.65 dev bh-r1-0")) << ip({"-4", "route"});
+  EXPECT_TRUE(contains(ip({"-6", "route"}), "fd00:30::101 dev bh-r1-0")) << ip({"-6", "route"});
+  EXPECT_TRUE(contains(ip({"-6", "neigh", "show", "proxy"}), "fd00:30::101 dev up0 proxy"));
+  auto host_end = ip({"-o", "addr", "show", "dev", "bh-r1-0"});
+  EXPECT_TRUE(contains(host_end, "169.254.0.1/32")) << host_end;
+  auto q = tc({"qdisc", "show", "dev", "bh-r1-0"});
+  EXPECT_TRUE(contains(q, "qdisc tbf 1: root") && contains(q, "rate 20Mbit")) << q;
+  EXPECT_TRUE(contains(tc({"qdisc"}), "rate 10Mbit")) << tc({"qdisc"});
+  r = ctl({"exec", "r1", "--", "ip", "route"});
+  EXPECT_TRUE(contains(r.out, "default via 169.254.0.1 dev eth0 onlink")) << r;
+  for (auto [from, to] : {std::pair{"r1", "198.18.30.1"}, std::pair{"r1", "198.18.30.70"},
+                          std::pair{"r2", "198.18.30.65"}, std::pair{"r2", "fd00:30::101"}})
+    ping(from, to, "routed hot-plug");
+
+  r = ctl({"net", "detach", "r1", "eth0"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(state(), before);
+  EXPECT_FALSE(contains(ct_links("r1"), "eth0")) << ct_links("r1");
+  EXPECT_FALSE(contains(leases("wan"), "container/r1/")) << leases("wan");
+  ASSERT_TRUE(ctl({"destroy", "r1", "--force"}).ok());
+  ASSERT_TRUE(ctl({"destroy", "r2", "--force"}).ok());
+  ASSERT_TRUE(ctl({"network", "rm", "wan"}).ok());
+  ASSERT_TRUE(ip_in_netns({"link", "del", "up0"}).ok());
+}
+
 } // namespace
