@@ -28,6 +28,8 @@ Result<bool> plug_live(const std::string &name, const RuntimeStatus &s, bool wat
 } // namespace
 
 Result<json> Daemon::attach_nic(const std::string &name, const json &request) {
+  if (!request.is_object() || !request.contains("network") || !request["network"].is_string())
+    return fail("a NIC is {\"network\", \"ipv4\"?, \"ipv6\"?, \"ingress\"?, \"egress\"?}", EINVAL);
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
   auto &s = e->rec.status;
