@@ -91,6 +91,9 @@ public:
   // removed; each answers the NIC object.
   Result<nlohmann::json> attach_nic(const std::string &name, const nlohmann::json &request);
   Result<nlohmann::json> detach_nic(const std::string &name, const std::string &nic);
+  // At start, after re-adoption: host ends the daemon made (alias bulkhead:nic/...) that no record
+  // names (a crash in the middle of an attach) are deleted, with their IFBs.
+  void remove_stray_nics();
 
   // Snapshots and backups (daemon/daemon_snapshots.cpp, docs/snapshots.md).
   Result<nlohmann::json> snapshots(const std::string &name);

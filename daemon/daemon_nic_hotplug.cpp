@@ -9,6 +9,7 @@
 #include "daemon/nic_host.hpp"
 #include "daemon/nic_hotplug.hpp"
 #include "daemon/nic_setup.hpp"
+#include "network/network.hpp"
 
 namespace bulkhead::daemon {
 
@@ -119,6 +120,31 @@ Result<json> Daemon::detach_nic(const std::string &name, const std::string &whic
                  r.error().text());
   events_.publish("container-updated", name);
   return nics_json({nic})[0];
+}
+
+void Daemon::remove_stray_nics() {
+  auto host = net::Netlink::open();
+  if (!host)
+    return;
+  auto links = net::list_links(*host);
+  if (!links)
+    return;
+  std::vector<std::string> known;
+  {
+    std::lock_guard tl(table_mu_);
+    for (auto &[n, e] : entries_)
+      for (const auto &nic : e->rec.config.nets)
+        known.push_back(nic.host_name);
+  }
+  for (const auto &l : *links) {
+    if (l.kind != "veth" || l.alias.rfind("bulkhead:nic/", 0) != 0 ||
+        std::find(known.begin(), known.end(), l.name) != known.end())
+      continue;
+    fmt::print(stderr, "bulkheadd: deleting {} ({}), a NIC no container has\n", l.name, l.alias);
+    NicConfig stray;
+    stray.host_name = l.name;
+    teardown_nics_host(networks_, {stray}); // the veth (both ends) and an IFB of its cap
+  }
 }
 
 } // namespace bulkhead::daemon
