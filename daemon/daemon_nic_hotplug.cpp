@@ -17,6 +17,9 @@ using nlohmann::json;
 
 namespace {
 
+// An attach takes the lowest free ethN: a container would need this many NICs to go past it.
+constexpr size_t kMaxStrayIndex = 64;
+
 // A NIC can be hot-plugged while the container's netns is there and its lifecycle is settled;
 // a stopped container only changes its record. Stopping/starting: refused (EBUSY).
 Result<bool> plug_live(const std::string &name, const RuntimeStatus &s, bool watched) {
@@ -129,15 +132,21 @@ void Daemon::remove_stray_nics() {
   auto links = net::list_links(*host);
   if (!links)
     return;
-  std::vector<std::string> known;
+  // Only names this daemon's containers' NICs would have: another bulkheadd sharing the netns
+  // (another --root) keeps its own.
+  std::vector<std::string> known, ours;
   {
     std::lock_guard tl(table_mu_);
-    for (auto &[n, e] : entries_)
+    for (auto &[n, e] : entries_) {
       for (const auto &nic : e->rec.config.nets)
         known.push_back(nic.host_name);
+      for (size_t i = 0; i < kMaxStrayIndex; ++i)
+        ours.push_back(host_end_name(n, i));
+    }
   }
   for (const auto &l : *links) {
     if (l.kind != "veth" || l.alias.rfind("bulkhead:nic/", 0) != 0 ||
+        std::find(ours.begin(), ours.end(), l.name) == ours.end() ||
         std::find(known.begin(), known.end(), l.name) != known.end())
       continue;
     fmt::print(stderr, "bulkheadd: deleting {} ({}), a NIC no container has\n", l.name, l.alias);

@@ -23,20 +23,6 @@ std::string owner(const std::string &container, const std::string &nic) {
   return "container/" + container + "/" + nic;
 }
 
-// The host end: "bh-" + the container's name + "-" + index when that fits 15 characters, else a
-// shortened name with a hash of the full one (two long names sharing a prefix still differ).
-std::string host_end_name(const std::string &container, size_t index) {
-  std::string tail = "-" + std::to_string(index);
-  std::string name = "bh-" + container + tail;
-  if (name.size() <= 15)
-    return name;
-  uint32_t h = 2166136261u;
-  for (unsigned char c : container)
-    h = (h ^ c) * 16777619u;
-  std::string hash = fmt::format("{:04x}", h & 0xffff);
-  return "bh-" + container.substr(0, 15 - 3 - hash.size() - tail.size()) + hash + tail;
-}
-
 Result<net::IpAddress> take(net::Ipam &ipam, const json &spec, const char *key, const std::string &who,
                             const std::string &network) {
   if (!spec.contains(key) || spec[key].is_null())
@@ -53,6 +39,20 @@ Result<net::IpAddress> take(net::Ipam &ipam, const json &spec, const char *key, 
 }
 
 } // namespace
+
+// The host end: "bh-" + the container's name + "-" + index when that fits 15 characters, else a
+// shortened name with a hash of the full one (two long names sharing a prefix still differ).
+std::string host_end_name(const std::string &container, size_t index) {
+  std::string tail = "-" + std::to_string(index);
+  std::string name = "bh-" + container + tail;
+  if (name.size() <= 15)
+    return name;
+  uint32_t h = 2166136261u;
+  for (unsigned char c : container)
+    h = (h ^ c) * 16777619u;
+  std::string hash = fmt::format("{:04x}", h & 0xffff);
+  return "bh-" + container.substr(0, 15 - 3 - hash.size() - tail.size()) + hash + tail;
+}
 
 json nics_json(const std::vector<NicConfig> &nics) {
   json out = json::array();

@@ -20,6 +20,9 @@ namespace bulkhead::daemon {
 // The create request's "nets": [{"network", "ipv4"?: "198.18.77.10", "ipv6"?: "fd42:77::10"}].
 // Explicit addresses are claimed, the others allocated (lowest free); on failure nothing stays
 // allocated. Errors name the network and address.
+// The host end of a container's NIC number index: "bh-" + name + "-" + index, or a shortened name
+// with a hash of the full one when that exceeds 15 characters.
+std::string host_end_name(const std::string &container, size_t index);
 // One NIC of that request, named eth<index> (host end and MAC derived from container + index);
 // on failure nothing stays allocated. Also `bulkheadctl net attach` (daemon_nic_hotplug.cpp).
 Result<NicConfig> allocate_nic(Networks &networks, const std::string &container, const nlohmann::json &spec,

@@ -107,7 +107,12 @@ TEST_F(DaemonNicAttachTest, HotPluggedNicsPingSurviveADaemonCrashAndDetachFreesT
   // record names. The restarted daemon deletes it.
   ASSERT_TRUE(ip_in_netns({"link", "add", "bh-c1-5", "type", "veth", "peer", "name", "stray5"}).ok());
   ASSERT_TRUE(ip_in_netns({"link", "set", "bh-c1-5", "alias", "bulkhead:nic/lan1/eth5"}).ok());
+  // One that no container of this daemon would have (another daemon's, say) is left alone.
+  ASSERT_TRUE(ip_in_netns({"link", "add", "bh-other-0", "type", "veth", "peer", "name", "other0"}).ok());
+  ASSERT_TRUE(ip_in_netns({"link", "set", "bh-other-0", "alias", "bulkhead:nic/lan1/eth0"}).ok());
   start_daemon();
+  EXPECT_TRUE(has_link("bh-other-0")) << links();
+  ASSERT_TRUE(ip_in_netns({"link", "del", "bh-other-0"}).ok());
   EXPECT_EQ(link_ids(), before);
   EXPECT_EQ(info("c1")["nics"], i1["nics"]);
   pings("after a daemon restart");
