@@ -42,6 +42,7 @@ std::unique_ptr<Cli> make_cli() {
   add_network_commands(app, cli->action);
   add_snapshot_commands(app, cli->action);
   add_remote_commands(app, cli->action);
+  add_net_attach_commands(app, cli->action);
   return cli;
 }
 

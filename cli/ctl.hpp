@@ -52,7 +52,12 @@ void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
 void add_network_commands(CLI::App &app, Action &chosen);
 void add_snapshot_commands(CLI::App &app, Action &chosen); // snapshot ..., export, import
-void add_remote_commands(CLI::App &app, Action &chosen);   // trust ..., remote ...
+void add_remote_commands(CLI::App &app, Action &chosen);     // trust ..., remote ...
+void add_net_attach_commands(CLI::App &app, Action &chosen); // net attach|detach (ctl_net_attach.cpp)
+
+// NETWORK[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] (create --net, net attach) as the API's
+// NIC request; errors start with `what` and the text.
+Result<nlohmann::json> parse_net(const std::string &text, const std::string &what);
 
 } // namespace bulkhead::ctl
 

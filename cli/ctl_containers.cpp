@@ -76,13 +76,15 @@ struct CreateArgs {
   bool onboot = false, start = false;
 };
 
+} // namespace
+
 // --net NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] as the API's NIC object (the caps
 // may also follow NAME directly: NAME,ingress=20mbit).
-Result<json> parse_net(const std::string &text) {
+Result<json> parse_net(const std::string &text, const std::string &what) {
   auto colon = text.find_first_of(":,");
   json nic = {{"network", text.substr(0, colon)}};
   if (nic["network"].get<std::string>().empty())
-    return fail("--net " + text + ": give NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
+    return fail(what + " " + text + ": give NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
   if (colon == std::string::npos)
     return nic;
   std::string rest = text.substr(colon + 1);
@@ -94,7 +96,7 @@ Result<json> parse_net(const std::string &text) {
     std::string key = kv.substr(0, eq);
     bool known = key == "ipv4" || key == "ipv6" || key == "ingress" || key == "egress";
     if (eq == std::string::npos || !known || eq + 1 == kv.size())
-      return fail("--net " + text +
+      return fail(what + " " + text +
                   ": expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, egress=RATE), got \"" + kv +
                   "\"");
     nic[key] = kv.substr(eq + 1);
@@ -104,6 +106,8 @@ Result<json> parse_net(const std::string &text) {
   }
   return nic;
 }
+
+namespace {
 
 // --net-limit [NIC:]ingress=RATE,egress=RATE as {"nic"?, "ingress"?, "egress"?}; the daemon
 // checks the rates.
@@ -142,7 +146,7 @@ int create(Context &ctx, const CreateArgs &a) {
   if (!a.nets.empty()) {
     json nets = json::array();
     for (const auto &n : a.nets) {
-      auto nic = parse_net(n);
+      auto nic = parse_net(n, "--net");
       if (!nic)
         return report(nic.error());
       nets.push_back(*nic);

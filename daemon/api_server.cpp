@@ -249,6 +249,18 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     });
   });
 
+  // NICs attached to / detached from a container (docs/network.md "Attaching and detaching NICs").
+  s.Post(R"(/1.0/containers/([^/]+)/nics)", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.attach_nic(req.matches[1], *body));
+  });
+  s.Delete(R"(/1.0/containers/([^/]+)/nics/([^/]+))",
+           [&d](const httplib::Request &req, httplib::Response &res) {
+             answer(res, 200, d.detach_nic(req.matches[1], req.matches[2]));
+           });
+
   // Snapshots and backups (docs/snapshots.md).
   auto op_reply = [](httplib::Response &res, const Result<std::shared_ptr<Operation>> &op) {
     if (!op)

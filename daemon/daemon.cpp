@@ -113,6 +113,8 @@ Status Daemon::init() {
   supervisor_ = std::thread([this] { supervise(); });
   for (auto &[name, e] : entries_)
     adopt(e);
+  if (bad.empty())
+    remove_stray_nics();
   return {};
 }
 

@@ -99,6 +99,14 @@ public:
   // At start: addresses the networks' IPAM holds for NICs no container record has (a crash
   // between allocation and the record's write) are given back.
   void reconcile_addresses();
+  // `net attach/detach` (daemon/daemon_nic_hotplug.cpp): a NIC request as in CreateRequest's
+  // "nets" added (hot-plugged when running), or a NIC (ethN, or the network of exactly one)
+  // removed; each answers the NIC object.
+  Result<nlohmann::json> attach_nic(const std::string &name, const nlohmann::json &request);
+  Result<nlohmann::json> detach_nic(const std::string &name, const std::string &nic);
+  // At start, after re-adoption: host ends the daemon made (alias bulkhead:nic/...) that no record
+  // names (a crash in the middle of an attach) are deleted, with their IFBs.
+  void remove_stray_nics();
 
   // Snapshots and backups (daemon/daemon_snapshots.cpp, docs/snapshots.md).
   Result<nlohmann::json> snapshots(const std::string &name);

@@ -23,20 +23,6 @@ std::string owner(const std::string &container, const std::string &nic) {
   return "container/" + container + "/" + nic;
 }
 
-// The host end: "bh-" + the container's name + "-" + index when that fits 15 characters, else a
-// shortened name with a hash of the full one (two long names sharing a prefix still differ).
-std::string host_end_name(const std::string &container, size_t index) {
-  std::string tail = "-" + std::to_string(index);
-  std::string name = "bh-" + container + tail;
-  if (name.size() <= 15)
-    return name;
-  uint32_t h = 2166136261u;
-  for (unsigned char c : container)
-    h = (h ^ c) * 16777619u;
-  std::string hash = fmt::format("{:04x}", h & 0xffff);
-  return "bh-" + container.substr(0, 15 - 3 - hash.size() - tail.size()) + hash + tail;
-}
-
 Result<net::IpAddress> take(net::Ipam &ipam, const json &spec, const char *key, const std::string &who,
                             const std::string &network) {
   if (!spec.contains(key) || spec[key].is_null())
@@ -53,6 +39,20 @@ Result<net::IpAddress> take(net::Ipam &ipam, const json &spec, const char *key, 
 }
 
 } // namespace
+
+// The host end: "bh-" + the container's name + "-" + index when that fits 15 characters, else a
+// shortened name with a hash of the full one (two long names sharing a prefix still differ).
+std::string host_end_name(const std::string &container, size_t index) {
+  std::string tail = "-" + std::to_string(index);
+  std::string name = "bh-" + container + tail;
+  if (name.size() <= 15)
+    return name;
+  uint32_t h = 2166136261u;
+  for (unsigned char c : container)
+    h = (h ^ c) * 16777619u;
+  std::string hash = fmt::format("{:04x}", h & 0xffff);
+  return "bh-" + container.substr(0, 15 - 3 - hash.size() - tail.size()) + hash + tail;
+}
 
 json nics_json(const std::vector<NicConfig> &nics) {
   json out = json::array();
@@ -81,6 +81,52 @@ void release_nics(Networks &networks, const std::string &container, const std::v
   }
 }
 
+Result<NicConfig> allocate_nic(Networks &networks, const std::string &container, const json &spec,
+                               size_t index) {
+  if (!spec.is_object() || !spec.contains("network") || !spec["network"].is_string())
+    return fail("each of \"nets\" needs a \"network\" name", EINVAL);
+  for (auto it = spec.begin(); it != spec.end(); ++it)
+    if (it.key() != "network" && it.key() != "ipv4" && it.key() != "ipv6" && it.key() != "ingress" &&
+        it.key() != "egress")
+      return fail(fmt::format("unknown field in a NIC: {}", it.key()), EINVAL);
+  NicConfig nic;
+  nic.network = spec["network"].get<std::string>();
+  auto net = networks.get(nic.network);
+  if (!net)
+    return fail(fmt::format("network {} does not exist", nic.network), EINVAL);
+  nic.name = "eth" + std::to_string(index);
+  nic.host_name = host_end_name(container, index);
+  nic.mac = stable_mac(container, index);
+  if (spec.contains("ingress"))
+    nic.ingress = BH_TRY(parse_cap(spec["ingress"], "network " + nic.network + ": ingress"));
+  if (spec.contains("egress"))
+    nic.egress = BH_TRY(parse_cap(spec["egress"], "network " + nic.network + ": egress"));
+  Revert undo;
+  std::string who = owner(container, nic.name);
+  for (auto [key, cidr, slot] :
+       {std::tuple{"ipv4", &net->ipv4, &nic.ipv4}, std::tuple{"ipv6", &net->ipv6, &nic.ipv6}}) {
+    if (!*cidr) {
+      if (spec.contains(key) && !spec[key].is_null())
+        return fail(fmt::format("network {} has no {} subnet", nic.network, key), EINVAL);
+      continue;
+    }
+    auto ipam = net::Ipam::open(networks.ipam_path(nic.network, (*cidr)->family()), **cidr, {(*cidr)->addr});
+    if (!ipam)
+      return tl::unexpected(ipam.error());
+    auto a = take(*ipam, spec, key, who, nic.network);
+    if (!a)
+      return tl::unexpected(a.error());
+    undo.add([path = networks.ipam_path(nic.network, (*cidr)->family()), c = **cidr, a = *a] {
+      if (auto p = net::Ipam::open(path, c, {c.addr}); p)
+        (void)p->release(a);
+    });
+    // A routed NIC's address is a host route's: /32, /128.
+    *slot = net::Cidr{*a, net->type == "routed" ? (*cidr)->max_prefix() : (*cidr)->prefix}.str();
+  }
+  undo.commit();
+  return nic;
+}
+
 Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::string &container,
                                              const json &request) {
   std::vector<NicConfig> nics;
@@ -91,50 +137,57 @@ Result<std::vector<NicConfig>> allocate_nics(Networks &networks, const std::stri
                 EINVAL);
   Revert undo;
   for (const auto &spec : request) {
-    if (!spec.is_object() || !spec.contains("network") || !spec["network"].is_string())
-      return fail("each of \"nets\" needs a \"network\" name", EINVAL);
-    for (auto it = spec.begin(); it != spec.end(); ++it)
-      if (it.key() != "network" && it.key() != "ipv4" && it.key() != "ipv6" && it.key() != "ingress" &&
-          it.key() != "egress")
-        return fail(fmt::format("unknown field in a NIC: {}", it.key()), EINVAL);
-    NicConfig nic;
-    nic.network = spec["network"].get<std::string>();
-    auto net = networks.get(nic.network);
-    if (!net)
-      return fail(fmt::format("network {} does not exist", nic.network), EINVAL);
-    nic.name = "eth" + std::to_string(nics.size());
-    nic.host_name = host_end_name(container, nics.size());
-    nic.mac = stable_mac(container, nics.size());
-    if (spec.contains("ingress"))
-      nic.ingress = BH_TRY(parse_cap(spec["ingress"], "network " + nic.network + ": ingress"));
-    if (spec.contains("egress"))
-      nic.egress = BH_TRY(parse_cap(spec["egress"], "network " + nic.network + ": egress"));
-    std::string who = owner(container, nic.name);
-    for (auto [key, cidr, slot] :
-         {std::tuple{"ipv4", &net->ipv4, &nic.ipv4}, std::tuple{"ipv6", &net->ipv6, &nic.ipv6}}) {
-      if (!*cidr) {
-        if (spec.contains(key) && !spec[key].is_null())
-          return fail(fmt::format("network {} has no {} subnet", nic.network, key), EINVAL);
-        continue;
-      }
-      auto ipam =
-          net::Ipam::open(networks.ipam_path(nic.network, (*cidr)->family()), **cidr, {(*cidr)->addr});
-      if (!ipam)
-        return tl::unexpected(ipam.error());
-      auto a = take(*ipam, spec, key, who, nic.network);
-      if (!a)
-        return tl::unexpected(a.error());
-      undo.add([path = networks.ipam_path(nic.network, (*cidr)->family()), c = **cidr, a = *a] {
-        if (auto p = net::Ipam::open(path, c, {c.addr}); p)
-          (void)p->release(a);
-      });
-      // A routed NIC's address is a host route's: /32, /128.
-      *slot = net::Cidr{*a, net->type == "routed" ? (*cidr)->max_prefix() : (*cidr)->prefix}.str();
-    }
-    nics.push_back(nic);
+    auto nic = allocate_nic(networks, container, spec, nics.size());
+    if (!nic)
+      return tl::unexpected(nic.error());
+    nics.push_back(*nic);
+    undo.add([&networks, &container, n = *nic] { release_nics(networks, container, {n}); });
   }
   undo.commit();
   return nics;
+}
+
+Status setup_nic(Networks &networks, net::Netlink &host, net::Netlink &ct, const net::Netns &ct_ns,
+                 NicConfig &nic, bool first, std::vector<net::LinkGuard> &guards) {
+  auto net = networks.get(nic.network);
+  if (!net)
+    return fail(fmt::format("{}: network {} does not exist", nic.name, nic.network), ENOENT);
+  if (net->type == "routed") {
+    BH_CHECK(setup_routed_nic(host, ct, ct_ns, nic, *net, first, guards));
+    return apply_nic_caps(host, nic);
+  }
+  auto bridge = net::get_link(host, net->bridge);
+  if (!bridge)
+    return tl::unexpected(bridge.error());
+  // A host end left from the previous run (its netns is torn down asynchronously) goes first.
+  BH_CHECK(net::ensure_link_absent(host, nic.host_name));
+  auto guard = net::create_veth(host, nic.host_name, nic.name,
+                                {bridge->mtu, "bulkhead:nic/" + nic.network + "/" + nic.name}, &ct_ns);
+  if (!guard)
+    return tl::unexpected(guard.error());
+  guards.push_back(std::move(*guard));
+  if (!nic.mac.empty())
+    BH_CHECK(net::set_mac(ct, nic.name, nic.mac));
+  BH_CHECK(net::set_master(host, nic.host_name, net->bridge));
+  BH_CHECK(net::set_up(host, nic.host_name, true));
+  for (const auto *text : {&nic.ipv4, &nic.ipv6}) {
+    if (text->empty())
+      continue;
+    auto c = net::Cidr::parse(*text);
+    if (!c)
+      return tl::unexpected(c.error());
+    BH_CHECK(net::ensure_address(ct, nic.name, *c, {.nodad = true}));
+  }
+  BH_CHECK(net::set_up(ct, nic.name, true));
+  BH_CHECK(apply_nic_caps(host, nic));
+  if (auto l = net::get_link(ct, nic.name); l)
+    nic.mac = l->mac;
+  // Default routes via the first NIC's network only (one default route per family).
+  if (first)
+    for (const auto *gw : {&net->ipv4, &net->ipv6})
+      if (*gw && !(gw == &net->ipv4 ? nic.ipv4 : nic.ipv6).empty())
+        BH_CHECK(net::ensure_route(ct, net::Route::default_via((*gw)->addr, nic.name)));
+  return {};
 }
 
 Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_pid) {
@@ -152,47 +205,8 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
     return tl::unexpected(ct.error());
   BH_CHECK(net::set_up(*ct, "lo", true));
   std::vector<net::LinkGuard> guards;
-  for (auto &nic : nics) {
-    auto net = networks.get(nic.network);
-    if (!net)
-      return fail(fmt::format("{}: network {} does not exist", nic.name, nic.network), ENOENT);
-    if (net->type == "routed") {
-      BH_CHECK(setup_routed_nic(*host, *ct, *ct_ns, nic, *net, &nic == &nics.front(), guards));
-      BH_CHECK(apply_nic_caps(*host, nic));
-      continue;
-    }
-    auto bridge = net::get_link(*host, net->bridge);
-    if (!bridge)
-      return tl::unexpected(bridge.error());
-    // A host end left from the previous run (its netns is torn down asynchronously) goes first.
-    BH_CHECK(net::ensure_link_absent(*host, nic.host_name));
-    auto guard = net::create_veth(*host, nic.host_name, nic.name,
-                                  {bridge->mtu, "bulkhead:nic/" + nic.network + "/" + nic.name}, &*ct_ns);
-    if (!guard)
-      return tl::unexpected(guard.error());
-    guards.push_back(std::move(*guard));
-    if (!nic.mac.empty())
-      BH_CHECK(net::set_mac(*ct, nic.name, nic.mac));
-    BH_CHECK(net::set_master(*host, nic.host_name, net->bridge));
-    BH_CHECK(net::set_up(*host, nic.host_name, true));
-    for (auto [text, gw] : {std::pair{&nic.ipv4, &net->ipv4}, std::pair{&nic.ipv6, &net->ipv6}}) {
-      if (text->empty())
-        continue;
-      auto c = net::Cidr::parse(*text);
-      if (!c)
-        return tl::unexpected(c.error());
-      BH_CHECK(net::ensure_address(*ct, nic.name, *c, {.nodad = true}));
-    }
-    BH_CHECK(net::set_up(*ct, nic.name, true));
-    BH_CHECK(apply_nic_caps(*host, nic));
-    if (auto l = net::get_link(*ct, nic.name); l)
-      nic.mac = l->mac;
-    // Default routes via the first NIC's network only (one default route per family).
-    if (&nic == &nics.front())
-      for (const auto *gw : {&net->ipv4, &net->ipv6})
-        if (*gw && !(gw == &net->ipv4 ? nic.ipv4 : nic.ipv6).empty())
-          BH_CHECK(net::ensure_route(*ct, net::Route::default_via((*gw)->addr, nic.name)));
-  }
+  for (auto &nic : nics)
+    BH_CHECK(setup_nic(networks, *host, *ct, *ct_ns, nic, &nic == &nics.front(), guards));
   for (auto &g : guards)
     g.release();
   return {};

@@ -35,6 +35,8 @@ TEST(CtlParse, ValidCommandLines) {
   EXPECT_EQ(parse_only({"set", "web", "--pids", "none"}), -1);
   EXPECT_EQ(parse_only({"kill", "web", "HUP"}), -1);
   EXPECT_EQ(parse_only({"logs", "web", "-f"}), -1);
+  EXPECT_EQ(parse_only({"net", "attach", "web", "lan0:ipv4=198.18.77.9,egress=10mbit"}), -1);
+  EXPECT_EQ(parse_only({"net", "detach", "web", "eth1"}), -1);
 }
 
 TEST(CtlParse, SocketFlagAfterTheCommandAndEnv) {
@@ -93,6 +95,10 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot, "
        "--no-onboot or --net-limit\n"},
       {{"frobnicate"}, "bulkheadctl: The following argument was not expected: frobnicate\n"},
+      {{"net", "attach", "web", "lan0:mtu=9000"},
+       "bulkheadctl: net attach lan0:mtu=9000: expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, "
+       "egress=RATE), got \"mtu=9000\"\n"},
+      {{"net", "detach", "web"}, "bulkheadctl: NIC is required\n"},
       {{"exec", "web", "ls", "-l"},
        "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
        "CMD...)\n"},
