@@ -51,6 +51,7 @@ void add_exec_commands(CLI::App &app, Action &chosen);
 void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
 void add_network_commands(CLI::App &app, Action &chosen);
+void add_port_commands(CLI::App &app, Action &chosen);
 void add_snapshot_commands(CLI::App &app, Action &chosen); // snapshot ..., export, import
 
 } // namespace bulkhead::ctl

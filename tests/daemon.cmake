@@ -4,7 +4,7 @@ add_executable(bulkhead_daemon_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/daemon_f
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/generated_docs_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/api_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/exec_tty_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/network_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/snapshot_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/nat_test.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/routed_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/routed_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/port_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/integration/harness.cpp)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(NFT_FOR_TESTS REQUIRED IMPORTED_TARGET libnftables)
