@@ -93,6 +93,9 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: set: nothing to change: give --memory, --cpus, --pids, --disk, --restart, --onboot, "
        "--no-onboot or --net-limit\n"},
       {{"frobnicate"}, "bulkheadctl: The following argument was not expected: frobnicate\n"},
+      {{"port", "add", "web", "0:80"},
+       "bulkheadctl: port add: \"0:80\": host port '0' is not a port (a number from 1 to 65535)\n"},
+      {{"port", "rm", "web", "80/sctp"}, "bulkheadctl: port rm: \"80/sctp\": protocol 'sctp': tcp or udp\n"},
       {{"exec", "web", "ls", "-l"},
        "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
        "CMD...)\n"},
