@@ -156,7 +156,8 @@ Result<PortSpec> parse_port_spec(const std::string &text, bool with_container_po
   }
   auto colon = ports.find(':');
   if (with_container_port != (colon != std::string::npos))
-    return failf("\"{}\": give {}", text, with_container_port ? "HOSTPORT:CTPORT[/tcp|udp]" : "HOSTPORT[/tcp|udp]");
+    return failf("\"{}\": give {}", text,
+                 with_container_port ? "HOSTPORT:CTPORT[/tcp|udp]" : "HOSTPORT[/tcp|udp]");
   p.host_port = BH_TRY(port_number(ports.substr(0, colon), text, "host port"));
   if (with_container_port)
     p.container_port = BH_TRY(port_number(ports.substr(colon + 1), text, "container port"));

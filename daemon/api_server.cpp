@@ -282,7 +282,8 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
   });
 
   // Port forwards (docs/network.md "Port forwards").
-  s.Get("/1.0/ports", [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.ports("")); });
+  s.Get("/1.0/ports",
+        [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.ports("")); });
   s.Get(R"(/1.0/containers/([^/]+)/ports)", [&d](const httplib::Request &req, httplib::Response &res) {
     answer(res, 200, d.ports(req.matches[1]));
   });

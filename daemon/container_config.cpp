@@ -120,8 +120,8 @@ template <class T> Result<T> field(const json &j, const char *name) {
 
 Result<ContainerConfig> config_from_json(const json &j) {
   static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
-                                              "restart", "onboot",   "init",     "stop_signal", "created_at", "nets",
-                                              "storage", "disk",     "ports"};
+                                              "restart", "onboot",   "init",     "stop_signal", "created_at",
+                                              "nets",    "storage",  "disk",     "ports"};
   if (!j.is_object())
     return fail("container config is not a JSON object", EINVAL);
   for (const auto &[k, v] : j.items())

@@ -70,7 +70,8 @@ struct ContainerConfig {
   std::vector<NicConfig> nets;          // bridged NICs, eth0 first
   std::string storage = "dir";          // the backend that holds its upper layer: "dir" or "ext4"
   DiskLimits disk;
-  std::vector<PortForward> ports;       // host port forwards, unique per (host_port, proto) on the host
+  // Host port forwards, unique per (host_port, proto) on the host.
+  std::vector<PortForward> ports;
   int64_t created_unix = 0;
 };
 

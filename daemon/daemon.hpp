@@ -157,7 +157,9 @@ private:
   SnapshotStore snapshots_;
   Networks networks_;
   PortTable ports_;
-  std::mutex nat_mu_; // serializes the rebuilds of NAT tables (refresh_nat); taken last
+  // Serializes the rebuilds of NAT tables (refresh_nat). Taken under an entry's mu; only the
+  // leaf locks of networks_ and ports_ are taken under it.
+  std::mutex nat_mu_;
   EventBus events_;
   Operations operations_;
   UniqueFd lock_fd_;

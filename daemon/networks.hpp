@@ -37,7 +37,7 @@ struct NetworkRecord {
 // One port forward of a running container on the network (daemon/port_forwards.hpp).
 struct DnatRule {
   uint16_t host_port = 0;
-  std::string proto; // "tcp" or "udp"
+  std::string proto;   // "tcp" or "udp"
   std::string address; // the container's IPv4 on the network
   uint16_t container_port = 0;
 };
