@@ -40,6 +40,7 @@ std::unique_ptr<Cli> make_cli() {
   add_template_commands(app, cli->action);
   add_event_commands(app, cli->action);
   add_network_commands(app, cli->action);
+  add_port_commands(app, cli->action);
   add_snapshot_commands(app, cli->action);
   add_remote_commands(app, cli->action);
   add_net_attach_commands(app, cli->action);

@@ -51,6 +51,7 @@ void add_exec_commands(CLI::App &app, Action &chosen);
 void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
 void add_network_commands(CLI::App &app, Action &chosen);
+void add_port_commands(CLI::App &app, Action &chosen);
 void add_snapshot_commands(CLI::App &app, Action &chosen); // snapshot ..., export, import
 void add_remote_commands(CLI::App &app, Action &chosen);     // trust ..., remote ...
 void add_net_attach_commands(CLI::App &app, Action &chosen); // net attach|detach (ctl_net_attach.cpp)

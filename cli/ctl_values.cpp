@@ -133,4 +133,35 @@ std::optional<std::vector<std::string>> split_init(std::vector<std::string> &arg
   return std::nullopt;
 }
 
+namespace {
+
+Result<uint16_t> port_number(const std::string &text, const std::string &spec, const char *what) {
+  bool digits = !text.empty() && text.size() <= 5 && std::all_of(text.begin(), text.end(), ::isdigit);
+  unsigned long v = digits ? std::stoul(text) : 0;
+  if (!digits || v < 1 || v > 65535)
+    return failf("\"{}\": {} '{}' is not a port (a number from 1 to 65535)", spec, what, text);
+  return static_cast<uint16_t>(v);
+}
+
+} // namespace
+
+Result<PortSpec> parse_port_spec(const std::string &text, bool with_container_port) {
+  PortSpec p;
+  std::string ports = text;
+  if (auto slash = text.find('/'); slash != std::string::npos) {
+    p.proto = text.substr(slash + 1);
+    ports = text.substr(0, slash);
+    if (p.proto != "tcp" && p.proto != "udp")
+      return failf("\"{}\": protocol '{}': tcp or udp", text, p.proto);
+  }
+  auto colon = ports.find(':');
+  if (with_container_port != (colon != std::string::npos))
+    return failf("\"{}\": give {}", text,
+                 with_container_port ? "HOSTPORT:CTPORT[/tcp|udp]" : "HOSTPORT[/tcp|udp]");
+  p.host_port = BH_TRY(port_number(ports.substr(0, colon), text, "host port"));
+  if (with_container_port)
+    p.container_port = BH_TRY(port_number(ports.substr(colon + 1), text, "container port"));
+  return p;
+}
+
 } // namespace bulkhead::ctl

@@ -26,6 +26,15 @@ Result<int64_t> parse_pids(const std::string &text);
 // "TERM", "SIGTERM", "term", "15" -> "TERM", the spelling the API takes.
 Result<std::string> normalize_signal(const std::string &text);
 
+// `port add`'s HOSTPORT:CTPORT[/tcp|udp] and `port rm`'s HOSTPORT[/tcp|udp] (proto: tcp when
+// left out); each port 1 to 65535, written in decimal.
+struct PortSpec {
+  uint16_t host_port = 0;
+  uint16_t container_port = 0; // 0 for HOSTPORT[/proto]
+  std::string proto = "tcp";
+};
+Result<PortSpec> parse_port_spec(const std::string &text, bool with_container_port);
+
 // `create ... --init PATH ARG...`: --init takes every word after it. Removes "--init" and what
 // follows from args and returns those words (empty when there is no --init). Only a create
 // command line is split; the words before "create" are the global flags.

@@ -302,6 +302,26 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     op_reply(res, d.import_container(*body));
   });
 
+  // Port forwards (docs/network.md "Port forwards").
+  s.Get("/1.0/ports",
+        [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.ports("")); });
+  s.Get(R"(/1.0/containers/([^/]+)/ports)", [&d](const httplib::Request &req, httplib::Response &res) {
+    answer(res, 200, d.ports(req.matches[1]));
+  });
+  s.Post(R"(/1.0/containers/([^/]+)/ports)", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.add_port(req.matches[1], *body));
+  });
+  s.Delete(R"(/1.0/containers/([^/]+)/ports/([^/]+)/([^/]+))",
+           [&d](const httplib::Request &req, httplib::Response &res) {
+             auto r = d.remove_port(req.matches[1], req.matches[2], req.matches[3]);
+             if (!r)
+               return reply_error(res, r.error());
+             reply(res, 200, json::object());
+           });
+
   s.Get("/1.0/templates",
         [&d](const httplib::Request &, httplib::Response &res) { answer(res, 200, d.templates()); });
   s.Post("/1.0/templates", [&d](const httplib::Request &req, httplib::Response &res) {

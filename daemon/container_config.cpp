@@ -94,6 +94,15 @@ json to_json(const ContainerConfig &c) {
                       {"egress", n.egress}});
     out["nets"] = nets;
   }
+  if (!c.ports.empty()) {
+    json ports = json::array();
+    for (const auto &f : c.ports)
+      ports.push_back({{"host_port", f.host_port},
+                       {"container_port", f.container_port},
+                       {"proto", f.proto},
+                       {"network", f.network}});
+    out["ports"] = ports;
+  }
   return out;
 }
 
@@ -111,8 +120,8 @@ template <class T> Result<T> field(const json &j, const char *name) {
 
 Result<ContainerConfig> config_from_json(const json &j) {
   static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
-                                              "restart", "onboot",   "init",     "stop_signal", "created_at", "nets",
-                                              "storage", "disk"};
+                                              "restart", "onboot",   "init",     "stop_signal", "created_at",
+                                              "nets",    "storage",  "disk",     "ports"};
   if (!j.is_object())
     return fail("container config is not a JSON object", EINVAL);
   for (const auto &[k, v] : j.items())
@@ -155,6 +164,15 @@ Result<ContainerConfig> config_from_json(const json &j) {
                           n.value("host_name", std::string()), n.value("ipv4", std::string()),
                           n.value("ipv6", std::string()), n.value("mac", std::string()),
                           n.value("ingress", std::string()), n.value("egress", std::string())});
+    if (auto it = j.find("ports"); it != j.end() && !it->is_null())
+      for (const auto &f : *it) {
+        auto host = f.at("host_port").get<uint32_t>(), ct = f.at("container_port").get<uint32_t>();
+        auto proto = f.at("proto").get<std::string>();
+        if (!host || host > 65535 || !ct || ct > 65535 || (proto != "tcp" && proto != "udp"))
+          return fail("container config: the port forward " + f.dump() + " is out of range", EINVAL);
+        c.ports.push_back({static_cast<uint16_t>(host), static_cast<uint16_t>(ct), proto,
+                           f.at("network").get<std::string>()});
+      }
   } catch (const json::exception &e) {
     return fail(std::string("container config: ") + e.what(), EINVAL);
   }

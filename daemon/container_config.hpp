@@ -46,6 +46,17 @@ struct NicConfig {
   std::string egress;  // its upload cap
 };
 
+// A host port forwarded to the container (`bulkheadctl port add`, docs/network.md "Port forwards"):
+// DNAT of host_port/proto to container_port at the container's address on `network` (its NIC on
+// a NATed network, chosen at `port add`). Kept in the record so it outlives daemon restarts; the
+// rule exists only while the container runs.
+struct PortForward {
+  uint16_t host_port = 0;
+  uint16_t container_port = 0;
+  std::string proto = "tcp"; // "tcp" or "udp"
+  std::string network;
+};
+
 struct ContainerConfig {
   std::string name;
   std::string template_name;
@@ -59,6 +70,8 @@ struct ContainerConfig {
   std::vector<NicConfig> nets;          // bridged NICs, eth0 first
   std::string storage = "dir";          // the backend that holds its upper layer: "dir" or "ext4"
   DiskLimits disk;
+  // Host port forwards, unique per (host_port, proto) on the host.
+  std::vector<PortForward> ports;
   int64_t created_unix = 0;
 };
 

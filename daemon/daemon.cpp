@@ -49,6 +49,8 @@ std::string self_dir() {
 Daemon::Daemon(DaemonOptions options)
     : options_(std::move(options)), records_(options_.root), templates_(options_.root),
       snapshots_(options_.root), networks_(options_.root) {
+  // A NAT table is always written with the forwards of the running containers on its network.
+  networks_.set_forwards([this](const std::string &network) { return ports_.rules(network); });
   if (options_.monitor_binary.empty()) {
     // A build tree keeps both binaries in one directory; an install puts bulkheadd in sbin/ and
     // the monitor in libexec/bulkhead/ (it is not a command for people).
@@ -81,6 +83,19 @@ Status Daemon::init() {
     return failf_errno("the monitor binary {}", options_.monitor_binary);
   templates_.sweep_staging();
   snapshots_.sweep_staging();
+  // The records first: the NAT tables that networks_.init() rebuilds carry the port forwards of
+  // the containers the records say run, so a restarted daemon replaces each table with the same
+  // rules (no moment without them). Containers found dead meanwhile drop theirs in adopt().
+  std::vector<std::string> bad;
+  for (auto &rec : records_.load_all(&bad)) {
+    auto e = std::make_shared<Entry>();
+    e->rec = std::move(rec);
+    ports_.load(e->rec.config);
+    const auto &state = e->rec.status.state;
+    if (state != "stopped" && state != "error")
+      ports_.set_active(e->rec.config.name, true);
+    entries_[e->rec.config.name] = e;
+  }
   BH_CHECK(networks_.init());
   BH_CHECK(init_peers());
 
@@ -100,12 +115,6 @@ Status Daemon::init() {
   ev.data.ptr = nullptr;
   ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, wake_fd_.get(), &ev);
 
-  std::vector<std::string> bad;
-  for (auto &rec : records_.load_all(&bad)) {
-    auto e = std::make_shared<Entry>();
-    e->rec = std::move(rec);
-    entries_[e->rec.config.name] = e;
-  }
   for (const auto &b : bad)
     fmt::print(stderr, "bulkheadd: warning: skipping an unreadable record: {}\n", b);
   if (bad.empty())
@@ -319,6 +328,8 @@ void Daemon::handle_exit(const EntryPtr &ep) {
   ::unlink(paths.monitor_state.c_str());
   // What outlives the container's netns: IFBs, proxy NDP entries (and a lingering host end).
   teardown_nics_host(networks_, e.rec.config.nets);
+  if (auto r = activate_ports_locked(e, false); !r)
+    fmt::print(stderr, "bulkheadd: warning: {}: removing its port forwards: {}\n", name, r.error().text());
   int64_t ran_ms = s.started_unix_ms ? now_unix_ms() - s.started_unix_ms : 0;
   s.last_exit = exit;
   s.monitor_pid = 0;

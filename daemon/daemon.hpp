@@ -29,6 +29,7 @@
 #include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/peer_server.hpp"
+#include "daemon/port_forwards.hpp"
 #include "daemon/record_store.hpp"
 #include "daemon/snapshot_store.hpp"
 #include "daemon/trust_store.hpp"
@@ -108,6 +109,12 @@ public:
   // names (a crash in the middle of an attach) are deleted, with their IFBs.
   void remove_stray_nics();
 
+  // Port forwards (daemon/daemon_ports.cpp, docs/network.md "Port forwards"). ports(""): every
+  // container's; add_port takes the API's {"host_port", "container_port", "proto"?}.
+  Result<nlohmann::json> ports(const std::string &name);
+  Result<nlohmann::json> add_port(const std::string &name, const nlohmann::json &request);
+  Status remove_port(const std::string &name, const std::string &host_port, const std::string &proto);
+
   // Snapshots and backups (daemon/daemon_snapshots.cpp, docs/snapshots.md).
   Result<nlohmann::json> snapshots(const std::string &name);
   Result<std::shared_ptr<Operation>> create_snapshot(const std::string &name, const nlohmann::json &request);
@@ -157,6 +164,9 @@ private:
   void handle_exit(const EntryPtr &e);
   void cleanup_leftovers_locked(Entry &e);
   void readopt_nics_locked(Entry &e); // daemon_nics.cpp
+  // daemon_ports.cpp: puts the container's forwards in (or takes them out of) the NAT tables.
+  Status activate_ports_locked(Entry &e, bool active);
+  Status refresh_nat(const std::string &network);
   void supervise();
   void wake_supervisor();
   Status init_peers(); // daemon_remotes.cpp
@@ -175,6 +185,10 @@ private:
   storage::TemplateStore templates_;
   SnapshotStore snapshots_;
   Networks networks_;
+  PortTable ports_;
+  // Serializes the rebuilds of NAT tables (refresh_nat). Taken under an entry's mu; only the
+  // leaf locks of networks_ and ports_ are taken under it.
+  std::mutex nat_mu_;
   EventBus events_;
   Operations operations_;
   UniqueFd lock_fd_;

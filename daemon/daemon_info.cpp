@@ -114,6 +114,9 @@ json Daemon::info_locked(Entry &e, bool bulk) {
             {"last_exit",
              {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
   j["nics"] = nics_json(c.nets);
+  j["ports"] = json::array();
+  for (const auto &claim : ports_.list(c.name))
+    j["ports"].push_back(to_json(claim, ports_.active(c.name)));
   if (e.restart_at_ms)
     j["next_restart_in_ms"] = std::max<int64_t>(0, e.restart_at_ms - now);
   if (!s.error.empty())

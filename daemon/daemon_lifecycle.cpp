@@ -256,10 +256,19 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     return fail("starting " + name + ": " + r.error().text(), r.error().code);
   ::unlink(paths.exit_file.c_str());
   ::unlink(paths.monitor_state.c_str());
+  // The forwards go in before the container exists: a DNAT to an address nobody holds yet is
+  // harmless, and a failure here starts nothing.
+  if (auto r = activate_ports_locked(e, true); !r) {
+    (void)activate_ports_locked(e, false);
+    return fail("starting " + name + ": " + r.error().text(), r.error().code);
+  }
   s.want_running = true;
   s.state = "starting";
   s.error.clear();
-  BH_CHECK(save_locked(e));
+  if (auto r = save_locked(e); !r) {
+    (void)activate_ports_locked(e, false);
+    return r;
+  }
   auto started =
       launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms,
                      [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
@@ -268,6 +277,7 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     // timeout), the daemon removes what may be left.
     cleanup_leftovers_locked(e);
     teardown_nics_host(networks_, e.rec.config.nets);
+    (void)activate_ports_locked(e, false);
     s.want_running = false;
     s.state = "stopped";
     s.error = started.error().message;
@@ -427,6 +437,11 @@ Status Daemon::destroy(const std::string &name, bool force) {
   BH_CHECK(records_.remove(name));
   (void)snapshots_.remove_all(name);
   release_nics(networks_, name, e->rec.config.nets);
+  // Stopped already, so its rules are out; the rebuild also covers a removal that failed then.
+  ports_.release_container(name);
+  for (const auto &f : e->rec.config.ports)
+    if (auto r = refresh_nat(f.network); !r)
+      fmt::print(stderr, "bulkheadd: warning: destroying {}: {}\n", name, r.error().text());
   {
     std::lock_guard tl(table_mu_);
     entries_.erase(name);

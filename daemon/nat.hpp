@@ -6,6 +6,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "bulkhead/result.hpp"
 #include "daemon/networks.hpp"
@@ -19,11 +20,15 @@ std::string nat_table_name(const std::string &network);
 // Checks an uplink interface name: 1 to 15 of [A-Za-z0-9._-] (it goes into nft's language).
 Status check_uplink_name(const std::string &uplink);
 
-// The table's text for a NATed network (requires n.nat and n.ipv4).
-std::string nat_ruleset(const NetworkRecord &n);
+// The table's text for a NATed network (requires n.nat and n.ipv4): the masquerade, and with
+// forwards a prerouting chain (DNAT of what arrives for a host address, through the uplink or,
+// without one, through any interface but the bridge) and an output chain (the host's own
+// connections to its addresses, loopback excepted).
+std::string nat_ruleset(const NetworkRecord &n, const std::vector<DnatRule> &forwards = {});
 
-// Enables IPv4 forwarding in the daemon's netns and (re)creates the network's table atomically.
-Status apply_nat(const NetworkRecord &n);
+// Enables IPv4 forwarding in the daemon's netns and (re)creates the network's table atomically
+// with the given forwards.
+Status apply_nat(const NetworkRecord &n, const std::vector<DnatRule> &forwards = {});
 // Deletes the network's table if it exists. Forwarding is left on: other networks or the host
 // may rely on it.
 Status remove_nat(const std::string &network);

@@ -166,7 +166,7 @@ Status Networks::bring_up(const NetworkRecord &n, bool *created_bridge) {
   }
   if (n.nat) {
     undo.add([&n] { (void)remove_nat(n.name); });
-    BH_CHECK(apply_nat(n));
+    BH_CHECK(apply_nat(n, forwards_ ? forwards_(n.name) : std::vector<DnatRule>{}));
   }
   undo.commit();
   return {};

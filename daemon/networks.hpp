@@ -4,6 +4,7 @@
 // the kernel side (ensure_*), so a restarted daemon re-adopts its bridges without disturbing them.
 #pragma once
 
+#include <cstdint>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -33,6 +34,14 @@ struct NetworkRecord {
   int64_t created_unix = 0;
 };
 
+// One port forward of a running container on the network (daemon/port_forwards.hpp).
+struct DnatRule {
+  uint16_t host_port = 0;
+  std::string proto;   // "tcp" or "udp"
+  std::string address; // the container's IPv4 on the network
+  uint16_t container_port = 0;
+};
+
 nlohmann::json to_json(const NetworkRecord &n);
 Result<NetworkRecord> network_from_json(const nlohmann::json &j);
 
@@ -54,6 +63,13 @@ public:
   Status remove(const std::string &name,
                 const std::function<std::vector<std::string>(const std::string &)> &users);
 
+  // The port forwards of the running containers on a network, which its NAT table carries
+  // (daemon/port_forwards.hpp). Set by the Daemon before init(); called with mu_ held, so it
+  // takes no lock but its own.
+  void set_forwards(std::function<std::vector<DnatRule>(const std::string &)> forwards) {
+    forwards_ = std::move(forwards);
+  }
+
   // The IPAM record of a network for a family (AF_INET / AF_INET6).
   std::string ipam_path(const std::string &name, int family) const;
 
@@ -64,6 +80,7 @@ private:
   std::string dir_;
   mutable std::mutex mu_;
   std::map<std::string, NetworkRecord> nets_;
+  std::function<std::vector<DnatRule>(const std::string &)> forwards_;
 };
 
 } // namespace bulkhead::daemon

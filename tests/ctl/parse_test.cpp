@@ -99,6 +99,9 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
        "bulkheadctl: net attach lan0:mtu=9000: expected ipv4=ADDRESS or ipv6=ADDRESS (or ingress=RATE, "
        "egress=RATE), got \"mtu=9000\"\n"},
       {{"net", "detach", "web"}, "bulkheadctl: NIC is required\n"},
+      {{"port", "add", "web", "0:80"},
+       "bulkheadctl: port add: \"0:80\": host port '0' is not a port (a number from 1 to 65535)\n"},
+      {{"port", "rm", "web", "80/sctp"}, "bulkheadctl: port rm: \"80/sctp\": protocol 'sctp': tcp or udp\n"},
       {{"exec", "web", "ls", "-l"},
        "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
        "CMD...)\n"},

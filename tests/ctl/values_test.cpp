@@ -18,3 +18,29 @@ TEST(CtlValues, Sizes) {
   EXPECT_FALSE(parse_size("0"));
   EXPECT_EQ(parse_size("12Q").error().text(), "\"12Q\": not a size (examples: 256M, 1.5G, 1048576)");
 }
+
+TEST(CtlValues, PortSpecs) {
+  auto p = parse_port_spec("8080:80", true);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_port, 8080);
+  EXPECT_EQ(p->container_port, 80);
+  EXPECT_EQ(p->proto, "tcp");
+  p = parse_port_spec("65535:1/udp", true);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_port, 65535);
+  EXPECT_EQ(p->container_port, 1);
+  EXPECT_EQ(p->proto, "udp");
+  p = parse_port_spec("5353/udp", false);
+  ASSERT_TRUE(p);
+  EXPECT_EQ(p->host_port, 5353);
+  EXPECT_EQ(p->proto, "udp");
+  for (const char *bad : {"0:80", "65536:80", "80:0", "http:80", "+80:80", "080000:80", ":80",
+                          "80:", "80:80/sctp", "80:80/", "8080", "80:80:80", " 80:80", "80:80/TCP"})
+    EXPECT_FALSE(parse_port_spec(bad, true)) << bad;
+  for (const char *bad : {"0", "8080:80", "8080/icmp", "", "99999"})
+    EXPECT_FALSE(parse_port_spec(bad, false)) << bad;
+  EXPECT_EQ(parse_port_spec("65536:80", true).error().text(),
+            "\"65536:80\": host port '65536' is not a port (a number from 1 to 65535)");
+  EXPECT_EQ(parse_port_spec("80:80/sctp", true).error().text(),
+            "\"80:80/sctp\": protocol 'sctp': tcp or udp");
+}

@@ -2,51 +2,15 @@
 // private network namespace (DaemonTest::use_private_netns), and the test reads the kernel's
 // nf_tables ruleset there through libnftables itself (not through the daemon's code), on a thread
 // that joins that netns.
-#include <fcntl.h>
-#include <sched.h>
-#include <unistd.h>
-
 #include <iostream>
-#include <optional>
-#include <thread>
 
-#include <gtest/gtest.h>
-#include <nftables/libnftables.h>
-
-#include "daemon_fixture.hpp"
+#include "nat_fixture.hpp"
 
 namespace {
 
 using bh_test::contains;
+using bh_test::DaemonNatTest;
 using bh_test::json;
-
-class DaemonNatTest : public bh_test::DaemonTest {
-protected:
-  void SetUp() override {
-    DaemonTest::SetUp();
-    use_private_netns();
-  }
-  // The output of an nft command in the daemon's netns; nullopt when it fails (no such table).
-  std::optional<std::string> nft(const std::string &cmd) {
-    std::optional<std::string> out;
-    std::thread([&] {
-      if (::setns(netns_fd_, CLONE_NEWNET) < 0)
-        return;
-      nft_ctx *c = nft_ctx_new(NFT_CTX_DEFAULT);
-      nft_ctx_buffer_output(c);
-      nft_ctx_buffer_error(c);
-      if (nft_run_cmd_from_buffer(c, cmd.c_str()) == 0)
-        out = nft_ctx_get_output_buffer(c);
-      nft_ctx_free(c);
-    }).join();
-    return out;
-  }
-  std::string ip_forward() {
-    auto r =
-        bh_test::run_command({"nsenter", "--net=" + netns_path(), "cat", "/proc/sys/net/ipv4/ip_forward"});
-    return r.out;
-  }
-};
 
 TEST_F(DaemonNatTest, NatTableFollowsTheNetworkAcrossRestartAndRm) {
   start_daemon();
@@ -127,24 +91,8 @@ TEST_F(DaemonNatTest, BadNatRequestsAreClearErrorsAndLeaveNothing) {
 // masqueraded, and the neighbour's netstat (run by nc for the connection) names the uplink address
 // as the peer.
 TEST_F(DaemonNatTest, ContainerReachesANeighbourThroughTheUplinkAcrossADaemonRestart) {
-  int nb_fd = -1;
-  std::thread([&] {
-    if (::unshare(CLONE_NEWNET) == 0)
-      nb_fd = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
-  }).join();
-  ASSERT_GE(nb_fd, 0);
-  std::string nb = "/proc/" + std::to_string(::getpid()) + "/fd/" + std::to_string(nb_fd);
-  auto in_nb = [&](std::vector<std::string> argv) {
-    argv.insert(argv.begin(), {"nsenter", "--net=" + nb});
-    return bh_test::run_command(argv);
-  };
-  ASSERT_TRUE(ip_in_netns({"link", "add", "up0", "type", "veth", "peer", "name", "nb0", "netns", nb}).ok());
-  ASSERT_TRUE(ip_in_netns({"addr", "add", "198.18.0.1/30", "dev", "up0"}).ok());
-  ASSERT_TRUE(ip_in_netns({"link", "set", "up0", "up"}).ok());
-  ASSERT_TRUE(in_nb({"ip", "addr", "add", "198.18.0.2/30", "dev", "nb0"}).ok());
-  ASSERT_TRUE(in_nb({"ip", "link", "set", "nb0", "up"}).ok());
-  ASSERT_TRUE(in_nb({"ip", "link", "set", "lo", "up"}).ok());
-
+  make_neighbour();
+  auto in_nb = [&](std::vector<std::string> argv) { return in_neighbour(std::move(argv)); };
   start_daemon();
   import_busybox();
   ASSERT_TRUE(
@@ -180,8 +128,7 @@ TEST_F(DaemonNatTest, ContainerReachesANeighbourThroughTheUplinkAcrossADaemonRes
   EXPECT_FALSE(contains(ip_in_netns({"-o", "link"}).out, "bh-")) << ip_in_netns({"-o", "link"});
   EXPECT_EQ(ip_in_netns({"route", "show"}).out,
             "198.18.0.0/30 dev up0 proto kernel scope link src 198.18.0.1 \n");
-  ASSERT_TRUE(ip_in_netns({"link", "del", "up0"}).ok());
-  ::close(nb_fd);
+  remove_neighbour();
 }
 
 } // namespace

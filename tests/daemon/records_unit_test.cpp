@@ -51,6 +51,30 @@ TEST(ContainerConfigTest, RoundTripAndStrictness) {
   EXPECT_NE(bad.error().message.find("surprise"), std::string::npos);
 }
 
+TEST(ContainerConfigTest, PortForwardsRoundTripAndOutOfRangeRecords) {
+  ContainerConfig c;
+  c.name = "web1";
+  c.template_name = "busybox";
+  EXPECT_FALSE(to_json(c).contains("ports")) << "records without forwards stay as they were";
+  c.ports = {{8080, 80, "tcp", "wan0"}, {5353, 53, "udp", "wan0"}};
+  auto back = config_from_json(to_json(c));
+  ASSERT_TRUE(back) << back.error().text();
+  ASSERT_EQ(back->ports.size(), 2u);
+  EXPECT_EQ(back->ports[1].host_port, 5353);
+  EXPECT_EQ(back->ports[1].container_port, 53);
+  EXPECT_EQ(back->ports[1].proto, "udp");
+  EXPECT_EQ(back->ports[1].network, "wan0");
+  for (auto [key, value] : {std::pair<const char *, nlohmann::json>{"host_port", 0},
+                            {"host_port", 65536},
+                            {"container_port", 70000},
+                            {"proto", "sctp"},
+                            {"host_port", "80"}}) {
+    auto j = to_json(c);
+    j["ports"][0][key] = value;
+    EXPECT_FALSE(config_from_json(j)) << key << " " << value;
+  }
+}
+
 TEST(ContainerDiskTest, StorageAndDiskLimitsRoundTripAndParse) {
   ContainerConfig c;
   c.name = "q1";
@@ -147,7 +171,8 @@ TEST(EventBusTest, SubscribersGetEventsAndSlowOnesAreToldOfLosses) {
   EXPECT_EQ(j["action"], "container-started");
   EXPECT_EQ(j["name"], "x");
   EXPECT_FALSE(s->next(10));
-  for (int i = 0; i < 1100; ++i) bus.publish("container-updated", "x");
+  for (int i = 0; i < 1100; ++i)
+    bus.publish("container-updated", "x");
   auto first = nlohmann::json::parse(*s->next(10));
   EXPECT_EQ(first["action"], "events-lost");
   EXPECT_EQ(first["detail"]["count"], 76);

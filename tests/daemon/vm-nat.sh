@@ -2,9 +2,10 @@
 # NAT of a managed network end to end (run inside tests/vm/run-in-vm.sh by run-vm-nat.sh): bulkheadd
 # in a netns of its own ("host") with an uplink veth to a "neighbour" netns (198.18.0.1/30 <->
 # 198.18.0.2/30, no route back to the container subnet), a container on a --nat bridge reaches the
-# neighbour, which sees the host's uplink address as the peer; the same after bulkheadd is SIGKILLed
-# and restarted; destroy + network rm leave no nft table, link or route.
-# Port forwards (`port add`) are not implemented yet and not tested here.
+# neighbour, which sees the host's uplink address as the peer; a port forward (`port add c1
+# 8080:9000`) lets the neighbour reach a busybox nc listening in c1 through 198.18.0.1:8080 (c1 sees
+# the neighbour's own address); both again after bulkheadd is SIGKILLed and restarted; destroy +
+# network rm leave no nft table, link or route.
 # Usage: vm-nat.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
 bin=$1 mkrootfs=$2
@@ -52,6 +53,27 @@ reaches_neighbour() {
   step "$1: c1 -> neighbour 198.18.0.2:9000 ok, the neighbour's peer: $(awk '{print $5}' <<<"$line")"
 }
 
+# The neighbour connects to the host's uplink address 198.18.0.1:8080; the DNAT rule takes it to
+# c1's nc on 9000, which runs netstat for the connection: c1's peer must be the neighbour 198.18.0.2.
+forward_reaches_container() {
+  ctl exec c1 -- nc -l -p 9000 -e netstat -tn >/dev/null 2>&1 &
+  local listener=$! seen=""
+  for _ in $(seq 1 100); do
+    [[ $(ctl exec c1 -- netstat -tln 2>/dev/null) == *":9000 "* ]] && break
+    sleep 0.2
+  done
+  for _ in $(seq 1 100); do
+    seen=$(in_nb busybox nc -w 3 198.18.0.1 8080 2>/dev/null || true)
+    [[ $seen == *":9000"* ]] && break
+    sleep 0.2
+  done
+  wait "$listener" || true
+  local line
+  line=$(grep '198.18.77.10:9000' <<<"$seen" || true)
+  [[ $line == *"198.18.0.2:"* ]] || fail "$1: the forward: c1's netstat: $seen"
+  step "$1: neighbour -> 198.18.0.1:8080 -> c1 198.18.77.10:9000 ok, c1's peer: $(awk '{print $5}' <<<"$line")"
+}
+
 ip netns add $hostns
 ip netns add $nbns
 ip link add up0 netns $hostns type veth peer name nb0 netns $nbns
@@ -68,11 +90,16 @@ sh "$mkrootfs" "$work/rootfs" >/dev/null
 start_daemon
 ctl template import busybox "$work/rootfs" >/dev/null
 ctl network create wan0 --bridge --ipv4 198.18.77.1/24 --nat --uplink up0 || fail "network create --nat"
-ctl create c1 --template busybox --net wan0 --start >/dev/null || fail "create c1"
+ctl create c1 --template busybox --net wan0:ipv4=198.18.77.10 --start >/dev/null || fail "create c1"
+ctl port add c1 8080:9000 || fail "port add"
+dnat=$(in_host nft list table ip bulkhead_wan0 | grep 'iifname' | sed 's/^[[:space:]]*//')
+step "port forward: $dnat"
+[[ $dnat == 'iifname "up0" fib daddr type local tcp dport 8080 dnat to 198.18.77.10:9000' ]] || fail "dnat: $dnat"
 rule=$(in_host nft list table ip bulkhead_wan0 | grep masquerade | sed 's/^[[:space:]]*//')
 step "table ip bulkhead_wan0: $rule; ip_forward $(in_host cat /proc/sys/net/ipv4/ip_forward)"
 [[ $rule == 'ip saddr 198.18.77.0/24 ip daddr != 198.18.77.0/24 oifname "up0" masquerade' ]] || fail "rule: $rule"
 reaches_neighbour "after start"
+forward_reaches_container "after start"
 
 step "SIGKILL bulkheadd and start it again"
 [[ $(cat /proc/$daemon/comm) == bulkheadd ]] || fail "pid $daemon is $(cat /proc/$daemon/comm), not bulkheadd"
@@ -84,6 +111,10 @@ start_daemon
 step "bulkheadd $old_daemon killed, $daemon serving"
 [[ $(in_host nft list tables) == "table ip bulkhead_wan0" ]] || fail "tables after restart: $(in_host nft list tables)"
 reaches_neighbour "after the daemon restart"
+[[ $(in_host nft list table ip bulkhead_wan0 | grep -c 'dnat to') == 2 ]] ||
+  fail "rules after restart: $(in_host nft list table ip bulkhead_wan0)"
+forward_reaches_container "after the daemon restart"
+ctl port list
 
 ctl destroy c1 --force >/dev/null || fail "destroy"
 ctl network rm wan0 >/dev/null || fail "network rm"
