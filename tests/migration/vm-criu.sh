@@ -37,7 +37,7 @@ script='exec </dev/null >/dev/null 2>&1; exec 3</lines; httpd -f -p 8080 -h /srv
 trap '\''read -r l <&3; echo "$i $l" >/tmp/c.new; mv /tmp/c.new /tmp/c'\'' USR1
 while :; do i=$((i+1)); usleep 50000; done'
 (cd "$bundle" && "$bin/bulkhead" spec)
-jq --arg s "$script" '.process.terminal = false | .process.args = ["sh", "-c", $s]' "$bundle/config.json" >"$work/c.json"
+jq --arg s "$script" '.root.readonly = false | .process.terminal = false | .process.args = ["sh", "-c", $s]' "$bundle/config.json" >"$work/c.json"
 mv "$work/c.json" "$bundle/config.json"
 
 # Asks the counter for its value: prints "<count> <line>".
@@ -62,6 +62,8 @@ bh run -d --bundle "$bundle" c1 </dev/null >/dev/null 2>&1
 read -r n0 l0 < <(ask)
 [[ $l0 == line1 ]] || fail "first answer '$n0 $l0'"
 wait_count 20
+# bulkhead leaves a new network namespace's lo down; CRIU must bring it back up.
+nsenter -t "$(init_pid)" -n ip link set lo up
 [[ $(fetch) == hello-from-c1 ]] || fail "httpd does not answer before the checkpoint"
 step "c1 runs: counter $n0 -> 20+, httpd answers"
 
@@ -79,6 +81,7 @@ read -r after la < <(ask)
 ((after >= before)) || fail "counter restarted: $after after $before"
 [[ $lb == line3 && $la == line4 ]] || fail "fd offset lost: '$lb' then '$la'"
 [[ $(fetch) == hello-from-c1 ]] || fail "the listening socket does not answer after restore"
+[[ $(bh exec c1 head -n 1 /lines) == line1 ]] || fail "exec into the restored container"
 cg=/sys/fs/cgroup/bulkhead/c1
 [[ -d $cg ]] && grep -qx "$(init_pid)" "$cg/cgroup.procs" || fail "restored init is not in $cg"
 step "restored: counter $before -> $after, fd at $la, httpd answers, init $(init_pid) in $cg"
