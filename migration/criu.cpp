@@ -357,9 +357,10 @@ Status dump(const DumpRequest &r) {
   }
   if (r.pre_dump)
     criu_local_set_track_mem(o.get(), true);
-  if (!r.page_server_address.empty() &&
-      criu_local_set_page_server_address_port(o.get(), r.page_server_address.c_str(), r.page_server_port) < 0)
-    return fail("libcriu: setting the page server", ENOMEM);
+  // libcriu 3.17 returns -ENOMEM from this setter even when it succeeded (its success path falls
+  // through to the error return), so its result says nothing.
+  if (!r.page_server_address.empty())
+    (void)criu_local_set_page_server_address_port(o.get(), r.page_server_address.c_str(), r.page_server_port);
   if (!r.freeze_cgroup.empty() && criu_local_set_freeze_cgroup(o.get(), r.freeze_cgroup.c_str()) < 0)
     return fail("libcriu: setting the freeze cgroup", ENOMEM);
 
