@@ -3,6 +3,7 @@
 // `bulkhead` CLI), never to bulkheadd.
 #include "migration/criu.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -142,29 +143,44 @@ std::string capture(const std::vector<std::string> &argv) {
   return out;
 }
 
+// The first error (usually the cause) and the last ones (where CRIU gave up), each with the line
+// before it, which often names the object CRIU was working on.
 std::string error_lines(const std::string &text, size_t max_lines) {
   std::vector<std::string> lines;
   size_t pos = 0;
-  std::string prev;
   while (pos < text.size()) {
     size_t end = text.find('\n', pos);
     if (end == std::string::npos)
       end = text.size();
-    std::string line = text.substr(pos, end - pos);
-    if (line.find("Error") != std::string::npos) {
-      // The line before often names the object CRIU was working on.
-      if (!prev.empty() && prev.find("Error") == std::string::npos)
-        lines.push_back(prev);
-      lines.push_back(line);
-    }
-    prev = line;
+    lines.push_back(text.substr(pos, end - pos));
     pos = end + 1;
   }
-  if (lines.size() > max_lines)
-    lines.erase(lines.begin(), lines.end() - static_cast<long>(max_lines));
+  std::vector<size_t> errors;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (lines[i].find("Error") != std::string::npos)
+      errors.push_back(i);
+  if (errors.empty())
+    return "";
+  std::vector<size_t> picked;
+  auto pick = [&](size_t i) {
+    if (i > 0 && lines[i - 1].find("Error") == std::string::npos)
+      picked.push_back(i - 1);
+    picked.push_back(i);
+  };
+  pick(errors.front());
+  size_t tail = std::min(errors.size() - 1, max_lines > 2 ? max_lines - 2 : 1);
+  for (size_t k = errors.size() - tail; k < errors.size(); ++k)
+    pick(errors[k]);
+  std::sort(picked.begin(), picked.end());
+  picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
   std::string out;
-  for (const auto &l : lines)
-    out += "\n  " + l;
+  size_t last = 0;
+  for (size_t n = 0; n < picked.size(); ++n) {
+    if (n > 0 && picked[n] > last + 1)
+      out += "\n  ...";
+    out += "\n  " + lines[picked[n]];
+    last = picked[n];
+  }
   return out;
 }
 

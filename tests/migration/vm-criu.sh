@@ -114,6 +114,20 @@ grep -q "left running" "$work/err" && grep -q "Error (" "$work/err" || fail "unc
 wait_count $((n1 + 5))
 step "failed dump: error quotes CRIU ($(grep -c 'Error (' "$work/err") lines), container running and counting"
 sed 's/^/    /' "$work/err"
+echo "    (dump.log, first errors:)"
+grep -n -B2 -m2 "Error (" "$work/bad/dump.log" | sed 's/^/    /' || true
+
+# --empty-ns network: the network namespace is not dumped; restore hands in a fresh one (lo down,
+# as a new namespace is), and the process tree and its listening socket come back in it.
+read -r before _ < <(ask)
+bh checkpoint --empty-ns network --image-path "$work/empty" c1 || fail "checkpoint --empty-ns network"
+bh restore -d --empty-ns network --image-path "$work/empty" --bundle "$bundle" c1 || fail "restore --empty-ns"
+read -r after _ < <(ask)
+((after >= before)) || fail "--empty-ns: $after after $before"
+nsenter -t "$(init_pid)" -n ip -o link show lo | grep -q "state DOWN" || fail "--empty-ns: lo is not fresh"
+nsenter -t "$(init_pid)" -n ip link set lo up
+[[ $(fetch) == hello-from-c1 ]] || fail "--empty-ns: the listening socket does not answer"
+step "--empty-ns network: fresh namespace, counter $before -> $after, httpd answers"
 
 # Bad input that CRIU never sees.
 if bh checkpoint --image-path "$work/x" --manage-cgroups-mode bogus c1 2>"$work/err"; then fail "bogus mode"; fi
