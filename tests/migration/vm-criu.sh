@@ -115,7 +115,7 @@ wait_count $((n1 + 5))
 step "failed dump: error quotes CRIU ($(grep -c 'Error (' "$work/err") lines), container running and counting"
 sed 's/^/    /' "$work/err"
 echo "    (dump.log, first errors:)"
-grep -n -B2 -m2 "Error (" "$work/bad/dump.log" | sed 's/^/    /' || true
+grep -n -B12 -m1 "Error (" "$work/bad/dump.log" | sed 's/^/    /' || true
 
 # --empty-ns network: the network namespace is not dumped; restore hands in a fresh one (lo down,
 # as a new namespace is), and the process tree and its listening socket come back in it.
