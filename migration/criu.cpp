@@ -155,15 +155,19 @@ std::string error_lines(const std::string &text, size_t max_lines) {
     lines.push_back(text.substr(pos, end - pos));
     pos = end + 1;
   }
+  // Some causes are logged without the "Error" prefix ("Can't connect to server ..."): the first
+  // of those counts as the first error.
+  auto is_error = [](const std::string &l) { return l.find("Error") != std::string::npos; };
+  auto is_cause = [&](const std::string &l) { return is_error(l) || l.find("Can't ") != std::string::npos; };
   std::vector<size_t> errors;
   for (size_t i = 0; i < lines.size(); ++i)
-    if (lines[i].find("Error") != std::string::npos)
+    if (is_cause(lines[i]) && (errors.empty() ? true : is_error(lines[i])))
       errors.push_back(i);
   if (errors.empty())
     return "";
   std::vector<size_t> picked;
   auto pick = [&](size_t i) {
-    if (i > 0 && lines[i - 1].find("Error") == std::string::npos)
+    if (i > 0 && !is_cause(lines[i - 1]))
       picked.push_back(i - 1);
     picked.push_back(i);
   };

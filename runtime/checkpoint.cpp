@@ -411,7 +411,10 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   criu_root.release(); // the restored tree has its own mount namespace by now
   migration::Restored restored = BH_TRY(std::move(result));
   pid_t pid = restored.pid;
-  revert.add([pid] {
+  revert.add([pid, cgroup] {
+    // Without a pid namespace the tree's other processes outlive init: the cgroup has them all.
+    if (!cgroup.empty_path())
+      (void)cgroup.signal_all(SIGKILL);
     ::kill(pid, SIGKILL);
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }

@@ -38,9 +38,20 @@ TEST(MigrationCriu, LogErrorsQuoteTheFirstAndTheLastErrors) {
   log += "(0.9) Error (cr-dump.c:3): Dumping FAILED.\n";
   ASSERT_TRUE(write_file_at(AT_FDCWD, path, log, O_WRONLY | O_TRUNC));
   std::string quoted = migration::log_errors(path, 4);
-  ::unlink(path);
   // The cause with the line before it, then the last errors; nothing in between.
   EXPECT_EQ(quoted, "\n  (0.2) opening socket 7\n  (0.3) Error (a.c:1): the cause\n  ...\n  (0.4) step 9\n"
                     "  (0.5) Error (b.c:2): consequence 9\n  (0.9) Error (cr-dump.c:3): Dumping FAILED.");
   EXPECT_EQ(migration::log_errors("/nonexistent/dump.log"), "");
+
+  // A cause CRIU logs without "Error" (a page server that is not there) still comes first.
+  ASSERT_TRUE(write_file_at(AT_FDCWD, path,
+                            "(1) Connecting to server 127.0.0.1:1\n(2) Can't connect to server 127.0.0.1:1\n"
+                            "(3) Unfreezing tasks into 1\n(4) Error (infect.c:356): Unable to detach\n"
+                            "(5) Error (cr-dump.c:2053): Dumping FAILED.\n",
+                            O_WRONLY | O_CREAT | O_TRUNC, 0600));
+  quoted = migration::log_errors(path, 4);
+  ::unlink(path);
+  EXPECT_EQ(quoted, "\n  (1) Connecting to server 127.0.0.1:1\n  (2) Can't connect to server 127.0.0.1:1\n"
+                    "  (3) Unfreezing tasks into 1\n  (4) Error (infect.c:356): Unable to detach\n"
+                    "  (5) Error (cr-dump.c:2053): Dumping FAILED.");
 }
