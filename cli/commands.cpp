@@ -170,7 +170,8 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
   if (want("checkpoint")) {
     auto &o = checkpoint_opts;
     checkpoint = app.add_subcommand("checkpoint", "checkpoint a running container with CRIU");
-    checkpoint->add_option("--image-path", o.image_path, "directory for the CRIU images (default ./checkpoint)");
+    checkpoint->add_option("--image-path", o.image_path,
+                           "directory for the CRIU images (default ./checkpoint)");
     checkpoint->add_option("--work-path", o.work_path, "directory for CRIU's log and work files");
     checkpoint->add_option("--parent-path", o.parent_path, "previous pre-dump, relative to --image-path");
     checkpoint->add_flag("--leave-running", o.leave_running, "leave the process running after checkpointing");
@@ -182,8 +183,10 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
     checkpoint->add_option("--page-server", o.page_server, "ADDRESS:PORT of a CRIU page server");
     checkpoint->add_flag("--file-locks", o.file_locks, "handle file locks");
     checkpoint->add_flag("--pre-dump", o.pre_dump, "dump memory only, leave the container running");
-    checkpoint->add_option("--manage-cgroups-mode", o.manage_cgroups_mode, "soft (default), full, strict or ignore");
-    checkpoint->add_option("--empty-ns", o.empty_ns, "create this namespace, but do not restore its contents (network)");
+    checkpoint->add_option("--manage-cgroups-mode", o.manage_cgroups_mode,
+                           "soft (default), full, strict or ignore");
+    checkpoint->add_option("--empty-ns", o.empty_ns,
+                           "create this namespace, but do not restore its contents (network)");
     checkpoint->add_flag("--auto-dedup", o.auto_dedup, "deduplicate pages against the parent images");
     checkpoint->add_option("id", id, "container id")->required();
   }
@@ -203,8 +206,10 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
     restore->add_flag("--ext-unix-sk", o.ext_unix_sk, "allow external unix sockets");
     restore->add_flag("--shell-job", o.shell_job, "allow shell jobs");
     restore->add_flag("--file-locks", o.file_locks, "handle file locks");
-    restore->add_option("--manage-cgroups-mode", o.manage_cgroups_mode, "soft (default), full, strict or ignore");
-    restore->add_option("--empty-ns", o.empty_ns, "create this namespace, but do not restore its contents (network)");
+    restore->add_option("--manage-cgroups-mode", o.manage_cgroups_mode,
+                        "soft (default), full, strict or ignore");
+    restore->add_option("--empty-ns", o.empty_ns,
+                        "create this namespace, but do not restore its contents (network)");
     restore->add_flag("--auto-dedup", o.auto_dedup, "deduplicate pages");
     restore->add_flag("--lazy-pages", o.lazy_pages, "use userfaultfd to lazily restore memory pages");
     restore->add_option("id", id, "container id")->required();

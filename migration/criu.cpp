@@ -393,9 +393,9 @@ Status dump(const DumpRequest &r) {
   quiet.reset();
   g_notify = nullptr;
   if (rc < 0)
-    return tl::unexpected(criu_failure(fmt::format("criu {} of pid {}", r.pre_dump ? "pre-dump" : "dump", r.pid),
-                                       rc, saved, binary,
-                                       (r.work_dir.empty() ? r.images_dir : r.work_dir) + "/" + log_file));
+    return tl::unexpected(
+        criu_failure(fmt::format("criu {} of pid {}", r.pre_dump ? "pre-dump" : "dump", r.pid), rc, saved,
+                     binary, (r.work_dir.empty() ? r.images_dir : r.work_dir) + "/" + log_file));
   return {};
 }
 

@@ -40,10 +40,10 @@ struct Request {
   bool auto_dedup = false;
   bool lazy_pages = false;
   CgroupMode cgroup_mode = CgroupMode::Soft;
-  std::vector<ExtMount> ext_mounts; // dump: mountpoint -> key; restore: key -> host path
-  std::vector<std::string> externals;  // dump: "net[INODE]:KEY" (namespaces CRIU must not dump)
-  std::vector<InheritFd> inherit_fds;  // restore: fds standing for the externals and pipes
-  int status_fd = -1;                  // gets a '\0' when CRIU reports "status-ready" (lazy pages)
+  std::vector<ExtMount> ext_mounts;   // dump: mountpoint -> key; restore: key -> host path
+  std::vector<std::string> externals; // dump: "net[INODE]:KEY" (namespaces CRIU must not dump)
+  std::vector<InheritFd> inherit_fds; // restore: fds standing for the externals and pipes
+  int status_fd = -1;                 // gets a '\0' when CRIU reports "status-ready" (lazy pages)
 };
 
 struct DumpRequest : Request {

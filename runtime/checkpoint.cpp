@@ -152,8 +152,8 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
     rec = BH_TRY(dir.load());
     auto status = compute_status(dir, rec);
     if (status != "running" && status != "paused")
-      return failf("container {:?} cannot be checkpointed: it is {} (only a running or paused container)",
-                   id, status);
+      return failf("container {:?} cannot be checkpointed: it is {} (only a running or paused container)", id,
+                   status);
     was_paused = status == "paused";
     std::string config_where = dir.path() + "/config.json";
     std::string config_text = BH_TRY(read_file_at(dir.fd(), "config.json"));
@@ -208,9 +208,10 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       }
       BH_CHECK(write_file_atomic(images + "/" + kDescriptors, fds.dump(), 0600));
     }
-    log_debug(ro, fmt::format("checkpoint {}: {} of pid {} into {} ({} external mounts, {} external namespaces)",
-                              id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
-                              req.externals.size()));
+    log_debug(ro,
+              fmt::format("checkpoint {}: {} of pid {} into {} ({} external mounts, {} external namespaces)",
+                          id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
+                          req.externals.size()));
     auto dumped = migration::dump(req);
     if (!dumped) {
       // CRIU resumes the tree when a dump fails; make sure no freeze of ours outlives it.

@@ -73,8 +73,8 @@ struct ExecOptions {
 
 // `checkpoint` (runc's flags): CRIU dumps the container's process tree into image_path.
 struct CheckpointOptions {
-  std::string image_path; // "" = ./checkpoint, as runc
-  std::string work_path;  // CRIU's log (dump.log) and temporary files; "" = image_path
+  std::string image_path;  // "" = ./checkpoint, as runc
+  std::string work_path;   // CRIU's log (dump.log) and temporary files; "" = image_path
   std::string parent_path; // previous (pre-)dump, relative to image_path
   bool leave_running = false;
   bool tcp_established = false;
@@ -84,7 +84,7 @@ struct CheckpointOptions {
   bool pre_dump = false;
   bool auto_dedup = false;
   bool lazy_pages = false;
-  std::string manage_cgroups_mode; // soft (default), full, strict, ignore
+  std::string manage_cgroups_mode;   // soft (default), full, strict, ignore
   std::vector<std::string> empty_ns; // "network"
   std::string page_server;           // ADDRESS:PORT
   int status_fd = -1;

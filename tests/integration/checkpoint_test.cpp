@@ -142,7 +142,7 @@ TEST_F(CheckpointTest, KernelRefusalIsReadableAndLeavesTheContainerRunning) {
   auto r = bh({"checkpoint", "--image-path", images, "c"});
   EXPECT_EQ(r.exit_code, 1) << r;
   EXPECT_TRUE(contains(r.err, "checkpoint of container \"c\" failed, the container is left running")) << r;
-  EXPECT_TRUE(contains(r.err, "Error (")) << r;          // CRIU's own lines, quoted
+  EXPECT_TRUE(contains(r.err, "Error (")) << r;            // CRIU's own lines, quoted
   EXPECT_TRUE(contains(r.err, images + "/dump.log")) << r; // and where the rest is
   EXPECT_EQ(status_of("c"), "running");
   EXPECT_TRUE(process_exists(pid));

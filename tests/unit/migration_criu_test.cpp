@@ -34,7 +34,8 @@ TEST(MigrationCriu, LogErrorsQuoteTheFirstAndTheLastErrors) {
   ::close(fd);
   std::string log = "(0.1) start\n(0.2) opening socket 7\n(0.3) Error (a.c:1): the cause\n";
   for (int i = 0; i < 10; ++i)
-    log += "(0.4) step " + std::to_string(i) + "\n(0.5) Error (b.c:2): consequence " + std::to_string(i) + "\n";
+    log +=
+        "(0.4) step " + std::to_string(i) + "\n(0.5) Error (b.c:2): consequence " + std::to_string(i) + "\n";
   log += "(0.9) Error (cr-dump.c:3): Dumping FAILED.\n";
   ASSERT_TRUE(write_file_at(AT_FDCWD, path, log, O_WRONLY | O_TRUNC));
   std::string quoted = migration::log_errors(path, 4);
