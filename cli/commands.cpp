@@ -167,6 +167,54 @@ void Commands::add_to(CLI::App &app, std::string_view only) {
     exec->add_option("id", id, "container id")->required();
   }
 
+  if (want("checkpoint")) {
+    auto &o = checkpoint_opts;
+    checkpoint = app.add_subcommand("checkpoint", "checkpoint a running container with CRIU");
+    checkpoint->add_option("--image-path", o.image_path,
+                           "directory for the CRIU images (default ./checkpoint)");
+    checkpoint->add_option("--work-path", o.work_path, "directory for CRIU's log and work files");
+    checkpoint->add_option("--parent-path", o.parent_path, "previous pre-dump, relative to --image-path");
+    checkpoint->add_flag("--leave-running", o.leave_running, "leave the process running after checkpointing");
+    checkpoint->add_flag("--tcp-established", o.tcp_established, "allow open TCP connections");
+    checkpoint->add_flag("--ext-unix-sk", o.ext_unix_sk, "allow external unix sockets");
+    checkpoint->add_flag("--shell-job", o.shell_job, "allow shell jobs (a controlling terminal outside)");
+    checkpoint->add_flag("--lazy-pages", o.lazy_pages, "use userfaultfd to lazily restore memory pages");
+    checkpoint->add_option("--status-fd", o.status_fd, "fd that gets a NUL byte once lazy-pages is ready");
+    checkpoint->add_option("--page-server", o.page_server, "ADDRESS:PORT of a CRIU page server");
+    checkpoint->add_flag("--file-locks", o.file_locks, "handle file locks");
+    checkpoint->add_flag("--pre-dump", o.pre_dump, "dump memory only, leave the container running");
+    checkpoint->add_option("--manage-cgroups-mode", o.manage_cgroups_mode,
+                           "soft (default), full, strict or ignore");
+    checkpoint->add_option("--empty-ns", o.empty_ns,
+                           "create this namespace, but do not restore its contents (network)");
+    checkpoint->add_flag("--auto-dedup", o.auto_dedup, "deduplicate pages against the parent images");
+    checkpoint->add_option("id", id, "container id")->required();
+  }
+
+  if (want("restore")) {
+    auto &o = restore_opts;
+    restore = app.add_subcommand("restore", "restore a container from a CRIU checkpoint");
+    restore->add_option("--image-path", o.image_path, "directory of the CRIU images (default ./checkpoint)");
+    restore->add_option("--work-path", o.work_path, "directory for CRIU's log and work files");
+    restore->add_option("-b,--bundle", o.bundle, "path to the bundle directory");
+    restore->add_flag("-d,--detach", o.detach, "detach from the container's process");
+    restore->add_option("--pid-file", o.pid_file, "file to write the host pid of init to");
+    restore->add_option("--console-socket", o.console_socket, "unix socket that receives the pty master");
+    restore->add_flag("--no-subreaper", o.no_subreaper, "do not become a subreaper");
+    restore->add_flag("--no-pivot", o.no_pivot, "accepted for runc compatibility (CRIU builds the mounts)");
+    restore->add_flag("--tcp-established", o.tcp_established, "allow open TCP connections");
+    restore->add_flag("--ext-unix-sk", o.ext_unix_sk, "allow external unix sockets");
+    restore->add_flag("--shell-job", o.shell_job, "allow shell jobs");
+    restore->add_flag("--file-locks", o.file_locks, "handle file locks");
+    restore->add_option("--manage-cgroups-mode", o.manage_cgroups_mode,
+                        "soft (default), full, strict or ignore");
+    restore->add_option("--empty-ns", o.empty_ns,
+                        "create this namespace, but do not restore its contents (network)");
+    restore->add_flag("--auto-dedup", o.auto_dedup, "deduplicate pages");
+    restore->add_flag("--lazy-pages", o.lazy_pages, "use userfaultfd to lazily restore memory pages");
+    restore->add_option("id", id, "container id")->required();
+  }
+
   if (want("list") || want("ls")) {
     list = app.add_subcommand("list", "list containers");
     list->alias("ls");
@@ -226,6 +274,14 @@ int Commands::dispatch(Runtime &rt, const Logger &log) {
       return kExecFailed;
     }
     return *code;
+  }
+  if (chosen(checkpoint)) {
+    auto r = rt.checkpoint(id, checkpoint_opts);
+    return r ? 0 : report(log, r.error());
+  }
+  if (chosen(restore)) {
+    auto code = rt.restore(id, restore_opts);
+    return code ? *code : report(log, code.error());
   }
   if (chosen(list))
     return print_list(rt, log, list_format, quiet);

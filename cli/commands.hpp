@@ -14,6 +14,8 @@ struct Commands {
   CreateOptions create_opts;
   ExecOptions exec_opts;
   RunOptions run_opts;
+  CheckpointOptions checkpoint_opts;
+  RestoreOptions restore_opts;
   std::string id;
   std::string signal = "SIGTERM";
   bool all = false;
@@ -24,8 +26,8 @@ struct Commands {
   bool rootless = false;
 
   CLI::App *create = nullptr, *start = nullptr, *state = nullptr, *kill = nullptr, *del = nullptr,
-           *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr,
-           *features = nullptr;
+           *run = nullptr, *list = nullptr, *spec = nullptr, *exec = nullptr, *features = nullptr,
+           *checkpoint = nullptr, *restore = nullptr;
 
   // Registers the subcommands, or only the one named `only` (nothing when it is not one of these).
   void add_to(CLI::App &app, std::string_view only = {});

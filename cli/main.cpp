@@ -64,11 +64,11 @@ std::string man_page(const CLI::App &app) {
 std::string completion(const CLI::App &app) {
   bulkhead::cli::CompletionInfo info;
   const std::string containers = "bulkhead list -q 2>/dev/null";
-  for (const char *cmd :
-       {"start", "state", "kill", "delete", "exec", "pause", "resume", "update", "ps", "events"})
+  for (const char *cmd : {"start", "state", "kill", "delete", "exec", "pause", "resume", "update", "ps",
+                          "events", "checkpoint"})
     info.dynamic[std::string(cmd) + ":id"] = containers;
-  info.file_flags = {"--root",           "--log",     "--bundle",   "--pid-file",
-                     "--console-socket", "--process", "--resources"};
+  info.file_flags = {"--root",    "--log",       "--bundle",     "--pid-file", "--console-socket",
+                     "--process", "--resources", "--image-path", "--work-path"};
   info.inherit_flags = false; // as runc: global flags before the command only
   return bulkhead::cli::generate_bash_completion(app, info);
 }

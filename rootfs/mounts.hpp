@@ -26,6 +26,11 @@ struct MountContext {
 // rootfs onto itself so it is a mount point pivot_root accepts. Returns the O_PATH fd of that mount.
 Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &propagation);
 
+// A "bind" entry (by type or by its options), and its source on the host (relative: to the bundle).
+// Checkpoint/restore describes these to CRIU as external mounts.
+bool is_bind_mount(const oci::Mount &m);
+std::string bind_source_path(const oci::Mount &m, const std::string &bundle);
+
 // Parent side, for containers in a user namespace: each bind mount's source as a detached mount
 // tree (open_tree OPEN_TREE_CLONE), opened with the runtime's host credentials, as runc binds before
 // it drops to the mapped ids. The container's root (say host uid 100000) may not be able to reach a

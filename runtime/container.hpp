@@ -20,6 +20,8 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
                                           const CreateOptions &co, int console_fd = -1);
 Status start_container(const RuntimeOptions &ro, const std::string &id);
 Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, const ExecOptions &o);
+Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &o);
+Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o);
 Status delete_container(const RuntimeOptions &ro, const std::string &id, bool force);
 
 std::string compute_status(const ContainerDir &dir, const ContainerRecord &rec);

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "bulkhead/runtime.hpp"
+#include "migration/criu.hpp"
 #include "oci/state.hpp"
 #include "rootfs/mount_options.hpp"
 #include "security/capabilities.hpp"
@@ -58,7 +59,20 @@ std::string features_json() {
       {"intelRdt", {{"enabled", false}}},
       {"mountExtensions", {{"idmap", {{"enabled", false}}}}},
   };
-  j["annotations"] = {{"org.opencontainers.runtime-spec.features", "bulkhead"}};
+  // Checkpoint/restore is what this host's CRIU can do now (it is started and asked), under runc's
+  // annotation key, with the details in "checkpoint".
+  auto criu = migration::probe();
+  bool cr = criu.version > 0 && criu.error.empty();
+  j["annotations"] = {{"org.opencontainers.runtime-spec.features", "bulkhead"},
+                      {"org.opencontainers.runc.checkpoint.enabled", cr ? "true" : "false"}};
+  json checkpoint = {{"enabled", cr},
+                     {"criu", criu.binary},
+                     {"criuVersion", criu.version},
+                     {"preDump", cr && criu.mem_track},
+                     {"lazyPages", criu.lazy_pages}};
+  if (!criu.error.empty())
+    checkpoint["error"] = criu.error;
+  j["checkpoint"] = checkpoint;
   return j.dump(4);
 }
 

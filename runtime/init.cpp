@@ -272,6 +272,11 @@ Status prepare(const InitArgs &a, std::string &exe) {
   exe = BH_TRY(find_executable(p));
   if (pty_slave)
     BH_CHECK(make_controlling_terminal(std::move(pty_slave)));
+  else if (::setsid() < 0 && errno != EPERM)
+    // As runc, the container's process leads its own session even without a terminal: a session
+    // led from outside the container's pid namespace is one CRIU cannot dump (without
+    // --shell-job). EPERM: init already leads a process group (the caller made it so); keep it.
+    return failf_errno("setsid");
   return {};
 }
 

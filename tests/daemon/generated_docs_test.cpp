@@ -79,7 +79,7 @@ TEST(GeneratedDocs, BulkheadOciCliManPageAndCompletion) {
   const std::string &man = r.out;
   EXPECT_TRUE(contains(man, ".TH BULKHEAD 8")) << man;
   for (const char *cmd : {"create", "run", "start", "state", "kill", "delete", "exec", "list", "spec",
-                          "pause", "resume", "update", "ps", "events", "features"})
+                          "pause", "resume", "update", "ps", "events", "features", "checkpoint", "restore"})
     EXPECT_TRUE(contains(man, ".SS \"bulkhead " + std::string(cmd) + "\"")) << cmd;
   EXPECT_TRUE(contains(man, "\\fB\\-b\\fR, \\fB\\-\\-bundle\\fR"));
   EXPECT_FALSE(contains(without_first_line(man), "generate")) << "hidden flags stay hidden";

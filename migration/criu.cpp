@@ -1,0 +1,439 @@
+// libcriu calls: each request gets its own criu_opts, one `criu swrk` child answers it and exits.
+// libcriu forks that child itself, so these calls belong to a single-threaded process (the
+// `bulkhead` CLI), never to bulkheadd.
+#include "migration/criu.hpp"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <sched.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <optional>
+
+extern "C" {
+#include <criu/criu.h>
+}
+
+#include "bulkhead/io.hpp"
+
+extern char **environ;
+
+namespace bulkhead::migration {
+
+namespace {
+
+struct OptsDeleter {
+  void operator()(criu_opts *o) const { criu_local_free_opts(o); }
+};
+using Opts = std::unique_ptr<criu_opts, OptsDeleter>;
+
+// libcriu's notify callback takes no user pointer; one request runs at a time in this process.
+struct NotifyContext {
+  int status_fd = -1;
+  bool pts_master = false;
+};
+NotifyContext *g_notify = nullptr;
+
+int on_notify(char *action, criu_notify_arg_t) {
+  if (!g_notify)
+    return 0;
+  std::string_view a(action);
+  if (a == "status-ready" && g_notify->status_fd >= 0) {
+    // runc's protocol for --status-fd: one '\0' once the lazy-pages server is ready.
+    char zero = 0;
+    (void)!::write(g_notify->status_fd, &zero, 1);
+  } else if (a == "orphan-pts-master") {
+    g_notify->pts_master = true;
+  }
+  return 0;
+}
+
+// `criu swrk` inherits our stderr, and prints there what goes wrong before it has a log file (the
+// kernel feature detection). Those lines are quoted in our error instead (kernel_check), so the
+// caller sees one readable message.
+class QuietStderr {
+public:
+  QuietStderr() : saved_(::fcntl(2, F_DUPFD_CLOEXEC, 3)) {
+    UniqueFd null(::open("/dev/null", O_WRONLY | O_CLOEXEC));
+    if (saved_ && null)
+      ::dup2(null.get(), 2);
+  }
+  ~QuietStderr() {
+    if (saved_)
+      ::dup2(saved_.get(), 2);
+  }
+  QuietStderr(const QuietStderr &) = delete;
+  QuietStderr &operator=(const QuietStderr &) = delete;
+
+private:
+  UniqueFd saved_;
+};
+
+Result<Opts> new_opts(const std::string &binary) {
+  criu_opts *raw = nullptr;
+  if (criu_local_init_opts(&raw) < 0 || !raw)
+    return fail("libcriu: criu_local_init_opts failed (out of memory)", ENOMEM);
+  Opts o(raw);
+  if (criu_local_set_service_binary(o.get(), binary.c_str()) < 0)
+    return fail("libcriu: setting the service binary", ENOMEM);
+  return o;
+}
+
+criu_cg_mode to_criu(CgroupMode m) {
+  switch (m) {
+  case CgroupMode::Full:
+    return CRIU_CG_MODE_FULL;
+  case CgroupMode::Strict:
+    return CRIU_CG_MODE_STRICT;
+  case CgroupMode::Ignore:
+    return CRIU_CG_MODE_IGNORE;
+  case CgroupMode::Soft:
+    break;
+  }
+  return CRIU_CG_MODE_SOFT;
+}
+
+Result<UniqueFd> open_dir(const std::string &path, const char *what) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd)
+    return failf_errno("{} {}", what, path);
+  return fd;
+}
+
+// Runs argv (argv[0] an absolute path) with stdout+stderr captured; returns the output.
+std::string capture(const std::vector<std::string> &argv) {
+  int p[2];
+  if (::pipe2(p, O_CLOEXEC) < 0)
+    return "";
+  UniqueFd rd(p[0]), wr(p[1]);
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), 1);
+  posix_spawn_file_actions_adddup2(&fa, wr.get(), 2);
+  std::vector<char *> args;
+  for (const auto &a : argv)
+    args.push_back(const_cast<char *>(a.c_str()));
+  args.push_back(nullptr);
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, args[0], &fa, nullptr, args.data(), environ);
+  posix_spawn_file_actions_destroy(&fa);
+  wr.reset();
+  if (rc != 0)
+    return "";
+  std::string out;
+  char buf[4096];
+  ssize_t n;
+  while ((n = ::read(rd.get(), buf, sizeof buf)) != 0) {
+    if (n < 0) {
+      if (errno == EINTR)
+        continue;
+      break;
+    }
+    out.append(buf, static_cast<size_t>(n));
+  }
+  while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  return out;
+}
+
+// The first error (usually the cause) and the last ones (where CRIU gave up), each with the line
+// before it, which often names the object CRIU was working on.
+std::string error_lines(const std::string &text, size_t max_lines) {
+  std::vector<std::string> lines;
+  size_t pos = 0;
+  while (pos < text.size()) {
+    size_t end = text.find('\n', pos);
+    if (end == std::string::npos)
+      end = text.size();
+    lines.push_back(text.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  // Some causes are logged without the "Error" prefix ("Can't connect to server ..."): the first
+  // of those counts as the first error.
+  auto is_error = [](const std::string &l) { return l.find("Error") != std::string::npos; };
+  auto is_cause = [&](const std::string &l) { return is_error(l) || l.find("Can't ") != std::string::npos; };
+  std::vector<size_t> errors;
+  for (size_t i = 0; i < lines.size(); ++i)
+    if (is_cause(lines[i]) && (errors.empty() ? true : is_error(lines[i])))
+      errors.push_back(i);
+  if (errors.empty())
+    return "";
+  std::vector<size_t> picked;
+  auto pick = [&](size_t i) {
+    if (i > 0 && !is_cause(lines[i - 1]))
+      picked.push_back(i - 1);
+    picked.push_back(i);
+  };
+  pick(errors.front());
+  size_t tail = std::min(errors.size() - 1, max_lines > 2 ? max_lines - 2 : 1);
+  for (size_t k = errors.size() - tail; k < errors.size(); ++k)
+    pick(errors[k]);
+  std::sort(picked.begin(), picked.end());
+  picked.erase(std::unique(picked.begin(), picked.end()), picked.end());
+  std::string out;
+  size_t last = 0;
+  for (size_t n = 0; n < picked.size(); ++n) {
+    if (n > 0 && picked[n] > last + 1)
+      out += "\n  ...";
+    out += "\n  " + lines[picked[n]];
+    last = picked[n];
+  }
+  return out;
+}
+
+// CRIU that dies before answering (libcriu: ECOMM/ECONNREFUSED) usually refused the kernel while
+// detecting its features; `criu check` prints why.
+std::string kernel_check(const std::string &binary) {
+  auto out = capture({binary, "check"});
+  auto errors = error_lines(out, 6);
+  if (errors.empty())
+    return "";
+  return "; `criu check` on this kernel says:" + errors;
+}
+
+Error criu_failure(const std::string &what, int rc, int saved_errno, const std::string &binary,
+                   const std::string &log) {
+  std::string why;
+  int code = 0;
+  switch (-rc) {
+  case EBADE:
+    why = "CRIU reported a failure";
+    code = saved_errno;
+    break;
+  case ECONNREFUSED:
+  case ECOMM:
+    why = "criu swrk exited without answering (it could not start or crashed)" + kernel_check(binary);
+    break;
+  case EINVAL:
+    why = "this CRIU does not support the request (update criu)";
+    break;
+  case EBADMSG:
+    why = "unexpected answer from CRIU";
+    break;
+  default:
+    why = fmt::format("libcriu returned {}", rc);
+    break;
+  }
+  auto errors = log_errors(log);
+  std::string tail = errors.empty() ? fmt::format(" (no errors in {})", log)
+                                    : fmt::format("; last errors in {}:{}", log, errors);
+  return Error{code, fmt::format("{}: {}{}", what, why, tail)};
+}
+
+// The options both requests carry. fds stay open until the request returns.
+Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const UniqueFd &work,
+                  const char *log_file) {
+  criu_local_set_images_dir_fd(o, images.get());
+  if (work)
+    criu_local_set_work_dir_fd(o, work.get());
+  criu_local_set_log_level(o, 4);
+  if (criu_local_set_log_file(o, log_file) < 0)
+    return fail("libcriu: setting the log file", ENOMEM);
+  if (!r.root.empty() && criu_local_set_root(o, r.root.c_str()) < 0)
+    return fail("libcriu: setting the root", ENOMEM);
+  criu_local_set_tcp_established(o, r.tcp_established);
+  criu_local_set_ext_unix_sk(o, r.ext_unix_sk);
+  criu_local_set_shell_job(o, r.shell_job);
+  criu_local_set_file_locks(o, r.file_locks);
+  criu_local_set_auto_dedup(o, r.auto_dedup);
+  criu_local_set_orphan_pts_master(o, true);
+  criu_local_set_manage_cgroups(o, true);
+  criu_local_set_manage_cgroups_mode(o, to_criu(r.cgroup_mode));
+  for (const auto &m : r.ext_mounts)
+    if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)
+      return failf("libcriu: adding external mount {}", m.key);
+  for (const auto &e : r.externals)
+    if (criu_local_add_external(o, e.c_str()) < 0)
+      return failf("libcriu: adding external {}", e);
+  for (const auto &i : r.inherit_fds) {
+    int flags = ::fcntl(i.fd, F_GETFD);
+    if (flags < 0 || ::fcntl(i.fd, F_SETFD, flags & ~FD_CLOEXEC) < 0)
+      return failf_errno("fd {} for {}", i.fd, i.key);
+    if (criu_local_add_inherit_fd(o, i.fd, i.key.c_str()) < 0)
+      return failf("libcriu: adding inherited fd {}", i.key);
+  }
+  criu_local_set_notify_cb(o, on_notify);
+  return {};
+}
+
+Status check_unsupported(const Request &r) {
+  // libcriu 3.17 has no setter for the RPC's lazy_pages field; a request without it would silently
+  // do something else than asked. (empty_ns has none either: runtime/checkpoint.cpp describes the
+  // network namespace as external instead.)
+  if (r.lazy_pages)
+    return fail("--lazy-pages: this build's libcriu (CRIU 3.17) cannot request lazy pages");
+  return {};
+}
+
+} // namespace
+
+Result<CgroupMode> parse_cgroup_mode(const std::string &text) {
+  if (text.empty() || text == "soft")
+    return CgroupMode::Soft;
+  if (text == "full")
+    return CgroupMode::Full;
+  if (text == "strict")
+    return CgroupMode::Strict;
+  if (text == "ignore")
+    return CgroupMode::Ignore;
+  return failf("--manage-cgroups-mode {:?}: must be soft, full, strict or ignore", text);
+}
+
+Result<unsigned> parse_empty_ns(const std::vector<std::string> &names) {
+  unsigned flags = 0;
+  for (const auto &n : names) {
+    if (n == "network" || n == "net")
+      flags |= CLONE_NEWNET;
+    else
+      return failf("--empty-ns {:?}: only \"network\" is supported (as runc)", n);
+  }
+  return flags;
+}
+
+Result<std::string> find_criu() {
+  const char *path = std::getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    size_t end = dirs.find(':', pos);
+    if (end == std::string::npos)
+      end = dirs.size();
+    std::string dir = dirs.substr(pos, end - pos);
+    pos = end + 1;
+    if (dir.empty())
+      continue;
+    std::string candidate = dir + "/criu";
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)", dirs);
+}
+
+std::string log_errors(const std::string &path, size_t max_lines) {
+  auto text = read_file(path);
+  if (!text)
+    return "";
+  return error_lines(*text, max_lines);
+}
+
+Support probe() {
+  Support s;
+  auto binary = find_criu();
+  if (!binary) {
+    s.error = binary.error().text();
+    return s;
+  }
+  s.binary = *binary;
+  auto o = new_opts(s.binary);
+  if (!o) {
+    s.error = o.error().text();
+    return s;
+  }
+  QuietStderr quiet;
+  int v = criu_local_get_version(o->get());
+  if (v <= 0) {
+    s.error = fmt::format("{} does not answer{}", s.binary, kernel_check(s.binary));
+    return s;
+  }
+  s.version = v;
+  // The version needs no kernel; the feature check runs CRIU's kernel detection, which is what
+  // refuses a kernel it does not know.
+  struct criu_feature_check features {};
+  features.mem_track = true;
+  features.lazy_pages = true;
+  if (criu_local_feature_check(o->get(), &features, sizeof features) < 0) {
+    s.error = fmt::format("CRIU {} cannot work on this kernel{}", v, kernel_check(s.binary));
+    return s;
+  }
+  s.mem_track = features.mem_track;
+  s.lazy_pages = false; // CRIU may support it, but libcriu 3.17 cannot ask for it (check_unsupported)
+  return s;
+}
+
+Status dump(const DumpRequest &r) {
+  BH_CHECK(check_unsupported(r));
+  std::string binary = BH_TRY(find_criu());
+  UniqueFd images = BH_TRY(open_dir(r.images_dir, "--image-path"));
+  UniqueFd work;
+  if (!r.work_dir.empty())
+    work = BH_TRY(open_dir(r.work_dir, "--work-path"));
+  Opts o = BH_TRY(new_opts(binary));
+  const char *log_file = r.pre_dump ? "pre-dump.log" : "dump.log";
+  BH_CHECK(set_common(o.get(), r, images, work, log_file));
+  criu_local_set_pid(o.get(), r.pid);
+  criu_local_set_leave_running(o.get(), r.leave_running);
+  if (!r.parent_path.empty()) {
+    if (criu_local_set_parent_images(o.get(), r.parent_path.c_str()) < 0)
+      return fail("libcriu: setting the parent images", ENOMEM);
+    criu_local_set_track_mem(o.get(), true);
+  }
+  if (r.pre_dump)
+    criu_local_set_track_mem(o.get(), true);
+  // libcriu 3.17 returns -ENOMEM from this setter even when it succeeded (its success path falls
+  // through to the error return), so its result says nothing.
+  if (!r.page_server_address.empty())
+    (void)criu_local_set_page_server_address_port(o.get(), r.page_server_address.c_str(), r.page_server_port);
+  if (!r.freeze_cgroup.empty() && criu_local_set_freeze_cgroup(o.get(), r.freeze_cgroup.c_str()) < 0)
+    return fail("libcriu: setting the freeze cgroup", ENOMEM);
+
+  NotifyContext ctx{r.status_fd, false};
+  g_notify = &ctx;
+  std::optional<QuietStderr> quiet(std::in_place);
+  errno = 0;
+  int rc = r.pre_dump ? criu_local_pre_dump(o.get()) : criu_local_dump(o.get());
+  int saved = errno;
+  quiet.reset();
+  g_notify = nullptr;
+  if (rc < 0)
+    return tl::unexpected(
+        criu_failure(fmt::format("criu {} of pid {}", r.pre_dump ? "pre-dump" : "dump", r.pid), rc, saved,
+                     binary, (r.work_dir.empty() ? r.images_dir : r.work_dir) + "/" + log_file));
+  return {};
+}
+
+Result<Restored> restore(const RestoreRequest &r) {
+  BH_CHECK(check_unsupported(r));
+  std::string binary = BH_TRY(find_criu());
+  UniqueFd images = BH_TRY(open_dir(r.images_dir, "--image-path"));
+  UniqueFd work;
+  if (!r.work_dir.empty())
+    work = BH_TRY(open_dir(r.work_dir, "--work-path"));
+  Opts o = BH_TRY(new_opts(binary));
+  BH_CHECK(set_common(o.get(), r, images, work, "restore.log"));
+  // Device nodes may come back with other inode numbers (a fresh tmpfs /dev).
+  criu_local_set_evasive_devices(o.get(), true);
+  if (!r.cgroup_root.empty() && criu_local_add_cg_root(o.get(), nullptr, r.cgroup_root.c_str()) < 0)
+    return fail("libcriu: setting the cgroup root", ENOMEM);
+
+  NotifyContext ctx{r.status_fd, false};
+  g_notify = &ctx;
+  std::optional<QuietStderr> quiet(std::in_place);
+  errno = 0;
+  int rc = criu_local_restore_child(o.get());
+  int saved = errno;
+  quiet.reset();
+  g_notify = nullptr;
+  if (rc <= 0)
+    return tl::unexpected(criu_failure("criu restore", rc < 0 ? rc : -EBADMSG, saved, binary,
+                                       (r.work_dir.empty() ? r.images_dir : r.work_dir) + "/restore.log"));
+  Restored out;
+  out.pid = rc;
+  if (ctx.pts_master) {
+    int fd = criu_get_orphan_pts_master_fd();
+    if (fd >= 0) {
+      ::fcntl(fd, F_SETFD, FD_CLOEXEC);
+      out.pts_master.reset(fd);
+    }
+  }
+  return out;
+}
+
+} // namespace bulkhead::migration

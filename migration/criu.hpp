@@ -1,0 +1,89 @@
+// CRIU through its C library (libcriu, criu/criu.h): checkpoint a process tree into an image
+// directory and restore it, as `criu swrk` speaks its RPC. This layer knows CRIU, not containers:
+// runtime/checkpoint.cpp describes a container (mounts, namespaces, cgroup, terminal) in these terms.
+#pragma once
+
+#include <string>
+#include <sys/types.h>
+#include <vector>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/unique_fd.hpp"
+
+namespace bulkhead::migration {
+
+// runc's --manage-cgroups-mode values.
+enum class CgroupMode { Soft, Full, Strict, Ignore };
+Result<CgroupMode> parse_cgroup_mode(const std::string &text);
+
+// runc's --empty-ns values ("network", the only namespace runc accepts): CLONE_NEW* flags.
+Result<unsigned> parse_empty_ns(const std::vector<std::string> &names);
+
+struct ExtMount {
+  std::string key, value;
+};
+
+struct InheritFd {
+  int fd = -1; // an fd of this process; its CLOEXEC flag is cleared so `criu swrk` inherits it
+  std::string key;
+};
+
+// What dump and restore share.
+struct Request {
+  std::string images_dir; // must exist
+  std::string work_dir;   // logs and temporary files; "" = images_dir
+  std::string root;       // the tree's root directory as CRIU sees it
+  bool tcp_established = false;
+  bool ext_unix_sk = false;
+  bool shell_job = false;
+  bool file_locks = false;
+  bool auto_dedup = false;
+  bool lazy_pages = false;
+  CgroupMode cgroup_mode = CgroupMode::Soft;
+  std::vector<ExtMount> ext_mounts;   // dump: mountpoint -> key; restore: key -> host path
+  std::vector<std::string> externals; // dump: "net[INODE]:KEY" (namespaces CRIU must not dump)
+  std::vector<InheritFd> inherit_fds; // restore: fds standing for the externals and pipes
+  int status_fd = -1;                 // gets a '\0' when CRIU reports "status-ready" (lazy pages)
+};
+
+struct DumpRequest : Request {
+  pid_t pid = 0;
+  bool leave_running = false;
+  bool pre_dump = false;
+  std::string parent_path; // relative to images_dir, as CRIU takes it
+  std::string page_server_address;
+  int page_server_port = 0;
+  std::string freeze_cgroup; // full path of a cgroup v2 directory: freeze with it, not ptrace
+};
+
+struct RestoreRequest : Request {
+  std::string cgroup_root; // the cgroup (path below the cgroup2 mount) the tree's root goes into
+};
+
+struct Restored {
+  pid_t pid = 0;       // the restored root task, our child (CRIU's restore-sibling)
+  UniqueFd pts_master; // the terminal's master when the tree had one (orphan-pts-master)
+};
+
+Status dump(const DumpRequest &request);
+Result<Restored> restore(const RestoreRequest &request);
+
+// For `bulkhead features` and the early, readable errors: is CRIU installed and does it start on
+// this kernel.
+struct Support {
+  std::string binary; // "" when no criu is in PATH
+  int version = 0;    // e.g. 31701; 0 when CRIU did not answer
+  bool mem_track = false;
+  bool lazy_pages = false;
+  std::string error; // why CRIU cannot be used here
+};
+Support probe();
+
+// The criu binary in PATH, or an error naming what to install.
+Result<std::string> find_criu();
+
+// The last `max_lines` lines of a CRIU log that say "Error" (with the line before each), for
+// error messages; "" when the log is missing.
+std::string log_errors(const std::string &path, size_t max_lines = 6);
+
+} // namespace bulkhead::migration

@@ -1,0 +1,464 @@
+// `checkpoint` and `restore` (runc's commands): describe a container to CRIU (migration/criu.hpp)
+// so the restored tree is the same container, and keep the state directory in step.
+//
+// What CRIU is told, and why (docs/checkpoint.md):
+// - root: the rootfs (dump), a bind of it under the state dir (restore: CRIU wants a mount point);
+// - external mounts, keyed by their destination: the config's bind mounts (their sources are host
+//   paths CRIU must not dump), files masked with /dev/null, device nodes bound from the host (user
+//   namespaces) and a cgroup mount that binds the host cgroup directory;
+// - external namespaces: a network or pid namespace the config joins by path (it outlives the
+//   container, so it is handed back, not recreated); --empty-ns network does the same with a
+//   fresh namespace at restore;
+// - the cgroup: frozen through cgroup.freeze at dump, the new container's cgroup as cgroup root at
+//   restore (its limits set before any task enters);
+// - the terminal: orphan-pts-master, so restore gets the pty master for --console-socket;
+// - stdio pipes (descriptors.json, runc's file): restore hands its own stdio in their place.
+#include <csignal>
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/mount.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/fd_passing.hpp"
+#include "bulkhead/io.hpp"
+#include "bulkhead/revert.hpp"
+#include "cgroups/cgroup.hpp"
+#include "cgroups/resources.hpp"
+#include "migration/criu.hpp"
+#include "oci/parse.hpp"
+#include "oci/validate.hpp"
+#include "rootfs/devices.hpp"
+#include "rootfs/mounts.hpp"
+#include "runtime/console.hpp"
+#include "runtime/container.hpp"
+#include "runtime/foreground.hpp"
+
+namespace bulkhead::runtime {
+
+namespace {
+
+constexpr const char *kDescriptors = "descriptors.json"; // runc's name, so images stay exchangeable
+constexpr const char *kNetKey = "extRootNetNS";
+constexpr const char *kPidKey = "extRootPidNS";
+
+std::string default_image_path(const std::string &given) {
+  if (!given.empty())
+    return given;
+  char cwd[4096];
+  if (!::getcwd(cwd, sizeof cwd))
+    return "checkpoint";
+  return std::string(cwd) + "/checkpoint";
+}
+
+Status make_dir(const std::string &path, const char *flag) {
+  if (::mkdir(path.c_str(), 0700) < 0 && errno != EEXIST)
+    return failf_errno("{} {}: creating the directory", flag, path);
+  struct stat st {};
+  if (::stat(path.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
+    return failf("{} {}: not a directory", flag, path);
+  return {};
+}
+
+Result<oci::Spec> load_spec_text(const std::string &text, const std::string &where) {
+  oci::Spec spec = BH_TRY(context(oci::parse_spec(text), where));
+  BH_CHECK(oci::validate_spec(spec));
+  if (!spec.process || !spec.linux)
+    return failf("{}: process and linux are required", where);
+  return spec;
+}
+
+const oci::Namespace *find_namespace(const oci::Spec &spec, oci::NamespaceType t) {
+  for (const auto &ns : spec.linux->namespaces)
+    if (ns.type == t)
+      return &ns;
+  return nullptr;
+}
+
+bool has_user_namespace(const oci::Spec &spec) { return find_namespace(spec, oci::NamespaceType::User); }
+
+bool has_cgroup_namespace(const oci::Spec &spec) { return find_namespace(spec, oci::NamespaceType::Cgroup); }
+
+bool mounts_host_cgroup(const oci::Spec &spec, const oci::Mount &m) {
+  return m.type == "cgroup" && !has_cgroup_namespace(spec);
+}
+
+// Device nodes bind-mounted from the host (containers in a user namespace cannot mknod).
+std::vector<std::string> bound_devices(const oci::Spec &spec) {
+  std::vector<std::string> out;
+  if (!has_user_namespace(spec))
+    return out;
+  for (const auto &d : rootfs::default_devices())
+    out.push_back(d.path);
+  for (const auto &d : spec.linux->devices)
+    out.push_back(d.path);
+  return out;
+}
+
+Result<unsigned> empty_ns_flags(const std::vector<std::string> &names) {
+  return migration::parse_empty_ns(names);
+}
+
+// "net[4026532008]:extRootNetNS": the namespace CRIU leaves alone at dump and takes from an
+// inherited fd at restore.
+Result<std::string> external_ns(pid_t pid, const char *proc_name, const char *criu_name, const char *key) {
+  struct stat st {};
+  auto path = fmt::format("/proc/{}/ns/{}", pid, proc_name);
+  if (::stat(path.c_str(), &st) < 0)
+    return failf_errno("{}", path);
+  return fmt::format("{}[{}]:{}", criu_name, st.st_ino, key);
+}
+
+Status thaw_if_left_frozen(const ContainerRecord &rec, bool was_paused) {
+  if (was_paused || rec.cgroup_path.empty())
+    return {};
+  auto path = rec.cgroup_mount + rec.cgroup_path + "/cgroup.freeze";
+  auto f = read_file(path);
+  if (f && !f->empty() && (*f)[0] == '1')
+    return write_file_at(AT_FDCWD, path, "0", O_WRONLY);
+  return {};
+}
+
+} // namespace
+
+Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &o) {
+  auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
+  unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
+  if (o.leave_running && o.pre_dump)
+    log_debug(ro, "checkpoint: --pre-dump leaves the container running anyway");
+  migration::DumpRequest req;
+  if (!o.page_server.empty()) {
+    auto colon = o.page_server.rfind(':');
+    int port = 0;
+    if (colon == std::string::npos || colon == 0 ||
+        std::sscanf(o.page_server.c_str() + colon + 1, "%d", &port) != 1 || port <= 0 || port > 65535)
+      return failf("--page-server {:?}: must be ADDRESS:PORT", o.page_server);
+    req.page_server_address = o.page_server.substr(0, colon);
+    req.page_server_port = port;
+  }
+  if (o.status_fd >= 0 && ::fcntl(o.status_fd, F_GETFD) < 0)
+    return failf_errno("--status-fd {}", o.status_fd);
+
+  StateStore store(ro.root);
+  std::string images = default_image_path(o.image_path);
+  bool was_paused = false;
+  ContainerRecord rec;
+  {
+    ContainerDir dir = BH_TRY(store.open(id));
+    rec = BH_TRY(dir.load());
+    auto status = compute_status(dir, rec);
+    if (status != "running" && status != "paused")
+      return failf("container {:?} cannot be checkpointed: it is {} (only a running or paused container)", id,
+                   status);
+    was_paused = status == "paused";
+    std::string config_where = dir.path() + "/config.json";
+    std::string config_text = BH_TRY(read_file_at(dir.fd(), "config.json"));
+    oci::Spec spec = BH_TRY(load_spec_text(config_text, config_where));
+
+    BH_CHECK(make_dir(images, "--image-path"));
+    if (!o.work_path.empty())
+      BH_CHECK(make_dir(o.work_path, "--work-path"));
+    pid_t pid = rec.init.pid;
+    req.images_dir = images;
+    req.work_dir = o.work_path;
+    req.root = rec.rootfs;
+    req.pid = pid;
+    req.leave_running = o.leave_running;
+    req.pre_dump = o.pre_dump;
+    req.parent_path = o.parent_path;
+    req.tcp_established = o.tcp_established;
+    req.ext_unix_sk = o.ext_unix_sk;
+    req.shell_job = o.shell_job;
+    req.file_locks = o.file_locks;
+    req.auto_dedup = o.auto_dedup;
+    req.lazy_pages = o.lazy_pages;
+    req.cgroup_mode = cg_mode;
+    req.status_fd = o.status_fd;
+    if (!rec.cgroup_path.empty())
+      req.freeze_cgroup = rec.cgroup_mount + rec.cgroup_path;
+
+    // A pre-dump only copies memory: mounts, namespaces and fds are described at the final dump.
+    if (!o.pre_dump) {
+      for (const auto &m : spec.mounts)
+        if (rootfs::is_bind_mount(m) || mounts_host_cgroup(spec, m))
+          req.ext_mounts.push_back({m.destination, m.destination});
+      for (const auto &p : spec.linux->masked_paths) {
+        struct stat st {};
+        if (::stat(fmt::format("/proc/{}/root{}", pid, p).c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+          req.ext_mounts.push_back({p, "/dev/null"});
+      }
+      for (const auto &d : bound_devices(spec))
+        req.ext_mounts.push_back({d, d});
+      const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
+      if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
+        req.externals.push_back(BH_TRY(external_ns(pid, "net", "net", kNetKey)));
+      const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
+      if (pidns && !pidns->path.empty())
+        req.externals.push_back(BH_TRY(external_ns(pid, "pid", "pid", kPidKey)));
+
+      nlohmann::json fds = nlohmann::json::array();
+      for (int fd = 0; fd < 3; ++fd) {
+        char target[4096];
+        ssize_t n = ::readlink(fmt::format("/proc/{}/fd/{}", pid, fd).c_str(), target, sizeof target - 1);
+        fds.push_back(n > 0 ? std::string(target, static_cast<size_t>(n)) : std::string("/dev/null"));
+      }
+      BH_CHECK(write_file_atomic(images + "/" + kDescriptors, fds.dump(), 0600));
+    }
+    log_debug(ro,
+              fmt::format("checkpoint {}: {} of pid {} into {} ({} external mounts, {} external namespaces)",
+                          id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
+                          req.externals.size()));
+    auto dumped = migration::dump(req);
+    if (!dumped) {
+      // CRIU resumes the tree when a dump fails; make sure no freeze of ours outlives it.
+      (void)thaw_if_left_frozen(rec, was_paused);
+      return failf("checkpoint of container {:?} failed, the container is left {}: {}", id,
+                   compute_status(dir, rec), dumped.error().text());
+    }
+  } // the lock is released before delete takes it again
+  if (o.leave_running || o.pre_dump)
+    return {};
+  log_debug(ro, fmt::format("checkpoint {}: dumped; deleting the container", id));
+  return delete_container(ro, id, true);
+}
+
+namespace {
+
+// The rootfs bound on <state dir>/criu-root: CRIU wants the root to be a mount point whose parent
+// is not over-mounted. Detached again when restore returns.
+class CriuRoot {
+public:
+  static Result<CriuRoot> bind(const std::string &rootfs, const std::string &state_dir) {
+    CriuRoot r;
+    r.path_ = state_dir + "/criu-root";
+    if (::mkdir(r.path_.c_str(), 0755) < 0)
+      return failf_errno("restore: creating {}", r.path_);
+    if (::mount(rootfs.c_str(), r.path_.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
+      auto e = failf_errno("restore: bind-mounting rootfs {} on {}", rootfs, r.path_);
+      ::rmdir(r.path_.c_str());
+      return e;
+    }
+    // Nothing CRIU mounts below it may propagate back to the host's mount table.
+    ::mount(nullptr, r.path_.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr);
+    r.mounted_ = true;
+    return r;
+  }
+  CriuRoot() = default;
+  CriuRoot(CriuRoot &&o) noexcept : path_(std::move(o.path_)), mounted_(o.mounted_) { o.mounted_ = false; }
+  CriuRoot &operator=(CriuRoot &&) = delete;
+  ~CriuRoot() { release(); }
+  void release() {
+    if (!mounted_)
+      return;
+    ::umount2(path_.c_str(), MNT_DETACH);
+    ::rmdir(path_.c_str());
+    mounted_ = false;
+  }
+  const std::string &path() const { return path_; }
+
+private:
+  std::string path_;
+  bool mounted_ = false;
+};
+
+// A network namespace with nothing in it (--empty-ns network), made by this single-threaded
+// process: unshare, keep an fd, go back.
+Result<UniqueFd> fresh_netns() {
+  UniqueFd ours(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!ours)
+    return failf_errno("--empty-ns network: opening /proc/self/ns/net");
+  if (::unshare(CLONE_NEWNET) < 0)
+    return failf_errno("--empty-ns network: unshare(CLONE_NEWNET)");
+  UniqueFd fresh(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  int saved = errno;
+  if (::setns(ours.get(), CLONE_NEWNET) < 0)
+    return failf_errno("--empty-ns network: returning to the runtime's network namespace");
+  if (!fresh)
+    return fail("--empty-ns network: opening the new namespace", saved);
+  return fresh;
+}
+
+} // namespace
+
+Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o) {
+  BH_CHECK(oci::validate_container_id(id));
+  auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
+  unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
+  std::string images = default_image_path(o.image_path);
+  struct stat st {};
+  if (::stat(images.c_str(), &st) < 0)
+    return failf_errno("--image-path {}", images);
+  if (!S_ISDIR(st.st_mode))
+    return failf("--image-path {}: not a directory", images);
+  if (::access((images + "/inventory.img").c_str(), F_OK) < 0)
+    return failf("--image-path {}: no checkpoint there (no inventory.img)", images);
+  char buf[4096];
+  if (!::realpath(o.bundle.empty() ? "." : o.bundle.c_str(), buf))
+    return failf_errno("bundle {}", o.bundle);
+  std::string bundle = buf;
+  std::string config_path = bundle + "/config.json";
+  std::string config_text = BH_TRY(read_file(config_path));
+  oci::Spec spec = BH_TRY(load_spec_text(config_text, config_path));
+  if (spec.process->terminal && o.console_socket.empty() && o.detach)
+    return fail("process.terminal is true: restore --detach needs --console-socket for the pty master");
+  std::string root_path = spec.root.path[0] == '/' ? spec.root.path : bundle + "/" + spec.root.path;
+  if (!::realpath(root_path.c_str(), buf))
+    return failf_errno("root.path {}", root_path);
+  std::string rootfs = buf;
+  if (!o.work_path.empty())
+    BH_CHECK(make_dir(o.work_path, "--work-path"));
+  ::prctl(PR_SET_DUMPABLE, 0);
+
+  // Foreground: as `run`, a subreaper that relays signals; blocked before the tree exists.
+  if (!o.detach && !o.no_subreaper)
+    ::prctl(PR_SET_CHILD_SUBREAPER, 1);
+  sigset_t relay = foreground_signals(), old;
+  if (!o.detach)
+    ::sigprocmask(SIG_BLOCK, &relay, &old);
+
+  StateStore store(ro.root);
+  ContainerDir dir = BH_TRY(store.create(id));
+  Revert revert;
+  revert.add([&dir] { (void)dir.remove(); });
+
+  ContainerRecord rec;
+  rec.id = id;
+  rec.bundle = bundle;
+  rec.rootfs = rootfs;
+  rec.created = now_rfc3339();
+  rec.annotations = spec.annotations;
+  rec.hooks = spec.hooks;
+  rec.has_pid_namespace = find_namespace(spec, oci::NamespaceType::Pid) != nullptr;
+
+  cgroups::Cgroup cgroup;
+  if (auto mount = cgroups::cgroup2_mount()) {
+    std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
+    cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
+    revert.add([cgroup] { (void)cgroup.destroy(); });
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+    rec.cgroup_mount = *mount;
+    rec.cgroup_path = path;
+  } else {
+    log_warning(ro, fmt::format("container {}: {}; restoring without a cgroup", id, mount.error().text()));
+  }
+  BH_CHECK(dir.save_first(rec));
+  BH_CHECK(write_file_at(dir.fd(), "config.json", config_text, O_WRONLY | O_CREAT | O_EXCL, 0600));
+
+  migration::RestoreRequest req;
+  req.images_dir = images;
+  req.work_dir = o.work_path;
+  req.tcp_established = o.tcp_established;
+  req.ext_unix_sk = o.ext_unix_sk;
+  req.shell_job = o.shell_job;
+  req.file_locks = o.file_locks;
+  req.auto_dedup = o.auto_dedup;
+  req.lazy_pages = o.lazy_pages;
+  req.cgroup_mode = cg_mode;
+  req.cgroup_root = rec.cgroup_path;
+  for (const auto &m : spec.mounts) {
+    if (rootfs::is_bind_mount(m))
+      req.ext_mounts.push_back({m.destination, rootfs::bind_source_path(m, bundle)});
+    else if (mounts_host_cgroup(spec, m) && !rec.cgroup_path.empty())
+      req.ext_mounts.push_back({m.destination, rec.cgroup_mount + rec.cgroup_path});
+  }
+  if (!spec.linux->masked_paths.empty())
+    req.ext_mounts.push_back({"/dev/null", "/dev/null"});
+  for (const auto &d : bound_devices(spec))
+    req.ext_mounts.push_back({d, d});
+
+  std::vector<UniqueFd> ns_fds;
+  const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
+  if (net && !net->path.empty()) {
+    UniqueFd fd(::open(net->path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd)
+      return failf_errno("linux.namespaces: network namespace {}", net->path);
+    req.inherit_fds.push_back({fd.get(), kNetKey});
+    ns_fds.push_back(std::move(fd));
+  } else if (net && (empty_ns & CLONE_NEWNET)) {
+    UniqueFd fd = BH_TRY(fresh_netns());
+    req.inherit_fds.push_back({fd.get(), kNetKey});
+    ns_fds.push_back(std::move(fd));
+  }
+  const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
+  if (pidns && !pidns->path.empty()) {
+    UniqueFd fd(::open(pidns->path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd)
+      return failf_errno("linux.namespaces: pid namespace {}", pidns->path);
+    req.inherit_fds.push_back({fd.get(), kPidKey});
+    ns_fds.push_back(std::move(fd));
+  }
+  // The tree's stdio pipes lead to whoever ran the container; ours take their place.
+  if (auto text = read_file(images + "/" + kDescriptors)) {
+    auto fds = nlohmann::json::parse(*text, nullptr, false);
+    if (fds.is_array())
+      for (size_t i = 0; i < fds.size() && i < 3; ++i)
+        if (fds[i].is_string() && fds[i].get<std::string>().find("pipe:") != std::string::npos)
+          req.inherit_fds.push_back({static_cast<int>(i), fds[i].get<std::string>()});
+  }
+
+  UniqueFd console;
+  if (spec.process->terminal && !o.console_socket.empty())
+    console = BH_TRY(connect_console_socket(o.console_socket));
+
+  CriuRoot criu_root = BH_TRY(CriuRoot::bind(rootfs, dir.path()));
+  req.root = criu_root.path();
+  log_debug(ro, fmt::format("restore {}: from {} into cgroup {} ({} external mounts, {} inherited fds)", id,
+                            images, rec.cgroup_path, req.ext_mounts.size(), req.inherit_fds.size()));
+  auto result = migration::restore(req);
+  criu_root.release(); // the restored tree has its own mount namespace by now
+  migration::Restored restored = BH_TRY(std::move(result));
+  pid_t pid = restored.pid;
+  revert.add([pid, cgroup] {
+    // Without a pid namespace the tree's other processes outlive init: the cgroup has them all.
+    if (!cgroup.empty_path())
+      (void)cgroup.signal_all(SIGKILL);
+    ::kill(pid, SIGKILL);
+    while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  });
+  auto stat = BH_TRY(read_proc_stat(pid));
+  rec.init = ProcessId{pid, stat.start_time};
+  rec.creating = false;
+  BH_CHECK(dir.save(rec));
+  if (!o.pid_file.empty())
+    BH_CHECK(write_file_atomic(o.pid_file, std::to_string(pid)));
+  UniqueFd master = std::move(restored.pts_master);
+  if (spec.process->terminal && !master)
+    return fail("restore: the container has a terminal, but CRIU sent no pty master (orphan-pts-master)");
+  if (console && master) {
+    BH_CHECK(send_fd(console.get(), master.get(), "", "the pty master to the console socket"));
+    master.reset();
+  }
+  revert.commit();
+  log_debug(ro, fmt::format("restore {}: running again as pid {}", id, pid));
+  dir = ContainerDir{}; // unlock: state, kill and delete work from now on
+  if (o.detach)
+    return 0;
+
+  auto status = wait_foreground(pid, std::move(master), relay);
+  if (!status)
+    return tl::unexpected(status.error());
+  auto removed = delete_container(ro, id, true);
+  if (!removed)
+    log_warning(ro, removed.error().text());
+  ::sigprocmask(SIG_SETMASK, &old, nullptr);
+  return exit_code(*status);
+}
+
+} // namespace bulkhead::runtime
+
+namespace bulkhead {
+
+Status Runtime::checkpoint(const std::string &id, const CheckpointOptions &options) {
+  return runtime::checkpoint_container(options_, id, options);
+}
+
+Result<int> Runtime::restore(const std::string &id, const RestoreOptions &options) {
+  return runtime::restore_container(options_, id, options);
+}
+
+} // namespace bulkhead

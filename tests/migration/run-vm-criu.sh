@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Runs tests/migration/vm-criu.sh (OCI checkpoint/restore with CRIU) in the cgroup v2 VM with the
+# `bulkhead` of BUILD_DIR. CRIU 3.17 needs the guest's Debian 6.1 kernel (it refuses newer ones).
+# Usage: tests/migration/run-vm-criu.sh [BUILD_DIR]
+# Takes about 160 s of VM time on an idle 2-core host (TCG); 9 min when the host is loaded.
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+command -v criu >/dev/null || { echo "run-vm-criu: criu is not installed (apt-get install criu)" >&2; exit 125; }
+# The VM mounts fresh /tmp and /run: stage under /var/tmp (as run-cgroup-tests.sh).
+stage=$(mktemp -d /var/tmp/bulkhead-vm-criu.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+cp "$build/cli/bulkhead" "$here/vm-criu.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cd "$stage"
+start=$(date +%s)
+rc=0
+for attempt in 1 2; do
+  rc=0
+  "$repo/tests/vm/run-in-vm.sh" --force-vm --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
+    bash "$stage/vm-criu.sh" "$stage" "$stage/make-busybox-rootfs.sh" || rc=$?
+  [[ $rc == 125 && $attempt == 1 ]] || break
+  echo "run-vm-criu: the VM failed (125); retrying once" >&2
+done
+echo "run-vm-criu: exit $rc after $(($(date +%s) - start)) s" >&2
+exit "$rc"
