@@ -22,9 +22,7 @@ import json
 import os
 import platform
 import shutil
-import statistics
 import subprocess
-import sys
 import time
 
 db = None  # bench/daemon/bench.py, loaded in main()
@@ -357,6 +355,16 @@ def cpuacct_leave(bh):
     log(f"could not remove {cg}")
 
 
+def daemon_cgroup_parents(bh):
+    """Every directory named after the daemon's --cgroup-parent, in whichever hierarchies exist."""
+    out = []
+    for top in ("/sys/fs/cgroup", "/sys/fs/cgroup/unified"):
+        d = os.path.join(top, bh.cgparent)
+        if os.path.isdir(d):
+            out.append(d)
+    return out
+
+
 # --------------------------------------------------------------------------------------- main
 def ip(*args):
     db.run(["ip", *args])
@@ -410,6 +418,7 @@ def main():
         "systems": {}, "timing": {}, "throughput": {}, "density": {}, "failures": [],
     }
     bh = db.Bulkhead(a, a.work, rootfs)
+    cg_parents_before = set(daemon_cgroup_parents(bh))
     lxcs = []
     try:
         bh.setup()
@@ -481,6 +490,11 @@ def main():
             x.teardown()
         db.stop_private_lxcfs()
         cpuacct_leave(bh)
+        for d in sorted(set(daemon_cgroup_parents(bh)) - cg_parents_before, key=len, reverse=True):
+            try:  # the daemon's --cgroup-parent, when this run made it (empty once the daemon is gone)
+                os.rmdir(d)
+            except OSError as e:
+                log(f"could not remove {d}: {e}")
         if a.where == "host":
             db.run(["ip", "link", "del", LXC_BRIDGE], check=False)
         try:
