@@ -160,8 +160,11 @@ def stop_private_lxcfs():
     """bulkheadd starts lxcfs when none is mounted, and leaves it running by design. On the host the bench runs
     in a private mount namespace of its own (run.sh): an lxcfs in that namespace is this run's; stop it."""
     me = os.readlink("/proc/self/ns/mnt")
+    # Private when it differs from the namespace run.sh was started in: the parent's (unshare execs this
+    # script, so the parent is run.sh's shell). Not pid 1's: this host's sandbox hides /proc/1/ns, and
+    # giving up there left an lxcfs behind after every host run.
     try:
-        if me == os.readlink("/proc/1/ns/mnt"):
+        if me == os.readlink(f"/proc/{os.getppid()}/ns/mnt"):
             return
     except OSError:
         return
