@@ -99,6 +99,16 @@ Result<json> Daemon::detach_nic(const std::string &name, const std::string &whic
     it = std::find_if(nets.begin(), nets.end(), [&](const NicConfig &n) { return n.name == on.front(); });
   }
   NicConfig nic = *it;
+  // A forward's DNAT rule names this NIC's address: detaching under it would leave the host
+  // port pointing at an address the next container on the network may get.
+  for (const auto &f : e->rec.config.ports)
+    if (f.network == nic.network && std::find_if(nets.begin(), nets.end(), [&](const NicConfig &n) {
+                                      return n.network == f.network && !n.ipv4.empty();
+                                    }) == it)
+      return fail(
+          fmt::format("{} of {} carries port forward {}/{} (remove it first: bulkheadctl port rm {} {}/{})",
+                      nic.name, name, f.host_port, f.proto, name, f.host_port, f.proto),
+          EBUSY);
   bool was_first = it == nets.begin();
   if (live)
     if (auto r = unplug_nic(networks_, nic); !r)

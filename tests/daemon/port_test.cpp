@@ -98,6 +98,12 @@ TEST_F(DaemonPortTest, NeighbourReachesTheContainerThroughTheForwardUntilRm) {
   EXPECT_TRUE(contains(r.out, "8080/tcp")) << r;
   EXPECT_TRUE(contains(r.out, "198.18.77.10:9000")) << r;
 
+  // The NIC under a forward cannot be detached: the rule would point at a freed address.
+  r = ctl({"net", "detach", "c1", "eth0"});
+  EXPECT_EQ(r.exit_code, 1) << r;
+  EXPECT_TRUE(contains(r.err, "port rm c1 8080/tcp")) << r;
+  EXPECT_TRUE(contains(nft("list table ip bulkhead_wan0").value_or(""), "dnat")) << "the forward must stay";
+
   // rm: the rule is gone; with the container listening, the neighbour's connection is refused by
   // the host (nothing listens on 198.18.0.1:8080) and never reaches it.
   r = ctl({"port", "rm", "c1", "8080/tcp"});
