@@ -7,7 +7,8 @@
 #  5. the hosting scenario in that VM: 50 system containers under bulkheadd (tests/daemon), and a
 #     Debian template container booting systemd (debootstrap'd once, cached; skipped with the reason
 #     printed when the Debian mirror is unreachable)
-#  6. disk quotas (ext4 image per container), NAT, and the C ABI's agent example in that VM
+#  6. disk quotas (ext4 image per container), NAT and port forwards, OCI checkpoint/restore through
+#     CRIU (which needs the VM's Debian 6.1 kernel), and the C ABI's agent example in that VM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -51,10 +52,14 @@ echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap,
 start=$(date +%s)
 bash tests/daemon/run-vm-network.sh build || status=1
 echo "network VM scenario took $(($(date +%s) - start)) s"
-echo "=== NAT in the VM: a container reaches a neighbour through the uplink, across a daemon SIGKILL"
+echo "=== NAT in the VM: a container reaches a neighbour through the uplink and a port forward, across a daemon SIGKILL"
 start=$(date +%s)
 bash tests/daemon/run-vm-nat.sh build || status=1
 echo "NAT VM scenario took $(($(date +%s) - start)) s"
+echo "=== OCI checkpoint/restore through CRIU in the VM: counter, file offset, listening socket, pre-dump, failed dump"
+start=$(date +%s)
+bash tests/migration/run-vm-criu.sh build || status=1
+echo "CRIU VM scenario took $(($(date +%s) - start)) s"
 echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
 start=$(date +%s)
 bash tests/abi/run-vm-agent.sh build || status=1

@@ -17,7 +17,12 @@ TEST_F(DaemonApiTest, EventsStreamTheLifecycle) {
   import_busybox();
   CommandOptions opts;
   opts.timeout = 15s; // the stream never ends by itself: wait() kills it and keeps what it printed
-  Command events({bulkheadctl_path(), "--socket", socket_, "events", "--json"}, opts);
+  // The stream goes to a file (bulkheadctl flushes each line) so the test can see the last event
+  // arrive before it ends the stream: `destroy` answers before the event reaches a subscriber.
+  const std::string out = dir_ + "/events.jsonl";
+  Command events(
+      {"sh", "-c", "exec \"$0\" --socket \"$1\" events --json > \"$2\"", bulkheadctl_path(), socket_, out},
+      opts);
   // The subscription is live once the daemon counts it; until then events would be missed.
   for (int i = 0;
        i < 100 && !contains(http("GET", "/metrics").body.get<std::string>(), "bulkhead_event_subscribers 1");
@@ -28,8 +33,11 @@ TEST_F(DaemonApiTest, EventsStreamTheLifecycle) {
   ASSERT_TRUE(ctl({"set", "ev1", "--restart", "always"}).ok());
   ASSERT_TRUE(ctl({"stop", "ev1", "--timeout", "10"}).ok());
   ASSERT_TRUE(ctl({"destroy", "ev1"}).ok());
+  for (int i = 0; i < 200 && !contains(read_file(out), "container-destroyed"); ++i)
+    std::this_thread::sleep_for(50ms);
   ::kill(events.pid(), SIGTERM);
   auto r = events.wait();
+  r.out = read_file(out);
   std::vector<std::string> actions;
   for (const auto &line : split_lines(r.out)) {
     auto e = json::parse(line, nullptr, false);
