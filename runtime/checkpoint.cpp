@@ -123,6 +123,18 @@ Status thaw_if_left_frozen(const ContainerRecord &rec, bool was_paused) {
   return {};
 }
 
+// The flags checkpoint and restore share, into CRIU's request.
+void copy_shared_flags(const CriuOptions &o, migration::CgroupMode mode, migration::Request &req) {
+  req.work_dir = o.work_path;
+  req.tcp_established = o.tcp_established;
+  req.ext_unix_sk = o.ext_unix_sk;
+  req.shell_job = o.shell_job;
+  req.file_locks = o.file_locks;
+  req.auto_dedup = o.auto_dedup;
+  req.lazy_pages = o.lazy_pages;
+  req.cgroup_mode = mode;
+}
+
 } // namespace
 
 Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &o) {
@@ -164,19 +176,12 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       BH_CHECK(make_dir(o.work_path, "--work-path"));
     pid_t pid = rec.init.pid;
     req.images_dir = images;
-    req.work_dir = o.work_path;
+    copy_shared_flags(o, cg_mode, req);
     req.root = rec.rootfs;
     req.pid = pid;
     req.leave_running = o.leave_running;
     req.pre_dump = o.pre_dump;
     req.parent_path = o.parent_path;
-    req.tcp_established = o.tcp_established;
-    req.ext_unix_sk = o.ext_unix_sk;
-    req.shell_job = o.shell_job;
-    req.file_locks = o.file_locks;
-    req.auto_dedup = o.auto_dedup;
-    req.lazy_pages = o.lazy_pages;
-    req.cgroup_mode = cg_mode;
     req.status_fd = o.status_fd;
     if (!rec.cgroup_path.empty())
       req.freeze_cgroup = rec.cgroup_mount + rec.cgroup_path;
@@ -350,14 +355,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
 
   migration::RestoreRequest req;
   req.images_dir = images;
-  req.work_dir = o.work_path;
-  req.tcp_established = o.tcp_established;
-  req.ext_unix_sk = o.ext_unix_sk;
-  req.shell_job = o.shell_job;
-  req.file_locks = o.file_locks;
-  req.auto_dedup = o.auto_dedup;
-  req.lazy_pages = o.lazy_pages;
-  req.cgroup_mode = cg_mode;
+  copy_shared_flags(o, cg_mode, req);
   req.cgroup_root = rec.cgroup_path;
   for (const auto &m : spec.mounts) {
     if (rootfs::is_bind_mount(m))

@@ -71,43 +71,37 @@ struct ExecOptions {
   std::vector<std::string> sub_cgroups;
 };
 
-// `checkpoint` (runc's flags): CRIU dumps the container's process tree into image_path.
-struct CheckpointOptions {
-  std::string image_path;  // "" = ./checkpoint, as runc
-  std::string work_path;   // CRIU's log (dump.log) and temporary files; "" = image_path
-  std::string parent_path; // previous (pre-)dump, relative to image_path
-  bool leave_running = false;
+// What `checkpoint` and `restore` share (runc's flags of the same names).
+struct CriuOptions {
+  std::string image_path; // "" = ./checkpoint, as runc
+  std::string work_path;  // CRIU's log (dump.log, restore.log) and temporary files; "" = image_path
   bool tcp_established = false;
   bool ext_unix_sk = false;
   bool shell_job = false;
   bool file_locks = false;
-  bool pre_dump = false;
   bool auto_dedup = false;
   bool lazy_pages = false;
   std::string manage_cgroups_mode;   // soft (default), full, strict, ignore
   std::vector<std::string> empty_ns; // "network"
-  std::string page_server;           // ADDRESS:PORT
+};
+
+// `checkpoint` (runc's flags): CRIU dumps the container's process tree into image_path.
+struct CheckpointOptions : CriuOptions {
+  std::string parent_path; // previous (pre-)dump, relative to image_path
+  bool leave_running = false;
+  bool pre_dump = false;
+  std::string page_server; // ADDRESS:PORT
   int status_fd = -1;
 };
 
 // `restore`: a new container ID from a checkpoint and the bundle it was created from.
-struct RestoreOptions {
-  std::string image_path; // "" = ./checkpoint
-  std::string work_path;
+struct RestoreOptions : CriuOptions {
   std::string bundle = ".";
   bool detach = false;
   std::string pid_file;
   std::string console_socket;
   bool no_subreaper = false;
   bool no_pivot = false; // accepted: CRIU rebuilds the mount tree itself
-  bool tcp_established = false;
-  bool ext_unix_sk = false;
-  bool shell_job = false;
-  bool file_locks = false;
-  bool auto_dedup = false;
-  bool lazy_pages = false;
-  std::string manage_cgroups_mode;
-  std::vector<std::string> empty_ns;
 };
 
 struct DeleteOptions {
