@@ -58,9 +58,12 @@ protected:
     std::string out;
     for (const char *family : {".v4.json", ".v6.json"}) {
       std::string path = root_ + "/networks/" + net + family;
-      if (bh_test::path_exists(path))
-        for (const auto &a : json::parse(bh_test::read_file(path))["allocations"])
-          out += a["address"].get<std::string>() + " " + a["owner"].get<std::string>() + "\n";
+      if (!bh_test::path_exists(path))
+        continue;
+      // Named: a range-for over a member of the temporary parse() result would dangle.
+      json file = json::parse(bh_test::read_file(path));
+      for (const auto &a : file["allocations"])
+        out += a["address"].get<std::string>() + " " + a["owner"].get<std::string>() + "\n";
     }
     return out;
   }
