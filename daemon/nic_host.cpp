@@ -65,7 +65,11 @@ Result<UniqueFd> open_pidfd(pid_t pid) {
 // the measured rate under the cap (a 16 KiB bucket measured 85-91 % of 10mbit in the TCG VM).
 net::ShapeOptions shape_for(const net::Rate &rate) {
   net::ShapeOptions o;
-  o.burst_bytes = static_cast<uint32_t>(std::max<uint64_t>(32 * 1024, rate.bytes_per_second() / 10));
+  // At least 128 KiB: a GSO/GRO packet is up to 64 KiB plus headers, and TBF can never send a
+  // queued packet larger than its bucket. A live rate change keeps the queue, so packets queued
+  // under a larger bucket then block the NIC for good (seen: 0 bit/s after `set --net-limit
+  // egress=5mbit`, whose 100 ms bucket is 62.5 KB, with two 68 KB packets queued).
+  o.burst_bytes = static_cast<uint32_t>(std::max<uint64_t>(128 * 1024, rate.bytes_per_second() / 10));
   o.latency_ms = 200; // a queue deep enough that TCP over a slow path is not cut back by tail drops
 
   return o;
