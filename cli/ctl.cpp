@@ -137,6 +137,21 @@ int print_raw_json(const std::string &body) {
   return write_out(text) ? 0 : report("writing to stdout failed");
 }
 
+int print_list(Context &ctx, const std::string &path, bool json,
+               const std::function<std::string(const nlohmann::json &list)> &render) {
+  auto client = ctx.client();
+  if (json) {
+    auto body = client.get_text(path);
+    return body ? print_raw_json(*body) : report(body.error());
+  }
+  auto list = client.get(path);
+  if (!list)
+    return report(list.error());
+  if (!list->is_array())
+    return report("GET " + path + ": bulkheadd answered something other than an array");
+  return write_out(render(*list)) ? 0 : 1;
+}
+
 namespace {
 
 template <class F> CLI::Validator check_with(F check, const std::string &what) {

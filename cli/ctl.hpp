@@ -52,7 +52,7 @@ void add_template_commands(CLI::App &app, Action &chosen);
 void add_event_commands(CLI::App &app, Action &chosen);
 void add_network_commands(CLI::App &app, Action &chosen);
 void add_port_commands(CLI::App &app, Action &chosen);
-void add_snapshot_commands(CLI::App &app, Action &chosen); // snapshot ..., export, import
+void add_snapshot_commands(CLI::App &app, Action &chosen);   // snapshot ..., export, import
 void add_remote_commands(CLI::App &app, Action &chosen);     // trust ..., remote ...
 void add_net_attach_commands(CLI::App &app, Action &chosen); // net attach|detach (ctl_net_attach.cpp)
 
@@ -68,6 +68,11 @@ namespace bulkhead::ctl {
 bool write_out(std::string_view data);
 // A JSON answer printed for scripts: the API's text unchanged, ending in a newline.
 int print_raw_json(const std::string &body);
+// A list command: with `json` the daemon's answer to GET path is printed as it is; otherwise
+// `render` turns the array it answered into the text printed (an answer that is not an array
+// is an error naming the path).
+int print_list(Context &ctx, const std::string &path, bool json,
+               const std::function<std::string(const nlohmann::json &list)> &render);
 // CLI11 checks built on the ctl_values functions (their message is the error's text).
 CLI::Validator name_validator();
 CLI::Validator size_validator(bool allow_none);

@@ -263,25 +263,15 @@ void add_list(CLI::App &app, Action &chosen) {
   c->add_flag("-q,--quiet", a->quiet, "print the names only");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      auto client = ctx.client();
-      if (a->json) {
-        auto body = client.get_text("/1.0/containers");
-        return body ? print_raw_json(*body) : report(body.error());
-      }
-      auto list = client.get("/1.0/containers");
-      if (!list)
-        return report(list.error());
-      if (!list->is_array())
-        return report("GET /1.0/containers: bulkheadd answered something other than an array");
-      std::string out;
-      if (a->quiet) {
-        for (const auto &c : *list)
+      return print_list(ctx, "/1.0/containers", a->json, [a](const nlohmann::json &list) {
+        if (!a->quiet)
+          return container_table(list);
+        std::string out;
+        for (const auto &c : list)
           if (c.contains("name") && c["name"].is_string())
             out += c["name"].get<std::string>() + "\n";
-      } else {
-        out = container_table(*list);
-      }
-      return write_out(out) ? 0 : 1;
+        return out;
+      });
     };
   });
 }

@@ -83,28 +83,20 @@ void add_list(CLI::App &net, Action &chosen) {
   c->add_flag("--json", *as_json, "print the API's Network objects");
   c->callback([as_json, &chosen] {
     chosen = [as_json](Context &ctx) {
-      auto client = ctx.client();
-      if (*as_json) {
-        auto body = client.get_text("/1.0/networks");
-        return body ? print_raw_json(*body) : report(body.error());
-      }
-      auto list = client.get("/1.0/networks");
-      if (!list)
-        return report(list.error());
-      if (!list->is_array())
-        return report("GET /1.0/networks: bulkheadd answered something other than an array");
-      std::vector<std::vector<std::string>> rows;
-      for (const auto &n : *list)
-        rows.push_back(
-            {cell(n, "name"),
-             n.value("type", "") == "routed" ? "routed:" + cell(n, "uplink") : cell(n, "bridge"),
-             cell(n, "ipv4"), cell(n, "ipv6"),
-             n.contains("mtu") && n["mtu"].is_number() ? std::to_string(n["mtu"].get<unsigned>()) : "-",
-             n.value("nat", false)
-                 ? (n.contains("uplink") && n["uplink"].is_string() ? "via " + cell(n, "uplink")
-                                                                    : std::string("yes"))
-                 : std::string("-")});
-      return write_out(render_table({"NAME", "BRIDGE", "IPV4", "IPV6", "MTU", "NAT"}, rows)) ? 0 : 1;
+      return print_list(ctx, "/1.0/networks", *as_json, [](const json &list) {
+        std::vector<std::vector<std::string>> rows;
+        for (const auto &n : list)
+          rows.push_back(
+              {cell(n, "name"),
+               n.value("type", "") == "routed" ? "routed:" + cell(n, "uplink") : cell(n, "bridge"),
+               cell(n, "ipv4"), cell(n, "ipv6"),
+               n.contains("mtu") && n["mtu"].is_number() ? std::to_string(n["mtu"].get<unsigned>()) : "-",
+               n.value("nat", false)
+                   ? (n.contains("uplink") && n["uplink"].is_string() ? "via " + cell(n, "uplink")
+                                                                      : std::string("yes"))
+                   : std::string("-")});
+        return render_table({"NAME", "BRIDGE", "IPV4", "IPV6", "MTU", "NAT"}, rows);
+      });
     };
   });
 }

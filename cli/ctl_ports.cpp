@@ -82,22 +82,14 @@ void add_port_list(CLI::App &grp, Action &chosen) {
     chosen = [a](Context &ctx) {
       std::string path =
           a->name.empty() ? "/1.0/ports" : daemon::api_path("/1.0/containers/", a->name, "/ports");
-      auto client = ctx.client();
-      if (a->json) {
-        auto body = client.get_text(path);
-        return body ? print_raw_json(*body) : report(body.error());
-      }
-      auto list = client.get(path);
-      if (!list)
-        return report(list.error());
-      if (!list->is_array())
-        return report("GET " + path + ": bulkheadd answered something other than an array");
-      std::vector<std::vector<std::string>> rows;
-      for (const auto &p : *list)
-        rows.push_back({text(p, "container"), text(p, "host_port") + "/" + text(p, "proto"),
-                        text(p, "address") + ":" + text(p, "container_port"), text(p, "network"),
-                        p.value("active", false) ? "yes" : "no"});
-      return write_out(render_table({"CONTAINER", "HOST PORT", "TO", "NETWORK", "ACTIVE"}, rows)) ? 0 : 1;
+      return print_list(ctx, path, a->json, [](const nlohmann::json &list) {
+        std::vector<std::vector<std::string>> rows;
+        for (const auto &p : list)
+          rows.push_back({text(p, "container"), text(p, "host_port") + "/" + text(p, "proto"),
+                          text(p, "address") + ":" + text(p, "container_port"), text(p, "network"),
+                          p.value("active", false) ? "yes" : "no"});
+        return render_table({"CONTAINER", "HOST PORT", "TO", "NETWORK", "ACTIVE"}, rows);
+      });
     };
   });
 }

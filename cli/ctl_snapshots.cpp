@@ -73,24 +73,16 @@ void add_snapshot_list(CLI::App &grp, Action &chosen) {
   c->add_flag("--json", a->json, "print the API's Snapshot objects");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      auto client = ctx.client();
       std::string path = daemon::api_path("/1.0/containers/", a->name, "/snapshots");
-      if (a->json) {
-        auto body = client.get_text(path);
-        return body ? print_raw_json(*body) : report(body.error());
-      }
-      auto list = client.get(path);
-      if (!list)
-        return report(list.error());
-      if (!list->is_array())
-        return report("GET " + path + ": bulkheadd answered something other than an array");
-      std::vector<std::vector<std::string>> rows;
-      for (const auto &s : *list) {
-        rows.push_back({s.value("name", ""), local_time(s.value("created_at", int64_t{0})),
-                        s.value("container_state", ""), human_size(s.value("size_bytes", uint64_t{0})),
-                        std::to_string(s.value("files", uint64_t{0}))});
-      }
-      return write_out(render_table({"NAME", "CREATED", "TAKEN", "SIZE", "FILES"}, rows)) ? 0 : 1;
+      return print_list(ctx, path, a->json, [](const nlohmann::json &list) {
+        std::vector<std::vector<std::string>> rows;
+        for (const auto &s : list) {
+          rows.push_back({s.value("name", ""), local_time(s.value("created_at", int64_t{0})),
+                          s.value("container_state", ""), human_size(s.value("size_bytes", uint64_t{0})),
+                          std::to_string(s.value("files", uint64_t{0}))});
+        }
+        return render_table({"NAME", "CREATED", "TAKEN", "SIZE", "FILES"}, rows);
+      });
     };
   });
 }

@@ -74,25 +74,15 @@ void add_list(CLI::App &tpl, Action &chosen) {
   c->add_flag("-q,--quiet", a->quiet, "print the names only");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      auto client = ctx.client();
-      if (a->json) {
-        auto body = client.get_text("/1.0/templates");
-        return body ? print_raw_json(*body) : report(body.error());
-      }
-      auto list = client.get("/1.0/templates");
-      if (!list)
-        return report(list.error());
-      if (!list->is_array())
-        return report("GET /1.0/templates: bulkheadd answered something other than an array");
-      std::string out;
-      if (a->quiet) {
-        for (const auto &t : *list)
+      return print_list(ctx, "/1.0/templates", a->json, [a](const nlohmann::json &list) {
+        if (!a->quiet)
+          return template_table(list);
+        std::string out;
+        for (const auto &t : list)
           if (t.contains("name") && t["name"].is_string())
             out += t["name"].get<std::string>() + "\n";
-      } else {
-        out = template_table(*list);
-      }
-      return write_out(out) ? 0 : 1;
+        return out;
+      });
     };
   });
 }
