@@ -1,0 +1,372 @@
+# shellcheck shell=bash
+# tests/multihost/lib.sh: several simulated hosts in one machine (the cgroup v2 VM), each with its own
+# bulkheadd, for scenarios between hosts (remotes, migration). Source it from a bash script that
+# runs as root with `set -euo pipefail`; see tests/multihost/README.md for the functions and the
+# address plan. Every host is
+#   - a network namespace mh-NAME with one NIC lan0 (198.18.100.INDEX/24, fd00:100::INDEX/64) whose
+#     peer is a port of the bridge "lan" in the namespace mh-lan;
+#   - a pid namespace whose init (a bash loop that reaps) is the host's "power": SIGKILLing it kills
+#     every process of the host (daemon, monitors, containers, in nested pid namespaces too);
+#   - a mount namespace (private propagation) with its own tmpfs /run, so /run/bulkhead is its own,
+#     and a UTS namespace with its host name;
+#   - the cgroup subtree /NAME: the init and the daemon in /NAME/init.scope, containers under
+#     --cgroup-parent /NAME;
+#   - bulkheadd --root $MH_BASE/NAME/root --socket /run/bulkhead/bulkheadd.sock --cgroup-parent /NAME
+#     --listen 198.18.100.INDEX:8443 --host-name NAME --no-lxcfs.
+# A client namespace mh-client (198.18.100.100, fd00:100::100) on the same bridge is a machine
+# outside every host. Nothing here touches the machine's own network namespace beyond creating the
+# veths (they are moved out at creation).
+
+MH_BIN=${MH_BIN:-}                  # directory with bulkheadd, bulkheadctl, bulkhead-monitor
+MH_BASE=${MH_BASE:-/tmp/bulkhead-mh} # per-host state: $MH_BASE/NAME/{root,bulkheadd.log,...}
+MH_PORT=${MH_PORT:-8443}             # every daemon's --listen port
+MH_LAN4=198.18.100                   # the LAN's /24: host INDEX is .INDEX, the client .100
+MH_LAN6=fd00:100:                    # the LAN's /64: host INDEX is fd00:100::INDEX
+MH_CLIENT_INDEX=100
+MH_NET=lan                           # the routed bulkhead network mh_host_net makes on every host
+MH_NET4=198.18.100.128/25            # its subnets: the same on every host (addresses move with a
+MH_NET6=fd00:100::1:0/112            # migrated container); mh_ct_ip4/mh_ct_ip6 give per-host slices
+MH_DAEMON_FLAGS=${MH_DAEMON_FLAGS:-} # extra bulkheadd flags for every host (word-split)
+
+mh_log() { echo "multihost: $*" >&2; }
+mh_die() {
+  mh_log "ERROR: $*"
+  return 1
+}
+
+# A host's name: a link name in mh-lan and a cgroup name, so short and plain.
+mh_check_name() {
+  [[ $1 =~ ^[a-z][a-z0-9]{0,9}$ && $1 != lan && $1 != client ]] ||
+    mh_die "bad host name \"$1\" (1-10 of a-z0-9, starting with a letter; not lan or client)"
+}
+mh_dir() { echo "$MH_BASE/$1"; }
+mh_index() { cat "$MH_BASE/$1/index"; }
+mh_ip4() { echo "$MH_LAN4.$(mh_index "$1")"; }
+mh_ip6() { echo "${MH_LAN6}:$(mh_index "$1")"; }
+mh_addr() { echo "$(mh_ip4 "$1"):$MH_PORT"; }
+# The host pid of NAME's pid-namespace init (empty when the host is down).
+mh_init_pid() {
+  local f=$MH_BASE/$1/init.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  [[ -d /proc/$pid && $(readlink "/proc/$pid/ns/pid" 2>/dev/null) == "$(<"$MH_BASE/$1/pidns")" ]] && echo "$pid"
+  return 0
+}
+mh_host_alive() { [[ -n $(mh_init_pid "$1") ]]; }
+# Container addresses: host INDEX gets 198.18.100.(128 + 16*(INDEX-1) + N) and fd00:100::1:INDEX0N
+# (hex), N 1..15, INDEX 1..7: slices of the shared routed subnets, so containers created on
+# different hosts never collide.
+mh_ct_ip4() { echo "$MH_LAN4.$((128 + 16 * ($1 - 1) + $2))"; }
+mh_ct_ip6() { printf 'fd00:100::1:%x\n' $(($1 * 256 + $2)); }
+
+# mh_lan_up: the LAN (bridge "lan" in mh-lan) and the client namespace. mh_host_up calls it.
+mh_lan_up() {
+  [[ -n $MH_BIN && -x $MH_BIN/bulkheadd ]] || mh_die "set MH_BIN to the directory of bulkheadd (now \"$MH_BIN\")" || return
+  [[ -e /run/netns/mh-lan ]] && return 0
+  mkdir -p "$MH_BASE"
+  # What the machine's own namespace has before: mh_leftovers compares with it.
+  ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$MH_BASE/links.before"
+  ip netns add mh-lan
+  ip -n mh-lan link set lo up
+  ip -n mh-lan link add lan type bridge
+  ip -n mh-lan link set lan up
+  ip netns add mh-client
+  ip -n mh-client link set lo up
+  ip link add lan0 netns mh-client type veth peer name client netns mh-lan
+  ip -n mh-lan link set client master lan up
+  ip -n mh-client addr add "$MH_LAN4.$MH_CLIENT_INDEX/24" dev lan0
+  ip -n mh-client addr add "${MH_LAN6}:$MH_CLIENT_INDEX/64" dev lan0 nodad
+  ip -n mh-client link set lan0 up
+}
+
+# mh_client CMD...: run CMD in the client namespace (a machine on the LAN outside every host).
+mh_client() { nsenter --net=/run/netns/mh-client "$@"; }
+
+# The host's init: pid 1 of the host's pid namespace. It joins the host's cgroup, gets its own
+# /run and host name, and then only reaps (bash reaps every child, adopted orphans too).
+# shellcheck disable=SC2016
+MH_INIT='set -e
+echo 0 >"/sys/fs/cgroup/$1/init.scope/cgroup.procs"
+hostname "$1"
+mount -t tmpfs -o mode=0755,nosuid,nodev "mh-$1-run" /run
+mkdir -p /run/bulkhead
+echo ready >"$2"
+set +e
+while :; do sleep 3600 & wait $!; done'
+
+# mh_host_up NAME INDEX: "boot" host NAME (LAN address .INDEX, 1..99) and start its bulkheadd. A
+# host killed by mh_kill_host can be booted again: its --root (the "disk") is kept.
+mh_host_up() {
+  local name=$1 index=$2 dir
+  mh_check_name "$name" || return
+  [[ $index =~ ^[0-9]+$ ]] && ((index >= 1 && index <= 99)) || mh_die "bad host index $index (1..99)" || return
+  mh_host_alive "$name" && { mh_die "host $name is up already"; return; }
+  mh_lan_up || return
+  dir=$MH_BASE/$name
+  mkdir -p "$dir/root"
+  echo "$index" >"$dir/index"
+  ip netns add "mh-$name"
+  ip -n "mh-$name" link set lo up
+  ip link add lan0 netns "mh-$name" type veth peer name "$name" netns mh-lan
+  ip -n mh-lan link set "$name" master lan up
+  ip -n "mh-$name" addr add "$MH_LAN4.$index/24" dev lan0
+  ip -n "mh-$name" addr add "${MH_LAN6}:$index/64" dev lan0 nodad
+  ip -n "mh-$name" link set lan0 up
+  mkdir -p "/sys/fs/cgroup/$name/init.scope"
+  rm -f "$dir/init.ready"
+  # unshare forks the init (--fork) and waits for it; the init is unshare's only child.
+  nsenter --net="/run/netns/mh-$name" unshare --pid --fork --mount-proc --uts --ipc --propagation private \
+    bash -c "$MH_INIT" mh-init "$name" "$dir/init.ready" >>"$dir/init.log" 2>&1 &
+  local outer=$! init=""
+  for _ in $(seq 1 200); do
+    init=$(cat "/proc/$outer/task/$outer/children" 2>/dev/null || true)
+    init=${init%% *}
+    [[ -n $init && -f $dir/init.ready ]] && break
+    sleep 0.05
+  done
+  [[ -n $init && -f $dir/init.ready ]] || mh_die "host $name: its init did not come up ($(cat "$dir/init.log"))" || return
+  echo "$init" >"$dir/init.pid"
+  readlink "/proc/$init/ns/pid" >"$dir/pidns"
+  mh_daemon_start "$name"
+}
+
+# mh_in NAME CMD...: run CMD as a process of host NAME (its net, mount, UTS, IPC and pid
+# namespaces and its cgroup /NAME/init.scope): it dies with the host. The working directory is /.
+mh_in() {
+  local name=$1 init
+  shift
+  init=$(mh_init_pid "$name")
+  [[ -n $init ]] || mh_die "host $name is down" || return
+  # shellcheck disable=SC2016
+  nsenter -t "$init" --net --mount --uts --ipc --pid -- \
+    sh -c 'echo 0 >"$0" && exec "$@"' "/sys/fs/cgroup/$name/init.scope/cgroup.procs" "$@"
+}
+
+# mh_on NAME CMD...: run CMD in host NAME's namespaces but not its cgroup (a client program on the
+# host, not counted among the host's processes by mh_host_pids). The pid namespace matters: the
+# daemon checks an API client's credentials through /proc/PID of the pid SO_PEERCRED gives it,
+# which is 0 for a process outside its pid namespace (refused as "permission denied").
+mh_on() {
+  local name=$1 init
+  shift
+  init=$(mh_init_pid "$name")
+  [[ -n $init ]] || mh_die "host $name is down" || return
+  nsenter -t "$init" --net --mount --uts --ipc --pid -- "$@"
+}
+
+# mh_ctl NAME ARGS...: bulkheadctl on host NAME (its default socket /run/bulkhead/bulkheadd.sock in
+# the host's own /run). Paths in ARGS must be absolute.
+mh_ctl() {
+  local name=$1
+  shift
+  mh_on "$name" "$MH_BIN/bulkheadctl" "$@"
+}
+
+# mh_daemon_pid NAME: the host pid of NAME's bulkheadd (empty if it is not running).
+mh_daemon_pid() {
+  local f=$MH_BASE/$1/daemon.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == bulkheadd ]] && echo "$pid"
+  return 0
+}
+
+# mh_daemon_start NAME: start bulkheadd in host NAME and wait until it answers.
+mh_daemon_start() {
+  local name=$1 dir=$MH_BASE/$1 init outer pid="" listen
+  init=$(mh_init_pid "$name")
+  [[ -n $init ]] || mh_die "host $name is down" || return
+  # Expanded here: a command substitution in the background command's words would run in the
+  # forked job, whose children are then those subshells until it execs nsenter.
+  listen=$(mh_addr "$name")
+  # As mh_in, but called directly so that $! is nsenter and its only child the daemon.
+  # shellcheck disable=SC2016,SC2086
+  nsenter -t "$init" --net --mount --uts --ipc --pid -- \
+    sh -c 'echo 0 >"$0" && exec "$@"' "/sys/fs/cgroup/$name/init.scope/cgroup.procs" \
+    "$MH_BIN/bulkheadd" --root "$dir/root" --socket /run/bulkhead/bulkheadd.sock \
+    --cgroup-parent "/$name" --listen "$listen" --host-name "$name" --no-lxcfs $MH_DAEMON_FLAGS \
+    >>"$dir/bulkheadd.log" 2>&1 &
+  outer=$!
+  # Up to 120 s: under TCG on a loaded machine the first start (key and certificate) is slow.
+  local deadline=$((SECONDS + 120)) err=""
+  while ((SECONDS < deadline)); do
+    # nsenter's only child, once it has exec'd bulkheadd.
+    pid=$(cat "/proc/$outer/task/$outer/children" 2>/dev/null || true)
+    pid=${pid%% *}
+    [[ -n $pid && $(cat "/proc/$pid/comm" 2>/dev/null) == bulkheadd ]] || pid=""
+    if [[ -n $pid ]] && err=$(mh_ctl "$name" list 2>&1 >/dev/null); then
+      echo "$pid" >"$dir/daemon.pid"
+      return 0
+    fi
+    kill -0 "$outer" 2>/dev/null || break
+    sleep 0.2
+  done
+  mh_die "host $name: bulkheadd (pid ${pid:-?}) does not answer: ${err:-it exited}; its log:
+$(tail -20 "$dir/bulkheadd.log")"
+}
+
+# mh_daemon_kill NAME: SIGKILL host NAME's bulkheadd only (its containers and monitors stay).
+mh_daemon_kill() {
+  local pid
+  pid=$(mh_daemon_pid "$1")
+  [[ -n $pid ]] || return 0
+  kill -9 "$pid"
+  while [[ -d /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do sleep 0.05; done
+}
+
+# mh_pair SRC DST: SRC gets DST as a remote named DST (trust add on DST, remote add on SRC).
+mh_pair() {
+  local src=$1 dst=$2 token
+  token=$(mh_ctl "$dst" trust add "$src" | tail -n 1) || mh_die "trust add $src on $dst" || return
+  mh_ctl "$src" remote add "$dst" "$(mh_addr "$dst")" --token "$token" >/dev/null ||
+    mh_die "remote add $dst on $src"
+}
+
+# mh_rootfs: a busybox system rootfs at $MH_BASE/rootfs (made once), for mh_host_template.
+mh_rootfs() {
+  local here
+  here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+  [[ -d $MH_BASE/rootfs/bin ]] && return 0
+  local mk=${MH_MKROOTFS:-$here/../storage/make-busybox-rootfs.sh}
+  sh "$mk" "$MH_BASE/rootfs" >/dev/null
+}
+
+# mh_host_template NAME: the template "busybox" on host NAME.
+mh_host_template() {
+  mh_rootfs || return
+  mh_ctl "$1" template import busybox "$MH_BASE/rootfs" >/dev/null
+}
+
+# mh_host_net NAME: the routed network $MH_NET on host NAME, uplink lan0: a container's address is
+# answered for on the LAN by its host (proxy ARP / proxy NDP), so the client and the other hosts
+# reach it directly. Every host has the same subnets, so an address can move between hosts.
+mh_host_net() {
+  mh_ctl "$1" network create "$MH_NET" --routed --uplink lan0 --ipv4 "$MH_NET4" --ipv6 "$MH_NET6" >/dev/null
+}
+
+# mh_ct_create HOST CT N [CREATE ARGS...]: container CT on HOST, on $MH_NET with the addresses
+# mh_ct_ip4/mh_ct_ip6 INDEX N, from the busybox template, started.
+mh_ct_create() {
+  local host=$1 ct=$2 n=$3 index
+  shift 3
+  index=$(mh_index "$host")
+  mh_ctl "$host" create "$ct" --template busybox \
+    --net "$MH_NET:ipv4=$(mh_ct_ip4 "$index" "$n"),ipv6=$(mh_ct_ip6 "$index" "$n")" --start "$@" >/dev/null
+}
+
+# mh_host_pids NAME: host pids of every process of host NAME (its cgroup subtree).
+mh_host_pids() {
+  [[ -d /sys/fs/cgroup/$1 ]] || return 0
+  find "/sys/fs/cgroup/$1" -name cgroup.procs -exec cat {} + 2>/dev/null | sort -n
+}
+
+# mh_kill_host NAME: the host dies: SIGKILL its pid-namespace init (the kernel kills every process
+# of the namespace, nested ones too), wait until none is left, unplug it from the LAN (a dead host
+# answers nothing: peers see timeouts or "no route", not a refused connection) and remove its
+# network namespace and its cgroups. Its --root stays (the "disk"): mh_host_up boots it again.
+mh_kill_host() {
+  local name=$1 init pidns gone=""
+  init=$(mh_init_pid "$name")
+  if [[ -n $init ]]; then
+    pidns=$(<"$MH_BASE/$name/pidns")
+    kill -9 "$init"
+    for _ in $(seq 1 600); do
+      if ! grep -qx 'populated 1' "/sys/fs/cgroup/$name/cgroup.events" 2>/dev/null &&
+        [[ -z $(mh_pidns_members "$pidns") ]]; then
+        gone=1
+        break
+      fi
+      sleep 0.05
+    done
+    [[ -n $gone ]] ||
+      mh_die "host $name: processes left after its init was killed: $(mh_host_pids "$name" | paste -sd ' ')" ||
+      return
+  fi
+  rm -f "$MH_BASE/$name/init.pid" "$MH_BASE/$name/daemon.pid"
+  ip -n mh-lan link del "$name" 2>/dev/null || true
+  ip netns del "mh-$name" 2>/dev/null || true
+  mh_rm_cgroup "$name"
+}
+
+# Processes whose pid namespace is PIDNS (as readlink /proc/PID/ns/pid prints it).
+mh_pidns_members() {
+  local p
+  for p in /proc/[0-9]*; do
+    [[ $(readlink "$p/ns/pid" 2>/dev/null) == "$1" ]] && echo "${p#/proc/}"
+  done
+  return 0
+}
+
+mh_rm_cgroup() {
+  [[ -d /sys/fs/cgroup/$1 ]] || return 0
+  local d
+  for _ in $(seq 1 100); do
+    while read -r d; do rmdir "$d" 2>/dev/null || true; done < <(find "/sys/fs/cgroup/$1" -depth -type d)
+    [[ -d /sys/fs/cgroup/$1 ]] || return 0
+    sleep 0.05
+  done
+  mh_die "cgroup /$1 could not be removed"
+}
+
+# mh_hosts: the names of the hosts made under $MH_BASE.
+mh_hosts() {
+  local d
+  for d in "$MH_BASE"/*/index; do
+    [[ -f $d ]] && basename "$(dirname "$d")"
+  done
+  return 0
+}
+
+# mh_teardown: every host killed, every namespace, link and cgroup gone, $MH_BASE removed. What
+# mh_leftovers needs to check that is kept in $MH_BASE.check (mh_leftovers removes it).
+mh_teardown() {
+  local h rc=0
+  [[ -d $MH_BASE ]] || return 0
+  mkdir -p "$MH_BASE.check"
+  cp "$MH_BASE/links.before" "$MH_BASE.check/" 2>/dev/null || true
+  mh_hosts >"$MH_BASE.check/hosts"
+  cat "$MH_BASE"/*/pidns >"$MH_BASE.check/pidns" 2>/dev/null || true
+  for h in $(mh_hosts); do mh_kill_host "$h" || rc=1; done
+  ip netns del mh-client 2>/dev/null || true
+  ip netns del mh-lan 2>/dev/null || true
+  # The hosts' mounts died with their mount namespaces, so nothing should be mounted under
+  # $MH_BASE here; if something is, leave the directory rather than rm -rf through a mount.
+  if grep -q " ${MH_BASE}[/ ]" /proc/self/mountinfo; then
+    mh_die "mounts under $MH_BASE: $(grep " ${MH_BASE}[/ ]" /proc/self/mountinfo)"
+    rc=1
+  else
+    rm -rf "$MH_BASE"
+  fi
+  return $rc
+}
+
+# mh_leftovers: after mh_teardown, prints what it left behind, one line each (nothing when clean):
+# mh-* network namespaces, links of this namespace made since mh_lan_up, mounts under $MH_BASE,
+# the hosts' cgroups, processes in the hosts' pid namespaces, $MH_BASE itself.
+mh_leftovers() {
+  local check=$MH_BASE.check ns h p
+  ns=$(ip netns list | awk '{print $1}' | grep '^mh-' || true)
+  [[ -z $ns ]] || echo "network namespaces: $(echo "$ns" | paste -sd ' ')"
+  if [[ -f $check/links.before ]]; then
+    local extra
+    extra=$(comm -13 "$check/links.before" <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort))
+    [[ -z $extra ]] || echo "links: $(echo "$extra" | paste -sd ' ')"
+  fi
+  grep " ${MH_BASE}[/ ]" /proc/self/mountinfo | sed 's/^/mount: /' || true
+  [[ ! -e $MH_BASE ]] || echo "directory: $MH_BASE"
+  if [[ -f $check/hosts ]]; then
+    while read -r h; do
+      [[ -n $h && -d /sys/fs/cgroup/$h ]] && echo "cgroup: /$h"
+    done <"$check/hosts"
+  fi
+  if [[ -f $check/pidns ]]; then
+    while read -r p; do
+      [[ -n $p ]] || continue
+      local members
+      members=$(mh_pidns_members "$p")
+      [[ -z $members ]] || echo "processes of $p: $(echo "$members" | paste -sd ' ')"
+    done <"$check/pidns"
+  fi
+  rm -rf "$check"
+  return 0
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# The multi-host test bed end to end (run inside tests/vm/run-in-vm.sh by run-vm-multihost.sh):
+# three simulated hosts (tests/multihost/lib.sh) each run their own bulkheadd; host1 pairs with
+# host2 and host3 and `remote list` shows both online; a wrong secret and a token of another host
+# are refused and pair nothing; a container on each host is reached over the LAN from the client
+# namespace (ping over IPv4 and IPv6, a TCP connection) and from a container of another host;
+# host2 dies (its pid-namespace init SIGKILLed): none of its processes is left (daemon, monitors,
+# containers), host1's `remote list` shows it unreachable with the error, host3 still online and
+# the other containers still reachable; teardown leaves no namespace, link, mount, cgroup or process.
+# Usage: vm-multihost.sh BIN_DIR MAKE_ROOTFS_SCRIPT
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export MH_BIN=$1 MH_MKROOTFS=$2
+MH_BASE=/tmp/bulkhead-mh
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+t0=$(date +%s)
+step() { echo "== $* ($(($(date +%s) - t0)) s)"; }
+fail() {
+  echo "FAIL: $*" >&2
+  local h
+  for h in $(mh_hosts); do
+    echo "--- $h: bulkheadd log" >&2
+    tail -30 "$MH_BASE/$h/bulkheadd.log" >&2 || true
+  done
+  exit 1
+}
+torn_down=""
+cleanup() { [[ -n $torn_down ]] || mh_teardown || true; }
+trap cleanup EXIT
+bb=/bin/busybox
+
+# --- three hosts
+for i in 1 2 3; do mh_host_up "host$i" "$i" || fail "host$i did not come up"; done
+vm_pidns=$(readlink /proc/self/ns/pid)
+for i in 1 2 3; do
+  h=host$i pid=$(mh_daemon_pid "host$i")
+  [[ -n $pid ]] || fail "$h: no bulkheadd"
+  [[ $(readlink "/proc/$pid/ns/pid") != "$vm_pidns" ]] || fail "$h: bulkheadd is in the VM's pid namespace"
+  [[ $(readlink "/proc/$pid/ns/net") == $(readlink "/proc/$(mh_init_pid $h)/ns/net") ]] || fail "$h: net namespace"
+  [[ $(cat "/proc/$pid/cgroup") == "0::/$h/init.scope" ]] || fail "$h: bulkheadd in $(cat "/proc/$pid/cgroup")"
+  [[ $(mh_on "$h" hostname) == "$h" ]] || fail "$h: host name $(mh_on "$h" hostname)"
+  # Its own /run: the socket is at the default path in the host and nowhere else.
+  [[ $(mh_on "$h" ls /run/bulkhead) == bulkheadd.sock ]] || fail "$h: /run/bulkhead has $(mh_on "$h" ls /run/bulkhead)"
+done
+[[ ! -e /run/bulkhead/bulkheadd.sock ]] || fail "a host's socket is in the VM's /run"
+step "host1..3 up: bulkheadd pids $(for i in 1 2 3; do mh_daemon_pid host$i; done | paste -sd ' '), each in its own pid, net, mount and UTS namespace and cgroup /hostN/init.scope"
+
+# --- pairing
+mh_pair host1 host2 || fail "pairing host1 -> host2"
+token=$(mh_ctl host3 trust add host1 | tail -n 1)
+[[ $token == bh1:sha256:*:* ]] || fail "trust add printed $token"
+# The right certificate, a wrong secret: host3 refuses it, and keeps the real token usable.
+bad=${token%:*}:$(printf '%064d' 0)
+if out=$(mh_ctl host1 remote add host3 "$(mh_addr host3)" --token "$bad" 2>&1); then fail "a wrong secret was accepted: $out"; fi
+step "a wrong secret is refused: $out"
+[[ $(wc -l <<<"$out") == 1 ]] || fail "the refusal is not one line: $out"
+# A token of host2 presented to host3's address: host3's certificate is not the one it names.
+token2=$(mh_ctl host2 trust add hostx | tail -n 1)
+if out=$(mh_ctl host1 remote add hostx "$(mh_addr host3)" --token "$token2" 2>&1); then fail "host2's token paired with host3: $out"; fi
+[[ $out == *"not the paired"* || $out == *certificate* ]] || fail "another host's token: $out"
+step "another host's token is refused: $out"
+[[ $(mh_ctl host1 remote list --json | jq -r '[.[].name] | join(" ")') == host2 ]] ||
+  fail "the refused tokens paired something: $(mh_ctl host1 remote list)"
+mh_ctl host1 remote add host3 "$(mh_addr host3)" --token "$token" >/dev/null || fail "the real token after a wrong one"
+list=$(mh_ctl host1 remote list)
+echo "$list"
+[[ $(mh_ctl host1 remote list --json | jq -r '[.[] | "\(.name)=\(.status)/\(.host)"] | sort | join(" ")') == \
+  "host2=online/host2 host3=online/host3" ]] || fail "remote list: $list"
+[[ $(mh_ctl host2 trust list --json | jq -r '[.[] | select(.name == "host1" and .state == "trusted")] | length') == 1 ]] ||
+  fail "host2 does not trust host1: $(mh_ctl host2 trust list)"
+step "host1 paired with host2 and host3: both online"
+
+# --- a container on each host, reachable over the LAN
+for i in 1 2 3; do
+  mh_host_template "host$i" || fail "host$i: template"
+  mh_host_net "host$i" || fail "host$i: network"
+  mh_ct_create "host$i" "ct$i" 1 || fail "host$i: create ct$i"
+done
+for i in 1 2 3; do
+  ip4=$(mh_ct_ip4 "$i" 1) ip6=$(mh_ct_ip6 "$i" 1)
+  [[ $(mh_ctl "host$i" info "ct$i" --json | jq -r '.nics[0].ipv4') == "$ip4"* ]] || fail "ct$i: $(mh_ctl "host$i" info "ct$i" --json | jq -c .nics)"
+  [[ -n $(find "/sys/fs/cgroup/host$i/ct$i" -name cgroup.procs -exec cat {} +) ]] || fail "ct$i has no process under /host$i/ct$i"
+  mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || fail "the client cannot ping ct$i at $ip4"
+  mh_client $bb ping -c 1 -W 5 "$ip6" >/dev/null || fail "the client cannot ping ct$i at $ip6"
+  # A TCP connection from the client: the container answers with its host name.
+  mh_ctl "host$i" exec "ct$i" -- nc -l -p 7000 -e hostname >/dev/null 2>&1 &
+  listener=$! seen=""
+  for _ in $(seq 1 100); do
+    [[ $(mh_ctl "host$i" exec "ct$i" -- netstat -tln 2>/dev/null) == *":7000 "* ]] && break
+    sleep 0.2
+  done
+  for _ in $(seq 1 20); do
+    seen=$(mh_client $bb nc -w 5 "$ip4" 7000 2>/dev/null || true)
+    [[ -n $seen ]] && break
+    sleep 0.2
+  done
+  wait "$listener" || true
+  [[ $seen == "$(mh_ctl "host$i" exec "ct$i" -- hostname)" ]] || fail "TCP to ct$i at $ip4:7000 answered \"$seen\""
+  step "ct$i on host$i ($ip4, $ip6): the client pings it and its TCP server answered \"$seen\""
+done
+mh_ctl host1 exec ct1 -- ping -c 1 -W 5 "$(mh_ct_ip4 2 1)" >/dev/null || fail "ct1 cannot reach ct2 on host2"
+mh_ctl host1 exec ct1 -- ping -c 1 -W 5 "$(mh_ct_ip6 3 1)" >/dev/null || fail "ct1 cannot reach ct3 on host3"
+step "ct1 on host1 reaches ct2 on host2 and ct3 on host3"
+
+# --- host2 dies
+host2_pids=$(mh_host_pids host2)
+monitors=0
+for p in $host2_pids; do [[ $(cat "/proc/$p/comm" 2>/dev/null) == bulkhead-monito* ]] && monitors=$((monitors + 1)); done
+((monitors >= 1)) || fail "host2 has no monitor among $(for p in $host2_pids; do cat "/proc/$p/comm"; done | paste -sd ' ')"
+host2_pidns=$(<"$MH_BASE/host2/pidns")
+step "host2 has $(wc -w <<<"$host2_pids") processes ($(for p in $host2_pids; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | awk '{print $2"x"$1}' | paste -sd ' ')); SIGKILL its init $(mh_init_pid host2)"
+mh_kill_host host2 || fail "killing host2"
+for p in $host2_pids; do
+  [[ ! -d /proc/$p ]] || fail "process $p of host2 ($(cat "/proc/$p/comm" 2>/dev/null)) survived"
+done
+[[ -z $(mh_pidns_members "$host2_pidns") ]] || fail "processes left in host2's pid namespace"
+[[ ! -d /sys/fs/cgroup/host2 ]] || fail "cgroup /host2 left"
+! mh_host_alive host2 || fail "host2 is still up"
+step "host2 is dead: none of its processes is left"
+list=$(mh_ctl host1 remote list)
+echo "$list"
+json=$(mh_ctl host1 remote list --json)
+[[ $(jq -r '.[] | select(.name == "host2") | .status' <<<"$json") == unreachable ]] || fail "host2 in remote list: $json"
+err=$(jq -r '.[] | select(.name == "host2") | .error' <<<"$json")
+[[ $err == *198.18.100.2:8443* ]] || fail "host2's error does not name its address: $err"
+[[ $(jq -r '.[] | select(.name == "host3") | .status' <<<"$json") == online ]] || fail "host3 in remote list: $json"
+step "host1: host2 unreachable ($err), host3 online"
+for i in 1 3; do
+  mh_client $bb ping -c 1 -W 5 "$(mh_ct_ip4 "$i" 1)" >/dev/null || fail "ct$i unreachable after host2 died"
+done
+if mh_client $bb ping -c 1 -W 2 "$(mh_ct_ip4 2 1)" >/dev/null 2>&1; then fail "ct2 still answers after host2 died"; fi
+step "ct1 and ct3 still answer the client, ct2 does not"
+
+# --- teardown
+torn_down=1
+mh_teardown || fail "teardown"
+left=$(mh_leftovers)
+[[ -z $left ]] || fail "teardown left: $left"
+step "teardown: no namespace, link, mount, cgroup or process left"
+echo "vm-multihost: OK ($(($(date +%s) - t0)) s)"
