@@ -8,7 +8,8 @@
 #     Debian template container booting systemd (debootstrap'd once, cached; skipped with the reason
 #     printed when the Debian mirror is unreachable)
 #  6. disk quotas (ext4 image per container), NAT and port forwards, OCI checkpoint/restore through
-#     CRIU (which needs the VM's Debian 6.1 kernel), and the C ABI's agent example in that VM
+#     CRIU (which needs the VM's Debian 6.1 kernel), three simulated hosts with their own bulkheadd
+#     (tests/multihost), and the C ABI's agent example in that VM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -63,6 +64,12 @@ echo "=== OCI checkpoint/restore through CRIU in the VM: counter, file offset, l
 start=$(date +%s)
 bash tests/migration/run-vm-criu.sh build || fail "CRIU VM"
 echo "CRIU VM scenario took $(($(date +%s) - start)) s"
+echo "=== three simulated hosts in the VM: own bulkheadd each, TLS pairing, containers over a LAN, a host killed and rebooted"
+start=$(date +%s)
+# The multi-host test bed (tests/multihost/README.md) that migration and evacuation suites reuse:
+# run on its own so that a broken test bed is named here, not as their failures.
+bash tests/multihost/run-vm-multihost.sh build || fail "multihost VM"
+echo "multihost VM scenario took $(($(date +%s) - start)) s"
 echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
 start=$(date +%s)
 bash tests/abi/run-vm-agent.sh build || fail "agent VM"

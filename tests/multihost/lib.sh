@@ -64,8 +64,11 @@ mh_lan_up() {
   [[ -n $MH_BIN && -x $MH_BIN/bulkheadd ]] || mh_die "set MH_BIN to the directory of bulkheadd (now \"$MH_BIN\")" || return
   [[ -e /run/netns/mh-lan ]] && return 0
   mkdir -p "$MH_BASE"
-  # What the machine's own namespace has before: mh_leftovers compares with it.
-  ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort >"$MH_BASE/links.before"
+  # What the machine has before the first host: mh_leftovers compares with it.
+  mh_state_links >"$MH_BASE/links.before"
+  mh_state_mounts >"$MH_BASE/mounts.before"
+  mh_state_cgroups >"$MH_BASE/cgroups.before"
+  mh_state_namespaces >"$MH_BASE/namespaces.before"
   ip netns add mh-lan
   ip -n mh-lan link set lo up
   ip -n mh-lan link add lan type bridge
@@ -77,6 +80,19 @@ mh_lan_up() {
   ip -n mh-client addr add "$MH_LAN4.$MH_CLIENT_INDEX/24" dev lan0
   ip -n mh-client addr add "${MH_LAN6}:$MH_CLIENT_INDEX/64" dev lan0 nodad
   ip -n mh-client link set lan0 up
+}
+
+# The machine's state that a host must not leave behind, one item a line, sorted: links of this
+# network namespace, mount points of this mount namespace, cgroups, and every namespace a process
+# is in or holds an fd of (a namespace no process holds is freed by the kernel; one kept by a bind
+# mount is among the mount points).
+mh_state_links() { ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort; }
+mh_state_mounts() { awk '{print $5}' /proc/self/mountinfo | sort; }
+mh_state_cgroups() { find /sys/fs/cgroup -mindepth 1 -type d | sort; }
+mh_state_namespaces() {
+  # One find, not a readlink per process: under TCG every fork costs milliseconds.
+  find /proc -mindepth 3 -maxdepth 3 \( -path '/proc/[0-9]*/ns/*' -o -path '/proc/[0-9]*/fd/*' \) \
+    -type l -printf '%l\n' 2>/dev/null | grep -E '^(net|mnt|pid|uts|ipc|cgroup):\[' | sort -u || true
 }
 
 # mh_client CMD...: run CMD in the client namespace (a machine on the LAN outside every host).
@@ -118,6 +134,8 @@ mh_host_up() {
   nsenter --net="/run/netns/mh-$name" unshare --pid --fork --mount-proc --uts --ipc --propagation private \
     bash -c "$MH_INIT" mh-init "$name" "$dir/init.ready" >>"$dir/init.log" 2>&1 &
   local outer=$! init=""
+  # Not a job of the caller's shell: bash would print "Killed" for it when the host dies.
+  disown "$outer"
   for _ in $(seq 1 200); do
     init=$(cat "/proc/$outer/task/$outer/children" 2>/dev/null || true)
     init=${init%% *}
@@ -187,6 +205,8 @@ mh_daemon_start() {
     --cgroup-parent "/$name" --listen "$listen" --host-name "$name" --no-lxcfs $MH_DAEMON_FLAGS \
     >>"$dir/bulkheadd.log" 2>&1 &
   outer=$!
+  # nsenter re-raises its child's SIGKILL: keep bash from reporting that when the host dies.
+  disown "$outer"
   # Up to 120 s: under TCG on a loaded machine the first start (key and certificate) is slow.
   local deadline=$((SECONDS + 120)) err=""
   while ((SECONDS < deadline)); do
@@ -290,11 +310,8 @@ mh_kill_host() {
 
 # Processes whose pid namespace is PIDNS (as readlink /proc/PID/ns/pid prints it).
 mh_pidns_members() {
-  local p
-  for p in /proc/[0-9]*; do
-    [[ $(readlink "$p/ns/pid" 2>/dev/null) == "$1" ]] && echo "${p#/proc/}"
-  done
-  return 0
+  find /proc -mindepth 3 -maxdepth 3 -path '/proc/[0-9]*/ns/pid' -printf '%p %l\n' 2>/dev/null |
+    awk -v ns="$1" '$2 == ns { split($1, f, "/"); print f[3] }'
 }
 
 mh_rm_cgroup() {
@@ -323,12 +340,18 @@ mh_teardown() {
   local h rc=0
   [[ -d $MH_BASE ]] || return 0
   mkdir -p "$MH_BASE.check"
-  cp "$MH_BASE/links.before" "$MH_BASE.check/" 2>/dev/null || true
+  cp "$MH_BASE"/*.before "$MH_BASE.check/" 2>/dev/null || true
   mh_hosts >"$MH_BASE.check/hosts"
   cat "$MH_BASE"/*/pidns >"$MH_BASE.check/pidns" 2>/dev/null || true
   for h in $(mh_hosts); do mh_kill_host "$h" || rc=1; done
   ip netns del mh-client 2>/dev/null || true
   ip netns del mh-lan 2>/dev/null || true
+  # `ip netns add` made /run/netns a mount point of its own; undo that if it was not one before and
+  # nobody else's namespace is left in it.
+  if [[ -f $MH_BASE/mounts.before ]] && ! grep -qx /run/netns "$MH_BASE/mounts.before" &&
+    [[ -z $(ls -A /run/netns 2>/dev/null) ]]; then
+    umount /run/netns 2>/dev/null || true
+  fi
   # The hosts' mounts died with their mount namespaces, so nothing should be mounted under
   # $MH_BASE here; if something is, leave the directory rather than rm -rf through a mount.
   if grep -q " ${MH_BASE}[/ ]" /proc/self/mountinfo; then
@@ -341,17 +364,19 @@ mh_teardown() {
 }
 
 # mh_leftovers: after mh_teardown, prints what it left behind, one line each (nothing when clean):
-# mh-* network namespaces, links of this namespace made since mh_lan_up, mounts under $MH_BASE,
-# the hosts' cgroups, processes in the hosts' pid namespaces, $MH_BASE itself.
+# links, mount points, cgroups and namespaces (held by a process or an fd) that were not there
+# before the first host, mh-* network namespaces, processes in the hosts' pid namespaces or running
+# a binary of $MH_BIN, $MH_BASE itself.
 mh_leftovers() {
-  local check=$MH_BASE.check ns h p
+  local check=$MH_BASE.check ns h p extra
   ns=$(ip netns list | awk '{print $1}' | grep '^mh-' || true)
   [[ -z $ns ]] || echo "network namespaces: $(echo "$ns" | paste -sd ' ')"
-  if [[ -f $check/links.before ]]; then
-    local extra
-    extra=$(comm -13 "$check/links.before" <(ip -o link show | awk -F': ' '{print $2}' | sed 's/@.*//' | sort))
-    [[ -z $extra ]] || echo "links: $(echo "$extra" | paste -sd ' ')"
-  fi
+  local what
+  for what in links mounts cgroups namespaces; do
+    [[ -f $check/$what.before ]] || continue
+    extra=$(comm -13 "$check/$what.before" <("mh_state_$what"))
+    [[ -z $extra ]] || echo "$what: $(echo "$extra" | paste -sd ' ')"
+  done
   grep " ${MH_BASE}[/ ]" /proc/self/mountinfo | sed 's/^/mount: /' || true
   [[ ! -e $MH_BASE ]] || echo "directory: $MH_BASE"
   if [[ -f $check/hosts ]]; then
@@ -367,6 +392,10 @@ mh_leftovers() {
       [[ -z $members ]] || echo "processes of $p: $(echo "$members" | paste -sd ' ')"
     done <"$check/pidns"
   fi
+  local bin
+  bin=$(cd "$MH_BIN" && pwd -P)
+  find /proc -mindepth 2 -maxdepth 2 -path '/proc/[0-9]*/exe' -printf '%p %l\n' 2>/dev/null |
+    awk -v bin="$bin/" 'index($2, bin) == 1 { split($1, f, "/"); print "process " f[3] " (" $2 ") of $MH_BIN" }'
   rm -rf "$check"
   return 0
 }

@@ -6,7 +6,9 @@
 # namespace (ping over IPv4 and IPv6, a TCP connection) and from a container of another host;
 # host2 dies (its pid-namespace init SIGKILLed): none of its processes is left (daemon, monitors,
 # containers), host1's `remote list` shows it unreachable with the error, host3 still online and
-# the other containers still reachable; teardown leaves no namespace, link, mount, cgroup or process.
+# the other containers still reachable; host2 boots again from its --root: host1 sees it online
+# again and its container, stopped by the power loss, starts and answers; teardown leaves no
+# namespace, link, mount, cgroup or process.
 # Usage: vm-multihost.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -41,7 +43,7 @@ for i in 1 2 3; do
   [[ $(cat "/proc/$pid/cgroup") == "0::/$h/init.scope" ]] || fail "$h: bulkheadd in $(cat "/proc/$pid/cgroup")"
   [[ $(mh_on "$h" hostname) == "$h" ]] || fail "$h: host name $(mh_on "$h" hostname)"
   # Its own /run: the socket is at the default path in the host and nowhere else.
-  [[ $(mh_on "$h" ls /run/bulkhead) == bulkheadd.sock ]] || fail "$h: /run/bulkhead has $(mh_on "$h" ls /run/bulkhead)"
+  mh_on "$h" test -S /run/bulkhead/bulkheadd.sock || fail "$h: no socket in its /run/bulkhead"
 done
 [[ ! -e /run/bulkhead/bulkheadd.sock ]] || fail "a host's socket is in the VM's /run"
 step "host1..3 up: bulkheadd pids $(for i in 1 2 3; do mh_daemon_pid host$i; done | paste -sd ' '), each in its own pid, net, mount and UTS namespace and cgroup /hostN/init.scope"
@@ -131,6 +133,16 @@ for i in 1 3; do
 done
 if mh_client $bb ping -c 1 -W 2 "$(mh_ct_ip4 2 1)" >/dev/null 2>&1; then fail "ct2 still answers after host2 died"; fi
 step "ct1 and ct3 still answer the client, ct2 does not"
+
+# --- host2 boots again from its "disk" (its --root): the pairing and the container are still there
+mh_host_up host2 2 || fail "host2 did not boot again"
+json=$(mh_ctl host1 remote list --json)
+[[ $(jq -r '.[] | select(.name == "host2") | .status' <<<"$json") == online ]] || fail "host2 after its reboot: $json"
+state=$(mh_ctl host2 info ct2 --json | jq -r .state)
+[[ $state == stopped ]] || fail "ct2 after host2's reboot is \"$state\", not stopped (it died with its host)"
+mh_ctl host2 start ct2 || fail "starting ct2 after host2's reboot"
+mh_client $bb ping -c 1 -W 5 "$(mh_ct_ip4 2 1)" >/dev/null || fail "ct2 unreachable after host2's reboot"
+step "host2 rebooted: host1 sees it online again, ct2 was stopped and runs again at $(mh_ct_ip4 2 1)"
 
 # --- teardown
 torn_down=1
