@@ -148,6 +148,22 @@ mh_host_up() {
   mh_daemon_start "$name"
 }
 
+# mh_hosts_up NAME:INDEX...: mh_host_up for several hosts at once (a host's boot is mostly waiting
+# for its daemon, and under TCG that is seconds each); fails if any host does not come up.
+mh_hosts_up() {
+  mh_lan_up || return
+  local spec pids=() rc=0 i=0
+  for spec in "$@"; do
+    mh_host_up "${spec%%:*}" "${spec##*:}" &
+    pids+=($!)
+  done
+  for spec in "$@"; do
+    wait "${pids[i]}" || { mh_log "host ${spec%%:*} did not come up"; rc=1; }
+    i=$((i + 1))
+  done
+  return $rc
+}
+
 # mh_in NAME CMD...: run CMD as a process of host NAME (its net, mount, UTS, IPC and pid
 # namespaces and its cgroup /NAME/init.scope): it dies with the host. The working directory is /.
 mh_in() {

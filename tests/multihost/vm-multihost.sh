@@ -33,13 +33,16 @@ trap cleanup EXIT
 bb=/bin/busybox
 
 # --- three hosts
-for i in 1 2 3; do mh_host_up "host$i" "$i" || fail "host$i did not come up"; done
+mh_hosts_up host1:1 host2:2 host3:3 || fail "the hosts did not come up"
 vm_pidns=$(readlink /proc/self/ns/pid)
 for i in 1 2 3; do
   h=host$i pid=$(mh_daemon_pid "host$i")
   [[ -n $pid ]] || fail "$h: no bulkheadd"
   [[ $(readlink "/proc/$pid/ns/pid") != "$vm_pidns" ]] || fail "$h: bulkheadd is in the VM's pid namespace"
-  [[ $(readlink "/proc/$pid/ns/net") == $(readlink "/proc/$(mh_init_pid $h)/ns/net") ]] || fail "$h: net namespace"
+  for ns in net mnt uts; do
+    [[ $(readlink "/proc/$pid/ns/$ns") == "$(readlink "/proc/$(mh_init_pid "$h")/ns/$ns")" &&
+      $(readlink "/proc/$pid/ns/$ns") != "$(readlink "/proc/self/ns/$ns")" ]] || fail "$h: bulkheadd's $ns namespace"
+  done
   [[ $(cat "/proc/$pid/cgroup") == "0::/$h/init.scope" ]] || fail "$h: bulkheadd in $(cat "/proc/$pid/cgroup")"
   [[ $(mh_on "$h" hostname) == "$h" ]] || fail "$h: host name $(mh_on "$h" hostname)"
   # Its own /run: the socket is at the default path in the host and nowhere else.
@@ -74,11 +77,16 @@ echo "$list"
 step "host1 paired with host2 and host3: both online"
 
 # --- a container on each host, reachable over the LAN
+# The hosts set up at once (as separate machines would): under TCG a container start takes seconds.
+mh_rootfs || fail "the busybox rootfs"
+setup() { mh_host_template "host$1" && mh_host_net "host$1" && mh_ct_create "host$1" "ct$1" 1; }
+pids=()
 for i in 1 2 3; do
-  mh_host_template "host$i" || fail "host$i: template"
-  mh_host_net "host$i" || fail "host$i: network"
-  mh_ct_create "host$i" "ct$i" 1 || fail "host$i: create ct$i"
+  setup "$i" &
+  pids+=($!)
 done
+for i in 1 2 3; do wait "${pids[i - 1]}" || fail "host$i: template, network lan or container ct$i"; done
+step "a template, the network lan and a started container on each host"
 for i in 1 2 3; do
   ip4=$(mh_ct_ip4 "$i" 1) ip6=$(mh_ct_ip6 "$i" 1)
   [[ $(mh_ctl "host$i" info "ct$i" --json | jq -r '.nics[0].ipv4') == "$ip4"* ]] || fail "ct$i: $(mh_ctl "host$i" info "ct$i" --json | jq -c .nics)"
@@ -97,6 +105,8 @@ for i in 1 2 3; do
     [[ -n $seen ]] && break
     sleep 0.2
   done
+  # Before the wait: a listener nobody reached would block it (fail's teardown kills it).
+  [[ -n $seen ]] || fail "no answer over TCP from ct$i at $ip4:7000"
   wait "$listener" || true
   [[ $seen == "$(mh_ctl "host$i" exec "ct$i" -- hostname)" ]] || fail "TCP to ct$i at $ip4:7000 answered \"$seen\""
   step "ct$i on host$i ($ip4, $ip6): the client pings it and its TCP server answered \"$seen\""
@@ -108,8 +118,9 @@ step "ct1 on host1 reaches ct2 on host2 and ct3 on host3"
 # --- host2 dies
 host2_pids=$(mh_host_pids host2)
 monitors=0
-for p in $host2_pids; do [[ $(cat "/proc/$p/comm" 2>/dev/null) == bulkhead-monito* ]] && monitors=$((monitors + 1)); done
-((monitors >= 1)) || fail "host2 has no monitor among $(for p in $host2_pids; do cat "/proc/$p/comm"; done | paste -sd ' ')"
+# By its binary: a monitor's comm is "exe" (it runs itself again through /proc/self/exe).
+for p in $host2_pids; do [[ $(readlink "/proc/$p/exe" 2>/dev/null) == */bulkhead-monitor ]] && monitors=$((monitors + 1)); done
+((monitors >= 1)) || fail "host2 has no monitor among $(for p in $host2_pids; do readlink "/proc/$p/exe"; done | paste -sd ' ')"
 host2_pidns=$(<"$MH_BASE/host2/pidns")
 step "host2 has $(wc -w <<<"$host2_pids") processes ($(for p in $host2_pids; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | awk '{print $2"x"$1}' | paste -sd ' ')); SIGKILL its init $(mh_init_pid host2)"
 mh_kill_host host2 || fail "killing host2"
