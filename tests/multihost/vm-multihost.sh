@@ -131,9 +131,9 @@ done
 [[ ! -d /sys/fs/cgroup/host2 ]] || fail "cgroup /host2 left"
 ! mh_host_alive host2 || fail "host2 is still up"
 step "host2 is dead: none of its processes is left"
-list=$(mh_ctl host1 remote list)
-echo "$list"
+# One call: each lists host2 after seconds of ARP timeouts.
 json=$(mh_ctl host1 remote list --json)
+jq -r '.[] | "\(.name) \(.address) \(.status) \(.error // "")"' <<<"$json"
 [[ $(jq -r '.[] | select(.name == "host2") | .status' <<<"$json") == unreachable ]] || fail "host2 in remote list: $json"
 err=$(jq -r '.[] | select(.name == "host2") | .error' <<<"$json")
 [[ $err == *198.18.100.2:8443* ]] || fail "host2's error does not name its address: $err"
