@@ -359,7 +359,13 @@ mh_teardown() {
   cp "$MH_BASE"/*.before "$MH_BASE.check/" 2>/dev/null || true
   mh_hosts >"$MH_BASE.check/hosts"
   cat "$MH_BASE"/*/pidns >"$MH_BASE.check/pidns" 2>/dev/null || true
-  for h in $(mh_hosts); do mh_kill_host "$h" || rc=1; done
+  # All at once: each waits for its host's processes to go, seconds under TCG.
+  local pids=()
+  for h in $(mh_hosts); do
+    mh_kill_host "$h" &
+    pids+=($!)
+  done
+  for h in "${pids[@]}"; do wait "$h" || rc=1; done
   ip netns del mh-client 2>/dev/null || true
   ip netns del mh-lan 2>/dev/null || true
   # `ip netns add` made /run/netns a mount point of its own; undo that if it was not one before and
