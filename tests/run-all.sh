@@ -25,59 +25,58 @@ ninja -C build-asan -j "$jobs"
 
 status=0
 failed=()
+retried=()
 # A stage that fails is named again at the end: CI shows only the tail of the output.
 fail() { status=1; failed+=("$1"); }
+# vm_stage NAME COMMAND...: a scenario in the TCG VM, timed. The VM runs at ~1/20 of the host's
+# speed on a shared 2-core machine, where a timing-sensitive step (a rate measured under load, a
+# boot racing a timeout) can miss once: a failed scenario runs once more, and passing on the
+# second run is reported at the end ("passed on retry") rather than hidden. Two failures fail CI.
+vm_stage() {
+  local name=$1 start
+  shift
+  start=$(date +%s)
+  if ! "$@"; then
+    echo "=== $name failed after $(($(date +%s) - start)) s; running it once more"
+    if "$@"; then
+      retried+=("$name")
+    else
+      fail "$name"
+    fi
+  fi
+  echo "$name took $(($(date +%s) - start)) s"
+}
 echo "=== sanitizer run: unit + integration"
 ASAN_OPTIONS=detect_leaks=0 ctest --test-dir build-asan --output-on-failure -j 1 --timeout 300 || fail "sanitizer ctest"
 
 if [[ -x tests/vm/run-cgroup-tests.sh ]]; then
   echo "=== cgroup v2 suite in the VM"
-  start=$(date +%s)
-  bash tests/vm/run-cgroup-tests.sh || fail "cgroup VM"
-  echo "cgroup v2 VM suite took $(($(date +%s) - start)) s"
+  vm_stage "cgroup VM" bash tests/vm/run-cgroup-tests.sh
 fi
 
 if [[ -x tests/clients/run-client-tests.sh ]]; then
   echo "=== real clients in the VM: containerd (runc shim) and podman (conmon)"
-  start=$(date +%s)
-  bash tests/clients/run-client-tests.sh build || fail "clients VM"
-  echo "client suites took $(($(date +%s) - start)) s"
+  vm_stage "clients VM" bash tests/clients/run-client-tests.sh build
 fi
 
 echo "=== hosting scenario in the VM: 50 containers, daemon SIGKILL, restart policy, lxcfs, destroy"
-start=$(date +%s)
-bash tests/daemon/run-vm-scenario.sh build 50 || fail "hosting VM"
-echo "hosting VM scenario took $(($(date +%s) - start)) s"
+vm_stage "hosting VM" bash tests/daemon/run-vm-scenario.sh build 50
 echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, inode limit, daemon SIGKILL, destroy"
-start=$(date +%s)
-bash tests/daemon/run-vm-quota.sh build || fail "quota VM"
-echo "disk quota VM scenario took $(($(date +%s) - start)) s"
+vm_stage "quota VM" bash tests/daemon/run-vm-quota.sh build
 echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
-start=$(date +%s)
-bash tests/daemon/run-vm-network.sh build || fail "network VM"
-echo "network VM scenario took $(($(date +%s) - start)) s"
+vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
 echo "=== NAT in the VM: a container reaches a neighbour through the uplink and a port forward, across a daemon SIGKILL"
-start=$(date +%s)
-bash tests/daemon/run-vm-nat.sh build || fail "NAT VM"
-echo "NAT VM scenario took $(($(date +%s) - start)) s"
-echo "=== OCI checkpoint/restore through CRIU in the VM: counter, file offset, listening socket, pre-dump, failed dump"
-start=$(date +%s)
-bash tests/migration/run-vm-criu.sh build || fail "CRIU VM"
-echo "CRIU VM scenario took $(($(date +%s) - start)) s"
+vm_stage "NAT VM" bash tests/daemon/run-vm-nat.sh build
+echo "=== checkpoint/restore through CRIU in the VM: OCI (counter, file offset, listening socket, pre-dump, failed dump) and bulkheadd (checkpoint, restore, stop --stateful)"
+vm_stage "CRIU VM" bash tests/migration/run-vm-criu.sh build
 echo "=== three simulated hosts in the VM: own bulkheadd each, TLS pairing, containers over a LAN, a host killed and rebooted"
-start=$(date +%s)
 # The multi-host test bed (tests/multihost/README.md) that migration and evacuation suites reuse:
 # run on its own so that a broken test bed is named here, not as their failures.
-bash tests/multihost/run-vm-multihost.sh build || fail "multihost VM"
-echo "multihost VM scenario took $(($(date +%s) - start)) s"
+vm_stage "multihost VM" bash tests/multihost/run-vm-multihost.sh build
 echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
-start=$(date +%s)
-bash tests/abi/run-vm-agent.sh build || fail "agent VM"
-echo "C ABI agent VM run took $(($(date +%s) - start)) s"
+vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
 echo "=== a Debian template container boots systemd in the VM"
-start=$(date +%s)
-bash tests/daemon/run-vm-systemd.sh build || fail "systemd VM"
-echo "systemd VM boot took $(($(date +%s) - start)) s"
+vm_stage "systemd VM" bash tests/daemon/run-vm-systemd.sh build
 
 echo "=== unit + integration (RelWithDebInfo)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300 || fail "RelWithDebInfo ctest"
@@ -92,4 +91,5 @@ if ((status)); then
 else
   echo "=== every stage passed"
 fi
+((${#retried[@]} == 0)) || echo "=== passed on retry (failed once): ${retried[*]}"
 exit $status
