@@ -95,6 +95,13 @@ public:
       int err = 0;
       if (::getppid() != parent)
         ::_exit(1);
+      // Only the report pipe: a copy of the console socket here would keep its peer from ever
+      // seeing EOF, and the holder must not keep the daemon's control connection open.
+      if (wr.get() != 3 && ::dup3(wr.get(), 3, O_CLOEXEC) < 0)
+        ::_exit(1);
+      ::close_range(4, ~0U, 0);
+      if (wr.get() != 3)
+        wr = UniqueFd(3);
       if (::unshare(CLONE_NEWNET) < 0)
         err = errno;
       else if (!loopback_up())
@@ -213,6 +220,8 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
     // The NICs go into a fresh namespace first (the daemon finds it by the holder's pid, as it
     // finds a created init's); CRIU then restores the tree into it, so a restored socket finds
     // its addresses in place.
+    // A restore is rare and slow (CRIU): its steps go to the monitor's log.
+    ro.log = [](LogLevel, const std::string &m) { warn(m); };
     NetnsHolder holder = BH_TRY(NetnsHolder::spawn());
     if (!l.config.nets.empty())
       BH_CHECK(network_step(control_fd, holder.pid()));
@@ -224,7 +233,9 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
           with_context(restored.error(), "restoring container " + name + " from " + l.restore_images));
     revert.add(remove);
     console_theirs.reset();
+    warn("restore: waiting for the console pty master");
     master = BH_TRY(receive_fd(console_ours.get(), "the console pty master"));
+    warn("restore: reading the state");
     auto state = BH_TRY(Runtime(ro).state(name));
     w.init_pid = state.pid;
     pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, w.init_pid, 0)));

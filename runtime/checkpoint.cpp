@@ -426,6 +426,9 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   });
+  // A tree dumped from a frozen cgroup (a paused container, or bulkheadd's checkpoint, which
+  // pauses to copy the disk consistently) may come back frozen; a restored container runs.
+  BH_CHECK(thaw_if_left_frozen(rec, false));
   auto stat = BH_TRY(read_proc_stat(pid));
   rec.init = ProcessId{pid, stat.start_time};
   rec.creating = false;
@@ -436,7 +439,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   if (spec.process->terminal && !master)
     return fail("restore: the container has a terminal, but CRIU sent no pty master (orphan-pts-master)");
   if (console && master) {
-    BH_CHECK(send_fd(console.get(), master.get(), "", "the pty master to the console socket"));
+    BH_CHECK(send_fd(console.get(), master.get(), "/dev/ptmx", "the pty master to the console socket"));
     master.reset();
   }
   revert.commit();

@@ -27,6 +27,10 @@ fail() {
     echo "--- $f (errors)" >&2
     grep -n Error "$f" | tail -5 >&2 || true
   done
+  for f in $(find "$root" -name 'monitor.log' 2>/dev/null); do
+    echo "--- $f" >&2
+    tail -20 "$f" >&2
+  done
   for f in $(find "$root" -name 'restore.log' 2>/dev/null); do
     echo "--- $f (the end)" >&2
     tail -25 "$f" >&2
@@ -130,7 +134,18 @@ step "checkpoint --stop snap2 after counter $n2 $l2: $json"
 [[ -z $(pgrep -f 'usleep 50000' || true) ]] || fail "c1's processes left after --stop"
 [[ $(jq -r .memory <<<"$json") == true ]] || fail "metadata: $json"
 
-ctl restore c1 || fail "restore (newest)"
+# What every process does if the restore takes long (kept for fail()).
+(sleep 60; {
+  ps -eo pid,ppid,stat,wchan:32,args
+  for p in $(pgrep -f bulkhead-monitor; pgrep criu); do
+    echo "--- $p: $(tr '\0' ' ' </proc/$p/cmdline)"
+    cat /proc/$p/stack
+    ls -l /proc/$p/fd
+  done
+} >"$work/slow-restore.txt" 2>&1) &
+watchdog=$!
+ctl restore c1 || { cat "$work/slow-restore.txt" >&2; fail "restore (newest)"; }
+kill $watchdog 2>/dev/null || true
 [[ $(state) == running ]] || fail "after restore: $(state)"
 read -r n3 l3 < <(ask)
 ((n3 >= n2)) || fail "counter went back: $n2 before the dump, $n3 after the restore"
