@@ -199,6 +199,7 @@ void add_create(CLI::App &app, Action &chosen) {
 struct StateArgs {
   std::string name, signal = "KILL";
   int timeout = -1;
+  bool stateful = false, stateless = false;
 };
 
 void add_state_command(CLI::App &app, Action &chosen, const std::string &action, const std::string &help,
@@ -215,6 +216,11 @@ void add_state_command(CLI::App &app, Action &chosen, const std::string &action,
         ->check(CLI::Range(0, 86400));
   if (action == "kill")
     c->add_option("SIGNAL", a->signal, "signal name or number (default KILL)")->check(signal_validator());
+  if (action == "stop")
+    c->add_flag("--stateful", a->stateful,
+                "save the running state with CRIU instead of shutting down; the next start resumes it");
+  if (action == "start")
+    c->add_flag("--stateless", a->stateless, "boot afresh, discarding a state saved by stop --stateful");
   c->callback([a, action, stopping, &chosen] {
     chosen = [a, action, stopping](Context &ctx) {
       json req = {{"action", action}};
@@ -224,6 +230,10 @@ void add_state_command(CLI::App &app, Action &chosen, const std::string &action,
         req["timeout"] = 30;
       if (action == "kill")
         req["signal"] = *normalize_signal(a->signal);
+      if (a->stateful)
+        req["stateful"] = true;
+      if (a->stateless)
+        req["stateless"] = true;
       return change_state(ctx, a->name, req);
     };
   });

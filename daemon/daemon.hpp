@@ -129,8 +129,15 @@ public:
   const DaemonOptions &options() const { return options_; }
 
   // Synchronous lifecycle steps (the operations call them; so do tests and the bench).
-  Status start(const std::string &name);
+  // stateless: a saved state (stop --stateful) is discarded and the container boots afresh.
+  Status start(const std::string &name, bool stateless = false);
   Status stop(const std::string &name, int timeout_s);
+
+  // Checkpoint/restore with CRIU (daemon/daemon_checkpoint.cpp, docs/checkpoint.md).
+  // checkpoint: {"snapshot"?, "stop"?}; restore: {"snapshot"?} (default: the newest checkpoint).
+  Result<std::shared_ptr<Operation>> checkpoint(const std::string &name, const nlohmann::json &request);
+  Result<std::shared_ptr<Operation>> restore_checkpoint(const std::string &name,
+                                                        const nlohmann::json &request);
 
 private:
   struct Entry {
@@ -157,7 +164,15 @@ private:
   nlohmann::json info_locked(Entry &e, bool bulk = false);
   Result<DiskUsage> disk_usage_locked(Entry &e, bool bulk); // daemon_info.cpp
   Status save_locked(Entry &e);
-  Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock);
+  // restore_images: a CRIU image directory the container resumes from instead of booting; empty:
+  // its saved state (stop --stateful) when there is one, unless stateless.
+  Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &restore_images = {},
+                      bool stateless = false);
+  // daemon_checkpoint.cpp
+  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images, bool stop);
+  Status stop_stateful_locked(Entry &e, std::unique_lock<std::mutex> &lock);
+  std::string saved_state_path(const std::string &name) const;
+  std::string pending_saved_state(const std::string &name, bool stateless);
   Status stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int timeout_s);
   void watch_locked(Entry &e, UniqueFd fd, bool init);
   void adopt(const EntryPtr &e);
@@ -178,7 +193,8 @@ private:
   Status import_full(storage::ExportReader &reader, const std::string &name, const ContainerConfig &config,
                      Operation &op);
   Status import_incremental(storage::ExportReader &reader, const std::string &name, Operation &op);
-  nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl) const;
+  nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl,
+                                 const std::string &restore_images) const;
 
   DaemonOptions options_;
   RecordStore records_;

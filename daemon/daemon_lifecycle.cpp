@@ -212,35 +212,40 @@ Result<json> Daemon::create(const json &req) {
   return info_locked(*e);
 }
 
-json Daemon::monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl) const {
+json Daemon::monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl,
+                             const std::string &restore_images) const {
   auto paths = records_.paths(rec.config.name);
   ContainerConfig config = rec.config;
   if (config.stop_signal.empty())
     config.stop_signal = tmpl.stop_signal;
-  return {{"config", to_json(config)},
-          {"lower", templates_.rootfs_path(rec.config.template_name)},
-          {"upper", paths.upper},
-          {"work", paths.work},
-          {"rootfs", paths.rootfs},
-          {"bundle", paths.bundle},
-          {"oci_root", options_.root + "/oci"},
-          {"cgroups_path", options_.cgroup_parent + "/" + rec.config.name},
-          {"init_path", tmpl.init.empty() ? std::string("/sbin/init") : tmpl.init},
-          {"lxcfs_dir", lxcfs_ready_ ? options_.lxcfs_dir : std::string()},
-          {"socket", paths.socket},
-          {"log", paths.log},
-          {"log_max", options_.log_max},
-          {"state_file", paths.monitor_state},
-          {"exit_file", paths.exit_file}};
+  json request = {{"config", to_json(config)},
+                  {"lower", templates_.rootfs_path(rec.config.template_name)},
+                  {"upper", paths.upper},
+                  {"work", paths.work},
+                  {"rootfs", paths.rootfs},
+                  {"bundle", paths.bundle},
+                  {"oci_root", options_.root + "/oci"},
+                  {"cgroups_path", options_.cgroup_parent + "/" + rec.config.name},
+                  {"init_path", tmpl.init.empty() ? std::string("/sbin/init") : tmpl.init},
+                  {"lxcfs_dir", lxcfs_ready_ ? options_.lxcfs_dir : std::string()},
+                  {"socket", paths.socket},
+                  {"log", paths.log},
+                  {"log_max", options_.log_max},
+                  {"state_file", paths.monitor_state},
+                  {"exit_file", paths.exit_file}};
+  if (!restore_images.empty())
+    request["restore_images"] = restore_images;
+  return request;
 }
 
-Status Daemon::start(const std::string &name) {
+Status Daemon::start(const std::string &name, bool stateless) {
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
-  return start_locked(*e, lock);
+  return start_locked(*e, lock, {}, stateless);
 }
 
-Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
+Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std::string &restore_images_given,
+                            bool stateless) {
   auto &s = e.rec.status;
   const auto &name = e.rec.config.name;
   if (s.state == "running" || s.state == "frozen" || s.state == "stopping" || e.watch_fd)
@@ -249,6 +254,12 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
   if (!tmpl)
     return fail("starting " + name + ": its template \"" + e.rec.config.template_name + "\" is gone", ENOENT);
   auto paths = records_.paths(name);
+  std::string restore_images = restore_images_given;
+  bool from_saved_state = false;
+  if (restore_images.empty()) {
+    restore_images = pending_saved_state(name, stateless);
+    from_saved_state = !restore_images.empty();
+  }
   const ContainerDisk *disk = BH_TRY(container_disk(e.rec.config.storage));
   if (auto r = disk->attach(paths); !r)
     return fail("starting " + name + ": its disk: " + r.error().text(), r.error().code);
@@ -269,9 +280,10 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     (void)activate_ports_locked(e, false);
     return r;
   }
-  auto started =
-      launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl), options_.start_timeout_ms,
-                     [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
+  auto started = launch_monitor(
+      options_.monitor_binary, monitor_request(e.rec, *tmpl, restore_images), options_.start_timeout_ms,
+      paths.monitor_log,
+      [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.
@@ -281,10 +293,16 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     s.want_running = false;
     s.state = "stopped";
     s.error = started.error().message;
+    if (from_saved_state)
+      s.error +=
+          "; `bulkheadctl start --stateless " + name + "` boots it afresh (its saved state is discarded)";
     (void)save_locked(e);
     events_.publish("container-start-failed", name, {{"error", s.error}});
-    return fail("starting " + name + ": " + started.error().message, started.error().code);
+    return fail("starting " + name + ": " + s.error, started.error().code);
   }
+  if (from_saved_state) // resumed: the state is live again, and the next start boots afresh
+    if (auto r = remove_tree(restore_images); !r)
+      fmt::print(stderr, "bulkheadd: warning: {}: removing its saved state: {}\n", name, r.error().text());
   s.monitor_pid = started->monitor_pid;
   s.monitor_start_time =
       runtime::read_proc_stat(started->monitor_pid).value_or(runtime::ProcStat{}).start_time;
@@ -297,7 +315,7 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &) {
     watch_locked(e, std::move(*fd), false);
   (void)save_locked(e);
   e.changed.notify_all();
-  events_.publish("container-started", name, {{"pid", s.init_pid}});
+  events_.publish("container-started", name, {{"pid", s.init_pid}, {"restored", !restore_images.empty()}});
   if (!fd) // exited already: its exit is handled like any other
     std::thread([this, name] {
       if (auto p = find(name))
@@ -451,7 +469,7 @@ Status Daemon::destroy(const std::string &name, bool force) {
 }
 
 Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(req, {"action", "timeout", "signal"}, "state"));
+  BH_CHECK(check_fields(req, {"action", "timeout", "signal", "stateful", "stateless"}, "state"));
   std::string action = BH_TRY(string_field(req, "action"));
   int timeout = 30;
   if (req.contains("timeout")) {
@@ -459,11 +477,31 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
       return fail("\"timeout\" must be a whole number of seconds", EINVAL);
     timeout = req["timeout"].get<int>();
   }
+  bool flags[2] = {false, false};
+  const char *flag_names[2] = {"stateful", "stateless"};
+  for (int i = 0; i < 2; ++i)
+    if (req.contains(flag_names[i])) {
+      if (!req[flag_names[i]].is_boolean())
+        return fail(fmt::format("\"{}\" must be true or false", flag_names[i]), EINVAL);
+      flags[i] = req[flag_names[i]].get<bool>();
+    }
+  bool stateful = flags[0], stateless = flags[1];
+  if (stateful && action != "stop")
+    return fail("\"stateful\" goes with the action stop", EINVAL);
+  if (stateless && action != "start")
+    return fail("\"stateless\" goes with the action start", EINVAL);
   auto e = BH_TRY(get(name));
   std::string resource = "/1.0/containers/" + name;
   if (action == "start")
     return operations_.start("Starting container " + name, resource,
-                             [this, name](Operation &) { return start(name); });
+                             [this, name, stateless](Operation &) { return start(name, stateless); });
+  if (action == "stop" && stateful)
+    return operations_.start("Stopping container " + name + " with its state saved", resource,
+                             [this, name](Operation &) -> Status {
+                               auto e = BH_TRY(get(name));
+                               std::unique_lock lock(e->mu);
+                               return stop_stateful_locked(*e, lock);
+                             });
   if (action == "stop")
     return operations_.start("Stopping container " + name, resource,
                              [this, name, timeout](Operation &) { return stop(name, timeout); });

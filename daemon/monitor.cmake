@@ -22,6 +22,7 @@ endif()
 add_library(bulkhead_monitor_lib STATIC
   ${CMAKE_CURRENT_LIST_DIR}/monitor.cpp ${CMAKE_CURRENT_LIST_DIR}/monitor_launch.cpp
   ${CMAKE_CURRENT_LIST_DIR}/monitor_setup.cpp ${CMAKE_CURRENT_LIST_DIR}/monitor_loop.cpp
-  ${CMAKE_CURRENT_LIST_DIR}/monitor_exec.cpp ${CMAKE_CURRENT_LIST_DIR}/monitor_console_log.cpp)
+  ${CMAKE_CURRENT_LIST_DIR}/monitor_exec.cpp ${CMAKE_CURRENT_LIST_DIR}/monitor_console_log.cpp
+  ${CMAKE_CURRENT_LIST_DIR}/monitor_checkpoint.cpp)
 target_link_libraries(bulkhead_monitor_lib PUBLIC bulkhead_runtime bulkhead_storage_overlay bulkhead_spec_builder
                       bulkhead_monitor_client)

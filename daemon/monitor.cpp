@@ -18,7 +18,9 @@
 // |-----|---------------------------------------------------------------------------------------|
 // | ->  | {"config":<ContainerConfig>,"lower","upper","work","rootfs","bundle","oci_root",       |
 // |     |  "cgroups_path","init_path","lxcfs_dir","socket","log","log_max","state_file",       |
-// |     |  "exit_file"}  (paths absolute; cgroups_path/lxcfs_dir may be ""; log_max >= 4096)   |
+// |     |  "exit_file", "restore_images"?}  (paths absolute; cgroups_path/lxcfs_dir may be "";|
+// |     |  log_max >= 4096; restore_images: restore from this CRIU image directory instead of  |
+// |     |  create + start, into a fresh network namespace whose pid is sent as "created")      |
 // | <-  | only when config.nets is not empty, after Runtime create (init exists, blocked):     |
 // |     | {"created":true,"pid":N}; the daemon sets up the NICs in init's netns over netlink   |
 // | ->  | {"start":true} | {"abort":"..."} (the monitor undoes the container and fails)      |
@@ -27,7 +29,7 @@
 // Files (written temp + fsync + rename + directory fsync):
 //   state_file  {"monitor_pid","monitor_start_time","init_pid","init_start_time","started_unix"}
 //               (start times: field 22 of /proc/PID/stat), before the reply
-//   exit_file   {"code","signal","at"}: exited: code = status, signal = 0; killed by signal N:
+//   exit_file   {"code","signal","at","checkpointed"?}: exited: code = status, signal = 0; killed by signal N:
 //               code = 128+N, signal = N. A poweroff/halt inside the container (reboot(2) in its
 //               pid namespace) kills init with SIGINT: signal 2, code 130; a reboot: SIGHUP (1, 129).
 //   log         console output; at log_max bytes renamed to log.1 and started afresh
@@ -52,6 +54,11 @@
 // |                                           |     | With tty, the client may send {"op":"resize"}  |
 // |                                           |     | lines meanwhile: the worker gets SIGWINCH and  |
 // |                                           |     | copies stdin's window size to the new pty      |
+// | {"op":"checkpoint","images":DIR,          | 0   | A forked worker dumps the container with CRIU  |
+// |  "stop":bool}                             |     | (monitor_checkpoint.cpp) into DIR and replies  |
+// |                                           |     | {"ok":true} or {"error":"..."}, close. One at a|
+// |                                           |     | time. stop: CRIU kills the tree after the dump;|
+// |                                           |     | exit_file then has "checkpointed":true          |
 // | anything else                             |     | {"error":"..."}, close                         |
 // clang-format on
 #include "daemon/monitor.hpp"

@@ -24,6 +24,7 @@ struct MonitorLaunch {
   std::string log;       // console log, rotated to log.1 at log_max bytes
   uint64_t log_max = 0;
   std::string state_file, exit_file;
+  std::string restore_images; // "": create + start; else restore from this CRIU image directory
 };
 
 // Strict: unknown keys, missing keys, wrong types and relative paths are errors naming the key.

@@ -79,4 +79,12 @@ Result<json> monitor_status(const std::string &socket_path) {
   return read_reply(s.get(), socket_path);
 }
 
+Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop) {
+  UniqueFd s = BH_TRY(request(socket_path, json{{"op", "checkpoint"}, {"images", images}, {"stop", stop}}));
+  json reply = BH_TRY(read_reply(s.get(), socket_path));
+  if (!reply.value("ok", false))
+    return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());
+  return {};
+}
+
 } // namespace bulkhead::daemon

@@ -33,5 +33,8 @@ Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &requ
 Result<int> monitor_console(const std::string &socket_path);
 // {"monitor_pid", "init_pid", "init_start_time", "started_unix"}.
 Result<nlohmann::json> monitor_status(const std::string &socket_path);
+// CRIU dumps the container into `images` (an existing directory); with stop it is killed after a
+// good dump (the monitor then exits). Returns when CRIU is done; the error names CRIU's.
+Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop);
 
 } // namespace bulkhead::daemon

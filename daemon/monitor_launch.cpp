@@ -42,7 +42,13 @@ template <class T> Result<T> number_at(const json &j, const char *key, const cha
 
 } // namespace
 
-Result<MonitorLaunch> launch_from_json(const json &j) {
+Result<MonitorLaunch> launch_from_json(const json &given) {
+  json j = given;
+  std::string restore_images;
+  if (j.contains("restore_images")) { // the one optional key
+    restore_images = BH_TRY(string_at(j, "restore_images", true));
+    j.erase("restore_images");
+  }
   BH_CHECK(check_keys(j,
                       {"config", "lower", "upper", "work", "rootfs", "bundle", "oci_root", "cgroups_path",
                        "init_path", "lxcfs_dir", "socket", "log", "log_max", "state_file", "exit_file"},
@@ -66,27 +72,31 @@ Result<MonitorLaunch> launch_from_json(const json &j) {
   l.log_max = max.get<uint64_t>();
   l.state_file = BH_TRY(string_at(j, "state_file", true));
   l.exit_file = BH_TRY(string_at(j, "exit_file", true));
+  l.restore_images = std::move(restore_images);
   if (l.config.name.empty())
     return fail("monitor launch: config.name is empty");
   return l;
 }
 
 json launch_to_json(const MonitorLaunch &l) {
-  return json{{"config", to_json(l.config)},
-              {"lower", l.lower},
-              {"upper", l.upper},
-              {"work", l.work},
-              {"rootfs", l.rootfs},
-              {"bundle", l.bundle},
-              {"oci_root", l.oci_root},
-              {"cgroups_path", l.cgroups_path},
-              {"init_path", l.init_path},
-              {"lxcfs_dir", l.lxcfs_dir},
-              {"socket", l.socket},
-              {"log", l.log},
-              {"log_max", l.log_max},
-              {"state_file", l.state_file},
-              {"exit_file", l.exit_file}};
+  json j{{"config", to_json(l.config)},
+         {"lower", l.lower},
+         {"upper", l.upper},
+         {"work", l.work},
+         {"rootfs", l.rootfs},
+         {"bundle", l.bundle},
+         {"oci_root", l.oci_root},
+         {"cgroups_path", l.cgroups_path},
+         {"init_path", l.init_path},
+         {"lxcfs_dir", l.lxcfs_dir},
+         {"socket", l.socket},
+         {"log", l.log},
+         {"log_max", l.log_max},
+         {"state_file", l.state_file},
+         {"exit_file", l.exit_file}};
+  if (!l.restore_images.empty())
+    j["restore_images"] = l.restore_images;
+  return j;
 }
 
 json watch_to_json(const WatchState &w) {

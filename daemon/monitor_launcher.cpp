@@ -52,6 +52,7 @@ Result<std::string> read_line(int fd, std::chrono::steady_clock::time_point dead
 } // namespace
 
 Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann::json &request, int timeout_ms,
+                                      const std::string &stderr_path,
                                       const std::function<Status(pid_t init_pid)> &on_created) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -64,7 +65,11 @@ Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann:
   posix_spawnattr_init(&attr);
   posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
   posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  if (stderr_path.empty())
+    posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  else
+    posix_spawn_file_actions_addopen(&fa, 2, stderr_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW,
+                                     0600);
   posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3); // dup2 clears CLOEXEC on fd 3
   // Nothing else of the daemon's (API socket, other containers' pidfds) leaks into the monitor.
   posix_spawn_file_actions_addclosefrom_np(&fa, 4);

@@ -33,8 +33,9 @@ struct MonitorStarted {
   uint64_t init_start_time = 0;
 };
 
+// The monitor's stderr is appended to stderr_path ("" = /dev/null).
 Result<MonitorStarted> launch_monitor(const std::string &monitor_binary, const nlohmann::json &request,
-                                      int timeout_ms,
+                                      int timeout_ms, const std::string &stderr_path,
                                       const std::function<Status(pid_t init_pid)> &on_created = {});
 
 } // namespace bulkhead::daemon

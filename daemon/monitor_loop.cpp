@@ -16,6 +16,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/runtime.hpp"
 #include "daemon/monitor.hpp"
+#include "daemon/monitor_checkpoint.hpp"
 #include "daemon/monitor_console_log.hpp"
 #include "daemon/monitor_exec.hpp"
 #include "daemon/monitor_io.hpp"
@@ -74,6 +75,15 @@ private:
   UniqueFd pty_peer_;    // our own slave fd: the master never hangs up when the container closes
                          // its console, so poll never spins on POLLHUP
   bool pty_hup_ = false; // without pty_peer_, no slave open: re-polled on a 1 s timer
+  // The one checkpoint worker at a time, and whether a finished one dumped and stopped the
+  // container (init's exit is then a checkpoint, not a crash: exit_file says so).
+  pid_t ckpt_worker_ = 0;
+  bool ckpt_stop_ = false;
+  bool checkpointed_ = false;
+  void reaped_checkpoint(int status) {
+    checkpointed_ = ckpt_stop_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    ckpt_worker_ = 0;
+  }
 };
 
 void Monitor::on_pty() {
@@ -235,8 +245,23 @@ void Monitor::dispatch(Client &c, std::string_view extra) {
     } else {
       close(c); // the worker holds the connection now
     }
+  } else if (op == "checkpoint") {
+    if (ckpt_worker_)
+      return reply_and_close(c, json{{"error", "a checkpoint of this container is already running"}});
+    auto r = checkpoint_request_from_json(req);
+    if (!r)
+      return reply_and_close(c, json{{"error", r.error().text()}});
+    int fl = ::fcntl(c.fd.get(), F_GETFL);
+    ::fcntl(c.fd.get(), F_SETFL, fl & ~O_NONBLOCK);
+    auto pid = spawn_checkpoint_worker(w_, *r, c.fd.get());
+    if (!pid)
+      return reply_and_close(c, json{{"error", pid.error().text()}});
+    ckpt_worker_ = *pid;
+    ckpt_stop_ = r->stop;
+    close(c); // the worker holds the connection now
   } else {
-    reply_and_close(c, json{{"error", fmt::format("unknown op {:?} (status, console, exec)", op)}});
+    reply_and_close(c,
+                    json{{"error", fmt::format("unknown op {:?} (status, console, exec, checkpoint)", op)}});
   }
 }
 
@@ -244,6 +269,9 @@ void Monitor::reap_workers() {
   signalfd_siginfo si;
   while (::read(sigfd_.get(), &si, sizeof si) == sizeof si) {
   }
+  int status = 0;
+  if (ckpt_worker_ && ::waitpid(ckpt_worker_, &status, WNOHANG) == ckpt_worker_)
+    reaped_checkpoint(status);
   // partition, not remove_if: the reaped pids must stay readable behind the running ones.
   auto reaped = std::partition(workers_.begin(), workers_.end(),
                                [](pid_t p) { return ::waitpid(p, nullptr, WNOHANG) != p; });
@@ -278,13 +306,20 @@ int Monitor::finish(const siginfo_t &info) {
     ::poll(&p, 1, 100);
     reap_workers();
   }
+  // A dump that stopped the container ends with its worker deleting the runtime state: wait for
+  // it, so the two never delete at once.
+  int status = 0;
+  while (ckpt_worker_ && ::waitpid(ckpt_worker_, &status, 0) < 0 && errno == EINTR) {
+  }
+  if (ckpt_worker_)
+    reaped_checkpoint(status);
   RuntimeOptions ro;
   ro.root = w_.oci_root;
   ro.log = [](LogLevel level, const std::string &m) {
     if (level != LogLevel::Debug)
       warn(m);
   };
-  if (auto r = Runtime(ro).remove(w_.name, DeleteOptions{true}); !r)
+  if (auto r = Runtime(ro).remove(w_.name, DeleteOptions{true}); !r && !checkpointed_)
     warn("deleting container " + w_.name + ": " + r.error().text());
   if (auto r = storage::unmount_overlay(w_.rootfs); !r)
     warn(r.error().text());
@@ -295,8 +330,10 @@ int Monitor::finish(const siginfo_t &info) {
   bool killed = info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED;
   int signal = killed ? info.si_status : 0;
   int code = killed ? 128 + signal : info.si_status;
-  auto written =
-      write_durable(w_.exit_file, json{{"code", code}, {"signal", signal}, {"at", unix_now()}}.dump());
+  json exit = {{"code", code}, {"signal", signal}, {"at", unix_now()}};
+  if (checkpointed_)
+    exit["checkpointed"] = true;
+  auto written = write_durable(w_.exit_file, exit.dump());
   if (!written) {
     warn(written.error().text());
     return 1;

@@ -1,16 +1,25 @@
 // Phase 1 of the monitor: from the daemon's launch line to a running container, or to nothing at
 // all (every step registers its undo in a Revert).
+#include <csignal>
 #include <fcntl.h>
+#include <net/if.h>
+#include <sched.h>
+#include <sys/ioctl.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <cstring>
+#include <utility>
 
 #include "bulkhead/fd_passing.hpp"
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
 #include "daemon/monitor.hpp"
+#include "daemon/monitor_checkpoint.hpp"
 #include "daemon/monitor_console_log.hpp"
 #include "daemon/monitor_io.hpp"
 #include "daemon/spec_builder.hpp"
@@ -67,6 +76,81 @@ Status network_step(int control_fd, int init_pid) {
   return fail(j.value("abort", std::string("the daemon did not say start")));
 }
 
+// A process alone in a new network namespace (with lo up), so the daemon can put a restored
+// container's NICs there by pid before CRIU restores the tree into the namespace. Killed once the
+// tree holds the namespace (or on any failure), and dies with us (PDEATHSIG).
+class NetnsHolder {
+public:
+  static Result<NetnsHolder> spawn() {
+    int p[2];
+    if (::pipe2(p, O_CLOEXEC) < 0)
+      return failf_errno("pipe for the network namespace holder");
+    UniqueFd rd(p[0]), wr(p[1]);
+    pid_t parent = ::getpid();
+    pid_t pid = ::fork();
+    if (pid < 0)
+      return failf_errno("fork of the network namespace holder");
+    if (pid == 0) {
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+      int err = 0;
+      if (::getppid() != parent)
+        ::_exit(1);
+      // Only the report pipe: a copy of the console socket here would keep its peer from ever
+      // seeing EOF, and the holder must not keep the daemon's control connection open.
+      if (wr.get() != 3 && ::dup3(wr.get(), 3, O_CLOEXEC) < 0)
+        ::_exit(1);
+      ::close_range(4, ~0U, 0);
+      if (wr.get() != 3)
+        wr = UniqueFd(3);
+      if (::unshare(CLONE_NEWNET) < 0)
+        err = errno;
+      else if (!loopback_up())
+        err = errno ? errno : EIO;
+      (void)!::write(wr.get(), &err, sizeof err);
+      wr.reset();
+      for (;;)
+        ::pause();
+    }
+    NetnsHolder h;
+    h.pid_ = pid;
+    wr.reset();
+    int err = -1;
+    if (::read(rd.get(), &err, sizeof err) != sizeof err)
+      return fail("the network namespace holder died before reporting");
+    if (err)
+      return fail("the network namespace holder: unshare(CLONE_NEWNET) or lo up", err);
+    h.fd_.reset(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
+    if (!h.fd_)
+      return failf_errno("opening /proc/{}/ns/net", pid);
+    return h;
+  }
+  NetnsHolder(NetnsHolder &&o) noexcept : pid_(std::exchange(o.pid_, 0)), fd_(std::move(o.fd_)) {}
+  NetnsHolder &operator=(NetnsHolder &&) = delete;
+  ~NetnsHolder() {
+    if (pid_ <= 0)
+      return;
+    ::kill(pid_, SIGKILL);
+    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+    }
+  }
+  pid_t pid() const { return pid_; }
+  int netns_fd() const { return fd_.get(); }
+
+private:
+  NetnsHolder() = default;
+  static bool loopback_up() {
+    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+    struct ifreq ifr {};
+    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+    if (!s || ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) < 0)
+      return false;
+    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+    return ::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0;
+  }
+  pid_t pid_ = 0;
+  UniqueFd fd_;
+};
+
 Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
   const std::string &name = l.config.name;
   Revert revert;
@@ -108,27 +192,58 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
     if (level != LogLevel::Debug)
       warn(m);
   };
-  CreateOptions co;
-  co.bundle = l.bundle;
-  auto created = runtime::create_container(ro, name, co, console_theirs.get());
-  if (!created)
-    return tl::unexpected(with_context(created.error(), "creating container " + name));
-  revert.add([ro, name] {
+  auto remove = [ro, name] {
     if (auto r = Runtime(ro).remove(name, DeleteOptions{true}); !r)
       warn(r.error().text());
-  });
-  console_theirs.reset();
-  UniqueFd master = BH_TRY(receive_fd(console_ours.get(), "the console pty master"));
-  w.init_pid = created->pid;
-  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, w.init_pid, 0)));
-  if (!pidfd)
-    return failf_errno("pidfd_open of container init {}", w.init_pid);
-  // Between create and start init is blocked, so the pid cannot have been reused yet.
-  w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
-  if (!l.config.nets.empty())
-    BH_CHECK(network_step(control_fd, w.init_pid));
-  if (auto started = Runtime(ro).start(name); !started)
-    return tl::unexpected(with_context(started.error(), "starting container " + name));
+  };
+  UniqueFd master, pidfd;
+  if (l.restore_images.empty()) {
+    CreateOptions co;
+    co.bundle = l.bundle;
+    auto created = runtime::create_container(ro, name, co, console_theirs.get());
+    if (!created)
+      return tl::unexpected(with_context(created.error(), "creating container " + name));
+    revert.add(remove);
+    console_theirs.reset();
+    master = BH_TRY(receive_fd(console_ours.get(), "the console pty master"));
+    w.init_pid = created->pid;
+    pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, w.init_pid, 0)));
+    if (!pidfd)
+      return failf_errno("pidfd_open of container init {}", w.init_pid);
+    // Between create and start init is blocked, so the pid cannot have been reused yet.
+    w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
+    if (!l.config.nets.empty())
+      BH_CHECK(network_step(control_fd, w.init_pid));
+    if (auto started = Runtime(ro).start(name); !started)
+      return tl::unexpected(with_context(started.error(), "starting container " + name));
+  } else {
+    // The NICs go into a fresh namespace first (the daemon finds it by the holder's pid, as it
+    // finds a created init's); CRIU then restores the tree into it, so a restored socket finds
+    // its addresses in place.
+    // A restore is rare and slow (CRIU): its steps go to the monitor's log.
+    ro.log = [](LogLevel, const std::string &m) { warn(m); };
+    NetnsHolder holder = BH_TRY(NetnsHolder::spawn());
+    if (!l.config.nets.empty())
+      BH_CHECK(network_step(control_fd, holder.pid()));
+    auto restored = runtime::restore_container(
+        ro, name, system_restore_options(l.restore_images, l.bundle, l.bundle + "/criu-restore"),
+        {console_theirs.get(), holder.netns_fd()});
+    if (!restored)
+      return tl::unexpected(
+          with_context(restored.error(), "restoring container " + name + " from " + l.restore_images));
+    revert.add(remove);
+    console_theirs.reset();
+    warn("restore: waiting for the console pty master");
+    master = BH_TRY(receive_fd(console_ours.get(), "the console pty master"));
+    warn("restore: reading the state");
+    auto state = BH_TRY(Runtime(ro).state(name));
+    w.init_pid = state.pid;
+    pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, w.init_pid, 0)));
+    if (!pidfd)
+      return failf_errno("pidfd_open of restored container init {}", w.init_pid);
+    // CRIU restored the tree as our child: its pid cannot be reused before we reap it.
+    w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
+  }
   w.started_unix = unix_now();
   BH_CHECK(write_durable(l.state_file, json{{"monitor_pid", w.monitor_pid},
                                             {"monitor_start_time", w.monitor_start_time},

@@ -32,6 +32,7 @@ ContainerPaths RecordStore::paths(const std::string &name) const {
   p.log = p.dir + "/console.log";
   p.monitor_state = p.dir + "/monitor.json";
   p.exit_file = p.dir + "/exit.json";
+  p.monitor_log = p.dir + "/monitor.log";
   p.socket = root_ + "/sockets/" + name + ".sock";
   return p;
 }

@@ -45,6 +45,7 @@ struct ContainerRecord {
 // container's ext4 image `disk_image` ("ext4", daemon/container_disk.hpp).
 struct ContainerPaths {
   std::string dir, record, upper, work, bundle, rootfs, log, monitor_state, exit_file, socket;
+  std::string monitor_log; // the monitor's stderr: its warnings, and why a start failed
   std::string disk, disk_image;
 };
 

@@ -1,7 +1,8 @@
 // Snapshots of containers' upper layers, kept under <root>/snapshots (outside the containers'
 // directories, so outside any per-container disk quota):
 //   NAME/SNAP/upper/          the copy of the upper layer, everything as-is (storage/upper_tree.hpp)
-//   NAME/SNAP/snapshot.json   {name, id, created_at, state, size_bytes, files}
+//   NAME/SNAP/memory/         a checkpoint's CRIU images (bulkheadctl checkpoint), when it has them
+//   NAME/SNAP/snapshot.json   {name, id, created_at, state, size_bytes, files, memory?}
 //   NAME/.staging-*           a snapshot or import in progress: renamed into place when complete,
 //                             removed on failure, swept at daemon start (a crash mid-way)
 #pragma once
@@ -25,6 +26,7 @@ public:
   SnapshotStaging &operator=(SnapshotStaging &&) = delete;
   ~SnapshotStaging();
   int upper_fd() const { return upper_.get(); }
+  std::string path() const { return parent_ + "/" + dir_name_; }
   // Writes snapshot.json and renames the staging directory to SNAP (EEXIST when taken).
   Status commit(const std::string &snap, const nlohmann::json &meta);
 
@@ -43,6 +45,10 @@ public:
   std::string dir(const std::string &container) const { return dir_ + "/" + container; }
   std::string upper_path(const std::string &container, const std::string &snap) const {
     return dir(container) + "/" + snap + "/upper";
+  }
+  // A checkpoint's CRIU images (daemon/daemon_checkpoint.cpp), next to the upper copy.
+  std::string memory_path(const std::string &container, const std::string &snap) const {
+    return dir(container) + "/" + snap + "/memory";
   }
   bool exists(const std::string &container, const std::string &snap) const;
   Result<nlohmann::json> info(const std::string &container, const std::string &snap) const;

@@ -228,6 +228,27 @@ Error criu_failure(const std::string &what, int rc, int saved_errno, const std::
   return Error{code, fmt::format("{}: {}{}", what, why, tail)};
 }
 
+// The first executable NAME in PATH, "" when there is none.
+std::string find_in_path(const char *name) {
+  const char *path = std::getenv("PATH");
+  std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    size_t end = dirs.find(':', pos);
+    if (end == std::string::npos)
+      end = dirs.size();
+    std::string dir = dirs.substr(pos, end - pos);
+    pos = end + 1;
+    if (dir.empty())
+      continue;
+    std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return "";
+}
+
 // The options both requests carry. fds stay open until the request returns.
 Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const UniqueFd &work,
                   const char *log_file) {
@@ -240,6 +261,14 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   if (!r.root.empty() && criu_local_set_root(o, r.root.c_str()) < 0)
     return fail("libcriu: setting the root", ENOMEM);
   criu_local_set_tcp_established(o, r.tcp_established);
+  // CRIU locks the network while it dumps and restores (and must, with --tcp-established) by
+  // running iptables-restore, which Debian 12 no longer installs by default (nft is its firewall);
+  // without it every restore fails with "exited, status=1". Debian's CRIU is built with
+  // libnftables, so the lock uses nftables whenever iptables-restore is missing. Dump and restore
+  // on one host make the same choice, as the unlock must match the lock.
+  if (find_in_path("iptables-restore").empty() &&
+      criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+    return fail("libcriu: setting the nftables network lock", ENOMEM);
   criu_local_set_ext_unix_sk(o, r.ext_unix_sk);
   criu_local_set_shell_job(o, r.shell_job);
   criu_local_set_file_locks(o, r.file_locks);
@@ -299,23 +328,11 @@ Result<unsigned> parse_empty_ns(const std::vector<std::string> &names) {
 }
 
 Result<std::string> find_criu() {
-  const char *path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  size_t pos = 0;
-  while (pos <= dirs.size()) {
-    size_t end = dirs.find(':', pos);
-    if (end == std::string::npos)
-      end = dirs.size();
-    std::string dir = dirs.substr(pos, end - pos);
-    pos = end + 1;
-    if (dir.empty())
-      continue;
-    std::string candidate = dir + "/criu";
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-  }
-  return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)", dirs);
+  auto found = find_in_path("criu");
+  if (found.empty())
+    return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)",
+                 std::getenv("PATH") ? std::getenv("PATH") : "");
+  return found;
 }
 
 std::string log_errors(const std::string &path, size_t max_lines) {

@@ -289,7 +289,8 @@ Result<UniqueFd> fresh_netns() {
 
 } // namespace
 
-Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o) {
+Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o,
+                              RestoreFds fds) {
   BH_CHECK(oci::validate_container_id(id));
   auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
   unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
@@ -308,7 +309,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   std::string config_path = bundle + "/config.json";
   std::string config_text = BH_TRY(read_file(config_path));
   oci::Spec spec = BH_TRY(load_spec_text(config_text, config_path));
-  if (spec.process->terminal && o.console_socket.empty() && o.detach)
+  if (spec.process->terminal && o.console_socket.empty() && fds.console_fd < 0 && o.detach)
     return fail("process.terminal is true: restore --detach needs --console-socket for the pty master");
   std::string root_path = spec.root.path[0] == '/' ? spec.root.path : bundle + "/" + spec.root.path;
   if (!::realpath(root_path.c_str(), buf))
@@ -370,7 +371,9 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
 
   std::vector<UniqueFd> ns_fds;
   const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
-  if (net && !net->path.empty()) {
+  if (net && fds.netns_fd >= 0) {
+    req.inherit_fds.push_back({fds.netns_fd, kNetKey});
+  } else if (net && !net->path.empty()) {
     UniqueFd fd(::open(net->path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd)
       return failf_errno("linux.namespaces: network namespace {}", net->path);
@@ -399,8 +402,13 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   }
 
   UniqueFd console;
-  if (spec.process->terminal && !o.console_socket.empty())
+  if (spec.process->terminal && fds.console_fd >= 0) {
+    console.reset(::fcntl(fds.console_fd, F_DUPFD_CLOEXEC, 3));
+    if (!console)
+      return failf_errno("restore: duplicating the console socket fd {}", fds.console_fd);
+  } else if (spec.process->terminal && !o.console_socket.empty()) {
     console = BH_TRY(connect_console_socket(o.console_socket));
+  }
 
   CriuRoot criu_root = BH_TRY(CriuRoot::bind(rootfs, dir.path()));
   req.root = criu_root.path();
@@ -418,6 +426,9 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   });
+  // A tree dumped from a frozen cgroup (a paused container, or bulkheadd's checkpoint, which
+  // pauses to copy the disk consistently) may come back frozen; a restored container runs.
+  BH_CHECK(thaw_if_left_frozen(rec, false));
   auto stat = BH_TRY(read_proc_stat(pid));
   rec.init = ProcessId{pid, stat.start_time};
   rec.creating = false;
@@ -428,7 +439,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   if (spec.process->terminal && !master)
     return fail("restore: the container has a terminal, but CRIU sent no pty master (orphan-pts-master)");
   if (console && master) {
-    BH_CHECK(send_fd(console.get(), master.get(), "", "the pty master to the console socket"));
+    BH_CHECK(send_fd(console.get(), master.get(), "/dev/ptmx", "the pty master to the console socket"));
     master.reset();
   }
   revert.commit();

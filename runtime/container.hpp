@@ -21,7 +21,15 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
 Status start_container(const RuntimeOptions &ro, const std::string &id);
 Result<int> exec_in_container(const RuntimeOptions &ro, const std::string &id, const ExecOptions &o);
 Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &o);
-Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o);
+// What a restorer that is the tree's parent for good (bulkheadd's monitor) hands restore instead of
+// paths: an already connected console socket, and the network namespace the tree gets in place of
+// the one it was dumped with (the dump had --empty-ns network: its NICs were made afresh here).
+struct RestoreFds {
+  int console_fd = -1;
+  int netns_fd = -1;
+};
+Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o,
+                              RestoreFds fds = {});
 Status delete_container(const RuntimeOptions &ro, const std::string &id, bool force);
 
 std::string compute_status(const ContainerDir &dir, const ContainerRecord &rec);

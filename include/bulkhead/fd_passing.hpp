@@ -30,7 +30,11 @@ inline Result<UniqueFd> connect_unix_socket(const std::string &path, std::string
   return s;
 }
 
+// The payload must not be empty: on a stream socket a message without data bytes carries no
+// control message either, so the fd would silently never arrive (the receiver waits forever).
 inline Status send_fd(int socket, int fd, std::string_view payload, std::string_view what) {
+  if (payload.empty())
+    payload = std::string_view("\0", 1);
   struct iovec iov {
     const_cast<char *>(payload.data()), payload.size()
   };

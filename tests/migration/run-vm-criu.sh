@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Runs tests/migration/vm-criu.sh (OCI checkpoint/restore with CRIU) in the cgroup v2 VM with the
-# `bulkhead` of BUILD_DIR. CRIU 3.17 needs the guest's Debian 6.1 kernel (it refuses newer ones).
-# Usage: tests/migration/run-vm-criu.sh [BUILD_DIR]
+# Runs tests/migration/vm-criu.sh (OCI checkpoint/restore with CRIU) and vm-daemon-checkpoint.sh
+# (bulkheadd's checkpoint, restore, stop --stateful) in one boot of the cgroup v2 VM with the
+# binaries of BUILD_DIR. CRIU 3.17 needs the guest's Debian 6.1 kernel (it refuses newer ones).
+# Usage: tests/migration/run-vm-criu.sh [BUILD_DIR] [oci|daemon]   (default: both)
 # Takes about 160 s of VM time on an idle 2-core host (TCG); 9 min when the host is loaded.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -11,14 +12,21 @@ command -v criu >/dev/null || { echo "run-vm-criu: criu is not installed (apt-ge
 # The VM mounts fresh /tmp and /run: stage under /var/tmp (as run-cgroup-tests.sh).
 stage=$(mktemp -d /var/tmp/bulkhead-vm-criu.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkhead" "$here/vm-criu.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cp "$build/cli/bulkhead" "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" \
+  "$here/vm-criu.sh" "$here/vm-daemon-checkpoint.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+which=${2:-both}
+cat >"$stage/all.sh" <<SH
+set -e
+[[ $which == daemon ]] || bash "$stage/vm-criu.sh" "$stage" "$stage/make-busybox-rootfs.sh"
+[[ $which == oci ]] || bash "$stage/vm-daemon-checkpoint.sh" "$stage" "$stage/make-busybox-rootfs.sh"
+SH
 cd "$stage"
 start=$(date +%s)
 rc=0
 for attempt in 1 2; do
   rc=0
-  "$repo/tests/vm/run-in-vm.sh" --force-vm --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
-    bash "$stage/vm-criu.sh" "$stage" "$stage/make-busybox-rootfs.sh" || rc=$?
+  "$repo/tests/vm/run-in-vm.sh" --force-vm --mem 2G --timeout "${BULKHEAD_VM_TIMEOUT:-1500}" -- \
+    bash "$stage/all.sh" || rc=$?
   [[ $rc == 125 && $attempt == 1 ]] || break
   echo "run-vm-criu: the VM failed (125); retrying once" >&2
 done

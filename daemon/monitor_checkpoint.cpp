@@ -1,0 +1,97 @@
+#include "daemon/monitor_checkpoint.hpp"
+
+#include <csignal>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "bulkhead/io.hpp"
+#include "daemon/monitor_io.hpp"
+#include "runtime/container.hpp"
+
+namespace bulkhead::daemon {
+
+using json = nlohmann::json;
+
+Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
+  for (const auto &[k, v] : j.items())
+    if (k != "op" && k != "images" && k != "stop")
+      return failf("checkpoint: unknown key {:?}", k);
+  if (!j.contains("images") || !j["images"].is_string())
+    return fail("checkpoint: \"images\" (an absolute directory) is required");
+  CheckpointRequest r;
+  r.images = j["images"].get<std::string>();
+  if (r.images.empty() || r.images[0] != '/')
+    return failf("checkpoint: \"images\" must be an absolute path, not {:?}", r.images);
+  struct stat st {};
+  if (::lstat(r.images.c_str(), &st) < 0)
+    return failf_errno("checkpoint: images directory {}", r.images);
+  if (!S_ISDIR(st.st_mode))
+    return failf("checkpoint: images {}: not a directory", r.images);
+  if (j.contains("stop")) {
+    if (!j["stop"].is_boolean())
+      return fail("checkpoint: \"stop\" must be true or false");
+    r.stop = j["stop"].get<bool>();
+  }
+  return r;
+}
+
+namespace {
+
+void shared_system_options(CriuOptions &o, const std::string &images, const std::string &work_dir) {
+  o.image_path = images;
+  o.work_path = work_dir;
+  o.tcp_established = true;
+  o.file_locks = true;
+  o.manage_cgroups_mode = "soft";
+  o.empty_ns = {"network"};
+}
+
+} // namespace
+
+CheckpointOptions system_checkpoint_options(const CheckpointRequest &r, const std::string &work_dir) {
+  CheckpointOptions o;
+  shared_system_options(o, r.images, work_dir);
+  o.leave_running = !r.stop;
+  return o;
+}
+
+RestoreOptions system_restore_options(const std::string &images, const std::string &bundle,
+                                      const std::string &work_dir) {
+  RestoreOptions o;
+  shared_system_options(o, images, work_dir);
+  o.bundle = bundle;
+  o.detach = true;
+  return o;
+}
+
+Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointRequest &r, int conn) {
+  pid_t pid = ::fork();
+  if (pid < 0)
+    return failf_errno("fork of the checkpoint worker");
+  if (pid > 0)
+    return pid;
+
+  // Worker: the connection on fd 3, /dev/null on 0-2 is what the monitor has there already;
+  // nothing else of the monitor's (pty, listener, clients) stays open for CRIU to see.
+  int high = ::fcntl(conn, F_DUPFD_CLOEXEC, 64);
+  if (high < 0 || ::dup2(high, 3) < 0)
+    ::_exit(127);
+  ::syscall(SYS_close_range, 4, ~0U, 0);
+  sigset_t none;
+  sigemptyset(&none);
+  ::sigprocmask(SIG_SETMASK, &none, nullptr);
+  ::signal(SIGCHLD, SIG_DFL);
+  RuntimeOptions ro;
+  ro.root = w.oci_root;
+  // CRIU's dump.log stays with the images: a failed restore is read with it.
+  auto done = runtime::checkpoint_container(ro, w.name, system_checkpoint_options(r, r.images));
+  json reply = done ? json{{"ok", true}} : json{{"error", done.error().text()}};
+  (void)send_line(3, reply.dump());
+  ::_exit(done ? 0 : 1);
+}
+
+} // namespace bulkhead::daemon

@@ -1,0 +1,37 @@
+// The monitor's checkpoint worker: a forked child that dumps the container through libbulkhead's
+// checkpoint (CRIU via libcriu, which forks `criu swrk` itself: the daemon never could), so the
+// monitor keeps serving its console and control socket while CRIU works.
+#pragma once
+
+#include <sys/types.h>
+
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/result.hpp"
+#include "bulkhead/runtime.hpp"
+#include "daemon/monitor.hpp"
+
+namespace bulkhead::daemon {
+
+// {"op":"checkpoint","images":DIR,"stop":bool}: strict, DIR absolute and existing.
+struct CheckpointRequest {
+  std::string images;
+  bool stop = false; // false: the container runs on after the dump (CRIU's leave-running)
+};
+Result<CheckpointRequest> checkpoint_request_from_json(const nlohmann::json &j);
+
+// Forks the worker with a copy of `conn`; it replies {"ok":true} or {"error":...} there when CRIU
+// is done. With stop, CRIU kills the tree after a good dump and init's exit ends the monitor as
+// any exit would (its exit_file then says "checkpointed":true).
+Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointRequest &r, int conn);
+
+// The options every system-container dump and restore share (docs/checkpoint.md, "bulkheadd"):
+// established TCP connections and file locks are kept; the network namespace is external (its
+// NICs belong to the host's bridges and are made afresh at restore, with the same addresses).
+CheckpointOptions system_checkpoint_options(const CheckpointRequest &r, const std::string &work_dir);
+RestoreOptions system_restore_options(const std::string &images, const std::string &bundle,
+                                      const std::string &work_dir);
+
+} // namespace bulkhead::daemon
