@@ -259,6 +259,7 @@ Status prepare(const InitArgs &a, std::string &exe) {
     BH_CHECK(rootfs::chroot_into(root_fd.get()));
   }
   root_fd.reset();
+  BH_CHECK(rootfs::reopen_stdio_dev_null());
 
   const oci::Process &p = *s.process;
   BH_CHECK(join_session_keyring(a));
