@@ -228,6 +228,32 @@ Error criu_failure(const std::string &what, int rc, int saved_errno, const std::
   return Error{code, fmt::format("{}: {}{}", what, why, tail)};
 }
 
+// PATH as CRIU (started by libcriu with our environment) searches it.
+std::string search_path() {
+  const char *path = std::getenv("PATH");
+  return path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+// The first executable regular file NAME in search_path().
+std::optional<std::string> find_in_path(const std::string &name) {
+  std::string dirs = search_path();
+  size_t pos = 0;
+  while (pos <= dirs.size()) {
+    size_t end = dirs.find(':', pos);
+    if (end == std::string::npos)
+      end = dirs.size();
+    std::string dir = dirs.substr(pos, end - pos);
+    pos = end + 1;
+    if (dir.empty())
+      continue;
+    std::string candidate = dir + "/" + name;
+    struct stat st {};
+    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
+      return candidate;
+  }
+  return std::nullopt;
+}
+
 // The options both requests carry. fds stay open until the request returns.
 Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const UniqueFd &work,
                   const char *log_file) {
@@ -247,6 +273,11 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   criu_local_set_orphan_pts_master(o, true);
   criu_local_set_manage_cgroups(o, true);
   criu_local_set_manage_cgroups_mode(o, to_criu(r.cgroup_mode));
+  // CRIU locks a dumped network namespace's traffic with iptables-restore by default and fails
+  // with a bare "exited, status=1" when there is none (Debian 12 installs no iptables with criu);
+  // its nftables lock goes through libnftables, which Debian's criu links.
+  if (!find_in_path("iptables-restore") && criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+    return fail("libcriu: setting the nftables network lock", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)
       return failf("libcriu: adding external mount {}", m.key);
@@ -299,23 +330,10 @@ Result<unsigned> parse_empty_ns(const std::vector<std::string> &names) {
 }
 
 Result<std::string> find_criu() {
-  const char *path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
-  size_t pos = 0;
-  while (pos <= dirs.size()) {
-    size_t end = dirs.find(':', pos);
-    if (end == std::string::npos)
-      end = dirs.size();
-    std::string dir = dirs.substr(pos, end - pos);
-    pos = end + 1;
-    if (dir.empty())
-      continue;
-    std::string candidate = dir + "/criu";
-    struct stat st {};
-    if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
-      return candidate;
-  }
-  return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)", dirs);
+  if (auto found = find_in_path("criu"))
+    return *found;
+  return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)",
+               search_path());
 }
 
 std::string log_errors(const std::string &path, size_t max_lines) {
