@@ -169,16 +169,19 @@ test_10_checkpoint_restore_in_place() {
 # --export packs the images with the container's config and rootfs changes into one archive;
 # --import makes a new container from it (under a new name, next to the checkpointed original).
 test_11_checkpoint_export_restore_import_new_name() {
-  local pid before
+  local pid before listing
   podman_ run -d --name ck2 $IMAGE sh -c "$CKPT_WORKLOAD" >/dev/null
   pid=$(pid_of ck2)
   wait_for 120 ckpt_count_past "$pid" 10
   expect_eq "httpd before the checkpoint" hello-from-checkpoint "$(ckpt_http "$pid")"
   before=$(ckpt_status "$pid")
-  podman_ container checkpoint --export "$W/ck2.tar.gz" ck2 >/dev/null
+  # Uncompressed (podman 4.3 compresses with zstd by default): less CPU in the VM, and tar lists it.
+  podman_ container checkpoint --export "$W/ck2.tar" --compress none ck2 >/dev/null
   expect_eq "status after checkpoint --export" exited "$(status_of ck2)"
-  tar -tzf "$W/ck2.tar.gz" | grep -qx 'checkpoint/inventory.img' || { echo "no checkpoint/inventory.img in the export"; return 1; }
-  podman_ container restore --import "$W/ck2.tar.gz" --name ck2b >/dev/null
+  listing=$(tar -tf "$W/ck2.tar") # (not piped into grep -q: tar could die of SIGPIPE, and pipefail)
+  [[ $'\n'$listing$'\n' =~ $'\n'(\./)?checkpoint/inventory\.img$'\n' ]] ||
+    { echo "no checkpoint/inventory.img in the export: $(head -n 20 <<<"$listing" | tr '\n' ' ')"; return 1; }
+  podman_ container restore --import "$W/ck2.tar" --name ck2b >/dev/null
   expect_eq "status of the imported container" running "$(status_of ck2b)"
   expect_eq "status of the original" exited "$(status_of ck2)"
   pid=$(pid_of ck2b)
@@ -186,7 +189,7 @@ test_11_checkpoint_export_restore_import_new_name() {
   expect_eq "httpd after restore --import" hello-from-checkpoint "$(ckpt_http "$pid")"
   expect_eq "exec into the imported container" 1 "$(podman_ exec ck2b head -n 1 /tmp/lines)"
   podman_ rm -f -t 0 ck2 ck2b >/dev/null
-  rm -f "$W/ck2.tar.gz"
+  rm -f "$W/ck2.tar"
   no_leaks
 }
 
