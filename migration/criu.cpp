@@ -228,10 +228,15 @@ Error criu_failure(const std::string &what, int rc, int saved_errno, const std::
   return Error{code, fmt::format("{}: {}{}", what, why, tail)};
 }
 
-// The first executable NAME in PATH, "" when there is none.
-std::string find_in_path(const char *name) {
+// PATH as CRIU (started by libcriu with our environment) searches it.
+std::string search_path() {
   const char *path = std::getenv("PATH");
-  std::string dirs = path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+  return path && *path ? path : "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+}
+
+// The first executable regular file NAME in search_path().
+std::optional<std::string> find_in_path(const std::string &name) {
+  std::string dirs = search_path();
   size_t pos = 0;
   while (pos <= dirs.size()) {
     size_t end = dirs.find(':', pos);
@@ -246,7 +251,7 @@ std::string find_in_path(const char *name) {
     if (::stat(candidate.c_str(), &st) == 0 && S_ISREG(st.st_mode) && ::access(candidate.c_str(), X_OK) == 0)
       return candidate;
   }
-  return "";
+  return std::nullopt;
 }
 
 // The options both requests carry. fds stay open until the request returns.
@@ -261,14 +266,6 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   if (!r.root.empty() && criu_local_set_root(o, r.root.c_str()) < 0)
     return fail("libcriu: setting the root", ENOMEM);
   criu_local_set_tcp_established(o, r.tcp_established);
-  // CRIU locks the network while it dumps and restores (and must, with --tcp-established) by
-  // running iptables-restore, which Debian 12 no longer installs by default (nft is its firewall);
-  // without it every restore fails with "exited, status=1". Debian's CRIU is built with
-  // libnftables, so the lock uses nftables whenever iptables-restore is missing. Dump and restore
-  // on one host make the same choice, as the unlock must match the lock.
-  if (find_in_path("iptables-restore").empty() &&
-      criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
-    return fail("libcriu: setting the nftables network lock", ENOMEM);
   criu_local_set_ext_unix_sk(o, r.ext_unix_sk);
   criu_local_set_shell_job(o, r.shell_job);
   criu_local_set_file_locks(o, r.file_locks);
@@ -276,6 +273,11 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   criu_local_set_orphan_pts_master(o, true);
   criu_local_set_manage_cgroups(o, true);
   criu_local_set_manage_cgroups_mode(o, to_criu(r.cgroup_mode));
+  // CRIU locks a dumped network namespace's traffic with iptables-restore by default and fails
+  // with a bare "exited, status=1" when there is none (Debian 12 installs no iptables with criu);
+  // its nftables lock goes through libnftables, which Debian's criu links.
+  if (!find_in_path("iptables-restore") && criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+    return fail("libcriu: setting the nftables network lock", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)
       return failf("libcriu: adding external mount {}", m.key);
@@ -328,11 +330,10 @@ Result<unsigned> parse_empty_ns(const std::vector<std::string> &names) {
 }
 
 Result<std::string> find_criu() {
-  auto found = find_in_path("criu");
-  if (found.empty())
-    return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)",
-                 std::getenv("PATH") ? std::getenv("PATH") : "");
-  return found;
+  if (auto found = find_in_path("criu"))
+    return *found;
+  return failf("criu: not found in PATH ({}): checkpoint and restore need CRIU (apt-get install criu)",
+               search_path());
 }
 
 std::string log_errors(const std::string &path, size_t max_lines) {

@@ -96,4 +96,21 @@ Status create_dev_symlinks(int root_fd) {
   return {};
 }
 
+Status reopen_stdio_dev_null() {
+  struct stat null_st {};
+  if (::stat("/dev/null", &null_st) < 0 || !S_ISCHR(null_st.st_mode))
+    return {};
+  UniqueFd null;
+  for (int fd = 0; fd < 3; ++fd) {
+    struct stat st {};
+    if (::fstat(fd, &st) < 0 || !S_ISCHR(st.st_mode) || st.st_rdev != null_st.st_rdev)
+      continue;
+    if (!null && !(null = UniqueFd(::open("/dev/null", O_RDWR | O_CLOEXEC))))
+      return failf_errno("opening the container's /dev/null for stdio");
+    if (::dup3(null.get(), fd, 0) < 0)
+      return failf_errno("replacing stdio fd {} with the container's /dev/null", fd);
+  }
+  return {};
+}
+
 } // namespace bulkhead::rootfs

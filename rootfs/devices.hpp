@@ -19,4 +19,12 @@ Status create_devices(int root_fd, const std::vector<oci::Device> &devices, bool
 // /dev/fd, /dev/std{in,out,err} and /dev/ptmx -> pts/ptmx.
 Status create_dev_symlinks(int root_fd);
 
+// Called in the container's root (after pivot_root/chroot): stdio fds that are a /dev/null (the
+// host's, as engines such as conmon hand a detached container without stdin) are replaced by the
+// container's own /dev/null, opened read-write, as runc does. A file of the host's mount namespace
+// is one CRIU cannot dump ("Can't lookup mount=N for fd=0 path=/dev/null"). Nothing is done when
+// the container has no /dev/null device. Returns an error when the container's /dev/null cannot
+// be opened or dup'ed over a stdio fd.
+Status reopen_stdio_dev_null();
+
 } // namespace bulkhead::rootfs

@@ -34,6 +34,7 @@
 #include "oci/validate.hpp"
 #include "rootfs/devices.hpp"
 #include "rootfs/mounts.hpp"
+#include "rootfs/safe_path.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/foreground.hpp"
@@ -270,6 +271,38 @@ private:
   bool mounted_ = false;
 };
 
+// CRIU mounts onto the mount points it finds in the root and fails on a missing one ("Can't stat
+// mountpoint"): a rootfs made anew for the restore (podman restore --import unpacks the image and
+// the rootfs changes, which lack e.g. /run/.containerenv) has none of those create made. They are
+// made as create makes them, except below a tmpfs, whose content CRIU restores from the images
+// (runc does the same).
+Status create_restore_mountpoints(const std::string &rootfs, const oci::Spec &spec,
+                                  const std::string &bundle) {
+  UniqueFd root(::open(rootfs.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!root)
+    return failf_errno("rootfs {}", rootfs);
+  auto below_tmpfs = [&spec](const std::string &dest) {
+    for (const auto &m : spec.mounts)
+      if (m.type == "tmpfs" && dest.size() > m.destination.size() && dest.starts_with(m.destination) &&
+          (m.destination.back() == '/' || dest[m.destination.size()] == '/'))
+        return true;
+    return false;
+  };
+  for (const auto &m : spec.mounts) {
+    if (below_tmpfs(m.destination))
+      continue;
+    auto kind = rootfs::TargetKind::Directory;
+    if (rootfs::is_bind_mount(m)) {
+      struct stat st {};
+      if (::stat(rootfs::bind_source_path(m, bundle).c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
+        kind = rootfs::TargetKind::File;
+    }
+    BH_TRY(context(rootfs::ensure_mount_target(root.get(), m.destination, kind),
+                   fmt::format("restore: mount point {} in {}", m.destination, rootfs)));
+  }
+  return {};
+}
+
 // A network namespace with nothing in it (--empty-ns network), made by this single-threaded
 // process: unshare, keep an fd, go back.
 Result<UniqueFd> fresh_netns() {
@@ -410,6 +443,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     console = BH_TRY(connect_console_socket(o.console_socket));
   }
 
+  BH_CHECK(create_restore_mountpoints(rootfs, spec, bundle));
   CriuRoot criu_root = BH_TRY(CriuRoot::bind(rootfs, dir.path()));
   req.root = criu_root.path();
   log_debug(ro, fmt::format("restore {}: from {} into cgroup {} ({} external mounts, {} inherited fds)", id,

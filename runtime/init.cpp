@@ -259,6 +259,10 @@ Status prepare(const InitArgs &a, std::string &exe) {
     BH_CHECK(rootfs::chroot_into(root_fd.get()));
   }
   root_fd.reset();
+  // Only where build_rootfs made /dev itself (as runc): a rootfs's own /dev/null on a nodev mount
+  // could not be opened, and the start would fail over something only checkpoints need.
+  if (has_dev_mount(s))
+    BH_CHECK(rootfs::reopen_stdio_dev_null());
 
   const oci::Process &p = *s.process;
   BH_CHECK(join_session_keyring(a));

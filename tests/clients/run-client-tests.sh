@@ -5,7 +5,9 @@
 # Usage: tests/clients/run-client-tests.sh [BUILD_DIR] [-- SUITE...]
 #   BUILD_DIR defaults to $BULKHEAD_BUILD_DIR, then <repo>/build. SUITE: containerd, podman
 #   (default both). TEST_FILTER=REGEX runs only the matching test_* functions.
-# Installs containerd, podman (with conmon) and jq when missing. Exits 0 when every suite
+#   CLIENT_RUNTIME=/usr/sbin/runc runs the suites against Debian's runc instead, to tell a
+#   client's or the kernel's limit from a bulkhead bug.
+# Installs containerd, podman (with conmon), criu, wget and jq when missing. Exits 0 when every suite
 # passed, 1 when a test failed, 124/125 when the VM timed out/failed.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -19,7 +21,7 @@ build=$(cd "$build" && pwd)
 [[ -x $build/cli/bulkhead ]] || { echo "run-client-tests: $build/cli/bulkhead not built" >&2; exit 125; }
 
 missing=()
-for p in containerd podman conmon jq bsdutils python3; do
+for p in containerd podman conmon criu jq bsdutils python3 wget iproute2; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then
@@ -38,7 +40,7 @@ cp "$here"/lib.sh "$here"/*-suite.sh "$stage/"
 /usr/bin/python3 "$here/make-image.py" "$stage/image.tar" >/dev/null
 cat >"$stage/all.sh" <<'SH'
 cd "$(dirname "$0")"
-export BULKHEAD=$PWD/bulkhead IMAGE_TAR=$PWD/image.tar
+export BULKHEAD=${CLIENT_RUNTIME:-$PWD/bulkhead} IMAGE_TAR=$PWD/image.tar
 rc=0
 for s in "$@"; do bash "$s-suite.sh" || rc=1; done
 exit $rc
@@ -50,7 +52,8 @@ start=$(date +%s)
 rc=0
 for attempt in 1 2; do # 125 is the VM failing, never a test result: boot once more
   rc=0
-  "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-1200}" -e "TEST_FILTER=${TEST_FILTER:-}" -- \
+  "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-1200}" -e "TEST_FILTER=${TEST_FILTER:-}" \
+    -e "CLIENT_RUNTIME=${CLIENT_RUNTIME:-}" -- \
     bash "$stage/all.sh" "${suites[@]}" || rc=$?
   [[ $rc == 125 && $attempt == 1 ]] || break
   echo "run-client-tests: the VM failed (125); retrying once" >&2
