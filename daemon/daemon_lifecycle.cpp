@@ -282,8 +282,7 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std:
   }
   auto started = launch_monitor(
       options_.monitor_binary, monitor_request(e.rec, *tmpl, restore_images), options_.start_timeout_ms,
-      paths.monitor_log,
-      [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
+      paths.monitor_log, [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.

@@ -25,7 +25,8 @@ Result<std::string> read_line(int fd, std::chrono::steady_clock::time_point dead
   std::string line;
   char buf[4096];
   for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return fail("the monitor did not answer in time", ETIMEDOUT);
     pollfd p{fd, POLLIN, 0};
@@ -51,8 +52,8 @@ Result<std::string> read_line(int fd, std::chrono::steady_clock::time_point dead
 
 } // namespace
 
-Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann::json &request, int timeout_ms,
-                                      const std::string &stderr_path,
+Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann::json &request,
+                                      int timeout_ms, const std::string &stderr_path,
                                       const std::function<Status(pid_t init_pid)> &on_created) {
   int sv[2];
   if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -114,7 +115,8 @@ Result<MonitorStarted> launch_monitor(const std::string &binary, const nlohmann:
     Status set = on_created ? on_created(reply.value("pid", 0)) : Status{};
     if (!set)
       setup_error = set.error();
-    nlohmann::json answer = set ? nlohmann::json{{"start", true}} : nlohmann::json{{"abort", set.error().text()}};
+    nlohmann::json answer =
+        set ? nlohmann::json{{"start", true}} : nlohmann::json{{"abort", set.error().text()}};
     if (auto w = write_all(ours.get(), answer.dump() + "\n", "the monitor's start line"); !w) {
       kill_monitor();
       return tl::unexpected(w.error());

@@ -38,7 +38,8 @@ ContainerPaths RecordStore::paths(const std::string &name) const {
 }
 
 Status RecordStore::init_dirs() const {
-  for (const auto &d : {root_, root_ + "/containers", root_ + "/templates", root_ + "/sockets", root_ + "/oci"}) {
+  for (const auto &d :
+       {root_, root_ + "/containers", root_ + "/templates", root_ + "/sockets", root_ + "/oci"}) {
     if (::mkdir(d.c_str(), 0711) < 0 && errno != EEXIST)
       return failf_errno("creating {}", d);
   }
@@ -53,7 +54,8 @@ json to_json(const RuntimeStatus &s) {
           {"started_ms", s.started_unix_ms},
           {"monitor", {{"pid", s.monitor_pid}, {"start_time", s.monitor_start_time}}},
           {"init", {{"pid", s.init_pid}, {"start_time", s.init_start_time}}},
-          {"last_exit", {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
+          {"last_exit",
+           {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
           {"error", s.error}};
 }
 

@@ -19,7 +19,8 @@ inline Result<UniqueFd> connect_unix_socket(const std::string &path, std::string
   struct sockaddr_un addr {};
   addr.sun_family = AF_UNIX;
   if (path.empty() || path.size() >= sizeof addr.sun_path)
-    return failf("{} {:?}: not a usable unix socket path (1 to {} bytes)", what, path, sizeof addr.sun_path - 1);
+    return failf("{} {:?}: not a usable unix socket path (1 to {} bytes)", what, path,
+                 sizeof addr.sun_path - 1);
   UniqueFd s(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!s)
     return failf_errno("{} {}: socket", what, path);

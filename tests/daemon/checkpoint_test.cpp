@@ -107,7 +107,8 @@ TEST_F(CheckpointTest, BadRequestsAreClearErrorsAndLeaveNothing) {
 TEST_F(CheckpointTest, FailedDumpLeavesTheContainerRunningAndThawed) {
   auto check = run_command({"criu", "check"});
   if (check.ok())
-    GTEST_SKIP() << "CRIU works on this kernel: the dump would succeed (tests/migration/vm-daemon-checkpoint.sh)";
+    GTEST_SKIP()
+        << "CRIU works on this kernel: the dump would succeed (tests/migration/vm-daemon-checkpoint.sh)";
   start_daemon();
   import_busybox();
   ASSERT_TRUE(ctl({"create", "c1", "--template", "busybox"}).ok());
