@@ -26,6 +26,7 @@
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/monitor_client.hpp"
+#include "daemon/request_fields.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
 
@@ -34,27 +35,6 @@ namespace bulkhead::daemon {
 using nlohmann::json;
 
 namespace {
-
-Status only_fields(const json &j, std::initializer_list<const char *> known, const char *what) {
-  if (!j.is_object())
-    return fail(std::string(what) + ": the body must be a JSON object", EINVAL);
-  for (const auto &[k, v] : j.items()) {
-    bool ok = false;
-    for (const char *n : known)
-      ok = ok || k == n;
-    if (!ok)
-      return fail(fmt::format("{}: unknown field \"{}\"", what, k), EINVAL);
-  }
-  return {};
-}
-
-Result<std::string> optional_string(const json &j, const char *name) {
-  if (!j.contains(name))
-    return std::string();
-  if (!j[name].is_string())
-    return fail(fmt::format("\"{}\" must be a string", name), EINVAL);
-  return j[name].get<std::string>();
-}
 
 std::string default_checkpoint_name() {
   auto t = std::time(nullptr);
@@ -101,8 +81,8 @@ Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const s
 }
 
 Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, const json &req) {
-  BH_CHECK(only_fields(req, {"snapshot", "stop"}, "checkpoint"));
-  std::string snap = BH_TRY(optional_string(req, "snapshot"));
+  BH_CHECK(known_fields(req, {"snapshot", "stop"}, "checkpoint"));
+  std::string snap = BH_TRY(string_field(req, "snapshot", false));
   if (snap.empty())
     snap = default_checkpoint_name();
   BH_CHECK(storage::validate_name("snapshot", snap));
@@ -176,8 +156,8 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
 }
 
 Result<std::shared_ptr<Operation>> Daemon::restore_checkpoint(const std::string &name, const json &req) {
-  BH_CHECK(only_fields(req, {"snapshot"}, "restore"));
-  std::string snap = BH_TRY(optional_string(req, "snapshot"));
+  BH_CHECK(known_fields(req, {"snapshot"}, "restore"));
+  std::string snap = BH_TRY(string_field(req, "snapshot", false));
   BH_TRY(get(name));
   if (snap.empty()) {
     // The newest snapshot that has memory.

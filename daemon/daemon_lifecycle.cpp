@@ -15,6 +15,7 @@
 #include "daemon/monitor_launcher.hpp"
 #include "daemon/nic_host.hpp"
 #include "daemon/nic_setup.hpp"
+#include "daemon/request_fields.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
 
@@ -23,15 +24,6 @@ namespace bulkhead::daemon {
 using nlohmann::json;
 
 namespace {
-
-Status check_fields(const json &j, const std::set<std::string> &known, const char *what) {
-  if (!j.is_object())
-    return fail(std::string(what) + ": the body must be a JSON object", EINVAL);
-  for (const auto &[k, v] : j.items())
-    if (!known.count(k))
-      return fail(fmt::format("{}: unknown field \"{}\"", what, k), EINVAL);
-  return {};
-}
 
 Result<std::string> string_field(const json &j, const char *name) {
   if (!j.contains(name) || !j[name].is_string())
@@ -115,7 +107,7 @@ Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
 }
 
 Result<json> Daemon::create(const json &req) {
-  BH_CHECK(check_fields(req,
+  BH_CHECK(known_fields(req,
                         {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
                          "init", "start", "nets", "disk", "disk_inodes"},
                         "create"));
@@ -371,7 +363,7 @@ Status Daemon::stop_locked(Entry &e, std::unique_lock<std::mutex> &lock, int tim
 }
 
 Result<json> Daemon::set(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(
+  BH_CHECK(known_fields(
       req, {"memory", "cpus", "pids", "restart", "onboot", "disk", "disk_inodes", "net_limits"}, "set"));
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
@@ -468,7 +460,7 @@ Status Daemon::destroy(const std::string &name, bool force) {
 }
 
 Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name, const json &req) {
-  BH_CHECK(check_fields(req, {"action", "timeout", "signal", "stateful", "stateless"}, "state"));
+  BH_CHECK(known_fields(req, {"action", "timeout", "signal", "stateful", "stateless"}, "state"));
   std::string action = BH_TRY(string_field(req, "action"));
   int timeout = 30;
   if (req.contains("timeout")) {

@@ -11,6 +11,7 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
@@ -28,32 +29,8 @@ Result<UniqueFd> open_dir(const std::string &path) {
   return fd;
 }
 
-Status known_fields(const json &j, std::initializer_list<const char *> known, const char *what) {
-  if (!j.is_object())
-    return fail(std::string(what) + ": the body must be a JSON object", EINVAL);
-  for (const auto &[k, v] : j.items()) {
-    bool ok = false;
-    for (const char *n : known)
-      ok = ok || k == n;
-    if (!ok)
-      return fail(fmt::format("{}: unknown field \"{}\"", what, k), EINVAL);
-  }
-  return {};
-}
-
-Result<std::string> str(const json &j, const char *name, bool required) {
-  if (!j.contains(name)) {
-    if (required)
-      return fail(fmt::format("\"{}\" is required", name), EINVAL);
-    return std::string();
-  }
-  if (!j[name].is_string())
-    return fail(fmt::format("\"{}\" must be a string", name), EINVAL);
-  return j[name].get<std::string>();
-}
-
 Result<std::string> absolute_file(const json &j) {
-  std::string file = BH_TRY(str(j, "file", true));
+  std::string file = BH_TRY(string_field(j, "file", true));
   if (file.empty() || file[0] != '/')
     return fail("\"file\" must be an absolute path on the daemon's host (got \"" + file + "\")", EINVAL);
   return file;
@@ -103,7 +80,7 @@ Result<SnapshotStaging> Daemon::copy_upper_locked(Entry &e, const std::string &p
 
 Result<std::shared_ptr<Operation>> Daemon::create_snapshot(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"name"}, "snapshot"));
-  std::string snap = BH_TRY(str(req, "name", true));
+  std::string snap = BH_TRY(string_field(req, "name", true));
   BH_CHECK(storage::validate_name("snapshot", snap));
   BH_TRY(get(name));
   if (snapshots_.exists(name, snap))
@@ -203,8 +180,8 @@ Result<std::shared_ptr<Operation>> Daemon::restore_snapshot(const std::string &n
 Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"file", "incremental_from", "snapshot", "with_template"}, "export"));
   std::string file = BH_TRY(absolute_file(req));
-  std::string base = BH_TRY(str(req, "incremental_from", false));
-  std::string from = BH_TRY(str(req, "snapshot", false));
+  std::string base = BH_TRY(string_field(req, "incremental_from", false));
+  std::string from = BH_TRY(string_field(req, "snapshot", false));
   bool with_template = false;
   if (req.contains("with_template")) {
     if (!req["with_template"].is_boolean())
@@ -280,7 +257,7 @@ Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &n
 Result<std::shared_ptr<Operation>> Daemon::import_container(const json &req) {
   BH_CHECK(known_fields(req, {"file", "name"}, "import"));
   std::string file = BH_TRY(absolute_file(req));
-  std::string name = BH_TRY(str(req, "name", false));
+  std::string name = BH_TRY(string_field(req, "name", false));
   // The manifest is read now, so a file that is no export at all is a 400 right away.
   auto reader = BH_TRY(storage::ExportReader::open(file));
   const json &m = reader.manifest();
