@@ -232,6 +232,11 @@ Result<nlohmann::json> settle(daemon::ApiClient &client, nlohmann::json answer,
   return done;
 }
 
+nlohmann::json operation_metadata(const nlohmann::json &op) {
+  return op.is_object() && op.contains("metadata") && op["metadata"].is_object() ? op["metadata"]
+                                                                                 : nlohmann::json::object();
+}
+
 Result<nlohmann::json> post_and_wait(Context &ctx, const std::string &verb, const std::string &name,
                                      const std::string &path, const nlohmann::json &request) {
   CancelOnInterrupt armed;

@@ -87,6 +87,8 @@ CLI::Validator signal_validator();
 // progress line "VERB NAME: ..." on a terminal; returns the finished Operation.
 Result<nlohmann::json> post_and_wait(Context &ctx, const std::string &verb, const std::string &name,
                                      const std::string &path, const nlohmann::json &request);
+// A finished Operation's "metadata" object ({} when it has none).
+nlohmann::json operation_metadata(const nlohmann::json &op);
 // A PUT /1.0/containers/NAME/state and the wait for its operation; 0 or an error reported.
 int change_state(Context &ctx, const std::string &name, nlohmann::json request);
 // Armed before a request that may start an operation (a 202) is sent, so a Ctrl-C that lands

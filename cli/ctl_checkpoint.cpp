@@ -12,11 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-json metadata(const json &op) {
-  return op.is_object() && op.contains("metadata") && op["metadata"].is_object() ? op["metadata"]
-                                                                                 : json::object();
-}
-
 void add_checkpoint(CLI::App &app, Action &chosen) {
   struct Args {
     std::string name, snap;
@@ -39,7 +34,7 @@ void add_checkpoint(CLI::App &app, Action &chosen) {
                               daemon::api_path("/1.0/containers/", a->name, "/checkpoint"), req);
       if (!op)
         return report(op.error());
-      auto m = metadata(*op);
+      auto m = operation_metadata(*op);
       if (a->json) {
         fmt::print("{}\n", m.dump());
         return 0;

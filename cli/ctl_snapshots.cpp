@@ -27,11 +27,6 @@ std::string absolute(const std::string &path) {
   return std::string(cwd) + "/" + path;
 }
 
-json metadata(const json &op) {
-  return op.is_object() && op.contains("metadata") && op["metadata"].is_object() ? op["metadata"]
-                                                                                 : json::object();
-}
-
 std::string rate(uint64_t bytes, double seconds) {
   return seconds > 0 ? human_size(static_cast<uint64_t>(static_cast<double>(bytes) / seconds)) + "/s" : "-";
 }
@@ -52,7 +47,7 @@ void add_snapshot_create(CLI::App &grp, Action &chosen) {
                         daemon::api_path("/1.0/containers/", a->name, "/snapshots"), {{"name", a->snap}});
       if (!op)
         return report(op.error());
-      auto m = metadata(*op);
+      auto m = operation_metadata(*op);
       fmt::print("snapshot {} of {}: {}, {} files ({})\n", a->snap, a->name,
                  human_size(m.value("size_bytes", uint64_t{0})), m.value("files", uint64_t{0}),
                  m.value("container_state", std::string("?")));
@@ -105,7 +100,7 @@ void add_snapshot_restore(CLI::App &grp, Action &chosen) {
       if (!op)
         return report(op.error());
       fmt::print("restored {} to snapshot {}{}\n", a->name, a->snap,
-                 metadata(*op).value("restarted", false) ? " (stopped and started again)" : "");
+                 operation_metadata(*op).value("restarted", false) ? " (stopped and started again)" : "");
       return 0;
     };
   });
@@ -164,7 +159,7 @@ void add_export(CLI::App &app, Action &chosen) {
                               daemon::api_path("/1.0/containers/", a->name, "/export"), req);
       if (!op)
         return report(op.error());
-      auto m = metadata(*op);
+      auto m = operation_metadata(*op);
       uint64_t data = m.value("data_bytes", uint64_t{0});
       double secs = m.value("seconds", 0.0);
       fmt::print("exported {} ({}) to {}: {} entries, {} of data, {} archive, {:.2f} s, {}\n", a->name,
@@ -194,7 +189,7 @@ void add_import(CLI::App &app, Action &chosen) {
       auto op = post_and_wait(ctx, "importing", a->name.empty() ? a->file : a->name, "/1.0/imports", req);
       if (!op)
         return report(op.error());
-      auto m = metadata(*op);
+      auto m = operation_metadata(*op);
       uint64_t bytes = m.value("archive_bytes", uint64_t{0});
       double secs = m.value("seconds", 0.0);
       fmt::print("imported {} from {}: {}, {:.2f} s, {}\n", m.value("name", a->name),

@@ -92,27 +92,27 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
       return fail("\"stop\" must be true or false", EINVAL);
     stop = req["stop"].get<bool>();
   }
+  // Checked when asked (a clear 400/409 at once) and again under the lock when the operation runs.
+  auto checkpointable = [this, name, snap](const Entry &e) -> Status {
+    if (!e.watch_fd || e.rec.status.state != "running")
+      return fail(fmt::format("container \"{}\" is {}: only a running container can be checkpointed", name,
+                              e.rec.status.state),
+                  EINVAL);
+    if (snapshots_.exists(name, snap))
+      return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
+    return {};
+  };
   auto e = BH_TRY(get(name));
   {
     std::lock_guard lock(e->mu);
-    if (!e->watch_fd || e->rec.status.state != "running")
-      return fail(fmt::format("container \"{}\" is {}: only a running container can be checkpointed", name,
-                              e->rec.status.state),
-                  EINVAL);
+    BH_CHECK(checkpointable(*e));
   }
-  if (snapshots_.exists(name, snap))
-    return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
   return operations_.start(
       "Checkpointing container " + name, "/1.0/containers/" + name + "/snapshots/" + snap,
-      [this, name, snap, stop](Operation &op) -> Status {
+      [this, name, snap, stop, checkpointable](Operation &op) -> Status {
         auto e = BH_TRY(get(name));
         std::unique_lock lock(e->mu);
-        if (!e->watch_fd || e->rec.status.state != "running")
-          return fail(fmt::format("container \"{}\" is {}: only a running container can be checkpointed",
-                                  name, e->rec.status.state),
-                      EINVAL);
-        if (snapshots_.exists(name, snap))
-          return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
+        BH_CHECK(checkpointable(*e));
         auto t0 = std::chrono::steady_clock::now();
         auto staging = BH_TRY(snapshots_.stage(name, "ckpt-" + snap));
         std::string images = staging.path() + "/memory";

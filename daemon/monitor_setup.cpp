@@ -95,19 +95,19 @@ public:
       int err = 0;
       if (::getppid() != parent)
         ::_exit(1);
-      // Only the report pipe: a copy of the console socket here would keep its peer from ever
-      // seeing EOF, and the holder must not keep the daemon's control connection open.
-      if (wr.get() != 3 && ::dup3(wr.get(), 3, O_CLOEXEC) < 0)
+      // Only the report pipe, as fd 3: a copy of the console socket here would keep its peer from
+      // ever seeing EOF, and the holder must not keep the daemon's control connection open.
+      int report = wr.release();
+      if (report != 3 && ::dup3(report, 3, O_CLOEXEC) < 0)
         ::_exit(1);
+      report = 3;
       ::close_range(4, ~0U, 0);
-      if (wr.get() != 3)
-        wr = UniqueFd(3);
       if (::unshare(CLONE_NEWNET) < 0)
         err = errno;
       else if (!loopback_up())
         err = errno ? errno : EIO;
-      (void)!::write(wr.get(), &err, sizeof err);
-      wr.reset();
+      (void)!::write(report, &err, sizeof err);
+      ::close(report);
       for (;;)
         ::pause();
     }
@@ -233,9 +233,7 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
           with_context(restored.error(), "restoring container " + name + " from " + l.restore_images));
     revert.add(remove);
     console_theirs.reset();
-    warn("restore: waiting for the console pty master");
     master = BH_TRY(receive_fd(console_ours.get(), "the console pty master"));
-    warn("restore: reading the state");
     auto state = BH_TRY(Runtime(ro).state(name));
     w.init_pid = state.pid;
     pidfd.reset(static_cast<int>(::syscall(SYS_pidfd_open, w.init_pid, 0)));
