@@ -45,6 +45,7 @@ std::unique_ptr<Cli> make_cli() {
   add_remote_commands(app, cli->action);
   add_net_attach_commands(app, cli->action);
   add_checkpoint_commands(app, cli->action);
+  add_migrate_commands(app, cli->action);
   return cli;
 }
 
@@ -90,7 +91,7 @@ std::string completion(const CLI::App &app) {
   cli::CompletionInfo info;
   const std::string containers = "bulkheadctl list -q 2>/dev/null";
   for (const char *cmd : {"start", "stop", "restart", "kill", "destroy", "info", "exec", "console", "logs",
-                          "set", "freeze", "unfreeze", "checkpoint", "restore"})
+                          "set", "freeze", "unfreeze", "checkpoint", "restore", "migrate"})
     info.dynamic[std::string(cmd) + ":NAME"] = containers;
   info.dynamic["template rm:NAME"] = "bulkheadctl template list -q 2>/dev/null";
   info.dynamic["create:--template"] = "bulkheadctl template list -q 2>/dev/null";

@@ -302,6 +302,13 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
              return reply_error(res, body.error());
            op_reply(res, d.restore_checkpoint(req.matches[1], *body));
          });
+  s.Post(R"(/1.0/containers/([^/]+)/migrate)",
+         [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+           auto body = parse_body(req);
+           if (!body)
+             return reply_error(res, body.error());
+           op_reply(res, d.migrate(req.matches[1], *body));
+         });
   s.Post(R"(/1.0/containers/([^/]+)/export)",
          [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
            auto body = parse_body(req);

@@ -139,6 +139,10 @@ public:
   Result<std::shared_ptr<Operation>> restore_checkpoint(const std::string &name,
                                                         const nlohmann::json &request);
 
+  // Migration to a paired remote (daemon/daemon_migrate.cpp, docs/migration.md): {"remote",
+  // "mode"?: "cold"|"live"}. The operation's metadata: mode, remote, bytes, downtime_ms.
+  Result<std::shared_ptr<Operation>> migrate(const std::string &name, const nlohmann::json &request);
+
 private:
   struct Entry {
     // Serializes this container's lifecycle; guards everything below. Lock order: mu, then
@@ -185,13 +189,22 @@ private:
   void supervise();
   void wake_supervisor();
   Status init_peers(); // daemon_remotes.cpp
+  // daemon_migrate.cpp: the peer requests of a migration's target side (before peers_->start()).
+  void register_migration_handlers();
+  Status serve_migrate_check(migration::PeerConnection &conn, const migration::PeerMessage &request);
+  Status serve_migrate_receive(migration::PeerConnection &conn, const TrustedPeer &peer,
+                               const migration::PeerMessage &request);
+  Status migrate_work(const std::string &name, const std::string &remote, const std::string &mode,
+                      Operation &op);
   Runtime runtime() const;
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
                                             std::string *consistency);
   Status restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op);
   Status import_snapshot_locked(Entry &e, const std::string &snap, const std::string &id, int upper_fd);
+  // exact_nics (migration): the NICs keep their addresses, and a network missing here is an error
+  // instead of a dropped NIC.
   Status import_full(storage::ExportReader &reader, const std::string &name, const ContainerConfig &config,
-                     Operation &op);
+                     Operation &op, bool exact_nics = false);
   Status import_incremental(storage::ExportReader &reader, const std::string &name, Operation &op);
   nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl,
                                  const std::string &restore_images) const;

@@ -286,7 +286,7 @@ Result<std::shared_ptr<Operation>> Daemon::import_container(const json &req) {
 }
 
 Status Daemon::import_full(storage::ExportReader &reader, const std::string &name,
-                           const ContainerConfig &config, Operation &op) {
+                           const ContainerConfig &config, Operation &op, bool exact_nics) {
   auto t0 = std::chrono::steady_clock::now();
   const json &m = reader.manifest();
   auto progress = [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); };
@@ -359,10 +359,30 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
   }
   json nets = json::array(), dropped = json::array();
   for (const auto &n : config.nets) {
-    if (networks_.info(n.network))
-      nets.push_back({{"network", n.network}});
-    else
+    if (!networks_.info(n.network)) {
+      if (exact_nics) {
+        undo_template();
+        return fail(fmt::format("container {} uses network \"{}\", which does not exist on {}", name, n.network,
+                                options_.host_name),
+                    ENOENT);
+      }
       dropped.push_back(n.network);
+      continue;
+    }
+    json spec = {{"network", n.network}};
+    // A migrated container keeps its addresses (its MACs follow from its name and NIC index), so
+    // its peers keep talking to it; its caps travel too.
+    if (exact_nics) {
+      if (!n.ipv4.empty())
+        spec["ipv4"] = n.ipv4.substr(0, n.ipv4.find('/'));
+      if (!n.ipv6.empty())
+        spec["ipv6"] = n.ipv6.substr(0, n.ipv6.find('/'));
+      if (!n.ingress.empty())
+        spec["ingress"] = n.ingress;
+      if (!n.egress.empty())
+        spec["egress"] = n.egress;
+    }
+    nets.push_back(std::move(spec));
   }
   if (!nets.empty())
     req["nets"] = nets;

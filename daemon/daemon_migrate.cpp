@@ -1,0 +1,379 @@
+// Migration of a container to a paired remote (docs/migration.md): `bulkheadctl migrate NAME REMOTE`.
+// The container travels as a full export (daemon_snapshots.cpp) over the peer channel
+// (daemon/peer_server.cpp, migration/peer_tls.hpp); the target imports it under the same name with
+// the same NIC addresses and MACs, starts it when it ran, and answers only then. The source removes
+// its copy only after that answer, so at every failure exactly one host has the container.
+//
+// | step | source daemon (operation "migrate")            | target daemon (peer handlers)        |
+// |------|------------------------------------------------|--------------------------------------|
+// | 1    | connect_remote (TLS, pinned) + hello           | handshake of peer_server.cpp         |
+// | 2    | {"op":"migrate.check","name","template",       | refuses: the name exists here, a     |
+// |      |  "digest","networks":[..]}                     | network is missing, the template     |
+// |      |                                                | differs -> {"ok":false,"error"}; else|
+// |      |                                                | {"ok":true,"template_present":B}     |
+// | 3    | stops the container (cold; downtime starts);   | -                                    |
+// |      | exports it to <root>/migrate-ID.bhx (with the  |                                      |
+// |      | template when the target lacks it)             |                                      |
+// | 4    | {"op":"migrate.receive","name","bytes",        | checks again, makes                  |
+// |      |  "running"}                                    | <root>/migrate-in-ID.bhx -> {"ok"}   |
+// | 5    | {"op":"migrate.chunk"} + <= 4 MiB payload, ... | appends, hashes (SHA-256)            |
+// | 6    | {"op":"migrate.end","bytes","sha256"}          | checks size and hash, imports (same  |
+// |      |                                                | name, addresses, MACs, limits),      |
+// |      |                                                | starts it when it ran, removes the   |
+// |      |                                                | file -> {"ok":true,"state"}          |
+// | 7    | destroys its copy; removes the file            | -                                    |
+// A failure at 1-6 (either side, or the connection cut) makes the target remove whatever it made
+// and the source start its copy again when it was running; the temporary files always go.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+
+#include <fmt/core.h>
+#include <openssl/evp.h>
+
+#include "bulkhead/io.hpp"
+#include "daemon/daemon.hpp"
+#include "daemon/request_fields.hpp"
+#include "storage/backup_archive.hpp"
+
+namespace bulkhead::daemon {
+
+using nlohmann::json;
+
+namespace {
+
+constexpr size_t kChunkBytes = size_t{4} << 20;
+constexpr int kConnectTimeoutS = 10;
+// A read on the channel waits this long at most: the target's import and start of a large
+// container under a slow machine take minutes, and the answer comes only after them.
+constexpr int kTransferTimeoutS = 900;
+constexpr int kStopTimeoutS = 30;
+
+class Sha256 {
+public:
+  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
+  ~Sha256() { EVP_MD_CTX_free(ctx_); }
+  Sha256(const Sha256 &) = delete;
+  Sha256 &operator=(const Sha256 &) = delete;
+  void update(std::string_view d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
+  std::string hex() {
+    unsigned char md[EVP_MAX_MD_SIZE];
+    unsigned int n = 0;
+    EVP_DigestFinal_ex(ctx_, md, &n);
+    std::string out;
+    for (unsigned i = 0; i < n; ++i)
+      out += fmt::format("{:02x}", md[i]);
+    return out;
+  }
+
+private:
+  EVP_MD_CTX *ctx_;
+};
+
+// Removes a file when it goes out of scope (the transfer's temporary exports).
+struct FileGuard {
+  std::string path;
+  ~FileGuard() {
+    if (!path.empty())
+      ::unlink(path.c_str());
+  }
+};
+
+int64_t ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+} // namespace
+
+// --- source ------------------------------------------------------------------------------------
+
+Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, const json &req) {
+  BH_CHECK(known_fields(req, {"remote", "mode"}, "migrate"));
+  std::string remote = BH_TRY(string_field(req, "remote", true));
+  std::string mode = BH_TRY(string_field(req, "mode", false));
+  if (!mode.empty() && mode != "cold" && mode != "live")
+    return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + mode + "\")", EINVAL);
+  if (remote.empty() || !trust_->remote(remote))
+    return fail("no remote named \"" + remote + "\" (bulkheadctl remote list shows them, remote add pairs one)",
+                ENOENT);
+  auto e = BH_TRY(get(name));
+  {
+    std::lock_guard lock(e->mu);
+    const auto &state = e->rec.status.state;
+    if (state == "starting" || state == "stopping")
+      return fail(fmt::format("container \"{}\" is {}; try again when it is running or stopped", name, state),
+                  EBUSY);
+    if (mode.empty())
+      mode = "cold"; // live migration is not built yet (docs/migration.md)
+    if (mode == "live")
+      return fail(fmt::format("live migration of {} is not supported yet; --cold stops it, moves it and starts "
+                              "it on the remote",
+                              name),
+                  EINVAL);
+  }
+  return operations_.start("Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
+                           [this, name, remote, mode](Operation &op) { return migrate_work(name, remote, mode, op); });
+}
+
+Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
+                            Operation &op) {
+  auto remote = BH_TRY(trust_->remote(remote_name));
+  const std::string where = fmt::format("remote {} ({})", remote.name, remote.address);
+  auto e = BH_TRY(get(name));
+  ContainerConfig config;
+  bool was_running = false;
+  {
+    std::lock_guard lock(e->mu);
+    config = e->rec.config;
+    was_running = e->watch_fd && e->rec.status.state == "running";
+  }
+
+  op.set_progress("connecting", 0, 0);
+  auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
+  if (!conn)
+    return fail(fmt::format("migrating {}: cannot reach {}: {}", name, where, conn.error().message),
+                conn.error().code);
+  conn->set_timeout(kTransferTimeoutS);
+
+  // Step 2: ask before anything changes here.
+  UniqueFd rootfs(::open(templates_.rootfs_path(config.template_name).c_str(),
+                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!rootfs)
+    return failf_errno("migrating {}: opening its template {}", name, templates_.rootfs_path(config.template_name));
+  op.set_progress("hashing the template", 0, 0);
+  std::string digest = BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()));
+  json networks = json::array();
+  for (const auto &n : config.nets)
+    networks.push_back(n.network);
+  auto check = conn->request({{"op", "migrate.check"},
+                              {"name", name},
+                              {"template", config.template_name},
+                              {"digest", digest},
+                              {"networks", networks}});
+  if (!check)
+    return fail(fmt::format("migrating {} to {}: {}", name, where, check.error().message), check.error().code);
+  bool template_present = check->header.value("template_present", false);
+
+  // Step 3: from here on, a failure brings the source copy back as it was.
+  auto t_down = std::chrono::steady_clock::now();
+  if (was_running) {
+    op.set_progress("stopping", 0, 0);
+    BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
+  }
+  auto restore_source = [&](Error err) -> Status {
+    if (was_running)
+      if (auto s = start(name); !s)
+        err.message += fmt::format(" (and starting {} here again failed: {})", name, s.error().text());
+    return tl::unexpected(err);
+  };
+  FileGuard tmp{options_.root + "/migrate-" + random_id() + ".bhx"};
+  op.set_progress("exporting", 0, 0);
+  auto exp = export_container(name, {{"file", tmp.path}, {"with_template", !template_present}});
+  if (!exp)
+    return restore_source(with_context(exp.error(), "migrating " + name + ": exporting it"));
+  (*exp)->wait(-1);
+  json ej = (*exp)->to_json();
+  if (ej.value("status", "") != "success")
+    return restore_source(Error{EIO, fmt::format("migrating {}: exporting it to {} failed: {}", name, tmp.path,
+                                                 ej.value("error", std::string("?")))});
+  UniqueFd file(::open(tmp.path.c_str(), O_RDONLY | O_CLOEXEC));
+  struct stat st {};
+  if (!file || ::fstat(file.get(), &st) < 0)
+    return restore_source(Error{errno, "migrating " + name + ": opening its export " + tmp.path});
+  uint64_t total = static_cast<uint64_t>(st.st_size);
+
+  // Steps 4-6.
+  auto send_all = [&]() -> Status {
+    BH_CHECK(conn->request({{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}}));
+    Sha256 sha;
+    std::string buf(kChunkBytes, '\0');
+    uint64_t sent = 0;
+    while (sent < total) {
+      if (op.cancelled())
+        return fail("cancelled", ECANCELED);
+      ssize_t n = ::read(file.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return failf_errno("reading {}", tmp.path);
+      if (n == 0)
+        return fail(tmp.path + " ended before its size", EIO);
+      std::string_view chunk(buf.data(), static_cast<size_t>(n));
+      sha.update(chunk);
+      BH_CHECK(conn->send({{"op", "migrate.chunk"}}, chunk));
+      sent += static_cast<uint64_t>(n);
+      op.set_progress("sending", sent, total);
+    }
+    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", total,
+                    total);
+    BH_CHECK(conn->request({{"op", "migrate.end"}, {"bytes", total}, {"sha256", sha.hex()}}));
+    return {};
+  };
+  if (auto s = send_all(); !s)
+    return restore_source(
+        Error{s.error().code, fmt::format("migrating {} to {}: {}", name, where, s.error().message)});
+  int64_t downtime_ms = was_running ? ms_since(t_down) : 0;
+
+  // Step 7: the remote runs it; this copy goes.
+  op.set_progress("removing the source copy", 0, 0);
+  if (auto d = destroy(name, true); !d)
+    return fail(fmt::format("{} now runs on {}, but removing it here failed: {}", name, where, d.error().text()),
+                d.error().code);
+  op.set_metadata({{"name", name},
+                   {"remote", remote.name},
+                   {"address", remote.address},
+                   {"mode", mode},
+                   {"bytes", total},
+                   {"template_sent", !template_present},
+                   {"was_running", was_running},
+                   {"downtime_ms", downtime_ms}});
+  events_.publish("container-migrated", name, {{"remote", remote.name}, {"mode", mode}});
+  return {};
+}
+
+// --- target ------------------------------------------------------------------------------------
+
+void Daemon::register_migration_handlers() {
+  peers_->on("migrate.check",
+             [this](migration::PeerConnection &c, const TrustedPeer &, const migration::PeerMessage &m) {
+               return serve_migrate_check(c, m);
+             });
+  peers_->on("migrate.receive",
+             [this](migration::PeerConnection &c, const TrustedPeer &p, const migration::PeerMessage &m) {
+               return serve_migrate_receive(c, p, m);
+             });
+}
+
+namespace {
+
+// What both requests check: a valid name that is free here and networks that exist here.
+Status check_incoming(const json &h, const std::string &host, Networks &networks,
+                      const std::function<bool(const std::string &)> &exists) {
+  if (!h.contains("name") || !h["name"].is_string())
+    return fail("a migration request needs a container \"name\"", EINVAL);
+  std::string name = h["name"];
+  BH_CHECK(storage::validate_name("container", name));
+  if (exists(name))
+    return fail(fmt::format("container \"{}\" already exists on {}", name, host), EEXIST);
+  if (h.contains("networks")) {
+    if (!h["networks"].is_array())
+      return fail("\"networks\" must be a list of names", EINVAL);
+    for (const auto &n : h["networks"])
+      if (!n.is_string() || !networks.info(n.get<std::string>()))
+        return fail(fmt::format("container {} uses network \"{}\", which does not exist on {} (create it there "
+                                "with the same name first)",
+                                name, n.is_string() ? n.get<std::string>() : n.dump(), host),
+                    ENOENT);
+  }
+  return {};
+}
+
+} // namespace
+
+Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migration::PeerMessage &m) {
+  const json &h = m.header;
+  BH_CHECK(check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
+  std::string tname = h.value("template", "");
+  BH_CHECK(context(storage::validate_name("template", tname), "the migrating container's template"));
+  bool present = false;
+  if (templates_.get(tname)) {
+    UniqueFd rootfs(
+        ::open(templates_.rootfs_path(tname).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!rootfs)
+      return failf_errno("opening {}", templates_.rootfs_path(tname));
+    std::string here = BH_TRY(storage::tree_digest(rootfs.get(), nullptr));
+    if (here != h.value("digest", ""))
+      return fail(fmt::format("template \"{}\" on {} differs from the container's (digest {} there, {} on the "
+                              "source): remove it there or give the source's template another name",
+                              tname, options_.host_name, here, h.value("digest", "")),
+                  EINVAL);
+    present = true;
+  }
+  return conn.send({{"ok", true}, {"template_present", present}});
+}
+
+Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const TrustedPeer &peer,
+                                     const migration::PeerMessage &m) {
+  const json &h = m.header;
+  BH_CHECK(check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
+  std::string name = h["name"];
+  if (!h.contains("bytes") || !h["bytes"].is_number_unsigned())
+    return fail("a migration request needs its size in \"bytes\"", EINVAL);
+  uint64_t total = h["bytes"];
+  bool run = h.value("running", false);
+  FileGuard tmp{options_.root + "/migrate-in-" + random_id() + ".bhx"};
+  UniqueFd out(::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  if (!out) {
+    auto err = failf_errno("creating {}", tmp.path);
+    tmp.path.clear(); // not ours to remove
+    return err;
+  }
+  BH_CHECK(conn.send({{"ok", true}}));
+  Sha256 sha;
+  uint64_t got = 0;
+  std::string want_sha;
+  for (;;) {
+    // An error here is a cut transfer: the handler's error goes back (if the peer still listens),
+    // the file goes, nothing was imported.
+    auto c = conn.receive(kChunkBytes);
+    if (!c)
+      return fail(fmt::format("receiving {} from {} ({}): {}", name, peer.name, conn.peer_address(),
+                              c.error().message),
+                  c.error().code ? c.error().code : EIO);
+    std::string op = c->header.value("op", "");
+    if (op == "migrate.end") {
+      want_sha = c->header.value("sha256", "");
+      break;
+    }
+    if (op != "migrate.chunk")
+      return fail("unexpected \"" + op + "\" in the transfer of " + name, EPROTO);
+    got += c->payload.size();
+    if (got > total)
+      return fail(fmt::format("the transfer of {} sent more than its {} bytes", name, total), EPROTO);
+    sha.update(c->payload);
+    BH_CHECK(write_all(out.get(), c->payload, tmp.path));
+  }
+  std::string have_sha = sha.hex();
+  if (got != total || have_sha != want_sha)
+    return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})", name,
+                            got, total, have_sha, want_sha),
+                EIO);
+  if (::fsync(out.get()) < 0)
+    return failf_errno("syncing {}", tmp.path);
+  out.reset();
+
+  auto reader = BH_TRY(storage::ExportReader::open(tmp.path));
+  const json &man = reader.manifest();
+  if (!man.contains("container") || !man["container"].is_object() || man.value("kind", "") != "full")
+    return fail("the transfer of " + name + " is no full export", EINVAL);
+  auto config = BH_TRY(context(config_from_json(man["container"]), "the migrating container's record"));
+  if (config.name != name)
+    return fail(fmt::format("the transfer of {} carries container {}", name, config.name), EINVAL);
+  if (find(name)) // made here while the bytes came
+    return fail(fmt::format("container \"{}\" already exists on {}", name, options_.host_name), EEXIST);
+  std::string tname = man.value("template", json::object()).value("name", config.template_name);
+  bool had_template = static_cast<bool>(templates_.get(tname));
+  Operation op(random_id(), "Receiving container " + name + " from " + peer.name, "/1.0/containers/" + name);
+  BH_CHECK(import_full(reader, name, config, op, true));
+  if (run) {
+    if (auto s = start(name); !s) {
+      (void)destroy(name, true);
+      if (!had_template)
+        (void)templates_.remove(tname);
+      return fail(fmt::format("starting {} on {} after its transfer: {}", name, options_.host_name,
+                              s.error().message),
+                  s.error().code);
+    }
+  }
+  events_.publish("container-migrated-in", name, {{"from", peer.name}});
+  std::string state = "stopped";
+  if (auto e = find(name)) {
+    std::lock_guard lock(e->mu);
+    state = e->rec.status.state;
+  }
+  return conn.send({{"ok", true}, {"host", options_.host_name}, {"state", state}});
+}
+
+} // namespace bulkhead::daemon
