@@ -20,8 +20,8 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
                                           "and MACs; removed here once it runs there)");
   c->add_option("NAME", a->name, "the container")->required()->check(name_validator());
   c->add_option("REMOTE", a->remote, "the remote (bulkheadctl remote list)")->required()->check(name_validator());
-  auto *cold = c->add_flag("--cold", a->cold, "stop it, move its files, start it there (the default)");
-  c->add_flag("--live", a->live, "move a running container with its memory (CRIU; not supported yet)")
+  auto *cold = c->add_flag("--cold", a->cold, "stop it, move its files, start it there (the default for a stopped container)");
+  c->add_flag("--live", a->live, "move it with its memory: checkpoint, restore there (CRIU; the default for a running container)")
       ->excludes(cold);
   c->add_flag("--json", a->json, "print the operation's metadata (mode, remote, bytes, downtime_ms)");
   c->callback([a, &chosen] {

@@ -24,11 +24,21 @@
 // | 7    | destroys its copy; removes the file            | -                                    |
 // A failure at 1-6 (either side, or the connection cut) makes the target remove whatever it made
 // and the source start its copy again when it was running; the temporary files always go.
+//
+// Live (--live) differs in steps 3, 5 and 6: the source checkpoints the container with --stop
+// into a snapshot migrate-MS (daemon_checkpoint.cpp; downtime starts at the freeze) and exports
+// that snapshot; after the export's chunks it sends each CRIU image of SNAP/memory as
+// {"op":"migrate.memfile","file"} + <= 4 MiB payloads (hashed into the same SHA-256); the target
+// imports the export (which brings the snapshot along), puts the images into the snapshot's
+// memory/ and starts the container from them (CRIU restore: it runs on with its memory), then
+// drops the snapshot. On a failure the source restores its own checkpoint, so the container runs
+// on here with its memory, and drops the snapshot.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include <fmt/core.h>
 #include <openssl/evp.h>
@@ -81,6 +91,17 @@ struct FileGuard {
   }
 };
 
+// Runs one of this daemon's operations to its end: its error, or its finished JSON.
+Result<json> finish(Result<std::shared_ptr<Operation>> op, const std::string &what) {
+  if (!op)
+    return tl::unexpected(with_context(op.error(), what));
+  (*op)->wait(-1);
+  json j = (*op)->to_json();
+  if (j.value("status", "") != "success")
+    return fail(fmt::format("{}: {}", what, j.value("error", std::string("?"))), EIO);
+  return j;
+}
+
 int64_t ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -105,12 +126,13 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
     if (state == "starting" || state == "stopping")
       return fail(fmt::format("container \"{}\" is {}; try again when it is running or stopped", name, state),
                   EBUSY);
+    bool running = e->watch_fd && state == "running";
     if (mode.empty())
-      mode = "cold"; // live migration is not built yet (docs/migration.md)
-    if (mode == "live")
-      return fail(fmt::format("live migration of {} is not supported yet; --cold stops it, moves it and starts "
-                              "it on the remote",
-                              name),
+      mode = running ? "live" : "cold";
+    if (mode == "live" && !running)
+      return fail(fmt::format("container \"{}\" is {}: live migration moves a running container's memory "
+                              "(--cold moves a stopped one)",
+                              name, state),
                   EINVAL);
   }
   return operations_.start("Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
@@ -157,27 +179,35 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   bool template_present = check->header.value("template_present", false);
 
   // Step 3: from here on, a failure brings the source copy back as it was.
+  const bool live = mode == "live";
+  const std::string snap = live ? fmt::format("migrate-{}", now_unix_ms()) : std::string();
   auto t_down = std::chrono::steady_clock::now();
-  if (was_running) {
+  if (live) {
+    op.set_progress("checkpointing", 0, 0);
+    BH_TRY(finish(checkpoint(name, {{"snapshot", snap}, {"stop", true}}), "migrating " + name + ": checkpointing it"));
+  } else if (was_running) {
     op.set_progress("stopping", 0, 0);
     BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
   }
   auto restore_source = [&](Error err) -> Status {
-    if (was_running)
+    if (live) {
+      // Back running here with its memory, from the checkpoint the migration made.
+      if (auto r = finish(restore_checkpoint(name, {{"snapshot", snap}}), "restoring it here"); !r)
+        err.message += fmt::format(" (and {})", r.error().message);
+      (void)remove_snapshot(name, snap);
+    } else if (was_running) {
       if (auto s = start(name); !s)
         err.message += fmt::format(" (and starting {} here again failed: {})", name, s.error().text());
+    }
     return tl::unexpected(err);
   };
   FileGuard tmp{options_.root + "/migrate-" + random_id() + ".bhx"};
   op.set_progress("exporting", 0, 0);
-  auto exp = export_container(name, {{"file", tmp.path}, {"with_template", !template_present}});
-  if (!exp)
-    return restore_source(with_context(exp.error(), "migrating " + name + ": exporting it"));
-  (*exp)->wait(-1);
-  json ej = (*exp)->to_json();
-  if (ej.value("status", "") != "success")
-    return restore_source(Error{EIO, fmt::format("migrating {}: exporting it to {} failed: {}", name, tmp.path,
-                                                 ej.value("error", std::string("?")))});
+  json exreq = {{"file", tmp.path}, {"with_template", !template_present}};
+  if (live)
+    exreq["snapshot"] = snap;
+  if (auto x = finish(export_container(name, exreq), "migrating " + name + ": exporting it to " + tmp.path); !x)
+    return restore_source(x.error());
   UniqueFd file(::open(tmp.path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (!file || ::fstat(file.get(), &st) < 0)
@@ -186,7 +216,10 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 
   // Steps 4-6.
   auto send_all = [&]() -> Status {
-    BH_CHECK(conn->request({{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}}));
+    json head = {{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}};
+    if (live)
+      head["memory_snapshot"] = snap;
+    BH_CHECK(conn->request(head));
     Sha256 sha;
     std::string buf(kChunkBytes, '\0');
     uint64_t sent = 0;
@@ -206,9 +239,41 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       sent += static_cast<uint64_t>(n);
       op.set_progress("sending", sent, total);
     }
-    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", total,
-                    total);
-    BH_CHECK(conn->request({{"op", "migrate.end"}, {"bytes", total}, {"sha256", sha.hex()}}));
+    if (live) {
+      // The CRIU images: a flat directory of files.
+      std::string dir = snapshots_.memory_path(name, snap);
+      std::error_code ec;
+      for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
+        if (!f.is_regular_file())
+          continue;
+        std::string fname = f.path().filename().string();
+        UniqueFd in(::open(f.path().c_str(), O_RDONLY | O_CLOEXEC));
+        if (!in)
+          return failf_errno("opening {}", f.path().string());
+        bool first = true;
+        for (;;) {
+          ssize_t n = ::read(in.get(), buf.data(), buf.size());
+          if (n < 0 && errno == EINTR)
+            continue;
+          if (n < 0)
+            return failf_errno("reading {}", f.path().string());
+          if (n == 0 && !first)
+            break;
+          std::string_view chunk(buf.data(), static_cast<size_t>(n));
+          sha.update(chunk);
+          BH_CHECK(conn->send({{"op", "migrate.memfile"}, {"file", fname}}, chunk));
+          sent += static_cast<uint64_t>(n);
+          first = false;
+          if (n == 0)
+            break;
+        }
+      }
+      if (ec)
+        return fail(fmt::format("listing {}: {}", dir, ec.message()), ec.value());
+    }
+    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent, sent);
+    BH_CHECK(conn->request({{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}}));
+    total = sent;
     return {};
   };
   if (auto s = send_all(); !s)
@@ -303,7 +368,25 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     return fail("a migration request needs its size in \"bytes\"", EINVAL);
   uint64_t total = h["bytes"];
   bool run = h.value("running", false);
-  FileGuard tmp{options_.root + "/migrate-in-" + random_id() + ".bhx"};
+  std::string memory_snapshot = h.value("memory_snapshot", "");
+  if (!memory_snapshot.empty())
+    BH_CHECK(storage::validate_name("snapshot", memory_snapshot));
+  std::string id = random_id();
+  FileGuard tmp{options_.root + "/migrate-in-" + id + ".bhx"};
+  // The CRIU images of a live migration, until they move into the imported snapshot.
+  std::string memdir = options_.root + "/migrate-in-" + id + ".memory";
+  struct DirGuard {
+    std::string path;
+    ~DirGuard() {
+      if (!path.empty())
+        (void)remove_tree(path);
+    }
+  } memguard;
+  if (!memory_snapshot.empty()) {
+    if (::mkdir(memdir.c_str(), 0700) < 0)
+      return failf_errno("creating {}", memdir);
+    memguard.path = memdir;
+  }
   UniqueFd out(::open(tmp.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
   if (!out) {
     auto err = failf_errno("creating {}", tmp.path);
@@ -312,7 +395,9 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   }
   BH_CHECK(conn.send({{"ok", true}}));
   Sha256 sha;
-  uint64_t got = 0;
+  uint64_t c_end_bytes = 0;
+  uint64_t got = 0, export_bytes = 0;
+  bool in_memory = false;
   std::string want_sha;
   for (;;) {
     // An error here is a cut transfer: the handler's error goes back (if the peer still listens),
@@ -325,20 +410,37 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     std::string op = c->header.value("op", "");
     if (op == "migrate.end") {
       want_sha = c->header.value("sha256", "");
+      c_end_bytes = c->header.value("bytes", uint64_t{0});
       break;
     }
-    if (op != "migrate.chunk")
+    if (op == "migrate.memfile" && !memory_snapshot.empty()) {
+      std::string f = c->header.value("file", "");
+      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos)
+        return fail("a bad memory image name \"" + f + "\" in the transfer of " + name, EPROTO);
+      in_memory = true;
+      got += c->payload.size();
+      sha.update(c->payload);
+      std::string path = memdir + "/" + f;
+      UniqueFd mf(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+      if (!mf)
+        return failf_errno("creating {}", path);
+      BH_CHECK(write_all(mf.get(), c->payload, path));
+      continue;
+    }
+    if (op != "migrate.chunk" || in_memory)
       return fail("unexpected \"" + op + "\" in the transfer of " + name, EPROTO);
     got += c->payload.size();
-    if (got > total)
+    export_bytes += c->payload.size();
+    if (export_bytes > total)
       return fail(fmt::format("the transfer of {} sent more than its {} bytes", name, total), EPROTO);
     sha.update(c->payload);
     BH_CHECK(write_all(out.get(), c->payload, tmp.path));
   }
   std::string have_sha = sha.hex();
-  if (got != total || have_sha != want_sha)
+  uint64_t want_bytes = c_end_bytes;
+  if (export_bytes != total || got != want_bytes || have_sha != want_sha)
     return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})", name,
-                            got, total, have_sha, want_sha),
+                            got, want_bytes, have_sha, want_sha),
                 EIO);
   if (::fsync(out.get()) < 0)
     return failf_errno("syncing {}", tmp.path);
@@ -357,7 +459,28 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   bool had_template = static_cast<bool>(templates_.get(tname));
   Operation op(random_id(), "Receiving container " + name + " from " + peer.name, "/1.0/containers/" + name);
   BH_CHECK(import_full(reader, name, config, op, true));
-  if (run) {
+  if (!memory_snapshot.empty()) {
+    // Resumes from the images: the imported snapshot holds the same files as the upper layer.
+    auto resumed = [&]() -> Status {
+      if (!snapshots_.exists(name, memory_snapshot))
+        return fail("the transfer of " + name + " did not bring snapshot " + memory_snapshot, EPROTO);
+      std::string images = snapshots_.memory_path(name, memory_snapshot);
+      if (::rename(memdir.c_str(), images.c_str()) < 0)
+        return failf_errno("moving {} to {}", memdir, images);
+      auto e = BH_TRY(get(name));
+      std::unique_lock lock(e->mu);
+      return start_locked(*e, lock, images);
+    }();
+    if (!resumed) {
+      (void)destroy(name, true);
+      if (!had_template)
+        (void)templates_.remove(tname);
+      return fail(fmt::format("restoring {} on {} from its memory images: {}", name, options_.host_name,
+                              resumed.error().message),
+                  resumed.error().code);
+    }
+    (void)remove_snapshot(name, memory_snapshot);
+  } else if (run) {
     if (auto s = start(name); !s) {
       (void)destroy(name, true);
       if (!had_template)

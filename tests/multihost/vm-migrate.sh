@@ -5,7 +5,8 @@
 # ct2's address (the import fails after the source stopped: ct2 runs again on host1 with its file,
 # host2 has nothing of it), host3 dead (cannot reach it: same init). Then ct1 moves to host2: it
 # runs there with the same addresses and MAC, its file, the client pings it and reaches its TCP
-# server; on host1 `info ct1` errors and no cgroup, process or temporary file is left.
+# server; on host1 `info ct1` errors and no cgroup, process or temporary file is left. Live: ct3's
+# counter, kept only in its shell's memory, goes on from where it was on host2.
 # Usage: vm-migrate.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -142,6 +143,32 @@ if out=$(mh_ctl host1 migrate ct2 host3 2>&1); then fail "migrating to a dead ho
   fail "ct2 on host1 changed: $(info host1 ct2 | jq -c '{state, pid}') (init was $pid2)"
 no_temp_files host1
 step "host3 dead: \"$out\"; ct2 runs on host1 with the same init $pid2"
+
+# --- live: a counter that lives only in the shell's memory continues on host2
+# (written to /count every 0.2 s; a cold move would start it again from 1)
+mh_ct_create host1 ct3 3 --init /bin/sh -c 'i=0; while :; do i=$((i+1)); echo $i >/count; usleep 200000; done' ||
+  fail "ct3 on host1"
+count() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null || echo 0; }
+for _ in $(seq 1 300); do
+  (($(count host1) >= 30)) && break
+  sleep 0.5
+done
+before=$(count host1)
+((before >= 30)) || fail "ct3's counter is at $before on host1"
+json=$(mh_ctl host1 migrate ct3 host2 --live --json) || fail "live migration of ct3 to host2: $json"
+echo "$json"
+[[ $(jq -r .mode <<<"$json") == live ]] || fail "the result: $json"
+after=$(count host2)
+((after >= before)) || fail "ct3's counter on host2 is $after, it was $before on host1: it started again"
+sleep 2
+later=$(count host2)
+((later > after)) || fail "ct3's counter on host2 stopped at $after"
+if mh_ctl host1 info ct3 >/dev/null 2>&1; then fail "ct3 is still on host1"; fi
+[[ ! -d /sys/fs/cgroup/host1/ct3 ]] || fail "cgroup /host1/ct3 is left"
+[[ $(mh_ctl host2 snapshot list ct3 --json | jq length) == 0 ]] || fail "host2 keeps the migration's snapshot"
+no_temp_files host1 host2
+client_pings "$(mh_ct_ip4 1 3)" || fail "the client cannot ping ct3 at $(mh_ct_ip4 1 3) on host2"
+step "live: ct3's counter went on from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms"
 
 torn_down=1
 mh_teardown || fail "teardown"
