@@ -19,9 +19,14 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
   auto *c = app.add_subcommand("migrate", "move a container to a paired remote host (same name, addresses "
                                           "and MACs; removed here once it runs there)");
   c->add_option("NAME", a->name, "the container")->required()->check(name_validator());
-  c->add_option("REMOTE", a->remote, "the remote (bulkheadctl remote list)")->required()->check(name_validator());
-  auto *cold = c->add_flag("--cold", a->cold, "stop it, move its files, start it there (the default for a stopped container)");
-  c->add_flag("--live", a->live, "move it with its memory: checkpoint, restore there (CRIU; the default for a running container)")
+  c->add_option("REMOTE", a->remote, "the remote (bulkheadctl remote list)")
+      ->required()
+      ->check(name_validator());
+  auto *cold = c->add_flag("--cold", a->cold,
+                           "stop it, move its files, start it there (the default for a stopped container)");
+  c->add_flag(
+       "--live", a->live,
+       "move it with its memory: checkpoint, restore there (CRIU; the default for a running container)")
       ->excludes(cold);
   c->add_flag("--json", a->json, "print the operation's metadata (mode, remote, bytes, downtime_ms)");
   c->callback([a, &chosen] {
@@ -33,8 +38,8 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
         req["mode"] = "live";
       if (!a->json)
         fmt::print("migrating {} to {}\n", a->name, a->remote);
-      auto op = post_and_wait(ctx, "migrating", a->name, daemon::api_path("/1.0/containers/", a->name, "/migrate"),
-                              req);
+      auto op = post_and_wait(ctx, "migrating", a->name,
+                              daemon::api_path("/1.0/containers/", a->name, "/migrate"), req);
       if (!op)
         return report(op.error());
       auto m = operation_metadata(*op);
@@ -42,8 +47,9 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
         fmt::print("{}\n", m.dump());
         return 0;
       }
-      fmt::print("migrated {} to {} ({}, {}): {} sent{}\n", a->name, a->remote, m.value("address", std::string("?")),
-                 m.value("mode", std::string("?")), human_size(m.value("bytes", uint64_t{0})),
+      fmt::print("migrated {} to {} ({}, {}): {} sent{}\n", a->name, a->remote,
+                 m.value("address", std::string("?")), m.value("mode", std::string("?")),
+                 human_size(m.value("bytes", uint64_t{0})),
                  m.value("was_running", false)
                      ? fmt::format(", running there; downtime {} ms", m.value("downtime_ms", int64_t{0}))
                      : std::string(", stopped there"));

@@ -117,7 +117,8 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
   if (!mode.empty() && mode != "cold" && mode != "live")
     return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + mode + "\")", EINVAL);
   if (remote.empty() || !trust_->remote(remote))
-    return fail("no remote named \"" + remote + "\" (bulkheadctl remote list shows them, remote add pairs one)",
+    return fail("no remote named \"" + remote +
+                    "\" (bulkheadctl remote list shows them, remote add pairs one)",
                 ENOENT);
   auto e = BH_TRY(get(name));
   {
@@ -135,8 +136,9 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
                               name, state),
                   EINVAL);
   }
-  return operations_.start("Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
-                           [this, name, remote, mode](Operation &op) { return migrate_work(name, remote, mode, op); });
+  return operations_.start(
+      "Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
+      [this, name, remote, mode](Operation &op) { return migrate_work(name, remote, mode, op); });
 }
 
 Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
@@ -163,7 +165,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   UniqueFd rootfs(::open(templates_.rootfs_path(config.template_name).c_str(),
                          O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!rootfs)
-    return failf_errno("migrating {}: opening its template {}", name, templates_.rootfs_path(config.template_name));
+    return failf_errno("migrating {}: opening its template {}", name,
+                       templates_.rootfs_path(config.template_name));
   op.set_progress("hashing the template", 0, 0);
   std::string digest = BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()));
   json networks = json::array();
@@ -175,7 +178,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                               {"digest", digest},
                               {"networks", networks}});
   if (!check)
-    return fail(fmt::format("migrating {} to {}: {}", name, where, check.error().message), check.error().code);
+    return fail(fmt::format("migrating {} to {}: {}", name, where, check.error().message),
+                check.error().code);
   bool template_present = check->header.value("template_present", false);
 
   // Step 3: from here on, a failure brings the source copy back as it was.
@@ -184,7 +188,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   auto t_down = std::chrono::steady_clock::now();
   if (live) {
     op.set_progress("checkpointing", 0, 0);
-    BH_TRY(finish(checkpoint(name, {{"snapshot", snap}, {"stop", true}}), "migrating " + name + ": checkpointing it"));
+    BH_TRY(finish(checkpoint(name, {{"snapshot", snap}, {"stop", true}}),
+                  "migrating " + name + ": checkpointing it"));
   } else if (was_running) {
     op.set_progress("stopping", 0, 0);
     BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
@@ -206,7 +211,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   json exreq = {{"file", tmp.path}, {"with_template", !template_present}};
   if (live)
     exreq["snapshot"] = snap;
-  if (auto x = finish(export_container(name, exreq), "migrating " + name + ": exporting it to " + tmp.path); !x)
+  if (auto x = finish(export_container(name, exreq), "migrating " + name + ": exporting it to " + tmp.path);
+      !x)
     return restore_source(x.error());
   UniqueFd file(::open(tmp.path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
@@ -271,7 +277,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       if (ec)
         return fail(fmt::format("listing {}: {}", dir, ec.message()), ec.value());
     }
-    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent, sent);
+    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
+                    sent);
     BH_CHECK(conn->request({{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}}));
     total = sent;
     return {};
@@ -284,8 +291,9 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   // Step 7: the remote runs it; this copy goes.
   op.set_progress("removing the source copy", 0, 0);
   if (auto d = destroy(name, true); !d)
-    return fail(fmt::format("{} now runs on {}, but removing it here failed: {}", name, where, d.error().text()),
-                d.error().code);
+    return fail(
+        fmt::format("{} now runs on {}, but removing it here failed: {}", name, where, d.error().text()),
+        d.error().code);
   op.set_metadata({{"name", name},
                    {"remote", remote.name},
                    {"address", remote.address},
@@ -301,10 +309,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 // --- target ------------------------------------------------------------------------------------
 
 void Daemon::register_migration_handlers() {
-  peers_->on("migrate.check",
-             [this](migration::PeerConnection &c, const TrustedPeer &, const migration::PeerMessage &m) {
-               return serve_migrate_check(c, m);
-             });
+  peers_->on("migrate.check", [this](migration::PeerConnection &c, const TrustedPeer &,
+                                     const migration::PeerMessage &m) { return serve_migrate_check(c, m); });
   peers_->on("migrate.receive",
              [this](migration::PeerConnection &c, const TrustedPeer &p, const migration::PeerMessage &m) {
                return serve_migrate_receive(c, p, m);
@@ -327,10 +333,11 @@ Status check_incoming(const json &h, const std::string &host, Networks &networks
       return fail("\"networks\" must be a list of names", EINVAL);
     for (const auto &n : h["networks"])
       if (!n.is_string() || !networks.info(n.get<std::string>()))
-        return fail(fmt::format("container {} uses network \"{}\", which does not exist on {} (create it there "
-                                "with the same name first)",
-                                name, n.is_string() ? n.get<std::string>() : n.dump(), host),
-                    ENOENT);
+        return fail(
+            fmt::format("container {} uses network \"{}\", which does not exist on {} (create it there "
+                        "with the same name first)",
+                        name, n.is_string() ? n.get<std::string>() : n.dump(), host),
+            ENOENT);
   }
   return {};
 }
@@ -339,7 +346,8 @@ Status check_incoming(const json &h, const std::string &host, Networks &networks
 
 Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migration::PeerMessage &m) {
   const json &h = m.header;
-  BH_CHECK(check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
+  BH_CHECK(
+      check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string tname = h.value("template", "");
   BH_CHECK(context(storage::validate_name("template", tname), "the migrating container's template"));
   bool present = false;
@@ -350,10 +358,11 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
       return failf_errno("opening {}", templates_.rootfs_path(tname));
     std::string here = BH_TRY(storage::tree_digest(rootfs.get(), nullptr));
     if (here != h.value("digest", ""))
-      return fail(fmt::format("template \"{}\" on {} differs from the container's (digest {} there, {} on the "
-                              "source): remove it there or give the source's template another name",
-                              tname, options_.host_name, here, h.value("digest", "")),
-                  EINVAL);
+      return fail(
+          fmt::format("template \"{}\" on {} differs from the container's (digest {} there, {} on the "
+                      "source): remove it there or give the source's template another name",
+                      tname, options_.host_name, here, h.value("digest", "")),
+          EINVAL);
     present = true;
   }
   return conn.send({{"ok", true}, {"template_present", present}});
@@ -362,7 +371,8 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
 Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const TrustedPeer &peer,
                                      const migration::PeerMessage &m) {
   const json &h = m.header;
-  BH_CHECK(check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
+  BH_CHECK(
+      check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   if (!h.contains("bytes") || !h["bytes"].is_number_unsigned())
     return fail("a migration request needs its size in \"bytes\"", EINVAL);
@@ -439,8 +449,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   std::string have_sha = sha.hex();
   uint64_t want_bytes = c_end_bytes;
   if (export_bytes != total || got != want_bytes || have_sha != want_sha)
-    return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})", name,
-                            got, want_bytes, have_sha, want_sha),
+    return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})",
+                            name, got, want_bytes, have_sha, want_sha),
                 EIO);
   if (::fsync(out.get()) < 0)
     return failf_errno("syncing {}", tmp.path);

@@ -362,8 +362,8 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
     if (!networks_.info(n.network)) {
       if (exact_nics) {
         undo_template();
-        return fail(fmt::format("container {} uses network \"{}\", which does not exist on {}", name, n.network,
-                                options_.host_name),
+        return fail(fmt::format("container {} uses network \"{}\", which does not exist on {}", name,
+                                n.network, options_.host_name),
                     ENOENT);
       }
       dropped.push_back(n.network);
