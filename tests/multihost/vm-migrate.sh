@@ -64,7 +64,8 @@ for i in 1 2 3; do
 done
 for i in 1 2 3; do wait "${pids[i - 1]}" || fail "host$i: template or network lan"; done
 mh_ct_create host1 ct1 1 --memory 64M --pids 100 || fail "ct1 on host1"
-mh_ct_create host1 ct2 2 || fail "ct2 on host1"
+# A shell as init (as tests/migration/vm-daemon-checkpoint.sh): what CRIU dumps in the live cases.
+mh_ct_create host1 ct2 2 --init /bin/sh -c 'while :; do usleep 200000; done' || fail "ct2 on host1"
 token=$(date +%s%N)
 mh_ctl host1 exec ct1 -- sh -c "echo $token > /state.txt" || fail "writing ct1's file"
 mh_ctl host1 exec ct2 -- sh -c "echo two-$token > /state.txt" || fail "writing ct2's file"
@@ -87,17 +88,20 @@ step "name taken on host3: \"$out\"; ct1 runs on host1 with the same init $pid1"
 # --- the import fails on the target after the source stopped: the source runs again
 mh_ctl host2 create blocker --template busybox \
   --net "lan:ipv4=$(mh_ct_ip4 1 2),ipv6=$(mh_ct_ip6 1 2)" >/dev/null || fail "blocker on host2"
-if out=$(mh_ctl host1 migrate ct2 host2 2>&1); then fail "migrating onto a taken address worked: $out"; fi
-[[ $out == *ct2* && $out == *host2* ]] || fail "the failed import does not name the container and remote: $out"
-[[ $(state host1 ct2) == running ]] || fail "ct2 on host1 is $(state host1 ct2) after the failed migration"
-[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || fail "ct2 lost its file"
-if mh_ctl host2 info ct2 >/dev/null 2>&1; then fail "host2 kept a ct2 after the failed import"; fi
-no_temp_files host1 host2
+for mode in --cold; do
+  if out=$(mh_ctl host1 migrate ct2 host2 $mode 2>&1); then fail "migrating ($mode) onto a taken address worked: $out"; fi
+  [[ $out == *ct2* && $out == *host2* ]] || fail "the failed import ($mode) does not name the container and remote: $out"
+  [[ $(state host1 ct2) == running ]] || fail "ct2 on host1 is $(state host1 ct2) after the failed migration ($mode)"
+  [[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || fail "ct2 lost its file ($mode)"
+  if mh_ctl host2 info ct2 >/dev/null 2>&1; then fail "host2 kept a ct2 after the failed import ($mode)"; fi
+  [[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || fail "host1 keeps a snapshot of ct2 ($mode)"
+  no_temp_files host1 host2
+  step "import failed on host2 ($mode): \"$out\"; ct2 runs on host1 again with its file"
+done
 mh_ctl host2 destroy blocker >/dev/null || fail "removing blocker"
-step "import failed on host2: \"$out\"; ct2 runs on host1 again with its file"
 
 # --- the move
-json=$(mh_ctl host1 migrate ct1 host2 --json) || fail "migrating ct1 to host2: $json"
+json=$(mh_ctl host1 migrate ct1 host2 --cold --json) || fail "migrating ct1 to host2: $json"
 echo "$json"
 [[ $(jq -r '.mode + " " + .remote + " " + (.was_running | tostring)' <<<"$json") == "cold host2 true" ]] ||
   fail "the result: $json"
@@ -143,6 +147,19 @@ if out=$(mh_ctl host1 migrate ct2 host3 2>&1); then fail "migrating to a dead ho
   fail "ct2 on host1 changed: $(info host1 ct2 | jq -c '{state, pid}') (init was $pid2)"
 no_temp_files host1
 step "host3 dead: \"$out\"; ct2 runs on host1 with the same init $pid2"
+
+# --- live, the import fails on the target: the source restores its checkpoint and runs on
+mh_ctl host2 create blocker --template busybox \
+  --net "lan:ipv4=$(mh_ct_ip4 1 2),ipv6=$(mh_ct_ip6 1 2)" >/dev/null || fail "blocker on host2 again"
+if out=$(mh_ctl host1 migrate ct2 host2 --live 2>&1); then fail "migrating (--live) onto a taken address worked: $out"; fi
+[[ $out == *ct2* && $out == *host2* ]] || fail "the failed live import does not name the container and remote: $out"
+[[ $(state host1 ct2) == running ]] || fail "ct2 on host1 is $(state host1 ct2) after the failed live migration"
+[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || fail "ct2 lost its file (--live)"
+if mh_ctl host2 info ct2 >/dev/null 2>&1; then fail "host2 kept a ct2 after the failed live import"; fi
+[[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || fail "host1 keeps the checkpoint of ct2"
+no_temp_files host1 host2
+mh_ctl host2 destroy blocker >/dev/null || fail "removing blocker"
+step "live import failed on host2: \"$out\"; ct2 runs on host1 again from its checkpoint"
 
 # --- live: a counter that lives only in the shell's memory continues on host2
 # (written to /count every 0.2 s; a cold move would start it again from 1)
