@@ -112,7 +112,7 @@ ct=$(info host2 ct1)
 [[ $(jq -r '.nics[0].ipv4' <<<"$ct") == "$ip4"/* && $(jq -r '.nics[0].ipv6' <<<"$ct") == "$ip6"/* ]] ||
   fail "ct1's addresses on host2: $(jq -c .nics <<<"$ct")"
 [[ $(jq -r '.nics[0].mac' <<<"$ct") == "$mac" ]] || fail "ct1's MAC on host2: $(jq -r '.nics[0].mac' <<<"$ct"), was $mac"
-LIMITS_CHECK
+[[ $(jq -c '[.limits.memory, .limits.pids]' <<<"$ct") == '[67108864,100]' ]] || fail "ct1's limits on host2: $(jq -c .limits <<<"$ct")"
 [[ $(mh_ctl host2 exec ct1 -- cat /state.txt) == "$token" ]] || fail "ct1's file on host2"
 [[ -n $(find /sys/fs/cgroup/host2/ct1 -name cgroup.procs -exec cat {} + 2>/dev/null) ]] || fail "ct1 has no process under /host2/ct1"
 if out=$(mh_ctl host1 info ct1 2>&1); then fail "ct1 is still on host1: $out"; fi
