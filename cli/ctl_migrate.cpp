@@ -36,8 +36,6 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
         req["mode"] = "cold";
       if (a->live)
         req["mode"] = "live";
-      if (!a->json)
-        fmt::print("migrating {} to {}\n", a->name, a->remote);
       auto op = post_and_wait(ctx, "migrating", a->name,
                               daemon::api_path("/1.0/containers/", a->name, "/migrate"), req);
       if (!op)

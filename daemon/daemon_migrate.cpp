@@ -102,6 +102,14 @@ Result<json> finish(Result<std::shared_ptr<Operation>> op, const std::string &wh
   return j;
 }
 
+// The remote's refusals come as "ADDR: message" (PeerConnection::request); the errors here name the
+// remote and its address once, in front.
+Error from_remote(Error e, const std::string &address) {
+  if (e.message.rfind(address + ": ", 0) == 0)
+    e.message.erase(0, address.size() + 2);
+  return e;
+}
+
 int64_t ms_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
 }
@@ -178,8 +186,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                               {"digest", digest},
                               {"networks", networks}});
   if (!check)
-    return fail(fmt::format("migrating {} to {}: {}", name, where, check.error().message),
-                check.error().code);
+    return tl::unexpected(with_context(from_remote(check.error(), remote.address),
+                                       fmt::format("migrating {} to {}", name, where)));
   bool template_present = check->header.value("template_present", false);
 
   // Step 3: from here on, a failure brings the source copy back as it was.
@@ -285,7 +293,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   };
   if (auto s = send_all(); !s)
     return restore_source(
-        Error{s.error().code, fmt::format("migrating {} to {}: {}", name, where, s.error().message)});
+        with_context(from_remote(s.error(), remote.address), fmt::format("migrating {} to {}", name, where)));
   int64_t downtime_ms = was_running ? ms_since(t_down) : 0;
 
   // Step 7: the remote runs it; this copy goes.
