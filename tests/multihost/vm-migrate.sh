@@ -163,20 +163,25 @@ step "live import failed on host2: \"$out\"; ct2 runs on host1 again from its ch
 
 # --- live: a counter that lives only in the shell's memory continues on host2
 # (written to /count every 0.2 s; a cold move would start it again from 1)
-mh_ct_create host1 ct3 3 --init /bin/sh -c 'i=0; while :; do i=$((i+1)); echo $i >/count; usleep 200000; done' ||
+# The shell also keeps a random number it drew at its start: a restarted shell would draw another.
+mh_ct_create host1 ct3 3 --init /bin/sh -c 'r=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$r $i" >/count; usleep 200000; done' ||
   fail "ct3 on host1"
-count() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null || echo 0; }
+count() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null | awk '{print $2}' | grep . || echo 0; }
+draw() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null | awk '{print $1}'; }
 for _ in $(seq 1 300); do
   (($(count host1) >= 30)) && break
   sleep 0.5
 done
 before=$(count host1)
 ((before >= 30)) || fail "ct3's counter is at $before on host1"
+r1=$(draw host1)
+[[ -n $r1 ]] || fail "ct3's shell has no number"
 json=$(mh_ctl host1 migrate ct3 host2 --live --json) || fail "live migration of ct3 to host2: $json"
 echo "$json"
 [[ $(jq -r .mode <<<"$json") == live ]] || fail "the result: $json"
 after=$(count host2)
 ((after >= before)) || fail "ct3's counter on host2 is $after, it was $before on host1: it started again"
+[[ $(draw host2) == "$r1" ]] || fail "ct3's shell on host2 drew $(draw host2), on host1 $r1: it started again"
 sleep 2
 later=$(count host2)
 ((later > after)) || fail "ct3's counter on host2 stopped at $after"
@@ -185,7 +190,7 @@ if mh_ctl host1 info ct3 >/dev/null 2>&1; then fail "ct3 is still on host1"; fi
 [[ $(mh_ctl host2 snapshot list ct3 --json | jq length) == 0 ]] || fail "host2 keeps the migration's snapshot"
 no_temp_files host1 host2
 client_pings "$(mh_ct_ip4 1 3)" || fail "the client cannot ping ct3 at $(mh_ct_ip4 1 3) on host2"
-step "live: ct3's counter went on from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms"
+step "live: ct3's shell (number $r1) went on counting from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms"
 
 torn_down=1
 mh_teardown || fail "teardown"
