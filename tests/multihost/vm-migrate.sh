@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
-# Cold migration between simulated hosts (run inside tests/vm/run-in-vm.sh by run-vm-migrate.sh):
-# host1 pairs with host2 and host3; ct1 on host1 keeps a file it wrote. Refusals leave the source
-# as it was: host3 has a container named ct1 (refused before anything stops: same init), host2 holds
-# ct2's address (the import fails after the source stopped: ct2 runs again on host1 with its file,
-# host2 has nothing of it), host3 dead (cannot reach it: same init). Then ct1 moves to host2: it
-# runs there with the same addresses and MAC, its file, the client pings it and reaches its TCP
-# server; on host1 `info ct1` errors and no cgroup, process or temporary file is left. Live: ct3's
-# counter, kept only in its shell's memory, goes on from where it was on host2.
+# Migration between simulated hosts (run inside tests/vm/run-in-vm.sh by run-vm-migrate.sh):
+# host1 pairs with host2 and host3; its containers keep files they wrote. Refusals leave the source
+# as it was: host3 has a container named ct1 and host2 lacks ct4's network (refused before
+# anything stops: same init); host2 holds ct2's address (the import fails after the source
+# stopped, cold and live: ct2 runs again on host1 with its file, host2 has nothing of it); host3
+# dead (cannot reach it: same init). ct1 moves cold to host2: it runs there with the same
+# addresses, MAC and limits and its file, the client pings it and reaches its TCP server; on host1
+# `info ct1` errors and no cgroup or temporary file is left. ct3 moves live: its shell's counter,
+# kept only in memory, goes on from where it was.
 # Usage: vm-migrate.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -84,6 +85,18 @@ if out=$(mh_ctl host1 migrate ct1 host3 2>&1); then fail "migrating onto an exis
 [[ $(mh_ctl host3 info ct1 --json | jq -r .state) == stopped ]] || fail "host3's ct1 changed"
 no_temp_files host1 host3
 step "name taken on host3: \"$out\"; ct1 runs on host1 with the same init $pid1"
+
+# --- a network the target lacks: refused before anything changes
+mh_ctl host1 network create only1 --bridge --ipv4 198.18.101.1/24 >/dev/null || fail "network only1 on host1"
+mh_ctl host1 create ct4 --template busybox --net only1 >/dev/null || fail "ct4 on host1"
+if out=$(mh_ctl host1 migrate ct4 host2 2>&1); then fail "migrating onto a host without the network worked: $out"; fi
+[[ $out == *'uses network "only1", which does not exist on host2'* && $out == *198.18.100.2:8443* ]] ||
+  fail "the missing network: $out"
+[[ $(state host1 ct4) == stopped ]] || fail "ct4 on host1 is $(state host1 ct4)"
+if mh_ctl host2 info ct4 >/dev/null 2>&1; then fail "host2 made a ct4"; fi
+no_temp_files host1 host2
+mh_ctl host1 destroy ct4 >/dev/null || fail "removing ct4"
+step "network missing on host2: \"$out\"; ct4 stays on host1"
 
 # --- the import fails on the target after the source stopped: the source runs again
 mh_ctl host2 create blocker --template busybox \
