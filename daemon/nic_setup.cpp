@@ -190,6 +190,44 @@ Status setup_nic(Networks &networks, net::Netlink &host, net::Netlink &ct, const
   return {};
 }
 
+namespace {
+
+// The container's addresses may have lived behind another MAC a moment ago (on another host before
+// a migration or failover, or behind this host's previous NIC before a reboot): announce each where
+// it is now, so that neighbours switch at once rather than when their cache entries age out
+// (network/announce.hpp). A routed address is answered for by the uplink (proxy ARP/NDP), so it is
+// announced there with the uplink's MAC; a bridged one from inside the container with its own.
+// Best effort: a failed announcement costs only that wait, so it is a warning, not a failed start.
+void announce_nics(Networks &networks, net::Netlink &host, net::Netlink &ct, const net::Netns &ct_ns,
+                   const std::vector<NicConfig> &nics) {
+  for (const auto &nic : nics) {
+    auto net = networks.get(nic.network);
+    if (!net)
+      continue;
+    bool routed = net->type == "routed";
+    auto link = routed ? net::get_link(host, net->uplink) : net::get_link(ct, nic.name);
+    if (!link) {
+      fmt::print(stderr, "bulkheadd: warning: announcing {}'s addresses: {}\n", nic.name,
+                 link.error().text());
+      continue;
+    }
+    for (const auto *text : {&nic.ipv4, &nic.ipv6}) {
+      if (text->empty())
+        continue;
+      auto c = net::Cidr::parse(*text);
+      if (!c)
+        continue;
+      auto send = [&] { return net::announce_address(link->index, link->mac, c->addr); };
+      auto r = routed ? send() : net::run_in(ct_ns, send);
+      if (!r)
+        fmt::print(stderr, "bulkheadd: warning: announcing {} of {}: {}\n", c->addr.str(), nic.name,
+                   r.error().text());
+    }
+  }
+}
+
+} // namespace
+
 Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_pid) {
   UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, init_pid, 0)));
   if (!pidfd)
@@ -209,6 +247,7 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
     BH_CHECK(setup_nic(networks, *host, *ct, *ct_ns, nic, &nic == &nics.front(), guards));
   for (auto &g : guards)
     g.release();
+  announce_nics(networks, *host, *ct, *ct_ns, nics);
   return {};
 }
 

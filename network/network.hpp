@@ -4,6 +4,7 @@
 #pragma once
 
 #include "network/address.hpp"
+#include "network/announce.hpp"
 #include "network/ip.hpp"
 #include "network/ipam.hpp"
 #include "network/link.hpp"

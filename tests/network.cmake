@@ -2,6 +2,6 @@
 # real rtnetlink inside network namespaces each test creates (needs root; no host link is touched).
 file(GLOB NETWORK_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/network/*.cpp)
 add_executable(bulkhead_network_tests ${NETWORK_TEST_SOURCES})
-target_link_libraries(bulkhead_network_tests PRIVATE bulkhead_network GTest::gtest_main)
+target_link_libraries(bulkhead_network_tests PRIVATE bulkhead_network nlohmann_json::nlohmann_json GTest::gtest_main)
 gtest_discover_tests(bulkhead_network_tests TEST_PREFIX "network." DISCOVERY_TIMEOUT 60
                      PROPERTIES TIMEOUT 300)

@@ -26,22 +26,28 @@ ninja -C build-asan -j "$jobs"
 status=0
 failed=()
 retried=()
+failed_logs=()
 # A stage that fails is named again at the end: CI shows only the tail of the output.
 fail() { status=1; failed+=("$1"); }
 # vm_stage NAME COMMAND...: a scenario in the TCG VM, timed. The VM runs at ~1/20 of the host's
 # speed on a shared 2-core machine, where a timing-sensitive step (a rate measured under load, a
 # boot racing a timeout) can miss once: a failed scenario runs once more, and passing on the
 # second run is reported at the end ("passed on retry") rather than hidden. Two failures fail CI.
+stage_logs=$(mktemp -d /var/tmp/bulkhead-stage-logs.XXXXXX)
 vm_stage() {
-  local name=$1 start
+  local name=$1 start log
   shift
   start=$(date +%s)
-  if ! "$@"; then
+  # Each try's output is also kept, so that a failed stage's own last lines can be printed at the
+  # very end: CI shows only the tail of the whole output.
+  log=$stage_logs/${name// /-}
+  if ! "$@" 2>&1 | tee "$log.1"; then
     echo "=== $name failed after $(($(date +%s) - start)) s; running it once more"
-    if "$@"; then
+    if "$@" 2>&1 | tee "$log.2"; then
       retried+=("$name")
     else
       fail "$name"
+      failed_logs+=("$log.1" "$log.2")
     fi
   fi
   echo "$name took $(($(date +%s) - start)) s"
@@ -81,15 +87,22 @@ vm_stage "systemd VM" bash tests/daemon/run-vm-systemd.sh build
 echo "=== unit + integration (RelWithDebInfo)"
 ctest --test-dir build --output-on-failure -j 1 --timeout 300 || fail "RelWithDebInfo ctest"
 if ((status)); then
-  echo "=== FAILED stages: ${failed[*]}"
+  for log in "${failed_logs[@]}"; do
+    # The last lines of each failed try, cut at 200 characters (a ctest line is padded): CI shows
+    # about the last 80 lines of the output.
+    echo "=== the last 20 lines of ${log##*/}:"
+    tail -n 20 "$log" | cut -c 1-200
+  done
   for dir in build-asan build; do
     if [[ -s $dir/Testing/Temporary/LastTestsFailed.log ]]; then
       echo "failed tests in $dir:"
       cat "$dir/Testing/Temporary/LastTestsFailed.log"
     fi
   done
+  echo "=== FAILED stages: ${failed[*]}"
 else
   echo "=== every stage passed"
 fi
 ((${#retried[@]} == 0)) || echo "=== passed on retry (failed once): ${retried[*]}"
+rm -rf "$stage_logs"
 exit $status

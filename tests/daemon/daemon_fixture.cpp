@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -25,15 +26,30 @@ std::string bulkheadd_path() { return BULKHEADD_BINARY; }
 std::string bulkheadctl_path() { return BULKHEADCTL_BINARY; }
 
 const std::string &busybox_system_rootfs() {
-  static std::string path = [] {
+  // Made once per test process and removed when it exits (the static's destructor): every
+  // daemon test binary used to leave a ~2 MB /var/tmp/bhd-busybox-* behind.
+  struct TempRootfs {
+    std::string dir, rootfs;
+    ~TempRootfs() {
+      std::error_code ec;
+      std::filesystem::remove_all(dir, ec);
+    }
+  };
+  // Returned as a prvalue (no copy whose destructor would remove the directory).
+  static TempRootfs made = [] {
     char tmpl[] = "/var/tmp/bhd-busybox-XXXXXX";
-    std::string dir = ::mkdtemp(tmpl);
-    auto r = run_command({"/bin/sh", MAKE_BUSYBOX_ROOTFS, dir + "/rootfs"});
+    if (!::mkdtemp(tmpl))
+      throw std::runtime_error(std::string("mkdtemp /var/tmp/bhd-busybox-XXXXXX: ") + std::strerror(errno));
+    return TempRootfs{tmpl, std::string(tmpl) + "/rootfs"};
+  }();
+  static const bool built = [] {
+    auto r = run_command({"/bin/sh", MAKE_BUSYBOX_ROOTFS, made.rootfs});
     if (!r.ok())
       throw std::runtime_error("make-busybox-rootfs.sh failed: " + r.describe());
-    return dir + "/rootfs";
+    return true;
   }();
-  return path;
+  (void)built;
+  return made.rootfs;
 }
 
 HttpAnswer DaemonTest::http(const std::string &method, const std::string &path, const std::string &body) {

@@ -7,7 +7,8 @@
 # host2 dies (its pid-namespace init SIGKILLed): none of its processes is left (daemon, monitors,
 # containers), host1's `remote list` shows it unreachable with the error, host3 still online and
 # the other containers still reachable; host2 boots again from its --root: host1 sees it online
-# again and its container, stopped by the power loss, starts and answers; teardown leaves no
+# again and its container, stopped by the power loss, starts, is announced at the new NIC's MAC
+# (the client's ARP entry moves without asking) and answers; teardown leaves no
 # namespace, link, mount, cgroup or process.
 # Usage: vm-multihost.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
@@ -122,6 +123,7 @@ monitors=0
 for p in $host2_pids; do [[ $(readlink "/proc/$p/exe" 2>/dev/null) == */bulkhead-monitor ]] && monitors=$((monitors + 1)); done
 ((monitors >= 1)) || fail "host2 has no monitor among $(for p in $host2_pids; do readlink "/proc/$p/exe"; done | paste -sd ' ')"
 host2_pidns=$(<"$MH_BASE/host2/pidns")
+old_mac=$(ip -n mh-host2 -j link show lan0 | jq -r '.[0].address')
 step "host2 has $(wc -w <<<"$host2_pids") processes ($(for p in $host2_pids; do cat "/proc/$p/comm" 2>/dev/null; done | sort | uniq -c | awk '{print $2"x"$1}' | paste -sd ' ')); SIGKILL its init $(mh_init_pid host2)"
 mh_kill_host host2 || fail "killing host2"
 for p in $host2_pids; do
@@ -152,8 +154,17 @@ json=$(mh_ctl host1 remote list --json)
 state=$(mh_ctl host2 info ct2 --json | jq -r .state)
 [[ $state == stopped ]] || fail "ct2 after host2's reboot is \"$state\", not stopped (it died with its host)"
 mh_ctl host2 start ct2 || fail "starting ct2 after host2's reboot"
+# The rebooted host has a new NIC (a new MAC) and the client's cache still has ct2's address at the
+# old one: the daemon announces it (gratuitous ARP) when the container starts, so the client's
+# entry holds the new MAC before the client sends anything (without the announcement it would keep
+# the old one for up to ~50 s: REACHABLE time, then delay and probes).
+new_mac=$(ip -n mh-host2 -j link show lan0 | jq -r '.[0].address')
+[[ $new_mac != "$old_mac" ]] || fail "host2's rebooted NIC has its old MAC $old_mac: the check below would prove nothing"
+neigh=$(ip -n mh-client -j neigh show "$(mh_ct_ip4 2 1)" dev lan0 | jq -r '.[0].lladdr // "none"')
+[[ $neigh == "$new_mac" ]] || fail "the client has ct2's $(mh_ct_ip4 2 1) at $neigh, not at host2's new MAC $new_mac (old $old_mac): no gratuitous ARP"
 mh_client $bb ping -c 1 -W 5 "$(mh_ct_ip4 2 1)" >/dev/null || fail "ct2 unreachable after host2's reboot"
-step "host2 rebooted: host1 sees it online again, ct2 was stopped and runs again at $(mh_ct_ip4 2 1)"
+mh_client $bb ping -c 1 -W 5 "$(mh_ct_ip6 2 1)" >/dev/null || fail "ct2 unreachable over IPv6 after host2's reboot"
+step "host2 rebooted: host1 sees it online again, ct2 was stopped and runs again at $(mh_ct_ip4 2 1); its start announced it at host2's new MAC ($old_mac -> $new_mac)"
 
 # --- teardown
 torn_down=1
