@@ -41,17 +41,15 @@ no_temp_files() {
     [[ -z $left ]] || fail "$h keeps migration files: $left"
   done
 }
-# The client reaches IP: a ping, after its neighbour entry is dropped (the address answered from
-# another host's MAC before; bulkheadd sends no gratuitous ARP yet).
-client_pings() {
-  mh_client ip neigh flush to "$1" 2>/dev/null || true
-  local _
-  for _ in $(seq 1 10); do
-    mh_client $bb ping -c 1 -W 3 "$1" >/dev/null 2>&1 && return 0
-    sleep 1
-  done
-  return 1
+# The client's ARP entry for IP holds HOST's LAN MAC (the one that answers for a routed address):
+# a start announces its addresses (docs/network.md), so the entry moves before the client asks.
+client_entry_at() {
+  local want got
+  want=$(ip -n "mh-$2" -j link show lan0 | jq -r '.[0].address')
+  got=$(ip -n mh-client -j neigh show "$1" | jq -r '.[0].lladdr // empty')
+  [[ $got == "$want" ]] || fail "the client's entry for $1 is \"$got\", not $2's MAC $want"
 }
+client_pings() { mh_client $bb ping -c 1 -W 5 "$1" >/dev/null; }
 
 mh_hosts_up host1:1 host2:2 host3:3 || fail "the hosts did not come up"
 mh_pair host1 host2 || fail "pairing host1 -> host2"
@@ -111,7 +109,9 @@ no_temp_files host1 host2
 step "import failed on host2 (cold): \"$out\"; ct2 runs on host1 again with its file"
 mh_ctl host2 destroy blocker >/dev/null || fail "removing blocker"
 
-# --- the move
+# --- the move (the client talked to ct1 on host1 before: its ARP entry has host1's MAC)
+client_pings "$ip4" || fail "the client cannot ping ct1 at $ip4 on host1"
+client_entry_at "$ip4" host1
 json=$(mh_ctl host1 migrate ct1 host2 --cold --json) || fail "migrating ct1 to host2: $json"
 echo "$json"
 [[ $(jq -r '.mode + " " + .remote + " " + (.was_running | tostring)' <<<"$json") == "cold host2 true" ]] ||
@@ -130,8 +130,8 @@ if out=$(mh_ctl host1 info ct1 2>&1); then fail "ct1 is still on host1: $out"; f
 [[ ! -d /sys/fs/cgroup/host1/ct1 ]] || fail "cgroup /host1/ct1 is left"
 no_temp_files host1 host2
 step "ct1 moved to host2 in ${down} ms of downtime ($bytes bytes): running, same addresses and MAC, its file; gone from host1 ($out)"
+client_entry_at "$ip4" host2
 client_pings "$ip4" || fail "the client cannot ping ct1 at $ip4 on host2"
-mh_client ip -6 neigh flush to "$ip6" 2>/dev/null || true
 mh_client $bb ping -c 1 -W 5 "$ip6" >/dev/null || fail "the client cannot ping ct1 at $ip6 on host2"
 mh_ctl host2 exec ct1 -- nc -l -p 7000 -e hostname >/dev/null 2>&1 &
 listener=$! seen=""
@@ -147,7 +147,7 @@ done
 [[ -n $seen ]] || fail "no answer over TCP from ct1 at $ip4:7000 on host2"
 wait "$listener" || true
 [[ $seen == ct1 ]] || fail "TCP to ct1 on host2 answered \"$seen\""
-step "the client pings ct1 at $ip4 and $ip6 and its TCP server on host2 answers \"$seen\""
+step "the client's ARP entry moved to host2's MAC at the start; it pings ct1 at $ip4 and $ip6 and its TCP server on host2 answers \"$seen\""
 
 # --- the remote is dead: refused before the source stops
 pid2=$(init_pid host1 ct2)
@@ -188,6 +188,7 @@ before=$(count host1)
 ((before >= 30)) || fail "ct3's counter is at $before on host1"
 r1=$(draw host1)
 [[ -n $r1 ]] || fail "ct3's shell has no number"
+client_pings "$(mh_ct_ip4 1 3)" || fail "the client cannot ping ct3 on host1"
 json=$(mh_ctl host1 migrate ct3 host2 --live --json) || fail "live migration of ct3 to host2: $json"
 echo "$json"
 [[ $(jq -r .mode <<<"$json") == live ]] || fail "the result: $json"
@@ -201,6 +202,7 @@ if mh_ctl host1 info ct3 >/dev/null 2>&1; then fail "ct3 is still on host1"; fi
 [[ ! -d /sys/fs/cgroup/host1/ct3 ]] || fail "cgroup /host1/ct3 is left"
 [[ $(mh_ctl host2 snapshot list ct3 --json | jq length) == 0 ]] || fail "host2 keeps the migration's snapshot"
 no_temp_files host1 host2
+client_entry_at "$(mh_ct_ip4 1 3)" host2
 client_pings "$(mh_ct_ip4 1 3)" || fail "the client cannot ping ct3 at $(mh_ct_ip4 1 3) on host2"
 step "live: ct3's shell (number $r1) went on counting from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms"
 
