@@ -9,7 +9,7 @@
 #     printed when the Debian mirror is unreachable)
 #  6. disk quotas (ext4 image per container), NAT and port forwards, OCI checkpoint/restore through
 #     CRIU (which needs the VM's Debian 6.1 kernel), three simulated hosts with their own bulkheadd
-#     (tests/multihost), and the C ABI's agent example in that VM
+#     (tests/multihost) and cold/live migration between them, and the C ABI's agent example in that VM
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash tests/install-deps.sh
@@ -79,6 +79,8 @@ echo "=== three simulated hosts in the VM: own bulkheadd each, TLS pairing, cont
 # The multi-host test bed (tests/multihost/README.md) that migration and evacuation suites reuse:
 # run on its own so that a broken test bed is named here, not as their failures.
 vm_stage "multihost VM" bash tests/multihost/run-vm-multihost.sh build
+echo "=== migration between simulated hosts in the VM: refusals change nothing, cold and live moves keep addresses, MAC, limits, files and memory"
+vm_stage "migrate VM" bash tests/multihost/run-vm-migrate.sh build
 echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
 vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
 echo "=== a Debian template container boots systemd in the VM"
