@@ -46,6 +46,7 @@ std::unique_ptr<Cli> make_cli() {
   add_net_attach_commands(app, cli->action);
   add_checkpoint_commands(app, cli->action);
   add_migrate_commands(app, cli->action);
+  add_host_commands(app, cli->action);
   return cli;
 }
 

@@ -57,6 +57,7 @@ void add_remote_commands(CLI::App &app, Action &chosen);     // trust ..., remot
 void add_net_attach_commands(CLI::App &app, Action &chosen); // net attach|detach (ctl_net_attach.cpp)
 void add_checkpoint_commands(CLI::App &app, Action &chosen); // checkpoint, restore (ctl_checkpoint.cpp)
 void add_migrate_commands(CLI::App &app, Action &chosen);    // migrate (ctl_migrate.cpp)
+void add_host_commands(CLI::App &app, Action &chosen);       // host info|evacuate (ctl_host.cpp)
 
 // NETWORK[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] (create --net, net attach) as the API's
 // NIC request; errors start with `what` and the text.

@@ -273,9 +273,14 @@ void add_list(CLI::App &app, Action &chosen) {
   c->add_flag("-q,--quiet", a->quiet, "print the names only");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      return print_list(ctx, "/1.0/containers", a->json, [a](const nlohmann::json &list) {
+      // People see that the host is being emptied (scripts read --json, -q and GET /1.0/host).
+      std::string note;
+      if (!a->json && !a->quiet)
+        if (auto h = ctx.client().get("/1.0/host"); h)
+          note = host_note(*h);
+      return print_list(ctx, "/1.0/containers", a->json, [a, note](const nlohmann::json &list) {
         if (!a->quiet)
-          return container_table(list);
+          return note + container_table(list);
         std::string out;
         for (const auto &c : list)
           if (c.contains("name") && c["name"].is_string())
@@ -307,7 +312,10 @@ void add_info(CLI::App &app, Action &chosen) {
       if (!container.is_object())
         return report("GET /1.0/containers/" + a->name +
                       ": bulkheadd answered something other than an object");
-      return write_out(container_view(container)) ? 0 : 1;
+      std::string note;
+      if (auto h = client.get("/1.0/host"); h)
+        note = host_note(*h);
+      return write_out(container_view(container) + note) ? 0 : 1;
     };
   });
 }

@@ -211,6 +211,63 @@ std::string container_view(const json &c) {
   return out;
 }
 
+std::string evacuation_table(const json &m) {
+  bool dry = field<bool>(m, "dry_run", false);
+  std::vector<std::vector<std::string>> rows;
+  const json list = m.value("containers", json::array());
+  if (list.is_array())
+    for (const auto &c : list) {
+      std::string result = text(c, "result");
+      if (dry) {
+        rows.push_back({text(c, "name"), text(c, "state"), text(c, "mode"), result,
+                        field<bool>(c, "template_sent", false) ? "yes" : "no", text(c, "error")});
+        continue;
+      }
+      bool moved = result == "moved";
+      rows.push_back({text(c, "name"), text(c, "state"), text(c, "mode"), result,
+                      moved ? fmt::format("{} ms", field<int64_t>(c, "downtime_ms", 0)) : "-",
+                      moved ? human_size(field<uint64_t>(c, "bytes", 0)) : "-", text(c, "error")});
+    }
+  std::string out =
+      dry ? render_table({"NAME", "STATE", "MODE", "WOULD", "TEMPLATE-SENT", "WHY NOT"}, rows)
+          : render_table({"NAME", "STATE", "MODE", "RESULT", "DOWNTIME", "SENT", "ERROR"}, rows);
+  std::string to = text(m, "remote") + " (" + text(m, "address") + ")";
+  if (dry)
+    return out + fmt::format("dry run, nothing changed: {} would move to {}, {} would be refused\n",
+                             field<int64_t>(m, "would_move", 0), to, field<int64_t>(m, "refused", 0));
+  return out + fmt::format("evacuated {} to {}: {} moved, {} failed, {} skipped\n", text(m, "host"), to,
+                           field<int64_t>(m, "moved", 0), field<int64_t>(m, "failed", 0),
+                           field<int64_t>(m, "skipped", 0));
+}
+
+std::string host_view(const json &h) {
+  std::string out = "host: " + text(h, "host_name") + "\n";
+  out += "state: " + text(h, "state") + "\n";
+  out += fmt::format("containers: {}\n", field<int64_t>(h, "containers", 0));
+  const json e = h.value("evacuation", json());
+  if (e.is_object()) {
+    out += "evacuating to: " + text(e, "remote") + "\n";
+    out += "operation: " + text(e, "operation") + "\n";
+    out += fmt::format("parallel: {}\n", field<int64_t>(e, "parallel", 1));
+    out += "mode: " + text(e, "mode", "live when running, else cold") + "\n";
+    out += fmt::format("progress: {} of {} done ({})\n", field<int64_t>(e, "done", 0),
+                       field<int64_t>(e, "total", 0), text(e, "stage"));
+    out += "started: " + local_time(field<int64_t>(e, "started_at", 0)) + "\n";
+  }
+  return out;
+}
+
+std::string host_note(const json &h) {
+  if (text(h, "state") != "evacuating")
+    return "";
+  const json e = h.value("evacuation", json::object());
+  return fmt::format(
+      "host {} is being evacuated to {} (operation {}, {} of {} done): it creates and starts no "
+      "container until that ends\n",
+      text(h, "host_name"), text(e, "remote"), text(e, "operation"), field<int64_t>(e, "done", 0),
+      field<int64_t>(e, "total", 0));
+}
+
 std::string event_line(const json &e) {
   int64_t ms = field<int64_t>(e, "time", 0);
   std::string when = local_time(ms / 1000);

@@ -29,6 +29,15 @@ std::string template_table(const nlohmann::json &templates);
 // `info` without --json: "key: value" lines.
 std::string container_view(const nlohmann::json &container);
 
+// `host evacuate` (docs/migration.md "Evacuating a host"): the operation's metadata as a table, one
+// row per container (a dry run: what would move and why the others would be refused), then a line
+// of counts.
+std::string evacuation_table(const nlohmann::json &metadata);
+// GET /1.0/host for `host info`: "key: value" lines.
+std::string host_view(const nlohmann::json &host);
+// The line `list` and `info` print while the host is being evacuated; "" otherwise.
+std::string host_note(const nlohmann::json &host);
+
 // An Event as "TIME ACTION NAME detail" (local time, detail as key=value words).
 std::string event_line(const nlohmann::json &event);
 

@@ -309,6 +309,15 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
              return reply_error(res, body.error());
            op_reply(res, d.migrate(req.matches[1], *body));
          });
+  // Evacuation of the whole host (docs/migration.md "Evacuating a host").
+  s.Get("/1.0/host",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.host_info()); });
+  s.Post("/1.0/host/evacuate", [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    op_reply(res, d.evacuate(*body));
+  });
   s.Post(R"(/1.0/containers/([^/]+)/export)",
          [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
            auto body = parse_body(req);

@@ -143,6 +143,14 @@ public:
   // "mode"?: "cold"|"live"}. The operation's metadata: mode, remote, bytes, downtime_ms.
   Result<std::shared_ptr<Operation>> migrate(const std::string &name, const nlohmann::json &request);
 
+  // Evacuation (daemon/daemon_evacuate.cpp, docs/migration.md "Evacuating a host"): every container
+  // of this host moves to a paired remote through migrate(), at most "parallel" at once.
+  // {"remote", "parallel"?: 1..8, "mode"?: "cold"|"live", "dry_run"?: bool}. While one runs, this
+  // host creates and starts no container (EBUSY "host ... is being evacuated ...").
+  Result<std::shared_ptr<Operation>> evacuate(const nlohmann::json &request);
+  // GET /1.0/host: {"host_name", "state": "normal"|"evacuating", "containers", "evacuation"}.
+  nlohmann::json host_info();
+
 private:
   struct Entry {
     // Serializes this container's lifecycle; guards everything below. Lock order: mu, then
@@ -196,6 +204,19 @@ private:
                                const migration::PeerMessage &request);
   Status migrate_work(const std::string &name, const std::string &remote, const std::string &mode,
                       Operation &op);
+  // The migrate.check request for a container (step 2 of daemon_migrate.cpp); digests caches the
+  // templates' tree digests (an evacuation asks for many containers of one template).
+  Result<nlohmann::json> migrate_check_request(const std::string &name, const ContainerConfig &config,
+                                               Operation &op, std::map<std::string, std::string> *digests);
+  // restore_checkpoint without the evacuation's refusal: a failed live migration brings its
+  // container back with it, also while the host is being evacuated.
+  Result<std::shared_ptr<Operation>> restore_checkpoint_op(const std::string &name,
+                                                           const nlohmann::json &request);
+  // daemon_evacuate.cpp
+  Status evacuate_work(const std::string &remote, int parallel, const std::string &mode, bool dry_run,
+                       Operation &op);
+  // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
+  Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
                                             std::string *consistency);
@@ -232,6 +253,18 @@ private:
   std::unique_ptr<migration::PeerIdentity> identity_;
   std::unique_ptr<TrustStore> trust_;
   std::unique_ptr<PeerServer> peers_;
+  // The evacuation that runs (at most one). evacuating_ is read without the lock by create() and
+  // the starts; create() counts itself in creating_ before it reads the flag, and an evacuation
+  // sets the flag and then waits for creating_ to reach 0 before it lists the containers, so a
+  // create either is refused or made a container the evacuation sees (both atomics seq_cst).
+  std::atomic<bool> evacuating_{false};
+  std::atomic<int> creating_{0};
+  std::mutex evac_mu_; // guards evacuation_
+  struct Evacuation {
+    std::string operation, remote, mode;
+    int parallel = 1;
+    int64_t started_ms = 0;
+  } evacuation_;
 };
 
 } // namespace bulkhead::daemon

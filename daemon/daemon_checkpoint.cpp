@@ -157,6 +157,12 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
 
 Result<std::shared_ptr<Operation>> Daemon::restore_checkpoint(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"snapshot"}, "restore"));
+  BH_CHECK(refuse_while_evacuating("restoring " + name));
+  return restore_checkpoint_op(name, req);
+}
+
+Result<std::shared_ptr<Operation>> Daemon::restore_checkpoint_op(const std::string &name, const json &req) {
+  BH_CHECK(known_fields(req, {"snapshot"}, "restore"));
   std::string snap = BH_TRY(string_field(req, "snapshot", false));
   BH_TRY(get(name));
   if (snap.empty()) {

@@ -111,8 +111,15 @@ Result<json> Daemon::create(const json &req) {
                         {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
                          "init", "start", "nets", "disk", "disk_inodes"},
                         "create"));
+  // Counted before the flag is read: see evacuating_ in daemon.hpp.
+  ++creating_;
+  struct Uncount {
+    std::atomic<int> &n;
+    ~Uncount() { --n; }
+  } uncount{creating_};
   ContainerConfig c;
   c.name = BH_TRY(string_field(req, "name"));
+  BH_CHECK(refuse_while_evacuating("creating " + c.name));
   BH_CHECK(storage::validate_name("container", c.name));
   c.template_name = BH_TRY(string_field(req, "template"));
   auto tmpl = templates_.get(c.template_name);
@@ -483,6 +490,8 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
     return fail("\"stateless\" goes with the action start", EINVAL);
   auto e = BH_TRY(get(name));
   std::string resource = "/1.0/containers/" + name;
+  if (action == "start" || action == "restart")
+    BH_CHECK(refuse_while_evacuating(action + "ing " + name));
   if (action == "start")
     return operations_.start("Starting container " + name, resource,
                              [this, name, stateless](Operation &) { return start(name, stateless); });

@@ -149,6 +149,32 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
       [this, name, remote, mode](Operation &op) { return migrate_work(name, remote, mode, op); });
 }
 
+Result<json> Daemon::migrate_check_request(const std::string &name, const ContainerConfig &config,
+                                           Operation &op, std::map<std::string, std::string> *digests) {
+  std::string digest;
+  if (digests && digests->count(config.template_name)) {
+    digest = (*digests)[config.template_name];
+  } else {
+    UniqueFd rootfs(::open(templates_.rootfs_path(config.template_name).c_str(),
+                           O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!rootfs)
+      return failf_errno("migrating {}: opening its template {}", name,
+                         templates_.rootfs_path(config.template_name));
+    op.set_progress("hashing the template " + config.template_name, 0, 0);
+    digest = BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()));
+    if (digests)
+      (*digests)[config.template_name] = digest;
+  }
+  json networks = json::array();
+  for (const auto &n : config.nets)
+    networks.push_back(n.network);
+  return json{{"op", "migrate.check"},
+              {"name", name},
+              {"template", config.template_name},
+              {"digest", digest},
+              {"networks", networks}};
+}
+
 Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
                             Operation &op) {
   auto remote = BH_TRY(trust_->remote(remote_name));
@@ -170,21 +196,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   conn->set_timeout(kTransferTimeoutS);
 
   // Step 2: ask before anything changes here.
-  UniqueFd rootfs(::open(templates_.rootfs_path(config.template_name).c_str(),
-                         O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!rootfs)
-    return failf_errno("migrating {}: opening its template {}", name,
-                       templates_.rootfs_path(config.template_name));
-  op.set_progress("hashing the template", 0, 0);
-  std::string digest = BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()));
-  json networks = json::array();
-  for (const auto &n : config.nets)
-    networks.push_back(n.network);
-  auto check = conn->request({{"op", "migrate.check"},
-                              {"name", name},
-                              {"template", config.template_name},
-                              {"digest", digest},
-                              {"networks", networks}});
+  json check_req = BH_TRY(migrate_check_request(name, config, op, nullptr));
+  auto check = conn->request(check_req);
   if (!check)
     return tl::unexpected(with_context(from_remote(check.error(), remote.address),
                                        fmt::format("migrating {} to {}", name, where)));
@@ -205,7 +218,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   auto restore_source = [&](Error err) -> Status {
     if (live) {
       // Back running here with its memory, from the checkpoint the migration made.
-      if (auto r = finish(restore_checkpoint(name, {{"snapshot", snap}}), "restoring it here"); !r)
+      if (auto r = finish(restore_checkpoint_op(name, {{"snapshot", snap}}), "restoring it here"); !r)
         err.message += fmt::format(" (and {})", r.error().message);
       (void)remove_snapshot(name, snap);
     } else if (was_running) {
@@ -356,6 +369,8 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
   const json &h = m.header;
   BH_CHECK(
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
+  // A host being emptied takes nothing in (two hosts evacuating onto each other would trade).
+  BH_CHECK(refuse_while_evacuating("taking in container " + h["name"].get<std::string>()));
   std::string tname = h.value("template", "");
   BH_CHECK(context(storage::validate_name("template", tname), "the migrating container's template"));
   bool present = false;
@@ -382,6 +397,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   BH_CHECK(
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
+  BH_CHECK(refuse_while_evacuating("taking in container " + name));
   if (!h.contains("bytes") || !h["bytes"].is_number_unsigned())
     return fail("a migration request needs its size in \"bytes\"", EINVAL);
   uint64_t total = h["bytes"];

@@ -256,6 +256,7 @@ Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &n
 
 Result<std::shared_ptr<Operation>> Daemon::import_container(const json &req) {
   BH_CHECK(known_fields(req, {"file", "name"}, "import"));
+  BH_CHECK(refuse_while_evacuating("importing a container"));
   std::string file = BH_TRY(absolute_file(req));
   std::string name = BH_TRY(string_field(req, "name", false));
   // The manifest is read now, so a file that is no export at all is a 400 right away.

@@ -273,3 +273,60 @@ TEST(CtlClient, ExecGoesToTheMonitorSocket) {
   EXPECT_EQ(r.err, "bulkheadctl: container \"gone\" not found\n");
   EXPECT_EQ(d.requests().size(), 2u);
 }
+
+// `host evacuate` sends what it was given; when the evacuation fails it still prints the per-container
+// rows (read back from the finished operation) and reports the operation's error.
+TEST(CtlClient, HostEvacuateSendsTheRequestAndPrintsRowsOfAFailure) {
+  FakeDaemon d;
+  d.answer("POST", "/1.0/host/evacuate", 202, R"({"id":"ev1","status":"running"})");
+  d.answer(
+      "GET", "/1.0/operations/ev1/wait", 200,
+      R"x({"id":"ev1","status":"failure","error":"evacuating h1 to remote h2 (198.18.100.2:8443): 1 of 2 containers did not move and stay here: b (network n missing)"})x");
+  d.answer("GET", "/1.0/operations/ev1", 200, R"({"id":"ev1","status":"failure","metadata":{
+      "host":"h1","remote":"h2","address":"198.18.100.2:8443","dry_run":false,"moved":1,"failed":1,"skipped":0,
+      "containers":[{"name":"a","state":"running","mode":"cold","result":"moved","error":"","downtime_ms":90,"bytes":2048},
+                    {"name":"b","state":"running","mode":"cold","result":"failed","error":"network n missing"}]}})");
+  d.start();
+  auto r = run_ctl(with_socket(d, {"host", "evacuate", "h2", "--parallel", "2", "--cold"}));
+  EXPECT_EQ(r.status, 1);
+  EXPECT_EQ(r.out, "NAME  STATE    MODE  RESULT  DOWNTIME  SENT  ERROR\n"
+                   "a     running  cold  moved   90 ms     2KiB  -\n"
+                   "b     running  cold  failed  -         -     network n missing\n"
+                   "evacuated h1 to h2 (198.18.100.2:8443): 1 moved, 1 failed, 0 skipped\n");
+  EXPECT_EQ(r.err, "bulkheadctl: evacuating h1 to remote h2 (198.18.100.2:8443): 1 of 2 containers did not "
+                   "move and stay here: b (network n missing)\n");
+  auto reqs = d.requests();
+  ASSERT_GE(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].path, "/1.0/host/evacuate");
+  EXPECT_EQ(json::parse(reqs[0].body), json({{"remote", "h2"}, {"parallel", 2}, {"mode", "cold"}}));
+  r = run_ctl(with_socket(d, {"host", "evacuate", "h2", "--dry-run", "--live"}));
+  json last;
+  for (const auto &q : d.requests())
+    if (q.path == "/1.0/host/evacuate")
+      last = json::parse(q.body);
+  EXPECT_EQ(last, json({{"remote", "h2"}, {"parallel", 1}, {"mode", "live"}, {"dry_run", true}}));
+}
+
+TEST(CtlClient, ListAndInfoSayTheHostIsBeingEvacuated) {
+  FakeDaemon d;
+  d.answer("GET", "/1.0/containers", 200, "[]");
+  d.answer("GET", "/1.0/containers/web1", 200, json::parse(kContainers)[0].dump());
+  d.answer("GET", "/1.0/host", 200, R"({"host_name":"h1","state":"evacuating","containers":1,
+      "evacuation":{"operation":"ev1","remote":"h2","parallel":1,"mode":null,"started_at":0,"done":0,"total":1}})");
+  d.start();
+  const std::string note = "host h1 is being evacuated to h2 (operation ev1, 0 of 1 done): it creates and "
+                           "starts no container until "
+                           "that ends\n";
+  auto r = run_ctl(with_socket(d, {"list"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out, note + "NAME  STATE  PID  TEMPLATE  MEMORY  CPU\n");
+  r = run_ctl(with_socket(d, {"list", "--json"}));
+  EXPECT_EQ(r.out, "[]\n");
+  r = run_ctl(with_socket(d, {"info", "web1"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_EQ(r.out.substr(r.out.size() - note.size()), note) << r.out;
+  r = run_ctl(with_socket(d, {"host", "info"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(r.out.find("state: evacuating\n"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("evacuating to: h2\n"), std::string::npos) << r.out;
+}

@@ -128,3 +128,82 @@ TEST(CtlFormat, BashCompletionCompletes) {
   EXPECT_EQ(complete("bulkheadctl list --so"), "--socket\n");
   std::system(("rm -rf " + dir).c_str());
 }
+
+// `host evacuate`: one row per container, the counts after; a dry run has its own columns.
+TEST(CtlFormat, EvacuationTable) {
+  json m = {{"host", "host1"},
+            {"remote", "host2"},
+            {"address", "198.18.100.2:8443"},
+            {"dry_run", false},
+            {"moved", 2},
+            {"failed", 1},
+            {"skipped", 0},
+            {"containers",
+             {{{"name", "ct1"},
+               {"state", "running"},
+               {"mode", "live"},
+               {"result", "moved"},
+               {"error", ""},
+               {"downtime_ms", 812},
+               {"bytes", 1536}},
+              {{"name", "ct3"},
+               {"state", "stopped"},
+               {"mode", "cold"},
+               {"result", "moved"},
+               {"error", ""},
+               {"downtime_ms", 0},
+               {"bytes", 268435456}},
+              {{"name", "ct4"},
+               {"state", "running"},
+               {"mode", "live"},
+               {"result", "failed"},
+               {"error", "network only1 missing"},
+               {"downtime_ms", 0},
+               {"bytes", 0}}}}};
+  EXPECT_EQ(evacuation_table(m),
+            "NAME  STATE    MODE  RESULT  DOWNTIME  SENT    ERROR\n"
+            "ct1   running  live  moved   812 ms    1.5KiB  -\n"
+            "ct3   stopped  cold  moved   0 ms      256MiB  -\n"
+            "ct4   running  live  failed  -         -       network only1 missing\n"
+            "evacuated host1 to host2 (198.18.100.2:8443): 2 moved, 1 failed, 0 skipped\n");
+  json d = {{"host", "host1"},
+            {"remote", "host2"},
+            {"address", "198.18.100.2:8443"},
+            {"dry_run", true},
+            {"would_move", 1},
+            {"refused", 1},
+            {"containers",
+             {{{"name", "ct1"},
+               {"state", "running"},
+               {"mode", "live"},
+               {"result", "would-move"},
+               {"error", ""},
+               {"template_sent", true}},
+              {{"name", "ct4"},
+               {"state", "stopped"},
+               {"mode", "cold"},
+               {"result", "refused"},
+               {"error", "container \"ct4\" already exists on host2"},
+               {"template_sent", false}}}}};
+  EXPECT_EQ(evacuation_table(d),
+            "NAME  STATE    MODE  WOULD       TEMPLATE-SENT  WHY NOT\n"
+            "ct1   running  live  would-move  yes            -\n"
+            "ct4   stopped  cold  refused     no             container \"ct4\" already exists on host2\n"
+            "dry run, nothing changed: 1 would move to host2 (198.18.100.2:8443), 1 would be refused\n");
+}
+
+TEST(CtlFormat, HostViewAndNote) {
+  json normal = {{"host_name", "host1"}, {"state", "normal"}, {"containers", 3}, {"evacuation", nullptr}};
+  EXPECT_EQ(host_view(normal), "host: host1\nstate: normal\ncontainers: 3\n");
+  EXPECT_EQ(host_note(normal), "");
+  json busy = normal;
+  busy["state"] = "evacuating";
+  busy["evacuation"] = {{"operation", "op-1"}, {"remote", "host2"}, {"parallel", 2}, {"mode", nullptr},
+                        {"started_at", 0},     {"done", 1},         {"total", 4},    {"stage", "moving ct2"}};
+  EXPECT_EQ(host_note(busy),
+            "host host1 is being evacuated to host2 (operation op-1, 1 of 4 done): it creates "
+            "and starts no container until that ends\n");
+  EXPECT_EQ(host_view(busy), "host: host1\nstate: evacuating\ncontainers: 3\nevacuating to: host2\n"
+                             "operation: op-1\nparallel: 2\nmode: live when running, else cold\n"
+                             "progress: 1 of 4 done (moving ct2)\nstarted: -\n");
+}

@@ -62,3 +62,83 @@ TEST_F(DaemonTest, MigrateBadRequestsAreClearErrorsAndChangeNothing) {
 }
 
 } // namespace bh_test
+
+namespace bh_test {
+
+// `host evacuate` on one host: bad requests (unknown remote, --parallel out of 1..8, unknown
+// fields, wrong types) are clear errors that start no operation and change nothing; the host stays
+// "normal" and keeps creating containers. Real evacuations: DaemonRemoteTest.Evacuate* (two daemons
+// here) and tests/multihost/vm-evacuate.sh (running containers, in the VM).
+TEST_F(DaemonTest, EvacuateBadRequestsAreClearErrorsAndChangeNothing) {
+  start_daemon();
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "c1", "--template", "busybox"}).ok());
+
+  auto r = ctl({"host", "evacuate", "nowhere"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "no remote named \"nowhere\"")) << r;
+  r = ctl({"host", "evacuate", "nowhere", "--dry-run"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "no remote named \"nowhere\"")) << r;
+  for (const char *n : {"0", "99", "-1", "two"}) {
+    r = ctl({"host", "evacuate", "nowhere", "--parallel", n});
+    EXPECT_FALSE(r.ok()) << n;
+    EXPECT_TRUE(contains(r.err, "--parallel")) << r;
+  }
+  r = ctl({"host", "evacuate", "nowhere", "--cold", "--live"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "excludes")) << r;
+  r = ctl({"host", "evacuate"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "REMOTE")) << r;
+  r = ctl({"host", "evacuate", "nowhere", "--bogus"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "--bogus")) << r;
+
+  struct Case {
+    const char *body;
+    int status;
+    const char *says;
+  };
+  const Case cases[] = {
+      {R"({"remote": "nowhere"})", 404, "no remote named \"nowhere\""},
+      {R"({"remote": "nowhere", "dry_run": true})", 404, "no remote named"},
+      {R"({"remote": "nowhere", "parallel": 0})", 400,
+       "\"parallel\" must be a whole number from 1 to 8 (got 0)"},
+      {R"({"remote": "nowhere", "parallel": 99})", 400, "(got 99)"},
+      {R"({"remote": "nowhere", "parallel": 1.5})", 400, "\"parallel\" must be"},
+      {R"({"remote": "nowhere", "parallel": "2"})", 400, "\"parallel\" must be"},
+      {R"({"remote": "nowhere", "mode": "warm"})", 400, "\"mode\" must be \"cold\" or \"live\""},
+      {R"({"remote": "nowhere", "dry_run": "yes"})", 400, "\"dry_run\" must be true or false"},
+      {R"({"remote": "nowhere", "bogus": 1})", 400, "unknown field \"bogus\""},
+      {R"({"remote": 7})", 400, "remote"},
+      {R"({})", 400, "remote"},
+      {R"([1])", 400, "JSON object"},
+      {R"({"remote": )", 400, "malformed JSON"},
+  };
+  for (const auto &c : cases) {
+    auto h = http("POST", "/1.0/host/evacuate", c.body);
+    EXPECT_EQ(h.status, c.status) << c.body << " -> " << h.body;
+    EXPECT_TRUE(contains(h.body.dump(), json(c.says).dump().substr(1, json(c.says).dump().size() - 2)))
+        << c.body << " -> " << h.body;
+  }
+
+  // Nothing changed, nothing started, nothing was left; the host is not evacuating.
+  auto host = http("GET", "/1.0/host");
+  EXPECT_EQ(host.status, 200);
+  EXPECT_EQ(host.body["state"], "normal") << host.body;
+  EXPECT_TRUE(host.body["evacuation"].is_null()) << host.body;
+  EXPECT_EQ(host.body["containers"], 1) << host.body;
+  r = ctl({"host", "info"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_TRUE(contains(r.out, "state: normal")) << r;
+  for (const auto &op : http("GET", "/1.0/operations").body)
+    EXPECT_NE(op.value("resource", ""), "/1.0/host") << op;
+  EXPECT_EQ(info("c1")["state"], "stopped");
+  EXPECT_TRUE(migrate_files(root_).empty());
+  r = ctl({"list"});
+  EXPECT_FALSE(contains(r.out, "evacuated")) << r;
+  EXPECT_TRUE(ctl({"create", "c2", "--template", "busybox"}).ok());
+}
+
+} // namespace bh_test

@@ -8,6 +8,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <filesystem>
+
 #include "daemon_fixture.hpp"
 
 namespace {
@@ -202,6 +204,132 @@ TEST_F(DaemonRemoteTest, BadTokensAndAddressesAreRefusedAndPairNothing) {
   EXPECT_TRUE(contains(ctl({"trust", "add", "host-a"}).err, "trusted already"));
   EXPECT_TRUE(contains(ctl({"trust", "add", "host-d", "--expiry", "soon"}).err, "duration"));
   EXPECT_TRUE(contains(ctl({"trust", "rm", "nobody"}).err, "no trusted host"));
+}
+
+// `host evacuate` between two daemons on this machine (A -> B): stopped containers move cold, so
+// no cgroup is needed (running ones and the network: tests/multihost/vm-evacuate.sh in the VM).
+// c3's name is taken on B: the dry run says so and changes nothing; the evacuation (--parallel 2)
+// moves c1 and c2 with their files, leaves c3 on A and fails naming it. While it runs (B is
+// SIGSTOPped, so A's evacuation waits in its TLS handshake with B), A reports "evacuating" and
+// refuses creates and starts; afterwards it takes them again.
+TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
+  start_b();
+  start_a();
+  ASSERT_TRUE(ctl_a({"remote", "add", "b", kAddressB, "--token", token_for("host-a")}).ok());
+  import_busybox();
+  auto imported = ctl_a({"template", "import", "busybox", busybox_rootfs_});
+  ASSERT_TRUE(imported.ok()) << imported;
+  for (const char *c : {"c1", "c2", "c3"}) {
+    auto made = ctl_a({"create", c, "--template", "busybox"});
+    ASSERT_TRUE(made.ok()) << made;
+    ASSERT_TRUE(bh_test::write_file(a_dir_ + "/root/containers/" + c + "/disk/upper/state.txt",
+                                    std::string("file of ") + c));
+  }
+  ASSERT_TRUE(ctl({"create", "c3", "--template", "busybox"}).ok());
+  auto http_a = [&](const std::string &method, const std::string &path, const std::string &body = "") {
+    std::vector<std::string> argv = {"curl", "-sS",  "--unix-socket",         a_dir_ + "/a.sock",
+                                     "-X",   method, "http://bulkhead" + path};
+    if (!body.empty())
+      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    auto r = run_command(argv);
+    return json::parse(r.out, nullptr, false);
+  };
+  auto names = [](const CommandResult &r) {
+    std::vector<std::string> out;
+    for (const auto &c : json::parse(r.out))
+      out.push_back(c["name"]);
+    return out;
+  };
+  auto migrate_files = [](const std::string &root) {
+    std::string found;
+    for (const auto &d : std::filesystem::directory_iterator(root))
+      if (d.path().filename().string().rfind("migrate-", 0) == 0)
+        found += d.path().string() + " ";
+    return found;
+  };
+  using Names = std::vector<std::string>;
+
+  // Dry run: the remote's verdict on each, nothing changes.
+  auto dry = ctl_a({"host", "evacuate", "b", "--dry-run", "--json"});
+  ASSERT_TRUE(dry.ok()) << dry;
+  auto m = json::parse(dry.out);
+  EXPECT_EQ(m["dry_run"], true);
+  EXPECT_EQ(m["would_move"], 2) << m.dump();
+  EXPECT_EQ(m["refused"], 1) << m.dump();
+  ASSERT_EQ(m["containers"].size(), 3u) << m.dump();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(m["containers"][i]["result"], "would-move") << m.dump();
+    EXPECT_EQ(m["containers"][i]["state"], "stopped") << m.dump();
+    EXPECT_EQ(m["containers"][i]["mode"], "cold") << m.dump();
+    EXPECT_EQ(m["containers"][i]["template_sent"], false) << m.dump();
+  }
+  EXPECT_EQ(m["containers"][2]["name"], "c3");
+  EXPECT_EQ(m["containers"][2]["result"], "refused");
+  EXPECT_TRUE(
+      contains(m["containers"][2]["error"].get<std::string>(), "container \"c3\" already exists on host-b"))
+      << m.dump();
+  auto table = ctl_a({"host", "evacuate", "b", "--dry-run"});
+  ASSERT_TRUE(table.ok()) << table;
+  EXPECT_TRUE(contains(table.out,
+                       "dry run, nothing changed: 2 would move to b (198.18.90.1:8443), 1 would be "
+                       "refused"))
+      << table;
+  EXPECT_EQ(names(ctl_a({"list", "--json"})), (Names{"c1", "c2", "c3"}));
+  EXPECT_EQ(names(ctl({"list", "--json"})), (Names{"c3"}));
+  EXPECT_EQ(migrate_files(a_dir_ + "/root") + migrate_files(root_), "");
+
+  // The evacuation, held at its start while B does not answer.
+  ASSERT_EQ(::kill(daemon_pid_, SIGSTOP), 0);
+  auto started = http_a("POST", "/1.0/host/evacuate", R"({"remote": "b", "parallel": 2, "mode": "cold"})");
+  std::string id = started.value("id", "");
+  auto host = http_a("GET", "/1.0/host");
+  auto create = ctl_a({"create", "c4", "--template", "busybox"});
+  auto start = ctl_a({"start", "c1"});
+  auto list = ctl_a({"list"});
+  auto again = http_a("POST", "/1.0/host/evacuate", R"({"remote": "b"})");
+  ASSERT_EQ(::kill(daemon_pid_, SIGCONT), 0);
+  ASSERT_FALSE(id.empty()) << started.dump();
+  EXPECT_EQ(host["state"], "evacuating") << host.dump();
+  EXPECT_EQ(host["evacuation"]["remote"], "b") << host.dump();
+  EXPECT_EQ(host["evacuation"]["operation"], id) << host.dump();
+  EXPECT_EQ(host["evacuation"]["parallel"], 2) << host.dump();
+  EXPECT_FALSE(create.ok());
+  EXPECT_TRUE(contains(create.err, "creating c4: refused, host is being evacuated (host-a to remote b"))
+      << create;
+  EXPECT_FALSE(start.ok());
+  EXPECT_TRUE(contains(start.err, "host is being evacuated")) << start;
+  EXPECT_TRUE(contains(list.out, "host host-a is being evacuated to b (operation " + id)) << list;
+  EXPECT_TRUE(contains(again.dump(), "being evacuated already")) << again.dump();
+
+  auto done = http_a("GET", "/1.0/operations/" + id + "/wait?timeout=120");
+  EXPECT_EQ(done["status"], "failure") << done.dump();
+  EXPECT_TRUE(contains(done.value("error", std::string()),
+                       "evacuating host-a to remote b (198.18.90.1:8443): 1 of 3 containers did "
+                       "not move and stay here: c3 (container \"c3\" already exists on host-b"))
+      << done.dump();
+  m = done["metadata"];
+  ASSERT_EQ(m["containers"].size(), 3u) << m.dump();
+  EXPECT_EQ(m["moved"], 2) << m.dump();
+  EXPECT_EQ(m["failed"], 1) << m.dump();
+  for (int i = 0; i < 2; ++i) {
+    EXPECT_EQ(m["containers"][i]["result"], "moved") << m.dump();
+    EXPECT_GT(m["containers"][i]["bytes"].get<uint64_t>(), 0u) << m.dump();
+    EXPECT_EQ(m["containers"][i]["downtime_ms"], 0) << m.dump();
+  }
+  EXPECT_EQ(m["containers"][2]["result"], "failed") << m.dump();
+  EXPECT_EQ(names(ctl_a({"list", "--json"})), (Names{"c3"}));
+  EXPECT_EQ(names(ctl({"list", "--json"})), (Names{"c1", "c2", "c3"}));
+  for (const char *c : {"c1", "c2"})
+    EXPECT_EQ(read_file(root_ + "/containers/" + c + "/disk/upper/state.txt"), std::string("file of ") + c);
+  EXPECT_EQ(read_file(a_dir_ + "/root/containers/c3/disk/upper/state.txt"), "file of c3");
+  EXPECT_EQ(migrate_files(a_dir_ + "/root") + migrate_files(root_), "");
+
+  // Over: A takes creates and starts again.
+  host = http_a("GET", "/1.0/host");
+  EXPECT_EQ(host["state"], "normal") << host.dump();
+  auto made = ctl_a({"create", "c4", "--template", "busybox"});
+  EXPECT_TRUE(made.ok()) << made;
+  EXPECT_FALSE(contains(ctl_a({"list"}).out, "evacuated"));
 }
 
 } // namespace
