@@ -81,6 +81,8 @@ echo "=== three simulated hosts in the VM: own bulkheadd each, TLS pairing, cont
 vm_stage "multihost VM" bash tests/multihost/run-vm-multihost.sh build
 echo "=== migration between simulated hosts in the VM: refusals change nothing, cold and live moves keep addresses, MAC, limits, files and memory"
 vm_stage "migrate VM" bash tests/multihost/run-vm-migrate.sh build
+echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"
+vm_stage "evacuate VM" bash tests/multihost/run-vm-evacuate.sh build
 echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
 vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
 echo "=== a Debian template container boots systemd in the VM"
