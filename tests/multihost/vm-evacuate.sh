@@ -6,7 +6,8 @@
 # while it runs host1 reports "evacuating" and refuses a create; ct1 and ct2 run on host2 with
 # the same addresses and their files (the client pings them there), ct3 is there stopped with its
 # file, ct4 runs on on host1 with the same init, and the command fails naming ct4. Afterwards
-# host1 is normal again and creates containers.
+# host1 is normal again and creates containers. Then host2 is evacuated back to host1 live (the
+# default) with --parallel 2: ct1 and ct2 keep what their shells hold in memory.
 # Usage: vm-evacuate.sh BIN_DIR MAKE_ROOTFS_SCRIPT
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -51,8 +52,13 @@ p1=$!
 setup 2 || fail "host2: template or network lan"
 wait "$p1" || fail "host1: template or network lan"
 mh_ctl host1 network create only1 --bridge --ipv4 198.18.101.1/24 >/dev/null || fail "network only1 on host1"
-mh_ct_create host1 ct1 1 || fail "ct1 on host1"
-mh_ct_create host1 ct2 2 || fail "ct2 on host1"
+# A shell as init (CRIU dumps it in the live phase, as in vm-migrate.sh); it draws a number at its
+# start and keeps it only in memory (/r is rewritten from it): a live move keeps the number, a
+# restart draws another. It leaves at the template's stop signal (USR2), so a cold stop is quick.
+# shellcheck disable=SC2016 # the container's shell expands them
+shell_init=(--init /bin/sh -c 'trap "exit 0" USR2 TERM; r=$RANDOM$RANDOM; while :; do echo $r >/r; usleep 200000; done')
+mh_ct_create host1 ct1 1 "${shell_init[@]}" || fail "ct1 on host1"
+mh_ct_create host1 ct2 2 "${shell_init[@]}" || fail "ct2 on host1"
 mh_ctl host1 create ct3 --template busybox \
   --net "lan:ipv4=$(mh_ct_ip4 1 3),ipv6=$(mh_ct_ip6 1 3)" >/dev/null || fail "ct3 on host1"
 mh_ctl host1 create ct4 --template busybox --net only1 --start >/dev/null || fail "ct4 on host1"
@@ -145,6 +151,30 @@ no_temp_files host1 host2
 [[ $(mh_ctl host1 host info --json | jq -r .state) == normal ]] || fail "host1 is still $(mh_ctl host1 host info --json)"
 mh_ctl host1 create ct9 --template busybox >/dev/null || fail "host1 refuses creates after the evacuation"
 step "ct1, ct2 run on host2 at their addresses with their files (the client pings them), ct3 is there stopped; ct4 runs on host1 with init ${pid[ct4]}; host1 creates again"
+
+# --- back, live (the default for running containers), two at once: host2 -> host1
+mh_pair host2 host1 || fail "pairing host2 -> host1"
+declare -A drawn
+for c in ct1 ct2; do
+  drawn[$c]=$(mh_ctl host2 exec "$c" -- cat /r) || fail "reading $c's number on host2"
+done
+json=$(mh_ctl host2 host evacuate host1 --parallel 2 --json) || fail "evacuating host2 to host1 (live): $json"
+echo "$json"
+[[ $(jq -r '[.containers[] | .name + ":" + .mode + ":" + .result] | join(" ")' <<<"$json") == \
+  "ct1:live:moved ct2:live:moved ct3:cold:moved" ]] || fail "the live evacuation's results: $json"
+[[ -z $(names host2) ]] || fail "host2 keeps $(names host2)"
+[[ $(names host1) == "ct1 ct2 ct3 ct4 ct9" ]] || fail "host1 has $(names host1)"
+for n in 1 2; do
+  c=ct$n
+  [[ $(state host1 "$c") == running ]] || fail "$c on host1 is $(state host1 "$c")"
+  [[ $(mh_ctl host1 exec "$c" -- cat /r) == "${drawn[$c]}" ]] ||
+    fail "$c's shell on host1 has $(mh_ctl host1 exec "$c" -- cat /r), it had ${drawn[$c]} on host2: it started again"
+  [[ $(mh_ctl host1 exec "$c" -- cat /state.txt) == "$c-$token" ]] || fail "$c's file back on host1"
+  client_pings "$(mh_ct_ip4 1 $n)" || fail "the client cannot ping $c back on host1"
+done
+[[ $(state host1 ct3) == stopped ]] || fail "ct3 on host1 is $(state host1 ct3)"
+no_temp_files host1 host2
+step "host2 evacuated back to host1 live with --parallel 2: ct1, ct2 run on with their shells' numbers (${drawn[ct1]}, ${drawn[ct2]}), ct3 stopped; downtimes $(jq -r '[.containers[].downtime_ms] | join(", ")' <<<"$json") ms"
 
 torn_down=1
 mh_teardown || fail "teardown"
