@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# Migration benchmark (bench/migration/README.md): downtime_ms and bytes of `bulkheadctl migrate
+# --cold` and `--live` for an idle container and one dirtying 256 MiB of memory, on the multi-host
+# bed (tests/multihost/lib.sh) in the cgroup v2 VM of tests/vm (QEMU TCG). Never an assertion.
+#
+#   bash bench/migration/run.sh [BUILD_DIR] [--runs N]     (default: build, 3 runs per case)
+#
+# Uses the bulkheadd, bulkheadctl and bulkhead-monitor of BUILD_DIR as they are (build them first).
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$repo/build runs=3
+while (($#)); do
+  case $1 in
+  --runs) runs=$2; shift ;;
+  *) build=$1 ;;
+  esac
+  shift
+done
+build=$(cd "$build" && pwd)
+# The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp.
+stage=$(mktemp -d /var/tmp/bulkhead-bench-migration.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
+cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cd "$stage"
+"$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-3000}" --mem 3G -- \
+  bash "$stage/vm-bench.sh" "$stage" "$stage/make-busybox-rootfs.sh" "$runs"

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# bench/migration, inside the cgroup v2 VM (run.sh starts it): downtime and bytes of
+# `bulkheadctl migrate` (docs/migration.md) between two simulated hosts of the multi-host bed
+# (tests/multihost/lib.sh). Cases: an idle container (busybox init), and one whose shell rewrites
+# a 256 MiB file in /dev/shm (tmpfs: memory of the container) from /dev/urandom over and over;
+# each moved --cold and --live, RUNS times, a fresh container every run (made on host1, moved to
+# host2, destroyed there). Prints one JSON line per run and then the table of medians.
+# Never an assertion: a failed run is recorded as such and the bench goes on.
+# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT [RUNS]
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export MH_BIN=$1 MH_MKROOTFS=$2
+runs=${3:-3}
+MH_BASE=/tmp/bulkhead-mh
+# shellcheck source=../../tests/multihost/lib.sh
+source "$here/lib.sh"
+trap 'mh_teardown || true' EXIT
+t0=$(date +%s)
+log() { echo "bench/migration: $* ($(($(date +%s) - t0)) s)" >&2; }
+
+mh_hosts_up host1:1 host2:2
+mh_pair host1 host2
+mh_rootfs
+for h in host1 host2; do
+  mh_host_template "$h"
+  mh_host_net "$h"
+done
+log "hosts up, paired, template and network on both"
+
+# The dirtying shell: one pass writes 256 MiB of random bytes over the same file, then counts.
+# shellcheck disable=SC2016 # expanded by the container's shell
+dirty='i=0; while :; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=256 conv=notrunc 2>/dev/null; i=$((i+1)); echo $i >/passes; done'
+results=()
+n=0
+for case in idle dirty256; do
+  for mode in cold live; do
+    for run in $(seq 1 "$runs"); do
+      n=$((n + 1))
+      ct=b$n
+      if [[ $case == idle ]]; then
+        mh_ct_create host1 "$ct" 1
+      else
+        mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/sh -c "$dirty"
+        # Measured once the file is whole and being rewritten (the first pass is done).
+        for _ in $(seq 1 600); do
+          [[ -n $(mh_ctl host1 exec "$ct" -- cat /passes 2>/dev/null) ]] && break
+          sleep 1
+        done
+      fi
+      if json=$(mh_ctl host1 migrate "$ct" host2 "--$mode" --json 2>&1); then
+        line=$(jq -c --arg c "$case" --arg m "$mode" --argjson r "$run" \
+          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, bytes}' <<<"$json")
+        mh_ctl host2 destroy "$ct" --force >/dev/null || true
+      else
+        line=$(jq -nc --arg c "$case" --arg m "$mode" --argjson r "$run" --arg e "$json" \
+          '{case: $c, mode: $m, run: $r, ok: false, error: $e}')
+        mh_ctl host1 destroy "$ct" --force >/dev/null 2>&1 || true
+        mh_ctl host2 destroy "$ct" --force >/dev/null 2>&1 || true
+      fi
+      echo "BHMIG $line"
+      results+=("$line")
+      log "$line"
+    done
+  done
+done
+
+echo
+echo "| case | mode | runs ok | median downtime_ms | median bytes | all downtimes (ms) |"
+echo "|---|---|---|---|---|---|"
+printf '%s\n' "${results[@]}" | jq -rs '
+  def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+  group_by(.case + " " + .mode)[] |
+  (map(select(.ok))) as $ok |
+  "| \(.[0].case) | \(.[0].mode) | \($ok | length)/\(length) | \($ok | map(.downtime_ms) | median) | \($ok | map(.bytes) | median) | \($ok | map(.downtime_ms | tostring) | join(", ")) |"'
+log "done"
