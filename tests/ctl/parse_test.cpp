@@ -102,6 +102,11 @@ TEST(CtlParse, BadValuesAreOneLineErrors) {
       {{"port", "add", "web", "0:80"},
        "bulkheadctl: port add: \"0:80\": host port '0' is not a port (a number from 1 to 65535)\n"},
       {{"port", "rm", "web", "80/sctp"}, "bulkheadctl: port rm: \"80/sctp\": protocol 'sctp': tcp or udp\n"},
+      {{"host", "evacuate", "h2", "--parallel", "0"},
+       "bulkheadctl: --parallel: Value 0 not in range 1 to 8\n"},
+      {{"host", "evacuate", "h2", "--parallel", "99"},
+       "bulkheadctl: --parallel: Value 99 not in range 1 to 8\n"},
+      {{"host", "evacuate", "h2", "--cold", "--live"}, "bulkheadctl: --cold excludes --live\n"},
       {{"exec", "web", "ls", "-l"},
        "bulkheadctl: The following argument was not expected: -l (give the command after --: exec NAME -- "
        "CMD...)\n"},
