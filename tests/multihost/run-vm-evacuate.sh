@@ -15,7 +15,7 @@ cd "$stage"
 rc=0
 for attempt in 1 2; do
   rc=0
-  "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-600}" --mem 2G -- \
+  "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-900}" --mem 2G -- \
     bash "$stage/vm-evacuate.sh" "$stage" "$stage/make-busybox-rootfs.sh" || rc=$?
   [[ $rc == 125 && $attempt == 1 ]] || break
   echo "run-vm-evacuate: the VM failed (125); retrying once" >&2
