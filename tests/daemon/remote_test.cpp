@@ -206,10 +206,10 @@ TEST_F(DaemonRemoteTest, BadTokensAndAddressesAreRefusedAndPairNothing) {
   EXPECT_TRUE(contains(ctl({"trust", "rm", "nobody"}).err, "no trusted host"));
 }
 
-// `host evacuate` between two daemons on this machine (A -> B): stopped containers move cold, so
-// no cgroup is needed (running ones and the network: tests/multihost/vm-evacuate.sh in the VM).
-// c3's name is taken on B: the dry run says so and changes nothing; the evacuation (--parallel 2)
-// moves c1 and c2 with their files, leaves c3 on A and fails naming it. While it runs (B is
+// `host evacuate` between two daemons on this machine (A -> B), cold: c1 stopped, c2 running (live
+// moves and networks: tests/multihost/vm-evacuate.sh in the VM). c3's name is taken on B: the dry
+// run says so and changes nothing; the evacuation (--parallel 2) moves c1 and c2 with their files
+// (c2 runs on B), leaves c3 on A and fails naming it. While it runs (B is
 // SIGSTOPped, so A's evacuation waits in its TLS handshake with B), A reports "evacuating" and
 // refuses creates and starts; afterwards it takes them again.
 TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
@@ -226,6 +226,8 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
                                     std::string("file of ") + c));
   }
   ASSERT_TRUE(ctl({"create", "c3", "--template", "busybox"}).ok());
+  auto started_c2 = ctl_a({"start", "c2"});
+  ASSERT_TRUE(started_c2.ok()) << started_c2;
   auto http_a = [&](const std::string &method, const std::string &path, const std::string &body = "") {
     std::vector<std::string> argv = {"curl", "-sS",  "--unix-socket",         a_dir_ + "/a.sock",
                                      "-X",   method, "http://bulkhead" + path};
@@ -250,7 +252,7 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   using Names = std::vector<std::string>;
 
   // Dry run: the remote's verdict on each, nothing changes.
-  auto dry = ctl_a({"host", "evacuate", "b", "--dry-run", "--json"});
+  auto dry = ctl_a({"host", "evacuate", "b", "--dry-run", "--cold", "--json"});
   ASSERT_TRUE(dry.ok()) << dry;
   auto m = json::parse(dry.out);
   EXPECT_EQ(m["dry_run"], true);
@@ -259,7 +261,7 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   ASSERT_EQ(m["containers"].size(), 3u) << m.dump();
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(m["containers"][i]["result"], "would-move") << m.dump();
-    EXPECT_EQ(m["containers"][i]["state"], "stopped") << m.dump();
+    EXPECT_EQ(m["containers"][i]["state"], i == 1 ? "running" : "stopped") << m.dump();
     EXPECT_EQ(m["containers"][i]["mode"], "cold") << m.dump();
     EXPECT_EQ(m["containers"][i]["template_sent"], false) << m.dump();
   }
@@ -269,6 +271,7 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
       contains(m["containers"][2]["error"].get<std::string>(), "container \"c3\" already exists on host-b"))
       << m.dump();
   auto table = ctl_a({"host", "evacuate", "b", "--dry-run"});
+  EXPECT_TRUE(contains(table.out, "c2    running  live  would-move")) << table; // live by default
   ASSERT_TRUE(table.ok()) << table;
   EXPECT_TRUE(contains(table.out,
                        "dry run, nothing changed: 2 would move to b (198.18.90.1:8443), 1 would be "
@@ -277,6 +280,8 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   EXPECT_EQ(names(ctl_a({"list", "--json"})), (Names{"c1", "c2", "c3"}));
   EXPECT_EQ(names(ctl({"list", "--json"})), (Names{"c3"}));
   EXPECT_EQ(migrate_files(a_dir_ + "/root") + migrate_files(root_), "");
+  auto c2_before = json::parse(ctl_a({"info", "c2", "--json"}).out);
+  EXPECT_EQ(c2_before["state"], "running");
 
   // The evacuation, held at its start while B does not answer.
   ASSERT_EQ(::kill(daemon_pid_, SIGSTOP), 0);
@@ -314,13 +319,18 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   for (int i = 0; i < 2; ++i) {
     EXPECT_EQ(m["containers"][i]["result"], "moved") << m.dump();
     EXPECT_GT(m["containers"][i]["bytes"].get<uint64_t>(), 0u) << m.dump();
-    EXPECT_EQ(m["containers"][i]["downtime_ms"], 0) << m.dump();
   }
+  EXPECT_EQ(m["containers"][0]["downtime_ms"], 0) << m.dump(); // stopped: no downtime
+  EXPECT_GT(m["containers"][1]["downtime_ms"].get<int64_t>(), 0) << m.dump();
+  EXPECT_EQ(m["containers"][1]["state"], "running") << m.dump();
   EXPECT_EQ(m["containers"][2]["result"], "failed") << m.dump();
   EXPECT_EQ(names(ctl_a({"list", "--json"})), (Names{"c3"}));
   EXPECT_EQ(names(ctl({"list", "--json"})), (Names{"c1", "c2", "c3"}));
   for (const char *c : {"c1", "c2"})
     EXPECT_EQ(read_file(root_ + "/containers/" + c + "/disk/upper/state.txt"), std::string("file of ") + c);
+  EXPECT_EQ(info("c1")["state"], "stopped");
+  auto c2 = wait_info("c2", [](const json &j) { return j["state"] == "running"; });
+  EXPECT_NE(c2["pid"], c2_before["pid"]) << "cold: c2 was started again on B";
   EXPECT_EQ(read_file(a_dir_ + "/root/containers/c3/disk/upper/state.txt"), "file of c3");
   EXPECT_EQ(migrate_files(a_dir_ + "/root") + migrate_files(root_), "");
 
