@@ -209,9 +209,9 @@ TEST_F(DaemonRemoteTest, BadTokensAndAddressesAreRefusedAndPairNothing) {
 // `host evacuate` between two daemons on this machine (A -> B), cold: c1 stopped, c2 running (live
 // moves and networks: tests/multihost/vm-evacuate.sh in the VM). c3's name is taken on B: the dry
 // run says so and changes nothing; the evacuation (--parallel 2) moves c1 and c2 with their files
-// (c2 runs on B), leaves c3 on A and fails naming it. While it runs (B is
-// SIGSTOPped, so A's evacuation waits in its TLS handshake with B), A reports "evacuating" and
-// refuses creates and starts; afterwards it takes them again.
+// (c2 runs on B), leaves c3 on A and fails naming it. One cancelled at its start moves nothing. While it runs
+// (B is SIGSTOPped, so A's evacuation waits in its TLS handshake with B), A reports "evacuating" and refuses
+// creates and starts; afterwards it takes them again.
 TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   start_b();
   start_a();
@@ -282,6 +282,18 @@ TEST_F(DaemonRemoteTest, EvacuateMovesWhatItCanAndNamesTheRest) {
   EXPECT_EQ(migrate_files(a_dir_ + "/root") + migrate_files(root_), "");
   auto c2_before = json::parse(ctl_a({"info", "c2", "--json"}).out);
   EXPECT_EQ(c2_before["state"], "running");
+
+  // Cancelled before it moved anything (held at its start while B does not answer): nothing moves.
+  ASSERT_EQ(::kill(daemon_pid_, SIGSTOP), 0);
+  auto cancelled = http_a("POST", "/1.0/host/evacuate", R"({"remote": "b"})");
+  auto cancel = http_a("DELETE", "/1.0/operations/" + cancelled.value("id", std::string("?")));
+  ASSERT_EQ(::kill(daemon_pid_, SIGCONT), 0);
+  auto ended =
+      http_a("GET", "/1.0/operations/" + cancelled.value("id", std::string("?")) + "/wait?timeout=60");
+  EXPECT_EQ(ended["status"], "cancelled") << ended.dump() << cancel.dump();
+  EXPECT_EQ(names(ctl_a({"list", "--json"})), (Names{"c1", "c2", "c3"}));
+  EXPECT_EQ(names(ctl({"list", "--json"})), (Names{"c3"}));
+  EXPECT_EQ(http_a("GET", "/1.0/host")["state"], "normal");
 
   // The evacuation, held at its start while B does not answer.
   ASSERT_EQ(::kill(daemon_pid_, SIGSTOP), 0);
