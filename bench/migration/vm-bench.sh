@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench/migration, inside the cgroup v2 VM (run.sh starts it): downtime and bytes of
 # `bulkheadctl migrate` (docs/migration.md) between two simulated hosts of the multi-host bed
-# (tests/multihost/lib.sh). Cases: an idle container (busybox init), and one whose shell rewrites
+# (tests/multihost/lib.sh). Cases: an idle container (a shell asleep), and one whose shell rewrites
 # a 256 MiB file in /dev/shm (tmpfs: memory of the container) from /dev/urandom over and over;
 # each moved --cold and --live, RUNS times, a fresh container every run (made on host1, moved to
 # host2, destroyed there). Prints one JSON line per run and then the table of medians.
@@ -32,6 +32,9 @@ log "hosts up, paired, template and network on both"
 # trapped signal interrupts `wait`): a cold stop's downtime is not a pass's remainder or a timeout.
 # shellcheck disable=SC2016 # expanded by the container's shell
 dirty='trap "exit 0" USR2 TERM; i=0; while :; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=256 conv=notrunc 2>/dev/null & wait $!; i=$((i+1)); echo $i >/passes; done'
+# Idle: a shell (as CRIU dumps in tests/multihost/vm-migrate.sh) asleep, leaving at the stop signal.
+# shellcheck disable=SC2016 # expanded by the container's shell
+idle='trap "exit 0" USR2 TERM; while :; do sleep 3600 & wait $!; done'
 results=()
 n=0
 for case in idle dirty256; do
@@ -40,7 +43,7 @@ for case in idle dirty256; do
       n=$((n + 1))
       ct=b$n
       if [[ $case == idle ]]; then
-        mh_ct_create host1 "$ct" 1
+        mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/sh -c "$idle"
       else
         mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/sh -c "$dirty"
         # Measured once the file is whole and being rewritten (the first pass is done).
