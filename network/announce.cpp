@@ -9,29 +9,16 @@
 #include <sys/socket.h>
 
 #include <array>
-#include <cstdio>
 #include <cstring>
 
 #include <fmt/core.h>
 
 #include "bulkhead/unique_fd.hpp"
+#include "network/link.hpp"
 
 namespace bulkhead::net {
 
 namespace {
-
-Result<std::array<uint8_t, 6>> parse_mac(std::string_view text) {
-  std::array<uint8_t, 6> mac{};
-  unsigned b[6];
-  char tail;
-  std::string s(text);
-  if (std::sscanf(s.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &tail) !=
-      6)
-    return failf("MAC address '{}': expected aa:bb:cc:dd:ee:ff", text);
-  for (int i = 0; i < 6; ++i)
-    mac[i] = static_cast<uint8_t>(b[i]);
-  return mac;
-}
 
 // An ARP request whose sender and target are both `addr`, broadcast: what Linux calls a gratuitous
 // ARP (arp_is_garp) and takes to override a cached entry at once. A request rather than a reply:

@@ -195,19 +195,26 @@ Status set_alias(Netlink &nl, std::string_view name, std::string_view alias) {
   return nl.request(s.msg.hdr(), fmt::format("setting the alias of {} to '{}'", name, alias));
 }
 
-Status set_mac(Netlink &nl, std::string_view name, std::string_view mac) {
-  unsigned char bytes[6];
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view mac) {
+  std::array<uint8_t, 6> bytes{};
   unsigned v[6];
   char tail = 0;
   std::string text(mac);
   if (std::sscanf(text.c_str(), "%2x:%2x:%2x:%2x:%2x:%2x%c", &v[0], &v[1], &v[2], &v[3], &v[4], &v[5],
                   &tail) != 6 ||
       text.size() != 17)
-    return failf("MAC address '{}' for {}: expected aa:bb:cc:dd:ee:ff", mac, name);
+    return failf("MAC address '{}': expected aa:bb:cc:dd:ee:ff", mac);
   for (int i = 0; i < 6; ++i)
-    bytes[i] = static_cast<unsigned char>(v[i]);
+    bytes[i] = static_cast<uint8_t>(v[i]);
+  return bytes;
+}
+
+Status set_mac(Netlink &nl, std::string_view name, std::string_view mac) {
+  auto bytes = parse_mac(mac);
+  if (!bytes)
+    return failf("MAC address '{}' for {}: expected aa:bb:cc:dd:ee:ff", mac, name);
   SetLink s(name);
-  s.msg.put(IFLA_ADDRESS, bytes, sizeof bytes);
+  s.msg.put(IFLA_ADDRESS, bytes->data(), bytes->size());
   return nl.request(s.msg.hdr(), fmt::format("setting the MAC address of {} to {}", name, mac));
 }
 

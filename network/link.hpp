@@ -2,6 +2,8 @@
 // delete; lookups by name/index for re-adoption. Every call acts in the netns of the Netlink given.
 #pragma once
 
+#include <array>
+#include <cstdint>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -18,7 +20,7 @@ struct LinkInfo {
   std::string alias; // IFLA_IFALIAS, the daemon's ownership mark ("bulkhead:network/lan0")
   unsigned mtu = 0;
   bool up = false;
-  int master = 0; // index of the bridge this link is a port of, 0 for none
+  int master = 0;  // index of the bridge this link is a port of, 0 for none
   std::string mac; // IFLA_ADDRESS as "aa:bb:cc:dd:ee:ff"; empty when the link has none
 };
 
@@ -66,6 +68,8 @@ Status set_up(Netlink &nl, std::string_view name, bool up);
 Status set_alias(Netlink &nl, std::string_view name, std::string_view alias);
 // IFLA_ADDRESS from "aa:bb:cc:dd:ee:ff" (a malformed text is EINVAL naming it).
 Status set_mac(Netlink &nl, std::string_view name, std::string_view mac);
+// "aa:bb:cc:dd:ee:ff" (exactly) -> its 6 bytes.
+Result<std::array<uint8_t, 6>> parse_mac(std::string_view mac);
 // The kernel refuses to rename a link that is up (EBUSY): take it down first.
 Status rename_link(Netlink &nl, std::string_view name, std::string_view new_name);
 // IFLA_MASTER: make name a port of bridge ("" detaches it).
