@@ -122,6 +122,7 @@ Status Daemon::init() {
   supervisor_ = std::thread([this] { supervise(); });
   for (auto &[name, e] : entries_)
     adopt(e);
+  finish_interrupted_migrations();
   if (bad.empty())
     remove_stray_nics();
   return {};

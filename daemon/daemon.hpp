@@ -108,6 +108,7 @@ public:
   // At start, after re-adoption: host ends the daemon made (alias bulkhead:nic/...) that no record
   // names (a crash in the middle of an attach) are deleted, with their IFBs.
   void remove_stray_nics();
+  void finish_interrupted_migrations();
 
   // Port forwards (daemon/daemon_ports.cpp, docs/network.md "Port forwards"). ports(""): every
   // container's; add_port takes the API's {"host_port", "container_port", "proto"?}.
@@ -181,7 +182,15 @@ private:
   Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &restore_images = {},
                       bool stateless = false);
   // daemon_checkpoint.cpp
-  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images, bool stop);
+  // parent: the last pre-dump of a live migration (only pages changed since it are dumped),
+  // relative to images for dump_locked, absolute for checkpoint_op.
+  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images, bool stop,
+                     const std::string &parent = {});
+  Result<std::shared_ptr<Operation>> checkpoint_op(const std::string &name, const std::string &snap,
+                                                   bool stop, const std::string &parent);
+  // One pre-copy round of a live migration: the running container's memory pages (those changed
+  // since `parent`, relative to images, when given) into `images`; it runs on.
+  Status pre_dump(const std::string &name, const std::string &images, const std::string &parent);
   Status stop_stateful_locked(Entry &e, std::unique_lock<std::mutex> &lock);
   std::string saved_state_path(const std::string &name) const;
   std::string pending_saved_state(const std::string &name, bool stateless);

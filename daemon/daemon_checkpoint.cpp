@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <filesystem>
 
 #include <fmt/core.h>
 
@@ -55,8 +56,8 @@ std::string Daemon::saved_state_path(const std::string &name) const {
 
 // Steps 3 (and the stop's wait) of the table above, for a frozen, running container. With stop,
 // returns once the monitor has exited (the exit is recorded as a stop, not a crash).
-Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images,
-                           bool stop) {
+Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images, bool stop,
+                           const std::string &parent) {
   auto &s = e.rec.status;
   const auto &name = e.rec.config.name;
   uint64_t gen = e.generation;
@@ -65,7 +66,7 @@ Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const s
     s.state = "stopping";
     (void)save_locked(e);
   }
-  auto dumped = monitor_checkpoint(records_.paths(name).socket, images, stop);
+  auto dumped = monitor_checkpoint(records_.paths(name).socket, images, stop, false, parent);
   if (!dumped) {
     if (stop && e.generation == gen) {
       s.want_running = true;
@@ -92,6 +93,22 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
       return fail("\"stop\" must be true or false", EINVAL);
     stop = req["stop"].get<bool>();
   }
+  return checkpoint_op(name, snap, stop, {});
+}
+
+Status Daemon::pre_dump(const std::string &name, const std::string &images, const std::string &parent) {
+  auto e = BH_TRY(get(name));
+  std::lock_guard lock(e->mu);
+  if (!e->watch_fd || e->rec.status.state != "running")
+    return fail(fmt::format("container \"{}\" is {}: only a running container can be pre-dumped", name,
+                            e->rec.status.state),
+                EINVAL);
+  return context(monitor_checkpoint(records_.paths(name).socket, images, false, true, parent),
+                 "pre-dump of " + name);
+}
+
+Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name, const std::string &snap,
+                                                         bool stop, const std::string &parent) {
   // Checked when asked (a clear 400/409 at once) and again under the lock when the operation runs.
   auto checkpointable = [this, name, snap](const Entry &e) -> Status {
     if (!e.watch_fd || e.rec.status.state != "running")
@@ -109,7 +126,7 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
   }
   return operations_.start(
       "Checkpointing container " + name, "/1.0/containers/" + name + "/snapshots/" + snap,
-      [this, name, snap, stop, checkpointable](Operation &op) -> Status {
+      [this, name, snap, stop, parent, checkpointable](Operation &op) -> Status {
         auto e = BH_TRY(get(name));
         std::unique_lock lock(e->mu);
         BH_CHECK(checkpointable(*e));
@@ -130,7 +147,12 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint(const std::string &name, c
         Status dumped = copied ? Status{} : context(copied, "copying the upper layer of " + name);
         if (dumped) {
           op.set_progress("dumping", 0, 0);
-          dumped = dump_locked(*e, lock, images, stop);
+          // Relative to the images (see monitor_checkpoint.hpp); the same from the staging
+          // directory as from the committed snapshot, which sits at the same depth.
+          std::string rel = parent.empty()
+                                ? std::string()
+                                : std::filesystem::path(parent).lexically_relative(images).string();
+          dumped = dump_locked(*e, lock, images, stop, rel);
         }
         // After a stop the cgroup is gone; otherwise the container runs on, whatever happened.
         if (!stop || !dumped)

@@ -16,6 +16,7 @@
 #include "daemon/nic_host.hpp"
 #include "daemon/nic_setup.hpp"
 #include "daemon/request_fields.hpp"
+#include "daemon/restore_lock.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/overlay.hpp"
 
@@ -243,8 +244,8 @@ Status Daemon::start(const std::string &name, bool stateless) {
   return start_locked(*e, lock, {}, stateless);
 }
 
-Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std::string &restore_images_given,
-                            bool stateless) {
+Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &lock,
+                            const std::string &restore_images_given, bool stateless) {
   auto &s = e.rec.status;
   const auto &name = e.rec.config.name;
   if (s.state == "running" || s.state == "frozen" || s.state == "stopping" || e.watch_fd)
@@ -279,9 +280,13 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std:
     (void)activate_ports_locked(e, false);
     return r;
   }
-  auto started = launch_monitor(
-      options_.monitor_binary, monitor_request(e.rec, *tmpl, restore_images), options_.start_timeout_ms,
-      paths.monitor_log, [&](pid_t init_pid) { return setup_nics(networks_, e.rec.config.nets, init_pid); });
+  // A restore's established connections need its netns closed until CRIU is done (restore_lock.hpp).
+  const bool lock_inbound = !restore_images.empty() && !e.rec.config.nets.empty();
+  auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl, restore_images),
+                                options_.start_timeout_ms, paths.monitor_log, [&](pid_t init_pid) -> Status {
+                                  BH_CHECK(setup_nics(networks_, e.rec.config.nets, init_pid));
+                                  return lock_inbound ? lock_restore_inbound(init_pid) : Status{};
+                                });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the
     // timeout), the daemon removes what may be left.
@@ -298,6 +303,7 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std:
     events_.publish("container-start-failed", name, {{"error", s.error}});
     return fail("starting " + name + ": " + s.error, started.error().code);
   }
+  Status unlocked = lock_inbound ? unlock_restore_inbound(started->init_pid) : Status{};
   if (from_saved_state) // resumed: the state is live again, and the next start boots afresh
     if (auto r = remove_tree(restore_images); !r)
       fmt::print(stderr, "bulkheadd: warning: {}: removing its saved state: {}\n", name, r.error().text());
@@ -319,6 +325,10 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &, const std:
       if (auto p = find(name))
         handle_exit(p);
     }).detach();
+  if (!unlocked) { // restored, but deaf to the network: not a container to leave running
+    (void)stop_locked(e, lock, 10);
+    return fail("starting " + name + ": " + unlocked.error().text(), unlocked.error().code);
+  }
   return {};
 }
 

@@ -25,20 +25,40 @@
 // A failure at 1-6 (either side, or the connection cut) makes the target remove whatever it made
 // and the source start its copy again when it was running; the temporary files always go.
 //
-// Live (--live) differs in steps 3, 5 and 6: the source checkpoints the container with --stop
-// into a snapshot migrate-MS (daemon_checkpoint.cpp; downtime starts at the freeze) and exports
-// that snapshot; after the export's chunks it sends each CRIU image of SNAP/memory as
-// {"op":"migrate.memfile","file"} + <= 4 MiB payloads (hashed into the same SHA-256); the target
-// imports the export (which brings the snapshot along), puts the images into the snapshot's
-// memory/ and starts the container from them (CRIU restore: it runs on with its memory), then
-// drops the snapshot. On a failure the source restores its own checkpoint, so the container runs
-// on here with its memory, and drops the snapshot.
+// Live (--live) adds a pre-copy before step 3 and differs in steps 3-6:
+//
+// | step | source daemon (live)                           | target daemon                        |
+// |------|------------------------------------------------|--------------------------------------|
+// | 2b   | {"op":"migrate.receive","name","running":true, | checks as in 4, makes                |
+// |      |  "memory_snapshot":SNAP,"precopy":true}        | <root>/migrate-in-ID.memory -> {"ok"}|
+// | 2c   | round K = 1, 2, ... (<= 6) while it runs: a    | writes pre-K/FILE; pre-K/parent ->   |
+// |      | CRIU pre-dump into <root>/migrate-ID.pre/pre-K | ../pre-(K-1) as CRIU links them      |
+// |      | (pages changed since round K-1 only: soft-dirty|                                      |
+// |      | tracking), each file as {"op":"migrate.prefile"|                                      |
+// |      | ,"round":K,"file"} + payloads; stops when a    |                                      |
+// |      | round moved < 4 MiB or did not shrink by 1/4   |                                      |
+// | 3    | checkpoint --stop into snapshot SNAP with the  | -                                    |
+// |      | last round as parent (downtime starts at the   |                                      |
+// |      | freeze): only pages dirtied since it are dumped|                                      |
+// | 4    | {"op":"migrate.export","bytes"}                | the export's size (no answer)        |
+// | 5    | migrate.chunk ... as above, then each file of  | appends, hashes every payload of 2c-5|
+// |      | SNAP/memory as {"op":"migrate.memfile","file"} |                                      |
+// | 6    | {"op":"migrate.end","bytes","sha256",          | checks, links memory/parent -> pre-N,|
+// |      |  "parent_round":N}                             | imports, moves the images into SNAP's|
+// |      |                                                | memory/, restores from them (CRIU    |
+// |      |                                                | reads unchanged pages through the    |
+// |      |                                                | parent links), drops SNAP -> {"ok"}  |
+// A failed pre-dump round ends the pre-copy (the final dump takes the rest); any other failure
+// before step 3 changes nothing here. After step 3 the source restores its own checkpoint (its
+// parent rounds are kept until then), so the container runs on here with its memory.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/core.h>
 #include <openssl/evp.h>
@@ -60,6 +80,13 @@ constexpr int kConnectTimeoutS = 10;
 // container under a slow machine take minutes, and the answer comes only after them.
 constexpr int kTransferTimeoutS = 900;
 constexpr int kStopTimeoutS = 30;
+// Pre-copy (live): at most this many rounds while the container runs; the rounds stop early once
+// one moved less than kPreCopyDoneBytes, or did not shrink below 3/4 of the one before (the
+// container dirties memory as fast as it goes: more rounds would not shorten the freeze).
+constexpr int kMaxPreCopyRounds = 6;
+constexpr uint64_t kPreCopyDoneBytes = uint64_t{4} << 20;
+// The target takes no more rounds than this (a bound on what a peer can make it store).
+constexpr int kMaxPreCopyRoundsAccepted = 16;
 
 class Sha256 {
 public:
@@ -108,6 +135,36 @@ Error from_remote(Error e, const std::string &address) {
   if (e.message.rfind(address + ": ", 0) == 0)
     e.message.erase(0, address.size() + 2);
   return e;
+}
+
+// Removes a directory tree when it goes out of scope (the pre-copy rounds' images).
+struct DirGuard {
+  std::string path;
+  ~DirGuard() {
+    if (!path.empty())
+      (void)remove_tree(path);
+  }
+};
+
+// The bytes of memory pages in a CRIU image directory (what a pre-copy round moved).
+uint64_t page_bytes(const std::string &dir) {
+  uint64_t n = 0;
+  std::error_code ec;
+  for (const auto &f : std::filesystem::directory_iterator(dir, ec))
+    if (f.is_regular_file(ec) && f.path().filename().string().rfind("pages-", 0) == 0)
+      n += f.file_size(ec);
+  return n;
+}
+
+// One payload of a memory image sent by the source, appended to DIR/FILE; FILE is a plain name.
+Status append_image(const std::string &dir, const std::string &file, std::string_view data) {
+  if (file.empty() || file == "." || file == ".." || file == "parent" || file.find('/') != std::string::npos)
+    return fail("a bad memory image name \"" + file + "\" in a migration", EPROTO);
+  std::string path = dir + "/" + file;
+  UniqueFd f(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!f)
+    return failf_errno("creating {}", path);
+  return write_all(f.get(), data, path);
 }
 
 int64_t ms_since(std::chrono::steady_clock::time_point t0) {
@@ -203,21 +260,122 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                                        fmt::format("migrating {} to {}", name, where)));
   bool template_present = check->header.value("template_present", false);
 
-  // Step 3: from here on, a failure brings the source copy back as it was.
+  auto t_start = std::chrono::steady_clock::now();
   const bool live = mode == "live";
   const std::string snap = live ? fmt::format("migrate-{}", now_unix_ms()) : std::string();
+  std::string buf(kChunkBytes, '\0');
+  Sha256 sha;
+  uint64_t sent = 0;
+  // Sends every regular file of `dir`, each as `head` + {"file"} with <= 4 MiB payloads (an empty
+  // file as one empty payload), hashed into the transfer's SHA-256.
+  auto send_files = [&](const std::string &dir, json head) -> Status {
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
+      if (!f.is_regular_file())
+        continue;
+      head["file"] = f.path().filename().string();
+      UniqueFd in(::open(f.path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+      if (!in)
+        return failf_errno("opening {}", f.path().string());
+      for (bool first = true;; first = false) {
+        ssize_t n = ::read(in.get(), buf.data(), buf.size());
+        if (n < 0 && errno == EINTR)
+          continue;
+        if (n < 0)
+          return failf_errno("reading {}", f.path().string());
+        if (n == 0 && !first)
+          break;
+        std::string_view chunk(buf.data(), static_cast<size_t>(n));
+        sha.update(chunk);
+        BH_CHECK(conn->send(head, chunk));
+        sent += static_cast<uint64_t>(n);
+        if (n == 0)
+          break;
+      }
+    }
+    if (ec)
+      return fail(fmt::format("listing {}: {}", dir, ec.message()), ec.value());
+    return {};
+  };
+  auto remote_error = [&](const Error &err) {
+    return with_context(from_remote(err, remote.address), fmt::format("migrating {} to {}", name, where));
+  };
+
+  // Pre-copy (live): the target takes the transfer now, and each round's pages go while the
+  // container runs; only what it dirtied since the last round waits for the freeze. A round that
+  // fails (a kernel without soft-dirty tracking, say) ends the pre-copy: the final dump then holds
+  // whatever the rounds so far did not.
+  DirGuard predir;
+  std::string parent; // the last good round's images, the final dump's parent
+  int rounds = 0;
+  uint64_t precopy_bytes = 0;
+  std::string precopy_note;
+  if (live) {
+    auto head = conn->request({{"op", "migrate.receive"},
+                               {"name", name},
+                               {"running", true},
+                               {"memory_snapshot", snap},
+                               {"precopy", true}});
+    if (!head)
+      return tl::unexpected(remote_error(head.error()));
+    predir.path = options_.root + "/migrate-" + random_id() + ".pre";
+    if (::mkdir(predir.path.c_str(), 0700) < 0) {
+      auto err = failf_errno("creating {}", predir.path);
+      predir.path.clear();
+      return err;
+    }
+    uint64_t last = 0;
+    for (int k = 1; k <= kMaxPreCopyRounds; ++k) {
+      if (op.cancelled())
+        return fail("cancelled", ECANCELED);
+      std::string dir = fmt::format("{}/pre-{}", predir.path, k);
+      if (::mkdir(dir.c_str(), 0700) < 0)
+        return failf_errno("creating {}", dir);
+      op.set_progress(fmt::format("pre-copy round {}", k), sent, 0);
+      if (auto d = pre_dump(name, dir, k > 1 ? fmt::format("../pre-{}", k - 1) : std::string()); !d) {
+        precopy_note = d.error().text();
+        (void)remove_tree(dir);
+        fmt::print(
+            stderr,
+            "bulkheadd: warning: migrating {}: pre-copy round {} failed, the final dump takes the rest: {}\n",
+            name, k, precopy_note);
+        break;
+      }
+      uint64_t bytes = page_bytes(dir);
+      if (auto s = send_files(dir, {{"op", "migrate.prefile"}, {"round", k}}); !s)
+        return tl::unexpected(remote_error(s.error()));
+      parent = dir;
+      rounds = k;
+      precopy_bytes += bytes;
+      if (bytes < kPreCopyDoneBytes || (k > 1 && bytes * 4 > last * 3))
+        break;
+      last = bytes;
+    }
+  }
+
+  // Step 3: from here on, a failure brings the source copy back as it was.
   auto t_down = std::chrono::steady_clock::now();
   if (live) {
-    op.set_progress("checkpointing", 0, 0);
-    BH_TRY(finish(checkpoint(name, {{"snapshot", snap}, {"stop", true}}),
-                  "migrating " + name + ": checkpointing it"));
+    op.set_progress("checkpointing", sent, 0);
+    if (auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
+        !c)
+      return tl::unexpected(c.error());
   } else if (was_running) {
     op.set_progress("stopping", 0, 0);
     BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
   }
+  // Where the downtime goes (the report's "phases_ms"): stop or final dump, export, sending, and
+  // the target's import and start or restore.
+  json phases = json::object();
+  auto phase_end = [&, t = t_down](const char *what) mutable {
+    phases[what] = ms_since(t);
+    t = std::chrono::steady_clock::now();
+  };
+  phase_end(live ? "dump" : "stop");
   auto restore_source = [&](Error err) -> Status {
     if (live) {
-      // Back running here with its memory, from the checkpoint the migration made.
+      // Back running here with its memory, from the checkpoint the migration made (its pages
+      // partly in the pre-copy rounds, still here until this function returns).
       if (auto r = finish(restore_checkpoint_op(name, {{"snapshot", snap}}), "restoring it here"); !r)
         err.message += fmt::format(" (and {})", r.error().message);
       (void)remove_snapshot(name, snap);
@@ -228,13 +386,14 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return tl::unexpected(err);
   };
   FileGuard tmp{options_.root + "/migrate-" + random_id() + ".bhx"};
-  op.set_progress("exporting", 0, 0);
+  op.set_progress("exporting", sent, 0);
   json exreq = {{"file", tmp.path}, {"with_template", !template_present}};
   if (live)
     exreq["snapshot"] = snap;
   if (auto x = finish(export_container(name, exreq), "migrating " + name + ": exporting it to " + tmp.path);
       !x)
     return restore_source(x.error());
+  phase_end("export");
   UniqueFd file(::open(tmp.path.c_str(), O_RDONLY | O_CLOEXEC));
   struct stat st {};
   if (!file || ::fstat(file.get(), &st) < 0)
@@ -243,14 +402,14 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 
   // Steps 4-6.
   auto send_all = [&]() -> Status {
-    json head = {{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}};
-    if (live)
-      head["memory_snapshot"] = snap;
-    BH_CHECK(conn->request(head));
-    Sha256 sha;
-    std::string buf(kChunkBytes, '\0');
-    uint64_t sent = 0;
-    while (sent < total) {
+    if (live) {
+      BH_CHECK(conn->send({{"op", "migrate.export"}, {"bytes", total}}));
+    } else {
+      BH_CHECK(conn->request(
+          {{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}}));
+    }
+    uint64_t done = 0;
+    while (done < total) {
       if (op.cancelled())
         return fail("cancelled", ECANCELED);
       ssize_t n = ::read(file.get(), buf.data(), buf.size());
@@ -263,50 +422,22 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       std::string_view chunk(buf.data(), static_cast<size_t>(n));
       sha.update(chunk);
       BH_CHECK(conn->send({{"op", "migrate.chunk"}}, chunk));
+      done += static_cast<uint64_t>(n);
       sent += static_cast<uint64_t>(n);
-      op.set_progress("sending", sent, total);
+      op.set_progress("sending", sent, 0);
     }
-    if (live) {
-      // The CRIU images: a flat directory of files.
-      std::string dir = snapshots_.memory_path(name, snap);
-      std::error_code ec;
-      for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
-        if (!f.is_regular_file())
-          continue;
-        std::string fname = f.path().filename().string();
-        UniqueFd in(::open(f.path().c_str(), O_RDONLY | O_CLOEXEC));
-        if (!in)
-          return failf_errno("opening {}", f.path().string());
-        bool first = true;
-        for (;;) {
-          ssize_t n = ::read(in.get(), buf.data(), buf.size());
-          if (n < 0 && errno == EINTR)
-            continue;
-          if (n < 0)
-            return failf_errno("reading {}", f.path().string());
-          if (n == 0 && !first)
-            break;
-          std::string_view chunk(buf.data(), static_cast<size_t>(n));
-          sha.update(chunk);
-          BH_CHECK(conn->send({{"op", "migrate.memfile"}, {"file", fname}}, chunk));
-          sent += static_cast<uint64_t>(n);
-          first = false;
-          if (n == 0)
-            break;
-        }
-      }
-      if (ec)
-        return fail(fmt::format("listing {}: {}", dir, ec.message()), ec.value());
-    }
+    if (live) // the final dump's images: a flat directory of files
+      BH_CHECK(send_files(snapshots_.memory_path(name, snap), {{"op", "migrate.memfile"}}));
+    phase_end("send");
     op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
                     sent);
-    BH_CHECK(conn->request({{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}}));
-    total = sent;
-    return {};
+    return conn
+        ->request({{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}, {"parent_round", rounds}})
+        .map([](auto &&) {});
   };
   if (auto s = send_all(); !s)
-    return restore_source(
-        with_context(from_remote(s.error(), remote.address), fmt::format("migrating {} to {}", name, where)));
+    return restore_source(remote_error(s.error()));
+  phase_end(live ? "import_and_restore" : "import_and_start");
   int64_t downtime_ms = was_running ? ms_since(t_down) : 0;
 
   // Step 7: the remote runs it; this copy goes.
@@ -315,19 +446,51 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return fail(
         fmt::format("{} now runs on {}, but removing it here failed: {}", name, where, d.error().text()),
         d.error().code);
-  op.set_metadata({{"name", name},
-                   {"remote", remote.name},
-                   {"address", remote.address},
-                   {"mode", mode},
-                   {"bytes", total},
-                   {"template_sent", !template_present},
-                   {"was_running", was_running},
-                   {"downtime_ms", downtime_ms}});
+  json meta = {{"name", name},
+               {"remote", remote.name},
+               {"address", remote.address},
+               {"mode", mode},
+               {"bytes", sent},
+               {"template_sent", !template_present},
+               {"was_running", was_running},
+               {"downtime_ms", downtime_ms},
+               {"total_ms", ms_since(t_start)},
+               {"iterations", rounds},
+               {"precopy_bytes", precopy_bytes},
+               {"phases_ms", phases}};
+  if (!precopy_note.empty())
+    meta["precopy_stopped"] = precopy_note;
+  op.set_metadata(meta);
   events_.publish("container-migrated", name, {{"remote", remote.name}, {"mode", mode}});
   return {};
 }
 
 // --- target ------------------------------------------------------------------------------------
+
+// At start, before anything else can migrate: what a killed daemon left of migrations. An arrival
+// it had not answered yet goes (the source kept its copy); transfer files and images go.
+void Daemon::finish_interrupted_migrations() {
+  std::error_code ec;
+  for (const auto &f : std::filesystem::directory_iterator(options_.root, ec)) {
+    std::string fname = f.path().filename().string();
+    if (fname.rfind("migrate-", 0) != 0)
+      continue;
+    if (fname.size() > 9 && fname.ends_with(".incoming")) {
+      auto name = read_file(f.path().string());
+      if (name && storage::validate_name("container", *name) && find(*name)) {
+        fmt::print(stderr, "bulkheadd: {} arrived by a migration that never finished; removing it\n", *name);
+        if (auto d = destroy(*name, true); !d)
+          fmt::print(stderr, "bulkheadd: warning: removing {}: {}\n", *name, d.error().text());
+      }
+    }
+    if (f.is_directory(ec) && !f.is_symlink(ec)) {
+      if (auto r = remove_tree(f.path().string()); !r)
+        fmt::print(stderr, "bulkheadd: warning: {}\n", r.error().text());
+    } else if (::unlink(f.path().c_str()) < 0) {
+      fmt::print(stderr, "bulkheadd: warning: removing {}: {}\n", f.path().string(), std::strerror(errno));
+    }
+  }
+}
 
 void Daemon::register_migration_handlers() {
   peers_->on("migrate.check", [this](migration::PeerConnection &c, const TrustedPeer &,
@@ -398,24 +561,29 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   BH_CHECK(refuse_while_evacuating("taking in container " + name));
-  if (!h.contains("bytes") || !h["bytes"].is_number_unsigned())
-    return fail("a migration request needs its size in \"bytes\"", EINVAL);
-  uint64_t total = h["bytes"];
   bool run = h.value("running", false);
   std::string memory_snapshot = h.value("memory_snapshot", "");
   if (!memory_snapshot.empty())
     BH_CHECK(storage::validate_name("snapshot", memory_snapshot));
+  // A live transfer with pre-copy names its export's size later (migrate.export), after the freeze.
+  const bool precopy = h.value("precopy", false);
+  if (precopy && memory_snapshot.empty())
+    return fail("a pre-copy transfer needs its \"memory_snapshot\"", EINVAL);
+  std::optional<uint64_t> total;
+  if (h.contains("bytes")) {
+    if (!h["bytes"].is_number_unsigned())
+      return fail("\"bytes\" must be a size", EINVAL);
+    total = h["bytes"].get<uint64_t>();
+  } else if (!precopy) {
+    return fail("a migration request needs its size in \"bytes\"", EINVAL);
+  }
   std::string id = random_id();
   FileGuard tmp{options_.root + "/migrate-in-" + id + ".bhx"};
   // The CRIU images of a live migration, until they move into the imported snapshot.
+  // Pre-copy rounds go to memdir/pre-K (K = 1, 2, ...), each linked to the one before as CRIU
+  // links them (pre-K/parent -> ../pre-(K-1)); the final images' parent is the last round.
   std::string memdir = options_.root + "/migrate-in-" + id + ".memory";
-  struct DirGuard {
-    std::string path;
-    ~DirGuard() {
-      if (!path.empty())
-        (void)remove_tree(path);
-    }
-  } memguard;
+  DirGuard memguard;
   if (!memory_snapshot.empty()) {
     if (::mkdir(memdir.c_str(), 0700) < 0)
       return failf_errno("creating {}", memdir);
@@ -430,8 +598,10 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   BH_CHECK(conn.send({{"ok", true}}));
   Sha256 sha;
   uint64_t c_end_bytes = 0;
+  int parent_round = 0;
   uint64_t got = 0, export_bytes = 0;
-  bool in_memory = false;
+  bool in_memory = false, in_export = false;
+  int round = 0;
   std::string want_sha;
   for (;;) {
     // An error here is a cut transfer: the handler's error goes back (if the peer still listens),
@@ -445,37 +615,73 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     if (op == "migrate.end") {
       want_sha = c->header.value("sha256", "");
       c_end_bytes = c->header.value("bytes", uint64_t{0});
+      parent_round = c->header.value("parent_round", 0);
       break;
     }
+    if (op == "migrate.prefile" && precopy && !in_export) {
+      int k = c->header.value("round", 0);
+      if (k != round && k != round + 1)
+        return fail(fmt::format("pre-copy round {} out of order in the transfer of {} (after round {})", k,
+                                name, round),
+                    EPROTO);
+      if (k < 1 || k > kMaxPreCopyRoundsAccepted)
+        return fail(fmt::format("pre-copy round {} of {}: at most {} rounds are taken", k, name,
+                                kMaxPreCopyRoundsAccepted),
+                    EPROTO);
+      std::string dir = fmt::format("{}/pre-{}", memdir, k);
+      if (k == round + 1) {
+        if (::mkdir(dir.c_str(), 0700) < 0)
+          return failf_errno("creating {}", dir);
+        std::string link = fmt::format("../pre-{}", k - 1);
+        if (k > 1 && ::symlink(link.c_str(), (dir + "/parent").c_str()) < 0)
+          return failf_errno("linking {}/parent to {}", dir, link);
+        round = k;
+      }
+      BH_CHECK(append_image(dir, c->header.value("file", ""), c->payload));
+      got += c->payload.size();
+      sha.update(c->payload);
+      continue;
+    }
+    if (op == "migrate.export" && precopy && !total && !in_export) {
+      if (!c->header.contains("bytes") || !c->header["bytes"].is_number_unsigned())
+        return fail("migrate.export needs its size in \"bytes\"", EPROTO);
+      total = c->header["bytes"].get<uint64_t>();
+      continue;
+    }
     if (op == "migrate.memfile" && !memory_snapshot.empty()) {
-      std::string f = c->header.value("file", "");
-      if (f.empty() || f == "." || f == ".." || f.find('/') != std::string::npos)
-        return fail("a bad memory image name \"" + f + "\" in the transfer of " + name, EPROTO);
+      BH_CHECK(append_image(memdir, c->header.value("file", ""), c->payload));
       in_memory = true;
       got += c->payload.size();
       sha.update(c->payload);
-      std::string path = memdir + "/" + f;
-      UniqueFd mf(::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_NOFOLLOW | O_CLOEXEC, 0600));
-      if (!mf)
-        return failf_errno("creating {}", path);
-      BH_CHECK(write_all(mf.get(), c->payload, path));
       continue;
     }
-    if (op != "migrate.chunk" || in_memory)
+    if (op != "migrate.chunk" || in_memory || !total)
       return fail("unexpected \"" + op + "\" in the transfer of " + name, EPROTO);
+    in_export = true;
     got += c->payload.size();
     export_bytes += c->payload.size();
-    if (export_bytes > total)
-      return fail(fmt::format("the transfer of {} sent more than its {} bytes", name, total), EPROTO);
+    if (export_bytes > *total)
+      return fail(fmt::format("the transfer of {} sent more than its {} bytes", name, *total), EPROTO);
     sha.update(c->payload);
     BH_CHECK(write_all(out.get(), c->payload, tmp.path));
   }
   std::string have_sha = sha.hex();
   uint64_t want_bytes = c_end_bytes;
-  if (export_bytes != total || got != want_bytes || have_sha != want_sha)
+  if (!total)
+    return fail("the transfer of " + name + " ended before its export", EPROTO);
+  if (export_bytes != *total || got != want_bytes || have_sha != want_sha)
     return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})",
                             name, got, want_bytes, have_sha, want_sha),
                 EIO);
+  if (parent_round != 0 && (parent_round != round || !in_memory))
+    return fail(fmt::format("the transfer of {} names pre-copy round {} as its images' parent, but {} came",
+                            name, parent_round, round),
+                EPROTO);
+  if (parent_round != 0) {
+    std::string link = fmt::format("pre-{}", parent_round);
+    if (::symlink(link.c_str(), (memdir + "/parent").c_str()) < 0)
+      return failf_errno("linking {}/parent to {}", memdir, link);
+  }
   if (::fsync(out.get()) < 0)
     return failf_errno("syncing {}", tmp.path);
   out.reset();
@@ -492,6 +698,14 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   std::string tname = man.value("template", json::object()).value("name", config.template_name);
   bool had_template = static_cast<bool>(templates_.get(tname));
   Operation op(random_id(), "Receiving container " + name + " from " + peer.name, "/1.0/containers/" + name);
+  // Until the answer goes, the container here is an unfinished arrival: a daemon killed meanwhile
+  // removes it at its next start (finish_interrupted_migrations), since the source, which got no
+  // answer, brings its own copy back.
+  FileGuard marker{options_.root + "/migrate-in-" + id + ".incoming"};
+  if (auto w = write_file_atomic(marker.path, name, 0600); !w) {
+    marker.path.clear();
+    return w;
+  }
   BH_CHECK(import_full(reader, name, config, op, true));
   if (!memory_snapshot.empty()) {
     // Resumes from the images: the imported snapshot holds the same files as the upper layer.
@@ -530,6 +744,11 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     std::lock_guard lock(e->mu);
     state = e->rec.status.state;
   }
+  // The arrival is complete before the answer goes: were the daemon killed between the two, the
+  // source would bring its copy back too (docs/migration.md, "Failures": the one window in which
+  // both hosts run it).
+  ::unlink(marker.path.c_str());
+  marker.path.clear();
   return conn.send({{"ok", true}, {"host", options_.host_name}, {"state", state}});
 }
 

@@ -18,7 +18,7 @@ using json = nlohmann::json;
 
 Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
   for (const auto &[k, v] : j.items())
-    if (k != "op" && k != "images" && k != "stop")
+    if (k != "op" && k != "images" && k != "stop" && k != "pre_dump" && k != "parent")
       return failf("checkpoint: unknown key {:?}", k);
   if (!j.contains("images") || !j["images"].is_string())
     return fail("checkpoint: \"images\" (an absolute directory) is required");
@@ -35,6 +35,23 @@ Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
     if (!j["stop"].is_boolean())
       return fail("checkpoint: \"stop\" must be true or false");
     r.stop = j["stop"].get<bool>();
+  }
+  if (j.contains("pre_dump")) {
+    if (!j["pre_dump"].is_boolean())
+      return fail("checkpoint: \"pre_dump\" must be true or false");
+    r.pre_dump = j["pre_dump"].get<bool>();
+  }
+  if (r.pre_dump && r.stop)
+    return fail("checkpoint: a pre-dump leaves the container running; \"stop\" does not go with it");
+  if (j.contains("parent")) {
+    if (!j["parent"].is_string() || j["parent"].get<std::string>().empty())
+      return fail("checkpoint: \"parent\" must be a directory (relative to \"images\")");
+    r.parent = j["parent"].get<std::string>();
+    std::string where = r.parent[0] == '/' ? r.parent : r.images + "/" + r.parent;
+    if (::stat(where.c_str(), &st) < 0)
+      return failf_errno("checkpoint: parent images {}", where);
+    if (!S_ISDIR(st.st_mode))
+      return failf("checkpoint: parent images {}: not a directory", where);
   }
   return r;
 }
@@ -56,6 +73,9 @@ CheckpointOptions system_checkpoint_options(const CheckpointRequest &r, const st
   CheckpointOptions o;
   shared_system_options(o, r.images, work_dir);
   o.leave_running = !r.stop;
+  o.pre_dump = r.pre_dump;
+  // CRIU links <images>/parent to this path and reads unchanged pages through it at restore.
+  o.parent_path = r.parent;
   return o;
 }
 

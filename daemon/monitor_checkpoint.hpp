@@ -15,10 +15,15 @@
 
 namespace bulkhead::daemon {
 
-// {"op":"checkpoint","images":DIR,"stop":bool}: strict, DIR absolute and existing.
+// {"op":"checkpoint","images":DIR,"stop":bool,"pre_dump":bool,"parent":PDIR}: strict, DIR absolute
+// and existing; PDIR (the previous pre-dump, for an incremental image) an existing directory,
+// relative to DIR as CRIU takes it. Relative, because CRIU follows the parent link again at
+// restore from inside the restored tree's mount namespace, where an absolute host path is not.
 struct CheckpointRequest {
   std::string images;
-  bool stop = false; // false: the container runs on after the dump (CRIU's leave-running)
+  bool stop = false;     // false: the container runs on after the dump (CRIU's leave-running)
+  bool pre_dump = false; // memory pages only, the tree runs on (a live migration's pre-copy)
+  std::string parent;
 };
 Result<CheckpointRequest> checkpoint_request_from_json(const nlohmann::json &j);
 

@@ -79,8 +79,14 @@ Result<json> monitor_status(const std::string &socket_path) {
   return read_reply(s.get(), socket_path);
 }
 
-Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop) {
-  UniqueFd s = BH_TRY(request(socket_path, json{{"op", "checkpoint"}, {"images", images}, {"stop", stop}}));
+Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop, bool pre_dump,
+                          const std::string &parent) {
+  json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}};
+  if (pre_dump)
+    req["pre_dump"] = true;
+  if (!parent.empty())
+    req["parent"] = parent;
+  UniqueFd s = BH_TRY(request(socket_path, req));
   json reply = BH_TRY(read_reply(s.get(), socket_path));
   if (!reply.value("ok", false))
     return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());

@@ -34,7 +34,10 @@ Result<int> monitor_console(const std::string &socket_path);
 // {"monitor_pid", "init_pid", "init_start_time", "started_unix"}.
 Result<nlohmann::json> monitor_status(const std::string &socket_path);
 // CRIU dumps the container into `images` (an existing directory); with stop it is killed after a
-// good dump (the monitor then exits). Returns when CRIU is done; the error names CRIU's.
-Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop);
+// good dump (the monitor then exits). A pre_dump copies only memory pages and the tree runs on;
+// `parent` (relative to `images`, may be empty) names the previous pre-dump, so only pages changed since it
+// go into `images`. Returns when CRIU is done; the error names CRIU's.
+Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop,
+                          bool pre_dump = false, const std::string &parent = {});
 
 } // namespace bulkhead::daemon

@@ -136,6 +136,21 @@ void set_socket_timeout(int fd, int seconds) {
   ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 }
 
+// A peer that vanishes (host dead, link cut: no FIN, no RST) is noticed within about 30 s, not
+// after the kernel's 15 minutes of retransmissions: data unacknowledged for 30 s ends the
+// connection (TCP_USER_TIMEOUT), and a connection idle while one side waits for the other's long
+// work (an import, a restore) is probed every 5 s after 10 s of silence. A live peer's kernel
+// answers the probes whatever its daemon is doing, so a slow peer is not a dead one.
+void detect_dead_peer(int fd) {
+  int on = 1, idle = 10, interval = 5, count = 4;
+  unsigned user_timeout_ms = 30000;
+  ::setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof on);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof idle);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &interval, sizeof interval);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &count, sizeof count);
+  ::setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &user_timeout_ms, sizeof user_timeout_ms);
+}
+
 Result<UniqueFd> connect_tcp(const std::string &address, int timeout_s) {
   auto [host, port] = BH_TRY(split_host_port(address));
   addrinfo hints{}, *res = nullptr;
@@ -176,6 +191,7 @@ Result<UniqueFd> connect_tcp(const std::string &address, int timeout_s) {
   ::fcntl(fd.get(), F_SETFL, ::fcntl(fd.get(), F_GETFL) & ~O_NONBLOCK);
   int one = 1;
   ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  detect_dead_peer(fd.get());
   set_socket_timeout(fd.get(), timeout_s);
   return fd;
 }
@@ -267,9 +283,10 @@ Status PeerConnection::write_all(const void *data, size_t n) {
     size_t written = 0;
     if (SSL_write_ex(ssl_.get(), p, n, &written) != 1) {
       int err = errno;
-      return fail(
-          fmt::format("sending to {}: {}", peer_address_, ERR_peek_error() ? ssl_errors() : ::strerror(err)),
-          err ? err : EIO);
+      // The errno text is appended by Error::text(); OpenSSL's own reason only when it has one.
+      return fail(ERR_peek_error() ? fmt::format("sending to {}: {}", peer_address_, ssl_errors())
+                                   : fmt::format("sending to {}", peer_address_),
+                  err ? err : EIO);
     }
     p += written;
     n -= written;
@@ -289,10 +306,9 @@ Status PeerConnection::read_all(void *data, size_t n) {
         return fail(fmt::format("{} closed the connection", peer_address_), ECONNRESET);
       if (err == EAGAIN || err == EWOULDBLOCK)
         return fail(fmt::format("{} did not answer in time", peer_address_), ETIMEDOUT);
-      return fail(fmt::format("receiving from {}: {}", peer_address_,
-                              ERR_peek_error() ? ssl_errors()
-                              : err            ? ::strerror(err)
-                                               : "connection lost"),
+      return fail(ERR_peek_error() ? fmt::format("receiving from {}: {}", peer_address_, ssl_errors())
+                  : err            ? fmt::format("receiving from {}", peer_address_)
+                                   : fmt::format("receiving from {}: connection lost", peer_address_),
                   err ? err : ECONNRESET);
     }
     p += got;
@@ -432,6 +448,7 @@ Result<PeerConnection> connect_peer(const std::string &address, const PeerIdenti
 
 Result<PeerConnection> accept_peer(UniqueFd fd, const std::string &peer_address, const PeerIdentity &me,
                                    int timeout_s) {
+  detect_dead_peer(fd.get());
   set_socket_timeout(fd.get(), timeout_s);
   auto ctx = BH_TRY(make_ctx(me, true));
   SSL_CTX_set_cert_verify_callback(ctx.get(), verify_any, nullptr);

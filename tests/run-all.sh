@@ -102,6 +102,8 @@ if in_tier 1; then
   vm_stage "migrate VM" bash tests/multihost/run-vm-migrate.sh build
   echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"
   vm_stage "evacuate VM" bash tests/multihost/run-vm-evacuate.sh build
+  echo "=== faults in live migrations in the VM: the target daemon killed during the pre-copy and the import, the link cut; the source keeps the container with its memory, the target is left clean"
+  vm_stage "migrate faults VM" bash tests/multihost/run-vm-migrate-faults.sh build
   echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
   vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
   echo "=== a Debian template container boots systemd in the VM"

@@ -23,6 +23,8 @@ stage=$(mktemp -d /var/tmp/bulkhead-bench-migration.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
 cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+# Case (b)'s process, static: the template is busybox.
+gcc -O2 -static -Wall -Wextra -Werror -o "$stage/dirtier" "$repo/tests/multihost/dirtier.c"
 cd "$stage"
 "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-3000}" --mem 3G -- \
   bash "$stage/vm-bench.sh" "$stage" "$stage/make-busybox-rootfs.sh" "$runs"

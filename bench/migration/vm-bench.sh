@@ -21,21 +21,48 @@ log() { echo "bench/migration: $* ($(($(date +%s) - t0)) s)" >&2; }
 mh_hosts_up host1:1 host2:2
 mh_pair host1 host2
 mh_rootfs
+cp "$MH_BIN/dirtier" "$MH_BASE/rootfs/bin/dirtier"
 for h in host1 host2; do
   mh_host_template "$h"
   mh_host_net "$h"
 done
 log "hosts up, paired, template and network on both"
 
-# The dirtying shell: one pass writes 256 MiB of random bytes over the same file, then counts. The
-# pass runs in the background so the template's stop signal (USR2) ends the shell at once (a
-# trapped signal interrupts `wait`): a cold stop's downtime is not a pass's remainder or a timeout.
-# shellcheck disable=SC2016 # expanded by the container's shell
-dirty='trap "exit 0" USR2 TERM; i=0; while :; do dd if=/dev/urandom of=/dev/shm/dirty bs=1M count=256 conv=notrunc 2>/dev/null & wait $!; i=$((i+1)); echo $i >/passes; done'
+# Case (b): dirtier (dirtier.c) keeps 256 MiB of anonymous memory and rewrites 4 MiB of random
+# pages of it every second; it leaves at the template's stop signal (USR2).
 # Idle: a shell (as CRIU dumps in tests/multihost/vm-migrate.sh) asleep, leaving at the stop signal.
 # shellcheck disable=SC2016 # expanded by the container's shell
 idle='trap "exit 0" USR2 TERM; while :; do sleep 3600 & wait $!; done'
 results=()
+
+# The anchor of case (a): CRIU itself (the criu binary, no container, no transfer) dumping and
+# restoring the same process tree (the idle shell and its sleep) on this machine: what a migration
+# cannot go below. downtime_ms = dump (the tree stops) + restore (it runs again).
+bare=$MH_BASE/bare
+for run in $(seq 1 "$runs"); do
+  rm -rf "$bare" && mkdir -p "$bare/img"
+  (cd / && exec setsid /bin/busybox sh -c "$idle" </dev/null >/dev/null 2>&1) &
+  pid=$!
+  sleep 1
+  t1=$(date +%s%N)
+  if criu dump -t "$pid" -D "$bare/img" -o dump.log 2>/dev/null &&
+    criu restore -D "$bare/img" -d -o restore.log --pidfile "$bare/pid" 2>/dev/null; then
+    t2=$(date +%s%N)
+    bytes=$(du -sb "$bare/img" | awk '{print $1}')
+    line=$(jq -nc --argjson r "$run" --argjson d $(((t2 - t1) / 1000000)) --argjson b "$bytes" \
+      '{case: "idle", mode: "bare-criu", run: $r, ok: true, downtime_ms: $d, total_ms: $d, bytes: $b, iterations: 0}')
+    kill -9 "$(cat "$bare/pid")" 2>/dev/null || true
+  else
+    line=$(jq -nc --argjson r "$run" --arg e "$(tail -3 "$bare/img/dump.log" "$bare/img/restore.log" 2>&1)" \
+      '{case: "idle", mode: "bare-criu", run: $r, ok: false, error: $e}')
+    kill -9 "$pid" 2>/dev/null || true
+  fi
+  pkill -9 -f "sleep 3600" 2>/dev/null || true
+  echo "BHMIG $line"
+  results+=("$line")
+  log "$line"
+done
+
 n=0
 for case in idle dirty256; do
   for mode in cold live; do
@@ -45,8 +72,8 @@ for case in idle dirty256; do
       if [[ $case == idle ]]; then
         mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/sh -c "$idle"
       else
-        mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/sh -c "$dirty"
-        # Measured once the file is whole and being rewritten (the first pass is done).
+        mh_ct_create host1 "$ct" 1 --memory 1G --init /bin/dirtier 256 4
+        # Measured once the working set is written and being rewritten.
         for _ in $(seq 1 600); do
           [[ -n $(mh_ctl host1 exec "$ct" -- cat /passes 2>/dev/null) ]] && break
           sleep 1
@@ -54,7 +81,7 @@ for case in idle dirty256; do
       fi
       if json=$(mh_ctl host1 migrate "$ct" host2 "--$mode" --json 2>&1); then
         line=$(jq -c --arg c "$case" --arg m "$mode" --argjson r "$run" \
-          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, bytes}' <<<"$json")
+          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations}' <<<"$json")
         mh_ctl host2 destroy "$ct" --force >/dev/null || true
       else
         line=$(jq -nc --arg c "$case" --arg m "$mode" --argjson r "$run" --arg e "$json" \
@@ -70,11 +97,11 @@ for case in idle dirty256; do
 done
 
 echo
-echo "| case | mode | runs ok | median downtime_ms | median bytes | all downtimes (ms) |"
-echo "|---|---|---|---|---|---|"
+echo "| case | mode | runs ok | median downtime_ms | median total_ms | median bytes | median iterations | all downtimes (ms) |"
+echo "|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}" | jq -rs '
   def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
   group_by(.case + " " + .mode)[] |
   (map(select(.ok))) as $ok |
-  "| \(.[0].case) | \(.[0].mode) | \($ok | length)/\(length) | \($ok | map(.downtime_ms) | median) | \($ok | map(.bytes) | median) | \($ok | map(.downtime_ms | tostring) | join(", ")) |"'
+  "| \(.[0].case) | \(.[0].mode) | \($ok | length)/\(length) | \($ok | map(.downtime_ms) | median) | \($ok | map(.total_ms) | median) | \($ok | map(.bytes) | median) | \($ok | map(.iterations) | median) | \($ok | map(.downtime_ms | tostring) | join(", ")) |"'
 log "done"

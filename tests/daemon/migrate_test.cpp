@@ -2,6 +2,7 @@
 // fields bulkheadctl never sends) is a clear error that changes nothing and leaves no file. The
 // migrations themselves need two hosts: tests/multihost/vm-migrate.sh.
 #include <filesystem>
+#include <fstream>
 
 #include "daemon_fixture.hpp"
 
@@ -19,6 +20,8 @@ std::vector<std::string> migrate_files(const std::string &root) {
       out.push_back(d.path().string());
   return out;
 }
+
+void write_text(const std::string &path, const std::string &text) { std::ofstream(path) << text; }
 
 } // namespace
 
@@ -59,6 +62,32 @@ TEST_F(DaemonTest, MigrateBadRequestsAreClearErrorsAndChangeNothing) {
   EXPECT_EQ(info("c1")["state"], "stopped");
   EXPECT_TRUE(migrate_files(root_).empty());
   EXPECT_TRUE(ctl({"start", "c1"}).ok());
+}
+
+// A daemon killed in the middle of a migration leaves its files, and on the target an arrival
+// marker naming a container it had imported but not yet answered for (the source, with no answer,
+// brings its own copy back). The next start removes that container and every migrate-* file, and
+// keeps the others.
+TEST_F(DaemonTest, StartRemovesWhatAnInterruptedMigrationLeft) {
+  start_daemon();
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "c-in", "--template", "busybox"}).ok());
+  ASSERT_TRUE(ctl({"create", "kept", "--template", "busybox"}).ok());
+  kill_daemon();
+  write_text(root_ + "/migrate-in-0123.incoming", "c-in");
+  write_text(root_ + "/migrate-in-0123.bhx", "a cut transfer");
+  fs::create_directories(root_ + "/migrate-in-0123.memory/pre-1");
+  write_text(root_ + "/migrate-in-0123.memory/pre-1/pages-1.img", "pages");
+  fs::create_directories(root_ + "/migrate-4567.pre/pre-1");
+  // A marker naming no container here (or a bad name) only goes.
+  write_text(root_ + "/migrate-in-89ab.incoming", "../../etc");
+
+  start_daemon();
+  auto r = ctl({"info", "c-in"});
+  EXPECT_FALSE(r.ok()) << r;
+  EXPECT_EQ(info("kept")["state"], "stopped");
+  EXPECT_TRUE(migrate_files(root_).empty());
+  EXPECT_FALSE(fs::exists(root_ + "/containers/c-in"));
 }
 
 } // namespace bh_test

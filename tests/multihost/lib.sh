@@ -421,3 +421,47 @@ mh_leftovers() {
   rm -rf "$check"
   return 0
 }
+
+# --- Scenario helpers, for the vm-*.sh scripts -------------------------------------------------
+# mh_step TEXT: a step done, with the seconds since the scenario began (MH_T0).
+# mh_fail TEXT: why, then each host's last daemon log lines; exits 1 (the EXIT trap tears down).
+# mh_scenario_begin: sets MH_T0 and that trap (mh_teardown, unless mh_scenario_end ran; then
+# MH_ON_EXIT, if set, runs first: a scenario's own background processes).
+# mh_scenario_end: tears down, fails on anything left behind (mh_leftovers).
+MH_T0=${MH_T0:-$(date +%s)}
+mh_step() { echo "== $* ($(($(date +%s) - MH_T0)) s)"; }
+mh_fail() {
+  echo "FAIL: $*" >&2
+  local h
+  for h in $(mh_hosts); do
+    echo "--- $h: bulkheadd log" >&2
+    tail -30 "$MH_BASE/$h/bulkheadd.log" >&2 || true
+  done
+  exit 1
+}
+MH_TORN_DOWN=""
+mh_on_exit() {
+  [[ -z ${MH_ON_EXIT:-} ]] || eval "$MH_ON_EXIT" || true
+  [[ -n $MH_TORN_DOWN ]] || mh_teardown || true
+}
+mh_scenario_begin() {
+  MH_T0=$(date +%s)
+  trap mh_on_exit EXIT
+}
+mh_scenario_end() {
+  MH_TORN_DOWN=1
+  mh_teardown || mh_fail "teardown"
+  local left
+  left=$(mh_leftovers)
+  [[ -z $left ]] || mh_fail "teardown left: $left"
+  mh_step "teardown: nothing left"
+}
+# mh_no_migration_files HOST...: no transfer file, image directory or arrival marker of a
+# migration (<root>/migrate-*) is left on any of the hosts.
+mh_no_migration_files() {
+  local h left
+  for h in "$@"; do
+    left=$(find "$MH_BASE/$h/root" -maxdepth 1 -name 'migrate-*' 2>/dev/null)
+    [[ -z $left ]] || mh_fail "$h keeps migration files: $left"
+  done
+}
