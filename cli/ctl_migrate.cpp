@@ -28,7 +28,8 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
        "--live", a->live,
        "move it with its memory: checkpoint, restore there (CRIU; the default for a running container)")
       ->excludes(cold);
-  c->add_flag("--json", a->json, "print the operation's metadata (mode, remote, bytes, downtime_ms)");
+  c->add_flag("--json", a->json,
+              "print the operation's metadata (mode, remote, bytes, downtime_ms, total_ms, iterations)");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
       json req = {{"remote", a->remote}};
@@ -45,11 +46,17 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
         fmt::print("{}\n", m.dump());
         return 0;
       }
-      fmt::print("migrated {} to {} ({}, {}): {} sent{}\n", a->name, a->remote,
+      int rounds = m.value("iterations", 0);
+      fmt::print("migrated {} to {} ({}, {}): {} sent{}{}\n", a->name, a->remote,
                  m.value("address", std::string("?")), m.value("mode", std::string("?")),
                  human_size(m.value("bytes", uint64_t{0})),
+                 rounds > 0 ? fmt::format(" ({} of it in {} pre-copy round{} while it ran)",
+                                          human_size(m.value("precopy_bytes", uint64_t{0})), rounds,
+                                          rounds == 1 ? "" : "s")
+                            : std::string(),
                  m.value("was_running", false)
-                     ? fmt::format(", running there; downtime {} ms", m.value("downtime_ms", int64_t{0}))
+                     ? fmt::format(", running there; downtime {} ms of {} ms",
+                                   m.value("downtime_ms", int64_t{0}), m.value("total_ms", int64_t{0}))
                      : std::string(", stopped there"));
       return 0;
     };

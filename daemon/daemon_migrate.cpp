@@ -310,6 +310,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   int rounds = 0;
   uint64_t precopy_bytes = 0;
   std::string precopy_note;
+  json round_log = json::array(); // per round: pages moved and the time it took (dump + send)
   if (live) {
     auto head = conn->request({{"op", "migrate.receive"},
                                {"name", name},
@@ -332,6 +333,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       if (::mkdir(dir.c_str(), 0700) < 0)
         return failf_errno("creating {}", dir);
       op.set_progress(fmt::format("pre-copy round {}", k), sent, 0);
+      auto t_round = std::chrono::steady_clock::now();
       if (auto d = pre_dump(name, dir, k > 1 ? fmt::format("../pre-{}", k - 1) : std::string()); !d) {
         precopy_note = d.error().text();
         (void)remove_tree(dir);
@@ -347,6 +349,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       parent = dir;
       rounds = k;
       precopy_bytes += bytes;
+      round_log.push_back({{"round", k}, {"bytes", bytes}, {"ms", ms_since(t_round)}});
       if (bytes < kPreCopyDoneBytes || (k > 1 && bytes * 4 > last * 3))
         break;
       last = bytes;
@@ -457,7 +460,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"total_ms", ms_since(t_start)},
                {"iterations", rounds},
                {"precopy_bytes", precopy_bytes},
-               {"phases_ms", phases}};
+               {"phases_ms", phases},
+               {"precopy_rounds", round_log}};
   if (!precopy_note.empty())
     meta["precopy_stopped"] = precopy_note;
   op.set_metadata(meta);

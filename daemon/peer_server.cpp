@@ -163,7 +163,15 @@ void PeerServer::serve(Conn &c, UniqueFd fd, std::string peer_address) {
       r = conn->send(
           {{"ok", true}, {"host", host_name_}, {"version", BULKHEAD_VERSION}, {"you", peer->name}});
     } else if (auto h = handlers_.find(op); h != handlers_.end()) {
-      if (auto s = h->second(*conn, *peer, *m); !s)
+      // Handlers read fields with json::value(), which throws on a field of the wrong type: a
+      // peer's malformed message is refused here (a parse boundary), never a dead daemon.
+      Status s;
+      try {
+        s = h->second(*conn, *peer, *m);
+      } catch (const nlohmann::json::exception &e) {
+        s = fail(fmt::format("a malformed \"{}\" request: {}", op, e.what()), EPROTO);
+      }
+      if (!s)
         r = conn->send(refusal(s.error()));
     } else {
       r = conn->send(refusal(Error{EOPNOTSUPP, "unknown peer request \"" + op + "\""}));

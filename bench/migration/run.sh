@@ -26,5 +26,5 @@ cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-
 # Case (b)'s process, static: the template is busybox.
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/dirtier" "$repo/tests/multihost/dirtier.c"
 cd "$stage"
-"$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-3000}" --mem 3G -- \
+"$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-3000}" --mem 6G -- \
   bash "$stage/vm-bench.sh" "$stage" "$stage/make-busybox-rootfs.sh" "$runs"

@@ -43,6 +43,7 @@ for run in $(seq 1 "$runs"); do
   rm -rf "$bare" && mkdir -p "$bare/img"
   (cd / && exec setsid /bin/busybox sh -c "$idle" </dev/null >/dev/null 2>&1) &
   pid=$!
+  disown "$pid"
   sleep 1
   t1=$(date +%s%N)
   if criu dump -t "$pid" -D "$bare/img" -o dump.log 2>/dev/null &&
@@ -51,13 +52,12 @@ for run in $(seq 1 "$runs"); do
     bytes=$(du -sb "$bare/img" | awk '{print $1}')
     line=$(jq -nc --argjson r "$run" --argjson d $(((t2 - t1) / 1000000)) --argjson b "$bytes" \
       '{case: "idle", mode: "bare-criu", run: $r, ok: true, downtime_ms: $d, total_ms: $d, bytes: $b, iterations: 0}')
-    kill -9 "$(cat "$bare/pid")" 2>/dev/null || true
   else
     line=$(jq -nc --argjson r "$run" --arg e "$(tail -3 "$bare/img/dump.log" "$bare/img/restore.log" 2>&1)" \
       '{case: "idle", mode: "bare-criu", run: $r, ok: false, error: $e}')
-    kill -9 "$pid" 2>/dev/null || true
   fi
-  pkill -9 -f "sleep 3600" 2>/dev/null || true
+  # The tree is its own session (setsid), restored as such: that kills exactly it.
+  pkill -9 -s "$pid" 2>/dev/null || true
   echo "BHMIG $line"
   results+=("$line")
   log "$line"
@@ -81,7 +81,7 @@ for case in idle dirty256; do
       fi
       if json=$(mh_ctl host1 migrate "$ct" host2 "--$mode" --json 2>&1); then
         line=$(jq -c --arg c "$case" --arg m "$mode" --argjson r "$run" \
-          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations}' <<<"$json")
+          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations, precopy_rounds, phases_ms}' <<<"$json")
         mh_ctl host2 destroy "$ct" --force >/dev/null || true
       else
         line=$(jq -nc --arg c "$case" --arg m "$mode" --argjson r "$run" --arg e "$json" \

@@ -1,23 +1,5 @@
 #!/usr/bin/env bash
-# Runs tests/multihost/vm-migrate.sh (migration between simulated hosts, tests/multihost/lib.sh) in the cgroup
-# v2 VM with the binaries of BUILD_DIR.
+# Runs tests/multihost/vm-migrate.sh (migration between simulated hosts) in the cgroup v2 VM with the binaries of
+# BUILD_DIR (tests/multihost/run-vm.sh).
 # Usage: tests/multihost/run-vm-migrate.sh [BUILD_DIR]
-set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-repo=$(cd "$here/../.." && pwd)
-build=$(cd "${1:-$repo/build}" && pwd)
-# The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp (as run-vm-nat.sh).
-stage=$(mktemp -d /var/tmp/bulkhead-vm-migrate.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-migrate.sh" "$here/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
-cd "$stage"
-rc=0
-for attempt in 1 2; do
-  rc=0
-  "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-600}" --mem 2G -- \
-    bash "$stage/vm-migrate.sh" "$stage" "$stage/make-busybox-rootfs.sh" || rc=$?
-  [[ $rc == 125 && $attempt == 1 ]] || break
-  echo "run-vm-migrate: the VM failed (125); retrying once" >&2
-done
-exit "$rc"
+exec "$(dirname "${BASH_SOURCE[0]}")/run-vm.sh" migrate "${1:-}" 600
