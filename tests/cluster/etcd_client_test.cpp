@@ -111,8 +111,7 @@ protected:
                                      "--listen-peer-urls=" + peer,
                                      "--initial-advertise-peer-urls=" + peer,
                                      "--initial-cluster=bulkhead-test=" + peer,
-                                     "--initial-cluster-state=new",
-                                     "--log-outputs=" + (work_dir / "etcd.log").string()};
+                                     "--initial-cluster-state=new"};
     std::vector<char *> argv;
     for (auto &a : args)
       argv.push_back(a.data());
@@ -137,7 +136,7 @@ protected:
       if (::waitpid(etcd_pid, &status, WNOHANG) == etcd_pid) {
         etcd_pid = -1;
         setup_error = "etcd exited during startup (status " + std::to_string(status) +
-                      "): " + read_tail(work_dir / "etcd.log") + read_tail(work_dir / "etcd.out");
+                      "): " + read_tail(work_dir / "etcd.out");
         return;
       }
       auto r = client->get("bulkhead-test/ready");
@@ -147,7 +146,7 @@ protected:
       std::this_thread::sleep_for(100ms);
     }
     setup_error =
-        "etcd at " + url + " did not answer within 30 s: " + last + "\n" + read_tail(work_dir / "etcd.log");
+        "etcd at " + url + " did not answer within 30 s: " + last + "\n" + read_tail(work_dir / "etcd.out");
   }
 
   static void TearDownTestSuite() {
