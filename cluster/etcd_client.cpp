@@ -246,7 +246,7 @@ Result<nlohmann::json> EtcdClient::call(const std::string &path, const nlohmann:
   return failf("etcd unreachable (POST {}): {}", path, unreachable);
 }
 
-Status EtcdClient::put(const std::string &key, const std::string &value, int64_t lease) {
+Status EtcdClient::put(const std::string &key, const std::string &value, int64_t lease) const {
   nlohmann::json body = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
   if (lease)
     body["lease"] = std::to_string(lease);
@@ -254,7 +254,7 @@ Status EtcdClient::put(const std::string &key, const std::string &value, int64_t
   return {};
 }
 
-Result<std::optional<KeyValue>> EtcdClient::get(const std::string &key) {
+Result<std::optional<KeyValue>> EtcdClient::get(const std::string &key) const {
   auto res = BH_TRY(call("/v3/kv/range", {{"key", base64_encode(key)}}));
   if (!res.contains("kvs") || !res["kvs"].is_array() || res["kvs"].empty())
     return std::optional<KeyValue>();
@@ -262,7 +262,7 @@ Result<std::optional<KeyValue>> EtcdClient::get(const std::string &key) {
   return std::optional<KeyValue>(std::move(kv.second));
 }
 
-Result<std::vector<std::pair<std::string, KeyValue>>> EtcdClient::list(const std::string &prefix) {
+Result<std::vector<std::pair<std::string, KeyValue>>> EtcdClient::list(const std::string &prefix) const {
   std::string start = prefix.empty() ? std::string(1, '\0') : prefix;
   auto res = BH_TRY(call("/v3/kv/range", {{"key", base64_encode(start)},
                                           {"range_end", base64_encode(prefix_range_end(prefix))}}));
@@ -273,19 +273,19 @@ Result<std::vector<std::pair<std::string, KeyValue>>> EtcdClient::list(const std
   return out;
 }
 
-Result<bool> EtcdClient::remove(const std::string &key) {
+Result<bool> EtcdClient::remove(const std::string &key) const {
   auto res = BH_TRY(call("/v3/kv/deleterange", {{"key", base64_encode(key)}}));
   return BH_TRY(json_int(res, "deleted")) > 0;
 }
 
-Result<int64_t> EtcdClient::remove_prefix(const std::string &prefix) {
+Result<int64_t> EtcdClient::remove_prefix(const std::string &prefix) const {
   std::string start = prefix.empty() ? std::string(1, '\0') : prefix;
   auto res = BH_TRY(call("/v3/kv/deleterange", {{"key", base64_encode(start)},
                                                 {"range_end", base64_encode(prefix_range_end(prefix))}}));
   return json_int(res, "deleted");
 }
 
-Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s) {
+Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s) const {
   if (ttl_s <= 0)
     return failf("etcd lease: TTL must be positive, got {} s", ttl_s);
   auto res = BH_TRY(call("/v3/lease/grant", {{"TTL", std::to_string(ttl_s)}}));
@@ -295,7 +295,7 @@ Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s) {
   return id;
 }
 
-Result<int64_t> EtcdClient::keep_alive(int64_t lease) {
+Result<int64_t> EtcdClient::keep_alive(int64_t lease) const {
   auto res = BH_TRY(call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}));
   // The streaming gateway wraps each answer in "result".
   const nlohmann::json &answer = res.contains("result") ? res["result"] : res;
@@ -305,13 +305,13 @@ Result<int64_t> EtcdClient::keep_alive(int64_t lease) {
   return ttl;
 }
 
-Status EtcdClient::revoke_lease(int64_t lease) {
+Status EtcdClient::revoke_lease(int64_t lease) const {
   BH_TRY(call("/v3/lease/revoke", {{"ID", std::to_string(lease)}}));
   return {};
 }
 
 Result<bool> EtcdClient::txn_put(const std::string &key, const nlohmann::json &compare,
-                                 const std::string &value, int64_t lease) {
+                                 const std::string &value, int64_t lease) const {
   nlohmann::json put = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
   if (lease)
     put["lease"] = std::to_string(lease);
@@ -322,7 +322,8 @@ Result<bool> EtcdClient::txn_put(const std::string &key, const nlohmann::json &c
   return res.contains("succeeded") && res["succeeded"].is_boolean() && res["succeeded"].get<bool>();
 }
 
-Result<bool> EtcdClient::create_if_absent(const std::string &key, const std::string &value, int64_t lease) {
+Result<bool> EtcdClient::create_if_absent(const std::string &key, const std::string &value,
+                                          int64_t lease) const {
   // A key that does not exist has create_revision 0.
   nlohmann::json cmp = {
       {"target", "CREATE"}, {"result", "EQUAL"}, {"key", base64_encode(key)}, {"create_revision", "0"}};
@@ -330,7 +331,7 @@ Result<bool> EtcdClient::create_if_absent(const std::string &key, const std::str
 }
 
 Result<bool> EtcdClient::compare_and_swap(const std::string &key, int64_t expected_mod_revision,
-                                          const std::string &value, int64_t lease) {
+                                          const std::string &value, int64_t lease) const {
   nlohmann::json cmp = {{"target", "MOD"},
                         {"result", "EQUAL"},
                         {"key", base64_encode(key)},

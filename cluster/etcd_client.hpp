@@ -2,8 +2,8 @@
 // etcd's JSON gateway (/v3/... on the client port, see docs/cluster.md) over cpp-httplib: no gRPC
 // code generation, and the daemon already links that HTTP library.
 //
-// Thread safety: every call builds its own HTTP connection from immutable settings, so one
-// EtcdClient may be shared by any number of threads. Nothing here forks.
+// Thread safety: every call is const and builds its own HTTP connection from immutable settings,
+// so one EtcdClient may be shared by any number of threads. Nothing here forks.
 #pragma once
 
 #include <bulkhead/result.hpp>
@@ -35,32 +35,32 @@ public:
                                    std::chrono::milliseconds timeout = std::chrono::seconds(2));
 
   // Stores a value unconditionally (records a node's heartbeat or a container's state).
-  Status put(const std::string &key, const std::string &value, int64_t lease = 0);
+  Status put(const std::string &key, const std::string &value, int64_t lease = 0) const;
   // Reads one key; nullopt when it does not exist (a placement or leader that is not set).
-  Result<std::optional<KeyValue>> get(const std::string &key);
+  Result<std::optional<KeyValue>> get(const std::string &key) const;
   // All keys under a prefix, sorted by key (the cluster's members, all placements).
-  Result<std::vector<std::pair<std::string, KeyValue>>> list(const std::string &prefix);
+  Result<std::vector<std::pair<std::string, KeyValue>>> list(const std::string &prefix) const;
   // Deletes one key; returns whether it existed (releasing a claim, leaving the cluster).
-  Result<bool> remove(const std::string &key);
+  Result<bool> remove(const std::string &key) const;
   // Deletes every key under a prefix; returns how many (cleanup of a node's or a test's keys).
-  Result<int64_t> remove_prefix(const std::string &prefix);
+  Result<int64_t> remove_prefix(const std::string &prefix) const;
 
   // A lease that expires ttl_s seconds after its last refresh; keys put with it vanish then,
   // which is how a crashed node's membership and claims disappear.
-  Result<int64_t> grant_lease(int64_t ttl_s);
+  Result<int64_t> grant_lease(int64_t ttl_s) const;
   // One refresh; returns the remaining TTL in seconds. Fails when the lease already expired:
   // the caller lost everything attached to it and must re-register.
-  Result<int64_t> keep_alive(int64_t lease);
+  Result<int64_t> keep_alive(int64_t lease) const;
   // Ends a lease now, deleting its keys (a clean shutdown hands over leadership at once).
-  Status revoke_lease(int64_t lease);
+  Status revoke_lease(int64_t lease) const;
 
   // Creates the key only when it does not exist; true when this call created it. The primitive
   // for leader election and for claiming a container's placement: of racing callers, one wins.
-  Result<bool> create_if_absent(const std::string &key, const std::string &value, int64_t lease = 0);
+  Result<bool> create_if_absent(const std::string &key, const std::string &value, int64_t lease = 0) const;
   // Replaces the value only if the key's mod_revision still equals expected_mod_revision (from
   // get/list); false when someone else changed it since, in which case nothing is written.
   Result<bool> compare_and_swap(const std::string &key, int64_t expected_mod_revision,
-                                const std::string &value, int64_t lease = 0);
+                                const std::string &value, int64_t lease = 0) const;
 
   const std::vector<std::string> &endpoints() const { return urls_; }
 
@@ -77,7 +77,7 @@ private:
   // or an error naming the endpoint(s), the path and what failed.
   Result<nlohmann::json> call(const std::string &path, const nlohmann::json &body) const;
   Result<bool> txn_put(const std::string &key, const nlohmann::json &compare, const std::string &value,
-                       int64_t lease);
+                       int64_t lease) const;
 
   std::vector<Endpoint> endpoints_;
   std::vector<std::string> urls_;

@@ -319,10 +319,11 @@ TEST_F(EtcdTest, CreateIfAbsentHasExactlyOneWinnerAmongRacingThreads) {
     std::vector<int> won(kThreads, 0);
     std::latch start(kThreads);
     std::vector<std::thread> threads;
+    const EtcdClient &shared = *client; // one client, used by every thread at once
     for (int t = 0; t < kThreads; ++t)
       threads.emplace_back([&, t] {
         start.arrive_and_wait(); // all threads hit etcd together
-        auto r = client->create_if_absent(key, "node-" + std::to_string(t));
+        auto r = shared.create_if_absent(key, "node-" + std::to_string(t));
         if (!r) {
           ++errors;
         } else if (*r) {
