@@ -28,8 +28,8 @@ for h in host1 host2; do
 done
 log "hosts up, paired, template and network on both"
 
-# Case (b): dirtier (dirtier.c) keeps 256 MiB of anonymous memory and rewrites 4 MiB of random
-# pages of it every second; it leaves at the template's stop signal (USR2).
+# Case (b): dirtier (tests/multihost/dirtier.c) keeps 256 MiB of anonymous memory and rewrites the next 4 MiB block
+# of it every second; it leaves at the template's stop signal (USR2).
 # Idle: a shell (as CRIU dumps in tests/multihost/vm-migrate.sh) asleep, leaving at the stop signal.
 # shellcheck disable=SC2016 # expanded by the container's shell
 idle='trap "exit 0" USR2 TERM; while :; do sleep 3600 & wait $!; done'

@@ -4,8 +4,12 @@
 // Anonymous memory (not a tmpfs file) because that is what CRIU's pre-dumps track page by page; a
 // tmpfs file is dumped whole at the final dump only.
 //
-//   dirtier MIB RATE   (RATE MiB of random pages rewritten per second; /ready once the set is
-//                       written, /passes counts the seconds of rewriting since)
+//   dirtier MIB RATE   (RATE MiB rewritten per second, the next RATE MiB of the set each second,
+//                       round and round; /ready once the set is written, /passes counts the
+//                       seconds of rewriting since)
+// Contiguous blocks, not random pages: with transparent huge pages one byte written marks a whole
+// 2 MiB page dirty, so RATE MiB of random 4 KiB writes would dirty the whole set every second and
+// the rate would not be the one asked for.
 // Built static on the host by their run scripts (the containers' template is busybox).
 #include <signal.h>
 #include <stdint.h>
@@ -40,7 +44,7 @@ int main(int argc, char **argv) {
     return 2;
   }
   size_t len = (size_t)strtoul(argv[1], NULL, 10) << 20;
-  size_t pages_per_s = (size_t)strtoul(argv[2], NULL, 10) << 8;
+  size_t block = (size_t)strtoul(argv[2], NULL, 10) << 20;
   signal(SIGTERM, leave);
   signal(SIGUSR2, leave);
   unsigned char *p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
@@ -55,12 +59,14 @@ int main(int argc, char **argv) {
     __builtin_memcpy(p + i, &v, 8);
   }
   note("/ready", 1);
-  size_t pages = len / 4096;
+  if (block > len)
+    block = len;
+  size_t at = 0;
   for (unsigned long pass = 1;; ++pass) {
-    for (size_t k = 0; k < pages_per_s; ++k) {
-      uint64_t v = next(&x);
-      p[(v % pages) * 4096 + (v >> 52)] = (unsigned char)v;
+    for (size_t i = 0; i < block; i += 4096) { // one byte per 4 KiB page dirties it
+      p[(at + i) % len] = (unsigned char)next(&x);
     }
+    at = (at + block) % len;
     note("/passes", pass);
     sleep(1);
   }
