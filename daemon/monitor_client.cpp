@@ -31,7 +31,14 @@ Result<json> read_reply(int fd, const std::string &socket_path) {
 
 Result<UniqueFd> request(const std::string &socket_path, const json &req, const std::vector<int> &fds = {}) {
   UniqueFd s = BH_TRY(connect_unix_socket(socket_path, "monitor control socket"));
-  BH_CHECK(context(send_line(s.get(), req.dump(), fds), "monitor " + socket_path));
+  if (auto sent = send_line(s.get(), req.dump(), fds); !sent) {
+    // A peer the monitor refuses (SO_PEERCRED) gets its answer at once, and the connection closes
+    // before our line is read: the refusal is then still there to read, and says more than EPIPE.
+    if (sent.error().code == EPIPE || sent.error().code == ECONNRESET)
+      if (auto reply = read_reply(s.get(), socket_path); !reply)
+        return tl::unexpected(reply.error());
+    return tl::unexpected(with_context(sent.error(), "monitor " + socket_path));
+  }
   return s;
 }
 
