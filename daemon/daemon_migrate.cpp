@@ -67,6 +67,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
+#include "storage/tree.hpp"
 
 namespace bulkhead::daemon {
 
@@ -474,12 +475,17 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 // At start, before anything else can migrate: what a killed daemon left of migrations. An arrival
 // it had not answered yet goes (the source kept its copy); transfer files and images go.
 void Daemon::finish_interrupted_migrations() {
+  UniqueFd root(::open(options_.root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!root) {
+    fmt::print(stderr, "bulkheadd: warning: opening {}: {}\n", options_.root, std::strerror(errno));
+    return;
+  }
   std::error_code ec;
   for (const auto &f : std::filesystem::directory_iterator(options_.root, ec)) {
     std::string fname = f.path().filename().string();
     if (fname.rfind("migrate-", 0) != 0)
       continue;
-    if (fname.size() > 9 && fname.ends_with(".incoming")) {
+    if (fname.ends_with(".incoming")) {
       auto name = read_file(f.path().string());
       if (name && storage::validate_name("container", *name) && find(*name)) {
         fmt::print(stderr, "bulkheadd: {} arrived by a migration that never finished; removing it\n", *name);
@@ -487,12 +493,9 @@ void Daemon::finish_interrupted_migrations() {
           fmt::print(stderr, "bulkheadd: warning: removing {}: {}\n", *name, d.error().text());
       }
     }
-    if (f.is_directory(ec) && !f.is_symlink(ec)) {
-      if (auto r = remove_tree(f.path().string()); !r)
-        fmt::print(stderr, "bulkheadd: warning: {}\n", r.error().text());
-    } else if (::unlink(f.path().c_str()) < 0) {
-      fmt::print(stderr, "bulkheadd: warning: removing {}: {}\n", f.path().string(), std::strerror(errno));
-    }
+    // A transfer file, an image directory or a marker: remove_tree_at takes each kind.
+    if (auto r = storage::remove_tree_at(root.get(), fname); !r)
+      fmt::print(stderr, "bulkheadd: warning: {}\n", r.error().text());
   }
 }
 
