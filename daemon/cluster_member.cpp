@@ -9,9 +9,11 @@ namespace bulkhead::daemon {
 using nlohmann::json;
 
 ClusterMember::ClusterMember(cluster::EtcdClient client, std::string host, std::string address,
-                             std::function<std::map<std::string, std::string>()> containers)
+                             std::function<std::map<std::string, std::string>()> containers,
+                             std::function<std::string()> host_state)
     : client_(std::move(client)), host_(std::move(host)), address_(std::move(address)),
-      containers_(std::move(containers)), started_unix_(static_cast<int64_t>(std::time(nullptr))) {}
+      containers_(std::move(containers)), host_state_(std::move(host_state)),
+      started_unix_(static_cast<int64_t>(std::time(nullptr))) {}
 
 ClusterMember::~ClusterMember() { stop(); }
 
@@ -39,8 +41,7 @@ void ClusterMember::stop() {
 
 Status ClusterMember::register_host() {
   int64_t lease = BH_TRY(client_.grant_lease(kLeaseTtlS));
-  json rec = {{"name", host_}, {"address", address_}, {"state", "online"}, {"started_unix", started_unix_}};
-  if (auto r = client_.put(kHostsPrefix + host_, rec.dump(), lease); !r) {
+  if (auto r = put_host(lease); !r) {
     (void)client_.revoke_lease(lease);
     return r;
   }
@@ -50,7 +51,17 @@ Status ClusterMember::register_host() {
   return {};
 }
 
+Status ClusterMember::put_host(int64_t lease) {
+  std::string state = host_state_();
+  json rec = {{"name", host_}, {"address", address_}, {"state", state}, {"started_unix", started_unix_}};
+  BH_CHECK(client_.put(kHostsPrefix + host_, rec.dump(), lease));
+  published_state_ = state;
+  return {};
+}
+
 Status ClusterMember::publish_containers() {
+  if (host_state_() != published_state_)
+    BH_CHECK(put_host(lease_));
   auto now = containers_();
   const std::string prefix = kContainersPrefix + host_ + "/";
   for (const auto &[name, state] : now) {

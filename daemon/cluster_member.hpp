@@ -34,8 +34,11 @@ class ClusterMember {
 public:
   // containers(): this host's containers as {NAME: STATE}; called from the member's thread, so it
   // must not block for long (the daemon answers from what it can read without waiting on a lock).
+  // host_state(): "online", or "evacuating" while the host's containers move away (published as
+  // the host record's "state" within a second of a change).
   ClusterMember(cluster::EtcdClient client, std::string host, std::string address,
-                std::function<std::map<std::string, std::string>()> containers);
+                std::function<std::map<std::string, std::string>()> containers,
+                std::function<std::string()> host_state);
   ~ClusterMember();
 
   // Starts the thread that registers, keeps the lease alive and publishes the containers. Never fails:
@@ -55,6 +58,8 @@ private:
   cluster::EtcdClient client_;
   std::string host_, address_;
   std::function<std::map<std::string, std::string>()> containers_;
+  std::function<std::string()> host_state_;
+  std::string published_state_; // the host record's state in etcd (the thread's)
   int64_t started_unix_ = 0;
   int64_t lease_ = 0;                            // the thread's; 0: not registered
   std::map<std::string, std::string> published_; // what etcd holds under this lease (the thread's)

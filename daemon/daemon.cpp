@@ -129,8 +129,9 @@ Status Daemon::init() {
     // After init_peers(): the host name is resolved. Joining never blocks the start: the member's
     // thread registers (and retries while etcd is unreachable), containers do not wait for it.
     auto client = BH_TRY(cluster::EtcdClient::create(options_.cluster));
-    cluster_ = std::make_unique<ClusterMember>(std::move(client), options_.host_name, options_.listen,
-                                               [this] { return cluster_states(); });
+    cluster_ = std::make_unique<ClusterMember>(
+        std::move(client), options_.host_name, options_.listen, [this] { return cluster_states(); },
+        [this] { return std::string(evacuating_ ? "evacuating" : "online"); });
     cluster_->start();
   }
   return {};

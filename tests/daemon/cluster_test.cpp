@@ -82,11 +82,19 @@ protected:
     ASSERT_TRUE(client && peer);
     etcd_url_ = "http://127.0.0.1:" + std::to_string(client);
     std::string peer_url = "http://127.0.0.1:" + std::to_string(peer);
-    etcd_pid_ = spawn({"etcd", "--name=bh-cluster-test", "--data-dir=" + dir_ + "/etcd",
-                       "--listen-client-urls=" + etcd_url_, "--advertise-client-urls=" + etcd_url_,
-                       "--listen-peer-urls=" + peer_url, "--initial-advertise-peer-urls=" + peer_url,
-                       "--initial-cluster=bh-cluster-test=" + peer_url, "--initial-cluster-state=new"},
-                      dir_ + "/etcd.log");
+    etcd_argv_ = {"etcd",
+                  "--name=bh-cluster-test",
+                  "--data-dir=" + dir_ + "/etcd",
+                  "--listen-client-urls=" + etcd_url_,
+                  "--advertise-client-urls=" + etcd_url_,
+                  "--listen-peer-urls=" + peer_url,
+                  "--initial-advertise-peer-urls=" + peer_url,
+                  "--initial-cluster=bh-cluster-test=" + peer_url,
+                  "--initial-cluster-state=new"};
+    start_etcd();
+  }
+  void start_etcd() {
+    etcd_pid_ = spawn(etcd_argv_, dir_ + "/etcd.log");
     for (int i = 0; i < 100; ++i) {
       if (run_command({"curl", "-sf", etcd_url_ + "/health"}).ok())
         return;
@@ -169,6 +177,7 @@ protected:
   }
 
   std::string a_dir_, etcd_url_;
+  std::vector<std::string> etcd_argv_;
   pid_t a_pid_ = -1, etcd_pid_ = -1;
   int a_port_ = free_port(), b_port_ = free_port();
 };
@@ -252,6 +261,11 @@ TEST_F(DaemonClusterTest, EtcdDownAtStartIsRetriedInTheBackground) {
   EXPECT_EQ(http("GET", "/1.0/cluster").status, 500);
   import_busybox();
   ASSERT_TRUE(ctl({"create", "cb", "--template", "busybox"}).ok());
+  // etcd back: the host joins with its container, without a restart.
+  start_etcd();
+  json c = wait_cluster(
+      false, [](const json &c) { return has_container(host_in(c, "host-b"), "cb", "stopped"); }, 20s);
+  EXPECT_EQ(host_in(c, "host-b")["state"], "online") << c.dump();
 }
 
 TEST_F(DaemonClusterTest, BadFlagsAreRefusedBeforeTheDaemonStarts) {
