@@ -52,8 +52,9 @@ public:
 
 private:
   void run();
-  Status register_host();      // a fresh lease and the host's key
-  Status publish_containers(); // puts changed containers, removes those gone
+  Status register_host();         // a fresh lease and the host's key
+  Status put_host(int64_t lease); // the host record with its current state
+  Status publish_containers();    // puts changed containers, removes those gone
 
   cluster::EtcdClient client_;
   std::string host_, address_;
