@@ -10,6 +10,7 @@
 
 #include "cli/completion.hpp"
 #include "cli/manpage.hpp"
+#include "cluster/etcd_client.hpp"
 #include "daemon/api_server.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
@@ -84,6 +85,11 @@ int main(int argc, char **argv) {
   app.add_option("--host-name", o.host_name,
                  "this host's name for other hosts (default: the system's host name)")
       ->type_name("NAME");
+  std::string cluster;
+  app.add_option("--cluster", cluster,
+                 "join the cluster of these etcd endpoints (comma-separated http://HOST:PORT); needs "
+                 "--host-name and --listen (docs/cluster.md)")
+      ->type_name("URL[,URL...]");
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,
@@ -101,6 +107,27 @@ int main(int argc, char **argv) {
     return 0;
   }
   o.lxcfs = !no_lxcfs;
+  if (!cluster.empty()) {
+    // Checked before anything starts: a typo here would otherwise show only as a host missing
+    // from the cluster.
+    for (size_t pos = 0;;) {
+      size_t comma = cluster.find(',', pos);
+      o.cluster.push_back(cluster.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos));
+      if (comma == std::string::npos)
+        break;
+      pos = comma + 1;
+    }
+    if (o.host_name.empty() || o.listen.empty()) {
+      fmt::print(stderr,
+                 "bulkheadd: --cluster needs --host-name (the host's name in the cluster) and --listen "
+                 "(the address other hosts reach it on)\n");
+      return 1;
+    }
+    if (auto r = bulkhead::cluster::EtcdClient::create(o.cluster); !r) {
+      fmt::print(stderr, "bulkheadd: --cluster {}: {}\n", cluster, r.error().text());
+      return 1;
+    }
+  }
   if (auto bytes = bulkhead::daemon::disk_bytes_field(disk_default); bytes)
     o.disk_default = *bytes;
   else {

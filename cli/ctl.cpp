@@ -47,6 +47,7 @@ std::unique_ptr<Cli> make_cli() {
   add_checkpoint_commands(app, cli->action);
   add_migrate_commands(app, cli->action);
   add_host_commands(app, cli->action);
+  add_cluster_commands(app, cli->action);
   return cli;
 }
 

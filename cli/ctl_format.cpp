@@ -257,6 +257,24 @@ std::string host_view(const json &h) {
   return out;
 }
 
+std::string cluster_table(const json &c) {
+  const json hosts = c.value("hosts", json::array());
+  if (!hosts.is_array() || hosts.empty())
+    return "";
+  std::vector<std::vector<std::string>> rows;
+  for (const auto &h : hosts) {
+    if (!h.is_object())
+      continue;
+    std::string containers;
+    for (const auto &ct : h.value("containers", json::array()))
+      if (ct.is_object())
+        containers += (containers.empty() ? "" : ",") + text(ct, "name") + "=" + text(ct, "state");
+    rows.push_back(
+        {text(h, "name"), text(h, "address"), text(h, "state"), containers.empty() ? "-" : containers});
+  }
+  return render_table({"HOST", "ADDRESS", "STATE", "CONTAINERS"}, rows);
+}
+
 std::string host_note(const json &h) {
   if (text(h, "state") != "evacuating")
     return "";

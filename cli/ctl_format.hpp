@@ -35,6 +35,9 @@ std::string container_view(const nlohmann::json &container);
 std::string evacuation_table(const nlohmann::json &metadata);
 // GET /1.0/host for `host info`: "key: value" lines.
 std::string host_view(const nlohmann::json &host);
+// GET /1.0/cluster for `cluster list`: HOST ADDRESS STATE CONTAINERS, the containers as
+// "NAME=STATE" comma-separated ("-" for none); "" when the answer has no hosts.
+std::string cluster_table(const nlohmann::json &cluster);
 // The line `list` and `info` print while the host is being evacuated; "" otherwise.
 std::string host_note(const nlohmann::json &host);
 

@@ -309,6 +309,13 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
              return reply_error(res, body.error());
            op_reply(res, d.migrate(req.matches[1], *body));
          });
+  // The etcd-backed cluster this host joined with --cluster (docs/cluster.md "Hosts in the cluster").
+  s.Get("/1.0/cluster", [&d](const httplib::Request &, httplib::Response &res) {
+    auto r = d.cluster_info();
+    if (!r)
+      return reply_error(res, with_context(r.error(), "reading the cluster from etcd"));
+    reply(res, 200, *r);
+  });
   // Evacuation of the whole host (docs/migration.md "Evacuating a host").
   s.Get("/1.0/host",
         [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.host_info()); });

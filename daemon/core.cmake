@@ -18,11 +18,11 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/nat.cpp ${CMAKE_CURRENT_SOURCE_DIR}/nic_host.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_nics.cpp ${CMAKE_CURRENT_SOURCE_DIR}/routed_network.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/trust_store.cpp ${CMAKE_CURRENT_SOURCE_DIR}/peer_server.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/daemon_remotes.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon_remotes.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_member.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/nic_hotplug.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_nic_hotplug.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/port_forwards.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_ports.cpp)
 target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_runtime bulkhead_storage
-                      bulkhead_network bulkhead_peer bulkhead_monitor_client PkgConfig::HTTPLIB Threads::Threads)
+                      bulkhead_network bulkhead_peer bulkhead_monitor_client bulkhead_cluster PkgConfig::HTTPLIB Threads::Threads)
 # The unit names bulkheadd where `cmake --install` puts it (/usr/local/sbin by default).
 include(GNUInstallDirs)
 set(BULKHEADD_INSTALLED ${CMAKE_INSTALL_FULL_SBINDIR}/bulkheadd)

@@ -125,7 +125,45 @@ Status Daemon::init() {
   finish_interrupted_migrations();
   if (bad.empty())
     remove_stray_nics();
+  if (!options_.cluster.empty()) {
+    // After init_peers(): the host name is resolved. Joining never blocks the start: the member's
+    // thread registers (and retries while etcd is unreachable), containers do not wait for it.
+    auto client = BH_TRY(cluster::EtcdClient::create(options_.cluster));
+    cluster_ = std::make_unique<ClusterMember>(
+        std::move(client), options_.host_name, options_.listen, [this] { return cluster_states(); },
+        [this] { return std::string(evacuating_ ? "evacuating" : "online"); });
+    cluster_->start();
+  }
   return {};
+}
+
+std::map<std::string, std::string> Daemon::cluster_states() {
+  std::vector<std::pair<std::string, EntryPtr>> table;
+  {
+    std::lock_guard lock(table_mu_);
+    table.assign(entries_.begin(), entries_.end());
+  }
+  std::lock_guard states_lock(cluster_states_mu_);
+  std::map<std::string, std::string> states;
+  for (auto &[name, e] : table) {
+    // A container's mu is held through a whole start or stop: use its last known state meanwhile,
+    // so the lease's keep-alive (same thread) is never late because of a slow container.
+    std::unique_lock lock(e->mu, std::try_to_lock);
+    if (lock.owns_lock())
+      states[name] = e->rec.status.state;
+    else if (auto it = cluster_last_states_.find(name); it != cluster_last_states_.end())
+      states[name] = it->second;
+    else
+      states[name] = "busy";
+  }
+  cluster_last_states_ = states;
+  return states;
+}
+
+Result<nlohmann::json> Daemon::cluster_info() {
+  if (!cluster_)
+    return nlohmann::json{{"enabled", false}};
+  return cluster_->view();
 }
 
 // Finds what became of a container while no daemon watched it: its monitor still runs (re-adopt),
@@ -435,6 +473,8 @@ void Daemon::shutdown() {
     return;
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
+  if (cluster_)
+    cluster_->stop(); // revokes the lease: the other hosts see this one leave at once
   if (options_.stop_containers_on_exit) {
     std::vector<std::thread> stoppers;
     std::vector<std::string> names;

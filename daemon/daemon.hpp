@@ -24,6 +24,7 @@
 
 #include "bulkhead/runtime.hpp"
 #include "bulkhead/unique_fd.hpp"
+#include "daemon/cluster_member.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
 #include "daemon/networks.hpp"
@@ -55,6 +56,9 @@ struct DaemonOptions {
   uint64_t disk_default = uint64_t{10} << 30; // ext4: the image size of a create without --disk
   std::string listen;    // ADDR:PORT for other hosts' daemons (TLS; daemon/peer_server.cpp); empty: none
   std::string host_name; // how this host names itself to others; empty: gethostname()
+  // etcd endpoints (http://HOST:PORT) of the cluster this host joins (daemon/cluster_member.hpp,
+  // docs/cluster.md); empty: a single host, as before.
+  std::vector<std::string> cluster;
 };
 
 class Daemon {
@@ -151,6 +155,8 @@ public:
   Result<std::shared_ptr<Operation>> evacuate(const nlohmann::json &request);
   // GET /1.0/host: {"host_name", "state": "normal"|"evacuating", "containers", "evacuation"}.
   nlohmann::json host_info();
+  // GET /1.0/cluster (daemon/cluster_member.hpp): {"enabled": false} without --cluster.
+  Result<nlohmann::json> cluster_info();
 
 private:
   struct Entry {
@@ -262,6 +268,11 @@ private:
   std::unique_ptr<migration::PeerIdentity> identity_;
   std::unique_ptr<TrustStore> trust_;
   std::unique_ptr<PeerServer> peers_;
+  std::unique_ptr<ClusterMember> cluster_; // with --cluster
+  // The containers' states for the cluster's thread, without waiting on a busy container.
+  std::map<std::string, std::string> cluster_states();
+  std::mutex cluster_states_mu_;
+  std::map<std::string, std::string> cluster_last_states_; // a busy container's last known state
   // The evacuation that runs (at most one). evacuating_ is read without the lock by create() and
   // the starts; create() counts itself in creating_ before it reads the flag, and an evacuation
   // sets the flag and then waits for creating_ to reach 0 before it lists the containers, so a

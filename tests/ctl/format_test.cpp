@@ -207,3 +207,15 @@ TEST(CtlFormat, HostViewAndNote) {
                              "operation: op-1\nparallel: 2\nmode: live when running, else cold\n"
                              "progress: 1 of 4 done (moving ct2)\nstarted: -\n");
 }
+
+// `cluster list`: one row per host, its containers as NAME=STATE; "-" for a host without any.
+TEST(CtlFormat, ClusterTable) {
+  json c = json::parse(R"({"enabled": true, "host": "h1", "hosts": [
+    {"name": "h1", "address": "198.18.0.1:8443", "state": "online",
+     "containers": [{"name": "web", "state": "running"}, {"name": "db", "state": "stopped"}]},
+    {"name": "host-2", "address": "198.18.0.2:8443", "state": "evacuating", "containers": []}]})");
+  EXPECT_EQ(cluster_table(c), "HOST    ADDRESS          STATE       CONTAINERS\n"
+                              "h1      198.18.0.1:8443  online      web=running,db=stopped\n"
+                              "host-2  198.18.0.2:8443  evacuating  -\n");
+  EXPECT_EQ(cluster_table(json::parse(R"({"enabled": true, "hosts": []})")), "");
+}
