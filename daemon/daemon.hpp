@@ -155,6 +155,10 @@ public:
   Result<std::shared_ptr<Operation>> evacuate(const nlohmann::json &request);
   // GET /1.0/host: {"host_name", "state": "normal"|"evacuating", "containers", "evacuation"}.
   nlohmann::json host_info();
+  // Failover (issue 14, daemon/daemon_replica.cpp): runs here the replica of NAME this host holds as
+  // a standby (its last complete image set: restored from memory images, or booted from its disk),
+  // under the same name, addresses and limits. ENOENT when this host holds no replica of NAME.
+  Status activate_replica(const std::string &name);
   // GET /1.0/cluster (daemon/cluster_member.hpp): {"enabled": false} without --cluster.
   Result<nlohmann::json> cluster_info();
 

@@ -87,8 +87,26 @@ Result<RuntimeStatus> status_from_json(const json &j) {
   return s;
 }
 
+json to_json(const Protection &p) {
+  return {{"standby", p.standby}, {"interval_ms", p.interval_ms}, {"mode", p.mode}};
+}
+
+Result<Protection> protection_from_json(const json &j) {
+  Protection p;
+  try {
+    p.standby = j.value("standby", std::string());
+    p.interval_ms = j.value("interval_ms", int64_t{0});
+    p.mode = j.value("mode", std::string());
+  } catch (const json::exception &e) {
+    return fail(std::string("container protection: ") + e.what(), EINVAL);
+  }
+  return p;
+}
+
 Status RecordStore::save(const ContainerRecord &r) const {
   json j = {{"config", to_json(r.config)}, {"status", to_json(r.status)}};
+  if (!r.protection.standby.empty())
+    j["protection"] = to_json(r.protection);
   return write_file_durable(paths(r.config.name).record, j.dump(2) + "\n", 0600);
 }
 
@@ -109,6 +127,8 @@ Result<ContainerRecord> RecordStore::load(const std::string &name) const {
     return fail(path + ": record names \"" + r.config.name + "\"", EINVAL);
   if (j.contains("status"))
     r.status = BH_TRY(context(status_from_json(j["status"]), path));
+  if (j.contains("protection"))
+    r.protection = BH_TRY(context(protection_from_json(j["protection"]), path));
   return r;
 }
 

@@ -34,9 +34,18 @@ struct RuntimeStatus {
   std::string error; // why the container is in state "error"
 };
 
+// Continuous replication to a standby host (issue 14, `bulkheadctl protect`): the user's intent,
+// kept in the record so the replication resumes after a daemon restart. Empty standby: unprotected.
+struct Protection {
+  std::string standby;     // the standby host's --host-name (a paired remote of that name)
+  int64_t interval_ms = 0; // how often a consistent image set goes to the standby
+  std::string mode;        // "memory" (CRIU images + disk) or "disk" (the upper layer only)
+};
+
 struct ContainerRecord {
   ContainerConfig config;
   RuntimeStatus status;
+  Protection protection;
 };
 
 // Where a container's files live. The monitor's control socket sits in <root>/sockets so its
@@ -68,6 +77,8 @@ private:
 };
 
 nlohmann::json to_json(const RuntimeStatus &status);
+nlohmann::json to_json(const Protection &protection);
+Result<Protection> protection_from_json(const nlohmann::json &j);
 Result<RuntimeStatus> status_from_json(const nlohmann::json &j);
 
 // Removes a directory tree through directory fds, never following a symlink.
