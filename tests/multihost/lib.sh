@@ -366,6 +366,7 @@ mh_teardown() {
     pids+=($!)
   done
   for h in "${pids[@]}"; do wait "$h" || rc=1; done
+  mh_etcd_down
   ip netns del mh-client 2>/dev/null || true
   ip netns del mh-lan 2>/dev/null || true
   # `ip netns add` made /run/netns a mount point of its own; undo that if it was not one before and
@@ -420,6 +421,89 @@ mh_leftovers() {
     awk -v bin="$bin/" 'index($2, bin) == 1 { split($1, f, "/"); print "process " f[3] " (" $2 ") of $MH_BIN" }'
   rm -rf "$check"
   return 0
+}
+
+# --- etcd, for cluster scenarios (docs/cluster.md) ---------------------------------------------
+# Member K (1..9) of the test bed's etcd cluster is a machine on the LAN: network namespace
+# mh-etcdK with lan0 = 198.18.100.(200+K)/24, client port 2379, peer port 2380, data in
+# $MH_BASE/etcd/eK. Timings are stretched for TCG (the guest runs ~20x slower than the host):
+# heartbeat 300 ms, election 3 s, so a busy guest does not make the members elect again and again.
+MH_ETCD_COUNT_FILE=etcd/count
+mh_etcd_ip() { echo "$MH_LAN4.$((200 + $1))"; }
+mh_etcd_count() { cat "$MH_BASE/$MH_ETCD_COUNT_FILE" 2>/dev/null || echo 0; }
+# mh_etcd_endpoints: http://IP:2379,... of every member (for bulkheadd --cluster and etcdctl).
+mh_etcd_endpoints() {
+  local k out=""
+  for k in $(seq 1 "$(mh_etcd_count)"); do out+="${out:+,}http://$(mh_etcd_ip "$k"):2379"; done
+  echo "$out"
+}
+# mh_etcdctl ARGS...: etcdctl (v3 API) from the client machine against every member.
+mh_etcdctl() { ETCDCTL_API=3 mh_client etcdctl --endpoints "$(mh_etcd_endpoints)" --command-timeout=10s "$@"; }
+mh_etcd_pid() {
+  local f=$MH_BASE/etcd/e$1.pid pid
+  [[ -f $f ]] || return 0
+  pid=$(<"$f")
+  [[ $(cat "/proc/$pid/comm" 2>/dev/null) == etcd ]] && echo "$pid"
+  return 0
+}
+# mh_etcd_up COUNT: a COUNT-member etcd cluster on the LAN, started and healthy (a quorum answers).
+mh_etcd_up() {
+  local count=$1 k initial=""
+  [[ $count =~ ^[1-9]$ ]] || mh_die "bad etcd member count $count (1..9)" || return
+  command -v etcd >/dev/null || mh_die "etcd is not installed (apt-get install etcd-server etcd-client)" || return
+  mh_lan_up || return
+  mkdir -p "$MH_BASE/etcd"
+  echo "$count" >"$MH_BASE/$MH_ETCD_COUNT_FILE"
+  for k in $(seq 1 "$count"); do initial+="${initial:+,}e$k=http://$(mh_etcd_ip "$k"):2380"; done
+  echo "$initial" >"$MH_BASE/etcd/initial"
+  for k in $(seq 1 "$count"); do
+    ip netns add "mh-etcd$k"
+    ip -n "mh-etcd$k" link set lo up
+    ip link add lan0 netns "mh-etcd$k" type veth peer name "etcd$k" netns mh-lan
+    ip -n mh-lan link set "etcd$k" master lan up
+    ip -n "mh-etcd$k" addr add "$(mh_etcd_ip "$k")/24" dev lan0
+    ip -n "mh-etcd$k" link set lan0 up
+    mh_etcd_start "$k" new || return
+  done
+  mh_etcd_wait_healthy
+}
+# mh_etcd_start K [new|existing]: start member K (again: its data directory is kept).
+mh_etcd_start() {
+  local k=$1 state=${2:-existing} ip
+  ip=$(mh_etcd_ip "$k")
+  ip netns exec "mh-etcd$k" etcd --name "e$k" --data-dir "$MH_BASE/etcd/e$k" \
+    --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
+    --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
+    --initial-cluster "$(<"$MH_BASE/etcd/initial")" --initial-cluster-state "$state" \
+    --heartbeat-interval 300 --election-timeout 3000 >>"$MH_BASE/etcd/e$k.log" 2>&1 &
+  echo $! >"$MH_BASE/etcd/e$k.pid"
+  disown $!
+}
+# mh_etcd_wait_healthy [SECONDS]: until a write through the cluster succeeds (a quorum and a leader).
+mh_etcd_wait_healthy() {
+  local deadline=$((SECONDS + ${1:-120}))
+  while ((SECONDS < deadline)); do
+    mh_etcdctl put /mh/health ok >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  mh_die "etcd: no healthy cluster after ${1:-120} s; logs: $(tail -5 "$MH_BASE"/etcd/e*.log)"
+}
+# mh_etcd_kill K: SIGKILL member K (its data stays; mh_etcd_start K brings it back).
+mh_etcd_kill() {
+  local pid
+  pid=$(mh_etcd_pid "$1")
+  [[ -n $pid ]] || return 0
+  kill -9 "$pid"
+  while [[ -d /proc/$pid ]]; do sleep 0.05; done
+}
+# mh_etcd_down: every member killed, its namespace gone (mh_teardown calls it).
+mh_etcd_down() {
+  local k
+  for k in $(seq 1 "$(mh_etcd_count)"); do
+    mh_etcd_kill "$k"
+    ip netns del "mh-etcd$k" 2>/dev/null || true
+  done
+  rm -f "$MH_BASE/$MH_ETCD_COUNT_FILE"
 }
 
 # --- Scenario helpers, for the vm-*.sh scripts -------------------------------------------------
