@@ -1,0 +1,92 @@
+#!/usr/bin/env bash
+# Failover (docs/cluster.md "Failover", docs/replication.md; run inside tests/vm/run-in-vm.sh by
+# run-vm-failover.sh): a 3-member etcd cluster and three hosts in it (lease TTL 3 s). ct1 on host1
+# is a counter: its shell keeps a number in memory, adds one a second and writes it to /count. It
+# is protected with host2 as its standby (memory mode, every 2 s). host1 dies as a whole (its pid
+# namespace's init SIGKILLed, its LAN link cut, no cleanup). Then:
+#   - ct1 runs on host2 within the recovery time, at the same address (the client pings it);
+#   - its counter went on from at least a value read before the last two completed syncs (bounded
+#     loss: no reboot from 0, no loss beyond what replication allows);
+#   - host1 boots again and does not run a second copy: ct1 is fenced there (not running, start
+#     refused naming host2), and host2's copy runs on undisturbed.
+# Usage: vm-failover.sh BIN_DIR MAKE_ROOTFS_SCRIPT
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export MH_BIN=$1 MH_MKROOTFS=$2
+MH_BASE=/tmp/bulkhead-mh
+# shellcheck source=lib.sh
+source "$here/lib.sh"
+mh_scenario_begin
+bb=/bin/busybox
+ttl=3
+info() { mh_ctl "$1" info "$2" --json; }
+state() { info "$1" "$2" | jq -r .state; }
+syncs() { info host1 ct1 | jq -r '.replication.syncs // 0'; }
+count_on() { mh_ctl "$1" exec ct1 -- cat /count; }
+synced_at_least() { (($(syncs) >= $1)); }
+running_on() { [[ $(state "$1" ct1 2>/dev/null) == running ]]; }
+host_is() { [[ $(mh_ctl host2 cluster list --json | jq -r --arg h "$1" '.hosts[] | select(.name == $h) | .state') == "$2" ]]; }
+# wait_for SECONDS WHAT CMD...: until CMD succeeds.
+wait_for() {
+  local limit=$1 what=$2 deadline=$((SECONDS + $1))
+  shift 2
+  while ((SECONDS < deadline)); do
+    "$@" >/dev/null 2>&1 && return 0
+    sleep 0.5
+  done
+  mh_fail "no $what after $limit s"
+}
+
+mh_etcd_up 3 || mh_fail "the etcd cluster"
+MH_DAEMON_FLAGS="--cluster $(mh_etcd_endpoints) --cluster-ttl $ttl"
+mh_hosts_up host1:1 host2:2 host3:3 || mh_fail "the hosts did not come up"
+mh_pair host1 host2 || mh_fail "pairing host1 -> host2"
+mh_rootfs || mh_fail "the busybox rootfs"
+for h in 1 2; do
+  mh_host_template "host$h" || mh_fail "template on host$h"
+  mh_host_net "host$h" || mh_fail "network lan on host$h"
+done
+mh_step "etcd (3 members), host1-3 in the cluster, host1 paired with host2"
+
+# shellcheck disable=SC2016 # the container's shell expands them
+mh_ct_create host1 ct1 1 --init /bin/sh -c 'trap "exit 0" USR2 TERM; n=0; while :; do n=$((n+1)); echo $n >/count; sleep 1; done' ||
+  mh_fail "ct1 on host1"
+ip4=$(mh_ct_ip4 1 1)
+mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || mh_fail "the client cannot ping ct1 on host1"
+mh_ctl host1 protect ct1 --standby host2 --interval 2s --mode memory || mh_fail "protect ct1"
+wait_for 180 "first complete sync of ct1" synced_at_least 1
+info host1 ct1 | jq -c .replication
+# A value read now is older than any set completed two syncs later: the loss bound below.
+before=$(count_on host1) || mh_fail "reading ct1's count"
+s0=$(syncs)
+wait_for 180 "two more syncs of ct1" synced_at_least $((s0 + 2))
+at_kill=$(count_on host1)
+mh_step "ct1 protected to host2: $(syncs) syncs, count $before before the last two, $at_kill at the kill"
+
+t0=$SECONDS
+mh_kill_host host1 || mh_fail "killing host1"
+wait_for 120 "ct1 running on host2" running_on host2
+recovery=$((SECONDS - t0))
+after=$(count_on host2) || mh_fail "reading ct1's count on host2"
+mh_step "host1 killed: ct1 runs on host2 after $recovery s; count $after there (was $at_kill at the kill)"
+((after >= before)) || mh_fail "ct1's count went back beyond the replicated state: $after < $before"
+((after <= at_kill + recovery + 2)) || mh_fail "ct1's count $after is not the replicated one (at the kill: $at_kill)"
+mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || mh_fail "the client cannot ping ct1 ($ip4) on host2"
+sleep 3
+later=$(count_on host2)
+((later > after)) || mh_fail "ct1's counter does not go on on host2: $after then $later"
+mh_ctl host2 cluster list || true
+mh_step "ct1 keeps its address and its counter goes on ($after -> $later)"
+
+init2=$(info host2 ct1 | jq -r .pid)
+mh_host_up host1 1 || mh_fail "host1 did not boot again"
+wait_for 60 "host1 listed online again" host_is host1 online
+st=$(state host1 ct1) || mh_fail "ct1's record on host1 is gone"
+[[ $st != running ]] || mh_fail "host1 runs a second copy of ct1"
+[[ $(info host1 ct1 | jq -r '.fenced_by // empty') == host2 ]] || mh_fail "ct1 on host1 is not fenced by host2: $(info host1 ct1)"
+if err=$(mh_ctl host1 start ct1 2>&1); then mh_fail "host1 started a fenced ct1"; fi
+[[ $err == *host2* ]] || mh_fail "the refusal does not name host2: $err"
+[[ $(info host2 ct1 | jq -r .pid) == "$init2" && $(state host2 ct1) == running ]] || mh_fail "ct1 on host2 was disturbed"
+mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || mh_fail "the client cannot ping ct1 after host1 came back"
+mh_step "host1 back: ct1 fenced there ($err); host2's copy runs on"
+mh_scenario_end
