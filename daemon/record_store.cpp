@@ -47,7 +47,7 @@ Status RecordStore::init_dirs() const {
 }
 
 json to_json(const RuntimeStatus &s) {
-  return {{"want_running", s.want_running},
+  json j = {{"want_running", s.want_running},
           {"state", s.state},
           {"restarts", s.restarts},
           {"consecutive_failures", s.consecutive_failures},
@@ -57,6 +57,9 @@ json to_json(const RuntimeStatus &s) {
           {"last_exit",
            {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
           {"error", s.error}};
+  if (!s.fenced_by.empty())
+    j["fenced_by"] = s.fenced_by;
+  return j;
 }
 
 Result<RuntimeStatus> status_from_json(const json &j) {
@@ -81,6 +84,7 @@ Result<RuntimeStatus> status_from_json(const json &j) {
       s.last_exit.at_unix = j["last_exit"].value("at", int64_t{0});
     }
     s.error = j.value("error", std::string());
+    s.fenced_by = j.value("fenced_by", std::string());
   } catch (const json::exception &e) {
     return fail(std::string("container status: ") + e.what(), EINVAL);
   }
