@@ -517,6 +517,15 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   std::string resource = "/1.0/containers/" + name;
   if (action == "start" || action == "restart")
     BH_CHECK(refuse_while_evacuating(action + "ing " + name));
+  if (action == "start" || action == "restart" || action == "unfreeze") {
+    // Refused here (409) rather than as a failed operation: a fenced copy may not run at all.
+    std::lock_guard lock(e->mu);
+    if (!e->rec.status.fenced_by.empty())
+      return fail(fmt::format("container \"{}\" is fenced: the cluster placed it on host {} (it failed over "
+                              "there), so this copy may not run; destroy it here",
+                              name, e->rec.status.fenced_by),
+                  EBUSY);
+  }
   if (action == "start")
     return operations_.start("Starting container " + name, resource,
                              [this, name, stateless](Operation &) { return start(name, stateless); });

@@ -1,0 +1,240 @@
+// Failover in an etcd-backed cluster (issue 14, docs/cluster.md "Leader", "Failover", "Fencing"):
+// real daemons on one real etcd, each with --cluster-ttl 3 (the issue's target), so a killed host
+// is dead within about 3 s. One leader among three daemons and a new one when it is SIGKILLed; a
+// killed host's protected container moves to its standby (whose daemon attempts the activation) and
+// an unprotected one is reported lost; a container placed on another host is fenced at start and
+// while running; an etcd stopped mid-run changes nothing.
+#include "cluster_fixture.hpp"
+
+#include <fstream>
+
+namespace {
+
+using namespace bh_cluster_test;
+using namespace std::chrono_literals;
+using bh_test::contains;
+using bh_test::json;
+using bh_test::read_file;
+using bh_test::run_command;
+
+const std::vector<std::string> kTtl3 = {"--cluster-ttl", "3"};
+
+std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string> &b) {
+  a.insert(a.end(), b.begin(), b.end());
+  return a;
+}
+
+class DaemonFailoverTest : public DaemonClusterTest {
+protected:
+  void start_b() { start_daemon(with(cluster_flags("host-b", b_port_), kTtl3)); }
+  // Edits a stopped host's container record (the daemon reads it at start): protection as
+  // `bulkheadctl protect` records it (the replication branch's command).
+  void protect_in_record(const std::string &record, const std::string &standby) {
+    auto j = json::parse(read_file(record), nullptr, false);
+    ASSERT_TRUE(j.is_object()) << record;
+    j["protection"] = {{"standby", standby}, {"interval_ms", 2000}, {"mode", "memory"}};
+    std::ofstream(record) << j.dump();
+  }
+};
+
+TEST_F(DaemonFailoverTest, OneLeaderAmongThreeAndANewOneWhenItIsKilled) {
+  start_b();
+  start_host("a", kTtl3);
+  start_host("c", kTtl3);
+  auto all_online_with_leader = [](const json &c) {
+    for (const char *h : {"host-a", "host-b", "host-c"})
+      if (host_in(c, h)["state"] != "online")
+        return false;
+    return c["leader"].is_string();
+  };
+  json c = wait_cluster_on("a", all_online_with_leader, 20s);
+  std::string leader = c["leader"];
+  // Every host reads the same leader, and only that one's daemon says it leads.
+  for (const char *id : {"a", "b", "c"})
+    EXPECT_EQ(cluster_on(id)["leader"], leader) << id;
+  int leading = 0;
+  for (const char *id : {"a", "b", "c"}) {
+    std::string log = std::string(id) == "b" ? read_file(dir_ + "/bulkheadd.log") : log_of(id);
+    if (contains(log, "host-" + std::string(id) + " is the leader"))
+      ++leading;
+  }
+  EXPECT_EQ(leading, 1) << "exactly one daemon must have been elected";
+
+  // SIGKILL the leader: its lease (TTL 3 s) expires and another host takes over.
+  std::string lid = leader.substr(std::string("host-").size());
+  auto killed_at = std::chrono::steady_clock::now();
+  if (lid == "b")
+    kill_daemon();
+  else
+    end(host(lid).pid, SIGKILL);
+  std::string watcher = lid == "a" ? "c" : "a";
+  json after = wait_cluster_on(
+      watcher,
+      [&](const json &c) { return c["leader"].is_string() && c["leader"] != leader; }, 20s);
+  auto took = std::chrono::steady_clock::now() - killed_at;
+  std::cout << "new leader " << after["leader"] << " after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+  EXPECT_LT(took, 10s);
+  EXPECT_EQ(host_in(after, leader)["state"], "offline") << after.dump();
+}
+
+TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotectedOneIsLost) {
+  start_b();
+  start_host("a", kTtl3);
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_system_rootfs()}).ok());
+  ASSERT_TRUE(ctl_a({"create", "web", "--template", "busybox"}).ok());
+  ASSERT_TRUE(ctl_a({"create", "solo", "--template", "busybox"}).ok());
+  // web is protected with host-b as its standby (in its record; a clean stop is not failed over).
+  end(host("a").pid, SIGTERM);
+  protect_in_record(host("a").dir + "/root/containers/web/container.json", "host-b");
+  start_host("a", kTtl3);
+  json c = wait_cluster(
+      false,
+      [](const json &c) {
+        return placement_in(c, "web")["standby"] == "host-b" && placement_in(c, "solo")["host"] == "host-a";
+      },
+      15s);
+  EXPECT_EQ(placement_in(c, "web")["host"], "host-a") << c.dump();
+  EXPECT_EQ(placement_in(c, "web")["epoch"], 1) << c.dump();
+  EXPECT_EQ(placement_in(c, "web")["mode"], "memory") << c.dump();
+
+  // A dies as a whole (no clean stop): B, the only other host, leads and moves web to itself; its
+  // daemon attempts the activation (the placeholder answers ENOENT until replication is merged) and
+  // publishes the failure in the placement.
+  auto killed_at = std::chrono::steady_clock::now();
+  end(host("a").pid, SIGKILL);
+  c = wait_cluster(
+      false,
+      [](const json &c) {
+        json w = placement_in(c, "web");
+        return w["host"] == "host-b" && w.value("attempts", 0) >= 1 && placement_in(c, "solo")["lost"] == true;
+      },
+      20s);
+  auto took = std::chrono::steady_clock::now() - killed_at;
+  std::cout << "placement moved and activation attempted after "
+            << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
+  EXPECT_GE(took, 2s) << "A's lease must expire first";
+  json web = placement_in(c, "web");
+  EXPECT_EQ(web["epoch"], 2) << web.dump();
+  EXPECT_EQ(web["standby"], "") << web.dump();
+  EXPECT_EQ(web["failed_over_from"], "host-a") << web.dump();
+  EXPECT_TRUE(contains(web.value("error", ""), "holds no replica")) << web.dump();
+  EXPECT_EQ(host_in(c, "host-a")["state"], "offline") << c.dump();
+  EXPECT_EQ(c["leader"], "host-b") << c.dump();
+  json solo = placement_in(c, "solo");
+  EXPECT_EQ(solo["host"], "host-a") << solo.dump();
+  EXPECT_TRUE(contains(solo.value("lost_reason", ""), "no standby")) << solo.dump();
+  EXPECT_TRUE(contains(read_file(dir_ + "/bulkheadd.log"), "activating web here failed"));
+  auto table = ctl({"cluster", "list"});
+  EXPECT_TRUE(contains(table.out, "failed over from host-a; activation failed")) << table;
+  EXPECT_TRUE(contains(table.out, "lost: host host-a died")) << table;
+
+  // A comes back: web is placed on B, so A fences its copy (never starts it); solo is A's again.
+  start_host("a", kTtl3);
+  EXPECT_EQ(json::parse(ctl_a({"info", "web", "--json"}).out)["fenced_by"], "host-b");
+  auto refused = ctl_a({"start", "web"});
+  EXPECT_FALSE(refused.ok());
+  EXPECT_TRUE(contains(refused.err, "fenced")) << refused;
+  wait_cluster(
+      false, [](const json &c) { return !placement_in(c, "solo").contains("lost"); }, 10s);
+  // Destroying the fenced copy leaves B's placement alone.
+  ASSERT_TRUE(ctl_a({"destroy", "web"}).ok());
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(etcd_json("/bulkhead/placement/web")["host"], "host-b");
+}
+
+TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
+  start_b();
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "f1", "--template", "busybox", "--start", "--restart", "always"}).ok());
+  ASSERT_TRUE(ctl({"create", "f2", "--template", "busybox", "--start", "--onboot"}).ok());
+  int pid1 = wait_info("f1", [](const json &i) { return i["state"] == "running"; })["pid"];
+  wait_info("f2", [](const json &i) { return i["state"] == "running"; });
+  wait_cluster(
+      false, [](const json &c) { return placement_in(c, "f1")["restart"] == true; }, 10s);
+  // The daemon stops (its containers run on); meanwhile the cluster places f1 on host-z.
+  end(daemon_pid_, SIGTERM);
+  ASSERT_EQ(::kill(pid1, 0), 0);
+  ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f1", R"({"host":"host-z","epoch":2,"failed_over_from":"host-b"})"})
+                  .ok());
+  start_b();
+  // Stopped before anything could restart it (restart policy always), and refused on start.
+  json i = info("f1");
+  EXPECT_EQ(i["state"], "stopped") << i.dump();
+  EXPECT_EQ(i["fenced_by"], "host-z") << i.dump();
+  EXPECT_NE(::kill(pid1, 0), 0) << "the fenced copy's init must be gone";
+  auto h = http("PUT", "/1.0/containers/f1/state", R"({"action":"start"})");
+  EXPECT_EQ(h.status, 409) << h.body.dump();
+  EXPECT_TRUE(contains(h.body.dump(), "host-z")) << h.body.dump();
+  std::this_thread::sleep_for(2s); // the restart policy and the cluster thread had their chance
+  EXPECT_EQ(info("f1")["state"], "stopped");
+  EXPECT_EQ(etcd_json("/bulkhead/placement/f1")["host"], "host-z") << "never reclaimed";
+
+  // While running: f2's placement moves away (a partition healed after a failover): fenced too.
+  EXPECT_EQ(info("f2")["state"], "running");
+  ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f2", R"({"host":"host-z","epoch":2})"}).ok());
+  json f2 = wait_info("f2", [](const json &i) { return i.value("fenced_by", "") == "host-z"; }, 10s);
+  f2 = wait_info("f2", [](const json &i) { return i["state"] == "stopped"; }, 20s);
+  // Given back to this host (the placement names it again): it may start again.
+  ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f2", R"({"host":"host-b","epoch":3})"}).ok());
+  wait_info("f2", [](const json &i) { return !i.contains("fenced_by"); }, 10s);
+  EXPECT_TRUE(ctl({"start", "f2"}).ok());
+
+  // destroy works on a fenced copy and leaves the owner's placement alone.
+  ASSERT_TRUE(ctl({"destroy", "f1"}).ok());
+  std::this_thread::sleep_for(2s);
+  EXPECT_EQ(etcd_json("/bulkhead/placement/f1")["host"], "host-z");
+  // A name another host owns cannot be created here.
+  auto taken = ctl({"create", "f1", "--template", "busybox"});
+  EXPECT_FALSE(taken.ok());
+  EXPECT_TRUE(contains(taken.err, "host host-z owns it")) << taken;
+  // Destroying its own container removes its placement.
+  ASSERT_TRUE(ctl({"destroy", "f2", "--force"}).ok());
+  EXPECT_TRUE(etcd_json("/bulkhead/placement/f2").is_null() || etcdctl({"get", "/bulkhead/placement/f2"}).out.empty());
+}
+
+TEST_F(DaemonFailoverTest, EtcdStoppedMidRunChangesNothing) {
+  start_b();
+  start_host("a", kTtl3);
+  import_busybox();
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_system_rootfs()}).ok());
+  ASSERT_TRUE(ctl({"create", "kb", "--template", "busybox", "--start"}).ok());
+  ASSERT_TRUE(ctl_a({"create", "ka", "--template", "busybox", "--start"}).ok());
+  json before = wait_cluster(
+      false,
+      [](const json &c) {
+        return has_container(host_in(c, "host-a"), "ka", "running") &&
+               has_container(host_in(c, "host-b"), "kb", "running") && !placement_in(c, "ka").is_null() &&
+               !placement_in(c, "kb").is_null() && c["leader"].is_string();
+      },
+      20s);
+  int pid_b = info("kb")["pid"];
+  // etcd gone for three TTLs: the hosts cannot renew their leases; they keep their containers and
+  // act on nothing.
+  end(etcd_pid_, SIGTERM);
+  std::this_thread::sleep_for(9s);
+  EXPECT_EQ(info("kb")["state"], "running");
+  EXPECT_EQ(info("kb")["pid"], pid_b);
+  EXPECT_FALSE(info("kb").contains("fenced_by"));
+  auto ia = json::parse(ctl_a({"info", "ka", "--json"}).out);
+  EXPECT_EQ(ia["state"], "running") << ia.dump();
+  EXPECT_EQ(http("GET", "/1.0/cluster").status, 500);
+  // etcd back: the hosts register again, and the placements are as they were.
+  start_etcd();
+  json after = wait_cluster(
+      false,
+      [](const json &c) {
+        return host_in(c, "host-a")["state"] == "online" && host_in(c, "host-b")["state"] == "online";
+      },
+      20s);
+  std::this_thread::sleep_for(3s); // a leader's rounds after the return
+  after = cluster_of(false);
+  for (const char *n : {"ka", "kb"}) {
+    EXPECT_EQ(placement_in(after, n), placement_in(before, n)) << n << ": " << after.dump();
+  }
+  EXPECT_EQ(info("kb")["state"], "running");
+  EXPECT_FALSE(info("kb").contains("fenced_by"));
+  EXPECT_EQ(json::parse(ctl_a({"info", "ka", "--json"}).out)["state"], "running");
+}
+
+} // namespace
