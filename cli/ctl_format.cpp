@@ -274,7 +274,8 @@ std::string cluster_table(const json &c) {
   }
   std::string out = render_table({"HOST", "ADDRESS", "STATE", "CONTAINERS"}, rows);
   if (c.contains("leader"))
-    out += "leader: " + (c["leader"].is_string() ? c["leader"].get<std::string>() : std::string("none")) + "\n";
+    out +=
+        "leader: " + (c["leader"].is_string() ? c["leader"].get<std::string>() : std::string("none")) + "\n";
   // Where each container belongs (docs/cluster.md "Placement"), and what failover made of it.
   const json placements = c.value("placements", json::array());
   if (!placements.is_array() || placements.empty())

@@ -88,9 +88,9 @@ Status ClusterControl::sync(const std::vector<std::pair<std::string, cluster::Ke
     const auto &[p, kv] = it->second;
     if (p.host != host_) {
       if (c.fenced_by != p.host) {
-        fmt::print(stderr,
-                   "bulkheadd: cluster: {} is placed on {} (epoch {}{}): fencing the copy here\n", c.name,
-                   p.host, p.epoch, p.failed_over_from.empty() ? "" : ", failed over from " + p.failed_over_from);
+        fmt::print(stderr, "bulkheadd: cluster: {} is placed on {} (epoch {}{}): fencing the copy here\n",
+                   c.name, p.host, p.epoch,
+                   p.failed_over_from.empty() ? "" : ", failed over from " + p.failed_over_from);
         hooks_.fence(c.name, p.host);
       }
       continue;
@@ -115,7 +115,8 @@ Status ClusterControl::sync(const std::vector<std::pair<std::string, cluster::Ke
       // Ours, not here, not a failover: its container was destroyed while etcd could not be told.
       const std::string key = kPlacementPrefix + name;
       if (BH_TRY(client_.remove_if({{key, kv->mod_revision}}, key)))
-        fmt::print(stderr, "bulkheadd: cluster: removed the placement of {} (no such container here)\n", name);
+        fmt::print(stderr, "bulkheadd: cluster: removed the placement of {} (no such container here)\n",
+                   name);
     }
   }
   // Forget the backoff of what no longer waits for activation here (moved, or it exists now).
@@ -176,8 +177,8 @@ void ClusterControl::reap(bool wait) {
         continue;
       }
       a.failures++;
-      auto delay = std::min<std::chrono::steady_clock::duration>(kFirstRetry * (1 << std::min(a.failures - 1, 5)),
-                                                                  kMaxRetry);
+      auto delay = std::min<std::chrono::steady_clock::duration>(
+          kFirstRetry * (1 << std::min(a.failures - 1, 5)), kMaxRetry);
       a.next = std::chrono::steady_clock::now() + delay;
     }
     ++it;

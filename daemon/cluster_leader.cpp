@@ -80,9 +80,9 @@ Status ClusterLeader::failover_pass() {
       detail["epoch"] = next.epoch;
     } else {
       next.lost = true;
-      next.lost_reason = p->standby.empty() ? fmt::format("host {} died and {} has no standby", from, name)
-                                            : fmt::format("host {} died and its standby {} is not online",
-                                                          from, p->standby);
+      next.lost_reason = p->standby.empty()
+                             ? fmt::format("host {} died and {} has no standby", from, name)
+                             : fmt::format("host {} died and its standby {} is not online", from, p->standby);
       action = "container-lost";
       detail["reason"] = next.lost_reason;
     }
@@ -96,8 +96,8 @@ Status ClusterLeader::failover_pass() {
       return {};
     }
     if (action == "container-failover")
-      fmt::print(stderr, "bulkheadd: cluster: {} is dead: {} moves to its standby {} (epoch {})\n", from, name,
-                 next.host, next.epoch);
+      fmt::print(stderr, "bulkheadd: cluster: {} is dead: {} moves to its standby {} (epoch {})\n", from,
+                 name, next.host, next.epoch);
     else
       fmt::print(stderr, "bulkheadd: cluster: {} is lost: {}\n", name, next.lost_reason);
     event_(action, name, detail);

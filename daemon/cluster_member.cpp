@@ -23,8 +23,9 @@ ClusterMember::~ClusterMember() { stop(); }
 
 Status ClusterMember::join() {
   if (auto r = register_host(); !r)
-    return fail(fmt::format("joining the cluster at {}: {}", fmt::join(client_.endpoints(), ","), r.error().message),
-                r.error().code);
+    return fail(
+        fmt::format("joining the cluster at {}: {}", fmt::join(client_.endpoints(), ","), r.error().message),
+        r.error().code);
   fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_, ttl_s_);
   return {};
 }
@@ -39,9 +40,9 @@ void ClusterMember::stop() {
     quit_ = true;
   }
   wake_.notify_all();
-  if (!thread_.joinable())
-    return;
-  thread_.join();
+  if (thread_.joinable())
+    thread_.join();
+  // Also after a join() whose start() never came (the daemon's start failed later): leave cleanly.
   if (int64_t lease = current_lease_.exchange(0); lease != 0) {
     // Before the lease goes: the leader must read this host as stopped on purpose, not dead.
     if (auto r = put_member(true); !r)

@@ -64,10 +64,10 @@ public:
 
 private:
   void run();
-  Status register_host();         // a fresh lease and the host's key
-  Status put_host(int64_t lease); // the host record with its current state
+  Status register_host();          // a fresh lease and the host's key
+  Status put_host(int64_t lease);  // the host record with its current state
   Status put_member(bool stopped); // the lease-less record that outlives the host
-  Status publish_containers();    // puts changed containers, removes those gone
+  Status publish_containers();     // puts changed containers, removes those gone
 
   cluster::EtcdClient client_;
   std::string host_, address_;

@@ -18,9 +18,9 @@ inline constexpr const char *kMembersPrefix = "/bulkhead/members/";
 inline constexpr const char *kLeaderKey = "/bulkhead/leader";
 
 struct Placement {
-  std::string host;    // the owner: the only host that may run the container
-  std::string standby; // the host holding its replica (rec.protection.standby); empty: unprotected
-  std::string mode;    // "memory" or "disk" (rec.protection.mode)
+  std::string host;     // the owner: the only host that may run the container
+  std::string standby;  // the host holding its replica (rec.protection.standby); empty: unprotected
+  std::string mode;     // "memory" or "disk" (rec.protection.mode)
   bool restart = false; // the container has a restart policy
   int64_t epoch = 1;    // +1 on every move by the leader
   // Set by the leader's failover: the dead host it came from; the new owner activates its replica

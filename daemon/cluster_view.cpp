@@ -58,7 +58,10 @@ Result<json> cluster_view(const cluster::EtcdClient &client, const std::string &
                   {"state", value.value("state", std::string("online"))},
                   {"started_unix", value.value("started_unix", int64_t{0})}};
   }
-  json out = {{"enabled", true}, {"host", self}, {"leader", nullptr}, {"hosts", json::array()},
+  json out = {{"enabled", true},
+              {"host", self},
+              {"leader", nullptr},
+              {"hosts", json::array()},
               {"placements", json::array()}};
   if (leader) {
     json value = object_or_null(leader->value);

@@ -425,12 +425,11 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     if (live) {
       BH_CHECK(conn->send({{"op", "migrate.export"}, {"bytes", total}}));
     } else {
-      BH_CHECK(conn->request(
-          {{"op", "migrate.receive"},
-           {"name", name},
-           {"source_host", options_.host_name},
-           {"bytes", total},
-           {"running", was_running}}));
+      BH_CHECK(conn->request({{"op", "migrate.receive"},
+                              {"name", name},
+                              {"source_host", options_.host_name},
+                              {"bytes", total},
+                              {"running", was_running}}));
     }
     uint64_t done = 0;
     while (done < total) {

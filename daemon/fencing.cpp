@@ -17,7 +17,8 @@ Status Daemon::join_cluster() {
   auto client = BH_TRY(cluster::EtcdClient::create(options_.cluster));
   cluster_ = std::make_unique<ClusterMember>(
       std::move(client), options_.host_name, options_.listen, options_.cluster_ttl_s,
-      [this] { return cluster_states(); }, [this] { return std::string(evacuating_ ? "evacuating" : "online"); });
+      [this] { return cluster_states(); },
+      [this] { return std::string(evacuating_ ? "evacuating" : "online"); });
   // Registered before the placements are read: a leader's failover write requires this host's key
   // to be absent, so it either happened before (and is read below) or fails.
   BH_CHECK(cluster_->join());
@@ -186,9 +187,8 @@ void Daemon::release_placement(const std::string &name) {
     cur = tl::unexpected(r.error());
   }
   if (!cur)
-    fmt::print(stderr,
-               "bulkheadd: cluster: removing the placement of {}: {} (the cluster thread retries)\n", name,
-               cur.error().text());
+    fmt::print(stderr, "bulkheadd: cluster: removing the placement of {}: {} (the cluster thread retries)\n",
+               name, cur.error().text());
 }
 
 Status Daemon::take_placement(const std::string &name, const std::string &from) {

@@ -48,15 +48,15 @@ Status RecordStore::init_dirs() const {
 
 json to_json(const RuntimeStatus &s) {
   json j = {{"want_running", s.want_running},
-          {"state", s.state},
-          {"restarts", s.restarts},
-          {"consecutive_failures", s.consecutive_failures},
-          {"started_ms", s.started_unix_ms},
-          {"monitor", {{"pid", s.monitor_pid}, {"start_time", s.monitor_start_time}}},
-          {"init", {{"pid", s.init_pid}, {"start_time", s.init_start_time}}},
-          {"last_exit",
-           {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
-          {"error", s.error}};
+            {"state", s.state},
+            {"restarts", s.restarts},
+            {"consecutive_failures", s.consecutive_failures},
+            {"started_ms", s.started_unix_ms},
+            {"monitor", {{"pid", s.monitor_pid}, {"start_time", s.monitor_start_time}}},
+            {"init", {{"pid", s.init_pid}, {"start_time", s.init_start_time}}},
+            {"last_exit",
+             {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
+            {"error", s.error}};
   if (!s.fenced_by.empty())
     j["fenced_by"] = s.fenced_by;
   return j;

@@ -7,6 +7,7 @@
 #include "cluster_fixture.hpp"
 
 #include <fstream>
+#include <iostream>
 
 namespace {
 
@@ -69,8 +70,7 @@ TEST_F(DaemonFailoverTest, OneLeaderAmongThreeAndANewOneWhenItIsKilled) {
     end(host(lid).pid, SIGKILL);
   std::string watcher = lid == "a" ? "c" : "a";
   json after = wait_cluster_on(
-      watcher,
-      [&](const json &c) { return c["leader"].is_string() && c["leader"] != leader; }, 20s);
+      watcher, [&](const json &c) { return c["leader"].is_string() && c["leader"] != leader; }, 20s);
   auto took = std::chrono::steady_clock::now() - killed_at;
   std::cout << "new leader " << after["leader"] << " after "
             << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms\n";
@@ -107,7 +107,8 @@ TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotected
       false,
       [](const json &c) {
         json w = placement_in(c, "web");
-        return w["host"] == "host-b" && w.value("attempts", 0) >= 1 && placement_in(c, "solo")["lost"] == true;
+        return w["host"] == "host-b" && w.value("attempts", 0) >= 1 &&
+               placement_in(c, "solo")["lost"] == true;
       },
       20s);
   auto took = std::chrono::steady_clock::now() - killed_at;
@@ -155,8 +156,9 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   // The daemon stops (its containers run on); meanwhile the cluster places f1 on host-z.
   end(daemon_pid_, SIGTERM);
   ASSERT_EQ(::kill(pid1, 0), 0);
-  ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f1", R"({"host":"host-z","epoch":2,"failed_over_from":"host-b"})"})
-                  .ok());
+  ASSERT_TRUE(
+      etcdctl({"put", "/bulkhead/placement/f1", R"({"host":"host-z","epoch":2,"failed_over_from":"host-b"})"})
+          .ok());
   start_b();
   // Stopped before anything could restart it (restart policy always), and refused on start.
   json i = info("f1");
@@ -173,11 +175,14 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   // While running: f2's placement moves away (a partition healed after a failover): fenced too.
   EXPECT_EQ(info("f2")["state"], "running");
   ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f2", R"({"host":"host-z","epoch":2})"}).ok());
-  json f2 = wait_info("f2", [](const json &i) { return i.value("fenced_by", "") == "host-z"; }, 10s);
-  f2 = wait_info("f2", [](const json &i) { return i["state"] == "stopped"; }, 20s);
+  json f2 = wait_info(
+      "f2", [](const json &i) { return i.value("fenced_by", "") == "host-z"; }, 10s);
+  f2 = wait_info(
+      "f2", [](const json &i) { return i["state"] == "stopped"; }, 20s);
   // Given back to this host (the placement names it again): it may start again.
   ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f2", R"({"host":"host-b","epoch":3})"}).ok());
-  wait_info("f2", [](const json &i) { return !i.contains("fenced_by"); }, 10s);
+  wait_info(
+      "f2", [](const json &i) { return !i.contains("fenced_by"); }, 10s);
   EXPECT_TRUE(ctl({"start", "f2"}).ok());
 
   // destroy works on a fenced copy and leaves the owner's placement alone.
@@ -190,7 +195,8 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   EXPECT_TRUE(contains(taken.err, "host host-z owns it")) << taken;
   // Destroying its own container removes its placement.
   ASSERT_TRUE(ctl({"destroy", "f2", "--force"}).ok());
-  EXPECT_TRUE(etcd_json("/bulkhead/placement/f2").is_null() || etcdctl({"get", "/bulkhead/placement/f2"}).out.empty());
+  EXPECT_TRUE(etcd_json("/bulkhead/placement/f2").is_null() ||
+              etcdctl({"get", "/bulkhead/placement/f2"}).out.empty());
 }
 
 TEST_F(DaemonFailoverTest, EtcdStoppedMidRunChangesNothing) {

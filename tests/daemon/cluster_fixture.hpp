@@ -133,7 +133,7 @@ protected:
   void start_host(const std::string &id, const std::vector<std::string> &extra = {}) {
     Host &h = host(id);
     std::vector<std::string> argv = {
-        bh_test::bulkheadd_path(), "--root",          h.dir + "/root",      "--socket",
+        bh_test::bulkheadd_path(),  "--root",          h.dir + "/root",           "--socket",
         h.dir + "/" + id + ".sock", "--cgroup-parent", cgroup_parent_ + "-" + id, "--no-lxcfs"};
     for (auto &f : cluster_flags("host-" + id, h.port))
       argv.push_back(f);
@@ -159,7 +159,8 @@ protected:
     ::rmdir(("/sys/fs/cgroup/unified" + cgroup_parent_ + "-" + id).c_str());
   }
   CommandResult ctl_on(const std::string &id, const std::vector<std::string> &args) {
-    std::vector<std::string> argv = {bh_test::bulkheadctl_path(), "--socket", host(id).dir + "/" + id + ".sock"};
+    std::vector<std::string> argv = {bh_test::bulkheadctl_path(), "--socket",
+                                     host(id).dir + "/" + id + ".sock"};
     argv.insert(argv.end(), args.begin(), args.end());
     return run_command(argv);
   }

@@ -98,8 +98,9 @@ TEST_F(DaemonClusterTest, EtcdUnreachableAtStartIsAClearErrorAndContainersRunOn)
   ASSERT_GT(pid, 0);
   end(daemon_pid_, SIGTERM);
   end(etcd_pid_, SIGTERM);
-  std::vector<std::string> argv = {bh_test::bulkheadd_path(), "--root", root_, "--socket", socket_,
-                                   "--cgroup-parent", cgroup_parent_, "--no-lxcfs"};
+  std::vector<std::string> argv = {
+      bh_test::bulkheadd_path(), "--root",       root_,       "--socket", socket_,
+      "--cgroup-parent",         cgroup_parent_, "--no-lxcfs"};
   for (auto &f : cluster_flags("host-b", b_port_))
     argv.push_back(f);
   bh_test::CommandOptions o;
