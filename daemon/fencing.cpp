@@ -154,14 +154,12 @@ Status Daemon::claim_placement(const std::string &name) {
     return {};
   auto cur = BH_TRY(client.get(key));
   auto p = cur ? parse_placement(cur->value) : Result<Placement>(fail("gone", ENOENT));
-  if (p && p->host == options_.host_name && p->failed_over_from.empty())
-    return {}; // left here by a destroy that could not reach etcd: reused
   if (!p)
     return fail(fmt::format("creating {}: its placement changed meanwhile; try again", name), EAGAIN);
+  // Already this host's: left by a destroy that could not reach etcd, or failed over here (an
+  // activation that makes the container through create() claims what is its own).
   if (p->host == options_.host_name)
-    return fail(fmt::format("creating {}: it failed over to this host from {} and is being activated", name,
-                            p->failed_over_from),
-                EEXIST);
+    return {};
   return fail(fmt::format("creating {}: the name is taken in the cluster: host {} owns it (placement epoch "
                           "{}); container names are unique in a cluster",
                           name, p->host, p->epoch),
