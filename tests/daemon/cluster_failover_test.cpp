@@ -81,7 +81,7 @@ TEST_F(DaemonFailoverTest, OneLeaderAmongThreeAndANewOneWhenItIsKilled) {
 TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotectedOneIsLost) {
   start_b();
   start_host("a", kTtl3);
-  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_system_rootfs()}).ok());
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
   ASSERT_TRUE(ctl_a({"create", "web", "--template", "busybox"}).ok());
   ASSERT_TRUE(ctl_a({"create", "solo", "--template", "busybox"}).ok());
   // web is protected with host-b as its standby (in its record; a clean stop is not failed over).
@@ -203,7 +203,7 @@ TEST_F(DaemonFailoverTest, EtcdStoppedMidRunChangesNothing) {
   start_b();
   start_host("a", kTtl3);
   import_busybox();
-  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_system_rootfs()}).ok());
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
   ASSERT_TRUE(ctl({"create", "kb", "--template", "busybox", "--start"}).ok());
   ASSERT_TRUE(ctl_a({"create", "ka", "--template", "busybox", "--start"}).ok());
   json before = wait_cluster(
