@@ -35,7 +35,9 @@ Status Daemon::join_cluster() {
     std::lock_guard lock(e->mu);
     auto &s = e->rec.status;
     auto it = owner.find(name);
-    std::string fenced_by = it != owner.end() && it->second != options_.host_name ? it->second : "";
+    if (it == owner.end())
+      continue; // no placement: a fenced copy stays fenced (its owner may have destroyed it on purpose)
+    std::string fenced_by = it->second != options_.host_name ? it->second : "";
     if (fenced_by == s.fenced_by)
       continue;
     s.fenced_by = fenced_by;
