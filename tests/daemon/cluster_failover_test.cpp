@@ -149,6 +149,11 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   import_busybox();
   ASSERT_TRUE(ctl({"create", "f1", "--template", "busybox", "--start", "--restart", "always"}).ok());
   ASSERT_TRUE(ctl({"create", "f2", "--template", "busybox", "--start", "--onboot"}).ok());
+  // f3: onboot, stopped when the daemon stops: onboot would start it at the next daemon start.
+  ASSERT_TRUE(ctl({"create", "f3", "--template", "busybox", "--start", "--onboot"}).ok());
+  wait_info("f3", [](const json &i) { return i["state"] == "running"; });
+  ASSERT_TRUE(ctl({"stop", "f3"}).ok());
+  json f3_exit = wait_info("f3", [](const json &i) { return i["state"] == "stopped"; })["last_exit"];
   int pid1 = wait_info("f1", [](const json &i) { return i["state"] == "running"; })["pid"];
   wait_info("f2", [](const json &i) { return i["state"] == "running"; });
   wait_cluster(
@@ -156,6 +161,7 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   // The daemon stops (its containers run on); meanwhile the cluster places f1 on host-z.
   end(daemon_pid_, SIGTERM);
   ASSERT_EQ(::kill(pid1, 0), 0);
+  ASSERT_TRUE(etcdctl({"put", "/bulkhead/placement/f3", R"({"host":"host-z","epoch":2})"}).ok());
   ASSERT_TRUE(
       etcdctl({"put", "/bulkhead/placement/f1", R"({"host":"host-z","epoch":2,"failed_over_from":"host-b"})"})
           .ok());
@@ -168,8 +174,15 @@ TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   auto h = http("PUT", "/1.0/containers/f1/state", R"({"action":"start"})");
   EXPECT_EQ(h.status, 409) << h.body.dump();
   EXPECT_TRUE(contains(h.body.dump(), "host-z")) << h.body.dump();
-  std::this_thread::sleep_for(2s); // the restart policy and the cluster thread had their chance
+  std::this_thread::sleep_for(2s); // the restart policy, onboot and the cluster thread had their chance
   EXPECT_EQ(info("f1")["state"], "stopped");
+  // Fenced before onboot ran: onboot's start was refused, f3 never ran again (no new exit).
+  json f3 = info("f3");
+  EXPECT_EQ(f3["fenced_by"], "host-z") << f3.dump();
+  EXPECT_EQ(f3["state"], "stopped") << f3.dump();
+  EXPECT_EQ(f3["last_exit"], f3_exit) << f3.dump();
+  std::string log = read_file(dir_ + "/bulkheadd.log");
+  EXPECT_TRUE(contains(log, "onboot start of f3 failed: container \"f3\" is fenced")) << log;
   EXPECT_EQ(etcd_json("/bulkhead/placement/f1")["host"], "host-z") << "never reclaimed";
 
   // While running: f2's placement moves away (a partition healed after a failover): fenced too.
