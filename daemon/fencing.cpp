@@ -143,6 +143,13 @@ void Daemon::unfence(const std::string &name) {
 Status Daemon::claim_placement(const std::string &name) {
   if (!cluster_)
     return {};
+  {
+    // An arriving migration: the import creates it here while the placement still names the
+    // source; serve_migrate_receive takes it over once the container exists (take_placement).
+    std::lock_guard lock(cluster_busy_mu_);
+    if (cluster_busy_.count(name))
+      return {};
+  }
   const auto &client = cluster_->client();
   const std::string key = kPlacementPrefix + name;
   LocalContainer c;

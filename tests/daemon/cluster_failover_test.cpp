@@ -256,4 +256,35 @@ TEST_F(DaemonFailoverTest, EtcdStoppedMidRunChangesNothing) {
   EXPECT_EQ(json::parse(ctl_a({"info", "ka", "--json"}).out)["state"], "running");
 }
 
+// Migration hands the placement over: the target takes it (from the value naming the source) once
+// the container exists there, the source's destroy leaves it, and neither copy is fenced.
+TEST_F(DaemonFailoverTest, MigrationHandsThePlacementOver) {
+  start_b();
+  start_host("a", kTtl3);
+  import_busybox();
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
+  auto trusted = ctl({"trust", "add", "host-a"});
+  ASSERT_TRUE(trusted.ok()) << trusted;
+  std::string out = trusted.out.substr(0, trusted.out.find_last_not_of('\n') + 1);
+  std::string token = out.substr(out.rfind('\n') + 1);
+  auto paired = ctl_a({"remote", "add", "host-b", "127.0.0.1:" + std::to_string(b_port_), "--token", token});
+  ASSERT_TRUE(paired.ok()) << paired;
+  ASSERT_TRUE(ctl_a({"create", "mv", "--template", "busybox", "--start"}).ok());
+  wait_cluster(
+      false, [](const json &c) { return placement_in(c, "mv")["host"] == "host-a"; }, 10s);
+  auto moved = ctl_a({"migrate", "mv", "host-b", "--cold"});
+  ASSERT_TRUE(moved.ok()) << moved << log_of("a") << read_file(dir_ + "/bulkheadd.log");
+  json i = info("mv");
+  EXPECT_EQ(i["state"], "running") << i.dump();
+  EXPECT_FALSE(i.contains("fenced_by")) << i.dump();
+  EXPECT_FALSE(ctl_a({"info", "mv"}).ok()) << "the source's copy is gone";
+  json p = etcd_json("/bulkhead/placement/mv");
+  EXPECT_EQ(p["host"], "host-b") << p.dump();
+  EXPECT_EQ(p["epoch"], 2) << p.dump();
+  std::this_thread::sleep_for(2s); // rounds of both hosts
+  EXPECT_EQ(etcd_json("/bulkhead/placement/mv")["host"], "host-b");
+  EXPECT_EQ(info("mv")["state"], "running");
+  EXPECT_FALSE(contains(log_of("a") + read_file(dir_ + "/bulkheadd.log"), "fencing the copy here"));
+}
+
 } // namespace
