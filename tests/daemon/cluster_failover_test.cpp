@@ -1,9 +1,10 @@
 // Failover in an etcd-backed cluster (issue 14, docs/cluster.md "Leader", "Failover", "Fencing"):
 // real daemons on one real etcd, each with --cluster-ttl 3 (the issue's target), so a killed host
 // is dead within about 3 s. One leader among three daemons and a new one when it is SIGKILLed; a
-// killed host's protected container moves to its standby (whose daemon attempts the activation) and
-// an unprotected one is reported lost; a container placed on another host is fenced at start and
-// while running; an etcd stopped mid-run changes nothing.
+// killed host's protected container moves to its standby (whose daemon attempts the activation),
+// an unprotected one and one whose standby is offline are reported lost; a container placed on
+// another host is fenced at start and while running; an etcd stopped mid-run changes nothing; a
+// migration hands the placement over.
 #include "cluster_fixture.hpp"
 
 #include <fstream>
@@ -78,20 +79,24 @@ TEST_F(DaemonFailoverTest, OneLeaderAmongThreeAndANewOneWhenItIsKilled) {
   EXPECT_EQ(host_in(after, leader)["state"], "offline") << after.dump();
 }
 
-TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotectedOneIsLost) {
+TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyTheOthersAreLost) {
   start_b();
   start_host("a", kTtl3);
   ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
   ASSERT_TRUE(ctl_a({"create", "web", "--template", "busybox"}).ok());
   ASSERT_TRUE(ctl_a({"create", "solo", "--template", "busybox"}).ok());
+  ASSERT_TRUE(ctl_a({"create", "far", "--template", "busybox"}).ok());
   // web is protected with host-b as its standby (in its record; a clean stop is not failed over).
   end(host("a").pid, SIGTERM);
   protect_in_record(host("a").dir + "/root/containers/web/container.json", "host-b");
+  // far's standby is a host that is not online when A dies.
+  protect_in_record(host("a").dir + "/root/containers/far/container.json", "host-c");
   start_host("a", kTtl3);
   json c = wait_cluster(
       false,
       [](const json &c) {
-        return placement_in(c, "web")["standby"] == "host-b" && placement_in(c, "solo")["host"] == "host-a";
+        return placement_in(c, "web")["standby"] == "host-b" && placement_in(c, "solo")["host"] == "host-a" &&
+               placement_in(c, "far")["standby"] == "host-c";
       },
       15s);
   EXPECT_EQ(placement_in(c, "web")["host"], "host-a") << c.dump();
@@ -108,7 +113,7 @@ TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotected
       [](const json &c) {
         json w = placement_in(c, "web");
         return w["host"] == "host-b" && w.value("attempts", 0) >= 1 &&
-               placement_in(c, "solo")["lost"] == true;
+               placement_in(c, "solo")["lost"] == true && placement_in(c, "far")["lost"] == true;
       },
       20s);
   auto took = std::chrono::steady_clock::now() - killed_at;
@@ -125,6 +130,10 @@ TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyAndAnUnprotected
   json solo = placement_in(c, "solo");
   EXPECT_EQ(solo["host"], "host-a") << solo.dump();
   EXPECT_TRUE(contains(solo.value("lost_reason", ""), "no standby")) << solo.dump();
+  json far = placement_in(c, "far");
+  EXPECT_EQ(far["host"], "host-a") << far.dump();
+  EXPECT_EQ(far["lost"], true) << far.dump();
+  EXPECT_TRUE(contains(far.value("lost_reason", ""), "its standby host-c is not online")) << far.dump();
   EXPECT_TRUE(contains(read_file(dir_ + "/bulkheadd.log"), "activating web here failed"));
   auto table = ctl({"cluster", "list"});
   EXPECT_TRUE(contains(table.out, "failed over from host-a; activation failed")) << table;
