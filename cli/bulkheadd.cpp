@@ -90,6 +90,12 @@ int main(int argc, char **argv) {
                  "join the cluster of these etcd endpoints (comma-separated http://HOST:PORT); needs "
                  "--host-name and --listen (docs/cluster.md)")
       ->type_name("URL[,URL...]");
+  app.add_option("--cluster-ttl", o.cluster_ttl_s,
+                 "seconds after its last keep-alive before etcd declares this host dead and its containers "
+                 "fail over (the lease's TTL; renewed every TTL/3)")
+      ->capture_default_str()
+      ->check(CLI::Range(2, 600))
+      ->type_name("SECONDS");
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,

@@ -272,7 +272,31 @@ std::string cluster_table(const json &c) {
     rows.push_back(
         {text(h, "name"), text(h, "address"), text(h, "state"), containers.empty() ? "-" : containers});
   }
-  return render_table({"HOST", "ADDRESS", "STATE", "CONTAINERS"}, rows);
+  std::string out = render_table({"HOST", "ADDRESS", "STATE", "CONTAINERS"}, rows);
+  if (c.contains("leader"))
+    out +=
+        "leader: " + (c["leader"].is_string() ? c["leader"].get<std::string>() : std::string("none")) + "\n";
+  // Where each container belongs (docs/cluster.md "Placement"), and what failover made of it.
+  const json placements = c.value("placements", json::array());
+  if (!placements.is_array() || placements.empty())
+    return out;
+  rows.clear();
+  for (const auto &p : placements) {
+    if (!p.is_object())
+      continue;
+    std::string status = "ok";
+    if (p.value("lost", false))
+      status = "lost: " + text(p, "lost_reason");
+    else if (p.contains("failed_over_from"))
+      status = "failed over from " + text(p, "failed_over_from");
+    if (p.contains("error"))
+      status += fmt::format("; activation failed ({} attempts): {}", field<int64_t>(p, "attempts", 0),
+                            text(p, "error"));
+    std::string standby = text(p, "standby");
+    rows.push_back({text(p, "name"), text(p, "host"), standby.empty() ? "-" : standby,
+                    std::to_string(field<int64_t>(p, "epoch", 0)), status});
+  }
+  return out + "\n" + render_table({"CONTAINER", "HOST", "STANDBY", "EPOCH", "STATUS"}, rows);
 }
 
 std::string host_note(const json &h) {

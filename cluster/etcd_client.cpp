@@ -339,4 +339,28 @@ Result<bool> EtcdClient::compare_and_swap(const std::string &key, int64_t expect
   return txn_put(key, cmp, value, lease);
 }
 
+Result<bool> EtcdClient::txn(const std::vector<Guard> &guards, const nlohmann::json &request) const {
+  nlohmann::json compare = nlohmann::json::array();
+  for (const auto &g : guards)
+    compare.push_back({{"target", "MOD"},
+                       {"result", "EQUAL"},
+                       {"key", base64_encode(g.key)},
+                       {"mod_revision", std::to_string(g.mod_revision)}});
+  nlohmann::json body = {{"compare", compare}, {"success", nlohmann::json::array({request})}};
+  auto res = BH_TRY(call("/v3/kv/txn", body));
+  return res.contains("succeeded") && res["succeeded"].is_boolean() && res["succeeded"].get<bool>();
+}
+
+Result<bool> EtcdClient::put_if(const std::vector<Guard> &guards, const std::string &key,
+                                const std::string &value, int64_t lease) const {
+  nlohmann::json put = {{"key", base64_encode(key)}, {"value", base64_encode(value)}};
+  if (lease)
+    put["lease"] = std::to_string(lease);
+  return txn(guards, {{"request_put", put}});
+}
+
+Result<bool> EtcdClient::remove_if(const std::vector<Guard> &guards, const std::string &key) const {
+  return txn(guards, {{"request_delete_range", {{"key", base64_encode(key)}}}});
+}
+
 } // namespace bulkhead::cluster

@@ -26,6 +26,15 @@ struct KeyValue {
   int64_t lease = 0;        // 0 when the key lives until deleted
 };
 
+// A condition of a guarded write: `key`'s mod_revision equals `mod_revision`, 0 meaning "the key does
+// not exist" (etcd compares a missing key as revision 0). Several guards make one etcd txn, so a write
+// can depend on other keys too (a leader's failover holds only while its own leader key and the dead
+// host's absence are unchanged).
+struct Guard {
+  std::string key;
+  int64_t mod_revision = 0;
+};
+
 class EtcdClient {
 public:
   // Endpoints are "http://HOST:PORT"; a call tries them in order and moves to the next only when
@@ -62,6 +71,12 @@ public:
   Result<bool> compare_and_swap(const std::string &key, int64_t expected_mod_revision,
                                 const std::string &value, int64_t lease = 0) const;
 
+  // Puts value at key only when every guard holds, in one txn; false (nothing written) otherwise.
+  Result<bool> put_if(const std::vector<Guard> &guards, const std::string &key, const std::string &value,
+                      int64_t lease = 0) const;
+  // Deletes key only when every guard holds; false (nothing deleted) otherwise.
+  Result<bool> remove_if(const std::vector<Guard> &guards, const std::string &key) const;
+
   const std::vector<std::string> &endpoints() const { return urls_; }
 
 private:
@@ -78,6 +93,8 @@ private:
   Result<nlohmann::json> call(const std::string &path, const nlohmann::json &body) const;
   Result<bool> txn_put(const std::string &key, const nlohmann::json &compare, const std::string &value,
                        int64_t lease) const;
+  // One txn: the compares, then the request on success; whether it succeeded.
+  Result<bool> txn(const std::vector<Guard> &guards, const nlohmann::json &request) const;
 
   std::vector<Endpoint> endpoints_;
   std::vector<std::string> urls_;

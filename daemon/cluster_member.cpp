@@ -1,21 +1,34 @@
 #include "daemon/cluster_member.hpp"
 
+#include <algorithm>
 #include <ctime>
 
 #include <fmt/core.h>
+#include <fmt/ranges.h>
+
+#include "daemon/cluster_placement.hpp"
 
 namespace bulkhead::daemon {
 
 using nlohmann::json;
 
-ClusterMember::ClusterMember(cluster::EtcdClient client, std::string host, std::string address,
+ClusterMember::ClusterMember(cluster::EtcdClient client, std::string host, std::string address, int64_t ttl_s,
                              std::function<std::map<std::string, std::string>()> containers,
                              std::function<std::string()> host_state)
-    : client_(std::move(client)), host_(std::move(host)), address_(std::move(address)),
+    : client_(std::move(client)), host_(std::move(host)), address_(std::move(address)), ttl_s_(ttl_s),
       containers_(std::move(containers)), host_state_(std::move(host_state)),
       started_unix_(static_cast<int64_t>(std::time(nullptr))) {}
 
 ClusterMember::~ClusterMember() { stop(); }
+
+Status ClusterMember::join() {
+  if (auto r = register_host(); !r)
+    return fail(
+        fmt::format("joining the cluster at {}: {}", fmt::join(client_.endpoints(), ","), r.error().message),
+        r.error().code);
+  fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_, ttl_s_);
+  return {};
+}
 
 void ClusterMember::start() {
   thread_ = std::thread([this] { run(); });
@@ -27,10 +40,14 @@ void ClusterMember::stop() {
     quit_ = true;
   }
   wake_.notify_all();
-  if (!thread_.joinable())
-    return;
-  thread_.join();
+  if (thread_.joinable())
+    thread_.join();
+  // Also after a join() whose start() never came (the daemon's start failed later): leave cleanly.
   if (int64_t lease = current_lease_.exchange(0); lease != 0) {
+    // Before the lease goes: the leader must read this host as stopped on purpose, not dead.
+    if (auto r = put_member(true); !r)
+      fmt::print(stderr, "bulkheadd: cluster: marking {} stopped: {} (it will read as offline)\n", host_,
+                 r.error().text());
     if (auto r = client_.revoke_lease(lease); !r)
       fmt::print(stderr,
                  "bulkheadd: cluster: revoking lease {} at shutdown: {} (the host's keys vanish when "
@@ -40,8 +57,12 @@ void ClusterMember::stop() {
 }
 
 Status ClusterMember::register_host() {
-  int64_t lease = BH_TRY(client_.grant_lease(kLeaseTtlS));
+  int64_t lease = BH_TRY(client_.grant_lease(ttl_s_));
   if (auto r = put_host(lease); !r) {
+    (void)client_.revoke_lease(lease);
+    return r;
+  }
+  if (auto r = put_member(false); !r) {
     (void)client_.revoke_lease(lease);
     return r;
   }
@@ -57,6 +78,13 @@ Status ClusterMember::put_host(int64_t lease) {
   BH_CHECK(client_.put(kHostsPrefix + host_, rec.dump(), lease));
   published_state_ = state;
   return {};
+}
+
+Status ClusterMember::put_member(bool stopped) {
+  json rec = {{"name", host_}, {"address", address_}, {"joined_unix", started_unix_}};
+  if (stopped)
+    rec["stopped_unix"] = static_cast<int64_t>(std::time(nullptr));
+  return client_.put(kMembersPrefix + host_, rec.dump());
 }
 
 Status ClusterMember::publish_containers() {
@@ -83,9 +111,10 @@ Status ClusterMember::publish_containers() {
 }
 
 void ClusterMember::run() {
-  // Container states are refreshed on every tick; the lease is refreshed every kLeaseTtlS/3.
-  constexpr auto kTick = std::chrono::seconds(1);
-  constexpr auto kKeepAliveEvery = std::chrono::seconds(kLeaseTtlS / 3);
+  // Container states are refreshed on every tick; the lease is refreshed every TTL/3, the tick
+  // being short enough that the refresh is never more than a sixth of the TTL late.
+  const auto keep_alive_every = std::chrono::milliseconds(ttl_s_ * 1000 / 3);
+  const auto tick = std::chrono::milliseconds(std::clamp<int64_t>(ttl_s_ * 1000 / 6, 100, 1000));
   auto last_keep_alive = std::chrono::steady_clock::now();
   bool warned = false; // log an unreachable etcd once until it answers again
   std::unique_lock lock(mu_);
@@ -94,7 +123,7 @@ void ClusterMember::run() {
     if (lease_ == 0) {
       if (auto r = register_host(); r) {
         fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_,
-                   kLeaseTtlS);
+                   ttl_s_);
         last_keep_alive = std::chrono::steady_clock::now();
         warned = false;
       } else if (!warned) {
@@ -104,7 +133,7 @@ void ClusterMember::run() {
                    r.error().text());
         warned = true;
       }
-    } else if (std::chrono::steady_clock::now() - last_keep_alive >= kKeepAliveEvery) {
+    } else if (std::chrono::steady_clock::now() - last_keep_alive >= keep_alive_every) {
       if (auto r = client_.keep_alive(lease_); r) {
         last_keep_alive = std::chrono::steady_clock::now();
       } else {
@@ -121,38 +150,8 @@ void ClusterMember::run() {
         fmt::print(stderr, "bulkheadd: cluster: publishing container states: {}\n", r.error().text());
     }
     lock.lock();
-    wake_.wait_for(lock, kTick, [this] { return quit_; });
+    wake_.wait_for(lock, tick, [this] { return quit_; });
   }
-}
-
-Result<json> ClusterMember::view() const {
-  auto hosts = BH_TRY(client_.list(kHostsPrefix));
-  auto containers = BH_TRY(client_.list(kContainersPrefix));
-  // HOST/NAME -> state
-  std::map<std::string, json> by_host;
-  for (const auto &[key, kv] : containers) {
-    std::string rest = key.substr(std::string(kContainersPrefix).size());
-    auto slash = rest.find('/');
-    if (slash == std::string::npos)
-      continue;
-    auto value = json::parse(kv.value, nullptr, false);
-    std::string state = value.is_object() ? value.value("state", std::string("unknown")) : "unknown";
-    by_host[rest.substr(0, slash)].push_back({{"name", rest.substr(slash + 1)}, {"state", state}});
-  }
-  json out = {{"enabled", true}, {"host", host_}, {"hosts", json::array()}};
-  for (const auto &[key, kv] : hosts) {
-    auto value = json::parse(kv.value, nullptr, false);
-    if (!value.is_object())
-      continue; // not ours: skip rather than fail the whole listing
-    std::string name = key.substr(std::string(kHostsPrefix).size());
-    json h = {{"name", name},
-              {"address", value.value("address", std::string())},
-              {"state", value.value("state", std::string("online"))},
-              {"started_unix", value.value("started_unix", int64_t{0})},
-              {"containers", by_host.count(name) ? by_host[name] : json::array()}};
-    out["hosts"].push_back(std::move(h));
-  }
-  return out;
 }
 
 } // namespace bulkhead::daemon

@@ -22,13 +22,17 @@
 
 namespace bulkhead::daemon {
 
-// Seconds a host stays listed after its last keep-alive. Short enough that `cluster list` shows a
-// crashed host as gone within seconds; long enough that a keep-alive every kLeaseTtlS/3 seconds
+// Seconds a host stays listed after its last keep-alive (the default of --cluster-ttl). Short enough
+// that a crashed host is declared dead within seconds; long enough that a keep-alive every TTL/3
 // survives two lost or slow (2 s timeout) refreshes in a row before the host is declared dead.
 inline constexpr int64_t kLeaseTtlS = 10;
 
 inline constexpr const char *kHostsPrefix = "/bulkhead/hosts/";
 inline constexpr const char *kContainersPrefix = "/bulkhead/containers/";
+// GET /1.0/cluster (daemon/cluster_view.cpp): {"enabled": true, "host", "leader", "hosts": [{"name",
+// "address", "state": online|evacuating|offline|stopped, "started_unix", "containers": [{"name",
+// "state"}]}], "placements": [{"name", "host", "standby", ...}]}, read from etcd.
+Result<nlohmann::json> cluster_view(const cluster::EtcdClient &client, const std::string &self);
 
 class ClusterMember {
 public:
@@ -36,28 +40,38 @@ public:
   // must not block for long (the daemon answers from what it can read without waiting on a lock).
   // host_state(): "online", or "evacuating" while the host's containers move away (published as
   // the host record's "state" within a second of a change).
-  ClusterMember(cluster::EtcdClient client, std::string host, std::string address,
+  // ttl_s: the lease's TTL (--cluster-ttl); the keep-alive goes every ttl_s/3.
+  ClusterMember(cluster::EtcdClient client, std::string host, std::string address, int64_t ttl_s,
                 std::function<std::map<std::string, std::string>()> containers,
                 std::function<std::string()> host_state);
   ~ClusterMember();
 
-  // Starts the thread that registers, keeps the lease alive and publishes the containers. Never fails:
-  // an unreachable etcd is retried in the background.
+  // Registers now (lease, /bulkhead/hosts/NAME, /bulkhead/members/NAME): the daemon's start with
+  // --cluster fails when etcd cannot be reached, since it must read the placements before it may
+  // run anything (fencing).
+  Status join();
+  // Starts the thread that keeps the lease alive (registering again when it expired) and publishes
+  // the containers. An unreachable etcd is retried in the background.
   void start();
-  // Ends the thread and revokes the lease (the host's keys vanish at once: a clean leave).
+  // Ends the thread, marks the member "stopped" (a planned stop: no failover of its containers,
+  // which run on under their monitors) and revokes the lease (the host's keys vanish at once).
   void stop();
-  // GET /1.0/cluster: {"enabled": true, "host", "hosts": [{"name", "address", "state", "started_unix",
-  // "containers": [{"name", "state"}]}]}, from etcd (an error when etcd cannot be read).
-  Result<nlohmann::json> view() const;
+  // The lease the host's keys live under now; 0 while not registered (lost, not yet renewed).
+  int64_t lease() const { return current_lease_; }
+  int64_t ttl_s() const { return ttl_s_; }
+  const cluster::EtcdClient &client() const { return client_; }
+  const std::string &host() const { return host_; }
 
 private:
   void run();
-  Status register_host();         // a fresh lease and the host's key
-  Status put_host(int64_t lease); // the host record with its current state
-  Status publish_containers();    // puts changed containers, removes those gone
+  Status register_host();          // a fresh lease and the host's key
+  Status put_host(int64_t lease);  // the host record with its current state
+  Status put_member(bool stopped); // the lease-less record that outlives the host
+  Status publish_containers();     // puts changed containers, removes those gone
 
   cluster::EtcdClient client_;
   std::string host_, address_;
+  int64_t ttl_s_ = kLeaseTtlS;
   std::function<std::map<std::string, std::string>()> containers_;
   std::function<std::string()> host_state_;
   std::string published_state_; // the host record's state in etcd (the thread's)

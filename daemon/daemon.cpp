@@ -117,6 +117,11 @@ Status Daemon::init() {
 
   for (const auto &b : bad)
     fmt::print(stderr, "bulkheadd: warning: skipping an unreadable record: {}\n", b);
+  // With --cluster: joined, and the containers placed on other hosts fenced, before the supervisor
+  // can restart anything and before re-adoption (an unreachable etcd stops the start here, and the
+  // containers run on under their monitors, untouched).
+  if (!options_.cluster.empty())
+    BH_CHECK(join_cluster());
   if (bad.empty())
     reconcile_addresses();
   supervisor_ = std::thread([this] { supervise(); });
@@ -125,15 +130,8 @@ Status Daemon::init() {
   finish_interrupted_migrations();
   if (bad.empty())
     remove_stray_nics();
-  if (!options_.cluster.empty()) {
-    // After init_peers(): the host name is resolved. Joining never blocks the start: the member's
-    // thread registers (and retries while etcd is unreachable), containers do not wait for it.
-    auto client = BH_TRY(cluster::EtcdClient::create(options_.cluster));
-    cluster_ = std::make_unique<ClusterMember>(
-        std::move(client), options_.host_name, options_.listen, [this] { return cluster_states(); },
-        [this] { return std::string(evacuating_ ? "evacuating" : "online"); });
-    cluster_->start();
-  }
+  if (cluster_)
+    start_cluster(); // before onboot (main starts it after init)
   return {};
 }
 
@@ -163,7 +161,7 @@ std::map<std::string, std::string> Daemon::cluster_states() {
 Result<nlohmann::json> Daemon::cluster_info() {
   if (!cluster_)
     return nlohmann::json{{"enabled", false}};
-  return cluster_->view();
+  return cluster_view(cluster_->client(), options_.host_name);
 }
 
 // Finds what became of a container while no daemon watched it: its monitor still runs (re-adopt),
@@ -384,7 +382,7 @@ void Daemon::handle_exit(const EntryPtr &ep) {
   bool reboot = exit.signal == SIGHUP;
   bool clean = (exit.signal == 0 && exit.code == 0) || exit.signal == SIGINT;
   nlohmann::json detail = {{"code", exit.code}, {"signal", exit.signal}};
-  if (!s.want_running || stopping_) {
+  if (!s.want_running || stopping_ || !s.fenced_by.empty()) {
     s.state = "stopped";
     s.error.clear();
     (void)save_locked(e);
@@ -473,8 +471,10 @@ void Daemon::shutdown() {
     return;
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
+  if (control_)
+    control_->stop(); // no placement is published, fenced or activated from now on
   if (cluster_)
-    cluster_->stop(); // revokes the lease: the other hosts see this one leave at once
+    cluster_->stop(); // marks this host stopped on purpose and revokes the lease
   if (options_.stop_containers_on_exit) {
     std::vector<std::thread> stoppers;
     std::vector<std::string> names;

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,6 +25,7 @@
 
 #include "bulkhead/runtime.hpp"
 #include "bulkhead/unique_fd.hpp"
+#include "daemon/cluster_control.hpp"
 #include "daemon/cluster_member.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
@@ -59,6 +61,7 @@ struct DaemonOptions {
   // etcd endpoints (http://HOST:PORT) of the cluster this host joins (daemon/cluster_member.hpp,
   // docs/cluster.md); empty: a single host, as before.
   std::vector<std::string> cluster;
+  int64_t cluster_ttl_s = kLeaseTtlS; // --cluster-ttl: the lease's TTL (how soon a dead host is dead)
 };
 
 class Daemon {
@@ -273,6 +276,27 @@ private:
   std::unique_ptr<TrustStore> trust_;
   std::unique_ptr<PeerServer> peers_;
   std::unique_ptr<ClusterMember> cluster_; // with --cluster
+  std::unique_ptr<ClusterControl> control_; // placements, fencing, activation, leader (with --cluster)
+  // daemon/fencing.cpp. At start, before re-adoption: joins (an error when etcd cannot be reached)
+  // and marks fenced the containers whose placement names another host.
+  Status join_cluster();
+  // After re-adoption, before onboot: stops the fenced containers that run, starts the threads.
+  void start_cluster();
+  std::vector<LocalContainer> cluster_locals();
+  void fence(const std::string &name, const std::string &owner);
+  void unfence(const std::string &name);
+  // create: the name is claimed in the cluster (EEXIST when another host owns it); destroy: its
+  // placement goes, when it names this host.
+  Status claim_placement(const std::string &name);
+  void release_placement(const std::string &name);
+  // Migration: the target takes the placement over from the source once the container exists here
+  // (and hands it back when the arrival fails); the source reclaims it when its migration failed.
+  Status take_placement(const std::string &name, const std::string &from);
+  void give_placement(const std::string &name, const std::string &to);
+  // Names migrating in or out: the cluster thread neither publishes nor fences them meanwhile.
+  void cluster_busy(const std::string &name, bool busy);
+  std::mutex cluster_busy_mu_;
+  std::set<std::string> cluster_busy_;
   // The containers' states for the cluster's thread, without waiting on a busy container.
   std::map<std::string, std::string> cluster_states();
   std::mutex cluster_states_mu_;

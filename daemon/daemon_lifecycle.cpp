@@ -178,7 +178,15 @@ Result<json> Daemon::create(const json &req) {
   std::unique_lock lock(e->mu);
   auto paths = records_.paths(c.name);
   bool made_disk = false;
+  // In a cluster the name is claimed first: names are unique there (a placement per name).
+  if (auto r = claim_placement(c.name); !r) {
+    release_nics(networks_, c.name, e->rec.config.nets);
+    std::lock_guard tl(table_mu_);
+    entries_.erase(c.name);
+    return tl::unexpected(r.error());
+  }
   auto undo = [&] {
+    release_placement(c.name);
     release_nics(networks_, c.name, e->rec.config.nets);
     if (made_disk)
       (void)disk->detach(paths);
@@ -250,6 +258,11 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &lock,
   const auto &name = e.rec.config.name;
   if (s.state == "running" || s.state == "frozen" || s.state == "stopping" || e.watch_fd)
     return fail("container \"" + name + "\" is already " + s.state, EBUSY);
+  if (!s.fenced_by.empty())
+    return fail(fmt::format("container \"{}\" is fenced: the cluster placed it on host {} (it failed over "
+                            "there), so this copy may not run; destroy it here",
+                            name, s.fenced_by),
+                EBUSY);
   auto tmpl = templates_.get(e.rec.config.template_name);
   if (!tmpl)
     return fail("starting " + name + ": its template \"" + e.rec.config.template_name + "\" is gone", ENOENT);
@@ -472,6 +485,8 @@ Status Daemon::destroy(const std::string &name, bool force) {
     std::lock_guard tl(table_mu_);
     entries_.erase(name);
   }
+  lock.unlock();
+  release_placement(name); // only when it names this host: a fenced copy leaves its owner's alone
   events_.publish("container-destroyed", name);
   return {};
 }
@@ -502,6 +517,15 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   std::string resource = "/1.0/containers/" + name;
   if (action == "start" || action == "restart")
     BH_CHECK(refuse_while_evacuating(action + "ing " + name));
+  if (action == "start" || action == "restart" || action == "unfreeze") {
+    // Refused here (409) rather than as a failed operation: a fenced copy may not run at all.
+    std::lock_guard lock(e->mu);
+    if (!e->rec.status.fenced_by.empty())
+      return fail(fmt::format("container \"{}\" is fenced: the cluster placed it on host {} (it failed over "
+                              "there), so this copy may not run; destroy it here",
+                              name, e->rec.status.fenced_by),
+                  EBUSY);
+  }
   if (action == "start")
     return operations_.start("Starting container " + name, resource,
                              [this, name, stateless](Operation &) { return start(name, stateless); });

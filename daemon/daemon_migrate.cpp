@@ -190,6 +190,10 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
   {
     std::lock_guard lock(e->mu);
     const auto &state = e->rec.status.state;
+    if (!e->rec.status.fenced_by.empty())
+      return fail(fmt::format("container \"{}\" is fenced: the cluster placed it on host {}", name,
+                              e->rec.status.fenced_by),
+                  EBUSY);
     if (state == "starting" || state == "stopping")
       return fail(fmt::format("container \"{}\" is {}; try again when it is running or stopped", name, state),
                   EBUSY);
@@ -245,6 +249,14 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     config = e->rec.config;
     was_running = e->watch_fd && e->rec.status.state == "running";
   }
+  // In a cluster the target takes the placement over once the container exists there; until this
+  // returns, the cluster thread neither fences this copy nor publishes its placement.
+  cluster_busy(name, true);
+  struct Unbusy {
+    Daemon *d;
+    const std::string &name;
+    ~Unbusy() { d->cluster_busy(name, false); }
+  } unbusy{this, name};
 
   op.set_progress("connecting", 0, 0);
   auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
@@ -315,6 +327,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   if (live) {
     auto head = conn->request({{"op", "migrate.receive"},
                                {"name", name},
+                               {"source_host", options_.host_name},
                                {"running", true},
                                {"memory_snapshot", snap},
                                {"precopy", true}});
@@ -377,6 +390,9 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   };
   phase_end(live ? "dump" : "stop");
   auto restore_source = [&](Error err) -> Status {
+    // The target may have taken the placement before it failed: this host owns the container again.
+    if (auto r = take_placement(name, ""); !r)
+      err.message += fmt::format(" (and taking its placement back: {})", r.error().message);
     if (live) {
       // Back running here with its memory, from the checkpoint the migration made (its pages
       // partly in the pre-copy rounds, still here until this function returns).
@@ -409,8 +425,11 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     if (live) {
       BH_CHECK(conn->send({{"op", "migrate.export"}, {"bytes", total}}));
     } else {
-      BH_CHECK(conn->request(
-          {{"op", "migrate.receive"}, {"name", name}, {"bytes", total}, {"running", was_running}}));
+      BH_CHECK(conn->request({{"op", "migrate.receive"},
+                              {"name", name},
+                              {"source_host", options_.host_name},
+                              {"bytes", total},
+                              {"running", was_running}}));
     }
     uint64_t done = 0;
     while (done < total) {
@@ -568,6 +587,14 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   BH_CHECK(refuse_while_evacuating("taking in container " + name));
+  // The source's --host-name, as its placement names it (an older source sends none: its trust name).
+  const std::string source_host = h.value("source_host", peer.name);
+  cluster_busy(name, true); // its placement still names the source: not to be fenced here
+  struct Unbusy {
+    Daemon *d;
+    const std::string &name;
+    ~Unbusy() { d->cluster_busy(name, false); }
+  } unbusy{this, name};
   bool run = h.value("running", false);
   std::string memory_snapshot = h.value("memory_snapshot", "");
   if (!memory_snapshot.empty())
@@ -714,6 +741,12 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     return w;
   }
   BH_CHECK(import_full(reader, name, config, op, true));
+  // From here this host owns it in the cluster; handed back below if it cannot run here.
+  if (auto r = take_placement(name, source_host); !r) {
+    (void)destroy(name, true);
+    return fail(fmt::format("taking {} in on {}: {}", name, options_.host_name, r.error().message),
+                r.error().code);
+  }
   if (!memory_snapshot.empty()) {
     // Resumes from the images: the imported snapshot holds the same files as the upper layer.
     auto resumed = [&]() -> Status {
@@ -727,6 +760,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       return start_locked(*e, lock, images);
     }();
     if (!resumed) {
+      give_placement(name, source_host);
       (void)destroy(name, true);
       if (!had_template)
         (void)templates_.remove(tname);
@@ -737,6 +771,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     (void)remove_snapshot(name, memory_snapshot);
   } else if (run) {
     if (auto s = start(name); !s) {
+      give_placement(name, source_host);
       (void)destroy(name, true);
       if (!had_template)
         (void)templates_.remove(tname);

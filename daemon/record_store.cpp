@@ -47,16 +47,19 @@ Status RecordStore::init_dirs() const {
 }
 
 json to_json(const RuntimeStatus &s) {
-  return {{"want_running", s.want_running},
-          {"state", s.state},
-          {"restarts", s.restarts},
-          {"consecutive_failures", s.consecutive_failures},
-          {"started_ms", s.started_unix_ms},
-          {"monitor", {{"pid", s.monitor_pid}, {"start_time", s.monitor_start_time}}},
-          {"init", {{"pid", s.init_pid}, {"start_time", s.init_start_time}}},
-          {"last_exit",
-           {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
-          {"error", s.error}};
+  json j = {{"want_running", s.want_running},
+            {"state", s.state},
+            {"restarts", s.restarts},
+            {"consecutive_failures", s.consecutive_failures},
+            {"started_ms", s.started_unix_ms},
+            {"monitor", {{"pid", s.monitor_pid}, {"start_time", s.monitor_start_time}}},
+            {"init", {{"pid", s.init_pid}, {"start_time", s.init_start_time}}},
+            {"last_exit",
+             {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}},
+            {"error", s.error}};
+  if (!s.fenced_by.empty())
+    j["fenced_by"] = s.fenced_by;
+  return j;
 }
 
 Result<RuntimeStatus> status_from_json(const json &j) {
@@ -81,6 +84,7 @@ Result<RuntimeStatus> status_from_json(const json &j) {
       s.last_exit.at_unix = j["last_exit"].value("at", int64_t{0});
     }
     s.error = j.value("error", std::string());
+    s.fenced_by = j.value("fenced_by", std::string());
   } catch (const json::exception &e) {
     return fail(std::string("container status: ") + e.what(), EINVAL);
   }

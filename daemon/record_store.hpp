@@ -32,6 +32,10 @@ struct RuntimeStatus {
   uint64_t init_start_time = 0;
   LastExit last_exit;
   std::string error; // why the container is in state "error"
+  // Fencing (issue 14, daemon/fencing.cpp): the cluster placed this container on that host (it
+  // failed over there), so this copy is stopped and neither onboot, the restart policy nor `start`
+  // runs it. Empty: not fenced.
+  std::string fenced_by;
 };
 
 // Continuous replication to a standby host (issue 14, `bulkheadctl protect`): the user's intent,

@@ -375,6 +375,47 @@ TEST_F(EtcdTest, CompareAndSwapWithStaleRevisionChangesNothing) {
   ASSERT_TRUE(client->remove_prefix(prefix));
 }
 
+// put_if/remove_if: one txn over several keys. A failover's write holds only while the leader's own
+// key is unchanged and the dead host's key is still absent (revision 0).
+TEST_F(EtcdTest, GuardedWritesHoldOnlyWhileEveryGuardHolds) {
+  std::string leader = prefix + "leader", host = prefix + "host", key = prefix + "placement";
+  ASSERT_TRUE(client->put(leader, "me"));
+  ASSERT_TRUE(client->put(key, "a"));
+  auto l = client->get(leader);
+  auto p = client->get(key);
+  ASSERT_TRUE(l && l->has_value() && p && p->has_value());
+  std::vector<bulkhead::cluster::Guard> guards = {
+      {leader, (*l)->mod_revision}, {host, 0}, {key, (*p)->mod_revision}};
+  // The "dead" host is back: its key exists, so nothing is written.
+  ASSERT_TRUE(client->put(host, "back"));
+  auto r = client->put_if(guards, key, "b");
+  ASSERT_TRUE(r) << r.error().text();
+  EXPECT_FALSE(*r);
+  EXPECT_EQ((*client->get(key))->value, "a");
+  ASSERT_TRUE(client->remove(host));
+  // Every guard holds: written.
+  r = client->put_if(guards, key, "b");
+  ASSERT_TRUE(r) << r.error().text();
+  EXPECT_TRUE(*r);
+  EXPECT_EQ((*client->get(key))->value, "b");
+  // The leader key changed (another leader): a stale leader's write and delete both fail.
+  ASSERT_TRUE(client->put(leader, "other"));
+  auto p2 = client->get(key);
+  guards = {{leader, (*l)->mod_revision}, {key, (*p2)->mod_revision}};
+  r = client->put_if(guards, key, "c");
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(*r);
+  auto d = client->remove_if(guards, key);
+  ASSERT_TRUE(d);
+  EXPECT_FALSE(*d);
+  EXPECT_EQ((*client->get(key))->value, "b");
+  auto d2 = client->remove_if({{key, (*p2)->mod_revision}}, key);
+  ASSERT_TRUE(d2) << d2.error().text();
+  EXPECT_TRUE(*d2);
+  EXPECT_FALSE(client->get(key)->has_value());
+  ASSERT_TRUE(client->remove_prefix(prefix));
+}
+
 TEST_F(EtcdTest, DeadFirstEndpointFallsThroughToTheNext) {
   BoundPort dead; // bound, not listening: connecting is refused
   ASSERT_NE(dead.port, 0);

@@ -219,3 +219,30 @@ TEST(CtlFormat, ClusterTable) {
                               "host-2  198.18.0.2:8443  evacuating  -\n");
   EXPECT_EQ(cluster_table(json::parse(R"({"enabled": true, "hosts": []})")), "");
 }
+
+// With failover (issue 14): offline members, the leader and the placements, each with what became of
+// it (a move, a failed activation, a loss).
+TEST(CtlFormat, ClusterTableWithLeaderAndPlacements) {
+  json c = json::parse(R"({"enabled": true, "host": "b", "leader": "b", "hosts": [
+    {"name": "a", "address": "198.18.0.1:8443", "state": "offline", "containers": []},
+    {"name": "b", "address": "198.18.0.2:8443", "state": "online", "containers": []}],
+    "placements": [
+    {"name": "web", "host": "b", "standby": "", "epoch": 2, "failed_over_from": "a",
+     "error": "no replica", "attempts": 3},
+    {"name": "db", "host": "a", "standby": "", "epoch": 1, "lost": true, "lost_reason": "host a died"},
+    {"name": "kv", "host": "b", "standby": "c", "epoch": 1}]})");
+  EXPECT_EQ(
+      cluster_table(c),
+      "HOST  ADDRESS          STATE    CONTAINERS\n"
+      "a     198.18.0.1:8443  offline  -\n"
+      "b     198.18.0.2:8443  online   -\n"
+      "leader: b\n"
+      "\n"
+      "CONTAINER  HOST  STANDBY  EPOCH  STATUS\n"
+      "web        b     -        2      failed over from a; activation failed (3 attempts): no replica\n"
+      "db         a     -        1      lost: host a died\n"
+      "kv         b     c        1      ok\n");
+  c["leader"] = nullptr;
+  c["placements"] = json::array();
+  EXPECT_NE(cluster_table(c).find("leader: none\n"), std::string::npos) << cluster_table(c);
+}
