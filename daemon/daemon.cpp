@@ -123,8 +123,10 @@ Status Daemon::init() {
   for (auto &[name, e] : entries_)
     adopt(e);
   finish_interrupted_migrations();
+  sweep_replicas();
   if (bad.empty())
     remove_stray_nics();
+  start_replicator(); // the protected containers' rounds resume (their records keep the intent)
   if (!options_.cluster.empty()) {
     // After init_peers(): the host name is resolved. Joining never blocks the start: the member's
     // thread registers (and retries while etcd is unreachable), containers do not wait for it.
@@ -471,6 +473,7 @@ void Daemon::start_onboot() {
 void Daemon::shutdown() {
   if (stopping_.exchange(true))
     return;
+  stop_replicator(); // a round in flight ends first (its standby keeps the previous set otherwise)
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
   if (cluster_)

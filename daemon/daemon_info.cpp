@@ -121,6 +121,8 @@ json Daemon::info_locked(Entry &e, bool bulk) {
     j["next_restart_in_ms"] = std::max<int64_t>(0, e.restart_at_ms - now);
   if (!s.error.empty())
     j["error"] = s.error;
+  if (!e.rec.protection.standby.empty())
+    j["replication"] = replication_json(c.name, e.rec.protection);
   return j;
 }
 
