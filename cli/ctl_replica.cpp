@@ -30,8 +30,9 @@ Result<int64_t> parse_interval_ms(const std::string &text) {
 }
 
 std::string str(const json &j, const char *key) {
-  return j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty() ? j[key].get<std::string>()
-                                                                                     : "-";
+  return j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty()
+             ? j[key].get<std::string>()
+             : "-";
 }
 
 void add_protect(CLI::App &app, Action &chosen) {
@@ -86,7 +87,8 @@ void add_unprotect(CLI::App &app, Action &chosen) {
       if (!r)
         return report(r.error());
       if (r->value("standby_dropped", false))
-        return write_out(fmt::format("{} is unprotected; {} dropped its replica\n", *name, str(*r, "standby")))
+        return write_out(
+                   fmt::format("{} is unprotected; {} dropped its replica\n", *name, str(*r, "standby")))
                    ? 0
                    : 1;
       return write_out(fmt::format("{} is unprotected; {}\n", *name, str(*r, "note"))) ? 0 : 1;
@@ -95,7 +97,8 @@ void add_unprotect(CLI::App &app, Action &chosen) {
 }
 
 void add_replica(CLI::App &app, Action &chosen) {
-  auto *replica = app.add_subcommand("replica", "replicas this host holds as a standby (bulkheadctl protect)");
+  auto *replica =
+      app.add_subcommand("replica", "replicas this host holds as a standby (bulkheadctl protect)");
   replica->require_subcommand(1);
   auto list_json = std::make_shared<bool>(false);
   auto *list = replica->add_subcommand("list", "the replicas held here: name, source host, mode, age, size");
@@ -137,13 +140,12 @@ void add_replica(CLI::App &app, Action &chosen) {
       if (a->json)
         return write_out(r->dump(2) + "\n") ? 0 : 1;
       std::string how = str(*r, "how");
-      std::string what = how == "restored"  ? "restored from its memory images"
-                         : how == "booted"  ? "booted from its disk"
-                                            : "imported, stopped (it was stopped on its source)";
+      std::string what = how == "restored" ? "restored from its memory images"
+                         : how == "booted" ? "booted from its disk"
+                                           : "imported, stopped (it was stopped on its source)";
       std::string note = r->contains("note") ? " (" + str(*r, "note") + ")" : "";
       return write_out(fmt::format("{} {} here: {}; replica of {}, {:.1f}s old{}\n", a->name,
-                                   how == "stopped" ? "is" : "runs", what,
-                                   str(*r, "source_host"),
+                                   how == "stopped" ? "is" : "runs", what, str(*r, "source_host"),
                                    static_cast<double>(r->value("age_ms", int64_t{0})) / 1000.0, note))
                  ? 0
                  : 1;

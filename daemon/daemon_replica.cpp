@@ -37,7 +37,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cstring>
 #include <filesystem>
+#include <functional>
 
 #include <fmt/core.h>
 
@@ -151,7 +154,8 @@ void Daemon::sweep_replicas() {
       std::string fname = f.path().filename().string();
       if (fname == "current" || f.path().string() == cur)
         continue;
-      fmt::print(stderr, "bulkheadd: removing {} (an incomplete or replaced replica set)\n", f.path().string());
+      fmt::print(stderr, "bulkheadd: removing {} (an incomplete or replaced replica set)\n",
+                 f.path().string());
       (void)remove_tree(f.path().string());
     }
     if (cur.empty())
@@ -169,8 +173,9 @@ Status check_replica_request(const json &h, const std::string &host, Networks &n
   std::string name = h["name"];
   BH_CHECK(storage::validate_name("container", name));
   if (exists(name))
-    return fail(fmt::format("container \"{}\" exists on {}: a replica of it cannot be kept there", name, host),
-                EEXIST);
+    return fail(
+        fmt::format("container \"{}\" exists on {}: a replica of it cannot be kept there", name, host),
+        EEXIST);
   std::string mode = h.value("mode", "");
   if (mode != "memory" && mode != "disk")
     return fail("a replica's \"mode\" is \"memory\" or \"disk\" (got \"" + mode + "\")", EINVAL);
@@ -191,9 +196,8 @@ Status check_replica_request(const json &h, const std::string &host, Networks &n
 
 Status Daemon::serve_replica_check(migration::PeerConnection &conn, const migration::PeerMessage &m) {
   const json &h = m.header;
-  BH_CHECK(check_replica_request(h, options_.host_name, networks_, [this](const std::string &n) {
-    return !!find(n);
-  }));
+  BH_CHECK(check_replica_request(h, options_.host_name, networks_,
+                                 [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   std::string tname = h.value("template", "");
   BH_CHECK(context(storage::validate_name("template", tname), "the protected container's template"));
@@ -217,9 +221,8 @@ Status Daemon::serve_replica_check(migration::PeerConnection &conn, const migrat
 Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const TrustedPeer &peer,
                                    const migration::PeerMessage &m) {
   const json &h = m.header;
-  BH_CHECK(check_replica_request(h, options_.host_name, networks_, [this](const std::string &n) {
-    return !!find(n);
-  }));
+  BH_CHECK(check_replica_request(h, options_.host_name, networks_,
+                                 [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   std::string set = h.value("set", "");
   BH_CHECK(context(storage::validate_name("replica set", set), "replica.begin"));
@@ -313,7 +316,8 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
       BH_CHECK(append_to(export_path, c->payload));
     } else if (part == "image" && !images.empty()) {
       std::string file = c->header.value("file", "");
-      if (file.empty() || file == "." || file == ".." || file == "parent" || file.find('/') != std::string::npos)
+      if (file.empty() || file == "." || file == ".." || file == "parent" ||
+          file.find('/') != std::string::npos)
         return fail("a bad image file name \"" + file + "\" in a replica set of " + name, EPROTO);
       BH_CHECK(append_to(imgroot + "/" + images + "/" + file, c->payload));
     } else {
@@ -324,11 +328,12 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   }
   std::string have = sha.hex_digest();
   if (got != commit.value("bytes", uint64_t{0}) || have != commit.value("sha256", std::string()))
-    return fail(fmt::format("the replica set of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {}); "
-                            "the previous set stays",
-                            name, got, commit.value("bytes", uint64_t{0}), have,
-                            commit.value("sha256", std::string())),
-                EIO);
+    return fail(
+        fmt::format("the replica set of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {}); "
+                    "the previous set stays",
+                    name, got, commit.value("bytes", uint64_t{0}), have,
+                    commit.value("sha256", std::string())),
+        EIO);
   if (!images.empty() && ::access((imgroot + "/" + images + "/inventory.img").c_str(), F_OK) != 0)
     return fail(fmt::format("the replica set of {} has no CRIU inventory in {}", name, images), EPROTO);
   auto reader = BH_TRY(storage::ExportReader::open(export_path));
@@ -344,8 +349,8 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   if (tref.value("included", false) && !templates_.get(tname)) {
     BH_CHECK(context(storage::validate_name("template", tname), "the replica's template"));
     BH_TRY(templates_.import_entries(
-        tname, "replica:" + name, [&](storage::Extractor &x) { return reader.extract_template(x, nullptr, {}); },
-        nullptr, nullptr));
+        tname, "replica:" + name,
+        [&](storage::Extractor &x) { return reader.extract_template(x, nullptr, {}); }, nullptr, nullptr));
   }
   json meta = {{"name", name},
                {"source", peer.name},
@@ -424,7 +429,9 @@ json Daemon::replicas() {
   return out;
 }
 
-Status Daemon::activate_replica(const std::string &name) { return activate_replica_report(name).map([](auto &&) {}); }
+Status Daemon::activate_replica(const std::string &name) {
+  return activate_replica_report(name).map([](auto &&) {});
+}
 
 Result<json> Daemon::activate_replica_report(const std::string &name) {
   BH_CHECK(storage::validate_name("container", name));
@@ -436,10 +443,11 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   ReplicaClaim claim{[this, name] { release_replica(name); }};
   std::string cur = current_set(replica_dir(name));
   if (cur.empty())
-    return fail(fmt::format("activating {}: {} holds no replica of it (bulkheadctl replica list shows those it "
-                            "holds)",
-                            name, options_.host_name),
-                ENOENT);
+    return fail(
+        fmt::format("activating {}: {} holds no replica of it (bulkheadctl replica list shows those it "
+                    "holds)",
+                    name, options_.host_name),
+        ENOENT);
   auto text = BH_TRY(read_file(cur + "/meta.json"));
   json meta = json::parse(text, nullptr, false);
   if (!meta.is_object())

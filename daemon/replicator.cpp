@@ -26,7 +26,10 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
+#include <optional>
 
 #include <fmt/core.h>
 
@@ -110,8 +113,8 @@ struct Daemon::Replication {
   uint64_t last_bytes = 0, lag_bytes = 0, syncs = 0;
   // The set the standby holds (as it acknowledged it) and the memory chain behind it.
   std::string last_set;
-  int serial = 0;       // the last image directory's number (img-SERIAL)
-  int chain = 0;        // image directories in the standby's set (0: a disk set)
+  int serial = 0; // the last image directory's number (img-SERIAL)
+  int chain = 0;  // image directories in the standby's set (0: a disk set)
   uint64_t dumps = ~uint64_t{0}, generation = ~uint64_t{0}; // the entry's counters after our dump
   std::string stopped_sig; // a stopped container's record as last sent (unchanged: nothing to send)
   std::string template_name, template_digest; // the template's tree digest, hashed once
@@ -182,9 +185,9 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
   // Asked first, as migrate.check is: the standby refuses what it could never hold.
   auto conn = connect_remote(*remote, *identity_, kConnectTimeoutS);
   if (!conn)
-    return fail(fmt::format("standby {} ({}) is unreachable: {}", standby, remote->address,
-                            conn.error().message),
-                EBUSY);
+    return fail(
+        fmt::format("standby {} ({}) is unreachable: {}", standby, remote->address, conn.error().message),
+        EBUSY);
   conn->set_timeout(kTransferTimeoutS);
   ContainerConfig config;
   {
@@ -229,8 +232,9 @@ Status Daemon::send_replica_drop(const std::string &standby, const std::string &
   auto remote = BH_TRY(trust_->remote(standby));
   auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
   if (!conn)
-    return fail(fmt::format("standby {} ({}) is unreachable: {}", standby, remote.address, conn.error().message),
-                EHOSTUNREACH);
+    return fail(
+        fmt::format("standby {} ({}) is unreachable: {}", standby, remote.address, conn.error().message),
+        EHOSTUNREACH);
   conn->set_timeout(kTransferTimeoutS);
   return conn->request({{"op", "replica.drop"}, {"name", name}}).map([](auto &&) {});
 }
@@ -256,8 +260,8 @@ Result<json> Daemon::unprotect(const std::string &name) {
   json out = {{"name", name}, {"standby", standby}, {"standby_dropped", true}};
   if (auto d = send_replica_drop(standby, name); !d) {
     out["standby_dropped"] = false;
-    out["note"] = fmt::format("the standby's replica stays there (drop it on {} with bulkheadctl replica "
-                              "list / unprotect again later is not needed): {}",
+    out["note"] = fmt::format("{} was not told to drop its replica, which stays there until it is "
+                              "activated or the standby is told again (protect, then unprotect): {}",
                               standby, d.error().message);
   }
   events_.publish("container-unprotected", name, {{"standby", standby}});
@@ -269,7 +273,8 @@ void Daemon::start_replicator() {
   // full one.
   (void)remove_tree(options_.root + "/replication");
   if (::mkdir((options_.root + "/replication").c_str(), 0700) < 0 && errno != EEXIST)
-    fmt::print(stderr, "bulkheadd: warning: creating {}/replication: {}\n", options_.root, std::strerror(errno));
+    fmt::print(stderr, "bulkheadd: warning: creating {}/replication: {}\n", options_.root,
+               std::strerror(errno));
   replicator_ = std::thread([this] { replicator_loop(); });
 }
 
@@ -361,7 +366,8 @@ void Daemon::replicator_loop() {
 Status Daemon::replicate_round(const std::string &name, const Protection &p, Replication &st) {
   auto remote = trust_->remote(p.standby);
   if (!remote)
-    return fail("standby " + p.standby + " is no longer a paired remote (remote add pairs it again)", EREMOTE);
+    return fail("standby " + p.standby + " is no longer a paired remote (remote add pairs it again)",
+                EREMOTE);
   const std::string where = fmt::format("standby {} ({})", p.standby, remote->address);
   auto conn = connect_remote(*remote, *identity_, kConnectTimeoutS);
   if (!conn)
@@ -454,9 +460,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       // Thawed whatever happened: a failed round never leaves the container frozen.
       if (auto t = rt.resume(name); !t && dumped)
         dumped = tl::unexpected(with_context(t.error(), "thawing " + name + " after a replication round"));
-      st.last_pause_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::steady_clock::now() - t0)
-                             .count();
+      st.last_pause_ms =
+          std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+              .count();
       // The soft-dirty bits were reset by this dump, whether it reaches the standby or not.
       st.dumps = e2->dumps;
       st.generation = e2->generation;
@@ -468,10 +474,11 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       st.serial = serial;
     } else {
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
-      st.last_pause_ms = running ? std::chrono::duration_cast<std::chrono::milliseconds>(
-                                       std::chrono::steady_clock::now() - t0)
-                                       .count()
-                                 : 0;
+      st.last_pause_ms =
+          running
+              ? std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
+                    .count()
+              : 0;
     }
   }
 
@@ -487,14 +494,13 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   std::string file = dir + "/set.bhx";
   (void)::unlink(file.c_str());
   PathGuard file_guard{file};
-  json manifest = {{"format", storage::kExportFormat},
-                   {"kind", "full"},
-                   {"created_at", now_unix_ms() / 1000},
-                   {"container", to_json(config)},
-                   {"template",
-                    {{"name", config.template_name},
-                     {"digest", st.template_digest},
-                     {"included", !template_present}}}};
+  json manifest = {
+      {"format", storage::kExportFormat},
+      {"kind", "full"},
+      {"created_at", now_unix_ms() / 1000},
+      {"container", to_json(config)},
+      {"template",
+       {{"name", config.template_name}, {"digest", st.template_digest}, {"included", !template_present}}}};
   storage::ExportSource src{staging->upper_fd(), -1, template_present ? -1 : rootfs.get()};
   BH_TRY(context(storage::write_export(file, manifest, src, nullptr, nullptr), "writing " + file));
   staging.reset();
@@ -560,8 +566,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     for (const auto &f : std::filesystem::directory_iterator(dir + "/" + images_name, ec)) {
       if (!f.is_regular_file(ec)) // CRIU's parent link is made again by the standby
         continue;
-      BH_CHECK(send_file(f.path().string(),
-                         {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
+      BH_CHECK(
+          send_file(f.path().string(),
+                    {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
     }
     if (ec)
       return fail(fmt::format("listing {}/{}: {}", dir, images_name, ec.message()), ec.value());
