@@ -26,7 +26,6 @@ protected:
     start_a();
     auto added = ctl_a({"remote", "add", "host-b", kAddressB, "--token", token_for("host-a")});
     ASSERT_TRUE(added.ok()) << added;
-    import_busybox();
     auto imported = ctl_a({"template", "import", "busybox", busybox_rootfs_});
     ASSERT_TRUE(imported.ok()) << imported;
     auto made = ctl_a({"create", name, "--template", "busybox"});
@@ -80,12 +79,13 @@ protected:
     return {{"status", std::atoi(r.out.substr(nl + 1).c_str())}, {"body", out}};
   }
   std::string record_a(const std::string &name) {
-    return read_file(a_dir_ + "/root/containers/" + name + "/record.json");
+    return read_file(a_dir_ + "/root/containers/" + name + "/container.json");
   }
 };
 
 TEST_F(DaemonReplicaTest, BadProtectRequestsAreClearErrorsAndChangeNothing) {
   pair_and_make("c1", false);
+  import_busybox();
   ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox"}).ok());
   auto made = ctl_a({"create", "taken", "--template", "busybox"});
   ASSERT_TRUE(made.ok()) << made;
@@ -158,7 +158,8 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   auto human = ctl_a({"info", "c1"});
   EXPECT_TRUE(contains(human.out, "replication: disk to host-b every 1000 ms: ok, last set")) << human;
   // The template came with the first set and is B's now.
-  EXPECT_TRUE(ctl({"template", "info", "busybox"}).ok());
+  auto templates = ctl({"template", "list", "--json"});
+  EXPECT_TRUE(contains(templates.out, "\"busybox\"")) << templates;
 
   // A change reaches the standby within a round or two.
   write_a_file("c1", "v2");
