@@ -29,7 +29,7 @@ mh_host_net host1 || mh_fail "network lan on host1"
 mh_host_net host2 || mh_fail "network lan on host2"
 # shellcheck disable=SC2016 # the container's shell expands them
 mh_ct_create host1 ct1 1 --memory 64M --pids 100 \
-  --init /bin/sh -c 'r=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$r $i" >/count; sleep 1; done' ||
+  --init /bin/sh -c 'r=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$r $i" >/count; echo "$i $(readlink /proc/self/ns/net)" >>/hist; sleep 1; done' ||
   mh_fail "ct1 on host1"
 ip4=$(mh_ct_ip4 1 1) ip6=$(mh_ct_ip6 1 1)
 count() { mh_ctl "$1" exec ct1 -- cat /count 2>/dev/null | awk '{print $2}' | grep . || echo 0; }
@@ -109,11 +109,19 @@ after=$(count host2)
 sleep 3
 later=$(count host2)
 ((later > after)) || mh_fail "ct1's counter on host2 stopped at $after"
+# The replicated value R: the last line of /hist written in host1's network namespace (each line
+# names the one its shell ran in; the restored shell runs in a new one on host2); the loss is what
+# host1 counted beyond it before it died.
+rv=$(mh_ctl host2 exec ct1 -- cat /hist | awk 'NR == 1 { n = $2 } $2 == n { last = $1 } END { print last }')
+[[ -n $rv ]] || mh_fail "no history in ct1's /hist on host2"
+[[ $(mh_ctl host2 exec ct1 -- tail -1 /hist | awk '{print $2}') != "$(mh_ctl host2 exec ct1 -- head -1 /hist | awk '{print $2}')" ]] ||
+  mh_fail "ct1's shell on host2 still writes host1's network namespace: $(mh_ctl host2 exec ct1 -- tail -3 /hist)"
+((rv >= c0)) || mh_fail "the replicated value $rv is below $c0, read before the last set"
 mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || mh_fail "the client cannot ping ct1 at $ip4 on host2"
 mh_client $bb ping -c 1 -W 5 "$ip6" >/dev/null || mh_fail "the client cannot ping ct1 at $ip6 on host2"
 [[ $(mh_ctl host2 replica list --json) == "[]" ]] || mh_fail "host2 keeps the replica after activating it"
 [[ ! -e $MH_BASE/host2/root/replicas/ct1 ]] || mh_fail "host2 keeps replicas/ct1"
-mh_step "host1 killed at count $k; ct1 restored on host2 in $(((t1 - t0) / 1000000)) ms: same shell ($r1), counter $after (>= $c0 read before the last set; lost $((k - after + 1)) s at most), then $later; the client pings $ip4 and $ip6"
+mh_step "host1 killed at count $k; ct1 restored on host2 in $(((t1 - t0) / 1000000)) ms: same shell ($r1), resumed from the replicated value $rv (>= $c0 read before the last set; host1 had reached $k: $((k - rv)) counts lost), $after when read, then $later; the client pings $ip4 and $ip6"
 
 mh_scenario_end
 echo "vm-replicate: OK ($(($(date +%s) - MH_T0)) s)"
