@@ -52,11 +52,12 @@ mh_step "refused: \"$out\"; \"$out2\""
 
 # --- protected: memory sets every 2 s
 mh_ctl host1 protect ct1 --standby host2 --interval 2s || mh_fail "protect ct1"
+# (4 sets, sampled between two: "syncing" while a set is on the wire)
 for _ in $(seq 1 300); do
-  (($(repl host1 ct1 | jq -r '.syncs // 0') >= 4)) && break
+  r=$(repl host1 ct1)
+  (($(jq -r '.syncs // 0' <<<"$r") >= 4)) && [[ $(jq -r .state <<<"$r") == ok ]] && break
   sleep 0.5
 done
-r=$(repl host1 ct1)
 (($(jq -r .syncs <<<"$r") >= 4)) || mh_fail "fewer than 4 sets reached host2 in 150 s: $r"
 [[ $(jq -r '.standby + " " + .mode + " " + (.interval_ms|tostring) + " " + .state' <<<"$r") == "host2 memory 2000 ok" ]] ||
   mh_fail "replication fields: $r"
