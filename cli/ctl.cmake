@@ -4,7 +4,7 @@
 
 # Everything but main, so the tests link the same command tree.
 add_library(bulkhead_ctl STATIC ctl.cpp ctl_values.cpp ctl_format.cpp ctl_containers.cpp ctl_events.cpp
-            ctl_templates.cpp ctl_networks.cpp ctl_ports.cpp ctl_exec.cpp ctl_terminal.cpp ctl_snapshots.cpp ctl_checkpoint.cpp ctl_migrate.cpp ctl_host.cpp ctl_cluster.cpp
+            ctl_templates.cpp ctl_networks.cpp ctl_ports.cpp ctl_exec.cpp ctl_terminal.cpp ctl_snapshots.cpp ctl_checkpoint.cpp ctl_migrate.cpp ctl_host.cpp ctl_cluster.cpp ctl_replica.cpp
             ctl_remotes.cpp ctl_net_attach.cpp)
 target_link_libraries(bulkhead_ctl PUBLIC bulkhead_api_client bulkhead_cli_docs nlohmann_json::nlohmann_json)
 

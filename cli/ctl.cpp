@@ -48,6 +48,7 @@ std::unique_ptr<Cli> make_cli() {
   add_migrate_commands(app, cli->action);
   add_host_commands(app, cli->action);
   add_cluster_commands(app, cli->action);
+  add_replica_commands(app, cli->action);
   return cli;
 }
 
@@ -93,7 +94,7 @@ std::string completion(const CLI::App &app) {
   cli::CompletionInfo info;
   const std::string containers = "bulkheadctl list -q 2>/dev/null";
   for (const char *cmd : {"start", "stop", "restart", "kill", "destroy", "info", "exec", "console", "logs",
-                          "set", "freeze", "unfreeze", "checkpoint", "restore", "migrate"})
+                          "set", "freeze", "unfreeze", "checkpoint", "restore", "migrate", "protect", "unprotect"})
     info.dynamic[std::string(cmd) + ":NAME"] = containers;
   info.dynamic["template rm:NAME"] = "bulkheadctl template list -q 2>/dev/null";
   info.dynamic["create:--template"] = "bulkheadctl template list -q 2>/dev/null";

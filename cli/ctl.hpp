@@ -58,7 +58,8 @@ void add_net_attach_commands(CLI::App &app, Action &chosen); // net attach|detac
 void add_checkpoint_commands(CLI::App &app, Action &chosen); // checkpoint, restore (ctl_checkpoint.cpp)
 void add_migrate_commands(CLI::App &app, Action &chosen);    // migrate (ctl_migrate.cpp)
 void add_host_commands(CLI::App &app, Action &chosen);       // host info|evacuate (ctl_host.cpp)
-void add_cluster_commands(CLI::App &app, Action &chosen);    // cluster list (ctl_cluster.cpp)
+void add_cluster_commands(CLI::App &app, Action &chosen);
+void add_replica_commands(CLI::App &app, Action &chosen); // protect, unprotect, replica (ctl_replica.cpp)    // cluster list (ctl_cluster.cpp)
 
 // NETWORK[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] (create --net, net attach) as the API's
 // NIC request; errors start with `what` and the text.

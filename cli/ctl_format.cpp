@@ -195,6 +195,18 @@ std::string container_view(const json &c) {
   kv.emplace_back("init", c.contains("init") && !join(c["init"], " ").empty() ? join(c["init"], " ") : "-");
   kv.emplace_back("env", c.contains("env") && !join(c["env"], " ").empty() ? join(c["env"], " ") : "-");
   kv.emplace_back("created", local_time(field<int64_t>(c, "created_at", 0)));
+  // One line for continuous replication (docs/replication.md): where, how, and how fresh.
+  if (const json r = c.value("replication", json()); r.is_object()) {
+    std::string v = fmt::format("{} to {} every {} ms: {}", text(r, "mode"), text(r, "standby"),
+                                field<int64_t>(r, "interval_ms", 0), text(r, "state"));
+    if (r.contains("last_sync_age_ms") && r["last_sync_age_ms"].is_number())
+      v += fmt::format(", last set {} ms ago ({}, paused {} ms), {} sets",
+                       r["last_sync_age_ms"].get<int64_t>(), human_size(field<uint64_t>(r, "last_bytes", 0)),
+                       field<int64_t>(r, "last_pause_ms", 0), field<int64_t>(r, "syncs", 0));
+    if (r.contains("error") && r["error"].is_string())
+      v += " (" + r["error"].get<std::string>() + ")";
+    kv.emplace_back("replication", v);
+  }
   const json last = c.value("last_exit", json::object());
   if (last.is_object() && field<int64_t>(last, "at", 0) > 0) {
     int64_t sig = field<int64_t>(last, "signal", 0);

@@ -309,6 +309,30 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
              return reply_error(res, body.error());
            op_reply(res, d.migrate(req.matches[1], *body));
          });
+  // Continuous replication (docs/replication.md): protection of a container here, replicas held here.
+  s.Post(R"(/1.0/containers/([^/]+)/protect)", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    auto r = d.protect(req.matches[1], *body);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, *r);
+  });
+  s.Delete(R"(/1.0/containers/([^/]+)/protect)", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto r = d.unprotect(req.matches[1]);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, *r);
+  });
+  s.Get("/1.0/replicas",
+        [&d](const httplib::Request &, httplib::Response &res) { reply(res, 200, d.replicas()); });
+  s.Post(R"(/1.0/replicas/([^/]+)/activate)", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto r = d.activate_replica_report(req.matches[1]);
+    if (!r)
+      return reply_error(res, r.error());
+    reply(res, 200, *r);
+  });
   // The etcd-backed cluster this host joined with --cluster (docs/cluster.md "Hosts in the cluster").
   s.Get("/1.0/cluster", [&d](const httplib::Request &, httplib::Response &res) {
     auto r = d.cluster_info();

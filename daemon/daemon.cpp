@@ -128,8 +128,10 @@ Status Daemon::init() {
   for (auto &[name, e] : entries_)
     adopt(e);
   finish_interrupted_migrations();
+  sweep_replicas();
   if (bad.empty())
     remove_stray_nics();
+  start_replicator(); // the protected containers' rounds resume (their records keep the intent)
   if (cluster_)
     start_cluster(); // before onboot (main starts it after init)
   return {};
@@ -469,6 +471,7 @@ void Daemon::start_onboot() {
 void Daemon::shutdown() {
   if (stopping_.exchange(true))
     return;
+  stop_replicator(); // a round in flight ends first (its standby keeps the previous set otherwise)
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
   if (control_)

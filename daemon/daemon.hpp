@@ -162,6 +162,17 @@ public:
   // a standby (its last complete image set: restored from memory images, or booted from its disk),
   // under the same name, addresses and limits. ENOENT when this host holds no replica of NAME.
   Status activate_replica(const std::string &name);
+  // The same, with what happened: {"name", "how": "restored"|"booted"|"stopped", "note"?, "source",
+  // "mode", "age_ms"} (POST /1.0/replicas/NAME/activate).
+  Result<nlohmann::json> activate_replica_report(const std::string &name);
+  // GET /1.0/replicas: the replicas this host holds as a standby (daemon/daemon_replica.cpp).
+  nlohmann::json replicas();
+
+  // Continuous replication of a container to a standby host (daemon/replicator.cpp,
+  // docs/replication.md): {"standby", "interval_ms"?, "mode"?: "memory"|"disk"}; unprotect stops it
+  // and asks the standby to drop its replica (best effort; the answer says whether it did).
+  Result<nlohmann::json> protect(const std::string &name, const nlohmann::json &request);
+  Result<nlohmann::json> unprotect(const std::string &name);
   // GET /1.0/cluster (daemon/cluster_member.hpp): {"enabled": false} without --cluster.
   Result<nlohmann::json> cluster_info();
 
@@ -180,6 +191,9 @@ private:
     // it for kDirUsageMaxAgeMs instead of walking the whole upper layer on every call.
     DiskUsage dir_usage;
     int64_t dir_usage_at_ms = 0;
+    // Bumped on every CRIU dump or pre-dump of the tree: each one resets the kernel's soft-dirty
+    // bits, so a replication round whose last dump is not the latest must not take it as parent.
+    uint64_t dumps = 0;
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
@@ -240,6 +254,26 @@ private:
   // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
   Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;
+  // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
+  // protected container, one at a time (docs/replication.md "Process model").
+  struct Replication;
+  void start_replicator();
+  void stop_replicator();
+  void replicator_loop();
+  nlohmann::json replication_json(const std::string &name, const Protection &p);
+  Status replicate_round(const std::string &name, const Protection &p, Replication &st);
+  Status send_replica_drop(const std::string &standby, const std::string &name);
+  // Standby side (daemon/daemon_replica.cpp): the peer requests replica.* and the replicas' dirs.
+  void register_replica_handlers();
+  void sweep_replicas();
+  std::string replica_dir(const std::string &name) const { return options_.root + "/replicas/" + name; }
+  Status serve_replica_check(migration::PeerConnection &conn, const migration::PeerMessage &request);
+  Status serve_replica_begin(migration::PeerConnection &conn, const TrustedPeer &peer,
+                             const migration::PeerMessage &request);
+  Status serve_replica_drop(migration::PeerConnection &conn, const migration::PeerMessage &request);
+  // Marks a replica busy (a set arriving, an activation, a drop): one at a time per name.
+  Status claim_replica(const std::string &name, const std::string &what);
+  void release_replica(const std::string &name);
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
                                             std::string *consistency);
   Status restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op);
@@ -307,6 +341,17 @@ private:
   // create either is refused or made a container the evacuation sees (both atomics seq_cst).
   std::atomic<bool> evacuating_{false};
   std::atomic<int> creating_{0};
+  // Replication (daemon/replicator.cpp): repl_mu_ guards repl_ and repl_busy_; lock order: an
+  // entry's mu, then repl_mu_ (the replicator never locks an entry while holding repl_mu_).
+  std::mutex repl_mu_;
+  std::condition_variable repl_cv_;
+  std::map<std::string, std::shared_ptr<Replication>> repl_;
+  std::string repl_busy_; // the container whose round runs now
+  bool repl_quit_ = false;
+  std::thread replicator_;
+  // Standby side: the replicas being written, activated or dropped now.
+  std::mutex replica_mu_;
+  std::set<std::string> replica_busy_;
   std::mutex evac_mu_; // guards evacuation_
   struct Evacuation {
     std::string operation, remote, mode;

@@ -66,6 +66,7 @@ Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const s
     s.state = "stopping";
     (void)save_locked(e);
   }
+  ++e.dumps; // even a failed dump may have reset the soft-dirty bits
   auto dumped = monitor_checkpoint(records_.paths(name).socket, images, stop, false, parent);
   if (!dumped) {
     if (stop && e.generation == gen) {
@@ -103,6 +104,7 @@ Status Daemon::pre_dump(const std::string &name, const std::string &images, cons
     return fail(fmt::format("container \"{}\" is {}: only a running container can be pre-dumped", name,
                             e->rec.status.state),
                 EINVAL);
+  ++e->dumps;
   return context(monitor_checkpoint(records_.paths(name).socket, images, false, true, parent),
                  "pre-dump of " + name);
 }

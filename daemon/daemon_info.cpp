@@ -123,6 +123,8 @@ json Daemon::info_locked(Entry &e, bool bulk) {
     j["error"] = s.error;
   if (!s.fenced_by.empty()) // the cluster placed it on that host: this copy never runs
     j["fenced_by"] = s.fenced_by;
+  if (!e.rec.protection.standby.empty())
+    j["replication"] = replication_json(c.name, e.rec.protection);
   return j;
 }
 

@@ -41,6 +41,7 @@ Status Daemon::init_peers() {
   BH_CHECK(trust_->load());
   peers_ = std::make_unique<PeerServer>(*identity_, *trust_, options_.host_name);
   register_migration_handlers();
+  register_replica_handlers();
   if (!options_.listen.empty()) {
     BH_CHECK(peers_->listen(options_.listen));
     peers_->start();

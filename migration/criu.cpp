@@ -394,7 +394,10 @@ Status dump(const DumpRequest &r) {
       return fail("libcriu: setting the parent images", ENOMEM);
     criu_local_set_track_mem(o.get(), true);
   }
-  if (r.pre_dump)
+  // A dump that leaves the tree running starts the dirty-page tracking too: the next dump (a
+  // replication round, daemon/replicator.cpp) then takes it as parent and writes only the pages
+  // changed since.
+  if (r.pre_dump || r.leave_running)
     criu_local_set_track_mem(o.get(), true);
   // libcriu 3.17 returns -ENOMEM from this setter even when it succeeded (its success path falls
   // through to the error return), so its result says nothing.

@@ -1,0 +1,299 @@
+// Continuous replication (`bulkheadctl protect`, daemon/replicator.cpp and daemon/daemon_replica.cpp)
+// between two daemons paired over TLS on this host: A (host-a) runs the container, B (host-b, the
+// fixture's daemon) is its standby. CRIU does not work on this host's kernel, so these tests use
+// --mode disk; memory mode runs in the VM (tests/multihost/vm-replicate.sh).
+#include <filesystem>
+
+#include "remote_fixture.hpp"
+
+namespace {
+
+using namespace std::chrono_literals;
+using bh_test::CommandResult;
+using bh_test::contains;
+using bh_test::DaemonRemoteTest;
+using bh_test::json;
+using bh_test::kAddressB;
+using bh_test::read_file;
+using bh_test::run_command;
+
+class DaemonReplicaTest : public DaemonRemoteTest {
+protected:
+  // A and B paired (A's remote is named as B's --host-name), busybox on A only: the first set
+  // carries the template to B.
+  void pair_and_make(const std::string &name, bool running) {
+    start_b();
+    start_a();
+    auto added = ctl_a({"remote", "add", "host-b", kAddressB, "--token", token_for("host-a")});
+    ASSERT_TRUE(added.ok()) << added;
+    auto imported = ctl_a({"template", "import", "busybox", busybox_rootfs_});
+    ASSERT_TRUE(imported.ok()) << imported;
+    auto made = ctl_a({"create", name, "--template", "busybox"});
+    ASSERT_TRUE(made.ok()) << made;
+    write_a_file(name, "v1");
+    if (running) {
+      auto s = ctl_a({"start", name});
+      ASSERT_TRUE(s.ok()) << s;
+    }
+  }
+  void write_a_file(const std::string &name, const std::string &text) {
+    ASSERT_TRUE(bh_test::write_file(a_dir_ + "/root/containers/" + name + "/disk/upper/state.txt", text));
+  }
+  json info_a(const std::string &name) {
+    auto r = ctl_a({"info", name, "--json"});
+    return json::parse(r.out, nullptr, false);
+  }
+  // Polls A's info of NAME until pred holds on its "replication" object.
+  json wait_replication(const std::string &name, const std::function<bool(const json &)> &pred,
+                        std::chrono::seconds timeout = 60s) {
+    json last;
+    for (auto end = std::chrono::steady_clock::now() + timeout; std::chrono::steady_clock::now() < end;) {
+      last = info_a(name);
+      if (last.is_object() && last.contains("replication") && pred(last["replication"]))
+        return last["replication"];
+      std::this_thread::sleep_for(100ms);
+    }
+    ADD_FAILURE() << "replication of " << name << " never reached the expected state: " << last.dump();
+    return last.value("replication", json());
+  }
+  json replicas_b() {
+    auto r = ctl({"replica", "list", "--json"});
+    EXPECT_TRUE(r.ok()) << r;
+    return json::parse(r.out, nullptr, false);
+  }
+  json http_a(const std::string &method, const std::string &path, const std::string &body = "") {
+    std::vector<std::string> argv = {"curl",
+                                     "-sS",
+                                     "-w",
+                                     "\n%{http_code}",
+                                     "--unix-socket",
+                                     a_dir_ + "/a.sock",
+                                     "-X",
+                                     method,
+                                     "http://bulkhead" + path};
+    if (!body.empty())
+      argv.insert(argv.end(), {"-H", "Content-Type: application/json", "--data-binary", body});
+    auto r = run_command(argv);
+    auto nl = r.out.rfind('\n');
+    json out = json::parse(r.out.substr(0, nl), nullptr, false);
+    return {{"status", std::atoi(r.out.substr(nl + 1).c_str())}, {"body", out}};
+  }
+  std::string record_a(const std::string &name) {
+    return read_file(a_dir_ + "/root/containers/" + name + "/container.json");
+  }
+};
+
+TEST_F(DaemonReplicaTest, BadProtectRequestsAreClearErrorsAndChangeNothing) {
+  pair_and_make("c1", false);
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox"}).ok());
+  auto made = ctl_a({"create", "taken", "--template", "busybox"});
+  ASSERT_TRUE(made.ok()) << made;
+  std::string before = record_a("c1");
+  ASSERT_FALSE(before.empty());
+  struct Case {
+    std::string path, body;
+    int status;
+    std::string message;
+  };
+  std::vector<Case> cases = {
+      {"/1.0/containers/nope/protect", R"({"standby":"host-b"})", 404, "nope"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-a"})", 400,
+       "standby \"host-a\" is this host (bulkheadd --host-name host-a)"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-z"})", 404,
+       "standby \"host-z\" is not a paired remote"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-b","interval_ms":500})", 400,
+       "\"interval_ms\" 500 is out of range"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-b","interval_ms":"2s"})", 400,
+       "\"interval_ms\" must be a number of milliseconds"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-b","mode":"ram"})", 400,
+       "\"mode\" must be \"memory\" or \"disk\" (got \"ram\")"},
+      {"/1.0/containers/c1/protect", R"({"standby":"host-b","colour":"red"})", 400, "colour"},
+      {"/1.0/containers/c1/protect", R"({})", 400, "standby"},
+      {"/1.0/containers/taken/protect", R"({"standby":"host-b"})", 409,
+       "standby host-b (198.18.90.1:8443) refuses to hold a replica of taken: container \"taken\" exists on "
+       "host-b"},
+      {"/1.0/containers/c1/protect", "DELETE", 400, "container c1 is not protected"},
+  };
+  for (const auto &c : cases) {
+    auto r = c.body == "DELETE" ? http_a("DELETE", c.path) : http_a("POST", c.path, c.body);
+    EXPECT_EQ(r["status"], c.status) << c.path << " " << c.body << ": " << r.dump();
+    EXPECT_TRUE(contains(r["body"].value("error", std::string()), c.message))
+        << c.path << " " << c.body << ": " << r.dump();
+  }
+  // The command line says the same.
+  auto bad_interval = ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "soon"});
+  EXPECT_FALSE(bad_interval.ok());
+  EXPECT_TRUE(contains(bad_interval.err, "--interval \"soon\": expected a duration")) << bad_interval;
+
+  // An unreachable standby: refused, named, nothing changes.
+  kill_daemon();
+  auto t0 = std::chrono::steady_clock::now();
+  auto down = ctl_a({"protect", "c1", "--standby", "host-b", "--mode", "disk"});
+  EXPECT_FALSE(down.ok());
+  EXPECT_TRUE(contains(down.err, "standby host-b (198.18.90.1:8443) is unreachable")) << down;
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, 15s);
+
+  EXPECT_EQ(record_a("c1"), before);
+  EXPECT_FALSE(info_a("c1").contains("replication"));
+  start_b();
+  EXPECT_EQ(replicas_b(), json::array());
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/replicas/c1"));
+}
+
+TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheStandby) {
+  pair_and_make("c1", true);
+  auto p = ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"});
+  ASSERT_TRUE(p.ok()) << p;
+  EXPECT_TRUE(contains(p.out, "c1 is protected: disk replication to host-b every 1000 ms")) << p;
+  auto r = wait_replication("c1", [](const json &r) { return r.value("syncs", 0) >= 1; });
+  EXPECT_EQ(r["standby"], "host-b");
+  EXPECT_EQ(r["mode"], "disk");
+  EXPECT_EQ(r["interval_ms"], 1000);
+  EXPECT_EQ(r["state"], "ok") << r.dump();
+  EXPECT_TRUE(r["last_sync_age_ms"].is_number()) << r.dump();
+  EXPECT_GT(r.value("last_bytes", 0), 1000) << r.dump(); // the first set carries the template
+  EXPECT_GE(r.value("last_pause_ms", -1), 0) << r.dump();
+  EXPECT_EQ(r.value("lag_bytes", -1), 0) << r.dump();
+  auto human = ctl_a({"info", "c1"});
+  EXPECT_TRUE(contains(human.out, "replication: disk to host-b every 1000 ms: ok, last set")) << human;
+  // The template came with the first set and is B's now.
+  auto templates = ctl({"template", "list", "--json"});
+  EXPECT_TRUE(contains(templates.out, "\"busybox\"")) << templates;
+
+  // A change reaches the standby within a round or two.
+  write_a_file("c1", "v2");
+  int syncs = wait_replication("c1", [](const json &r) { return r.value("syncs", 0) >= 1; })["syncs"];
+  wait_replication("c1", [&](const json &r) { return r.value("syncs", 0) >= syncs + 2; });
+  auto list = replicas_b();
+  ASSERT_EQ(list.size(), 1u) << list.dump();
+  EXPECT_EQ(list[0]["name"], "c1");
+  EXPECT_EQ(list[0]["source_host"], "host-a");
+  EXPECT_EQ(list[0]["mode"], "disk");
+  EXPECT_EQ(list[0]["state"], "running");
+  EXPECT_GT(list[0].value("bytes", 0), 0);
+  auto table = ctl({"replica", "list"});
+  EXPECT_TRUE(contains(table.out, "c1    host-a  disk (disk set)  running")) << table;
+
+  // A failover by hand: B runs it, with the file as A last sent it, the same limits.
+  auto act = ctl({"replica", "activate", "c1"});
+  ASSERT_TRUE(act.ok()) << act;
+  EXPECT_TRUE(contains(act.out, "c1 runs here: booted from its disk; replica of host-a")) << act;
+  auto on_b = info("c1");
+  EXPECT_EQ(on_b["state"], "running") << on_b.dump();
+  EXPECT_EQ(on_b["limits"], info_a("c1")["limits"]);
+  EXPECT_EQ(read_file(root_ + "/containers/c1/disk/upper/state.txt"), "v2");
+  EXPECT_FALSE(std::filesystem::exists(root_ + "/replicas/c1"));
+  EXPECT_EQ(replicas_b(), json::array());
+  // The source's next rounds are refused (the name runs on B now) and say so; it never stops or
+  // freezes its own copy for that.
+  auto refused = wait_replication("c1", [](const json &r) { return r.value("state", "") == "refused"; });
+  EXPECT_TRUE(contains(refused.value("error", std::string()), "container \"c1\" exists on host-b"))
+      << refused.dump();
+  EXPECT_EQ(info_a("c1")["state"], "running");
+  // Activating again, or what B never held: clear errors.
+  auto again = ctl({"replica", "activate", "c1"});
+  EXPECT_FALSE(again.ok());
+  EXPECT_TRUE(contains(again.err, "container c1 exists on host-b already")) << again;
+  auto none = ctl({"replica", "activate", "c9"});
+  EXPECT_FALSE(none.ok());
+  EXPECT_TRUE(contains(none.err, "host-b holds no replica of it")) << none;
+  ASSERT_TRUE(ctl({"destroy", "c1", "--force"}).ok());
+}
+
+TEST_F(DaemonReplicaTest, AKilledStandbyIsReportedAndTheContainerRunsOn) {
+  pair_and_make("c1", true);
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+  wait_replication("c1", [](const json &r) { return r.value("state", "") == "ok"; });
+  int64_t pid = info_a("c1")["pid"];
+  kill_daemon();
+  auto down = wait_replication(
+      "c1", [](const json &r) { return r.value("state", "") == "standby unreachable"; }, 30s);
+  EXPECT_TRUE(contains(down.value("error", std::string()), "standby host-b (198.18.90.1:8443)"))
+      << down.dump();
+  auto human = ctl_a({"info", "c1"});
+  EXPECT_TRUE(contains(human.out, "standby unreachable")) << human;
+  auto c1 = info_a("c1");
+  EXPECT_EQ(c1["state"], "running");
+  EXPECT_EQ(c1["pid"], pid); // never stopped or restarted: it ran on
+
+  // It keeps retrying: B back, sets flow again, the replica is there.
+  start_b();
+  auto back = wait_replication(
+      "c1", [](const json &r) { return r.value("state", "") == "ok"; }, 30s);
+  EXPECT_EQ(replicas_b().size(), 1u);
+  // Unprotect: the replication stops and B drops its replica.
+  auto un = ctl_a({"unprotect", "c1"});
+  ASSERT_TRUE(un.ok()) << un;
+  EXPECT_TRUE(contains(un.out, "c1 is unprotected; host-b dropped its replica")) << un;
+  EXPECT_FALSE(info_a("c1").contains("replication"));
+  EXPECT_EQ(replicas_b(), json::array());
+  // Protected again, then unprotected while B is down: said so, the protection still ends.
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+  wait_replication("c1", [](const json &r) { return r.value("syncs", 0) >= 1; });
+  kill_daemon();
+  auto un2 = ctl_a({"unprotect", "c1"});
+  ASSERT_TRUE(un2.ok()) << un2;
+  EXPECT_TRUE(contains(un2.out, "is unreachable")) << un2;
+  EXPECT_FALSE(info_a("c1").contains("replication"));
+  EXPECT_FALSE(contains(record_a("c1"), "protection"));
+  start_b();
+}
+
+TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
+  pair_and_make("c1", false);
+  // A large file, so a set takes long enough on the wire to be cut in the middle.
+  auto big = run_command({"dd", "if=/dev/urandom", "of=" + a_dir_ + "/root/containers/c1/disk/upper/big.bin",
+                          "bs=1M", "count=96", "status=none"});
+  ASSERT_TRUE(big.ok()) << big;
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+  wait_replication(
+      "c1", [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
+  auto first = replicas_b();
+  ASSERT_EQ(first.size(), 1u) << first.dump();
+  std::string sha = first[0]["sha256"];
+  // A stopped, unchanged container is not sent again; a change makes the next set.
+  write_a_file("c1", "v2");
+  // Cut the stream: B dies while the next set arrives (its staging directory exists).
+  bool cut = false;
+  for (auto end = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < end && !cut;) {
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1", ec))
+      if (f.path().filename().string().rfind(".staging-", 0) == 0)
+        cut = true;
+    if (cut)
+      kill_daemon();
+    else
+      std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(cut) << "no set arrived after the change";
+  // What B had: the previous complete set, current; the cut one only as a staging directory.
+  auto current = std::filesystem::read_symlink(root_ + "/replicas/c1/current");
+  auto meta = json::parse(read_file(root_ + "/replicas/c1/" + current.string() + "/meta.json"));
+  EXPECT_EQ(meta["sha256"], sha);
+  start_b();
+  auto after = replicas_b();
+  ASSERT_EQ(after.size(), 1u) << after.dump();
+  EXPECT_EQ(after[0]["sha256"], sha) << "the cut set replaced the complete one";
+  for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1"))
+    EXPECT_EQ(f.path().filename().string().rfind(".staging-", 0), std::string::npos)
+        << f.path() << " survived B's restart";
+  // The source retries: the changed set arrives complete and replaces the old one.
+  for (auto end = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < end;) {
+    auto l = replicas_b();
+    if (l.size() == 1 && l[0]["sha256"] != sha)
+      break;
+    std::this_thread::sleep_for(200ms);
+  }
+  auto last = replicas_b();
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_NE(last[0]["sha256"], sha);
+  auto act = ctl({"replica", "activate", "c1"});
+  ASSERT_TRUE(act.ok()) << act;
+  EXPECT_TRUE(contains(act.out, "c1 is here: imported, stopped")) << act;
+  EXPECT_EQ(info("c1")["state"], "stopped");
+  EXPECT_EQ(read_file(root_ + "/containers/c1/disk/upper/state.txt"), "v2");
+  ASSERT_TRUE(ctl({"destroy", "c1", "--force"}).ok());
+}
+
+} // namespace
