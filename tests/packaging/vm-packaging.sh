@@ -95,14 +95,15 @@ ctl template import busybox "$work/rootfs" >/dev/null || fail "template import"
 ctl create c1 --template busybox --start >/dev/null || fail "create c1 --start"
 out=$(ctl exec c1 -- cat /etc/hostname 2>&1) || fail "exec c1: $out"
 step "bulkheadctl create c1 --start; exec c1 -- cat /etc/hostname: $out"
-monitor=$(pgrep -x bulkhead-monito | head -1 || true)
-[[ -n $monitor && $(readlink "/proc/$monitor/exe") == /usr/libexec/bulkhead/bulkhead-monitor ]] ||
-  fail "c1's monitor is not /usr/libexec/bulkhead/bulkhead-monitor (pid ${monitor:-none})"
+monitor=$(jq -r .monitor_pid /var/lib/bulkhead/containers/c1/monitor.json 2>/dev/null || true)
+exe=$(readlink "/proc/${monitor:-0}/exe" 2>/dev/null || true)
+[[ $exe == /usr/libexec/bulkhead/bulkhead-monitor ]] ||
+  fail "c1's monitor (pid ${monitor:-none} in monitor.json) runs '$exe', not /usr/libexec/bulkhead/bulkhead-monitor"
 ctl stop c1 >/dev/null || fail "stop c1"
 state=$(ctl list | awk '$1 == "c1" {print $2}')
 [[ ${state,,} == stopped ]] || fail "c1 after stop: $(ctl list)"
 ctl destroy c1 >/dev/null || fail "destroy c1"
-step "c1 ran under /usr/libexec/bulkhead/bulkhead-monitor, stopped ($state), destroyed"
+step "c1 ran under its monitor $exe (pid $monitor), stopped ($state), destroyed"
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
 daemon=
