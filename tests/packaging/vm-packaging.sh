@@ -3,7 +3,8 @@
 # run-vm-packaging.sh: the host's root with a throwaway tmpfs overlay, so dpkg -i changes nothing
 # on the host), then used only through what they installed, by absolute path (PATH has /usr/local
 # first):
-#   - dpkg -i of the four .deb files; the postinst made the group bulkhead;
+#   - dpkg -i of the four .deb files; the postinst made the group bulkhead and enabled the unit (the
+#     VM runs no systemd, so nothing is started);
 #   - /usr/bin/bulkhead runs a busybox container and prints its output;
 #   - /usr/sbin/bulkheadd with its defaults (--root /var/lib/bulkhead, socket /run/bulkhead/, the
 #     monitor found in /usr/libexec/bulkhead/) serves /usr/bin/bulkheadctl: template import, create
@@ -11,7 +12,7 @@
 #   - examples/agent.c built with `pkg-config --cflags --libs bulkhead` and with find_package(bulkhead)
 #     from the installed -dev package, run with no BULKHEAD_BINARY (so libbulkhead spawns the
 #     installed /usr/bin/bulkhead): it exits 0 only if every step worked;
-#   - dpkg --purge of all four leaves none of their files.
+#   - dpkg --purge of all four leaves none of their files and the unit no longer enabled.
 # Usage: vm-packaging.sh DEB_DIR SOURCE_DIR
 set -euo pipefail
 debs=$1 src=$2
@@ -23,7 +24,7 @@ fail() {
   [[ -s $work/bulkheadd.log ]] && { echo "--- bulkheadd log" >&2; tail -n 30 "$work/bulkheadd.log" >&2; }
   exit 1
 }
-cleanup() { [[ -n ${daemon:-} ]] && kill -9 "$daemon" 2>/dev/null || true; }
+cleanup() { if [[ -n ${daemon:-} ]]; then kill -9 "$daemon" 2>/dev/null || true; fi; }
 trap cleanup EXIT
 
 packages=(bulkhead bulkheadd libbulkhead0 libbulkhead-dev)
@@ -52,6 +53,9 @@ for p in "${packages[@]}"; do
 done
 step "installed: $(dpkg-query -W -f='${Package} ${Version}, ' "${packages[@]}")"
 getent group bulkhead >/dev/null || fail "the postinst did not create the group bulkhead"
+wants=/etc/systemd/system/multi-user.target.wants/bulkheadd.service
+[[ $(readlink "$wants") == /usr/lib/systemd/system/bulkheadd.service ]] ||
+  fail "the postinst did not enable bulkheadd.service ($wants: $(readlink "$wants" || echo missing))"
 for f in /usr/bin/bulkhead /usr/sbin/bulkheadd /usr/bin/bulkheadctl /usr/libexec/bulkhead/bulkhead-monitor \
   /usr/share/man/man8/bulkhead.8.gz /usr/share/man/man8/bulkheadd.8.gz /usr/share/man/man1/bulkheadctl.1.gz \
   /usr/share/bash-completion/completions/bulkheadctl /usr/lib/systemd/system/bulkheadd.service \
@@ -123,8 +127,10 @@ find_package(bulkhead 0.1 REQUIRED)
 add_executable(agent $src/examples/agent.c)
 target_link_libraries(agent PRIVATE bulkhead::bulkhead)
 CM
-cmake -S "$work/consumer" -B "$work/consumer/build" >"$work/consumer.log" 2>&1 &&
-  cmake --build "$work/consumer/build" >>"$work/consumer.log" 2>&1 || { cat "$work/consumer.log"; fail "find_package(bulkhead)"; }
+if ! { cmake -S "$work/consumer" -B "$work/consumer/build" && cmake --build "$work/consumer/build"; } >"$work/consumer.log" 2>&1; then
+  cat "$work/consumer.log"
+  fail "examples/agent.c does not build with find_package(bulkhead)"
+fi
 step "agent built with find_package(bulkhead)"
 unset BULKHEAD_BINARY
 (cd "$work" && "$work/agent") || fail "the agent failed (exit $?)"
@@ -137,5 +143,6 @@ for f in /usr/bin/bulkhead /usr/sbin/bulkheadd /usr/bin/bulkheadctl /usr/libexec
   [[ ! -e $f ]] || fail "$f is left after dpkg --purge"
 done
 ls /usr/lib/*/libbulkhead* >/dev/null 2>&1 && fail "libbulkhead is left after dpkg --purge"
-step "dpkg --purge removed all four packages and their files"
+[[ ! -L $wants ]] || fail "the unit is still enabled after dpkg --purge ($wants)"
+step "dpkg --purge removed all four packages, their files and the unit's enablement"
 echo "PASS: packages installed, runtime, daemon and the agent from the installed files, purged"
