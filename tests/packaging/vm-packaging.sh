@@ -54,7 +54,8 @@ done
 step "installed: $(dpkg-query -W -f='${Package} ${Version}, ' "${packages[@]}")"
 getent group bulkhead >/dev/null || fail "the postinst did not create the group bulkhead"
 wants=/etc/systemd/system/multi-user.target.wants/bulkheadd.service
-[[ $(readlink "$wants") == /usr/lib/systemd/system/bulkheadd.service ]] ||
+# deb-systemd-helper links to /lib/systemd/system/, which is /usr/lib/systemd/system/ (merged /usr).
+[[ $(readlink -f "$wants") == /usr/lib/systemd/system/bulkheadd.service ]] ||
   fail "the postinst did not enable bulkheadd.service ($wants: $(readlink "$wants" || echo missing))"
 for f in /usr/bin/bulkhead /usr/sbin/bulkheadd /usr/bin/bulkheadctl /usr/libexec/bulkhead/bulkhead-monitor \
   /usr/share/man/man8/bulkhead.8.gz /usr/share/man/man8/bulkheadd.8.gz /usr/share/man/man1/bulkheadctl.1.gz \
