@@ -30,6 +30,6 @@ set_source_files_properties(bulkheadctl.cpp PROPERTIES COMPILE_DEFINITIONS "BULK
 if(TARGET bulkhead_ctl_exec_check)
   add_dependencies(bulkheadctl bulkhead_ctl_exec_check)
 endif()
-install(TARGETS bulkheadctl RUNTIME DESTINATION bin)
+install(TARGETS bulkheadctl RUNTIME DESTINATION bin COMPONENT bulkheadd)
 
-bulkhead_cli_docs_for(bulkheadctl bulkheadctl 1)
+bulkhead_cli_docs_for(bulkheadctl bulkheadctl 1 bulkheadd)

@@ -30,4 +30,4 @@ target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_ru
 include(GNUInstallDirs)
 set(BULKHEADD_INSTALLED ${CMAKE_INSTALL_FULL_SBINDIR}/bulkheadd)
 configure_file(${CMAKE_CURRENT_SOURCE_DIR}/systemd/bulkheadd.service.in ${CMAKE_CURRENT_BINARY_DIR}/bulkheadd.service @ONLY)
-install(FILES ${CMAKE_CURRENT_BINARY_DIR}/bulkheadd.service DESTINATION lib/systemd/system)
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/bulkheadd.service DESTINATION lib/systemd/system COMPONENT bulkheadd)

@@ -18,7 +18,9 @@
 #                                    multihost, migrate, agent, systemd)
 #   bash tests/run-all.sh --tier 2   the release build and the other VM scenarios: the real clients
 #                                    (containerd, podman), the network caps and the OCI/daemon CRIU
-#                                    suite (about 8 min on an idle machine)
+#                                    suite (about 8 min on an idle machine), and the Debian packages
+#                                    (a build-deb tree with the prefix /usr, then cpack, lintian and
+#                                    the install in the VM: see docs/packaging.md for its time)
 #   bash tests/run-all.sh --tier all both
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -119,6 +121,11 @@ if in_tier 2; then
   vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
   echo "=== checkpoint/restore through CRIU in the VM: OCI (counter, file offset, listening socket, pre-dump, failed dump) and bulkheadd (checkpoint, restore, stop --stateful)"
   vm_stage "CRIU VM" bash tests/migration/run-vm-criu.sh build
+  echo "=== Debian packages: cpack -G DEB, lintian, dpkg -i in the VM, the installed runtime, daemon and agent.c (-dev)"
+  # Its own build: the packages need the prefix /usr at configure time (docs/packaging.md).
+  cmake -S . -B build-deb -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULKHEAD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null
+  ninja -C build-deb -j "$jobs"
+  vm_stage "packaging VM" bash tests/packaging/run-vm-packaging.sh build-deb
 fi
 
 if in_tier 1; then
