@@ -431,6 +431,12 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     const auto &s = e2->rec.status;
     if (s.state == "starting" || s.state == "stopping")
       return fail(fmt::format("container {} is {}; the round is retried", name, s.state), EBUSY);
+    // A fenced copy is stale (the cluster moved the container to another host): its images must
+    // never replace what the standby, or the new owner, holds.
+    if (!s.fenced_by.empty())
+      return fail(fmt::format("container {} is fenced (the cluster placed it on {}); nothing is sent", name,
+                              s.fenced_by),
+                  EPERM);
     running = e2->watch_fd && s.state == "running";
     state = running ? "running" : "stopped";
     config = e2->rec.config;
