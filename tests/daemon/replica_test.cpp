@@ -297,3 +297,38 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
 }
 
 } // namespace
+
+namespace {
+
+// Memory mode where CRIU cannot dump (this host's kernel): each round fails after the freeze, and
+// the container must come out of every one of them thawed and running.
+TEST_F(DaemonReplicaTest, AFailedMemoryRoundLeavesTheContainerRunningAndIsRetried) {
+  pair_and_make("c1", true);
+  int64_t pid = info_a("c1")["pid"];
+  auto p = ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s"});
+  ASSERT_TRUE(p.ok()) << p;
+  auto failed = wait_replication("c1", [](const json &r) { return r.value("state", "") == "failed"; });
+  EXPECT_EQ(failed["mode"], "memory");
+  EXPECT_TRUE(contains(failed.value("error", std::string()), "checkpoint of c1 failed; it runs on"))
+      << failed.dump();
+  // Retried: a second failure comes a round later (the standby holds nothing from them).
+  for (int i = 0; i < 3; ++i) {
+    // Not frozen: a command runs in it at once (a frozen cgroup would hold it until the timeout).
+    auto ran = ctl_a({"exec", "c1", "--", "true"});
+    EXPECT_TRUE(ran.ok()) << ran;
+    std::this_thread::sleep_for(700ms);
+  }
+  auto c1 = info_a("c1");
+  EXPECT_EQ(c1["state"], "running");
+  EXPECT_EQ(c1["pid"], pid);
+  EXPECT_EQ(c1["replication"].value("syncs", -1), 0) << c1.dump();
+  EXPECT_EQ(replicas_b(), json::array());
+  std::string log = read_file(a_dir_ + "/bulkheadd.log");
+  size_t rounds = 0;
+  for (size_t at = log.find("replicating c1 to host-b: "); at != std::string::npos;
+       at = log.find("replicating c1 to host-b: ", at + 1))
+    ++rounds;
+  EXPECT_GE(rounds, 2u) << log;
+}
+
+} // namespace
