@@ -15,10 +15,11 @@
 # split rather than trimmed; no scenario is dropped):
 #   bash tests/run-all.sh            tier 1, what CI runs: both builds, both ctest runs, and the VM
 #                                    scenarios of the hosting daemon (cgroup, hosting, quota, NAT,
-#                                    multihost, migrate, agent, systemd)
+#                                    multihost, migrate, failover, agent, systemd)
 #   bash tests/run-all.sh --tier 2   the release build and the other VM scenarios: the real clients
-#                                    (containerd, podman), the network caps and the OCI/daemon CRIU
-#                                    suite (about 8 min on an idle machine), and the Debian packages
+#                                    (containerd, podman), the network caps, evacuation, migration
+#                                    faults, the cluster, replication, the OCI/daemon CRIU suite and
+#                                    the Debian packages (about 30 min on an idle machine), and the Debian packages
 #                                    (a build-deb tree with the prefix /usr, then cpack, lintian and
 #                                    the install in the VM: see docs/packaging.md for its time)
 #   bash tests/run-all.sh --tier all both
@@ -102,10 +103,8 @@ if in_tier 1; then
   vm_stage "multihost VM" bash tests/multihost/run-vm-multihost.sh build
   echo "=== migration between simulated hosts in the VM: refusals change nothing, cold and live moves keep addresses, MAC, limits, files and memory"
   vm_stage "migrate VM" bash tests/multihost/run-vm-migrate.sh build
-  echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"
-  vm_stage "evacuate VM" bash tests/multihost/run-vm-evacuate.sh build
-  echo "=== faults in live migrations in the VM: the target daemon killed during the pre-copy and the import, the link cut; the source keeps the container with its memory, the target is left clean"
-  vm_stage "migrate faults VM" bash tests/multihost/run-vm-migrate-faults.sh build
+  echo "=== failover in the VM: 3 etcd members (one killed), 3 hosts; a protected counter resumes on its standby when its host dies, same address; the host back is fenced"
+  vm_stage "failover VM" bash tests/multihost/run-vm-failover.sh build
   echo "=== the C ABI in the VM: examples/agent.c built with pkg-config, memory update included"
   vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
   echo "=== a Debian template container boots systemd in the VM"
@@ -119,6 +118,14 @@ if in_tier 2; then
   fi
   echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
   vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
+  echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"
+  vm_stage "evacuate VM" bash tests/multihost/run-vm-evacuate.sh build
+  echo "=== faults in live migrations in the VM: the target daemon killed during the pre-copy and the import, the link cut; the source keeps the container with its memory, the target is left clean"
+  vm_stage "migrate faults VM" bash tests/multihost/run-vm-migrate-faults.sh build
+  echo "=== the cluster in the VM: 3 etcd members, 3 hosts; a host killed is offline, an etcd member killed leaves a quorum"
+  vm_stage "cluster VM" bash tests/multihost/run-vm-cluster.sh build
+  echo "=== continuous replication in the VM: memory sets to a standby, the source killed, the replica activated by hand"
+  vm_stage "replicate VM" bash tests/multihost/run-vm-replicate.sh build
   echo "=== checkpoint/restore through CRIU in the VM: OCI (counter, file offset, listening socket, pre-dump, failed dump) and bulkheadd (checkpoint, restore, stop --stateful)"
   vm_stage "CRIU VM" bash tests/migration/run-vm-criu.sh build
   echo "=== Debian packages: cpack -G DEB, lintian, dpkg -i in the VM, the installed runtime, daemon and agent.c (-dev)"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Failover (docs/cluster.md "Failover", docs/replication.md; run inside tests/vm/run-in-vm.sh by
-# run-vm-failover.sh): a 3-member etcd cluster and three hosts in it (lease TTL 3 s). ct1 on host1
+# run-vm-failover.sh): a 3-member etcd cluster and three hosts in it (lease TTL 3 s); one etcd
+# member is killed before the host, so the failover runs on a quorum of two. ct1 on host1
 # is a counter: its shell keeps a number in memory, adds one a second and writes it to /count. It
 # is protected with host2 as its standby (memory mode, every 2 s). host1 dies as a whole (its pid
 # namespace's init SIGKILLed, its LAN link cut, no cleanup). Then:
@@ -62,6 +63,11 @@ s0=$(syncs)
 wait_for 180 "two more syncs of ct1" synced_at_least $((s0 + 2))
 at_kill=$(count_on host1)
 mh_step "ct1 protected to host2: $(syncs) syncs, count $before before the last two, $at_kill at the kill"
+
+# An etcd member dies first: the failover below runs on the quorum of the other two.
+mh_etcd_kill 1
+mh_etcdctl put /mh/quorum ok >/dev/null || mh_fail "etcd: no quorum with member 1 killed"
+mh_step "etcd member 1 killed; the other two keep a quorum"
 
 t0=$SECONDS
 mh_kill_host host1 || mh_fail "killing host1"
