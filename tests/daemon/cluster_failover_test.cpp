@@ -104,7 +104,7 @@ TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyTheOthersAreLost
   EXPECT_EQ(placement_in(c, "web")["mode"], "memory") << c.dump();
 
   // A dies as a whole (no clean stop): B, the only other host, leads and moves web to itself; its
-  // daemon attempts the activation (the placeholder answers ENOENT until replication is merged) and
+  // daemon attempts the activation (this host holds no replica of it, so activate_replica answers ENOENT) and
   // publishes the failure in the placement.
   auto killed_at = std::chrono::steady_clock::now();
   end(host("a").pid, SIGKILL);
