@@ -101,6 +101,18 @@ std::string upper_signature(const std::string &upper) {
   return fmt::format("{}:{}:{}:{}", n, bytes, newest, ec ? ec.message() : "");
 }
 
+// replica.check (step 1): the standby answers whether it can hold NAME (and which set it holds).
+json replica_check_request(const std::string &name, const ContainerConfig &config, const std::string &mode) {
+  json networks = json::array();
+  for (const auto &n : config.nets)
+    networks.push_back(n.network);
+  return {{"op", "replica.check"},
+          {"name", name},
+          {"template", config.template_name},
+          {"networks", networks},
+          {"mode", mode}};
+}
+
 } // namespace
 
 // What the source knows of one protected container's replication (info's "replication").
@@ -194,14 +206,7 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
     std::lock_guard lock(e->mu);
     config = e->rec.config;
   }
-  json networks = json::array();
-  for (const auto &n : config.nets)
-    networks.push_back(n.network);
-  auto check = conn->request({{"op", "replica.check"},
-                              {"name", name},
-                              {"template", config.template_name},
-                              {"networks", networks},
-                              {"mode", mode}});
+  auto check = conn->request(replica_check_request(name, config, mode));
   if (!check) {
     std::string msg = check.error().message;
     if (msg.rfind(remote->address + ": ", 0) == 0)
@@ -391,15 +396,8 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     config = e->rec.config;
     running = e->watch_fd && e->rec.status.state == "running";
   }
-  json networks = json::array();
-  for (const auto &n : config.nets)
-    networks.push_back(n.network);
   // Step 1.
-  auto check = conn->request({{"op", "replica.check"},
-                              {"name", name},
-                              {"template", config.template_name},
-                              {"networks", networks},
-                              {"mode", p.mode}});
+  auto check = conn->request(replica_check_request(name, config, p.mode));
   if (!check)
     return tl::unexpected(from_remote(check.error()));
   std::string standby_set = check->header.value("set", "");
