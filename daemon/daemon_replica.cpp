@@ -9,7 +9,8 @@
 //   set-ID/images/img-K CRIU images (memory mode, a running container); img-K/parent -> ../img-(K-1)
 //                       for the pages unchanged since the set before (hard links of its files)
 //   set-ID/meta.json    {name, source, source_host, mode, state, set, images, bytes, sha256,
-//                       received_unix_ms}
+//                       received_unix_ms, captured_unix_ms (the source's clock at its freeze:
+//                       reported, never decided on)}
 //   .staging-ID         a set arriving; renamed to set-ID when complete and verified, removed when
 //                       the stream breaks, swept at start
 //
@@ -21,7 +22,7 @@
 // |                                                   | -> {"ok","template_present","set","chain"}|
 // | {"op":"replica.begin","name","set","parent_set",  | refuses as check does, or a parent_set    |
 // |  "images","parent_images","mode","state",         | that is not its current set; makes the    |
-// |  "source_host"}                                   | staging dir (hard links of the parent     |
+// |  "source_host","captured_unix_ms"}                | staging dir (hard links of the parent     |
 // |                                                   | chain's images) -> {"ok"}                 |
 // | {"op":"replica.file","part":"export"} + payload   | appended to export.bhx, hashed            |
 // | {"op":"replica.file","part":"image","file"} + pl. | appended to images/<images>/FILE, hashed  |
@@ -38,6 +39,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -362,7 +364,8 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
                {"bytes", got},
                {"sha256", have},
                {"template", tname},
-               {"received_unix_ms", now_unix_ms()}};
+               {"received_unix_ms", now_unix_ms()},
+               {"captured_unix_ms", h.value("captured_unix_ms", int64_t{0})}};
   BH_CHECK(write_file_atomic(staging.path + "/meta.json", meta.dump(2) + "\n", 0600));
   // Complete and verified: it becomes the current set in one rename.
   std::string final_dir = dir + "/set-" + set;
@@ -456,8 +459,16 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   auto config = BH_TRY(context(config_from_json(reader.manifest().value("container", json::object())),
                                cur + "/export.bhx: the container record"));
   Operation op(random_id(), "Activating the replica of " + name, "/1.0/containers/" + name);
+  // Phases timed for the report and the event: recovery time is the product (docs/replication.md).
+  using Clock = std::chrono::steady_clock;
+  auto ms_since = [](Clock::time_point t) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t).count();
+  };
+  const auto t_start = Clock::now();
   // Same name, addresses and limits (the NICs exactly as the source had them, as a migration's).
   BH_CHECK(context(import_full(reader, name, config, op, true), "activating the replica of " + name));
+  const int64_t import_ms = ms_since(t_start);
+  const auto t_run = Clock::now();
   std::string how = "stopped", note;
   std::string images = meta.value("images", std::string());
   if (meta.value("state", "") == "running") {
@@ -485,16 +496,26 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
       }
     }
   }
+  const int64_t run_ms = ms_since(t_run);
   (void)remove_tree(replica_dir(name));
-  fmt::print(stderr, "bulkheadd: activated the replica of {} from {} ({}){}{}\n", name,
-             meta.value("source_host", std::string("?")), how, note.empty() ? "" : ": ", note);
-  events_.publish("replica-activated", name, {{"how", how}, {"source", meta.value("source_host", "")}});
+  json phases = {{"import", import_ms}, {how == "restored" ? "restore" : "boot", run_ms}};
+  const int64_t captured = meta.value("captured_unix_ms", int64_t{0});
+  fmt::print(stderr, "bulkheadd: activated the replica of {} from {} ({}) in {} ms (import {}, {} {}){}{}\n",
+             name, meta.value("source_host", std::string("?")), how, import_ms + run_ms, import_ms,
+             how == "restored" ? "restore" : "boot", run_ms, note.empty() ? "" : ": ", note);
+  events_.publish("replica-activated", name,
+                  {{"how", how},
+                   {"source", meta.value("source_host", "")},
+                   {"phases_ms", phases},
+                   {"captured_unix_ms", captured}});
   json out = {{"name", name},
               {"how", how},
               {"source", meta.value("source", "")},
               {"source_host", meta.value("source_host", "")},
               {"mode", meta.value("mode", "")},
-              {"age_ms", std::max<int64_t>(0, now_unix_ms() - meta.value("received_unix_ms", int64_t{0}))}};
+              {"age_ms", std::max<int64_t>(0, now_unix_ms() - meta.value("received_unix_ms", int64_t{0}))},
+              {"captured_unix_ms", captured},
+              {"phases_ms", phases}};
   if (!note.empty())
     out["note"] = note;
   return out;

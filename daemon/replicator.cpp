@@ -423,6 +423,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   std::optional<SnapshotStaging> staging;
   std::string state;
   int prev_chain = 0;
+  // The instant the set's state is taken (wall clock, only reported: the standby shows it and the
+  // failover bench measures the loss window with it; nothing decides on it).
+  int64_t captured_unix_ms = 0;
   {
     auto e2 = BH_TRY(get(name));
     std::unique_lock lock(e2->mu);
@@ -457,6 +460,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       auto rt = runtime();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
+      captured_unix_ms = now_unix_ms();
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
       if (dumped)
@@ -477,6 +481,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       BH_CHECK(dumped);
       st.serial = serial;
     } else {
+      captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
       st.last_pause_ms =
           running
@@ -538,6 +543,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                               {"parent_images", parent_name},
                               {"mode", p.mode},
                               {"state", state},
+                              {"captured_unix_ms", captured_unix_ms},
                               {"source_host", options_.host_name}});
   if (!begin)
     return tl::unexpected(from_remote(begin.error()));
