@@ -204,11 +204,12 @@ Result<EtcdClient> EtcdClient::create(std::vector<std::string> endpoints, std::c
   return EtcdClient(std::move(parsed), std::move(endpoints), timeout);
 }
 
-Result<nlohmann::json> EtcdClient::call(const std::string &path, const nlohmann::json &body) const {
+Result<nlohmann::json> EtcdClient::call(const std::string &path, const nlohmann::json &body,
+                                        bool idempotent) const {
   const std::string payload = body.dump();
   const auto sec = timeout_.count() / 1000;
   const auto usec = (timeout_.count() % 1000) * 1000;
-  std::string unreachable; // one entry per endpoint that refused the connection
+  std::string unreachable; // one entry per endpoint that refused the connection or did not answer
   for (const auto &ep : endpoints_) {
     httplib::Client client(ep.host, ep.port);
     client.set_connection_timeout(sec, usec);
@@ -223,6 +224,15 @@ Result<nlohmann::json> EtcdClient::call(const std::string &path, const nlohmann:
           unreachable += "; ";
         unreachable += fmt::format("{}: connecting failed: {}", ep.url,
                                    err ? std::strerror(err) : "connection closed at once");
+        continue;
+      }
+      // A member cut off from its quorum accepts connections and never answers a linearizable
+      // read: a request that changes nothing (a read, a lease renewal) goes on to the next member.
+      if (idempotent) {
+        if (!unreachable.empty())
+          unreachable += "; ";
+        unreachable += fmt::format("{}: no answer (httplib: {}; read timeout {} ms)", ep.url,
+                                   httplib::to_string(res.error()), timeout_.count());
         continue;
       }
       // The request may have reached etcd: retrying elsewhere could apply a txn twice.
@@ -255,7 +265,7 @@ Status EtcdClient::put(const std::string &key, const std::string &value, int64_t
 }
 
 Result<std::optional<KeyValue>> EtcdClient::get(const std::string &key) const {
-  auto res = BH_TRY(call("/v3/kv/range", {{"key", base64_encode(key)}}));
+  auto res = BH_TRY(call("/v3/kv/range", {{"key", base64_encode(key)}}, true));
   if (!res.contains("kvs") || !res["kvs"].is_array() || res["kvs"].empty())
     return std::optional<KeyValue>();
   auto kv = BH_TRY(context(parse_kv(res["kvs"][0]), "etcd range answer for key '" + key + "'"));
@@ -264,8 +274,9 @@ Result<std::optional<KeyValue>> EtcdClient::get(const std::string &key) const {
 
 Result<std::vector<std::pair<std::string, KeyValue>>> EtcdClient::list(const std::string &prefix) const {
   std::string start = prefix.empty() ? std::string(1, '\0') : prefix;
-  auto res = BH_TRY(call("/v3/kv/range", {{"key", base64_encode(start)},
-                                          {"range_end", base64_encode(prefix_range_end(prefix))}}));
+  auto res = BH_TRY(
+      call("/v3/kv/range",
+           {{"key", base64_encode(start)}, {"range_end", base64_encode(prefix_range_end(prefix))}}, true));
   std::vector<std::pair<std::string, KeyValue>> out;
   if (res.contains("kvs") && res["kvs"].is_array())
     for (const auto &kv : res["kvs"])
@@ -296,7 +307,7 @@ Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s) const {
 }
 
 Result<int64_t> EtcdClient::keep_alive(int64_t lease) const {
-  auto res = BH_TRY(call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}));
+  auto res = BH_TRY(call("/v3/lease/keepalive", {{"ID", std::to_string(lease)}}, true));
   // The streaming gateway wraps each answer in "result".
   const nlohmann::json &answer = res.contains("result") ? res["result"] : res;
   int64_t ttl = BH_TRY(json_int(answer, "TTL"));

@@ -90,7 +90,10 @@ private:
 
   // POSTs body to path on the first endpoint that accepts a connection; returns etcd's answer,
   // or an error naming the endpoint(s), the path and what failed.
-  Result<nlohmann::json> call(const std::string &path, const nlohmann::json &body) const;
+  // idempotent: the request changes nothing when applied twice (a read, a lease renewal), so a
+  // member that does not answer in time is skipped for the next one, as one that refuses is.
+  Result<nlohmann::json> call(const std::string &path, const nlohmann::json &body,
+                              bool idempotent = false) const;
   Result<bool> txn_put(const std::string &key, const nlohmann::json &compare, const std::string &value,
                        int64_t lease) const;
   // One txn: the compares, then the request on success; whether it succeeded.

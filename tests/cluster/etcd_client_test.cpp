@@ -429,6 +429,37 @@ TEST_F(EtcdTest, DeadFirstEndpointFallsThroughToTheNext) {
   ASSERT_TRUE(c->remove_prefix(prefix));
 }
 
+TEST_F(EtcdTest, HungFirstEndpointIsSkippedOnlyByRequestsThatChangeNothing) {
+  // A member cut off from its quorum: it accepts connections and never answers.
+  BoundPort hung(true);
+  ASSERT_NE(hung.port, 0);
+  std::string u = "http://127.0.0.1:" + std::to_string(hung.port);
+  ASSERT_TRUE(client->put(prefix + "k", "v"));
+  auto lease = client->grant_lease(30);
+  ASSERT_TRUE(lease) << lease.error().text();
+  auto c = EtcdClient::create({u, url}, 1s);
+  ASSERT_TRUE(c) << c.error().text();
+  auto v = c->get(prefix + "k");
+  ASSERT_TRUE(v) << v.error().text();
+  ASSERT_TRUE(v->has_value());
+  EXPECT_EQ((*v)->value, "v");
+  auto listed = c->list(prefix);
+  ASSERT_TRUE(listed) << listed.error().text();
+  EXPECT_EQ(listed->size(), 1u);
+  auto kept = c->keep_alive(*lease);
+  EXPECT_TRUE(kept) << kept.error().text();
+  // A write may have reached the hung member: it is not sent again elsewhere (it could apply
+  // twice), so it fails naming the member, and nothing changed.
+  auto w = c->create_if_absent(prefix + "new", "x");
+  ASSERT_FALSE(w);
+  EXPECT_NE(w.error().text().find(u), std::string::npos) << w.error().text();
+  auto still = client->get(prefix + "new");
+  ASSERT_TRUE(still) << still.error().text();
+  EXPECT_FALSE(still->has_value());
+  (void)client->revoke_lease(*lease);
+  ASSERT_TRUE(client->remove_prefix(prefix));
+}
+
 TEST(EtcdUnreachable, DeadEtcdIsAClearErrorNamingTheEndpoint) {
   BoundPort dead1, dead2;
   ASSERT_NE(dead1.port, 0);
