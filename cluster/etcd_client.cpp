@@ -236,8 +236,9 @@ Result<nlohmann::json> EtcdClient::call(const std::string &path, const nlohmann:
         continue;
       }
       // The request may have reached etcd: retrying elsewhere could apply a txn twice.
-      return failf("etcd at {}: POST {}: request failed (httplib: {}; connect/read timeout {} ms)", ep.url,
-                   path, httplib::to_string(res.error()), timeout_.count());
+      return fail(fmt::format("etcd at {}: POST {}: request failed (httplib: {}; connect/read timeout {} ms)",
+                              ep.url, path, httplib::to_string(res.error()), timeout_.count()),
+                  ETIMEDOUT);
     }
     // The keepalive endpoint streams: each answer is one JSON object on its own line.
     std::string text = res->body;

@@ -1,7 +1,9 @@
 #include "daemon/cluster_member.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <ctime>
+#include <thread>
 
 #include <fmt/core.h>
 #include <fmt/ranges.h>
@@ -11,6 +13,10 @@
 namespace bulkhead::daemon {
 
 using nlohmann::json;
+
+namespace {
+constexpr auto kJoinPatience = std::chrono::seconds(10);
+} // namespace
 
 ClusterMember::ClusterMember(cluster::EtcdClient client, std::string host, std::string address, int64_t ttl_s,
                              std::function<std::map<std::string, std::string>()> containers,
@@ -22,10 +28,20 @@ ClusterMember::ClusterMember(cluster::EtcdClient client, std::string host, std::
 ClusterMember::~ClusterMember() { stop(); }
 
 Status ClusterMember::join() {
-  if (auto r = register_host(); !r)
-    return fail(
-        fmt::format("joining the cluster at {}: {}", fmt::join(client_.endpoints(), ","), r.error().message),
-        r.error().code);
+  // etcd that refuses is a clear error at once; etcd that is slow to answer (a loaded machine, an
+  // election under way) is given a few seconds more before the daemon gives up.
+  const auto deadline = std::chrono::steady_clock::now() + kJoinPatience;
+  for (;;) {
+    auto r = register_host();
+    if (r)
+      break;
+    if (r.error().code != ETIMEDOUT || std::chrono::steady_clock::now() >= deadline)
+      return fail(fmt::format("joining the cluster at {}: {}", fmt::join(client_.endpoints(), ","),
+                              r.error().message),
+                  r.error().code);
+    fmt::print(stderr, "bulkheadd: cluster: joining: {} (retrying)\n", r.error().message);
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  }
   fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_, ttl_s_);
   return {};
 }

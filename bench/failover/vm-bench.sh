@@ -1,0 +1,156 @@
+#!/usr/bin/env bash
+# bench/failover, inside the cgroup v2 VM (run.sh starts it): what continuous replication costs a
+# running container and what a host's death costs it (docs/replication.md, docs/cluster.md).
+# One etcd member and two hosts of the multi-host bed (tests/multihost/lib.sh), lease TTL 3 s;
+# host1 paired with host2. Each case: a fresh container on host1 running `dirtier MIB 4`
+# (tests/multihost/dirtier.c: MIB of anonymous memory, 4 MiB of it rewritten every second, and
+# a counter of those seconds kept in memory and written to /passes), protected with host2 as its
+# standby; once ROUNDS rounds after the first (full) one are done, host1 is killed as a whole and
+# the container resumes on host2. Then host1 comes back (its copy fenced) and both copies go.
+# Measured per case, from the daemons' own reports and events (one VM: one clock for all hosts):
+#   pause_ms     the container's freeze per round (info --json replication.last_pause_ms), median
+#   bytes        bytes sent per round (replication.last_bytes), median of the incremental rounds
+#   round_ms     time between completed rounds (the effective interval under the dump's cost)
+#   recovery_ms  host1 killed -> host2's replica-activated event (the container runs there)
+#   phases       where recovery went: lease expiry and the leader's decision (kill -> the
+#                leader's container-failover event), then the activation's import and restore/boot
+#   loss_ms      host1 killed - the instant the activated set's state was taken (captured_unix_ms):
+#                the work lost; the counter's gap (passes at the kill - passes restored) is the
+#                check, in seconds. A disk-mode replica boots afresh: its memory (counter) is lost.
+# Never an assertion: a failed case is a row with ok: false and its error, and the bench goes on.
+# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT CASES ROUNDS
+#   CASES: space-separated MODE:MIB:INTERVAL_S, e.g. "memory:64:2 disk:64:2"
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+export MH_BIN=$1 MH_MKROOTFS=$2
+cases=$3 rounds=$4
+MH_BASE=/tmp/bulkhead-mh
+# shellcheck source=../../tests/multihost/lib.sh
+source "$here/lib.sh"
+trap 'mh_teardown || true' EXIT
+t0=$(date +%s)
+log() { echo "bench/failover: $* ($(($(date +%s) - t0)) s)" >&2; }
+now_ms() { date +%s%3N; }
+ttl=3
+
+mh_etcd_up 1
+MH_DAEMON_FLAGS="--cluster $(mh_etcd_endpoints) --cluster-ttl $ttl"
+mh_hosts_up host1:1 host2:2
+mh_pair host1 host2
+mh_rootfs
+cp "$MH_BIN/dirtier" "$MH_BASE/rootfs/bin/dirtier"
+for h in host1 host2; do
+  mh_host_template "$h"
+  mh_host_net "$h"
+done
+log "etcd, host1 and host2 in the cluster (TTL $ttl s), paired, template and network on both"
+
+repl() { mh_ctl host1 info "$1" --json | jq -c '.replication // {}'; }
+state_on() { mh_ctl "$1" info "$2" --json 2>/dev/null | jq -r '.state // empty'; }
+passes_on() { mh_ctl "$1" exec "$2" -- cat /passes 2>/dev/null; }
+results=()
+n=0
+for spec in $cases; do
+  IFS=: read -r mode mib interval <<<"$spec"
+  n=$((n + 1))
+  ct=f$n
+  err=""
+  samples=()
+  ev2=$MH_BASE/events-host2-$n
+  # The container, its working set written and being rewritten before protection starts.
+  if ! mh_ct_create host1 "$ct" "$n" --memory 1G --init /bin/dirtier "$mib" 4; then
+    err="creating $ct on host1"
+  fi
+  if [[ -z $err ]]; then
+    for _ in $(seq 1 600); do
+      [[ -n $(passes_on host1 "$ct") ]] && break
+      sleep 1
+    done
+    mh_ctl host1 protect "$ct" --standby host2 --interval "${interval}s" --mode "$mode" >/dev/null ||
+      err="protecting $ct"
+  fi
+  # Every completed round once: (syncs, pause, bytes, when it was seen).
+  last=0
+  deadline=$((SECONDS + 900))
+  while [[ -z $err ]] && ((last < rounds + 1)); do
+    ((SECONDS < deadline)) || { err="only $last rounds in 900 s: $(repl "$ct")"; break; }
+    r=$(repl "$ct") || { err="info $ct on host1"; break; }
+    s=$(jq -r '.syncs // 0' <<<"$r")
+    if ((s > last)); then
+      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, pause_ms: .last_pause_ms, bytes: .last_bytes, t: $t}' <<<"$r")")
+      last=$s
+    fi
+    sleep 0.3
+  done
+  if [[ -z $err ]]; then
+    mh_ctl host2 events --json >"$ev2" 2>/dev/null &
+    evpid=$!
+    sleep 1
+    before=$(passes_on host1 "$ct" || true)
+    t_kill=$(now_ms)
+    mh_kill_host host1 || err="killing host1"
+    deadline=$((SECONDS + 300))
+    while [[ -z $err && $(state_on host2 "$ct") != running ]]; do
+      ((SECONDS < deadline)) || { err="$ct not running on host2 300 s after host1 died"; break; }
+      sleep 0.2
+    done
+    sleep 1.5
+    after=$(passes_on host2 "$ct" || echo "")
+    # CRIU's own share of the restore: the elapsed time on its log's last line.
+    criu_log=$(find "$MH_BASE/host2/root" -path "*$ct*" -name restore.log 2>/dev/null | head -1)
+    [[ -z $criu_log ]] || log "$ct: CRIU restore log ends with: $(tail -1 "$criu_log" | cut -c 1-120)"
+    kill "$evpid" 2>/dev/null || true
+    wait "$evpid" 2>/dev/null || true
+  fi
+  if [[ -z $err ]]; then
+    act=$(jq -Rc --arg ct "$ct" 'fromjson? | select(.action == "replica-activated" and .name == $ct)' "$ev2" | tail -1 || true)
+    dec=$(jq -Rc --arg ct "$ct" 'fromjson? | select(.action == "container-failover" and .name == $ct)' "$ev2" | tail -1 || true)
+    [[ -n $act ]] || err="no replica-activated event for $ct on host2: $(tail -5 "$ev2")"
+  fi
+  if [[ -z $err ]]; then
+    line=$(printf '%s\n' "${samples[@]}" | jq -sc --arg m "$mode" --argjson mib "$mib" --argjson i "$interval" \
+      --argjson tk "$t_kill" --argjson act "$act" --argjson dec "${dec:-null}" \
+      --arg before "$before" --arg after "$after" '
+      def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
+      (.[1:]) as $inc |
+      {mode: $m, mib: $mib, interval_s: $i, ok: true,
+       rounds: ($inc | length),
+       first_bytes: .[0].bytes, first_pause_ms: .[0].pause_ms,
+       pause_ms: ($inc | map(.pause_ms) | median), pause_ms_max: ($inc | map(.pause_ms) | max),
+       bytes: ($inc | map(.bytes) | median),
+       round_ms: null,
+       recovery_ms: ($act.time - $tk),
+       decided_ms: (if $dec then $dec.time - $tk else null end),
+       activation_ms: $act.detail.phases_ms,
+       how: $act.detail.how,
+       loss_ms: (if $act.detail.captured_unix_ms > 0 then $tk - $act.detail.captured_unix_ms else null end),
+       passes_at_kill: ($before | tonumber? // null), passes_after: ($after | tonumber? // null)}')
+    # The median time between completed rounds (seen by polling, so within 0.3 s).
+    gaps=$(printf '%s\n' "${samples[@]}" | jq -s '[range(1; length) as $k | .[$k].t - .[$k - 1].t] | sort |
+      if length == 0 then null else .[(length - 1) / 2 | floor] end')
+    line=$(jq -c --argjson g "$gaps" '.round_ms = $g' <<<"$line")
+  else
+    line=$(jq -nc --arg m "$mode" --argjson mib "$mib" --argjson i "$interval" --arg e "$err" \
+      '{mode: $m, mib: $mib, interval_s: $i, ok: false, error: $e}')
+  fi
+  echo "BHFAIL $line"
+  results+=("$line")
+  log "$line"
+  # Clean for the next case: host1 back (its copy fenced there), both copies destroyed.
+  mh_host_alive host1 || mh_host_up host1 1 || log "host1 did not come back"
+  for _ in $(seq 1 60); do
+    [[ -n $(state_on host1 "$ct") ]] && break
+    sleep 1
+  done
+  mh_ctl host2 destroy "$ct" --force >/dev/null 2>&1 || true
+  mh_ctl host1 destroy "$ct" --force >/dev/null 2>&1 || true
+done
+
+echo
+echo "| mode | MiB | interval | rounds | first round (pause ms, bytes) | pause ms (median, max) | bytes/round | round ms | recovery ms | decided ms | activation ms | loss ms | counter at kill -> restored |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+printf '%s\n' "${results[@]}" | jq -r '
+  if .ok then
+    "| \(.mode) | \(.mib) | \(.interval_s) s | \(.rounds) | \(.first_pause_ms), \(.first_bytes) | \(.pause_ms), \(.pause_ms_max) | \(.bytes) | \(.round_ms) | \(.recovery_ms) | \(.decided_ms) | \(.activation_ms | to_entries | map("\(.key) \(.value)") | join(", ")) | \(.loss_ms) | \(.passes_at_kill) -> \(.passes_after) |"
+  else "| \(.mode) | \(.mib) | \(.interval_s) s | failed: \(.error) |||||||||| |" end'
+log "done"
