@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The systemd cgroup driver scenario (tests/systemd/vm-systemd-cgroup.sh) in the VM booted with
 # systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR.
-# Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
+# Then, when containerd is installed, vm-containerd-systemd.sh in the same boot: containerd's
+# runc shim with SystemdCgroup running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
 # --systemd-cgroup is a clear error there and leaves nothing behind.
 # Usage: tests/systemd/run-vm-systemd-cgroup.sh [BUILD_DIR]   (BULKHEAD_VM_TIMEOUT, default 900 s)
 set -euo pipefail
@@ -15,11 +16,20 @@ start=$(date +%s)
 stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkhead" "$stage/bulkhead"
+# containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh), when Debian's containerd is
+# installed (tests/clients/run-client-tests.sh installs it); skipped otherwise, said so.
+with_containerd=0
+if command -v containerd >/dev/null && command -v ctr >/dev/null; then
+  with_containerd=1
+  /usr/bin/python3 "$repo/tests/clients/make-image.py" "$stage/image.tar" >/dev/null
+else
+  echo "run-vm-systemd-cgroup: containerd is not installed: its SystemdCgroup part is skipped"
+fi
 
 if [[ ! -d /run/systemd/system ]]; then
   echo "== host without systemd: --systemd-cgroup must fail clearly and leave nothing"
   mkdir -p "$stage/bundle/rootfs"
-  (cd "$stage/bundle" && "$stage/bulkhead" spec)
+  (cd "$stage/bundle" && "$stage/bulkhead" spec && jq '.process.terminal = false' config.json >c && mv c config.json)
   rc=0
   out=$("$stage/bulkhead" --root "$stage/state" --systemd-cgroup create -b "$stage/bundle" nosd 2>&1) || rc=$?
   echo "exit $rc: $out"
@@ -34,7 +44,8 @@ rc=0
 for attempt in 1 2; do
   rc=0
   "$repo/tests/vm/run-in-vm.sh" --systemd --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
-    bash "$here/vm-systemd-cgroup.sh" "$stage/bulkhead" "$repo" || rc=$?
+    bash -c 'bash "$1/vm-systemd-cgroup.sh" "$2" && { (($3 == 0)) || bash "$1/vm-containerd-systemd.sh" "$2" "$4"; }' \
+    _ "$here" "$stage/bulkhead" "$with_containerd" "$stage/image.tar" || rc=$?
   # 124/125 are the test bed's (a VM that did not boot or stopped making progress): boot once more.
   [[ ($rc == 125 || $rc == 124) && $attempt == 1 ]] || break
   echo "run-vm-systemd-cgroup: the VM failed ($rc); retrying once" >&2
