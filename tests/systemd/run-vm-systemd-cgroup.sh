@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The systemd cgroup driver scenario (tests/systemd/vm-systemd-cgroup.sh) in the VM booted with
 # systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR.
-# Then, when containerd is installed, vm-containerd-systemd.sh in the same boot: containerd's
-# runc shim with SystemdCgroup running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
+# Then, in the same boot, containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and
+# podman --cgroup-manager systemd (vm-podman-systemd.sh) running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
 # --systemd-cgroup is a clear error there and leaves nothing behind.
 # Usage: tests/systemd/run-vm-systemd-cgroup.sh [BUILD_DIR]   (BULKHEAD_VM_TIMEOUT, default 900 s)
 set -euo pipefail
@@ -16,36 +16,28 @@ start=$(date +%s)
 stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkhead" "$stage/bulkhead"
-# containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh), when Debian's containerd is
-# installed (tests/clients/run-client-tests.sh installs it); skipped otherwise, said so.
-with_containerd=0
-if command -v containerd >/dev/null && command -v ctr >/dev/null; then
-  with_containerd=1
-  /usr/bin/python3 "$repo/tests/clients/make-image.py" "$stage/image.tar" >/dev/null
-else
-  echo "run-vm-systemd-cgroup: containerd is not installed: its SystemdCgroup part is skipped"
-fi
-
-if [[ ! -d /run/systemd/system ]]; then
-  echo "== host without systemd: --systemd-cgroup must fail clearly and leave nothing"
-  mkdir -p "$stage/bundle/rootfs"
-  (cd "$stage/bundle" && "$stage/bulkhead" spec && jq '.process.terminal = false' config.json >c && mv c config.json)
-  rc=0
-  out=$("$stage/bulkhead" --root "$stage/state" --systemd-cgroup create -b "$stage/bundle" nosd 2>&1) || rc=$?
-  echo "exit $rc: $out"
-  [[ $rc != 0 && $out == *"systemd is not running on this host (/run/systemd/system)"* ]] ||
-    { echo "FAIL: want a clear 'systemd is not running' error" >&2; exit 1; }
-  [[ -z $(ls -A "$stage/state" 2>/dev/null) ]] || { echo "FAIL: state left in $stage/state" >&2; exit 1; }
-  echo "ok: refused, nothing left"
-fi
+# The clients (vm-containerd-systemd.sh, vm-podman-systemd.sh) when Debian's containerd and
+# podman are installed (tests/clients/run-client-tests.sh installs them); each missing one is said.
+clients=()
+command -v containerd >/dev/null && command -v ctr >/dev/null && clients+=(containerd)
+command -v podman >/dev/null && command -v conmon >/dev/null && command -v dbus-daemon >/dev/null && clients+=(podman)
+[[ ${#clients[@]} == 2 ]] || echo "run-vm-systemd-cgroup: only the clients found are run: ${clients[*]:-none}"
+((${#clients[@]} == 0)) || /usr/bin/python3 "$repo/tests/clients/make-image.py" "$stage/image.tar" >/dev/null
+cat >"$stage/all.sh" <<'SH'
+here=$1 bh=$2 image=$3
+shift 3
+bash "$here/vm-systemd-cgroup.sh" "$bh" || exit 1
+rc=0
+for c in "$@"; do bash "$here/vm-$c-systemd.sh" "$bh" "$image" || rc=1; done
+exit $rc
+SH
 
 cd "$stage"
 rc=0
 for attempt in 1 2; do
   rc=0
   "$repo/tests/vm/run-in-vm.sh" --systemd --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
-    bash -c 'bash "$1/vm-systemd-cgroup.sh" "$2" && { (($3 == 0)) || bash "$1/vm-containerd-systemd.sh" "$2" "$4"; }' \
-    _ "$here" "$stage/bulkhead" "$with_containerd" "$stage/image.tar" || rc=$?
+    bash "$stage/all.sh" "$here" "$stage/bulkhead" "$stage/image.tar" "${clients[@]}" || rc=$?
   # 124/125 are the test bed's (a VM that did not boot or stopped making progress): boot once more.
   [[ ($rc == 125 || $rc == 124) && $attempt == 1 ]] || break
   echo "run-vm-systemd-cgroup: the VM failed ($rc); retrying once" >&2
