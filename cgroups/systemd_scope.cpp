@@ -82,8 +82,8 @@ Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const st
   if (name.empty())
     return bad("the name field is empty");
   if (name.ends_with(".slice"))
-    return bad(fmt::format("name {:?}: a slice as the container's own unit is not supported, only a scope",
-                           name));
+    return bad(
+        fmt::format("name {:?}: a slice as the container's own unit is not supported, only a scope", name));
   if (!valid_unit_chars(prefix) || !valid_unit_chars(name))
     return bad("only letters, digits and \"-_.\\@\" are allowed in the prefix and the name");
   p.unit = (prefix.empty() ? "" : prefix + "-") + name + ".scope";
@@ -177,8 +177,8 @@ Result<const SdBus *> sdbus() {
     return fail(load_error);
   void *h = ::dlopen("libsystemd.so.0", RTLD_NOW | RTLD_LOCAL);
   if (!h) {
-    load_error = fmt::format("--systemd-cgroup: cannot load libsystemd.so.0 (install libsystemd0): {}",
-                             ::dlerror());
+    load_error =
+        fmt::format("--systemd-cgroup: cannot load libsystemd.so.0 (install libsystemd0): {}", ::dlerror());
     return fail(load_error);
   }
   bool ok = true;
@@ -287,7 +287,8 @@ struct SystemdBus::Impl {
     return MessagePtr(reply, MessageUnref{api});
   }
 
-  Status append_properties(sd_bus_message *m, const std::vector<UnitProperty> &props, const std::string &what) {
+  Status append_properties(sd_bus_message *m, const std::vector<UnitProperty> &props,
+                           const std::string &what) {
     for (const auto &p : props)
       if (int r = api->append(m, "(sv)", p.name.c_str(), "t", p.value); r < 0)
         return fail(fmt::format("systemd {}: adding property {}={}", what, p.name, p.value), -r);
@@ -357,7 +358,8 @@ Result<std::string> SystemdBus::wait_job(const std::string &job, const std::stri
       return fail(fmt::format("systemd: waiting for job {} of unit {}", job, unit), -r);
     if (r > 0)
       continue; // more may be queued
-    auto left = std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
+    auto left =
+        std::chrono::duration_cast<std::chrono::microseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0)
       return failf("systemd: job {} of unit {} did not finish within 60 s", job, unit);
     r = api->wait(impl_->bus.get(), static_cast<uint64_t>(left.count()));
@@ -376,8 +378,9 @@ Result<std::string> SystemdBus::start_scope(const SystemdPath &path, pid_t pid,
   if (r >= 0)
     r = api->open_container(m.get(), 'a', "(sv)");
   if (r >= 0)
-    r = api->append(m.get(), "(sv)(sv)(sv)(sv)(sv)(sv)(sv)(sv)", "Description", "s", description.c_str(), "Slice",
-                    "s", path.slice.c_str(), "Delegate", "b", 1, "PIDs", "au", 1, static_cast<uint32_t>(pid),
+    r = api->append(m.get(), "(sv)(sv)(sv)(sv)(sv)(sv)(sv)(sv)", "Description", "s", description.c_str(),
+                    "Slice", "s", path.slice.c_str(), "Delegate", "b", 1, "PIDs", "au", 1,
+                    static_cast<uint32_t>(pid),
                     // As runc: no ordering against shutdown.target and friends; the engine stops it.
                     "DefaultDependencies", "b", 0, "MemoryAccounting", "b", 1, "CPUAccounting", "b", 1,
                     "TasksAccounting", "b", 1);

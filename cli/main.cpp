@@ -85,9 +85,10 @@ int main(int argc, char **argv) {
   app.add_option("--log", log_path, "log file");
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", debug, "debug logging");
-  app.add_flag("--systemd-cgroup", systemd_cgroup,
-               "use the systemd cgroup driver: the container's cgroup is a transient scope, linux.cgroupsPath "
-               "is \"slice:prefix:name\" (default system.slice:bulkhead:ID)");
+  app.add_flag(
+      "--systemd-cgroup", systemd_cgroup,
+      "use the systemd cgroup driver: the container's cgroup is a transient scope, linux.cgroupsPath "
+      "is \"slice:prefix:name\" (default system.slice:bulkhead:ID)");
   app.add_flag("-v,--version", version, "print the version");
   app.add_flag("--generate-man", generate_man, "print the man page (roff)")->group("");
   app.add_flag("--generate-completion", generate_completion, "print the bash completion script")->group("");

@@ -89,7 +89,9 @@ Result<Message> expect_message(int fd, Msg type) {
   return m;
 }
 
-Status expect(int fd, Msg type) { return expect_message(fd, type).map([](const Message &) {}); }
+Status expect(int fd, Msg type) {
+  return expect_message(fd, type).map([](const Message &) {});
+}
 
 Status wait_for_id_maps(int sync_fd) {
   BH_CHECK(send_msg(sync_fd, Msg::UsernsReady));

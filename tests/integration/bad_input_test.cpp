@@ -211,7 +211,8 @@ TEST_F(BadInputTest, SystemdCgroupWithoutSystemd) {
     GTEST_SKIP() << "systemd runs here; tests/systemd/run-vm-systemd-cgroup.sh covers the driver";
   std::string bundle = make_bundle({"true"});
   auto r = bh({"--systemd-cgroup", "create", "--bundle", bundle, "c"});
-  EXPECT_TRUE(failed_cleanly(r, "--systemd-cgroup: systemd is not running on this host (/run/systemd/system)", "c"));
+  EXPECT_TRUE(
+      failed_cleanly(r, "--systemd-cgroup: systemd is not running on this host (/run/systemd/system)", "c"));
 }
 
 // The path is checked first, so a bad slice is named whether or not systemd runs.

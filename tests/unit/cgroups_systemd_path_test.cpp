@@ -60,15 +60,21 @@ TEST(SystemdPath, BadSlicesAreErrorsNamingTheValue) {
 TEST(SystemdPath, NotThreeFieldsOrBadNamesAreErrors) {
   const std::string hint =
       " (the systemd cgroup driver expects \"slice:prefix:name\", e.g. \"system.slice:bulkhead:c1\")";
-  EXPECT_EQ(parse("/bulkhead/c1"), "error: linux.cgroupsPath \"/bulkhead/c1\": not three colon-separated fields" + hint);
-  EXPECT_EQ(parse("a.slice:b"), "error: linux.cgroupsPath \"a.slice:b\": not three colon-separated fields" + hint);
-  EXPECT_EQ(parse("a.slice:b:c:d"), "error: linux.cgroupsPath \"a.slice:b:c:d\": not three colon-separated fields" + hint);
+  EXPECT_EQ(parse("/bulkhead/c1"),
+            "error: linux.cgroupsPath \"/bulkhead/c1\": not three colon-separated fields" + hint);
+  EXPECT_EQ(parse("a.slice:b"),
+            "error: linux.cgroupsPath \"a.slice:b\": not three colon-separated fields" + hint);
+  EXPECT_EQ(parse("a.slice:b:c:d"),
+            "error: linux.cgroupsPath \"a.slice:b:c:d\": not three colon-separated fields" + hint);
   EXPECT_EQ(parse("a.slice:b:"), "error: linux.cgroupsPath \"a.slice:b:\": the name field is empty" + hint);
-  EXPECT_EQ(parse("a.slice:p:x.slice"),
-            "error: linux.cgroupsPath \"a.slice:p:x.slice\": name \"x.slice\": a slice as the container's own "
-            "unit is not supported, only a scope" + hint);
+  EXPECT_EQ(
+      parse("a.slice:p:x.slice"),
+      "error: linux.cgroupsPath \"a.slice:p:x.slice\": name \"x.slice\": a slice as the container's own "
+      "unit is not supported, only a scope" +
+          hint);
   EXPECT_EQ(parse("a.slice:p:x/y"), "error: linux.cgroupsPath \"a.slice:p:x/y\": only letters, digits and "
-                                    "\"-_.\\@\" are allowed in the prefix and the name" + hint);
+                                    "\"-_.\\@\" are allowed in the prefix and the name" +
+                                        hint);
   EXPECT_NE(parse("a.slice:p:" + std::string(260, 'x')).find("longer than systemd's 255"), std::string::npos);
 }
 
@@ -86,10 +92,10 @@ TEST(SystemdProperties, MemoryCpuPidsAsRuncConvertsThem) {
   r.pids->limit = 20;
   auto props = systemd_properties(r);
   ASSERT_TRUE(props) << props.error().text();
-  std::vector<UnitProperty> want = {{"MemoryMax", 64 << 20},          {"MemoryLow", 32 << 20},
-                                    {"MemorySwapMax", 32 << 20},      {"CPUWeight", 100},
-                                    {"CPUQuotaPerSecUSec", 500000},   {"CPUQuotaPeriodUSec", 100000},
-                                    {"TasksMax", 20}};
+  std::vector<UnitProperty> want = {
+      {"MemoryMax", 64 << 20}, {"MemoryLow", 32 << 20},        {"MemorySwapMax", 32 << 20},
+      {"CPUWeight", 100},      {"CPUQuotaPerSecUSec", 500000}, {"CPUQuotaPeriodUSec", 100000},
+      {"TasksMax", 20}};
   EXPECT_EQ(*props, want);
 }
 
@@ -129,7 +135,8 @@ TEST(SystemdProperties, NothingSetNothingSentAndBadSwapFails) {
 }
 
 TEST(SystemdCgroupOfPid, ReadsTheUnifiedLine) {
-  EXPECT_EQ(*unified_cgroup_from("0::/system.slice/bulkhead-c1.scope\n", "x"), "/system.slice/bulkhead-c1.scope");
+  EXPECT_EQ(*unified_cgroup_from("0::/system.slice/bulkhead-c1.scope\n", "x"),
+            "/system.slice/bulkhead-c1.scope");
   EXPECT_EQ(*unified_cgroup_from("1:name=systemd:/a\n0::/b.scope\n", "x"), "/b.scope");
   EXPECT_EQ(unified_cgroup_from("1:name=systemd:/a\n", "/proc/1/cgroup").error().message,
             "/proc/1/cgroup: no cgroup v2 (\"0::\") line");
