@@ -217,7 +217,7 @@ TEST_F(BadInputTest, SystemdCgroupWithoutSystemd) {
 
 // The path is checked first, so a bad slice is named whether or not systemd runs.
 TEST_F(BadInputTest, SystemdCgroupBadSlice) {
-  for (const std::string &path : {"a/b.slice:p:n", "../x.slice:p:n", "a--b.slice:p:n", "/bulkhead/c"}) {
+  for (const std::string path : {"a/b.slice:p:n", "../x.slice:p:n", "a--b.slice:p:n", "/bulkhead/c"}) {
     std::string bundle = make_bundle({"true"}, [&](json &c) { c["linux"]["cgroupsPath"] = path; });
     auto r = bh({"--systemd-cgroup=true", "create", "--bundle", bundle, "c"});
     EXPECT_TRUE(failed_cleanly(r, "linux.cgroupsPath \"" + path + "\"", "c")) << path;
