@@ -57,8 +57,8 @@ Result<std::string> resolve_path(const std::string &cgroups_path, const std::str
   if (cgroups_path.empty())
     return "/bulkhead/" + id;
   if (cgroups_path.find(':') != std::string::npos && cgroups_path[0] != '/')
-    return failf("linux.cgroupsPath {:?}: systemd slice:prefix:name paths need --systemd-cgroup, "
-                 "which is not supported yet",
+    return failf("linux.cgroupsPath {:?}: a systemd \"slice:prefix:name\" path needs the systemd cgroup "
+                 "driver (bulkhead --systemd-cgroup)",
                  cgroups_path);
   auto cleaned = clean(cgroups_path);
   if (!cleaned)

@@ -85,7 +85,10 @@ int main(int argc, char **argv) {
   app.add_option("--log", log_path, "log file");
   app.add_option("--log-format", log_format, "text or json")->check(CLI::IsMember({"text", "json"}));
   app.add_flag("--debug", debug, "debug logging");
-  app.add_flag("--systemd-cgroup", systemd_cgroup, "use the systemd cgroup driver");
+  app.add_flag(
+      "--systemd-cgroup", systemd_cgroup,
+      "use the systemd cgroup driver: the container's cgroup is a transient scope, linux.cgroupsPath "
+      "is \"slice:prefix:name\" (default system.slice:bulkhead:ID)");
   app.add_flag("-v,--version", version, "print the version");
   app.add_flag("--generate-man", generate_man, "print the man page (roff)")->group("");
   app.add_flag("--generate-completion", generate_completion, "print the bash completion script")->group("");
@@ -152,12 +155,9 @@ int main(int argc, char **argv) {
     logger.log(LogLevel::Debug,
                fmt::format("bulkhead {} (commit {}): {}", BULKHEAD_VERSION, BULKHEAD_COMMIT, line));
   }
-  if (systemd_cgroup) {
-    logger.error("--systemd-cgroup: the systemd cgroup driver is not supported yet; use the cgroupfs driver");
-    return 1;
-  }
   RuntimeOptions opts;
   opts.root = root;
+  opts.systemd_cgroup = systemd_cgroup;
   opts.log = [&logger](LogLevel l, const std::string &m) { logger.log(l, m); };
   Runtime rt(opts);
   if (auto code = cgroup_commands.dispatch(rt, logger))

@@ -10,6 +10,7 @@
 #include "cgroups/freezer.hpp"
 #include "cgroups/resources.hpp"
 #include "cgroups/stats.hpp"
+#include "cgroups/systemd_scope.hpp"
 #include "oci/parse.hpp"
 #include "runtime/container.hpp"
 
@@ -100,6 +101,15 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
   BH_CHECK(require_status(l, id, {"created", "running", "paused"}, "updated"));
   oci::Resources r = resources;
   fill_from_current(l.cgroup, r);
+  if (l.rec.cgroup_driver == "systemd") {
+    // Properties first, so systemd holds the same values the files get below and keeps them when
+    // it re-applies the unit's settings.
+    auto props = BH_TRY(cgroups::systemd_properties(r));
+    if (!props.empty()) {
+      auto bus = BH_TRY(cgroups::SystemdBus::connect());
+      BH_CHECK(bus.set_properties(l.rec.systemd_unit, props));
+    }
+  }
   BH_CHECK(cgroups::apply_resources(l.cgroup, r, cgroups::ApplyMode::Update));
   if (!r.devices.empty()) {
     for (const auto &w : cgroups::device_rule_warnings(r.devices))

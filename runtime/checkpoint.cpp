@@ -325,6 +325,12 @@ Result<UniqueFd> fresh_netns() {
 Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o,
                               RestoreFds fds) {
   BH_CHECK(oci::validate_container_id(id));
+  // CRIU restores into a cgroup the runtime made beforehand; a systemd scope needs a pid to be
+  // created with, which only exists once CRIU is done. Refused rather than silently restored into
+  // a cgroupfs cgroup.
+  if (ro.systemd_cgroup)
+    return fail("restore --systemd-cgroup: restoring into a systemd scope is not supported; restore with the "
+                "cgroupfs driver (without --systemd-cgroup)");
   auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
   unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
   std::string images = default_image_path(o.image_path);

@@ -49,6 +49,7 @@
 #include "bulkhead/revert.hpp"
 #include "cgroups/cgroup.hpp"
 #include "cgroups/resources.hpp"
+#include "cgroups/systemd_scope.hpp"
 #include "namespaces/id_maps.hpp"
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
@@ -187,6 +188,17 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   ns::NamespacePlan plan = BH_TRY(ns::plan_namespaces(spec));
   log_debug(ro, fmt::format("create {}: config {} parsed and validated, rootfs {}", id, config_path, rootfs));
 
+  // The systemd driver: the path, systemd itself and the cgroup2 mount are checked before anything
+  // exists, so a bad slice or a host without systemd leaves nothing behind.
+  std::optional<cgroups::SystemdPath> scope;
+  std::optional<cgroups::SystemdBus> bus;
+  std::string systemd_mount;
+  if (ro.systemd_cgroup) {
+    scope = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id));
+    systemd_mount = BH_TRY(context(cgroups::cgroup2_mount(), "--systemd-cgroup"));
+    bus = BH_TRY(cgroups::SystemdBus::connect());
+  }
+
   StateStore store(ro.root);
   ContainerDir dir = BH_TRY(store.create(id));
   Revert revert;
@@ -203,7 +215,15 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
 
   cgroups::Cgroup cgroup;
   UniqueFd cgroup_fd;
-  if (auto mount = cgroups::cgroup2_mount()) {
+  if (scope) {
+    // Made after clone: systemd creates the scope's cgroup and moves init (waiting for Go) there.
+    rec.cgroup_driver = "systemd";
+    rec.systemd_unit = scope->unit;
+    rec.cgroup_mount = systemd_mount;
+    for (const auto &w : cgroups::device_rule_warnings(
+             spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
+      log_warning(ro, w);
+  } else if (auto mount = cgroups::cgroup2_mount()) {
     std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
     bool existed = ::access((*mount + path).c_str(), F_OK) == 0;
     cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
@@ -296,7 +316,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   Child child;
   CloneResult cloned = clone_child(flags, cgroup_fd ? cgroup_fd.get() : -1);
   child.pid = static_cast<pid_t>(cloned.pid);
-  args.wait_for_cgroup = cgroup_fd && !cloned.in_cgroup;
+  args.wait_for_cgroup = (cgroup_fd && !cloned.in_cgroup) || scope.has_value();
   if (child.pid < 0)
     return failf_errno("clone of container init (flags {:#x})", flags);
   if (child.pid == 0) {
@@ -313,7 +333,27 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   seccomp_listener.reset();
   bind_sources.clear();
 
-  if (args.wait_for_cgroup) {
+  if (scope) {
+    oci::Resources none;
+    const oci::Resources &res = spec.linux->resources ? *spec.linux->resources : none;
+    auto props = BH_TRY(cgroups::systemd_properties(res));
+    auto path = BH_TRY(bus->start_scope(*scope, child.pid, props, "bulkhead container " + id));
+    // Undone before the child is killed (reverts run last-added first), so kill it here first:
+    // the scope's stop would otherwise wait for a process that has not run yet.
+    revert.add([&bus, &scope, &child] {
+      kill_and_reap(child);
+      (void)bus->stop_unit(scope->unit);
+    });
+    cgroup = cgroups::Cgroup(systemd_mount, path);
+    rec.cgroup_path = path;
+    // Delegate=yes: the scope is ours to write. Everything systemd has no property for (and the
+    // device filter) is written as the cgroupfs driver does, before init runs.
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+    BH_CHECK(dir.save(rec));
+    log_debug(ro, fmt::format("create {}: systemd scope {} in {} ready, cgroup {} ({} unit properties)", id,
+                              scope->unit, scope->slice, cgroup.full_path(), props.size()));
+    BH_CHECK(send_msg(parent_end.get(), Msg::Go, 0, cgroup.full_path()));
+  } else if (args.wait_for_cgroup) {
     BH_CHECK(cgroup.add_process(child.pid));
     BH_CHECK(send_msg(parent_end.get(), Msg::Go));
   }

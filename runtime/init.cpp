@@ -80,13 +80,17 @@ bool is_listen_variable(const std::string &e) {
   return e.starts_with("LISTEN_FDS=") || e.starts_with("LISTEN_PID=") || e.starts_with("LISTEN_FDNAMES=");
 }
 
-Status expect(int fd, Msg type) {
+Result<Message> expect_message(int fd, Msg type) {
   Message m = BH_TRY(recv_msg(fd));
   if (m.type == Msg::Error)
     return fail(m.payload, m.code);
   if (m.type != type)
     return failf("sync: unexpected message {}", static_cast<int>(m.type));
-  return {};
+  return m;
+}
+
+Status expect(int fd, Msg type) {
+  return expect_message(fd, type).map([](const Message &) {});
 }
 
 Status wait_for_id_maps(int sync_fd) {
@@ -303,7 +307,10 @@ Result<UniqueFd> wait_for_start(int listen_fd, std::string &state_json) {
 
 } // namespace
 
-void container_init(const InitArgs &a) {
+void container_init(const InitArgs &given) {
+  // A copy: with the systemd driver the cgroup is known only once systemd has moved us into it,
+  // and Go carries its path.
+  InitArgs a = given;
   ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   close_inherited_fds(a);
   // getppid() is 0 in a new pid namespace, so a parent that died before PDEATHSIG was armed is
@@ -311,9 +318,11 @@ void container_init(const InitArgs &a) {
   ::prctl(PR_SET_DUMPABLE, 0);
 
   if (a.wait_for_cgroup) {
-    auto go = expect(a.sync_fd, Msg::Go);
+    auto go = expect_message(a.sync_fd, Msg::Go);
     if (!go)
       die(a.sync_fd, go.error());
+    if (!go->payload.empty())
+      a.cgroup_dir = go->payload;
   }
   std::string exe;
   auto prepared = prepare(a, exe);

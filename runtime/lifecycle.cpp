@@ -11,6 +11,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/runtime.hpp"
 #include "cgroups/cgroup.hpp"
+#include "cgroups/systemd_scope.hpp"
 #include "runtime/container.hpp"
 #include "runtime/hooks.hpp"
 
@@ -146,6 +147,19 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
     auto exited = wait_exit(rec.init, 10000);
     if (exited && !*exited)
       return failf("container {:?}: init (pid {}) did not exit after SIGKILL", id, rec.init.pid);
+  }
+  if (rec.cgroup_driver == "systemd" && !rec.systemd_unit.empty()) {
+    // The scope goes with its cgroup: stopped, reset if it failed, unloaded. Without systemd (a
+    // reboot into another init, say) only --force goes on and clears the rest.
+    auto bus = cgroups::SystemdBus::connect();
+    Status stopped = bus ? bus->stop_unit(rec.systemd_unit) : Status(tl::unexpected(bus.error()));
+    if (!stopped) {
+      if (!force)
+        return tl::unexpected(with_context(stopped.error(), fmt::format("deleting container {:?}", id)));
+      log_warning(ro, fmt::format("delete {} --force: {}", id, stopped.error().text()));
+    } else {
+      log_debug(ro, fmt::format("delete {}: systemd unit {} stopped and unloaded", id, rec.systemd_unit));
+    }
   }
   BH_CHECK(cg.destroy());
   log_debug(ro, fmt::format("delete {}: processes gone, cgroup removed", id));

@@ -72,6 +72,8 @@ std::string record_json(const ContainerRecord &rec) {
       {"creating", rec.creating},
       {"cgroup_mount", rec.cgroup_mount},
       {"cgroup_path", rec.cgroup_path},
+      {"cgroup_driver", rec.cgroup_driver},
+      {"systemd_unit", rec.systemd_unit},
       {"has_pid_namespace", rec.has_pid_namespace},
       {"hooks", oci::hooks_to_json(rec.hooks)},
   };
@@ -114,6 +116,8 @@ Result<ContainerRecord> parse_record(std::string_view text, const std::string &w
     r.creating = j.at("creating").get<bool>();
     r.cgroup_mount = j.value("cgroup_mount", "");
     r.cgroup_path = j.value("cgroup_path", "");
+    r.cgroup_driver = j.value("cgroup_driver", "");
+    r.systemd_unit = j.value("systemd_unit", "");
     r.has_pid_namespace = j.value("has_pid_namespace", false);
     if (j.contains("hooks"))
       r.hooks = BH_TRY(oci::hooks_from_json(j["hooks"]));

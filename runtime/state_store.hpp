@@ -28,6 +28,10 @@ struct ContainerRecord {
   bool creating = true; // until create returns successfully
   std::string cgroup_mount;
   std::string cgroup_path;
+  // "systemd" when --systemd-cgroup made the cgroup as a transient scope (systemd_unit), so later
+  // commands (update, delete) go through systemd too; "" for the cgroupfs driver.
+  std::string cgroup_driver;
+  std::string systemd_unit;
   bool has_pid_namespace = false;
   oci::Hooks hooks;
 };

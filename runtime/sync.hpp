@@ -11,7 +11,7 @@
 namespace bulkhead::runtime {
 
 enum class Msg : uint32_t {
-  Go = 1,       // parent -> child: placed in the cgroup, carry on
+  Go = 1,       // parent -> child: placed in the cgroup, carry on (payload: its host path, or empty)
   InitPid,      // intermediate -> parent: value = host pid of init
   UsernsReady,  // child -> parent: write my id maps
   UsernsMapped, // parent -> child

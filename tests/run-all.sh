@@ -119,6 +119,8 @@ if in_tier 2; then
     echo "=== real clients in the VM: containerd (runc shim) and podman (conmon)"
     vm_stage "clients VM" bash tests/clients/run-client-tests.sh build
   fi
+  echo "=== the systemd cgroup driver in the VM booted with systemd as PID 1: scope with Delegate=yes, MemoryMax, update, pause, delete leaves no unit"
+  vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build
   echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
   vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
   echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"

@@ -203,3 +203,23 @@ TEST_F(BadInputTest, UnknownSubcommandAndFlags) {
 }
 
 } // namespace
+
+// --systemd-cgroup on a host where systemd is not PID 1 (this project's machines): refused before
+// anything exists. The driver itself is tested with systemd in tests/systemd/.
+TEST_F(BadInputTest, SystemdCgroupWithoutSystemd) {
+  if (path_exists("/run/systemd/system"))
+    GTEST_SKIP() << "systemd runs here; tests/systemd/run-vm-systemd-cgroup.sh covers the driver";
+  std::string bundle = make_bundle({"true"});
+  auto r = bh({"--systemd-cgroup", "create", "--bundle", bundle, "c"});
+  EXPECT_TRUE(
+      failed_cleanly(r, "--systemd-cgroup: systemd is not running on this host (/run/systemd/system)", "c"));
+}
+
+// The path is checked first, so a bad slice is named whether or not systemd runs.
+TEST_F(BadInputTest, SystemdCgroupBadSlice) {
+  for (const std::string path : {"a/b.slice:p:n", "../x.slice:p:n", "a--b.slice:p:n", "/bulkhead/c"}) {
+    std::string bundle = make_bundle({"true"}, [&](json &c) { c["linux"]["cgroupsPath"] = path; });
+    auto r = bh({"--systemd-cgroup=true", "create", "--bundle", bundle, "c"});
+    EXPECT_TRUE(failed_cleanly(r, "linux.cgroupsPath \"" + path + "\"", "c")) << path;
+  }
+}

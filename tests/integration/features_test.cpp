@@ -28,7 +28,7 @@ TEST(FeaturesTest, DocumentMatchesTheImplementation) {
   EXPECT_TRUE(has(f["linux"]["seccomp"]["actions"], "SCMP_ACT_NOTIFY"));
   EXPECT_TRUE(has(f["linux"]["seccomp"]["archs"], "SCMP_ARCH_X86_64"));
   EXPECT_EQ(f["linux"]["cgroup"]["v2"], true);
-  EXPECT_EQ(f["linux"]["cgroup"]["systemd"], false);
+  EXPECT_EQ(f["linux"]["cgroup"]["systemd"], true) << "--systemd-cgroup (tests/systemd)";
 }
 
 } // namespace

@@ -29,8 +29,8 @@ TEST(CgroupsPath, RelativeGoesBelowTheParentOfOurOwnCgroup) {
 
 TEST(CgroupsPath, SystemdSyntaxNeedsTheSystemdDriver) {
   EXPECT_EQ(resolve("system.slice:bulkhead:c1"),
-            "error: linux.cgroupsPath \"system.slice:bulkhead:c1\": systemd slice:prefix:name paths need "
-            "--systemd-cgroup, which is not supported yet");
+            "error: linux.cgroupsPath \"system.slice:bulkhead:c1\": a systemd \"slice:prefix:name\" path "
+            "needs the systemd cgroup driver (bulkhead --systemd-cgroup)");
 }
 
 } // namespace

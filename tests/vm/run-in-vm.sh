@@ -17,6 +17,13 @@
 #                     defaults to the host's value of NAME); repeatable
 #   --debug           show the whole serial console (kernel and init messages)
 #                     on stderr, and boot without `quiet loglevel=0`
+#   --systemd         boot systemd as PID 1 (the host's /lib/systemd/systemd, in
+#                     the same 9p+overlay root) into a minimal target that starts
+#                     only the command, as the service bulkhead-vm-cmd.service:
+#                     no generators, no journald, no D-Bus daemon (root reaches
+#                     PID 1 on /run/systemd/private, as systemctl does). systemd
+#                     mounts cgroup2 and delegates controllers itself. Output and
+#                     exit status as in the plain mode. Implies --force-vm.
 #   -h, --help        show this help
 #
 # Why: this project's development hosts mount cgroups as a v1/v2 hybrid
@@ -61,6 +68,7 @@ mem=2G
 timeout_s=1800
 force_vm=0
 debug=0
+systemd=0
 envs=()
 
 usage() {
@@ -81,6 +89,7 @@ while (($#)); do
         -e|--env) (($# >= 2)) || die "$1 needs a value"; envs+=("$2"); shift 2 ;;
         --env=*) envs+=("${1#*=}"); shift ;;
         --debug) debug=1; shift ;;
+        --systemd) systemd=1; force_vm=1; shift ;;
         -h|--help) usage; exit 0 ;;
         --) shift; break ;;
         -*) die "unknown option: $1 (see --help)" ;;
@@ -229,8 +238,9 @@ fail "switch_root failed"
 EOF_INIT
 
 # Stage 2, PID 1 in the new root (busybox sh from /run/bulkhead-vm): finish
-# the mounts, cgroup2, loopback, then run the command with output streamed
-# between markers on ttyS0 (stdout) and raw on ttyS1 (stderr).
+# the mounts, then either (plain mode) cgroup2 and the run script below as
+# PID 1, or (--systemd) a minimal unit set and exec systemd, which runs the
+# run script as a service.
 read -r -d '' GUEST_STAGE2 <<'EOF_STAGE2' || true
 B=/run/bulkhead-vm
 "$B/busybox" --install -s "$B/bin"
@@ -244,6 +254,43 @@ fail() {
     sleep 60
 }
 warn() { echo "BULKHEAD_VM_ERROR: warning: $*" >/dev/console; }
+
+if [ "${SYSTEMD:-0}" = 1 ]; then
+    # systemd mounts /dev/pts, /dev/shm, cgroup2 (nsdelegate,memory_recursiveprot) and keeps /run
+    # (already a tmpfs holding $B). Only the target below and what it pulls in start: no
+    # generators (each is an exec over 9p under TCG), no sysinit.target, no journald, no D-Bus.
+    for d in /lib/systemd/system-generators /usr/lib/systemd/system-generators \
+             /lib/systemd/system-environment-generators /usr/lib/systemd/system-environment-generators; do
+        [ -d "$d" ] || continue
+        g=/etc/systemd/${d##*/}
+        mkdir -p "$g"
+        for f in "$d"/*; do [ -e "$f" ] && ln -sf /dev/null "$g/${f##*/}"; done
+    done
+    mkdir -p /etc/systemd/system
+    cat >/etc/systemd/system/bulkhead-vm.target <<'EOF_TARGET'
+[Unit]
+Description=bulkhead VM: the command only
+Wants=bulkhead-vm-cmd.service
+AllowIsolate=yes
+EOF_TARGET
+    cat >/etc/systemd/system/bulkhead-vm-cmd.service <<'EOF_SERVICE'
+[Unit]
+Description=bulkhead VM command
+DefaultDependencies=no
+[Service]
+Type=simple
+ExecStart=/run/bulkhead-vm/busybox sh /run/bulkhead-vm/run
+StandardInput=null
+StandardOutput=null
+StandardError=null
+EOF_SERVICE
+    if [ "${DEBUG:-0}" = 1 ]; then
+        exec /lib/systemd/systemd --unit=bulkhead-vm.target --log-target=console --show-status=true
+    fi
+    exec /lib/systemd/systemd --unit=bulkhead-vm.target --log-target=kmsg --log-level=warning \
+        --show-status=false
+    fail "cannot exec /lib/systemd/systemd"
+fi
 
 mkdir -p /dev/pts /dev/shm /dev/mqueue
 mount -t devpts -o gid=5,mode=0620,ptmxmode=0666 devpts /dev/pts || warn "devpts"
@@ -259,6 +306,23 @@ mount -t cgroup2 -o nsdelegate,memory_recursiveprot cgroup2 /sys/fs/cgroup 2>/de
 for c in $(cat /sys/fs/cgroup/cgroup.controllers); do
     echo "+$c" >/sys/fs/cgroup/cgroup.subtree_control || warn "cannot enable cgroup controller $c"
 done
+. "$B/run"
+EOF_STAGE2
+
+# The run script: loopback, then the command with output streamed between
+# markers on ttyS0 (stdout) and raw on ttyS1 (stderr), then power off. Sourced
+# by stage 2 as PID 1, or run by systemd as bulkhead-vm-cmd.service.
+read -r -d '' GUEST_RUN <<'EOF_RUN' || true
+B=/run/bulkhead-vm
+export PATH="$B/bin"
+. "$B/config"
+fail() {
+    echo "BULKHEAD_VM_ERROR: $*" >/dev/console
+    sleep 1
+    poweroff -f
+    sleep 60
+}
+warn() { echo "BULKHEAD_VM_ERROR: warning: $*" >/dev/console; }
 
 ip link set lo up || warn "cannot bring up lo"
 hostname bulkhead-vm
@@ -288,7 +352,7 @@ sync
 sleep 1
 poweroff -f
 sleep 60
-EOF_STAGE2
+EOF_RUN
 
 # ------------------------------------------------------------------ kernel
 # The bzImage decompressor (xz for Debian) takes ~3 s under TCG. If the
@@ -369,6 +433,7 @@ build_initramfs() {
     done
     printf '%s\n' "$GUEST_INIT" >"$stage/init"
     printf '%s\n' "$GUEST_STAGE2" >"$stage/bulkhead/stage2"
+    printf '%s\n' "$GUEST_RUN" >"$stage/bulkhead/run"
     chmod 755 "$stage/init"
     mknod -m 600 "$stage/dev/console" c 5 1 2>/dev/null || true
     mknod -m 666 "$stage/dev/null" c 1 3 2>/dev/null || true
@@ -400,6 +465,7 @@ mkdir -p "$rundir/extra/bulkhead"
 {
     printf 'NONCE=%s\n' "$nonce"
     printf 'GUEST_BASH=%q\n' "$BASH"
+    printf 'SYSTEMD=%s DEBUG=%s\n' "$systemd" "$debug"
 } >"$rundir/extra/bulkhead/config"
 {
     printf '# generated by %s\n' "$PROG"

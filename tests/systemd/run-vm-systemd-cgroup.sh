@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The systemd cgroup driver scenario (tests/systemd/vm-systemd-cgroup.sh) in the VM booted with
+# systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR.
+# Then, in the same boot, containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and
+# podman --cgroup-manager systemd (vm-podman-systemd.sh) running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
+# --systemd-cgroup is a clear error there and leaves nothing behind.
+# Usage: tests/systemd/run-vm-systemd-cgroup.sh [BUILD_DIR]   (BULKHEAD_VM_TIMEOUT, default 900 s)
+set -euo pipefail
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+repo=$(cd "$here/../.." && pwd)
+build=$(cd "${1:-$repo/build}" && pwd)
+[[ -x $build/cli/bulkhead ]] || { echo "run-vm-systemd-cgroup: $build/cli/bulkhead not built" >&2; exit 125; }
+start=$(date +%s)
+
+# The VM mounts fresh /tmp and /run: stage the binary under /var/tmp.
+stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
+trap 'rm -rf "$stage"' EXIT
+cp "$build/cli/bulkhead" "$stage/bulkhead"
+# The clients (vm-containerd-systemd.sh, vm-podman-systemd.sh) when Debian's containerd and
+# podman are installed (tests/clients/run-client-tests.sh installs them); each missing one is said.
+clients=()
+command -v containerd >/dev/null && command -v ctr >/dev/null && clients+=(containerd)
+command -v podman >/dev/null && command -v conmon >/dev/null && command -v dbus-daemon >/dev/null && clients+=(podman)
+[[ ${#clients[@]} == 2 ]] || echo "run-vm-systemd-cgroup: only the clients found are run: ${clients[*]:-none}"
+((${#clients[@]} == 0)) || /usr/bin/python3 "$repo/tests/clients/make-image.py" "$stage/image.tar" >/dev/null
+cat >"$stage/all.sh" <<'SH'
+here=$1 bh=$2 image=$3
+shift 3
+bash "$here/vm-systemd-cgroup.sh" "$bh" || exit 1
+rc=0
+for c in "$@"; do bash "$here/vm-$c-systemd.sh" "$bh" "$image" || rc=1; done
+exit $rc
+SH
+
+cd "$stage"
+rc=0
+for attempt in 1 2; do
+  rc=0
+  "$repo/tests/vm/run-in-vm.sh" --systemd --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
+    bash "$stage/all.sh" "$here" "$stage/bulkhead" "$stage/image.tar" "${clients[@]}" || rc=$?
+  # 124/125 are the test bed's (a VM that did not boot or stopped making progress): boot once more.
+  [[ ($rc == 125 || $rc == 124) && $attempt == 1 ]] || break
+  echo "run-vm-systemd-cgroup: the VM failed ($rc); retrying once" >&2
+done
+echo "run-vm-systemd-cgroup: exit $rc after $(($(date +%s) - start)) s" >&2
+exit "$rc"
