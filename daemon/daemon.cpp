@@ -90,6 +90,7 @@ Status Daemon::init() {
   for (auto &rec : records_.load_all(&bad)) {
     auto e = std::make_shared<Entry>();
     e->rec = std::move(rec);
+    e->idmap = e->rec.config.idmap; // its id range stays taken (id_ranges.hpp)
     ports_.load(e->rec.config);
     const auto &state = e->rec.status.state;
     if (state != "stopped" && state != "error")
