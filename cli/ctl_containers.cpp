@@ -195,8 +195,9 @@ void add_create(CLI::App &app, Action &chosen) {
   auto *priv = c->add_flag("--privileged", a->privileged,
                            "root inside is root on the host (no user namespace): for what needs it (CRIU "
                            "checkpoints, migration, replication)");
-  c->add_flag("--unprivileged", a->unprivileged,
-              "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md)")
+  c->add_flag(
+       "--unprivileged", a->unprivileged,
+       "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md)")
       ->excludes(priv);
   // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.
   c->add_option("--init", a->init_flag,

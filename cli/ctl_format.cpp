@@ -197,7 +197,8 @@ std::string container_view(const json &c) {
   kv.emplace_back("created", local_time(field<int64_t>(c, "created_at", 0)));
   // Unprivileged containers (docs/unprivileged.md): which host ids its ids are.
   if (const json m = c.value("idmap", json()); m.is_object()) {
-    auto size = field<uint64_t>(m, "size", 0), uid = field<uint64_t>(m, "uid", 0), gid = field<uint64_t>(m, "gid", 0);
+    auto size = field<uint64_t>(m, "size", 0), uid = field<uint64_t>(m, "uid", 0),
+         gid = field<uint64_t>(m, "gid", 0);
     kv.emplace_back("ids", fmt::format("unprivileged: 0-{} inside are uids {}-{}, gids {}-{} on the host",
                                        size - 1, uid, uid + size - 1, gid, gid + size - 1));
   } else if (field<bool>(c, "privileged", false)) {

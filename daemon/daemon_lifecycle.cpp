@@ -100,11 +100,12 @@ Status check_searchable_by_ranges(const std::string &containers_dir, const std::
     if (::stat(path.c_str(), &st) < 0)
       return failf_errno("{}: stat of {}", what, path);
     if (!(st.st_mode & S_IXOTH))
-      return fail(fmt::format("{}: unprivileged containers need {} searchable by every uid (mode {:o} lacks "
-                              "o+x): their root is an unprivileged uid on the host that must reach its rootfs "
-                              "below it (chmod o+x {}, or create the container --privileged)",
-                              what, path, st.st_mode & 07777, path),
-                  EACCES);
+      return fail(
+          fmt::format("{}: unprivileged containers need {} searchable by every uid (mode {:o} lacks "
+                      "o+x): their root is an unprivileged uid on the host that must reach its rootfs "
+                      "below it (chmod o+x {}, or create the container --privileged)",
+                      what, path, st.st_mode & 07777, path),
+          EACCES);
     auto slash = path.rfind('/');
     path = slash == 0 ? (path == "/" ? "" : "/") : path.substr(0, slash);
   }

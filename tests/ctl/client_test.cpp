@@ -246,8 +246,9 @@ TEST(CtlClient, CreatePrivilegedOrUnprivileged) {
   EXPECT_EQ(json::parse(reqs[1].body)["privileged"], true) << reqs[1].body;
   r = run_ctl(with_socket(d, {"info", "web2"}));
   EXPECT_EQ(r.status, 0) << r.err;
-  EXPECT_NE(r.out.find("unprivileged: 0-65535 inside are uids 165536-231071, gids 231072-296607 on the host\n"),
-            std::string::npos)
+  EXPECT_NE(
+      r.out.find("unprivileged: 0-65535 inside are uids 165536-231071, gids 231072-296607 on the host\n"),
+      std::string::npos)
       << r.out;
 }
 
