@@ -87,7 +87,7 @@ Result<IdPool> load_id_pool(const std::string &configured, const std::string &su
                     "of at least {} ids in {} and {} (add e.g. \"root:1000000:65536000\" to both) and "
                     "bulkheadd has no --id-range; or create the container --privileged",
                     kIdRangeSize, subuid_path, subgid_path),
-        ENOENT);
+        EOPNOTSUPP); // this daemon cannot make one (HTTP 501), whatever the request
   return pool;
 }
 

@@ -112,6 +112,8 @@ if in_tier 2; then
     echo "=== real clients in the VM: containerd (runc shim) and podman (conmon)"
     vm_stage "clients VM" bash tests/clients/run-client-tests.sh build
   fi
+  echo "=== unprivileged hosting scenario in the VM: 20 containers in their own user namespaces and id ranges (idmapped template), daemon SIGKILL, restart policy, lxcfs, destroy"
+  vm_stage "unprivileged hosting VM" bash tests/daemon/run-vm-scenario.sh build 20 unprivileged
   echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
   vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
   echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"
