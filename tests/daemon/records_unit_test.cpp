@@ -213,7 +213,7 @@ TEST(IdRangesTest, SubordinateIdsAllocationAndExhaustion) {
   EXPECT_EQ(allocate_id_range(*configured, {})->uid, 1000000u);
   EXPECT_FALSE(parse_id_range("0:65536"));
   EXPECT_FALSE(parse_id_range("100000:100"));
-  EXPECT_FALSE(parse_id_range("4294900000:65536"));
+  EXPECT_FALSE(parse_id_range("4294967000:65536"));
   EXPECT_FALSE(parse_id_range("100000"));
 
   // Kept in the record: round trip, and a map onto host root is refused.

@@ -19,6 +19,8 @@ if [[ $mode == unprivileged ]]; then
   # 9p/overlay root, so the daemon's root is an ext4 image. The range roots must reach their
   # rootfs: every directory above the root is searchable (o+x).
   chmod 711 "$work"
+  modprobe loop 2>/dev/null || true
+  modprobe ext4 2>/dev/null || true
   truncate -s 4G "$work/disk.img"
   mkfs.ext4 -q -F "$work/disk.img"
   mkdir "$work/ext4"
