@@ -121,8 +121,8 @@ ctl list --json | jq -r '.[].name' | xargs -P 4 -I{} "$bin/bulkheadctl" --socket
 [[ $(ctl list --json | jq length) == 0 ]] || fail "containers left"
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
-[[ $mode == unprivileged ]] && umount "$work/ext4"
-left_mounts=$(grep -c "$work" /proc/self/mountinfo || true)
+# Unprivileged mode: the daemon root's own ext4 mount is the test's, unmounted at the end.
+left_mounts=$(awk -v w="$work" -v e="$work/ext4" 'index($5, w) == 1 && $5 != e' /proc/self/mountinfo | wc -l)
 [[ $left_mounts == 0 ]] || fail "$left_mounts mounts left under $work"
 left_cg=$(find /sys/fs/cgroup/bulkhead-vm -mindepth 1 -type d 2>/dev/null | wc -l)
 [[ $left_cg == 0 ]] || fail "$left_cg cgroups left under /sys/fs/cgroup/bulkhead-vm"
@@ -131,5 +131,8 @@ pgrep -f bulkhead-monitor >/dev/null && fail "monitors left: $(pgrep -af bulkhea
 [[ -z $(ls -A "$root/sockets") ]] || fail "sockets left"
 [[ -z $(ls -A "$root/oci") ]] || fail "runtime state left"
 rmdir /sys/fs/cgroup/bulkhead-vm 2>/dev/null || true
+if [[ $mode == unprivileged ]]; then
+  umount "$work/ext4" || fail "unmounting the daemon root's ext4 image"
+fi
 step "nothing left: no mount, cgroup, process, upper directory or record"
 echo "vm-scenario: PASS ($n $mode containers, $(($(date +%s) - t0)) s)"
