@@ -324,6 +324,9 @@ void Daemon::cleanup_leftovers_locked(Entry &e) {
   force.force = true;
   (void)runtime().remove(name, force);
   (void)storage::unmount_overlay(paths.rootfs);
+  // An unprivileged container's idmapped template, left by a monitor killed between mounting it
+  // and the overlay (monitor_setup.cpp): a removal of the directory must never reach into it.
+  (void)storage::unmount_overlay(paths.bundle + "/lower");
   ::unlink(paths.socket.c_str());
 }
 

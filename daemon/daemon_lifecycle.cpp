@@ -19,6 +19,7 @@
 #include "daemon/request_fields.hpp"
 #include "daemon/restore_lock.hpp"
 #include "runtime/process_id.hpp"
+#include "storage/mountinfo.hpp"
 #include "storage/overlay.hpp"
 
 namespace bulkhead::daemon {
@@ -544,6 +545,13 @@ Status Daemon::destroy(const std::string &name, bool force) {
   if (auto disk = container_disk(e->rec.config.storage); disk)
     if (auto r = (*disk)->detach(paths); !r)
       return fail("destroying " + name + ": " + r.error().text(), r.error().code);
+  // The removal walks the directory without crossing into mounts' contents only by luck of what
+  // is there: anything still mounted below it (the template, idmapped, of an unprivileged
+  // container) would be emptied through the mount. Refuse instead.
+  for (const auto &m : storage::read_mountinfo())
+    if (m.mount_point.rfind(paths.dir + "/", 0) == 0)
+      return fail("destroying " + name + ": " + m.mount_point + " is still mounted (" + m.fstype + ")",
+                  EBUSY);
   BH_CHECK(records_.remove(name));
   (void)snapshots_.remove_all(name);
   release_nics(networks_, name, e->rec.config.nets);

@@ -2,6 +2,7 @@
 // its own 65536-id range, root inside is the range's base outside, the template stays one copy
 // (idmapped lower layer), ranges survive a daemon SIGKILL, a destroy frees its range, and a pool
 // that is exhausted or absent is a clear error that leaves nothing behind.
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
@@ -199,6 +200,31 @@ TEST_F(UnprivilegedTest, NoRangeAnywhereIsAClearErrorAndLeavesNothing) {
       json{{"name", "n2"}, {"template", "busybox"}, {"privileged", true}, {"unprivileged", true}}.dump());
   EXPECT_EQ(h.status, 400) << h.body.dump();
   EXPECT_FALSE(path_exists(root_ + "/containers/n2"));
+}
+
+// A monitor killed between mounting the idmapped template on <bundle>/lower and the overlay
+// leaves that mount: destroy must take it off, never empty the template through it; and any other
+// mount below the container's directory makes destroy refuse rather than remove through it.
+TEST_F(UnprivilegedTest, DestroyNeverRemovesThroughAMount) {
+  start_daemon({"--id-range", "100000:65536"});
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "u1", "--template", "busybox", "--unprivileged"}).ok());
+  const std::string tmpl = root_ + "/templates/busybox/rootfs", dir = root_ + "/containers/u1";
+  auto before = tree_size(tmpl);
+  ASSERT_EQ(::mkdir((dir + "/bundle/lower").c_str(), 0700), 0);
+  ASSERT_TRUE(run_command({"mount", "--bind", tmpl, dir + "/bundle/lower"}).ok());
+  ASSERT_EQ(::mkdir((dir + "/extra").c_str(), 0700), 0);
+  ASSERT_TRUE(run_command({"mount", "-t", "tmpfs", "tmpfs", dir + "/extra"}).ok());
+  auto r = ctl({"destroy", "u1"});
+  EXPECT_FALSE(r.ok()) << r;
+  EXPECT_TRUE(contains(r.err, dir + "/extra is still mounted (tmpfs)")) << r;
+  EXPECT_TRUE(path_exists(dir + "/container.json"));
+  ASSERT_EQ(::umount2((dir + "/extra").c_str(), MNT_DETACH), 0);
+  r = ctl({"destroy", "u1"});
+  EXPECT_TRUE(r.ok()) << r;
+  EXPECT_FALSE(path_exists(dir));
+  EXPECT_EQ(tree_size(tmpl), before);
+  EXPECT_TRUE(path_exists(tmpl + "/bin/busybox"));
 }
 
 TEST_F(UnprivilegedTest, BadDirectoryModeIsRefused) {
