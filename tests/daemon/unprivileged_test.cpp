@@ -227,6 +227,26 @@ TEST_F(UnprivilegedTest, DestroyNeverRemovesThroughAMount) {
   EXPECT_TRUE(path_exists(tmpl + "/bin/busybox"));
 }
 
+// A snapshot copies the upper with its owners (the range's ids), and a restore brings them back.
+TEST_F(UnprivilegedTest, SnapshotRestoreKeepsTheRangesOwners) {
+  start_daemon({"--id-range", "100000:65536"});
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "s1", "--template", "busybox", "--unprivileged", "--start"}).ok());
+  auto r = ctl({"exec", "s1", "--", "sh", "-c", "echo one > /f && chown 5:5 /f"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  ASSERT_TRUE(ctl({"snapshot", "create", "s1", "snap1"}).ok());
+  ASSERT_EQ(ctl({"exec", "s1", "--", "rm", "/f"}).exit_code, 0);
+  EXPECT_FALSE(path_exists(root_ + "/containers/s1/disk/upper/f"));
+  r = ctl({"snapshot", "restore", "s1", "snap1"});
+  ASSERT_TRUE(r.ok()) << r;
+  wait_info("s1", [](const json &j) { return j["state"] == "running"; });
+  auto st = stat_of(root_ + "/containers/s1/disk/upper/f");
+  EXPECT_EQ(st.st_uid, 100005u);
+  EXPECT_EQ(st.st_gid, 100005u);
+  r = ctl({"exec", "s1", "--", "stat", "-c", "%u:%g", "/f"});
+  EXPECT_EQ(trim(r.out), "5:5") << r;
+}
+
 TEST_F(UnprivilegedTest, BadDirectoryModeIsRefused) {
   ASSERT_EQ(::chmod(dir_.c_str(), 0700), 0);
   start_daemon({"--id-range", "100000:65536"});
