@@ -14,6 +14,7 @@
 #include "daemon/api_server.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/id_ranges.hpp"
 
 namespace {
 
@@ -96,6 +97,19 @@ int main(int argc, char **argv) {
       ->capture_default_str()
       ->check(CLI::Range(2, 600))
       ->type_name("SECONDS");
+  app.add_option("--id-range", o.id_range,
+                 "host uids and gids (the same numbers for both) from which unprivileged containers get "
+                 "their 65536 ids each, instead of root's entries in /etc/subuid and /etc/subgid")
+      ->type_name("BASE:COUNT");
+  app.add_option("--subuid-file", o.subuid_file, "where root's subordinate uids are listed")
+      ->capture_default_str()
+      ->group("");
+  app.add_option("--subgid-file", o.subgid_file, "where root's subordinate gids are listed")
+      ->capture_default_str()
+      ->group("");
+  app.add_flag("--unprivileged-default", o.unprivileged_default,
+               "make a container unprivileged (its own user namespace and id range) unless its create "
+               "says --privileged");
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,
@@ -134,6 +148,11 @@ int main(int argc, char **argv) {
       return 1;
     }
   }
+  if (!o.id_range.empty())
+    if (auto r = bulkhead::daemon::parse_id_range(o.id_range); !r) {
+      fmt::print(stderr, "bulkheadd: --id-range: {}\n", r.error().text());
+      return 1;
+    }
   if (auto bytes = bulkhead::daemon::disk_bytes_field(disk_default); bytes)
     o.disk_default = *bytes;
   else {

@@ -73,7 +73,7 @@ struct CreateArgs {
   std::string name, template_name, hostname;
   Limits limits;
   std::vector<std::string> env, init_flag, nets;
-  bool onboot = false, start = false;
+  bool onboot = false, start = false, privileged = false, unprivileged = false;
 };
 
 } // namespace
@@ -160,6 +160,10 @@ int create(Context &ctx, const CreateArgs &a) {
   }
   if (a.start)
     req["start"] = true;
+  if (a.privileged)
+    req["privileged"] = true;
+  if (a.unprivileged)
+    req["unprivileged"] = true;
   CancelOnInterrupt armed;
   auto client = ctx.client();
   auto answer = client.post("/1.0/containers", req);
@@ -188,6 +192,13 @@ void add_create(CLI::App &app, Action &chosen) {
       ->type_name("NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
   c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--start", a->start, "start it once created");
+  auto *priv = c->add_flag("--privileged", a->privileged,
+                           "root inside is root on the host (no user namespace): for what needs it (CRIU "
+                           "checkpoints, migration, replication)");
+  c->add_flag(
+       "--unprivileged", a->unprivileged,
+       "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md)")
+      ->excludes(priv);
   // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.
   c->add_option("--init", a->init_flag,
                 "init to run instead of the template's, with its arguments: takes the rest "

@@ -195,6 +195,15 @@ std::string container_view(const json &c) {
   kv.emplace_back("init", c.contains("init") && !join(c["init"], " ").empty() ? join(c["init"], " ") : "-");
   kv.emplace_back("env", c.contains("env") && !join(c["env"], " ").empty() ? join(c["env"], " ") : "-");
   kv.emplace_back("created", local_time(field<int64_t>(c, "created_at", 0)));
+  // Unprivileged containers (docs/unprivileged.md): which host ids its ids are.
+  if (const json m = c.value("idmap", json()); m.is_object()) {
+    auto size = field<uint64_t>(m, "size", 0), uid = field<uint64_t>(m, "uid", 0),
+         gid = field<uint64_t>(m, "gid", 0);
+    kv.emplace_back("ids", fmt::format("unprivileged: 0-{} inside are uids {}-{}, gids {}-{} on the host",
+                                       size - 1, uid, uid + size - 1, gid, gid + size - 1));
+  } else if (field<bool>(c, "privileged", false)) {
+    kv.emplace_back("ids", "privileged: root inside is root on the host");
+  }
   // One line for continuous replication (docs/replication.md): where, how, and how fresh.
   if (const json r = c.value("replication", json()); r.is_object()) {
     std::string v = fmt::format("{} to {} every {} ms: {}", text(r, "mode"), text(r, "standby"),

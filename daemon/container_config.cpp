@@ -94,6 +94,8 @@ json to_json(const ContainerConfig &c) {
                       {"egress", n.egress}});
     out["nets"] = nets;
   }
+  if (c.idmap)
+    out["idmap"] = {{"uid", c.idmap->uid}, {"gid", c.idmap->gid}, {"size", c.idmap->size}};
   if (!c.ports.empty()) {
     json ports = json::array();
     for (const auto &f : c.ports)
@@ -121,7 +123,7 @@ template <class T> Result<T> field(const json &j, const char *name) {
 Result<ContainerConfig> config_from_json(const json &j) {
   static const std::set<std::string> known = {"name",    "template", "hostname", "limits",      "env",
                                               "restart", "onboot",   "init",     "stop_signal", "created_at",
-                                              "nets",    "storage",  "disk",     "ports"};
+                                              "nets",    "storage",  "disk",     "ports",       "idmap"};
   if (!j.is_object())
     return fail("container config is not a JSON object", EINVAL);
   for (const auto &[k, v] : j.items())
@@ -173,6 +175,15 @@ Result<ContainerConfig> config_from_json(const json &j) {
         c.ports.push_back({static_cast<uint16_t>(host), static_cast<uint16_t>(ct), proto,
                            f.at("network").get<std::string>()});
       }
+    if (auto it = j.find("idmap"); it != j.end() && !it->is_null()) {
+      IdMap m{it->at("uid").get<uint32_t>(), it->at("gid").get<uint32_t>(), it->at("size").get<uint32_t>()};
+      // Id 0 on the host, or a range past the 32-bit id space, would map root inside to a
+      // privileged or invalid id outside.
+      if (m.uid == 0 || m.gid == 0 || m.size == 0 || uint64_t{m.uid} + m.size > (uint64_t{1} << 32) - 1 ||
+          uint64_t{m.gid} + m.size > (uint64_t{1} << 32) - 1)
+        return fail("container config: the id map " + it->dump() + " is out of range", EINVAL);
+      c.idmap = m;
+    }
   } catch (const json::exception &e) {
     return fail(std::string("container config: ") + e.what(), EINVAL);
   }

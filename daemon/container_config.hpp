@@ -57,6 +57,14 @@ struct PortForward {
   std::string network;
 };
 
+// An unprivileged container's ids (daemon/id_ranges.hpp): ids 0..size-1 inside are uid..uid+size-1
+// and gid..gid+size-1 on the host.
+struct IdMap {
+  uint32_t uid = 0;
+  uint32_t gid = 0;
+  uint32_t size = 0;
+};
+
 struct ContainerConfig {
   std::string name;
   std::string template_name;
@@ -73,6 +81,9 @@ struct ContainerConfig {
   // Host port forwards, unique per (host_port, proto) on the host.
   std::vector<PortForward> ports;
   int64_t created_unix = 0;
+  // Set: an unprivileged container (its own user namespace over this id range); empty: privileged
+  // (root inside is root outside). Fixed at create: its files on disk are owned by these ids.
+  std::optional<IdMap> idmap;
 };
 
 // "256M", "1G", "1048576" (bytes; K/M/G/T are powers of 1024).

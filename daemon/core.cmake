@@ -3,7 +3,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET GLOBAL cpp-httplib)
 pkg_check_modules(LIBSYSTEMD REQUIRED IMPORTED_TARGET GLOBAL libsystemd)
 add_library(bulkhead_daemon_records STATIC
-  ${CMAKE_CURRENT_SOURCE_DIR}/container_config.cpp ${CMAKE_CURRENT_SOURCE_DIR}/record_store.cpp)
+  ${CMAKE_CURRENT_SOURCE_DIR}/container_config.cpp ${CMAKE_CURRENT_SOURCE_DIR}/record_store.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/id_ranges.cpp)
 target_link_libraries(bulkhead_daemon_records PUBLIC bulkhead_base nlohmann_json::nlohmann_json)
 add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_lifecycle.cpp

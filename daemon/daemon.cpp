@@ -90,6 +90,7 @@ Status Daemon::init() {
   for (auto &rec : records_.load_all(&bad)) {
     auto e = std::make_shared<Entry>();
     e->rec = std::move(rec);
+    e->idmap = e->rec.config.idmap; // its id range stays taken (id_ranges.hpp)
     ports_.load(e->rec.config);
     const auto &state = e->rec.status.state;
     if (state != "stopped" && state != "error")
@@ -323,6 +324,9 @@ void Daemon::cleanup_leftovers_locked(Entry &e) {
   force.force = true;
   (void)runtime().remove(name, force);
   (void)storage::unmount_overlay(paths.rootfs);
+  // An unprivileged container's idmapped template, left by a monitor killed between mounting it
+  // and the overlay (monitor_setup.cpp): a removal of the directory must never reach into it.
+  (void)storage::unmount_overlay(paths.bundle + "/lower");
   ::unlink(paths.socket.c_str());
 }
 

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -62,6 +63,12 @@ struct DaemonOptions {
   // docs/cluster.md); empty: a single host, as before.
   std::vector<std::string> cluster;
   int64_t cluster_ttl_s = kLeaseTtlS; // --cluster-ttl: the lease's TTL (how soon a dead host is dead)
+  // Unprivileged containers (daemon/id_ranges.hpp, docs/unprivileged.md): where their id ranges
+  // come from (--id-range BASE:COUNT wins over root's subordinate ids), and whether a create that
+  // says neither --privileged nor --unprivileged makes one.
+  std::string id_range;
+  std::string subuid_file = "/etc/subuid", subgid_file = "/etc/subgid";
+  bool unprivileged_default = false;
 };
 
 class Daemon {
@@ -194,6 +201,9 @@ private:
     // Bumped on every CRIU dump or pre-dump of the tree: each one resets the kernel's soft-dirty
     // bits, so a replication round whose last dump is not the latest must not take it as parent.
     uint64_t dumps = 0;
+    // rec.config.idmap, set before the entry is in entries_ and never changed after: create reads
+    // the other containers' ranges under table_mu_ alone (never locking an entry there).
+    std::optional<IdMap> idmap;
   };
   using EntryPtr = std::shared_ptr<Entry>;
 
@@ -254,6 +264,9 @@ private:
   // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
   Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;
+  // EOPNOTSUPP naming `what` when NAME is unprivileged: CRIU images, exports, migration and
+  // replication of a container in its own user namespace are not built yet (docs/unprivileged.md).
+  Status refuse_if_unprivileged(const std::string &name, const std::string &what);
   // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;

@@ -113,6 +113,9 @@ json Daemon::info_locked(Entry &e, bool bulk) {
             {"crash_loop", s.consecutive_failures >= 3 && (s.state == "starting" || s.state == "error")},
             {"last_exit",
              {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
+  j["privileged"] = !c.idmap;
+  if (c.idmap) // its ids on the host: 0..size-1 inside are uid.. and gid.. outside
+    j["idmap"] = {{"uid", c.idmap->uid}, {"gid", c.idmap->gid}, {"size", c.idmap->size}};
   j["nics"] = nics_json(c.nets);
   j["ports"] = json::array();
   for (const auto &claim : ports_.list(c.name))

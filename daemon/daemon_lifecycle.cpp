@@ -12,12 +12,14 @@
 #include "bulkhead/io.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/id_ranges.hpp"
 #include "daemon/monitor_launcher.hpp"
 #include "daemon/nic_host.hpp"
 #include "daemon/nic_setup.hpp"
 #include "daemon/request_fields.hpp"
 #include "daemon/restore_lock.hpp"
 #include "runtime/process_id.hpp"
+#include "storage/mountinfo.hpp"
 #include "storage/overlay.hpp"
 
 namespace bulkhead::daemon {
@@ -89,6 +91,42 @@ Result<int> signal_number(const std::string &text) {
   return parse_signal(text);
 }
 
+// The container's root (its range's base uid on the host) must reach its rootfs, which the runtime
+// opens after entering the user namespace: every directory above <root>/containers must let
+// others search it (o+x), as /var/lib does. Refused at create rather than as an EACCES at start.
+Status check_searchable_by_ranges(const std::string &containers_dir, const std::string &what) {
+  std::string path = containers_dir;
+  while (!path.empty()) {
+    struct stat st {};
+    if (::stat(path.c_str(), &st) < 0)
+      return failf_errno("{}: stat of {}", what, path);
+    if (!(st.st_mode & S_IXOTH))
+      return fail(
+          fmt::format("{}: unprivileged containers need {} searchable by every uid (mode {:o} lacks "
+                      "o+x): their root is an unprivileged uid on the host that must reach its rootfs "
+                      "below it (chmod o+x {}, or create the container --privileged)",
+                      what, path, st.st_mode & 07777, path),
+          EACCES);
+    auto slash = path.rfind('/');
+    path = slash == 0 ? (path == "/" ? "" : "/") : path.substr(0, slash);
+  }
+  return {};
+}
+
+// An unprivileged container's directory and bundle become searchable (0711, not readable) on the
+// way to its rootfs, and its upper layer's top belongs to its root: overlayfs gives the rootfs's
+// / the upper's owner, and files created inside land in the upper as the range's ids.
+Status prepare_unprivileged_dirs(const ContainerPaths &paths, const ContainerConfig &c) {
+  if (!c.idmap)
+    return {};
+  for (const auto &dir : {paths.dir, paths.bundle})
+    if (::chmod(dir.c_str(), 0711) < 0)
+      return failf_errno("chmod 0711 {}", dir);
+  if (::lchown(paths.upper.c_str(), c.idmap->uid, c.idmap->gid) < 0)
+    return failf_errno("chown of {} to {}:{}", paths.upper, c.idmap->uid, c.idmap->gid);
+  return {};
+}
+
 bool is_active(const std::string &state) {
   return state == "running" || state == "frozen" || state == "starting" || state == "stopping";
 }
@@ -110,7 +148,7 @@ Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
 Result<json> Daemon::create(const json &req) {
   BH_CHECK(known_fields(req,
                         {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
-                         "init", "start", "nets", "disk", "disk_inodes"},
+                         "init", "start", "nets", "disk", "disk_inodes", "privileged", "unprivileged"},
                         "create"));
   // Counted before the flag is read: see evacuating_ in daemon.hpp.
   ++creating_;
@@ -159,6 +197,22 @@ Result<json> Daemon::create(const json &req) {
       return fail("\"start\" must be true or false", EINVAL);
     start_now = req["start"].get<bool>();
   }
+  bool unprivileged = options_.unprivileged_default;
+  for (const char *f : {"privileged", "unprivileged"})
+    if (req.contains(f) && !req[f].is_boolean())
+      return fail(fmt::format("\"{}\" must be true or false", f), EINVAL);
+  if (req.value("privileged", false) && req.value("unprivileged", false))
+    return fail("a container is either privileged or unprivileged, not both", EINVAL);
+  if (req.contains("privileged"))
+    unprivileged = !req["privileged"].get<bool>();
+  if (req.contains("unprivileged"))
+    unprivileged = req["unprivileged"].get<bool>();
+  std::optional<IdPool> id_pool;
+  if (unprivileged) {
+    id_pool = BH_TRY(context(load_id_pool(options_.id_range, options_.subuid_file, options_.subgid_file),
+                             "creating " + c.name));
+    BH_CHECK(check_searchable_by_ranges(records_.root() + "/containers", "creating " + c.name));
+  }
   c.created_unix = now_unix_ms() / 1000;
   c.storage = options_.storage;
   c.disk = BH_TRY(disk_limits_for_create(c.storage, req, options_.disk_default));
@@ -170,6 +224,17 @@ Result<json> Daemon::create(const json &req) {
     std::lock_guard lock(table_mu_);
     if (entries_.count(c.name))
       return fail("container \"" + c.name + "\" already exists", EEXIST);
+    // Under the table lock, so two creates never take one range.
+    if (id_pool) {
+      std::vector<IdMap> used;
+      for (const auto &[n, other] : entries_)
+        if (other->idmap)
+          used.push_back(*other->idmap);
+      auto range = allocate_id_range(*id_pool, used);
+      if (!range)
+        return fail("creating " + c.name + ": " + range.error().message, range.error().code);
+      e->rec.config.idmap = e->idmap = *range;
+    }
     // Under the table lock, so a concurrent network rm sees this container's NICs.
     if (req.contains("nets"))
       e->rec.config.nets = BH_TRY(allocate_nics(networks_, c.name, req["nets"]));
@@ -207,6 +272,10 @@ Result<json> Daemon::create(const json &req) {
       }
       made_disk = true;
     }
+  }
+  if (auto r = prepare_unprivileged_dirs(paths, e->rec.config); !r) {
+    undo();
+    return fail("creating " + c.name + ": " + r.error().message, r.error().code);
   }
   if (auto r = save_locked(*e); !r) {
     undo();
@@ -276,7 +345,10 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &lock,
   const ContainerDisk *disk = BH_TRY(container_disk(e.rec.config.storage));
   if (auto r = disk->attach(paths); !r)
     return fail("starting " + name + ": its disk: " + r.error().text(), r.error().code);
-  if (auto r = write_network_files(networks_, paths.upper, e.rec.config.hostname, e.rec.config.nets); !r)
+  const auto &idmap = e.rec.config.idmap;
+  if (auto r = write_network_files(networks_, paths.upper, e.rec.config.hostname, e.rec.config.nets,
+                                   idmap ? idmap->uid : 0, idmap ? idmap->gid : 0);
+      !r)
     return fail("starting " + name + ": " + r.error().text(), r.error().code);
   ::unlink(paths.exit_file.c_str());
   ::unlink(paths.monitor_state.c_str());
@@ -473,6 +545,13 @@ Status Daemon::destroy(const std::string &name, bool force) {
   if (auto disk = container_disk(e->rec.config.storage); disk)
     if (auto r = (*disk)->detach(paths); !r)
       return fail("destroying " + name + ": " + r.error().text(), r.error().code);
+  // The removal walks the directory without crossing into mounts' contents only by luck of what
+  // is there: anything still mounted below it (the template, idmapped, of an unprivileged
+  // container) would be emptied through the mount. Refuse instead.
+  for (const auto &m : storage::read_mountinfo())
+    if (m.mount_point.rfind(paths.dir + "/", 0) == 0)
+      return fail("destroying " + name + ": " + m.mount_point + " is still mounted (" + m.fstype + ")",
+                  EBUSY);
   BH_CHECK(records_.remove(name));
   (void)snapshots_.remove_all(name);
   release_nics(networks_, name, e->rec.config.nets);
@@ -579,6 +658,16 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   }
   return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)",
               EINVAL);
+}
+
+Status Daemon::refuse_if_unprivileged(const std::string &name, const std::string &what) {
+  auto e = find(name);
+  if (!e || !e->idmap)
+    return {};
+  return fail(fmt::format("{} {}: it is an unprivileged container (ids {}-{} on the host) and {} is not "
+                          "supported for unprivileged containers yet; create it --privileged for that",
+                          what, name, e->idmap->uid, e->idmap->uid + e->idmap->size - 1, what),
+              EOPNOTSUPP);
 }
 
 Result<std::string> Daemon::log_path(const std::string &name) {

@@ -178,6 +178,7 @@ int64_t ms_since(std::chrono::steady_clock::time_point t0) {
 
 Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"remote", "mode"}, "migrate"));
+  BH_CHECK(refuse_if_unprivileged(name, "migration"));
   std::string remote = BH_TRY(string_field(req, "remote", true));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (!mode.empty() && mode != "cold" && mode != "live")

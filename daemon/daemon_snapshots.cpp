@@ -179,6 +179,7 @@ Result<std::shared_ptr<Operation>> Daemon::restore_snapshot(const std::string &n
 
 Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"file", "incremental_from", "snapshot", "with_template"}, "export"));
+  BH_CHECK(refuse_if_unprivileged(name, "export"));
   std::string file = BH_TRY(absolute_file(req));
   std::string base = BH_TRY(string_field(req, "incremental_from", false));
   std::string from = BH_TRY(string_field(req, "snapshot", false));
@@ -288,6 +289,12 @@ Result<std::shared_ptr<Operation>> Daemon::import_container(const json &req) {
 
 Status Daemon::import_full(storage::ExportReader &reader, const std::string &name,
                            const ContainerConfig &config, Operation &op, bool exact_nics) {
+  // Its files carry the source's id range; shifting them into a range of this host is not built.
+  if (config.idmap)
+    return fail(fmt::format("importing {}: it was an unprivileged container (ids {}-{}), which cannot be "
+                            "imported yet",
+                            name, config.idmap->uid, config.idmap->uid + config.idmap->size - 1),
+                EOPNOTSUPP);
   auto t0 = std::chrono::steady_clock::now();
   const json &m = reader.manifest();
   auto progress = [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); };
@@ -336,7 +343,9 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
               {"hostname", config.hostname},
               {"env", config.env},
               {"restart", restart_policy_text(config.restart)},
-              {"onboot", config.onboot}};
+              {"onboot", config.onboot},
+              // Its files are owned by real root: it stays privileged whatever the default here.
+              {"privileged", true}};
   if (config.limits.memory_bytes)
     req["memory"] = *config.limits.memory_bytes;
   if (config.limits.cpus)

@@ -15,7 +15,7 @@ if(NOT TARGET bulkhead_storage_overlay)
   # bulkhead_storage brings libarchive and libcrypto, which Debian ships as shared objects only.
   # (storage/ may define this target itself; then that one is used.)
   add_library(bulkhead_storage_overlay STATIC ${CMAKE_SOURCE_DIR}/storage/overlay.cpp
-              ${CMAKE_SOURCE_DIR}/storage/mountinfo.cpp)
+              ${CMAKE_SOURCE_DIR}/storage/mountinfo.cpp ${CMAKE_SOURCE_DIR}/storage/idmapped.cpp)
   target_link_libraries(bulkhead_storage_overlay PUBLIC bulkhead_base)
 endif()
 

@@ -26,6 +26,8 @@
 #include "runtime/container.hpp"
 #include "runtime/process_id.hpp"
 #include "security/capabilities.hpp"
+#include "storage/idmapped.hpp"
+#include "storage/mountinfo.hpp"
 #include "storage/overlay.hpp"
 
 namespace bulkhead::daemon {
@@ -151,6 +153,60 @@ private:
   UniqueFd fd_;
 };
 
+// An unprivileged container's rootfs: the template (one copy, owned by 0 on disk) through a mount
+// idmapped into the container's range as the overlay's lower layer (overlayfs takes idmapped
+// layers since Linux 5.19), over an upper whose top belongs to the range's root. The idmapped
+// mount sits on <bundle>/lower only while the overlay is mounted: overlayfs keeps a private clone
+// of each layer, so it is detached right after and nothing is left of it to clean up.
+Status mount_unprivileged_rootfs(const MonitorLaunch &l) {
+  const IdMap &m = *l.config.idmap;
+  if (::mkdir(l.upper.c_str(), 0755) < 0 && errno != EEXIST)
+    return failf_errno("creating {}", l.upper);
+  if (::lchown(l.upper.c_str(), m.uid, m.gid) < 0)
+    return failf_errno("chown of {} to {}:{}", l.upper, m.uid, m.gid);
+  UniqueFd userns = BH_TRY(storage::make_userns_fd(m.uid, m.gid, m.size));
+  std::string lower = l.bundle + "/lower";
+  (void)storage::unmount_overlay(lower); // a monitor killed in between may have left one
+  BH_CHECK(context(storage::mount_idmapped(l.lower, lower, userns.get()), "the template layer"));
+  auto mounted = storage::mount_overlay({lower, l.upper, l.work, l.rootfs});
+  if (auto r = storage::unmount_overlay(lower); !r)
+    warn(r.error().text());
+  ::rmdir(lower.c_str());
+  return mounted;
+}
+
+// An init that manages its own cgroup subtree (systemd) runs as the range's root on the host in
+// an unprivileged container: it must own its cgroup directory and the files the cgroup v2
+// delegation model names (cgroup.procs, cgroup.threads, cgroup.subtree_control), as runc and LXC
+// hand them over. A failure only warns: inits that leave cgroups alone (busybox) run without.
+void delegate_cgroup(pid_t init_pid, const IdMap &m) {
+  auto text = read_file(fmt::format("/proc/{}/cgroup", init_pid));
+  std::string path;
+  if (text)
+    for (size_t pos = 0; pos < text->size();) {
+      size_t nl = text->find('\n', pos);
+      std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
+      if (line.rfind("0::", 0) == 0)
+        path = line.substr(3);
+      pos = nl == std::string::npos ? text->size() : nl + 1;
+    }
+  std::string mount;
+  for (const auto &e : storage::read_mountinfo())
+    if (e.fstype == "cgroup2" && mount.empty())
+      mount = e.mount_point;
+  if (path.empty() || mount.empty()) {
+    warn(fmt::format("unprivileged container: no cgroup v2 directory of init {} to hand over", init_pid));
+    return;
+  }
+  std::string dir = mount + path;
+  for (const char *f : {"", "/cgroup.procs", "/cgroup.threads", "/cgroup.subtree_control"}) {
+    std::string p = dir + f;
+    if (::lchown(p.c_str(), m.uid, m.gid) < 0 && errno != ENOENT)
+      warn(fmt::format("unprivileged container: chown of {} to {}:{}: {}", p, m.uid, m.gid,
+                       std::strerror(errno)));
+  }
+}
+
 Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
   const std::string &name = l.config.name;
   Revert revert;
@@ -168,7 +224,10 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
   w.gid = group_id("bulkhead");
 
   BH_CHECK(make_dir(l.bundle, 0700));
-  BH_CHECK(storage::mount_overlay({l.lower, l.upper, l.work, l.rootfs}));
+  if (l.config.idmap)
+    BH_CHECK(mount_unprivileged_rootfs(l));
+  else
+    BH_CHECK(storage::mount_overlay({l.lower, l.upper, l.work, l.rootfs}));
   revert.add([rootfs = l.rootfs] {
     if (auto r = storage::unmount_overlay(rootfs); !r)
       warn(r.error().text());
@@ -212,6 +271,8 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
       return failf_errno("pidfd_open of container init {}", w.init_pid);
     // Between create and start init is blocked, so the pid cannot have been reused yet.
     w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
+    if (l.config.idmap)
+      delegate_cgroup(w.init_pid, *l.config.idmap);
     if (!l.config.nets.empty())
       BH_CHECK(network_step(control_fd, w.init_pid));
     if (auto started = Runtime(ro).start(name); !started)

@@ -252,7 +252,7 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
 }
 
 Status write_network_files(Networks &networks, const std::string &upper, const std::string &hostname,
-                           const std::vector<NicConfig> &nics) {
+                           const std::vector<NicConfig> &nics, uid_t owner_uid, gid_t owner_gid) {
   if (nics.empty())
     return {};
   auto net = networks.get(nics.front().network);
@@ -273,8 +273,12 @@ Status write_network_files(Networks &networks, const std::string &upper, const s
   if (!root)
     return failf_errno("opening {}", upper);
   // /etc in the upper layer: made when absent (overlayfs merges it with the template's).
-  if (::mkdirat(root.get(), "etc", 0755) < 0 && errno != EEXIST)
+  if (::mkdirat(root.get(), "etc", 0755) == 0) {
+    if (::fchownat(root.get(), "etc", owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) < 0)
+      return failf_errno("chown of {}/etc to {}:{}", upper, owner_uid, owner_gid);
+  } else if (errno != EEXIST) {
     return failf_errno("creating {}/etc", upper);
+  }
   auto etc = storage::open_in_root(root.get(), "etc", O_PATH | O_DIRECTORY);
   if (!etc)
     return tl::unexpected(etc.error());
@@ -283,6 +287,8 @@ Status write_network_files(Networks &networks, const std::string &upper, const s
     if (::unlinkat(etc->get(), file, 0) < 0 && errno != ENOENT)
       return failf_errno("replacing {}/etc/{}", upper, file);
     BH_CHECK(write_file_atomic_at(etc->get(), file, *text, 0644));
+    if (::fchownat(etc->get(), file, owner_uid, owner_gid, AT_SYMLINK_NOFOLLOW) < 0)
+      return failf_errno("chown of {}/etc/{} to {}:{}", upper, file, owner_uid, owner_gid);
   }
   return {};
 }

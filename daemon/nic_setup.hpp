@@ -41,9 +41,11 @@ Status setup_nics(Networks &networks, std::vector<NicConfig> &nics, pid_t init_p
 Status setup_nic(Networks &networks, net::Netlink &host, net::Netlink &ct, const net::Netns &ct_ns,
                  NicConfig &nic, bool first, std::vector<net::LinkGuard> &guards);
 // /etc/resolv.conf (nameserver: the first NIC's network's bridge address) and /etc/hosts into the
-// container's upper layer, resolved inside it (a symlink cannot lead the write out).
+// container's upper layer, resolved inside it (a symlink cannot lead the write out). owner: the
+// host uid/gid of the container's root (an unprivileged container's range base), who must own
+// what is written so that root inside may change it; 0 for a privileged container.
 Status write_network_files(Networks &networks, const std::string &upper, const std::string &hostname,
-                           const std::vector<NicConfig> &nics);
+                           const std::vector<NicConfig> &nics, uid_t owner_uid = 0, gid_t owner_gid = 0);
 // "nics" of the Container object.
 nlohmann::json nics_json(const std::vector<NicConfig> &nics);
 

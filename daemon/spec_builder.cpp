@@ -206,6 +206,17 @@ json linux_section(const ContainerConfig &config, const SpecContext &ctx) {
   json ns = json::array();
   for (const char *t : {"pid", "mount", "ipc", "uts", "cgroup", "network"})
     ns.push_back(json{{"type", t}});
+  if (config.idmap) {
+    // Unprivileged (docs/unprivileged.md): its own user namespace, every other namespace owned by
+    // it, ids 0..65535 inside being its range outside.
+    ns.push_back(json{{"type", "user"}});
+    json uid =
+        json::array({json{{"containerID", 0}, {"hostID", config.idmap->uid}, {"size", config.idmap->size}}});
+    json gid =
+        json::array({json{{"containerID", 0}, {"hostID", config.idmap->gid}, {"size", config.idmap->size}}});
+    l["uidMappings"] = std::move(uid);
+    l["gidMappings"] = std::move(gid);
+  }
   l["namespaces"] = std::move(ns);
   l["cgroupsPath"] = ctx.cgroups_path;
   l["resources"] = resources(config.limits);

@@ -121,6 +121,8 @@ if in_tier 2; then
   fi
   echo "=== the systemd cgroup driver in the VM booted with systemd as PID 1: scope with Delegate=yes, MemoryMax, update, pause, delete leaves no unit"
   vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build
+  echo "=== unprivileged hosting scenario in the VM: 20 containers in their own user namespaces and id ranges (idmapped template), daemon SIGKILL, restart policy, lxcfs, destroy"
+  vm_stage "unprivileged hosting VM" bash tests/daemon/run-vm-scenario.sh build 20 unprivileged
   echo "=== networking in the VM: bridge, routed NIC from a neighbour, 10mbit cap, daemon SIGKILL, teardown"
   vm_stage "network VM" bash tests/daemon/run-vm-network.sh build
   echo "=== evacuation of a simulated host in the VM: dry run changes nothing, --parallel 2 moves what it can, the refused container runs on, creates refused meanwhile"

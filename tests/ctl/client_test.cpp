@@ -222,6 +222,36 @@ TEST(CtlClient, CreateSendsTheRequest) {
                             "init":["/bin/sh","-c","echo hi","--memory"]})"));
 }
 
+// Unprivileged containers (docs/unprivileged.md): the flags become the API's fields, both at
+// once is a usage error, and info says which host ids the container's ids are.
+TEST(CtlClient, CreatePrivilegedOrUnprivileged) {
+  FakeDaemon d;
+  json answer = json::parse(kContainers)[1];
+  answer["privileged"] = false;
+  answer["idmap"] = {{"uid", 165536}, {"gid", 231072}, {"size", 65536}};
+  d.answer("POST", "/1.0/containers", 201, answer.dump());
+  d.answer("GET", "/1.0/containers/web2", 200, answer.dump());
+  d.start();
+  auto r = run_ctl(with_socket(d, {"create", "web2", "--template", "busybox", "--unprivileged"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_ctl(with_socket(d, {"create", "web2", "--template", "busybox", "--privileged"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  r = run_ctl(with_socket(d, {"create", "web2", "--template", "busybox", "--privileged", "--unprivileged"}));
+  EXPECT_NE(r.status, 0) << r.out;
+  EXPECT_NE(r.err.find("excludes"), std::string::npos) << r.err;
+  auto reqs = d.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(json::parse(reqs[0].body)["unprivileged"], true) << reqs[0].body;
+  EXPECT_FALSE(json::parse(reqs[0].body).contains("privileged")) << reqs[0].body;
+  EXPECT_EQ(json::parse(reqs[1].body)["privileged"], true) << reqs[1].body;
+  r = run_ctl(with_socket(d, {"info", "web2"}));
+  EXPECT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(
+      r.out.find("unprivileged: 0-65535 inside are uids 165536-231071, gids 231072-296607 on the host\n"),
+      std::string::npos)
+      << r.out;
+}
+
 TEST(CtlClient, StateChangesWaitForTheirOperation) {
   FakeDaemon d;
   d.answer("PUT", "/1.0/containers/web1/state", 202, R"({"id":"op3","status":"running"})");

@@ -9,6 +9,7 @@
 #include "daemon/container_config.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
+#include "daemon/id_ranges.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/record_store.hpp"
 
@@ -159,6 +160,76 @@ TEST(RecordStoreTest, SaveLoadRemoveAndTornRecords) {
   EXPECT_FALSE(std::filesystem::exists(store.paths("a1").dir));
   EXPECT_TRUE(std::filesystem::exists(outside + "/keep"));
   std::filesystem::remove_all(root);
+}
+
+// Unprivileged containers' id ranges (daemon/id_ranges.hpp): root's entries only, blocks of
+// 65536 that never overlap a used range, a clear error when none is left or none exists.
+TEST(IdRangesTest, SubordinateIdsAllocationAndExhaustion) {
+  auto dir = std::filesystem::path(::testing::TempDir()) / "idranges";
+  std::filesystem::create_directories(dir);
+  std::ofstream(dir / "subuid") << "alice:100000:65536\nroot:200000:131072\n# note\n0:400000:65535\n";
+  std::ofstream(dir / "subgid") << "root:300000:196608\n";
+  std::ofstream(dir / "bad") << "root:12x:65536\n";
+  auto uids = read_subid_entries(dir / "subuid", "root", 0);
+  ASSERT_TRUE(uids) << uids.error().text();
+  ASSERT_EQ(uids->size(), 2u); // root by name and by uid; alice's is not root's
+  EXPECT_EQ((*uids)[0].start, 200000u);
+  EXPECT_EQ((*uids)[1].count, 65535u);
+  auto bad = read_subid_entries(dir / "bad", "root", 0);
+  ASSERT_FALSE(bad);
+  EXPECT_NE(bad.error().text().find("bad line 1"), std::string::npos) << bad.error().text();
+  EXPECT_TRUE(read_subid_entries(dir / "missing", "root", 0)->empty());
+
+  auto pool = load_id_pool("", dir / "subuid", dir / "subgid");
+  ASSERT_TRUE(pool) << pool.error().text();
+  std::vector<IdMap> used;
+  auto a = allocate_id_range(*pool, used);
+  ASSERT_TRUE(a);
+  EXPECT_EQ(a->uid, 200000u);
+  EXPECT_EQ(a->gid, 300000u);
+  EXPECT_EQ(a->size, 65536u);
+  used.push_back(*a);
+  auto b = allocate_id_range(*pool, used);
+  ASSERT_TRUE(b);
+  EXPECT_EQ(b->uid, 265536u); // the 65535-id entry of uid 0 is too small for a block
+  EXPECT_EQ(b->gid, 365536u);
+  used.push_back(*b);
+  auto c = allocate_id_range(*pool, used);
+  ASSERT_FALSE(c);
+  EXPECT_EQ(c.error().code, ENOSPC);
+  EXPECT_NE(c.error().text().find("no free id range"), std::string::npos) << c.error().text();
+  // A range used by a container of an older pool blocks every block it overlaps.
+  used = {IdMap{230000, 300000, 65536}};
+  auto d = allocate_id_range(*pool, used);
+  ASSERT_FALSE(d); // block 0 overlaps in uids and gids, block 1 (265536) overlaps 230000+65536
+  used = {IdMap{200000, 500000, 65536}};
+  EXPECT_EQ(allocate_id_range(*pool, used)->uid, 265536u);
+
+  auto none = load_id_pool("", dir / "missing", dir / "missing");
+  ASSERT_FALSE(none);
+  EXPECT_NE(none.error().text().find("root has no range"), std::string::npos) << none.error().text();
+  auto configured = load_id_pool("1000000:65536", dir / "missing", dir / "missing");
+  ASSERT_TRUE(configured);
+  EXPECT_EQ(allocate_id_range(*configured, {})->uid, 1000000u);
+  EXPECT_FALSE(parse_id_range("0:65536"));
+  EXPECT_FALSE(parse_id_range("100000:100"));
+  EXPECT_FALSE(parse_id_range("4294967000:65536"));
+  EXPECT_FALSE(parse_id_range("100000"));
+
+  // Kept in the record: round trip, and a map onto host root is refused.
+  ContainerConfig cfg;
+  cfg.name = "u";
+  cfg.template_name = "t";
+  cfg.idmap = IdMap{100000, 100000, 65536};
+  auto back = config_from_json(to_json(cfg));
+  ASSERT_TRUE(back) << back.error().text();
+  ASSERT_TRUE(back->idmap);
+  EXPECT_EQ(back->idmap->uid, 100000u);
+  auto j = to_json(cfg);
+  j["idmap"]["uid"] = 0;
+  EXPECT_FALSE(config_from_json(j));
+  cfg.idmap.reset();
+  EXPECT_FALSE(to_json(cfg).contains("idmap"));
 }
 
 TEST(EventBusTest, SubscribersGetEventsAndSlowOnesAreToldOfLosses) {

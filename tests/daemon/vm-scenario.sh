@@ -4,12 +4,31 @@
 # container still running on the same pid, one init killed and brought back by its restart policy
 # (restarts = 1), limits visible inside through lxcfs, a live limit change, and destroy of all
 # leaving no mount, cgroup, process, upper directory or record behind.
-# Usage: vm-scenario.sh BIN_DIR MAKE_ROOTFS_SCRIPT [N]
+# MODE "unprivileged" (docs/unprivileged.md): the same story with every container in its own user
+# namespace and id range (bulkheadd --unprivileged-default), plus the ranges checked: root inside
+# is the range's base outside, no two containers share a range, the cgroup is delegated.
+# Usage: vm-scenario.sh BIN_DIR MAKE_ROOTFS_SCRIPT [N] [MODE]
 set -euo pipefail
-bin=$1 mkrootfs=$2 n=${3:-50}
+bin=$1 mkrootfs=$2 n=${3:-50} mode=${4:-privileged}
 # /tmp: a tmpfs in the VM; overlayfs refuses an upper directory on the VM root (itself an overlay).
 work=$(mktemp -d /tmp/bhd-vm.XXXXXX)
 root=$work/root sock=$work/bulkheadd.sock
+daemon_flags=()
+if [[ $mode == unprivileged ]]; then
+  # The template must be idmappable: the VM's 6.1 kernel idmaps ext4 but not tmpfs (6.3) nor the
+  # 9p/overlay root, so the daemon's root is an ext4 image. The range roots must reach their
+  # rootfs: every directory above the root is searchable (o+x).
+  chmod 711 "$work"
+  modprobe loop 2>/dev/null || true
+  modprobe ext4 2>/dev/null || true
+  truncate -s 4G "$work/disk.img"
+  mkfs.ext4 -q -F "$work/disk.img"
+  mkdir "$work/ext4"
+  mount -o loop "$work/disk.img" "$work/ext4"
+  chmod 711 "$work/ext4"
+  root=$work/ext4/root
+  daemon_flags=(--id-range "100000:$((n * 65536))" --unprivileged-default)
+fi
 # The daemon's own lxcfs mount point on the VM's tmpfs: the default /var/lib/lxcfs is the host's
 # directory over 9p, where a dead lxcfs of the host (a stale FUSE mount) would break this test.
 lxcfs_dir=$(mktemp -d /tmp/bhd-vm-lxcfs.XXXXXX)
@@ -19,7 +38,7 @@ step() { echo "== $* ($(($(date +%s) - t0)) s)"; }
 t0=$(date +%s)
 
 start_daemon() {
-  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vm --lxcfs-dir "$lxcfs_dir" >>"$work/bulkheadd.log" 2>&1 &
+  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vm --lxcfs-dir "$lxcfs_dir" "${daemon_flags[@]}" >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
@@ -35,6 +54,21 @@ running=$(ctl list --json | jq '[.[] | select(.state == "running")] | length')
 [[ $running == "$n" ]] || fail "$running of $n running"
 ctl list --json | jq -r '.[] | "\(.name) \(.pid)"' | sort >"$work/pids.before"
 step "all $n running; $(ctl info c1 --json | jq -c '{pid, limits, usage}')"
+
+if [[ $mode == unprivileged ]]; then
+  pid1=$(ctl info c1 --json | jq .pid)
+  base=$(ctl info c1 --json | jq .idmap.uid)
+  [[ $(ctl info c1 --json | jq .privileged) == false ]] || fail "c1 is privileged"
+  [[ $(awk '{print $1, $2, $3}' "/proc/$pid1/uid_map") == "0 $base 65536" ]] || fail "uid_map of c1: $(cat "/proc/$pid1/uid_map")"
+  [[ $(stat -c %u "/proc/$pid1") == "$base" ]] || fail "init of c1 runs as uid $(stat -c %u "/proc/$pid1"), not $base"
+  [[ $(ctl exec c1 -- id -u) == 0 ]] || fail "uid inside c1 is not 0"
+  distinct=$(ctl list --json | jq '[.[].idmap.uid] | unique | length')
+  [[ $distinct == "$n" ]] || fail "$distinct distinct ranges for $n containers"
+  [[ $(stat -c %u /sys/fs/cgroup/bulkhead-vm/c1) == "$base" ]] || fail "the cgroup of c1 is not delegated to $base"
+  ctl exec c1 -- sh -c 'echo hi >/hello' || fail "writing in c1"
+  [[ $(stat -c %u "$root/containers/c1/disk/upper/hello") == "$base" ]] || fail "a file of c1 is not owned by $base"
+  step "unprivileged: c1's init is uid $base on the host and 0 inside, its cgroup and files are $base's; $distinct distinct ranges"
+fi
 
 memmax=$(cat /sys/fs/cgroup/bulkhead-vm/c1/memory.max)
 [[ $memmax == 268435456 ]] || fail "memory.max of c1 is $memmax"
@@ -87,7 +121,8 @@ ctl list --json | jq -r '.[].name' | xargs -P 4 -I{} "$bin/bulkheadctl" --socket
 [[ $(ctl list --json | jq length) == 0 ]] || fail "containers left"
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
-left_mounts=$(grep -c "$work" /proc/self/mountinfo || true)
+# Unprivileged mode: the daemon root's own ext4 mount is the test's, unmounted at the end.
+left_mounts=$(awk -v w="$work" -v e="$work/ext4" 'index($5, w) == 1 && $5 != e' /proc/self/mountinfo | wc -l)
 [[ $left_mounts == 0 ]] || fail "$left_mounts mounts left under $work"
 left_cg=$(find /sys/fs/cgroup/bulkhead-vm -mindepth 1 -type d 2>/dev/null | wc -l)
 [[ $left_cg == 0 ]] || fail "$left_cg cgroups left under /sys/fs/cgroup/bulkhead-vm"
@@ -96,5 +131,8 @@ pgrep -f bulkhead-monitor >/dev/null && fail "monitors left: $(pgrep -af bulkhea
 [[ -z $(ls -A "$root/sockets") ]] || fail "sockets left"
 [[ -z $(ls -A "$root/oci") ]] || fail "runtime state left"
 rmdir /sys/fs/cgroup/bulkhead-vm 2>/dev/null || true
+if [[ $mode == unprivileged ]]; then
+  umount "$work/ext4" || fail "unmounting the daemon root's ext4 image"
+fi
 step "nothing left: no mount, cgroup, process, upper directory or record"
-echo "vm-scenario: PASS ($n containers, $(($(date +%s) - t0)) s)"
+echo "vm-scenario: PASS ($n $mode containers, $(($(date +%s) - t0)) s)"

@@ -1,0 +1,50 @@
+// Id ranges of unprivileged system containers (issue 15 item 2, docs/unprivileged.md): each one
+// gets its own block of 65536 host uids and gids, carved from root's entries in /etc/subuid and
+// /etc/subgid (or from bulkheadd --id-range), so root inside is an unprivileged uid outside and
+// no two containers share an id. The allocation lives in the container's record (ContainerConfig::
+// idmap): the records are the only state, so a daemon restart or SIGKILL keeps every range and a
+// destroy frees its range with the record.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "bulkhead/result.hpp"
+#include "daemon/container_config.hpp"
+
+namespace bulkhead::daemon {
+
+inline constexpr uint32_t kIdRangeSize = 65536;
+
+// One subordinate id entry: ids [start, start + count).
+struct SubIdEntry {
+  uint64_t start = 0, count = 0;
+};
+
+// Where new ranges come from: root's uid and gid entries, and what they were read from (for errors).
+struct IdPool {
+  std::vector<SubIdEntry> uids, gids;
+  std::string source;
+};
+
+// The entries of `user` (a name, or its uid as a number, as shadow's tools accept) in a subuid or
+// subgid file. A missing file is no entry; an unreadable or malformed line is an error naming the
+// file and line.
+Result<std::vector<SubIdEntry>> read_subid_entries(const std::string &path, const std::string &user,
+                                                   uid_t uid);
+
+// "BASE:COUNT" (the --id-range of bulkheadd): the same block for uids and gids.
+Result<SubIdEntry> parse_id_range(const std::string &text);
+
+// configured: --id-range (empty: none). It wins over the files (the operator named it for this
+// daemon); otherwise root's entries of both files. Neither: an error that says what to add.
+Result<IdPool> load_id_pool(const std::string &configured, const std::string &subuid_path,
+                            const std::string &subgid_path);
+
+// The first block of kIdRangeSize uids and gids in the pool that overlaps none of `used` (the
+// ranges of the other containers). None left: ENOSPC naming the pool and how many it holds.
+Result<IdMap> allocate_id_range(const IdPool &pool, const std::vector<IdMap> &used);
+
+} // namespace bulkhead::daemon
