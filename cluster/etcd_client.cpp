@@ -297,13 +297,15 @@ Result<int64_t> EtcdClient::remove_prefix(const std::string &prefix) const {
   return json_int(res, "deleted");
 }
 
-Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s) const {
+Result<int64_t> EtcdClient::grant_lease(int64_t ttl_s, int64_t *granted_ttl_s) const {
   if (ttl_s <= 0)
     return failf("etcd lease: TTL must be positive, got {} s", ttl_s);
   auto res = BH_TRY(call("/v3/lease/grant", {{"TTL", std::to_string(ttl_s)}}));
   int64_t id = BH_TRY(json_int(res, "ID"));
   if (id == 0)
     return failf("etcd lease grant (TTL {} s): answer carries no lease ID: {}", ttl_s, res.dump());
+  if (granted_ttl_s)
+    *granted_ttl_s = json_int(res, "TTL").value_or(ttl_s);
   return id;
 }
 

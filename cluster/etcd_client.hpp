@@ -56,7 +56,9 @@ public:
 
   // A lease that expires ttl_s seconds after its last refresh; keys put with it vanish then,
   // which is how a crashed node's membership and claims disappear.
-  Result<int64_t> grant_lease(int64_t ttl_s) const;
+  // etcd raises a TTL below its minimum (1.5x its election timeout, rounded up to seconds):
+  // *granted_ttl_s, when given, receives the TTL it granted.
+  Result<int64_t> grant_lease(int64_t ttl_s, int64_t *granted_ttl_s = nullptr) const;
   // One refresh; returns the remaining TTL in seconds. Fails when the lease already expired:
   // the caller lost everything attached to it and must re-register.
   Result<int64_t> keep_alive(int64_t lease) const;

@@ -42,7 +42,8 @@ Status ClusterMember::join() {
     fmt::print(stderr, "bulkheadd: cluster: joining: {} (retrying)\n", r.error().message);
     std::this_thread::sleep_for(std::chrono::milliseconds(500));
   }
-  fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_, ttl_s_);
+  fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_,
+             granted_ttl_s_);
   return {};
 }
 
@@ -73,7 +74,15 @@ void ClusterMember::stop() {
 }
 
 Status ClusterMember::register_host() {
-  int64_t lease = BH_TRY(client_.grant_lease(ttl_s_));
+  int64_t granted = ttl_s_;
+  int64_t lease = BH_TRY(client_.grant_lease(ttl_s_, &granted));
+  if (granted != ttl_s_ && granted != granted_ttl_s_)
+    fmt::print(stderr,
+               "bulkheadd: cluster: warning: etcd granted a lease TTL of {} s, not the --cluster-ttl of {} s "
+               "(its minimum is 1.5x its --election-timeout): this host is declared dead {} s after it "
+               "stops\n",
+               granted, ttl_s_, granted);
+  granted_ttl_s_ = granted;
   if (auto r = put_host(lease); !r) {
     (void)client_.revoke_lease(lease);
     return r;
@@ -139,7 +148,7 @@ void ClusterMember::run() {
     if (lease_ == 0) {
       if (auto r = register_host(); r) {
         fmt::print(stderr, "bulkheadd: cluster: joined as {} (lease {:x}, TTL {} s)\n", host_, lease_,
-                   ttl_s_);
+                   granted_ttl_s_);
         last_keep_alive = std::chrono::steady_clock::now();
         warned = false;
       } else if (!warned) {

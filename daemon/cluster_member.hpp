@@ -72,6 +72,7 @@ private:
   cluster::EtcdClient client_;
   std::string host_, address_;
   int64_t ttl_s_ = kLeaseTtlS;
+  int64_t granted_ttl_s_ = 0; // what etcd granted (it may raise a TTL below its minimum)
   std::function<std::map<std::string, std::string>()> containers_;
   std::function<std::string()> host_state_;
   std::string published_state_; // the host record's state in etcd (the thread's)

@@ -22,6 +22,7 @@ add_dependencies(bulkhead_daemon_tests bulkheadd bulkheadctl bulkhead_monitor bu
 gtest_discover_tests(bulkhead_daemon_tests TEST_PREFIX "daemon." DISCOVERY_TIMEOUT 60 PROPERTIES TIMEOUT 600)
 
 # Units of the daemon core: records (durable writes, strict parsing), config values, events, operations.
-add_executable(bulkhead_daemon_unit_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/records_unit_test.cpp)
+add_executable(bulkhead_daemon_unit_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/records_unit_test.cpp
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_join_unit_test.cpp)
 target_link_libraries(bulkhead_daemon_unit_tests PRIVATE bulkhead_daemon GTest::gtest_main)
 gtest_discover_tests(bulkhead_daemon_unit_tests TEST_PREFIX "daemon_unit." DISCOVERY_TIMEOUT 60)

@@ -1,6 +1,7 @@
 // The etcd client against a real etcd (Debian's etcd-server, installed by tests/install-deps.sh):
 // one etcd per test binary on free 127.0.0.1 ports with a temporary data dir under /var/tmp.
 #include "cluster/etcd_client.hpp"
+#include "tests/support/loopback_port.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -36,27 +37,7 @@ namespace fs = std::filesystem;
 
 // A socket bound to a free port on 127.0.0.1; closing it frees the port for etcd (the kernel does
 // not hand the same ephemeral port out again right away).
-struct BoundPort {
-  int fd = -1;
-  int port = 0;
-  explicit BoundPort(bool listening = false) {
-    fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof(a);
-    if (fd < 0 || ::bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof(a)) < 0 ||
-        (listening && ::listen(fd, 16) < 0) || ::getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) < 0)
-      return;
-    port = ntohs(a.sin_port);
-  }
-  void close() {
-    if (fd >= 0)
-      ::close(fd);
-    fd = -1;
-  }
-  ~BoundPort() { close(); }
-};
+using BoundPort = bh_test::LoopbackPort;
 
 std::string find_in_path(const std::string &name) {
   const char *path = std::getenv("PATH");

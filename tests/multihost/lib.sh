@@ -468,6 +468,9 @@ mh_etcd_up() {
   mh_etcd_wait_healthy
 }
 # mh_etcd_start K [new|existing]: start member K (again: its data directory is kept).
+# Raft timing: heartbeat 300 ms, election timeout 3 s by default (no spurious elections in a loaded
+# TCG VM); MH_ETCD_HEARTBEAT_MS and MH_ETCD_ELECTION_MS override them. etcd's minimum lease TTL is
+# 1.5x the election timeout, rounded up: 5 s by default, so a --cluster-ttl of 3 s needs 2000 ms.
 mh_etcd_start() {
   local k=$1 state=${2:-existing} ip
   ip=$(mh_etcd_ip "$k")
@@ -475,7 +478,8 @@ mh_etcd_start() {
     --listen-client-urls "http://$ip:2379" --advertise-client-urls "http://$ip:2379" \
     --listen-peer-urls "http://$ip:2380" --initial-advertise-peer-urls "http://$ip:2380" \
     --initial-cluster "$(<"$MH_BASE/etcd/initial")" --initial-cluster-state "$state" \
-    --heartbeat-interval 300 --election-timeout 3000 >>"$MH_BASE/etcd/e$k.log" 2>&1 &
+    --heartbeat-interval "${MH_ETCD_HEARTBEAT_MS:-300}" --election-timeout "${MH_ETCD_ELECTION_MS:-3000}" \
+    >>"$MH_BASE/etcd/e$k.log" 2>&1 &
   echo $! >"$MH_BASE/etcd/e$k.pid"
   disown $!
 }

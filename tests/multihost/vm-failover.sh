@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Failover (docs/cluster.md "Failover", docs/replication.md; run inside tests/vm/run-in-vm.sh by
-# run-vm-failover.sh): a 3-member etcd cluster and three hosts in it (lease TTL 3 s); one etcd
-# member is killed before the host, so the failover runs on a quorum of two. ct1 on host1
+# run-vm-failover.sh): a 3-member etcd cluster and three hosts in it (--cluster-ttl 3, which etcd
+# raises to its minimum of 5 s with the test bed's election timeout of 3 s); one etcd member is killed before the host, so the failover runs on a quorum of two. ct1 on host1
 # is a counter: its shell keeps a number in memory, adds one a second and writes it to /count. It
 # is protected with host2 as its standby (memory mode, every 2 s). host1 dies as a whole (its pid
 # namespace's init SIGKILLed, its LAN link cut, no cleanup). Then:
