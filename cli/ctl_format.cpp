@@ -234,25 +234,40 @@ std::string container_view(const json &c) {
 
 std::string evacuation_table(const json &m) {
   bool dry = field<bool>(m, "dry_run", false);
+  // Spread over the cluster's hosts: each row says where its container went.
+  bool by_cluster = field<bool>(m, "by_cluster", false);
   std::vector<std::vector<std::string>> rows;
   const json list = m.value("containers", json::array());
   if (list.is_array())
     for (const auto &c : list) {
       std::string result = text(c, "result");
+      std::vector<std::string> row = {text(c, "name")};
+      if (by_cluster)
+        row.push_back(text(c, "remote").empty() ? "-" : text(c, "remote"));
       if (dry) {
-        rows.push_back({text(c, "name"), text(c, "state"), text(c, "mode"), result,
-                        field<bool>(c, "template_sent", false) ? "yes" : "no", text(c, "error")});
+        for (auto v : {text(c, "state"), text(c, "mode"), result,
+                       std::string(field<bool>(c, "template_sent", false) ? "yes" : "no"), text(c, "error")})
+          row.push_back(std::move(v));
+        rows.push_back(std::move(row));
         continue;
       }
       bool moved = result == "moved";
-      rows.push_back({text(c, "name"), text(c, "state"), text(c, "mode"), result,
-                      moved ? fmt::format("{} ms", field<int64_t>(c, "downtime_ms", 0)) : "-",
-                      moved ? human_size(field<uint64_t>(c, "bytes", 0)) : "-", text(c, "error")});
+      for (auto v : {text(c, "state"), text(c, "mode"), result,
+                     moved ? fmt::format("{} ms", field<int64_t>(c, "downtime_ms", 0)) : std::string("-"),
+                     moved ? human_size(field<uint64_t>(c, "bytes", 0)) : std::string("-"), text(c, "error")})
+        row.push_back(std::move(v));
+      rows.push_back(std::move(row));
     }
-  std::string out =
-      dry ? render_table({"NAME", "STATE", "MODE", "WOULD", "TEMPLATE-SENT", "WHY NOT"}, rows)
-          : render_table({"NAME", "STATE", "MODE", "RESULT", "DOWNTIME", "SENT", "ERROR"}, rows);
-  std::string to = text(m, "remote") + " (" + text(m, "address") + ")";
+  std::vector<std::string> head = {"NAME"};
+  if (by_cluster)
+    head.push_back("TO");
+  for (const char *h :
+       dry ? std::vector<const char *>{"STATE", "MODE", "WOULD", "TEMPLATE-SENT", "WHY NOT"}
+           : std::vector<const char *>{"STATE", "MODE", "RESULT", "DOWNTIME", "SENT", "ERROR"})
+    head.push_back(h);
+  std::string out = render_table(head, rows);
+  std::string to =
+      by_cluster ? std::string("the cluster's hosts") : text(m, "remote") + " (" + text(m, "address") + ")";
   if (dry)
     return out + fmt::format("dry run, nothing changed: {} would move to {}, {} would be refused\n",
                              field<int64_t>(m, "would_move", 0), to, field<int64_t>(m, "refused", 0));

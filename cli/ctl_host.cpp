@@ -46,10 +46,12 @@ void add_evacuate(CLI::App *host, Action &chosen) {
   };
   auto a = std::make_shared<Args>();
   auto *c = host->add_subcommand(
-      "evacuate", "move every container of this host to a paired remote (each as migrate moves it); new "
-                  "containers are refused meanwhile");
-  c->add_option("REMOTE", a->remote, "the remote (bulkheadctl remote list)")
-      ->required()
+      "evacuate", "move every container of this host to a paired remote, or in a cluster without REMOTE "
+                  "to the cluster's online hosts (each as migrate moves it); new containers are refused "
+                  "meanwhile");
+  c->add_option("REMOTE", a->remote,
+                "the remote (bulkheadctl remote list); left out in a cluster: each container goes to the "
+                "online paired host running the fewest")
       ->check(name_validator());
   c->add_flag("--dry-run", a->dry_run,
               "ask the remote about each container and print what would move and what would be refused; "
@@ -67,7 +69,9 @@ void add_evacuate(CLI::App *host, Action &chosen) {
               "\"result\", \"error\", \"downtime_ms\", \"bytes\"}...], ...}");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      json req = {{"remote", a->remote}, {"parallel", a->parallel}};
+      json req = {{"parallel", a->parallel}};
+      if (!a->remote.empty())
+        req["remote"] = a->remote;
       if (a->cold)
         req["mode"] = "cold";
       if (a->live)
@@ -86,9 +90,10 @@ void add_evacuate(CLI::App *host, Action &chosen) {
         if (!tty)
           return;
         const json p = op.value("progress", json::object());
-        std::string line = fmt::format(
-            "{} to {}: {} ({} of {} done)", a->dry_run ? "checking an evacuation" : "evacuating", a->remote,
-            p.value("stage", std::string("starting")), p.value("done", 0), p.value("total", 0));
+        std::string line =
+            fmt::format("{} to {}: {} ({} of {} done)", a->dry_run ? "checking an evacuation" : "evacuating",
+                        a->remote.empty() ? std::string("the cluster") : a->remote,
+                        p.value("stage", std::string("starting")), p.value("done", 0), p.value("total", 0));
         fmt::print("\r{}{}", line, std::string(drawn > line.size() ? drawn - line.size() : 0, ' '));
         std::fflush(stdout);
         drawn = line.size();

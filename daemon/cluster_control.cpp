@@ -64,7 +64,14 @@ Status ClusterControl::round() {
   // entry exists, so a placement read here without a local container is not one being created.
   auto placements = BH_TRY(client_.list(kPlacementPrefix));
   BH_CHECK(sync(placements));
-  return leader_.tick(member_.lease());
+  const uint64_t before = leader_.failovers();
+  BH_CHECK(leader_.tick(member_.lease()));
+  if (leader_.failovers() == before)
+    return {};
+  // This leader just moved placements: when this host is their standby, its activation starts now
+  // rather than a round later (recovery time is what failover is judged by).
+  placements = BH_TRY(client_.list(kPlacementPrefix));
+  return sync(placements);
 }
 
 Status ClusterControl::sync(const std::vector<std::pair<std::string, cluster::KeyValue>> &placements) {

@@ -95,11 +95,13 @@ Status ClusterLeader::failover_pass() {
                  from);
       return {};
     }
-    if (action == "container-failover")
+    if (action == "container-failover") {
+      ++failovers_;
       fmt::print(stderr, "bulkheadd: cluster: {} is dead: {} moves to its standby {} (epoch {})\n", from,
                  name, next.host, next.epoch);
-    else
+    } else {
       fmt::print(stderr, "bulkheadd: cluster: {} is lost: {}\n", name, next.lost_reason);
+    }
     event_(action, name, detail);
   }
   return {};

@@ -28,6 +28,9 @@ public:
   // containers. An etcd error ends the round; the next one starts afresh.
   Status tick(int64_t lease);
   bool leading() const { return leader_rev_ != 0; }
+  // Placements this leader moved to a standby so far: a change tells the caller to read the
+  // placements again at once (the standby may be this very host).
+  uint64_t failovers() const { return failovers_; }
 
 private:
   Status failover_pass();
@@ -36,6 +39,7 @@ private:
   std::string host_;
   EventFn event_;
   int64_t leader_rev_ = 0; // mod revision of /bulkhead/leader while it is ours, else 0
+  uint64_t failovers_ = 0;
 };
 
 } // namespace bulkhead::daemon

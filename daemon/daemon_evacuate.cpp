@@ -1,5 +1,7 @@
 // Evacuation of a host (docs/migration.md "Evacuating a host"): `bulkheadctl host evacuate REMOTE`
-// moves every container of this daemon to a paired remote, OpenVZ's "evacuate before maintenance".
+// moves every container of this daemon to a paired remote, OpenVZ's "evacuate before maintenance";
+// in a cluster, `host evacuate` without REMOTE spreads them over the cluster's online hosts this one
+// is paired with (daemon/evacuation_plan.hpp), and each migration hands its placement over.
 // Each container goes through Daemon::migrate (daemon_migrate.cpp), as its own operation with its
 // own guarantee (a container that fails to move runs on here as before); this file plans, runs at
 // most `parallel` of them at once and gathers their results in one operation.
@@ -11,8 +13,9 @@
 // |------|----------------------------------------------------------------------------------------|
 // | 1    | evacuate(): the request is checked; unless dry_run the host's state becomes evacuating: |
 // |      | create, start, restart, import, restore and incoming migrations are refused (EBUSY)    |
-// | 2    | the operation waits for creates already past their check, lists the containers, and    |
-// |      | asks the remote migrate.check for each over one connection (dry_run: that is all)      |
+// | 2    | the operation waits for creates already past their check, lists the containers (in a  |
+// |      | cluster without REMOTE: picks each one's host from etcd's view), and asks each remote  |
+// |      | migrate.check for its containers over one connection (dry_run: that is all)            |
 // | 3    | refused ones fail at once (nothing of them changed); the others migrate, at most        |
 // |      | `parallel` at once; a container starting or stopping is retried for up to a minute     |
 // | 4    | the state goes back to normal; the operation fails naming each container not moved    |
@@ -22,13 +25,17 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <map>
+#include <optional>
 #include <set>
 #include <thread>
 
 #include <fmt/core.h>
 #include <fmt/format.h>
 
+#include "daemon/cluster_member.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/evacuation_plan.hpp"
 #include "daemon/request_fields.hpp"
 
 namespace bulkhead::daemon {
@@ -46,6 +53,7 @@ constexpr int kPollMs = 200;
 
 struct Item {
   std::string name, state, mode, template_name;
+  std::string remote; // where it goes
   ContainerConfig config;
   // "" while pending; moved, failed, skipped; a dry run's would-move or refused.
   std::string result, error;
@@ -60,6 +68,7 @@ struct Item {
 
 json item_json(const Item &i, bool dry_run) {
   json j = {{"name", i.name},
+            {"remote", i.remote},
             {"state", i.state},
             {"mode", i.mode},
             {"template", i.template_name},
@@ -91,9 +100,11 @@ Status Daemon::refuse_while_evacuating(const std::string &what) {
   std::lock_guard lock(evac_mu_);
   if (!evacuating_)
     return {};
-  return fail(fmt::format("{}: refused, host is being evacuated ({} to remote {}, operation {}): it creates "
+  return fail(fmt::format("{}: refused, host is being evacuated ({} to {}, operation {}): it creates "
                           "and starts no container until that ends",
-                          what, options_.host_name, evacuation_.remote, evacuation_.operation),
+                          what, options_.host_name,
+                          evacuation_.remote.empty() ? "the cluster" : "remote " + evacuation_.remote,
+                          evacuation_.operation),
               EBUSY);
 }
 
@@ -125,7 +136,8 @@ json Daemon::host_info() {
 
 Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
   BH_CHECK(known_fields(req, {"remote", "parallel", "mode", "dry_run"}, "evacuate"));
-  std::string remote = BH_TRY(string_field(req, "remote", true));
+  // Without a remote, in a cluster: each container goes to a host the cluster picks.
+  std::string remote = BH_TRY(string_field(req, "remote", false));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (!mode.empty() && mode != "cold" && mode != "live")
     return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + mode + "\")", EINVAL);
@@ -144,12 +156,17 @@ Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
       return fail("\"dry_run\" must be true or false", EINVAL);
     dry_run = req["dry_run"].get<bool>();
   }
-  if (remote.empty() || !trust_->remote(remote))
+  if (remote.empty() && !cluster_)
+    return fail("\"remote\" is required: this host is in no cluster (bulkheadd --cluster), so there is no "
+                "one to pick the hosts",
+                EINVAL);
+  if (!remote.empty() && !trust_->remote(remote))
     return fail("no remote named \"" + remote +
                     "\" (bulkheadctl remote list shows them, remote add pairs one)",
                 ENOENT);
+  const std::string to = remote.empty() ? "the cluster's hosts" : remote;
   if (dry_run)
-    return operations_.start("Checking an evacuation of " + options_.host_name + " to " + remote, "/1.0/host",
+    return operations_.start("Checking an evacuation of " + options_.host_name + " to " + to, "/1.0/host",
                              [this, remote, parallel, mode](Operation &op) {
                                return evacuate_work(remote, parallel, mode, true, op);
                              });
@@ -157,12 +174,13 @@ Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
   std::lock_guard lock(evac_mu_);
   if (evacuating_)
     return fail(fmt::format("host {} is being evacuated already (to {}, operation {})", options_.host_name,
-                            evacuation_.remote, evacuation_.operation),
+                            evacuation_.remote.empty() ? "the cluster" : evacuation_.remote,
+                            evacuation_.operation),
                 EBUSY);
   evacuating_ = true;
   evacuation_ = Evacuation{"", remote, mode, parallel, now_unix_ms()};
   // The work clears the flag under evac_mu_, so it cannot end before the id is recorded here.
-  auto op = operations_.start("Evacuating " + options_.host_name + " to " + remote, "/1.0/host",
+  auto op = operations_.start("Evacuating " + options_.host_name + " to " + to, "/1.0/host",
                               [this, remote, parallel, mode](Operation &op) {
                                 return evacuate_work(remote, parallel, mode, false, op);
                               });
@@ -189,8 +207,12 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     while (creating_ > 0) // creates that passed their check before the flag: their containers count
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
-  auto remote = BH_TRY(trust_->remote(remote_name));
-  const std::string where = fmt::format("remote {} ({})", remote.name, remote.address);
+  const bool by_cluster = remote_name.empty();
+  std::optional<Remote> named;
+  if (!by_cluster)
+    named = BH_TRY(trust_->remote(remote_name));
+  const std::string where = by_cluster ? std::string("the cluster's hosts")
+                                       : fmt::format("remote {} ({})", named->name, named->address);
   const std::string what = fmt::format("{} {} to {}", dry_run ? "checking an evacuation of" : "evacuating",
                                        options_.host_name, where);
 
@@ -211,6 +233,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     i.state = e->rec.status.state;
     bool running = e->watch_fd && i.state == "running";
     i.mode = running && mode != "cold" ? "live" : "cold";
+    i.remote = remote_name;
     if (i.state == "frozen") {
       // migrate would move it stopped (its processes die): the owner decides.
       i.result = dry_run ? "refused" : "failed";
@@ -218,6 +241,44 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     }
     items.push_back(std::move(i));
   }
+  if (by_cluster && !items.empty()) {
+    // etcd's view at this moment: which hosts are online, and how many containers each runs.
+    op.set_progress("reading the cluster", 0, items.size());
+    auto view = cluster_view(cluster_->client(), options_.host_name);
+    if (!view)
+      return fail(fmt::format("{}: reading the cluster from etcd: {} (nothing was moved)", what,
+                              view.error().message),
+                  view.error().code);
+    std::vector<std::string> names;
+    for (const auto &i : items)
+      if (i.result.empty())
+        names.push_back(i.name);
+    auto plan = plan_cluster_evacuation(names, *view, options_.host_name,
+                                        [this](const std::string &h) { return !!trust_->remote(h); });
+    std::map<std::string, EvacuationTarget> by_name;
+    for (auto &t : plan)
+      by_name[t.name] = std::move(t);
+    for (auto &i : items) {
+      auto it = by_name.find(i.name);
+      if (it == by_name.end())
+        continue;
+      i.remote = it->second.remote;
+      if (i.remote.empty()) {
+        i.result = dry_run ? "refused" : "failed";
+        i.error = it->second.error;
+      }
+    }
+  }
+  // The remotes the items go to, each looked up once.
+  std::map<std::string, Remote> remotes;
+  for (const auto &i : items)
+    if (!i.remote.empty() && !remotes.count(i.remote)) {
+      auto r = trust_->remote(i.remote);
+      if (!r)
+        return fail(fmt::format("{}: remote {}: {} (nothing was moved)", what, i.remote, r.error().message),
+                    r.error().code);
+      remotes.emplace(i.remote, std::move(*r));
+    }
   auto publish = [&] {
     json list = json::array();
     int moved = 0, failed = 0, skipped = 0, would = 0, refused = 0;
@@ -230,8 +291,9 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       refused += i.result == "refused";
     }
     json m = {{"host", options_.host_name},
-              {"remote", remote.name},
-              {"address", remote.address},
+              {"remote", by_cluster ? std::string() : named->name},
+              {"address", by_cluster ? std::string() : named->address},
+              {"by_cluster", by_cluster},
               {"parallel", parallel},
               {"mode", mode.empty() ? json(nullptr) : json(mode)},
               {"dry_run", dry_run},
@@ -250,34 +312,37 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
   if (items.empty())
     return {};
 
-  // Step 2: the remote's verdict on each, before anything changes here.
+  // Step 2: each remote's verdict on its containers, before anything changes here.
   {
-    op.set_progress("connecting to " + remote.name, 0, items.size());
-    auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
-    if (!conn)
-      return fail(fmt::format("{}: cannot reach it: {} (nothing was moved)", what, conn.error().message),
-                  conn.error().code);
-    conn->set_timeout(kCheckTimeoutS);
     std::map<std::string, std::string> digests;
     size_t checked = 0;
-    for (auto &i : items) {
-      if (op.cancelled())
-        return fail("cancelled (nothing was moved)", ECANCELED);
-      op.set_progress("checking on " + remote.name, checked++, items.size());
-      if (!i.result.empty())
-        continue;
-      auto check = migrate_check_request(i.name, i.config, op, &digests).and_then([&](json req) {
-        return conn->request(req);
-      });
-      if (!check) {
-        i.result = dry_run ? "refused" : "failed";
-        i.error = from_remote(check.error(), remote.address);
-        continue;
+    for (const auto &[rname, remote] : remotes) {
+      op.set_progress("connecting to " + rname, checked, items.size());
+      auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
+      if (!conn)
+        return fail(fmt::format("{}: cannot reach remote {} ({}): {} (nothing was moved)", what, rname,
+                                remote.address, conn.error().message),
+                    conn.error().code);
+      conn->set_timeout(kCheckTimeoutS);
+      for (auto &i : items) {
+        if (i.remote != rname || !i.result.empty())
+          continue;
+        if (op.cancelled())
+          return fail("cancelled (nothing was moved)", ECANCELED);
+        op.set_progress("checking on " + rname, checked++, items.size());
+        auto check = migrate_check_request(i.name, i.config, op, &digests).and_then([&](json req) {
+          return conn->request(req);
+        });
+        if (!check) {
+          i.result = dry_run ? "refused" : "failed";
+          i.error = from_remote(check.error(), remote.address);
+          continue;
+        }
+        i.template_present = check->header.value("template_present", false);
+        i.template_sent = !i.template_present;
+        if (dry_run)
+          i.result = "would-move";
       }
-      i.template_present = check->header.value("template_present", false);
-      i.template_sent = !i.template_present;
-      if (dry_run)
-        i.result = "would-move";
     }
   }
   publish();
@@ -292,7 +357,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       continue;
     queue.push_back(&i);
     if (i.template_present)
-      on_target.insert(i.template_name);
+      on_target.insert(i.remote + "/" + i.template_name);
   }
   const size_t total = items.size();
   size_t finished = total - queue.size();
@@ -312,13 +377,14 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     int64_t now = now_unix_ms();
     for (auto it = queue.begin(); it != queue.end() && inflight.size() < static_cast<size_t>(parallel);) {
       Item &i = **it;
-      bool needs_template = !on_target.count(i.template_name);
-      if ((needs_template && sending.count(i.template_name)) || i.retry_at_ms > now) {
+      const std::string tkey = i.remote + "/" + i.template_name; // a template arrives once per host
+      bool needs_template = !on_target.count(tkey);
+      if ((needs_template && sending.count(tkey)) || i.retry_at_ms > now) {
         ++it;
         continue;
       }
       // Without a mode asked for, migrate picks by the state at this moment (live when running).
-      json mreq = {{"remote", remote_name}};
+      json mreq = {{"remote", i.remote}};
       if (!mode.empty())
         mreq["mode"] = i.mode;
       auto started = migrate(i.name, mreq);
@@ -341,7 +407,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       }
       i.op = *started;
       if (needs_template) {
-        sending.insert(i.template_name);
+        sending.insert(tkey);
         i.sending_template = true;
       }
       inflight.push_back(&i);
@@ -356,7 +422,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       }
       json j = i.op->to_json();
       if (i.sending_template)
-        sending.erase(i.template_name);
+        sending.erase(i.remote + "/" + i.template_name);
       if (j.value("status", "") == "success") {
         const json &m = j["metadata"];
         i.result = "moved";
@@ -364,7 +430,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
         i.downtime_ms = m.value("downtime_ms", int64_t{0});
         i.bytes = m.value("bytes", uint64_t{0});
         i.template_sent = m.value("template_sent", false);
-        on_target.insert(i.template_name);
+        on_target.insert(i.remote + "/" + i.template_name);
       } else {
         i.result = "failed";
         i.error = j.value("error", std::string());
@@ -397,7 +463,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     if (i.result != "moved")
       stayed.push_back(fmt::format("{} ({})", i.name, i.error.empty() ? i.result : i.error));
   events_.publish("host-evacuated", options_.host_name,
-                  {{"remote", remote.name}, {"moved", total - stayed.size()}, {"not_moved", stayed.size()}});
+                  {{"remote", remote_name}, {"moved", total - stayed.size()}, {"not_moved", stayed.size()}});
   if (!stayed.empty())
     return fail(fmt::format("{}: {} of {} containers did not move and stay here: {}", what, stayed.size(),
                             total, fmt::join(stayed, "; ")));

@@ -296,4 +296,47 @@ TEST_F(DaemonFailoverTest, MigrationHandsThePlacementOver) {
   EXPECT_FALSE(contains(log_of("a") + read_file(dir_ + "/bulkheadd.log"), "fencing the copy here"));
 }
 
+TEST_F(DaemonFailoverTest, EvacuateWithoutRemoteGoesToTheClustersPairedHosts) {
+  start_b();
+  start_host("a", kTtl3);
+  start_host("c", kTtl3); // online, but host-a is not paired with it: never a target
+  import_busybox();
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
+  for (const char *n : {"e1", "e2"})
+    ASSERT_TRUE(ctl_a({"create", n, "--template", "busybox", "--start"}).ok()) << n;
+  wait_cluster(
+      false,
+      [](const json &c) {
+        return placement_in(c, "e1")["host"] == "host-a" && placement_in(c, "e2")["host"] == "host-a";
+      },
+      10s);
+  // Not paired with any online host yet: each container is named with why, nothing moves.
+  auto none = ctl_a({"host", "evacuate", "--cold"});
+  EXPECT_FALSE(none.ok()) << none;
+  EXPECT_TRUE(contains(none.out + none.err, "no online host of the cluster is paired")) << none;
+  EXPECT_TRUE(contains(none.out + none.err, "host-c")) << none;
+  for (const char *n : {"e1", "e2"})
+    EXPECT_EQ(json::parse(ctl_a({"info", n, "--json"}).out)["state"], "running") << n;
+
+  auto trusted = ctl({"trust", "add", "host-a"});
+  ASSERT_TRUE(trusted.ok()) << trusted;
+  std::string out = trusted.out.substr(0, trusted.out.find_last_not_of('\n') + 1);
+  std::string token = out.substr(out.rfind('\n') + 1);
+  auto paired = ctl_a({"remote", "add", "host-b", "127.0.0.1:" + std::to_string(b_port_), "--token", token});
+  ASSERT_TRUE(paired.ok()) << paired;
+  auto moved = ctl_a({"host", "evacuate", "--cold", "--json"});
+  ASSERT_TRUE(moved.ok()) << moved << log_of("a");
+  json m = json::parse(moved.out, nullptr, false);
+  ASSERT_TRUE(m.is_object()) << moved;
+  EXPECT_EQ(m["by_cluster"], true) << m.dump();
+  EXPECT_EQ(m["moved"], 2) << m.dump();
+  for (const auto &c : m["containers"])
+    EXPECT_EQ(c["remote"], "host-b") << m.dump();
+  for (const char *n : {"e1", "e2"}) {
+    EXPECT_EQ(info(n)["state"], "running") << n;
+    EXPECT_FALSE(ctl_a({"info", n}).ok()) << n << ": the source's copy is gone";
+    EXPECT_EQ(etcd_json(std::string("/bulkhead/placement/") + n)["host"], "host-b") << n;
+  }
+}
+
 } // namespace

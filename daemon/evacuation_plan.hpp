@@ -1,0 +1,27 @@
+// Where `host evacuate` without a REMOTE sends each container, in a cluster (docs/migration.md
+// "Evacuating a host", docs/cluster.md): to the hosts the cluster lists online, other than this
+// one, that this host is paired with under their host names (the channel a migration needs),
+// spreading the containers so that the host with the fewest containers gets the next one (ties by
+// name). Liveness is etcd's (the view's host states); nothing here reads a clock.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace bulkhead::daemon {
+
+struct EvacuationTarget {
+  std::string name;   // the container
+  std::string remote; // the host it goes to; empty when none can take it
+  std::string error;  // why not, when remote is empty
+};
+
+// view: GET /1.0/cluster's answer (cluster_view); paired(host): whether a remote of that name exists.
+std::vector<EvacuationTarget> plan_cluster_evacuation(const std::vector<std::string> &containers,
+                                                      const nlohmann::json &view, const std::string &self,
+                                                      const std::function<bool(const std::string &)> &paired);
+
+} // namespace bulkhead::daemon
