@@ -29,6 +29,16 @@ std::vector<std::string> with(std::vector<std::string> a, const std::vector<std:
 class DaemonFailoverTest : public DaemonClusterTest {
 protected:
   void start_b() { start_daemon(with(cluster_flags("host-b", b_port_), kTtl3)); }
+  // Host A pairs with host B (the fixture's daemon) under B's host name: a one-time token from B.
+  void pair_a_with_b() {
+    auto trusted = ctl({"trust", "add", "host-a"});
+    ASSERT_TRUE(trusted.ok()) << trusted;
+    std::string out = trusted.out.substr(0, trusted.out.find_last_not_of('\n') + 1);
+    std::string token = out.substr(out.rfind('\n') + 1);
+    auto paired =
+        ctl_a({"remote", "add", "host-b", "127.0.0.1:" + std::to_string(b_port_), "--token", token});
+    ASSERT_TRUE(paired.ok()) << paired;
+  }
   // Edits a stopped host's container record (the daemon reads it at start): protection as
   // `bulkheadctl protect` records it (the replication branch's command).
   void protect_in_record(const std::string &record, const std::string &standby) {
@@ -272,12 +282,7 @@ TEST_F(DaemonFailoverTest, MigrationHandsThePlacementOver) {
   start_host("a", kTtl3);
   import_busybox();
   ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
-  auto trusted = ctl({"trust", "add", "host-a"});
-  ASSERT_TRUE(trusted.ok()) << trusted;
-  std::string out = trusted.out.substr(0, trusted.out.find_last_not_of('\n') + 1);
-  std::string token = out.substr(out.rfind('\n') + 1);
-  auto paired = ctl_a({"remote", "add", "host-b", "127.0.0.1:" + std::to_string(b_port_), "--token", token});
-  ASSERT_TRUE(paired.ok()) << paired;
+  ASSERT_NO_FATAL_FAILURE(pair_a_with_b());
   ASSERT_TRUE(ctl_a({"create", "mv", "--template", "busybox", "--start"}).ok());
   wait_cluster(
       false, [](const json &c) { return placement_in(c, "mv")["host"] == "host-a"; }, 10s);
@@ -318,12 +323,7 @@ TEST_F(DaemonFailoverTest, EvacuateWithoutRemoteGoesToTheClustersPairedHosts) {
   for (const char *n : {"e1", "e2"})
     EXPECT_EQ(json::parse(ctl_a({"info", n, "--json"}).out)["state"], "running") << n;
 
-  auto trusted = ctl({"trust", "add", "host-a"});
-  ASSERT_TRUE(trusted.ok()) << trusted;
-  std::string out = trusted.out.substr(0, trusted.out.find_last_not_of('\n') + 1);
-  std::string token = out.substr(out.rfind('\n') + 1);
-  auto paired = ctl_a({"remote", "add", "host-b", "127.0.0.1:" + std::to_string(b_port_), "--token", token});
-  ASSERT_TRUE(paired.ok()) << paired;
+  ASSERT_NO_FATAL_FAILURE(pair_a_with_b());
   auto moved = ctl_a({"host", "evacuate", "--cold", "--json"});
   ASSERT_TRUE(moved.ok()) << moved << log_of("a");
   json m = json::parse(moved.out, nullptr, false);
