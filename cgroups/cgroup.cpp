@@ -29,6 +29,16 @@ Result<std::string> cgroup2_mount() {
   return fail("no cgroup2 filesystem at /sys/fs/cgroup or /sys/fs/cgroup/unified");
 }
 
+Result<std::string> unified_cgroup_from(const std::string &text, const std::string &where) {
+  size_t pos = text.rfind("0::", 0) == 0 ? 0 : text.find("\n0::");
+  if (pos == std::string::npos)
+    return failf("{}: no cgroup v2 (\"0::\") line", where);
+  if (text[pos] == '\n')
+    ++pos;
+  size_t end = text.find('\n', pos);
+  return text.substr(pos + 3, end == std::string::npos ? std::string::npos : end - pos - 3);
+}
+
 namespace {
 
 // "/a//b/./c/" -> "/a/b/c"; nullopt when a component is "..".
@@ -68,14 +78,7 @@ Result<std::string> resolve_path(const std::string &cgroups_path, const std::str
   if (cgroups_path[0] == '/')
     return *cleaned;
   std::string self = self_cgroup.empty() ? BH_TRY(read_file("/proc/self/cgroup")) : self_cgroup;
-  std::string own = "/";
-  size_t pos = self.rfind("0::", 0) == 0 ? 0 : self.find("\n0::");
-  if (pos != std::string::npos) {
-    if (self[pos] == '\n')
-      ++pos;
-    size_t end = self.find('\n', pos);
-    own = self.substr(pos + 3, end == std::string::npos ? std::string::npos : end - pos - 3);
-  }
+  std::string own = unified_cgroup_from(self, "/proc/self/cgroup").value_or("/");
   // As runc: below the parent of our own cgroup, which (unlike ours, holding this very process)
   // may give controllers to children.
   auto parent = clean(own).value_or("/");

@@ -15,6 +15,9 @@ namespace bulkhead::cgroups {
 // The cgroup2 mount point, or an error when the host has none.
 Result<std::string> cgroup2_mount();
 
+// The cgroup v2 path ("0::" line) in the text of /proc/<pid>/cgroup; `where` names it in the error.
+Result<std::string> unified_cgroup_from(const std::string &proc_cgroup, const std::string &where);
+
 // linux.cgroupsPath -> path below the cgroup2 mount. Absolute paths are taken as given; relative
 // ones are placed under the parent of the caller's own cgroup (as runc does: the caller's cgroup
 // holds the caller, so it cannot hand controllers to a child); empty means "/bulkhead/<id>".

@@ -1,5 +1,7 @@
 #include "cgroups/systemd_scope.hpp"
 
+#include "cgroups/cgroup.hpp"
+
 #include <chrono>
 #include <csignal>
 #include <dlfcn.h>
@@ -129,16 +131,6 @@ Result<std::vector<UnitProperty>> systemd_properties(const oci::Resources &r) {
   if (r.pids && r.pids->limit.value_or(0) != 0)
     out.push_back({"TasksMax", limit_value(*r.pids->limit)});
   return out;
-}
-
-Result<std::string> unified_cgroup_from(const std::string &text, const std::string &where) {
-  size_t pos = text.rfind("0::", 0) == 0 ? 0 : text.find("\n0::");
-  if (pos == std::string::npos)
-    return failf("{}: no cgroup v2 (\"0::\") line", where);
-  if (text[pos] == '\n')
-    ++pos;
-  size_t end = text.find('\n', pos);
-  return text.substr(pos + 3, end == std::string::npos ? std::string::npos : end - pos - 3);
 }
 
 // ---------------------------------------------------------------------------------------- sd-bus

@@ -48,9 +48,6 @@ struct UnitProperty {
 // daemon-reload), instead of resetting files written behind its back to its defaults.
 Result<std::vector<UnitProperty>> systemd_properties(const oci::Resources &r);
 
-// The cgroup v2 path ("0::" line) in the text of /proc/<pid>/cgroup.
-Result<std::string> unified_cgroup_from(const std::string &proc_cgroup, const std::string &where);
-
 class SystemdBus {
 public:
   // Fails, naming what it looked at, when systemd is not PID 1 here (/run/systemd/system missing)

@@ -18,6 +18,7 @@
 #include "bulkhead/fd_passing.hpp"
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
+#include "cgroups/cgroup.hpp"
 #include "daemon/monitor.hpp"
 #include "daemon/monitor_checkpoint.hpp"
 #include "daemon/monitor_console_log.hpp"
@@ -27,7 +28,6 @@
 #include "runtime/process_id.hpp"
 #include "security/capabilities.hpp"
 #include "storage/idmapped.hpp"
-#include "storage/mountinfo.hpp"
 #include "storage/overlay.hpp"
 
 namespace bulkhead::daemon {
@@ -180,20 +180,10 @@ Status mount_unprivileged_rootfs(const MonitorLaunch &l) {
 // delegation model names (cgroup.procs, cgroup.threads, cgroup.subtree_control), as runc and LXC
 // hand them over. A failure only warns: inits that leave cgroups alone (busybox) run without.
 void delegate_cgroup(pid_t init_pid, const IdMap &m) {
-  auto text = read_file(fmt::format("/proc/{}/cgroup", init_pid));
-  std::string path;
-  if (text)
-    for (size_t pos = 0; pos < text->size();) {
-      size_t nl = text->find('\n', pos);
-      std::string line = text->substr(pos, nl == std::string::npos ? std::string::npos : nl - pos);
-      if (line.rfind("0::", 0) == 0)
-        path = line.substr(3);
-      pos = nl == std::string::npos ? text->size() : nl + 1;
-    }
-  std::string mount;
-  for (const auto &e : storage::read_mountinfo())
-    if (e.fstype == "cgroup2" && mount.empty())
-      mount = e.mount_point;
+  const std::string where = fmt::format("/proc/{}/cgroup", init_pid);
+  auto text = read_file(where);
+  std::string path = text ? cgroups::unified_cgroup_from(*text, where).value_or("") : "";
+  std::string mount = cgroups::cgroup2_mount().value_or("");
   if (path.empty() || mount.empty()) {
     warn(fmt::format("unprivileged container: no cgroup v2 directory of init {} to hand over", init_pid));
     return;

@@ -3,6 +3,7 @@
 // (tests/systemd/run-vm-systemd-cgroup.sh).
 #include <gtest/gtest.h>
 
+#include "cgroups/cgroup.hpp"
 #include "cgroups/systemd_scope.hpp"
 
 namespace bulkhead::cgroups {
