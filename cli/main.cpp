@@ -78,7 +78,7 @@ std::string completion(const CLI::App &app) {
 int main(int argc, char **argv) {
   using namespace bulkhead;
   CLI::App app{"bulkhead: an OCI container runtime (runc-compatible)", "bulkhead"};
-  std::string root = "/run/bulkhead", log_path, log_format = "text";
+  std::string root = default_state_root(), log_path, log_format = "text";
   bool debug = false, systemd_cgroup = false, version = false, generate_man = false,
        generate_completion = false;
   app.add_option("--root", root, "state directory");

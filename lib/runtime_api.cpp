@@ -36,8 +36,11 @@ bulkhead_status check_rt_id(const bulkhead_runtime *rt, const char *id) {
 
 std::vector<std::string> base_argv(const bulkhead_runtime *rt) {
   // The helper's errors come back as JSON lines on fd 3 (helper_spawn.cpp), apart from the output.
-  std::vector<std::string> argv = {rt->binary,  "--root",       rt->root, "--log",
-                                   "/dev/fd/3", "--log-format", "json"};
+  std::vector<std::string> argv = {rt->binary, "--log", "/dev/fd/3", "--log-format", "json"};
+  // No root given: the helper's own default (/run/bulkhead, or $XDG_RUNTIME_DIR/bulkhead for a
+  // rootless caller), decided where the runtime runs.
+  if (!rt->root.empty())
+    argv.insert(argv.begin() + 1, {"--root", rt->root});
   if (rt->systemd_cgroup)
     argv.push_back("--systemd-cgroup");
   return argv;
@@ -173,9 +176,9 @@ BH_API bulkhead_status bulkhead_runtime_new(const bulkhead_runtime_options *opti
     rt->binary = helper_path(o.binary, "BULKHEAD_BINARY", BULKHEAD_INSTALLED_BINARY);
     if (rt->binary.empty() || rt->binary[0] != '/')
       return set_error(BULKHEAD_E_INVALID, "helper binary \"" + rt->binary + "\" is not an absolute path");
-    rt->root = o.root != nullptr ? o.root : "/run/bulkhead";
-    if (rt->root.empty())
+    if (o.root != nullptr && *o.root == '\0')
       return set_error(BULKHEAD_E_INVALID, "runtime options: root is empty");
+    rt->root = o.root != nullptr ? o.root : "";
     rt->systemd_cgroup = o.systemd_cgroup != 0;
     *out = rt.release();
     return ok();

@@ -10,15 +10,17 @@
 // |---|--------------|---------------------------------------------------|-----------------------------------------|
 // | 1 | parent       | validate id+config, compile security (caps,       |                                         |
 // |   |              | seccomp BPF), mkdir+flock state dir, create       |                                         |
-// |   |              | cgroup (+resources, device eBPF), open namespace  |                                         |
+// |   |              | cgroup (+resources, device eBPF; rootless: none   |                                         |
+// |   |              | when not delegated and no limits), open namespace |                                         |
 // |   |              | paths, bind start.sock, connect console/listener  |                                         |
 // | 2 | parent       | clone3(new namespaces, CLONE_INTO_CGROUP)         | fds inherited: sync, start.sock listener |
 // | 2a| parent       | (no CLONE_INTO_CGROUP, or clone(2) because clone3 | Go -> child continues                   |
 // |   |              | is ENOSYS) write cgroup.procs                     |                                         |
 // | 2b| intermediate | (joining) setns paths, unshare user (+step 3),    | InitPid(pid) -> parent reaps it         |
 // |   |              | unshare rest, clone(CLONE_PARENT) init, exit      |                                         |
-// | 3 | child        | new user namespace only                           | UsernsReady -> parent writes uid/gid    |
-// |   |              |                                                   | maps -> UsernsMapped                    |
+// | 3 | child        | new user namespace only; a rootless parent (euid  | UsernsReady -> parent writes uid/gid    |
+// |   |              | != 0) needs it dumpable until the reply           | maps (own id, else newuidmap/newgidmap) |
+// |   |              |                                                   | -> UsernsMapped                         |
 // | 4 | init         | setresuid 0, cgroup/time ns, hostname, mounts,    | MountsReady (only with hooks) -> parent |
 // |   |              | devices, sysctls                                  | runs prestart+createRuntime -> HooksDone|
 // |   |              |                                                   | (payload: state JSON)                   |
@@ -60,6 +62,7 @@
 #include "runtime/container.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/init.hpp"
+#include "runtime/rootless.hpp"
 #include "runtime/sync.hpp"
 #include "security/plan.hpp"
 
@@ -186,6 +189,12 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   if (::stat(rootfs.c_str(), &st) < 0 || !S_ISDIR(st.st_mode))
     return failf("root.path {}: not a directory", rootfs);
   ns::NamespacePlan plan = BH_TRY(ns::plan_namespaces(spec));
+  // Without root, every other namespace and mount needs the capabilities of a user namespace's root.
+  if (::geteuid() != 0 && !plan.creates(CLONE_NEWUSER) && !plan.joins_flag(CLONE_NEWUSER))
+    return failf("rootless: bulkhead runs as uid {}, and a container made without root needs a user "
+                 "namespace: add {{\"type\": \"user\"}} to linux.namespaces with uidMappings and "
+                 "gidMappings (`bulkhead spec --rootless` writes such a config)",
+                 ::geteuid());
   log_debug(ro, fmt::format("create {}: config {} parsed and validated, rootfs {}", id, config_path, rootfs));
 
   // The systemd driver: the path, systemd itself and the cgroup2 mount are checked before anything
@@ -226,29 +235,46 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   } else if (auto mount = cgroups::cgroup2_mount()) {
     std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
     bool existed = ::access((*mount + path).c_str(), F_OK) == 0;
-    cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
-    // clone3 into a frozen cgroup gives a child that never runs, and create would wait forever.
-    // A cgroup someone else made and froze stays as it was.
-    auto frozen = cgroup.frozen();
-    if (!existed && (!frozen || *frozen))
-      (void)cgroup.destroy();
-    if (!frozen)
-      return tl::unexpected(frozen.error());
-    if (*frozen)
-      return failf("linux.cgroupsPath: cgroup {} is frozen (cgroup.events: frozen 1, set on it or an "
-                   "ancestor): thaw it or choose another cgroup",
-                   cgroup.full_path());
-    revert.add([cgroup] { (void)cgroup.destroy(); });
-    for (const auto &w : cgroups::device_rule_warnings(
-             spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
-      log_warning(ro, w);
-    // Limits and the device filter hold before any process enters the cgroup.
-    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
-    cgroup_fd = BH_TRY(cgroup.open_dir());
-    rec.cgroup_mount = *mount;
-    rec.cgroup_path = path;
-    log_debug(ro, fmt::format("create {}: cgroup {} ready (resources and device filter applied)", id,
-                              cgroup.full_path()));
+    auto made = cgroups::Cgroup::create(*mount, path);
+    // Rootless: a cgroup tree nobody delegated to this user is not writable. Like runc and crun,
+    // run without one unless the spec asks for limits, which nothing could then enforce.
+    bool denied =
+        !made && (made.error().code == EACCES || made.error().code == EPERM || made.error().code == EROFS);
+    if (denied && running_rootless()) {
+      if (cgroups::requests_controllers(spec.linux->resources))
+        return failf("linux.resources: a rootless container needs a cgroup delegated to uid {} to "
+                     "enforce limits, and {} (run bulkhead inside a delegated cgroup, e.g. systemd-run "
+                     "--user --scope -p Delegate=yes, or drop the limits)",
+                     ::geteuid(), made.error().text());
+      // Debug, not a warning: it is the normal case of rootless mode, and engines (conmon) report
+      // the runtime's first stderr line as the error of a failed create.
+      log_debug(ro,
+                fmt::format("rootless container {}: {}; running without a cgroup", id, made.error().text()));
+    } else {
+      cgroup = BH_TRY(std::move(made));
+      // clone3 into a frozen cgroup gives a child that never runs, and create would wait forever.
+      // A cgroup someone else made and froze stays as it was.
+      auto frozen = cgroup.frozen();
+      if (!existed && (!frozen || *frozen))
+        (void)cgroup.destroy();
+      if (!frozen)
+        return tl::unexpected(frozen.error());
+      if (*frozen)
+        return failf("linux.cgroupsPath: cgroup {} is frozen (cgroup.events: frozen 1, set on it or an "
+                     "ancestor): thaw it or choose another cgroup",
+                     cgroup.full_path());
+      revert.add([cgroup] { (void)cgroup.destroy(); });
+      for (const auto &w : cgroups::device_rule_warnings(
+               spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
+        log_warning(ro, w);
+      // Limits and the device filter hold before any process enters the cgroup.
+      BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+      cgroup_fd = BH_TRY(cgroup.open_dir());
+      rec.cgroup_mount = *mount;
+      rec.cgroup_path = path;
+      log_debug(ro, fmt::format("create {}: cgroup {} ready (resources and device filter applied)", id,
+                                cgroup.full_path()));
+    }
   } else if (cgroups::requests_controllers(spec.linux->resources)) {
     return failf("linux.resources: {}: this host has no cgroup v2 controllers, and bulkhead supports "
                  "cgroup v2 only: boot with the unified hierarchy (systemd.unified_cgroup_hierarchy=1 on "
@@ -278,9 +304,11 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
 
   // The container's root in a user namespace may not reach a bind source that host root can (one
   // below a 0700 root-owned directory): open them now, before anything runs as the mapped ids.
+  // Rootless (euid != 0) there is nothing to gain and no right to clone mount trees here: the
+  // container's root is the caller, and it binds its sources itself once in its user namespace.
   std::vector<UniqueFd> bind_sources;
   if ((plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) &&
-      spec.linux->has_namespace(oci::NamespaceType::Mount))
+      spec.linux->has_namespace(oci::NamespaceType::Mount) && ::geteuid() == 0)
     bind_sources = BH_TRY(rootfs::open_bind_sources(spec.mounts, bundle));
 
   const oci::Hooks &h = spec.hooks;
@@ -292,6 +320,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   if (!rec.cgroup_path.empty())
     args.cgroup_dir = rec.cgroup_mount + rec.cgroup_path;
   args.id = id;
+  args.rootless_parent = ::geteuid() != 0;
   args.sync_fd = child_end.get();
   args.start_listen_fd = start_listener.get();
   args.console_fd = spec.process->terminal ? console_fd : -1;

@@ -23,6 +23,7 @@
 #include "runtime/console.hpp"
 #include "runtime/hooks.hpp"
 #include "runtime/process_setup.hpp"
+#include "runtime/rootless.hpp"
 #include "runtime/sync.hpp"
 #include "security/plan.hpp"
 
@@ -93,9 +94,17 @@ Status expect(int fd, Msg type) {
   return expect_message(fd, type).map([](const Message &) {});
 }
 
-Status wait_for_id_maps(int sync_fd) {
+Status wait_for_id_maps(int sync_fd, bool rootless_parent) {
+  // A non-dumpable process's /proc files belong to root, so a rootless parent could not open our
+  // uid_map: dumpable only while it writes the maps (nothing of the container has run yet), as runc
+  // does for rootless containers.
+  if (rootless_parent)
+    ::prctl(PR_SET_DUMPABLE, 1);
   BH_CHECK(send_msg(sync_fd, Msg::UsernsReady));
-  return expect(sync_fd, Msg::UsernsMapped);
+  auto mapped = expect(sync_fd, Msg::UsernsMapped);
+  if (rootless_parent)
+    ::prctl(PR_SET_DUMPABLE, 0);
+  return mapped;
 }
 
 // Forks the real init into the pid namespace this process prepared (CLONE_PARENT keeps the
@@ -118,7 +127,7 @@ Status setup_namespaces(const InitArgs &a) {
     if (plan.creates(CLONE_NEWUSER)) {
       if (::unshare(CLONE_NEWUSER) < 0)
         return failf_errno("creating user namespace");
-      BH_CHECK(wait_for_id_maps(a.sync_fd));
+      BH_CHECK(wait_for_id_maps(a.sync_fd, a.rootless_parent));
     }
     unsigned long rest =
         plan.create_flags & ~static_cast<unsigned long>(CLONE_NEWUSER | CLONE_NEWCGROUP | CLONE_NEWTIME);
@@ -128,7 +137,7 @@ Status setup_namespaces(const InitArgs &a) {
     // Only init gets here. PR_SET_PDEATHSIG is cleared by fork.
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
   } else if (plan.creates(CLONE_NEWUSER)) {
-    BH_CHECK(wait_for_id_maps(a.sync_fd));
+    BH_CHECK(wait_for_id_maps(a.sync_fd, a.rootless_parent));
   }
   if (plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) {
     if (::setresgid(0, 0, 0) < 0)
@@ -174,7 +183,10 @@ Status build_rootfs(const InitArgs &a, UniqueFd &root_fd, std::vector<size_t> &l
   }
   root_fd = BH_TRY(rootfs::prepare_root(a.rootfs, lx.rootfs_propagation));
   BH_CHECK(security::check_special_mount_destinations(root_fd.get(), s));
-  bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER);
+  // Also a user namespace the runtime itself was run in (rootless podman's): device nodes cannot be
+  // made there either, only bound from the host.
+  bool in_userns = a.namespaces->creates(CLONE_NEWUSER) || a.namespaces->joins_flag(CLONE_NEWUSER) ||
+                   !in_initial_user_namespace();
   bool in_cgroupns = a.namespaces->creates(CLONE_NEWCGROUP) || a.namespaces->joins_flag(CLONE_NEWCGROUP);
   rootfs::MountContext ctx{root_fd.get(), a.bundle, in_userns, lx.mount_label, a.cgroup_dir, in_cgroupns};
   // A read-only /dev (or a read-only mount with mounts below it) is mounted writable and made

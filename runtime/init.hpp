@@ -28,6 +28,7 @@ struct InitArgs {
   // (rootfs::open_bind_sources), -1 for the others; empty otherwise.
   std::vector<int> bind_source_fds;
   pid_t parent_pid = 0;
+  bool rootless_parent = false;     // the parent's euid is not 0: it can map only what it may
   bool intermediate = false;        // this process only joins/creates namespaces, then forks init
   bool wait_for_cgroup = false;     // the parent moves us into the cgroup; wait for Go
   bool run_hooks_handshake = false; // prestart/createRuntime/createContainer hooks exist

@@ -53,7 +53,7 @@ typedef struct bulkhead_runtime bulkhead_runtime;
 
 typedef struct bulkhead_runtime_options {
   uint32_t size;
-  const char *root;   /* state directory; NULL: /run/bulkhead */
+  const char *root;   /* state directory; NULL: /run/bulkhead, rootless $XDG_RUNTIME_DIR/bulkhead */
   const char *binary; /* the helper; NULL: $BULKHEAD_BINARY, else the installed bin/bulkhead */
   int systemd_cgroup;
 } bulkhead_runtime_options;

@@ -18,8 +18,13 @@ namespace bulkhead {
 
 enum class LogLevel { Debug, Info, Warning, Error };
 
+// The state directory when none is given: /run/bulkhead for root; $XDG_RUNTIME_DIR/bulkhead for a
+// rootless caller (the rule of runc and crun: honoured when euid != 0, or when uid 0 of a user
+// namespace is not the user "root"); /run/user/EUID/bulkhead when XDG_RUNTIME_DIR is unset.
+std::string default_state_root();
+
 struct RuntimeOptions {
-  std::string root = "/run/bulkhead"; // state directory, one subdirectory per container
+  std::string root = default_state_root(); // state directory, one subdirectory per container
   bool systemd_cgroup = false;
   // Warnings the spec says must not fail an operation (poststart/poststop hooks) land here.
   std::function<void(LogLevel, const std::string &)> log;

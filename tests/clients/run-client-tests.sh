@@ -3,8 +3,8 @@
 # from Debian's packages) against a built bulkhead, inside the cgroup v2 VM of tests/vm.
 #
 # Usage: tests/clients/run-client-tests.sh [BUILD_DIR] [-- SUITE...]
-#   BUILD_DIR defaults to $BULKHEAD_BUILD_DIR, then <repo>/build. SUITE: containerd, podman
-#   (default both). TEST_FILTER=REGEX runs only the matching test_* functions.
+#   BUILD_DIR defaults to $BULKHEAD_BUILD_DIR, then <repo>/build. SUITE: containerd, podman,
+#   podman-rootless (default all three). TEST_FILTER=REGEX runs only the matching test_* functions.
 #   CLIENT_RUNTIME=/usr/sbin/runc runs the suites against Debian's runc instead, to tell a
 #   client's or the kernel's limit from a bulkhead bug.
 # Installs containerd, podman (with conmon), criu, wget and jq when missing. Exits 0 when every suite
@@ -16,12 +16,12 @@ build=${BULKHEAD_BUILD_DIR:-$repo/build}
 if (($#)) && [[ $1 != -- ]]; then build=$1; shift; fi
 [[ ${1:-} == -- ]] && shift
 suites=("$@")
-((${#suites[@]})) || suites=(containerd podman)
+((${#suites[@]})) || suites=(containerd podman podman-rootless)
 build=$(cd "$build" && pwd)
 [[ -x $build/cli/bulkhead ]] || { echo "run-client-tests: $build/cli/bulkhead not built" >&2; exit 125; }
 
 missing=()
-for p in containerd podman conmon criu jq bsdutils python3 wget iproute2; do
+for p in containerd podman conmon criu jq bsdutils python3 wget iproute2 uidmap; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
 if ((${#missing[@]})); then

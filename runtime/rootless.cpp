@@ -1,0 +1,41 @@
+#include "runtime/rootless.hpp"
+
+#include <cstdio>
+#include <cstdlib>
+#include <unistd.h>
+
+#include <fmt/core.h>
+
+#include "bulkhead/io.hpp"
+#include "bulkhead/runtime.hpp"
+
+namespace bulkhead {
+
+bool in_initial_user_namespace() {
+  auto map = read_file("/proc/self/uid_map");
+  if (!map)
+    return true; // no /proc: nothing says otherwise
+  unsigned long inside = 1, outside = 1, count = 0;
+  // The host's namespace maps all 2^32-1 ids onto themselves, in one line.
+  return std::sscanf(map->c_str(), "%lu %lu %lu", &inside, &outside, &count) == 3 && inside == 0 &&
+         outside == 0 && count == 4294967295UL;
+}
+
+bool running_rootless() { return ::geteuid() != 0 || !in_initial_user_namespace(); }
+
+std::string default_state_root() {
+  const char *xdg = std::getenv("XDG_RUNTIME_DIR");
+  bool has_xdg = xdg != nullptr && *xdg != '\0';
+  if (::geteuid() != 0)
+    return has_xdg ? std::string(xdg) + "/bulkhead" : fmt::format("/run/user/{}/bulkhead", ::geteuid());
+  if (has_xdg && !in_initial_user_namespace()) {
+    // `podman unshare` and rootless podman keep USER of the user who ran them; a root shell in a
+    // user namespace (USER=root) keeps the host's directory.
+    const char *user = std::getenv("USER");
+    if (user == nullptr || std::string(user) != "root")
+      return std::string(xdg) + "/bulkhead";
+  }
+  return "/run/bulkhead";
+}
+
+} // namespace bulkhead
