@@ -114,6 +114,7 @@ MountOptions parse_mount_options(const std::vector<std::string> &options) {
     }
     if (opt == "idmap" || opt == "ridmap") {
       out.idmap = true;
+      out.recursive_idmap = out.recursive_idmap || opt == "ridmap";
       continue;
     }
     bool matched = false;
@@ -189,9 +190,12 @@ uint64_t mount_attrs_from_flags(unsigned long ms, uint64_t *clear_mask) {
 
 std::vector<std::string> known_mount_options() {
   std::vector<std::string> out{"bind", "rbind", "tmpcopyup"};
-  for (const auto &f : kFlagOptions) out.emplace_back(f.name);
-  for (const auto &p : kPropagation) out.emplace_back(p.name);
-  for (const auto &r : kRecursive) out.emplace_back(r.name);
+  for (const auto &f : kFlagOptions)
+    out.emplace_back(f.name);
+  for (const auto &p : kPropagation)
+    out.emplace_back(p.name);
+  for (const auto &r : kRecursive)
+    out.emplace_back(r.name);
   std::sort(out.begin(), out.end());
   return out;
 }

@@ -20,7 +20,8 @@ struct MountOptions {
   bool bind = false;
   bool recursive_bind = false;
   bool tmpcopyup = false;
-  bool idmap = false;
+  bool idmap = false;           // "idmap" or "ridmap" (or uidMappings on the mount)
+  bool recursive_idmap = false; // "ridmap": every mount of an rbind tree
 };
 
 // Unknown "key=value" or bare words become filesystem data, as in runc.

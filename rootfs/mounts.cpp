@@ -7,6 +7,8 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "namespaces/id_maps.hpp"
+#include "namespaces/userns_fd.hpp"
 #include "rootfs/copy_tree.hpp"
 #include "rootfs/mount_options.hpp"
 #include "rootfs/safe_path.hpp"
@@ -125,13 +127,48 @@ std::string bind_source_path(const oci::Mount &m, const std::string &bundle) {
   return m.source;
 }
 
+bool is_idmapped(const oci::Mount &m) {
+  return parse_mount_options(m.options).idmap || !m.uid_mappings.empty();
+}
+
+namespace {
+
+Status idmap_tree(int tree_fd, const oci::Mount &m, const std::string &source,
+                  const std::vector<oci::IdMapping> &container_uids,
+                  const std::vector<oci::IdMapping> &container_gids) {
+  const auto &uids = m.uid_mappings.empty() ? container_uids : m.uid_mappings;
+  const auto &gids = m.gid_mappings.empty() ? container_gids : m.gid_mappings;
+  if (uids.empty() || gids.empty())
+    return failf("mount {}: idmap without uidMappings and gidMappings takes the container's user "
+                 "namespace mapping, and this container has none: give the mount its mappings",
+                 m.destination);
+  UniqueFd userns = BH_TRY(context(ns::userns_with_maps(ns::format_id_map(uids), ns::format_id_map(gids)),
+                                   "mount " + m.destination));
+  struct mount_attr attr {};
+  attr.attr_set = MOUNT_ATTR_IDMAP;
+  attr.userns_fd = static_cast<uint64_t>(userns.get());
+  unsigned int flags = AT_EMPTY_PATH | (parse_mount_options(m.options).recursive_idmap ? AT_RECURSIVE : 0);
+  if (::syscall(SYS_mount_setattr, tree_fd, "", flags, &attr, sizeof attr) < 0)
+    return failf_errno("mount {}: idmapping {} (mount_setattr MOUNT_ATTR_IDMAP needs root and a filesystem "
+                       "that supports idmapped mounts)",
+                       m.destination, source);
+  return {};
+}
+
+} // namespace
+
 Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &mounts,
-                                                const std::string &bundle) {
+                                                const std::string &bundle,
+                                                const std::vector<oci::IdMapping> &container_uids,
+                                                const std::vector<oci::IdMapping> &container_gids) {
   std::vector<UniqueFd> out(mounts.size());
   for (size_t i = 0; i < mounts.size(); ++i) {
     const oci::Mount &m = mounts[i];
-    if (!is_bind_mount(m))
+    if (!is_bind_mount(m)) {
+      if (is_idmapped(m))
+        return failf("mount {}: only bind mounts can be idmapped (type {:?})", m.destination, m.type);
       continue;
+    }
     std::string source = bind_source_path(m, bundle);
     // A detached copy of the source's mount tree (only its top mount without rbind, as a plain
     // MS_BIND would take), made while this process still has the host's credentials.
@@ -142,6 +179,8 @@ Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &m
     if (fd < 0)
       return failf_errno("mount {}: bind source {}", m.destination, source);
     out[i] = UniqueFd(fd);
+    if (is_idmapped(m))
+      BH_CHECK(idmap_tree(fd, m, source, container_uids, container_gids));
   }
   return out;
 }
@@ -149,8 +188,9 @@ Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &m
 Status mount_entry(const MountContext &ctx, const oci::Mount &m, int bind_source_fd) {
   MountOptions o = parse_mount_options(m.options);
   const std::string &dest = m.destination;
-  if (o.idmap)
-    return failf("mount {}: idmapped mounts are not supported yet", dest);
+  // The parent idmapped the source (open_bind_sources): only its tree can carry the mapping.
+  if ((o.idmap || !m.uid_mappings.empty()) && bind_source_fd < 0)
+    return failf("mount {}: an idmapped mount needs its source prepared by the runtime as root", dest);
   bool is_bind = o.bind || m.type == "bind";
 
   if (is_bind) {

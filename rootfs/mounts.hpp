@@ -31,13 +31,23 @@ Result<UniqueFd> prepare_root(const std::string &rootfs, const std::string &prop
 bool is_bind_mount(const oci::Mount &m);
 std::string bind_source_path(const oci::Mount &m, const std::string &bundle);
 
-// Parent side, for containers in a user namespace: each bind mount's source as a detached mount
-// tree (open_tree OPEN_TREE_CLONE), opened with the runtime's host credentials, as runc binds before
-// it drops to the mapped ids. The container's root (say host uid 100000) may not be able to reach a
-// source the config names (one below a 0700 root-owned directory); attaching the tree needs no
-// lookup. One entry per mount, empty for the mounts that are not binds.
+// Parent side, for containers in a user namespace or with idmapped mounts: each bind mount's
+// source as a detached mount tree (open_tree OPEN_TREE_CLONE), opened with the runtime's host
+// credentials, as runc binds before it drops to the mapped ids. The container's root (say host uid
+// 100000) may not be able to reach a source the config names (one below a 0700 root-owned
+// directory); attaching the tree needs no lookup. One entry per mount, empty for the mounts that
+// are not binds.
+// An idmapped mount (options "idmap"/"ridmap", or mounts[].uidMappings: runtime-spec 1.2) gets its
+// ids shifted here, where host root may do it: mount_setattr(MOUNT_ATTR_IDMAP) with a user
+// namespace of the mount's own mappings, or of the container's (`container_uids`/`gids`) when it
+// has none. Idmapping anything but a bind mount is refused.
 Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &mounts,
-                                                const std::string &bundle);
+                                                const std::string &bundle,
+                                                const std::vector<oci::IdMapping> &container_uids,
+                                                const std::vector<oci::IdMapping> &container_gids);
+
+// Whether an entry asks for an idmapped mount.
+bool is_idmapped(const oci::Mount &m);
 
 // Mounts one config entry at its destination, resolved inside the rootfs. `bind_source_fd`, when
 // not -1, is the entry's source from open_bind_sources, attached with move_mount.

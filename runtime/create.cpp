@@ -34,6 +34,7 @@
 // | * | child        | any failure: Error(text, errno), exit             | parent kills init, removes cgroup and   |
 // |   |              |                                                   | state dir (Revert), reports the error   |
 // clang-format on
+#include <algorithm>
 #include <climits>
 #include <csignal>
 #include <fcntl.h>
@@ -304,12 +305,19 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
 
   // The container's root in a user namespace may not reach a bind source that host root can (one
   // below a 0700 root-owned directory): open them now, before anything runs as the mapped ids.
-  // Rootless (euid != 0) there is nothing to gain and no right to clone mount trees here: the
-  // container's root is the caller, and it binds its sources itself once in its user namespace.
+  // Idmapped mounts are shifted here too, by host root. Rootless (euid != 0) there is nothing to
+  // gain and no right to clone mount trees: the container's root is the caller, and it binds its
+  // sources itself once in its user namespace.
+  bool idmapped = std::any_of(spec.mounts.begin(), spec.mounts.end(), rootfs::is_idmapped);
+  if (idmapped && ::geteuid() != 0)
+    return failf("mounts: idmapped mounts need root (mount_setattr(MOUNT_ATTR_IDMAP) on a host "
+                 "filesystem), and bulkhead runs as uid {}",
+                 ::geteuid());
   std::vector<UniqueFd> bind_sources;
-  if ((plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER)) &&
-      spec.linux->has_namespace(oci::NamespaceType::Mount) && ::geteuid() == 0)
-    bind_sources = BH_TRY(rootfs::open_bind_sources(spec.mounts, bundle));
+  bool in_userns = plan.creates(CLONE_NEWUSER) || plan.joins_flag(CLONE_NEWUSER);
+  if ((in_userns || idmapped) && spec.linux->has_namespace(oci::NamespaceType::Mount) && ::geteuid() == 0)
+    bind_sources = BH_TRY(
+        rootfs::open_bind_sources(spec.mounts, bundle, spec.linux->uid_mappings, spec.linux->gid_mappings));
 
   const oci::Hooks &h = spec.hooks;
   InitArgs args;

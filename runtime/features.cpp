@@ -57,7 +57,7 @@ std::string features_json() {
       {"apparmor", {{"enabled", security::apparmor_enabled()}}},
       {"selinux", {{"enabled", security::selinux_enabled()}}},
       {"intelRdt", {{"enabled", false}}},
-      {"mountExtensions", {{"idmap", {{"enabled", false}}}}},
+      {"mountExtensions", {{"idmap", {{"enabled", true}}}}},
   };
   // Checkpoint/restore is what this host's CRIU can do now (it is started and asked), under runc's
   // annotation key, with the details in "checkpoint".

@@ -2,18 +2,15 @@
 
 #include <fcntl.h>
 #include <linux/mount.h>
-#include <sched.h>
-#include <signal.h>
-#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/statfs.h>
 #include <sys/syscall.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/core.h>
 
 #include "bulkhead/io.hpp"
+#include "namespaces/userns_fd.hpp"
 #include "storage/mountinfo.hpp"
 
 namespace bulkhead::storage {
@@ -39,48 +36,9 @@ std::string fstype_of(const std::string &path) {
 } // namespace
 
 Result<UniqueFd> make_userns_fd(uint32_t uid, uint32_t gid, uint32_t size) {
-  int p[2];
-  if (::pipe2(p, O_CLOEXEC) < 0)
-    return failf_errno("pipe for the user namespace holder");
-  UniqueFd rd(p[0]), wr(p[1]);
-  pid_t parent = ::getpid();
-  pid_t pid = ::fork();
-  if (pid < 0)
-    return failf_errno("fork of the user namespace holder");
-  if (pid == 0) {
-    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-    if (::getppid() != parent)
-      ::_exit(1);
-    int err = ::unshare(CLONE_NEWUSER) < 0 ? errno : 0;
-    (void)!::write(wr.get(), &err, sizeof err);
-    for (;;)
-      ::pause(); // until the parent has the namespace's fd and kills us
-  }
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      ::kill(pid, SIGKILL);
-      while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
-      }
-    }
-  } reap{pid};
-  wr.reset();
-  int err = -1;
-  if (::read(rd.get(), &err, sizeof err) != sizeof err)
-    return fail("the user namespace holder died before reporting");
-  if (err)
-    return fail("unshare(CLONE_NEWUSER) for the container's id map", err);
-  // Written by us, root in the parent namespace: no newuidmap, and no setgroups "deny" needed.
-  for (auto [file, base] : {std::pair{"uid_map", uid}, std::pair{"gid_map", gid}}) {
-    std::string path = fmt::format("/proc/{}/{}", pid, file);
-    BH_CHECK(context(write_file_at(AT_FDCWD, path, fmt::format("0 {} {}\n", base, size), O_WRONLY),
-                     "writing " + path));
-  }
-  std::string ns = fmt::format("/proc/{}/ns/user", pid);
-  UniqueFd fd(::open(ns.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd)
-    return failf_errno("opening {}", ns);
-  return fd;
+  return context(
+      ns::userns_with_maps(fmt::format("0 {} {}\n", uid, size), fmt::format("0 {} {}\n", gid, size)),
+      "the container's id map");
 }
 
 Status mount_idmapped(const std::string &source, const std::string &target, int userns_fd) {

@@ -13,7 +13,8 @@ require_tools podman conmon newuidmap newgidmap runuser
 [[ $(id -u) == 0 ]] || die "run it as root: it creates the rootless user"
 make_work_dir
 
-# The user and its range; a range of its own that no other entry in /etc/subuid overlaps.
+# The user and its range: useradd allocates one (SUB_UID_MIN.. in /etc/login.defs) that no other
+# entry overlaps; a pre-existing user without one gets 1200000..1265535.
 USER_NAME=bhrootless
 SUB_START=1200000
 made_user=0
@@ -63,7 +64,8 @@ cgroup_manager = "cgroupfs"
 CONF
 chown "$USER_NAME:" "$W/containers.conf"
 as_user() {
-  runuser -u "$USER_NAME" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$W/home" USER="$USER_NAME" \
+  # From /: the caller's cwd (run-client-tests' 0700 stage) is not the user's to enter.
+  cd / && runuser -u "$USER_NAME" -- env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME="$W/home" USER="$USER_NAME" \
     XDG_RUNTIME_DIR="$W/xdg" CONTAINERS_CONF="$W/containers.conf" "$@"
 }
 podman_() {
