@@ -498,11 +498,16 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   }
   const int64_t run_ms = ms_since(t_run);
   (void)remove_tree(replica_dir(name));
-  json phases = {{"import", import_ms}, {how == "restored" ? "restore" : "boot", run_ms}};
+  // A stopped set is only imported: nothing booted, so no second phase is reported.
+  json phases = {{"import", import_ms}};
+  if (how != "stopped")
+    phases[how == "restored" ? "restore" : "boot"] = run_ms;
   const int64_t captured = meta.value("captured_unix_ms", int64_t{0});
-  fmt::print(stderr, "bulkheadd: activated the replica of {} from {} ({}) in {} ms (import {}, {} {}){}{}\n",
-             name, meta.value("source_host", std::string("?")), how, import_ms + run_ms, import_ms,
-             how == "restored" ? "restore" : "boot", run_ms, note.empty() ? "" : ": ", note);
+  std::string run_phase =
+      how == "stopped" ? "" : fmt::format(", {} {}", how == "restored" ? "restore" : "boot", run_ms);
+  fmt::print(stderr, "bulkheadd: activated the replica of {} from {} ({}) in {} ms (import {}{}){}{}\n", name,
+             meta.value("source_host", std::string("?")), how, import_ms + run_ms, import_ms, run_phase,
+             note.empty() ? "" : ": ", note);
   events_.publish("replica-activated", name,
                   {{"how", how},
                    {"source", meta.value("source_host", "")},

@@ -16,7 +16,6 @@
 #include <algorithm>
 #include <csignal>
 #include <fcntl.h>
-#include <fstream>
 #include <linux/close_range.h>
 #include <linux/sched.h>
 #include <optional>
@@ -30,6 +29,7 @@
 #include "bulkhead/fd_passing.hpp"
 #include "bulkhead/io.hpp"
 #include "bulkhead/runtime.hpp"
+#include "cgroups/cgroup.hpp"
 #include "oci/parse.hpp"
 #include "rootfs/pivot.hpp"
 #include "rootfs/safe_path.hpp"
@@ -138,20 +138,17 @@ Result<int> namespaces_to_join(pid_t pid) {
 // the host's cgroup namespace, reads as a full path), if it is below the container's cgroup.
 std::optional<UniqueFd> init_cgroup_fd(pid_t init, const std::string &mount,
                                        const std::string &container_cg) {
-  std::ifstream in(fmt::format("/proc/{}/cgroup", init));
-  std::string line;
-  while (std::getline(in, line)) {
-    if (!line.starts_with("0::"))
-      continue;
-    std::string path = line.substr(3);
-    if (path.find("/..") != std::string::npos || !path.starts_with(container_cg + "/"))
-      return std::nullopt;
-    UniqueFd fd(::open((mount + path).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd)
-      return std::nullopt;
-    return fd;
-  }
-  return std::nullopt;
+  const std::string where = fmt::format("/proc/{}/cgroup", init);
+  auto text = read_file(where);
+  if (!text)
+    return std::nullopt;
+  auto path = cgroups::unified_cgroup_from(*text, where);
+  if (!path || path->find("/..") != std::string::npos || !path->starts_with(container_cg + "/"))
+    return std::nullopt;
+  UniqueFd fd(::open((mount + *path).c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    return std::nullopt;
+  return fd;
 }
 
 // `--cgroup [CONTROLLER[,CONTROLLER]:]PATH` entries -> the one sub-cgroup PATH ("" for none),
