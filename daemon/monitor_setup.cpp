@@ -24,6 +24,7 @@
 #include "daemon/monitor_console_log.hpp"
 #include "daemon/monitor_io.hpp"
 #include "daemon/spec_builder.hpp"
+#include "namespaces/namespace_holder.hpp"
 #include "runtime/container.hpp"
 #include "runtime/process_id.hpp"
 #include "security/capabilities.hpp"
@@ -78,80 +79,17 @@ Status network_step(int control_fd, int init_pid) {
   return fail(j.value("abort", std::string("the daemon did not say start")));
 }
 
-// A process alone in a new network namespace (with lo up), so the daemon can put a restored
-// container's NICs there by pid before CRIU restores the tree into the namespace. Killed once the
-// tree holds the namespace (or on any failure), and dies with us (PDEATHSIG).
-class NetnsHolder {
-public:
-  static Result<NetnsHolder> spawn() {
-    int p[2];
-    if (::pipe2(p, O_CLOEXEC) < 0)
-      return failf_errno("pipe for the network namespace holder");
-    UniqueFd rd(p[0]), wr(p[1]);
-    pid_t parent = ::getpid();
-    pid_t pid = ::fork();
-    if (pid < 0)
-      return failf_errno("fork of the network namespace holder");
-    if (pid == 0) {
-      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
-      int err = 0;
-      if (::getppid() != parent)
-        ::_exit(1);
-      // Only the report pipe, as fd 3: a copy of the console socket here would keep its peer from
-      // ever seeing EOF, and the holder must not keep the daemon's control connection open.
-      int report = wr.release();
-      if (report != 3 && ::dup3(report, 3, O_CLOEXEC) < 0)
-        ::_exit(1);
-      report = 3;
-      ::close_range(4, ~0U, 0);
-      if (::unshare(CLONE_NEWNET) < 0)
-        err = errno;
-      else if (!loopback_up())
-        err = errno ? errno : EIO;
-      (void)!::write(report, &err, sizeof err);
-      ::close(report);
-      for (;;)
-        ::pause();
-    }
-    NetnsHolder h;
-    h.pid_ = pid;
-    wr.reset();
-    int err = -1;
-    if (::read(rd.get(), &err, sizeof err) != sizeof err)
-      return fail("the network namespace holder died before reporting");
-    if (err)
-      return fail("the network namespace holder: unshare(CLONE_NEWNET) or lo up", err);
-    h.fd_.reset(::open(fmt::format("/proc/{}/ns/net", pid).c_str(), O_RDONLY | O_CLOEXEC));
-    if (!h.fd_)
-      return failf_errno("opening /proc/{}/ns/net", pid);
-    return h;
-  }
-  NetnsHolder(NetnsHolder &&o) noexcept : pid_(std::exchange(o.pid_, 0)), fd_(std::move(o.fd_)) {}
-  NetnsHolder &operator=(NetnsHolder &&) = delete;
-  ~NetnsHolder() {
-    if (pid_ <= 0)
-      return;
-    ::kill(pid_, SIGKILL);
-    while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
-    }
-  }
-  pid_t pid() const { return pid_; }
-  int netns_fd() const { return fd_.get(); }
-
-private:
-  NetnsHolder() = default;
-  static bool loopback_up() {
-    UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
-    struct ifreq ifr {};
-    std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
-    if (!s || ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) < 0)
-      return false;
-    ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
-    return ::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0;
-  }
-  pid_t pid_ = 0;
-  UniqueFd fd_;
-};
+// lo up in a restored container's network namespace, made by a holder (ns::NamespaceHolder) so
+// the daemon can put the NICs there by pid before CRIU restores the tree into it: 0 or an errno.
+int loopback_up() {
+  UniqueFd s(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  struct ifreq ifr {};
+  std::strncpy(ifr.ifr_name, "lo", IFNAMSIZ - 1);
+  if (!s || ::ioctl(s.get(), SIOCGIFFLAGS, &ifr) < 0)
+    return errno ? errno : EIO;
+  ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
+  return ::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0 ? 0 : (errno ? errno : EIO);
+}
 
 // An unprivileged container's rootfs: the template (one copy, owned by 0 on disk) through a mount
 // idmapped into the container's range as the overlay's lower layer (overlayfs takes idmapped
@@ -273,12 +211,13 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
     // its addresses in place.
     // A restore is rare and slow (CRIU): its steps go to the monitor's log.
     ro.log = [](LogLevel, const std::string &m) { warn(m); };
-    NetnsHolder holder = BH_TRY(NetnsHolder::spawn());
+    // Killed once the tree holds the namespace (or on any failure).
+    ns::NamespaceHolder holder = BH_TRY(ns::NamespaceHolder::spawn(CLONE_NEWNET, "net", loopback_up));
     if (!l.config.nets.empty())
       BH_CHECK(network_step(control_fd, holder.pid()));
     auto restored = runtime::restore_container(
         ro, name, system_restore_options(l.restore_images, l.bundle, l.bundle + "/criu-restore"),
-        {console_theirs.get(), holder.netns_fd()});
+        {console_theirs.get(), holder.fd()});
     if (!restored)
       return tl::unexpected(
           with_context(restored.error(), "restoring container " + name + " from " + l.restore_images));

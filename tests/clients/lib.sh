@@ -30,6 +30,18 @@ remove_work_dir() {
   rmdir "$W" 2>/dev/null
 }
 
+# write_podman_conf FILE [ENGINE_LINE...]: podman's containers.conf for the test beds, which have no
+# journald and no network for containers: k8s-file logs, no network, events to a file next to FILE.
+write_podman_conf() {
+  local file=$1
+  shift
+  {
+    printf '[containers]\nlog_driver = "k8s-file"\nnetns = "none"\n'
+    printf '[engine]\nevents_logger = "file"\nevents_logfile_path = "%s/events.log"\n' "$(dirname "$file")"
+    (($#)) && printf '%s\n' "$@"
+  } >"$file"
+}
+
 # expect_eq WHAT EXPECTED ACTUAL
 expect_eq() {
   [[ $2 == "$3" ]] && return 0

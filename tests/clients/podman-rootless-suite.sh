@@ -51,17 +51,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# No journald or systemd in the test bed: file events, k8s-file logs, no network, and cgroupfs
-# (no cgroup is delegated to the user: podman and the runtime run containers without one).
-cat >"$W/containers.conf" <<CONF
-[containers]
-log_driver = "k8s-file"
-netns = "none"
-[engine]
-events_logger = "file"
-events_logfile_path = "$W/events.log"
-cgroup_manager = "cgroupfs"
-CONF
+# cgroupfs: no cgroup is delegated to the user, so podman and the runtime run containers without one.
+write_podman_conf "$W/containers.conf" 'cgroup_manager = "cgroupfs"'
 chown "$USER_NAME:" "$W/containers.conf"
 as_user() {
   # From /: the caller's cwd (run-client-tests' 0700 stage) is not the user's to enter.

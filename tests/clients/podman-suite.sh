@@ -20,15 +20,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# No journald or systemd in the test bed: file events, k8s-file logs, no network.
-cat >"$W/containers.conf" <<CONF
-[containers]
-log_driver = "k8s-file"
-netns = "none"
-[engine]
-events_logger = "file"
-events_logfile_path = "$W/events.log"
-CONF
+write_podman_conf "$W/containers.conf"
 export CONTAINERS_CONF=$W/containers.conf
 podman_() {
   podman --root "$W/storage" --runroot "$W/run" --tmpdir "$W/libpod" --storage-driver vfs \
