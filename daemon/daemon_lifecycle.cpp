@@ -369,8 +369,12 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &lock,
   const bool lock_inbound = !restore_images.empty() && !e.rec.config.nets.empty();
   auto started = launch_monitor(options_.monitor_binary, monitor_request(e.rec, *tmpl, restore_images),
                                 options_.start_timeout_ms, paths.monitor_log, [&](pid_t init_pid) -> Status {
-                                  BH_CHECK(setup_nics(networks_, e.rec.config.nets, init_pid));
-                                  return lock_inbound ? lock_restore_inbound(init_pid) : Status{};
+                                  // Locked before the NICs exist: a peer's retransmission that
+                                  // reached the addresses between their setup and the lock was
+                                  // answered with a reset (seen under load in the migrate VM).
+                                  if (lock_inbound)
+                                    BH_CHECK(lock_restore_inbound(init_pid));
+                                  return setup_nics(networks_, e.rec.config.nets, init_pid);
                                 });
   if (!started) {
     // The monitor undoes its own work when it can report; when it could not (killed at the

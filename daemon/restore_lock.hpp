@@ -6,8 +6,9 @@
 // during the downtime, and the addresses are announced, or answered for by proxy ARP/NDP, as soon
 // as the NICs exist) finds no socket, and the kernel answers with a reset: the connection that a
 // live migration was to keep dies. CRIU locks the network itself only for namespaces it restores;
-// ours is external, so the daemon drops every inbound packet not on lo from the NIC setup until
-// the restore is done, and the peers' retransmissions get through afterwards.
+// ours is external, so the daemon drops every inbound packet not on lo from before the NIC setup
+// (the rule names no interface, so it holds for the NICs made after it) until the restore is done,
+// and the peers' retransmissions get through afterwards.
 #pragma once
 
 #include <sys/types.h>
