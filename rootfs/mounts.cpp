@@ -133,7 +133,7 @@ bool is_idmapped(const oci::Mount &m) {
 
 namespace {
 
-Status idmap_tree(int tree_fd, const oci::Mount &m, const std::string &source,
+Status idmap_tree(int tree_fd, const oci::Mount &m, bool recursive, const std::string &source,
                   const std::vector<oci::IdMapping> &container_uids,
                   const std::vector<oci::IdMapping> &container_gids) {
   const auto &uids = m.uid_mappings.empty() ? container_uids : m.uid_mappings;
@@ -147,7 +147,7 @@ Status idmap_tree(int tree_fd, const oci::Mount &m, const std::string &source,
   struct mount_attr attr {};
   attr.attr_set = MOUNT_ATTR_IDMAP;
   attr.userns_fd = static_cast<uint64_t>(userns.get());
-  unsigned int flags = AT_EMPTY_PATH | (parse_mount_options(m.options).recursive_idmap ? AT_RECURSIVE : 0);
+  unsigned int flags = AT_EMPTY_PATH | (recursive ? AT_RECURSIVE : 0);
   if (::syscall(SYS_mount_setattr, tree_fd, "", flags, &attr, sizeof attr) < 0)
     return failf_errno("mount {}: idmapping {} (mount_setattr MOUNT_ATTR_IDMAP needs root and a filesystem "
                        "that supports idmapped mounts)",
@@ -173,14 +173,15 @@ Result<std::vector<UniqueFd>> open_bind_sources(const std::vector<oci::Mount> &m
     // A detached copy of the source's mount tree (only its top mount without rbind, as a plain
     // MS_BIND would take), made while this process still has the host's credentials.
     unsigned int flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC;
-    if (parse_mount_options(m.options).recursive_bind)
+    MountOptions o = parse_mount_options(m.options);
+    if (o.recursive_bind)
       flags |= AT_RECURSIVE;
     int fd = static_cast<int>(::syscall(SYS_open_tree, AT_FDCWD, source.c_str(), flags));
     if (fd < 0)
       return failf_errno("mount {}: bind source {}", m.destination, source);
     out[i] = UniqueFd(fd);
     if (is_idmapped(m))
-      BH_CHECK(idmap_tree(fd, m, source, container_uids, container_gids));
+      BH_CHECK(idmap_tree(fd, m, o.recursive_idmap, source, container_uids, container_gids));
   }
   return out;
 }
@@ -189,7 +190,7 @@ Status mount_entry(const MountContext &ctx, const oci::Mount &m, int bind_source
   MountOptions o = parse_mount_options(m.options);
   const std::string &dest = m.destination;
   // The parent idmapped the source (open_bind_sources): only its tree can carry the mapping.
-  if ((o.idmap || !m.uid_mappings.empty()) && bind_source_fd < 0)
+  if (is_idmapped(m) && bind_source_fd < 0)
     return failf("mount {}: an idmapped mount needs its source prepared by the runtime as root", dest);
   bool is_bind = o.bind || m.type == "bind";
 
