@@ -57,8 +57,15 @@ int main(int argc, char **argv) {
   app.add_option("--root", o.root, "state directory (records, templates, container layers)")
       ->capture_default_str();
   app.add_option("--socket", socket, "API socket")->capture_default_str();
-  app.add_option("--cgroup-parent", o.cgroup_parent, "cgroup under which containers are placed")
-      ->capture_default_str();
+  app.add_option("--cgroup-driver", o.cgroup_driver,
+                 "how containers get their cgroups: systemd (a transient scope each, PREFIX-NAME.scope in a "
+                 "slice), cgroupfs (a directory each), or auto: systemd when PID 1 is systemd and "
+                 "--cgroup-parent is not a cgroup path")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"auto", "systemd", "cgroupfs"}));
+  app.add_option("--cgroup-parent", o.cgroup_parent,
+                 "where containers' cgroups go: a cgroup path for cgroupfs (default /bulkhead), SLICE or "
+                 "SLICE:PREFIX for systemd (default machine.slice:bulkhead)");
   app.add_option("--monitor", o.monitor_binary,
                  "path of bulkhead-monitor (default: next to bulkheadd, else ../libexec/bulkhead/)");
   app.add_option("--lxcfs-dir", o.lxcfs_dir, "lxcfs mount point")->capture_default_str();

@@ -280,6 +280,9 @@ std::string host_view(const json &h) {
   std::string out = "host: " + text(h, "host_name") + "\n";
   out += "state: " + text(h, "state") + "\n";
   out += fmt::format("containers: {}\n", field<int64_t>(h, "containers", 0));
+  const json cg = h.value("cgroups", json());
+  if (cg.is_object())
+    out += fmt::format("cgroups: {} ({})\n", text(cg, "driver"), text(cg, "parent"));
   const json e = h.value("evacuation", json());
   if (e.is_object()) {
     out += "evacuating to: " + text(e, "remote") + "\n";

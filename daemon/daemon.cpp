@@ -17,6 +17,7 @@
 #include <fmt/core.h>
 
 #include "bulkhead/io.hpp"
+#include "cgroups/systemd_scope.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/lxcfs.hpp"
 #include "daemon/nic_host.hpp"
@@ -70,6 +71,27 @@ Runtime Daemon::runtime() const {
   return Runtime(ro);
 }
 
+// Fixed for the daemon's life. A container keeps the cgroup its runtime record names, so one
+// started under the other driver (before a restart with another --cgroup-driver) is still
+// stopped, updated and deleted the way it was made.
+Status Daemon::init_cgroup_placement() {
+  bool booted = ::access("/run/systemd/system", F_OK) == 0;
+  cgroups_ = BH_TRY(resolve_cgroup_placement(options_.cgroup_driver, options_.cgroup_parent, booted));
+  if (!cgroups_.systemd)
+    return {};
+  auto bus = cgroups::SystemdBus::connect();
+  if (bus)
+    return {};
+  if (options_.cgroup_driver == "systemd")
+    return tl::unexpected(with_context(bus.error(), "--cgroup-driver systemd"));
+  cgroups_ = BH_TRY(resolve_cgroup_placement("cgroupfs", "", booted));
+  fmt::print(stderr,
+             "bulkheadd: warning: systemd is PID 1 but its manager does not answer ({}); containers get "
+             "cgroupfs cgroups under {}\n",
+             bus.error().text(), cgroups_.parent);
+  return {};
+}
+
 Status Daemon::init() {
   started_ms_ = now_unix_ms();
   BH_CHECK(records_.init_dirs());
@@ -81,6 +103,7 @@ Status Daemon::init() {
     return failf_errno("another bulkheadd uses {} (lock {})", options_.root, lock_path);
   if (::access(options_.monitor_binary.c_str(), X_OK) < 0)
     return failf_errno("the monitor binary {}", options_.monitor_binary);
+  BH_CHECK(init_cgroup_placement());
   templates_.sweep_staging();
   snapshots_.sweep_staging();
   // The records first: the NAT tables that networks_.init() rebuilds carry the port forwards of

@@ -26,6 +26,7 @@
 
 #include "bulkhead/runtime.hpp"
 #include "bulkhead/unique_fd.hpp"
+#include "daemon/cgroup_placement.hpp"
 #include "daemon/cluster_control.hpp"
 #include "daemon/cluster_member.hpp"
 #include "daemon/container_disk.hpp"
@@ -47,8 +48,10 @@ namespace bulkhead::daemon {
 
 struct DaemonOptions {
   std::string root = "/var/lib/bulkhead";
-  std::string cgroup_parent = "/bulkhead";
-  std::string monitor_binary; // empty: bulkhead-monitor next to the daemon's own binary
+  // daemon/cgroup_placement.hpp: "" is the driver's default (/bulkhead, or machine.slice).
+  std::string cgroup_parent;
+  std::string cgroup_driver = "auto"; // auto, systemd or cgroupfs
+  std::string monitor_binary;         // empty: bulkhead-monitor next to the daemon's own binary
   std::string lxcfs_dir = "/var/lib/lxcfs";
   bool lxcfs = true; // bind lxcfs's /proc files into containers (started if not running)
   bool stop_containers_on_exit = false;
@@ -243,6 +246,10 @@ private:
   void supervise();
   void wake_supervisor();
   Status init_peers(); // daemon_remotes.cpp
+  Status init_cgroup_placement();
+  std::string cgroup_parent_text() const {
+    return cgroups_.systemd ? cgroups_.parent + ":" + cgroups_.prefix : cgroups_.parent;
+  }
   // daemon_migrate.cpp: the peer requests of a migration's target side (before peers_->start()).
   void register_migration_handlers();
   Status serve_migrate_check(migration::PeerConnection &conn, const migration::PeerMessage &request);
@@ -318,11 +325,12 @@ private:
   std::atomic<bool> stopping_{false}; // exits are stops from now on (no restarts)
   std::atomic<bool> quit_{false};     // the supervisor thread ends
   bool lxcfs_ready_ = false;
+  CgroupPlacement cgroups_; // resolved in init()
   int64_t started_ms_ = 0;
   std::unique_ptr<migration::PeerIdentity> identity_;
   std::unique_ptr<TrustStore> trust_;
   std::unique_ptr<PeerServer> peers_;
-  std::unique_ptr<ClusterMember> cluster_; // with --cluster
+  std::unique_ptr<ClusterMember> cluster_;  // with --cluster
   std::unique_ptr<ClusterControl> control_; // placements, fencing, activation, leader (with --cluster)
   // daemon/fencing.cpp. At start, before re-adoption: joins (an error when etcd cannot be reached)
   // and marks fenced the containers whose placement names another host.

@@ -114,7 +114,10 @@ json Daemon::host_info() {
     std::lock_guard lock(table_mu_);
     containers = entries_.size();
   }
-  json j = {{"host_name", options_.host_name}, {"containers", containers}, {"evacuation", nullptr}};
+  json j = {{"host_name", options_.host_name},
+            {"containers", containers},
+            {"cgroups", {{"driver", cgroups_.driver()}, {"parent", cgroup_parent_text()}}},
+            {"evacuation", nullptr}};
   std::lock_guard lock(evac_mu_);
   j["state"] = evacuating_ ? "evacuating" : "normal";
   if (evacuating_) {

@@ -18,7 +18,8 @@
 // |-----|---------------------------------------------------------------------------------------|
 // | ->  | {"config":<ContainerConfig>,"lower","upper","work","rootfs","bundle","oci_root",       |
 // |     |  "cgroups_path","init_path","lxcfs_dir","socket","log","log_max","state_file",       |
-// |     |  "exit_file", "restore_images"?}  (paths absolute; cgroups_path/lxcfs_dir may be "";|
+// |     |  "exit_file", "restore_images"?, "systemd_cgroup"?}  (paths absolute; cgroups_path   |
+// |     |  is "SLICE:PREFIX:NAME" with systemd_cgroup true; cgroups_path/lxcfs_dir may be "";  |
 // |     |  log_max >= 4096; restore_images: restore from this CRIU image directory instead of  |
 // |     |  create + start, into a fresh network namespace whose pid is sent as "created")      |
 // | <-  | only when config.nets is not empty, after Runtime create (init exists, blocked):     |

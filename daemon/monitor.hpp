@@ -17,7 +17,10 @@ struct MonitorLaunch {
   std::string lower, upper, work, rootfs; // overlay: template rootfs, container upper/work, target
   std::string bundle;                     // config.json is written here; rootfs is usually bundle/rootfs
   std::string oci_root;                   // RuntimeOptions::root
+  // linux.cgroupsPath: "/bulkhead/NAME", or "SLICE:PREFIX:NAME" for the runtime's systemd driver
+  // (systemd_cgroup; daemon/cgroup_placement.hpp).
   std::string cgroups_path;
+  bool systemd_cgroup = false;
   std::string init_path; // the template's init, when config.init is empty
   std::string lxcfs_dir; // empty: no lxcfs binds
   std::string socket;    // control socket to create (0660, group bulkhead)

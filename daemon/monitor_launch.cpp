@@ -45,9 +45,16 @@ template <class T> Result<T> number_at(const json &j, const char *key, const cha
 Result<MonitorLaunch> launch_from_json(const json &given) {
   json j = given;
   std::string restore_images;
-  if (j.contains("restore_images")) { // the one optional key
+  if (j.contains("restore_images")) { // optional
     restore_images = BH_TRY(string_at(j, "restore_images", true));
     j.erase("restore_images");
+  }
+  bool systemd_cgroup = false;
+  if (j.contains("systemd_cgroup")) { // optional: false
+    if (!j["systemd_cgroup"].is_boolean())
+      return fail("monitor launch: \"systemd_cgroup\" must be true or false");
+    systemd_cgroup = j["systemd_cgroup"].get<bool>();
+    j.erase("systemd_cgroup");
   }
   BH_CHECK(check_keys(j,
                       {"config", "lower", "upper", "work", "rootfs", "bundle", "oci_root", "cgroups_path",
@@ -73,6 +80,7 @@ Result<MonitorLaunch> launch_from_json(const json &given) {
   l.state_file = BH_TRY(string_at(j, "state_file", true));
   l.exit_file = BH_TRY(string_at(j, "exit_file", true));
   l.restore_images = std::move(restore_images);
+  l.systemd_cgroup = systemd_cgroup;
   if (l.config.name.empty())
     return fail("monitor launch: config.name is empty");
   return l;
@@ -96,6 +104,8 @@ json launch_to_json(const MonitorLaunch &l) {
          {"exit_file", l.exit_file}};
   if (!l.restore_images.empty())
     j["restore_images"] = l.restore_images;
+  if (l.systemd_cgroup)
+    j["systemd_cgroup"] = true;
   return j;
 }
 

@@ -175,6 +175,7 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
   UniqueFd console_ours(sv[0]), console_theirs(sv[1]);
   RuntimeOptions ro;
   ro.root = l.oci_root;
+  ro.systemd_cgroup = l.systemd_cgroup;
   ro.log = [](LogLevel level, const std::string &m) {
     if (level != LogLevel::Debug)
       warn(m);

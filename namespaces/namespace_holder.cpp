@@ -15,14 +15,15 @@
 namespace bulkhead::ns {
 
 Result<NamespaceHolder> NamespaceHolder::spawn(int clone_flag, const char *ns_name, int (*setup)()) {
+  const char *what = ns_name ? ns_name : "placeholder";
   int p[2];
   if (::pipe2(p, O_CLOEXEC) < 0)
-    return failf_errno("pipe for the {} namespace holder", ns_name);
+    return failf_errno("pipe for the {} namespace holder", what);
   UniqueFd rd(p[0]), wr(p[1]);
   pid_t parent = ::getpid();
   pid_t pid = ::fork();
   if (pid < 0)
-    return failf_errno("fork of the {} namespace holder", ns_name);
+    return failf_errno("fork of the {} namespace holder", what);
   if (pid == 0) {
     ::prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (::getppid() != parent)
@@ -33,7 +34,7 @@ Result<NamespaceHolder> NamespaceHolder::spawn(int clone_flag, const char *ns_na
     if (report != 3 && ::dup3(report, 3, O_CLOEXEC) < 0)
       ::_exit(1);
     ::close_range(4, ~0U, 0);
-    int err = ::unshare(clone_flag) < 0 ? errno : 0;
+    int err = clone_flag != 0 && ::unshare(clone_flag) < 0 ? errno : 0;
     if (err == 0 && setup != nullptr)
       err = setup();
     (void)!::write(3, &err, sizeof err);
@@ -46,9 +47,11 @@ Result<NamespaceHolder> NamespaceHolder::spawn(int clone_flag, const char *ns_na
   wr.reset();
   int err = -1;
   if (::read(rd.get(), &err, sizeof err) != sizeof err)
-    return failf("the {} namespace holder died before reporting", ns_name);
+    return failf("the {} namespace holder died before reporting", what);
   if (err)
-    return fail(fmt::format("the {} namespace holder: unshare or its setup", ns_name), err);
+    return fail(fmt::format("the {} namespace holder: unshare or its setup", what), err);
+  if (ns_name == nullptr)
+    return h;
   std::string path = fmt::format("/proc/{}/ns/{}", pid, ns_name);
   h.fd_.reset(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
   if (!h.fd_)

@@ -1,6 +1,8 @@
 // A process alone in a new namespace of one kind, kept until the holder goes: what makes a
 // namespace before anything runs in it (a user namespace with given maps for an idmapped mount, a
-// network namespace whose NICs are set up before CRIU restores a tree into it).
+// network namespace whose NICs are set up before CRIU restores a tree into it). With no namespace
+// (clone_flag 0, ns_name nullptr) it is a placeholder process: what holds a systemd scope, which is
+// only made with a pid in it, until CRIU has restored a tree into the scope's cgroup.
 #pragma once
 
 #include <sys/types.h>
@@ -15,8 +17,8 @@ public:
   // Forks a child that unshares `clone_flag` (CLONE_NEWUSER, CLONE_NEWNET, ...), runs `setup` in
   // the new namespace if given (0 or an errno), reports, and waits to be killed; it keeps no fd of
   // ours but its report pipe and dies with us (PDEATHSIG). `ns_name` is the /proc/PID/ns entry
-  // ("user", "net") opened once the child reported success. Single-threaded callers only (the
-  // runtime's create, bulkhead-monitor).
+  // ("user", "net") opened once the child reported success; nullptr opens none (fd() is -1).
+  // Single-threaded callers only (the runtime's create and restore, bulkhead-monitor).
   static Result<NamespaceHolder> spawn(int clone_flag, const char *ns_name, int (*setup)() = nullptr);
 
   NamespaceHolder(NamespaceHolder &&o) noexcept;

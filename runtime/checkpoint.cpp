@@ -15,6 +15,7 @@
 // - stdio pipes (descriptors.json, runc's file): restore hands its own stdio in their place.
 #include <csignal>
 #include <fcntl.h>
+#include <optional>
 #include <sched.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
@@ -38,6 +39,7 @@
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/foreground.hpp"
+#include "runtime/restore_scope.hpp"
 
 namespace bulkhead::runtime {
 
@@ -325,12 +327,6 @@ Result<UniqueFd> fresh_netns() {
 Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o,
                               RestoreFds fds) {
   BH_CHECK(oci::validate_container_id(id));
-  // CRIU restores into a cgroup the runtime made beforehand; a systemd scope needs a pid to be
-  // created with, which only exists once CRIU is done. Refused rather than silently restored into
-  // a cgroupfs cgroup.
-  if (ro.systemd_cgroup)
-    return fail("restore --systemd-cgroup: restoring into a systemd scope is not supported; restore with the "
-                "cgroupfs driver (without --systemd-cgroup)");
   auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
   unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
   std::string images = default_image_path(o.image_path);
@@ -354,6 +350,9 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   if (!::realpath(root_path.c_str(), buf))
     return failf_errno("root.path {}", root_path);
   std::string rootfs = buf;
+  std::optional<RestoreScope> scope;
+  if (ro.systemd_cgroup)
+    scope.emplace(BH_TRY(RestoreScope::prepare(spec, id)));
   if (!o.work_path.empty())
     BH_CHECK(make_dir(o.work_path, "--work-path"));
   ::prctl(PR_SET_DUMPABLE, 0);
@@ -380,7 +379,15 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   rec.has_pid_namespace = find_namespace(spec, oci::NamespaceType::Pid) != nullptr;
 
   cgroups::Cgroup cgroup;
-  if (auto mount = cgroups::cgroup2_mount()) {
+  if (scope) {
+    cgroup = BH_TRY(scope->start(spec, id));
+    revert.add([&scope] { scope->abandon(); });
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+    rec.cgroup_driver = "systemd";
+    rec.systemd_unit = scope->unit();
+    rec.cgroup_mount = scope->mount();
+    rec.cgroup_path = cgroup.path();
+  } else if (auto mount = cgroups::cgroup2_mount()) {
     std::string path = BH_TRY(cgroups::resolve_path(spec.linux->cgroups_path, id));
     cgroup = BH_TRY(cgroups::Cgroup::create(*mount, path));
     revert.add([cgroup] { (void)cgroup.destroy(); });
@@ -466,6 +473,9 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     while (::waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
     }
   });
+  // The tree is in the scope's cgroup: the scope no longer needs its first pid.
+  if (scope)
+    scope->release_placeholder();
   // A tree dumped from a frozen cgroup (a paused container, or bulkheadd's checkpoint, which
   // pauses to copy the disk consistently) may come back frozen; a restored container runs.
   BH_CHECK(thaw_if_left_frozen(rec, false));

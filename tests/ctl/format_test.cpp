@@ -195,6 +195,10 @@ TEST(CtlFormat, EvacuationTable) {
 TEST(CtlFormat, HostViewAndNote) {
   json normal = {{"host_name", "host1"}, {"state", "normal"}, {"containers", 3}, {"evacuation", nullptr}};
   EXPECT_EQ(host_view(normal), "host: host1\nstate: normal\ncontainers: 3\n");
+  json on_systemd = normal;
+  on_systemd["cgroups"] = {{"driver", "systemd"}, {"parent", "machine.slice:bulkhead"}};
+  EXPECT_EQ(host_view(on_systemd),
+            "host: host1\nstate: normal\ncontainers: 3\ncgroups: systemd (machine.slice:bulkhead)\n");
   EXPECT_EQ(host_note(normal), "");
   json busy = normal;
   busy["state"] = "evacuating";

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The systemd cgroup driver scenario (tests/systemd/vm-systemd-cgroup.sh) in the VM booted with
-# systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR.
-# Then, in the same boot, containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and
+# systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR, then
+# bulkheadd on that systemd host (vm-daemon-systemd.sh: a scope per container). Then, in the same boot, containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and
 # podman --cgroup-manager systemd (vm-podman-systemd.sh) running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
 # --systemd-cgroup is a clear error there and leaves nothing behind.
 # Usage: tests/systemd/run-vm-systemd-cgroup.sh [BUILD_DIR]   (BULKHEAD_VM_TIMEOUT, default 900 s)
@@ -15,7 +15,8 @@ start=$(date +%s)
 # The VM mounts fresh /tmp and /run: stage the binary under /var/tmp.
 stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkhead" "$stage/bulkhead"
+cp "$build/cli/bulkhead" "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
+cp "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
 # The clients (vm-containerd-systemd.sh, vm-podman-systemd.sh) when Debian's containerd and
 # podman are installed (tests/clients/run-client-tests.sh installs them); each missing one is said.
 clients=()
@@ -27,6 +28,7 @@ cat >"$stage/all.sh" <<'SH'
 here=$1 bh=$2 image=$3
 shift 3
 bash "$here/vm-systemd-cgroup.sh" "$bh" || exit 1
+bash "$here/vm-daemon-systemd.sh" "$(dirname "$bh")" "$(dirname "$bh")/make-busybox-rootfs.sh" || exit 1
 rc=0
 for c in "$@"; do bash "$here/vm-$c-systemd.sh" "$bh" "$image" || rc=1; done
 exit $rc

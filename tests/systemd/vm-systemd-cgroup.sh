@@ -6,7 +6,10 @@
 #   leaves no state, unit or cgroup; create (--systemd-cgroup=true) gives a transient scope with
 #   Delegate=yes whose MemoryMax/TasksMax/CPUWeight match the cgroup files; start, update (unit
 #   property and file), pause/resume (freezer), kill + delete (no unit, no cgroup left); run with
-#   the default path system.slice:bulkhead:ID; delete --force of a running container.
+#   the default path system.slice:bulkhead:ID; delete --force of a running container; checkpoint
+#   (CRIU) of a scoped container and restore --systemd-cgroup into a new scope: the counter in
+#   memory goes on, limits are unit properties again, no placeholder left; a restore that CRIU
+#   fails leaves no unit, cgroup or state.
 # Usage: vm-systemd-cgroup.sh BULKHEAD_BINARY
 set -euo pipefail
 bh_bin=$1
@@ -35,7 +38,7 @@ step "guest: PID 1 is $(cat /proc/1/comm), $(systemctl --version | head -1)"
 # the TCG guest (one exec each over 9p).
 mkdir -p "$work/bundle/rootfs/"{bin,proc,sys,dev,tmp}
 cp /bin/busybox "$work/bundle/rootfs/bin/busybox"
-for applet in sh sleep cat true; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
+for applet in sh sleep cat true mv usleep; do ln -s busybox "$work/bundle/rootfs/bin/$applet"; done
 (cd "$work/bundle" && "$bh_bin" spec)
 spec() { # JQ-FILTER: a config.json from the generated one
   jq "$1" "$work/bundle/config.json.orig" >"$work/bundle/config.json"
@@ -133,6 +136,68 @@ echo "refused: $out"
 expect_eq "the other scope" "$(prop bh-dup.scope ActiveState)" active
 [[ -z $(bh list -q) ]] || fail "state left behind after the refused duplicate"
 systemctl stop bh-dup.scope
+
+step "checkpoint c4 (a counter in memory) from its scope, restore it into a new scope"
+if command -v criu >/dev/null; then
+  # The count lives only in the shell; SIGUSR1 writes it to /tmp/c (the bundle's rootfs/tmp).
+  script='exec </dev/null >/dev/null 2>&1; i=0
+trap '\''echo $i >/tmp/c.new; mv /tmp/c.new /tmp/c'\'' USR1
+while :; do i=$((i+1)); usleep 50000; done'
+  jq --arg s "$script" '.root.readonly = false | .process.terminal = false | .process.args = ["sh", "-c", $s]
+    | .linux.resources = {memory: {limit: 67108864}, pids: {limit: 50}}
+    | .linux.cgroupsPath = "bulkhead-test.slice:bh:c4"' "$work/bundle/config.json.orig" >"$work/bundle/config.json"
+  unit4=bh-c4.scope cg4=/sys/fs/cgroup/bulkhead.slice/bulkhead-test.slice/bh-c4.scope
+  ask() {
+    rm -f "$work/bundle/rootfs/tmp/c"
+    bh kill c4 USR1
+    for _ in $(seq 1 300); do [[ -s $work/bundle/rootfs/tmp/c ]] && { cat "$work/bundle/rootfs/tmp/c"; return; }; sleep 0.1; done
+    fail "the counter of c4 did not answer SIGUSR1"
+  }
+  bh --systemd-cgroup run -d -b "$work/bundle" c4 </dev/null >/dev/null 2>&1
+  for _ in $(seq 1 100); do (($(ask) >= 10)) && break; sleep 0.2; done
+  before=$(ask)
+  bh checkpoint --image-path "$work/img4" --work-path "$work/w4" c4 || {
+    tail -20 "$work/w4/dump.log" >&2
+    fail "checkpoint of c4"
+  }
+  expect_eq "LoadState after checkpoint" "$(prop $unit4 LoadState)" not-found
+  [[ ! -e $cg4 ]] || fail "c4's cgroup left after the checkpoint"
+
+  # CRIU fails after the scope exists (no pstree.img): nothing may be left.
+  cp -a "$work/img4" "$work/img4-bad"
+  rm "$work/img4-bad/pstree.img"
+  if out=$(bh --systemd-cgroup restore -d --image-path "$work/img4-bad" --work-path "$work/w4-bad" \
+    --bundle "$work/bundle" c4 2>&1); then fail "restore from images without pstree.img succeeded"; fi
+  echo "refused: ${out:0:300}"
+  expect_eq "LoadState after the failed restore" "$(prop $unit4 LoadState)" not-found
+  [[ ! -e $cg4 ]] || fail "c4's cgroup left after the failed restore"
+  [[ -z $(bh list -q) ]] || fail "state left after the failed restore"
+
+  t=$(date +%s%N)
+  bh --systemd-cgroup restore -d --image-path "$work/img4" --work-path "$work/w4r" --bundle "$work/bundle" c4 || {
+    tail -20 "$work/w4r/restore.log" >&2
+    fail "restore --systemd-cgroup of c4"
+  }
+  echo "restore took $((($(date +%s%N) - t) / 1000000)) ms"
+  expect_eq "status after restore" "$(bh state c4 | jq -r .status)" running
+  expect_eq "ActiveState after restore" "$(prop $unit4 ActiveState)" active
+  expect_eq "Delegate after restore" "$(prop $unit4 Delegate)" yes
+  expect_eq "MemoryMax after restore" "$(prop $unit4 MemoryMax)" 67108864
+  expect_eq "memory.max after restore" "$(cat $cg4/memory.max)" 67108864
+  pid4=$(bh state c4 | jq .pid)
+  expect_eq "restored init in the scope" "$(grep -c "^$pid4\$" $cg4/cgroup.procs)" 1
+  expect_eq "the scope's only cgroup" "$(find $cg4 -mindepth 1 -type d | wc -l)" 0
+  expect_eq "recorded driver after restore" "$(jq -r '.cgroup_driver + " " + .systemd_unit' "$root/c4/state.json")" \
+    "systemd $unit4"
+  after=$(ask)
+  ((after >= before)) || fail "the counter went back: $before before the checkpoint, $after after the restore"
+  echo "ok: counter $before before the checkpoint, $after after the restore"
+  bh delete --force c4
+  expect_eq "LoadState after delete" "$(prop $unit4 LoadState)" not-found
+  [[ ! -e $cg4 ]] || fail "c4's cgroup left after delete"
+else
+  echo "SKIP: criu is not installed"
+fi
 
 step "done"
 echo "PASS: systemd cgroup driver"
