@@ -204,11 +204,13 @@ std::vector<std::string> device_rule_warnings(const std::vector<oci::DeviceCgrou
   return out;
 }
 
-Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux) {
+Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux, bool device_filter) {
   static const oci::Resources none;
   const oci::Resources &r = linux.resources ? *linux.resources : none;
   enable_all_controllers(cg);
   BH_CHECK(apply_resources(cg, r, ApplyMode::Create));
+  if (!device_filter)
+    return {};
   auto fd = BH_TRY(cg.open_dir());
   return attach_device_filter(fd.get(), cg.full_path(), effective_device_rules(r.devices));
 }

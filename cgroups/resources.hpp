@@ -49,7 +49,10 @@ std::vector<std::string> device_rule_warnings(const std::vector<oci::DeviceCgrou
 
 // Everything `create` does to the fresh cgroup before clone3: every controller offered, resources,
 // then the device filter.
-Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux);
+// `device_filter` false: no eBPF device program (a rootless caller cannot load one, and has no
+// device nodes of its own to guard: its /dev entries are binds of the host's; runc and crun skip
+// the device cgroup in rootless mode too).
+Status setup_container_cgroup(const Cgroup &cg, const oci::Linux &linux, bool device_filter = true);
 
 // True when `r` asks for something only a cgroup controller can provide (devices excluded).
 bool requests_controllers(const std::optional<oci::Resources> &r);

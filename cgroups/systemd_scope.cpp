@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <csignal>
+#include <cstdlib>
 #include <dlfcn.h>
 #include <limits>
 #include <map>
@@ -60,12 +61,14 @@ Result<std::string> expand_slice(const std::string &slice) {
   return dir;
 }
 
-Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const std::string &id) {
-  std::string value = cgroups_path.empty() ? "system.slice:bulkhead:" + id : cgroups_path;
+Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const std::string &id,
+                                       SystemdManager manager) {
+  const std::string default_slice = manager == SystemdManager::User ? "user.slice" : "system.slice";
+  std::string value = cgroups_path.empty() ? default_slice + ":bulkhead:" + id : cgroups_path;
   auto bad = [&](const std::string &why) {
     return failf("linux.cgroupsPath {:?}: {} (the systemd cgroup driver expects \"slice:prefix:name\", "
-                 "e.g. \"system.slice:bulkhead:{}\")",
-                 cgroups_path, why, id);
+                 "e.g. \"{}:bulkhead:{}\")",
+                 cgroups_path, why, default_slice, id);
   };
   size_t first = value.find(':');
   size_t second = first == std::string::npos ? first : value.find(':', first + 1);
@@ -76,7 +79,7 @@ Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const st
   std::string prefix = value.substr(first + 1, second - first - 1);
   std::string name = value.substr(second + 1);
   if (p.slice.empty())
-    p.slice = "system.slice"; // as runc
+    p.slice = default_slice; // as runc
   auto dir = expand_slice(p.slice);
   if (!dir)
     return bad(dir.error().message);
@@ -140,6 +143,7 @@ namespace {
 // libsystemd's entry points, resolved once with dlopen (see the header for why not linked).
 struct SdBus {
   decltype(&::sd_bus_open_system) open_system;
+  decltype(&::sd_bus_open_user) open_user;
   decltype(&::sd_bus_new) bus_new;
   decltype(&::sd_bus_set_address) set_address;
   decltype(&::sd_bus_start) start;
@@ -182,6 +186,7 @@ Result<const SdBus *> sdbus() {
     }
   };
   sym(api.open_system, "sd_bus_open_system");
+  sym(api.open_user, "sd_bus_open_user");
   sym(api.bus_new, "sd_bus_new");
   sym(api.set_address, "sd_bus_set_address");
   sym(api.start, "sd_bus_start");
@@ -246,6 +251,7 @@ struct SystemdBus::Impl {
   std::unique_ptr<sd_bus, BusCloser> bus{nullptr, BusCloser{nullptr}};
   std::unique_ptr<sd_bus_slot, SlotUnref> job_removed{nullptr, SlotUnref{nullptr}};
   std::map<std::string, std::string> finished_jobs; // job object path -> result
+  SystemdManager manager = SystemdManager::System;
 
   static int on_job_removed(sd_bus_message *m, void *userdata, sd_bus_error *) {
     auto *self = static_cast<Impl *>(userdata);
@@ -293,40 +299,69 @@ SystemdBus::SystemdBus(SystemdBus &&) noexcept = default;
 SystemdBus &SystemdBus::operator=(SystemdBus &&) noexcept = default;
 SystemdBus::~SystemdBus() = default;
 
-Result<SystemdBus> SystemdBus::connect() {
+namespace {
+
+// A private socket of a systemd manager (no D-Bus daemon in between); nullptr and `tried` extended
+// when it does not answer.
+sd_bus *open_private(const SdBus *api, const std::string &path, std::string &tried) {
+  sd_bus *b = nullptr;
+  int r = api->bus_new(&b);
+  if (r >= 0)
+    r = api->set_address(b, ("unix:path=" + path).c_str());
+  if (r >= 0)
+    r = api->start(b);
+  if (r >= 0)
+    return b;
+  if (b)
+    api->flush_close_unref(b);
+  tried += fmt::format("; {}: {}", path, std::strerror(-r));
+  return nullptr;
+}
+
+} // namespace
+
+Result<SystemdBus> SystemdBus::connect(SystemdManager manager) {
   // sd_booted()'s test: the directory systemd as PID 1 creates early.
   if (::access("/run/systemd/system", F_OK) < 0)
     return fail_errno("--systemd-cgroup: systemd is not running on this host (/run/systemd/system)");
   const SdBus *api = BH_TRY(sdbus());
   auto impl = std::make_unique<Impl>();
   impl->api = api;
+  impl->manager = manager;
   sd_bus *b = nullptr;
-  int r = api->open_system(&b);
   std::string tried;
-  if (r < 0) {
-    tried = fmt::format("system bus: {}", std::strerror(-r));
-    // As systemctl: root may talk to PID 1 directly on its private socket when no D-Bus daemon
-    // runs (a minimal boot, early boot, the VM test bed).
-    if (::geteuid() == 0) {
+  if (manager == SystemdManager::User) {
+    int r = api->open_user(&b);
+    if (r < 0) {
       b = nullptr;
-      r = api->bus_new(&b);
-      if (r >= 0)
-        r = api->set_address(b, "unix:path=/run/systemd/private");
-      if (r >= 0)
-        r = api->start(b);
-      if (r < 0) {
-        if (b)
-          api->flush_close_unref(b);
-        b = nullptr;
-        tried += fmt::format("; /run/systemd/private: {}", std::strerror(-r));
-      }
+      tried = fmt::format("your user bus: {}", std::strerror(-r));
+      const char *runtime_dir = std::getenv("XDG_RUNTIME_DIR");
+      if (runtime_dir && *runtime_dir)
+        b = open_private(api, std::string(runtime_dir) + "/systemd/private", tried);
+      else
+        tried += "; XDG_RUNTIME_DIR is not set";
+    }
+    if (!b)
+      return failf("--systemd-cgroup (rootless): cannot reach your systemd user manager ({}); is "
+                   "user@{}.service running (loginctl enable-linger)?",
+                   tried, ::getuid());
+  } else {
+    int r = api->open_system(&b);
+    if (r < 0) {
+      b = nullptr;
+      tried = fmt::format("system bus: {}", std::strerror(-r));
+      // As systemctl: root may talk to PID 1 directly on its private socket when no D-Bus daemon
+      // runs (a minimal boot, early boot, the VM test bed).
+      if (::geteuid() == 0)
+        b = open_private(api, "/run/systemd/private", tried);
     }
   }
   if (!b)
     return failf("--systemd-cgroup: cannot reach systemd over D-Bus ({})", tried);
   impl->bus = std::unique_ptr<sd_bus, BusCloser>(b, BusCloser{api});
   sd_bus_slot *slot = nullptr;
-  r = api->match_signal(b, &slot, kService, kPath, kManager, "JobRemoved", &Impl::on_job_removed, impl.get());
+  int r =
+      api->match_signal(b, &slot, kService, kPath, kManager, "JobRemoved", &Impl::on_job_removed, impl.get());
   if (r < 0)
     return fail("--systemd-cgroup: subscribing to systemd's JobRemoved signal", -r);
   impl->job_removed = std::unique_ptr<sd_bus_slot, SlotUnref>(slot, SlotUnref{api});
@@ -402,7 +437,10 @@ Result<std::string> SystemdBus::start_scope(const SystemdPath &path, pid_t pid,
   }
   auto cgroup = unified_cgroup_from(*text, where);
   std::string expected = path.slice_dir + "/" + path.unit;
-  if (cgroup && *cgroup != expected) {
+  // A user's manager keeps its units below its own cgroup (user@UID.service).
+  bool in_scope =
+      cgroup && (impl_->manager == SystemdManager::User ? cgroup->ends_with(expected) : *cgroup == expected);
+  if (cgroup && !in_scope) {
     (void)stop_unit(path.unit);
     return failf("systemd {}: pid {} is in cgroup {}, not in the scope's {}", what, pid, *cgroup, expected);
   }

@@ -20,6 +20,10 @@
 
 namespace bulkhead::cgroups {
 
+// Which systemd manager makes the scope: PID 1 (root), or the calling user's own manager
+// (user@UID.service, reached on the user's bus) for a rootless container, as runc and crun do.
+enum class SystemdManager { System, User };
+
 // linux.cgroupsPath "slice:prefix:name", resolved as runc does.
 struct SystemdPath {
   std::string slice;     // "system.slice" (an empty slice field means this)
@@ -31,9 +35,11 @@ struct SystemdPath {
 // ".slice" and hold no "/", no "..", no empty dash-separated part.
 Result<std::string> expand_slice(const std::string &slice);
 
-// An empty cgroupsPath is "system.slice:bulkhead:<id>". Anything that is not three
-// colon-separated fields, or names a slice/unit systemd would refuse, is an error naming it.
-Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const std::string &id);
+// An empty cgroupsPath is "system.slice:bulkhead:<id>" ("user.slice:bulkhead:<id>" in a user's
+// manager), an empty slice field that slice. Anything that is not three colon-separated fields, or
+// names a slice/unit systemd would refuse, is an error naming it.
+Result<SystemdPath> parse_systemd_path(const std::string &cgroups_path, const std::string &id,
+                                       SystemdManager manager = SystemdManager::System);
 
 // One unit property, all of type "t" (uint64); UINT64_MAX is systemd's "infinity".
 struct UnitProperty {
@@ -51,15 +57,18 @@ Result<std::vector<UnitProperty>> systemd_properties(const oci::Resources &r);
 class SystemdBus {
 public:
   // Fails, naming what it looked at, when systemd is not PID 1 here (/run/systemd/system missing)
-  // or neither the system bus nor (as root) systemd's private socket answers.
-  static Result<SystemdBus> connect();
+  // or neither the system bus nor (as root) systemd's private socket answers. User: the user's
+  // bus ($DBUS_SESSION_BUS_ADDRESS or $XDG_RUNTIME_DIR/bus), else the user manager's private
+  // socket $XDG_RUNTIME_DIR/systemd/private (as `systemctl --user` without dbus-user-session).
+  static Result<SystemdBus> connect(SystemdManager manager = SystemdManager::System);
 
   SystemdBus(SystemdBus &&) noexcept;
   SystemdBus &operator=(SystemdBus &&) noexcept;
   ~SystemdBus();
 
   // StartTransientUnit of the scope with PIDs=[pid], Delegate=yes and `props`; returns once the
-  // job is done (JobRemoved), with the scope's cgroup (read from /proc/<pid>/cgroup).
+  // job is done (JobRemoved), with the scope's cgroup (read from /proc/<pid>/cgroup; in a user's
+  // manager below /user.slice/user-UID.slice/user@UID.service).
   Result<std::string> start_scope(const SystemdPath &path, pid_t pid, const std::vector<UnitProperty> &props,
                                   const std::string &description);
   // SetUnitProperties(runtime=true): `update` on a running container.

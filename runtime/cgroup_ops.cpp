@@ -13,6 +13,7 @@
 #include "cgroups/systemd_scope.hpp"
 #include "oci/parse.hpp"
 #include "runtime/container.hpp"
+#include "runtime/rootless.hpp"
 
 namespace bulkhead::runtime {
 
@@ -101,12 +102,12 @@ Status Runtime::update(const std::string &id, const oci::Resources &resources) {
   BH_CHECK(require_status(l, id, {"created", "running", "paused"}, "updated"));
   oci::Resources r = resources;
   fill_from_current(l.cgroup, r);
-  if (l.rec.cgroup_driver == "systemd") {
+  if (auto manager = systemd_manager_of(l.rec.cgroup_driver)) {
     // Properties first, so systemd holds the same values the files get below and keeps them when
     // it re-applies the unit's settings.
     auto props = BH_TRY(cgroups::systemd_properties(r));
     if (!props.empty()) {
-      auto bus = BH_TRY(cgroups::SystemdBus::connect());
+      auto bus = BH_TRY(cgroups::SystemdBus::connect(*manager));
       BH_CHECK(bus.set_properties(l.rec.systemd_unit, props));
     }
   }

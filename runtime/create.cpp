@@ -204,9 +204,9 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   std::optional<cgroups::SystemdBus> bus;
   std::string systemd_mount;
   if (ro.systemd_cgroup) {
-    scope = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id));
+    scope = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, systemd_manager()));
     systemd_mount = BH_TRY(context(cgroups::cgroup2_mount(), "--systemd-cgroup"));
-    bus = BH_TRY(cgroups::SystemdBus::connect());
+    bus = BH_TRY(cgroups::SystemdBus::connect(systemd_manager()));
   }
 
   StateStore store(ro.root);
@@ -227,7 +227,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   UniqueFd cgroup_fd;
   if (scope) {
     // Made after clone: systemd creates the scope's cgroup and moves init (waiting for Go) there.
-    rec.cgroup_driver = "systemd";
+    rec.cgroup_driver = systemd_driver_name(systemd_manager());
     rec.systemd_unit = scope->unit;
     rec.cgroup_mount = systemd_mount;
     for (const auto &w : cgroups::device_rule_warnings(
@@ -269,7 +269,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
                spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
         log_warning(ro, w);
       // Limits and the device filter hold before any process enters the cgroup.
-      BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+      BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !running_rootless()));
       cgroup_fd = BH_TRY(cgroup.open_dir());
       rec.cgroup_mount = *mount;
       rec.cgroup_path = path;
@@ -385,7 +385,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     rec.cgroup_path = path;
     // Delegate=yes: the scope is ours to write. Everything systemd has no property for (and the
     // device filter) is written as the cgroupfs driver does, before init runs.
-    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !running_rootless()));
     BH_CHECK(dir.save(rec));
     log_debug(ro, fmt::format("create {}: systemd scope {} in {} ready, cgroup {} ({} unit properties)", id,
                               scope->unit, scope->slice, cgroup.full_path(), props.size()));

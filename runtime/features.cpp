@@ -44,7 +44,7 @@ std::string features_json() {
   j["linux"] = {
       {"namespaces", {"cgroup", "ipc", "mount", "network", "pid", "time", "user", "uts"}},
       {"capabilities", caps},
-      {"cgroup", {{"v1", false}, {"v2", true}, {"systemd", true}, {"systemdUser", false}, {"rdma", true}}},
+      {"cgroup", {{"v1", false}, {"v2", true}, {"systemd", true}, {"systemdUser", true}, {"rdma", true}}},
       {"seccomp",
        {{"enabled", true},
         {"actions", actions},

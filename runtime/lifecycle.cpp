@@ -14,6 +14,7 @@
 #include "cgroups/systemd_scope.hpp"
 #include "runtime/container.hpp"
 #include "runtime/hooks.hpp"
+#include "runtime/rootless.hpp"
 
 namespace bulkhead::runtime {
 
@@ -148,10 +149,10 @@ Status delete_container(const RuntimeOptions &ro, const std::string &id, bool fo
     if (exited && !*exited)
       return failf("container {:?}: init (pid {}) did not exit after SIGKILL", id, rec.init.pid);
   }
-  if (rec.cgroup_driver == "systemd" && !rec.systemd_unit.empty()) {
+  if (auto manager = systemd_manager_of(rec.cgroup_driver); manager && !rec.systemd_unit.empty()) {
     // The scope goes with its cgroup: stopped, reset if it failed, unloaded. Without systemd (a
     // reboot into another init, say) only --force goes on and clears the rest.
-    auto bus = cgroups::SystemdBus::connect();
+    auto bus = cgroups::SystemdBus::connect(*manager);
     Status stopped = bus ? bus->stop_unit(rec.systemd_unit) : Status(tl::unexpected(bus.error()));
     if (!stopped) {
       if (!force)

@@ -1,6 +1,7 @@
 #include "runtime/restore_scope.hpp"
 
 #include "cgroups/resources.hpp"
+#include "runtime/rootless.hpp"
 
 namespace bulkhead::runtime {
 
@@ -10,9 +11,9 @@ constexpr const char *kParking = "/bulkhead-restore-placeholder";
 } // namespace
 
 Result<RestoreScope> RestoreScope::prepare(const oci::Spec &spec, const std::string &id) {
-  auto path = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id));
+  auto path = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, systemd_manager()));
   auto mount = BH_TRY(context(cgroups::cgroup2_mount(), "--systemd-cgroup"));
-  auto bus = BH_TRY(cgroups::SystemdBus::connect());
+  auto bus = BH_TRY(cgroups::SystemdBus::connect(systemd_manager()));
   return RestoreScope(std::move(path), std::move(mount), std::move(bus));
 }
 

@@ -38,4 +38,20 @@ std::string default_state_root() {
   return "/run/bulkhead";
 }
 
+cgroups::SystemdManager systemd_manager() {
+  return running_rootless() ? cgroups::SystemdManager::User : cgroups::SystemdManager::System;
+}
+
+std::string systemd_driver_name(cgroups::SystemdManager manager) {
+  return manager == cgroups::SystemdManager::User ? "systemd-user" : "systemd";
+}
+
+std::optional<cgroups::SystemdManager> systemd_manager_of(const std::string &driver_name) {
+  if (driver_name == "systemd")
+    return cgroups::SystemdManager::System;
+  if (driver_name == "systemd-user")
+    return cgroups::SystemdManager::User;
+  return std::nullopt;
+}
+
 } // namespace bulkhead

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # The systemd cgroup driver scenario (tests/systemd/vm-systemd-cgroup.sh) in the VM booted with
-# systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the bulkhead binary of BUILD_DIR, then
-# bulkheadd on that systemd host (vm-daemon-systemd.sh: a scope per container). Then, in the same boot, containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and
-# podman --cgroup-manager systemd (vm-podman-systemd.sh) running bulkhead. Before the VM, on a host without systemd as PID 1 (this project's CI machines), checks that
-# --systemd-cgroup is a clear error there and leaves nothing behind.
+# systemd as PID 1 (tests/vm/run-in-vm.sh --systemd), with the binaries of BUILD_DIR, then in the
+# same boot: bulkheadd on that systemd host (vm-daemon-systemd.sh: a scope per container),
+# containerd's runc shim with SystemdCgroup (vm-containerd-systemd.sh) and podman
+# --cgroup-manager systemd (vm-podman-systemd.sh) running bulkhead when they are installed, and
+# last rootless bulkhead on the user's own systemd manager (vm-rootless-systemd.sh).
 # Usage: tests/systemd/run-vm-systemd-cgroup.sh [BUILD_DIR]   (BULKHEAD_VM_TIMEOUT, default 900 s)
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -31,6 +32,8 @@ bash "$here/vm-systemd-cgroup.sh" "$bh" || exit 1
 bash "$here/vm-daemon-systemd.sh" "$(dirname "$bh")" "$(dirname "$bh")/make-busybox-rootfs.sh" || exit 1
 rc=0
 for c in "$@"; do bash "$here/vm-$c-systemd.sh" "$bh" "$image" || rc=1; done
+# Last: it starts the system D-Bus, which the podman scenario starts its own way.
+bash "$here/vm-rootless-systemd.sh" "$bh" || rc=1
 exit $rc
 SH
 

@@ -41,8 +41,11 @@ start_daemon() {
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
 }
-cleanup() {
-  [[ -n ${daemon:-} ]] && { ctl destroy c1 --force >/dev/null 2>&1 || true; kill -9 "$daemon" 2>/dev/null || true; }
+cleanup() { # its status would be the script's: an if, not a failing test
+  if [[ -n ${daemon:-} ]]; then
+    ctl destroy c1 --force >/dev/null 2>&1 || true
+    kill -9 "$daemon" 2>/dev/null || true
+  fi
 }
 trap cleanup EXIT
 # "<count>" from the counter in c1's shell (SIGUSR1 to init writes it to /tmp/c).
@@ -70,6 +73,7 @@ echo "refused: $out"
 
 sh "$mkrootfs" "$work/rootfs" >/dev/null
 start_daemon
+ctl host info
 expect_eq "host info cgroups" "$(ctl host info --json | jq -r '.cgroups.driver + " " + .cgroups.parent')" \
   "systemd machine.slice:bulkhead"
 ctl template import busybox "$work/rootfs" >/dev/null
@@ -78,6 +82,7 @@ while :; do i=$((i+1)); usleep 50000; done'
 ctl create c1 --template busybox --memory 64M --pids 100 --start --init /bin/sh -c "$script" >/dev/null ||
   fail "create c1"
 pid=$(ctl info c1 --json | jq .pid)
+systemctl status --no-pager --lines 0 "$unit" || true
 systemctl show --no-pager -p Id -p ActiveState -p Slice -p ControlGroup -p Delegate -p MemoryMax -p TasksMax "$unit"
 expect_eq "ActiveState" "$(prop $unit ActiveState)" active
 expect_eq "Slice" "$(prop $unit Slice)" machine.slice
