@@ -294,8 +294,13 @@ private:
   // Marks a replica busy (a set arriving, an activation, a drop): one at a time per name.
   Status claim_replica(const std::string &name, const std::string &what);
   void release_replica(const std::string &name);
+  // freeze false: a running container is copied as it runs (see presync_snapshot).
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
-                                            std::string *consistency);
+                                            std::string *consistency, bool freeze = true);
+  // A live migration's disk pre-sync (daemon_migrate.cpp): snapshot `snap` of a running container
+  // copied without freezing it, every file written shortly before or during the copy marked so an
+  // incremental export against it sends that file again (storage::copy_upper's unsettled_since).
+  Status presync_snapshot(const std::string &name, const std::string &snap, Operation &op);
   Status restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op);
   Status import_snapshot_locked(Entry &e, const std::string &snap, const std::string &id, int upper_fd);
   // exact_nics (migration): the NICs keep their addresses, and a network missing here is an error
@@ -303,6 +308,9 @@ private:
   Status import_full(storage::ExportReader &reader, const std::string &name, const ContainerConfig &config,
                      Operation &op, bool exact_nics = false);
   Status import_incremental(storage::ExportReader &reader, const std::string &name, Operation &op);
+  // daemon_migrate.cpp: a live migration's final export, incremental against its disk pre-sync,
+  // applied in place to the arrival's upper layer.
+  Status apply_migration_delta(storage::ExportReader &reader, const std::string &name, Operation &op);
   nlohmann::json monitor_request(const ContainerRecord &rec, const storage::TemplateInfo &tmpl,
                                  const std::string &restore_images) const;
 

@@ -31,6 +31,10 @@
 // |------|------------------------------------------------|--------------------------------------|
 // | 2b   | {"op":"migrate.receive","name","running":true, | checks as in 4, makes                |
 // |      |  "memory_snapshot":SNAP,"precopy":true}        | <root>/migrate-in-ID.memory -> {"ok"}|
+// | 2b'  | disk pre-sync: snapshot SNAP-base copied while | writes migrate-in-ID.base.bhx; once  |
+// |      | it runs (presync_snapshot), its full export as | complete: arrival marker, imports it |
+// |      | {"op":"migrate.base","bytes"} +                | (the container exists here, stopped; |
+// |      | {"op":"migrate.basechunk"} payloads            | any later failure removes it)        |
 // | 2c   | round K = 1, 2, ... (<= 6) while it runs: a    | writes pre-K/FILE; pre-K/parent ->   |
 // |      | CRIU pre-dump into <root>/migrate-ID.pre/pre-K | ../pre-(K-1) as CRIU links them      |
 // |      | (pages changed since round K-1 only: soft-dirty|                                      |
@@ -40,14 +44,16 @@
 // | 3    | checkpoint --stop into snapshot SNAP with the  | -                                    |
 // |      | last round as parent (downtime starts at the   |                                      |
 // |      | freeze): only pages dirtied since it are dumped|                                      |
-// | 4    | {"op":"migrate.export","bytes"}                | the export's size (no answer)        |
-// | 5    | migrate.chunk ... as above, then each file of  | appends, hashes every payload of 2c-5|
+// | 4    | {"op":"migrate.export","bytes"}: SNAP exported | the export's size (no answer)        |
+// |      | incrementally against SNAP-base                |                                      |
+// | 5    | migrate.chunk ... as above, then each file of  | appends, hashes every payload of 2b-5|
 // |      | SNAP/memory as {"op":"migrate.memfile","file"} |                                      |
 // | 6    | {"op":"migrate.end","bytes","sha256",          | checks, links memory/parent -> pre-N,|
-// |      |  "parent_round":N}                             | imports, moves the images into SNAP's|
-// |      |                                                | memory/, restores from them (CRIU    |
-// |      |                                                | reads unchanged pages through the    |
-// |      |                                                | parent links), drops SNAP -> {"ok"}  |
+// |      |  "parent_round":N}                             | applies the export in place to the   |
+// |      |                                                | arrival's upper, drops SNAP-base,    |
+// |      |                                                | restores from the images (CRIU reads |
+// |      |                                                | unchanged pages through the parent   |
+// |      |                                                | links) -> {"ok"}                     |
 // A failed pre-dump round ends the pre-copy (the final dump takes the rest); any other failure
 // before step 3 changes nothing here. After step 3 the source restores its own checkpoint (its
 // parent rounds are kept until then), so the container runs on here with its memory.
@@ -68,6 +74,7 @@
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/tree.hpp"
+#include "storage/upper_tree.hpp"
 
 namespace bulkhead::daemon {
 
@@ -314,6 +321,43 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   auto remote_error = [&](const Error &err) {
     return with_context(from_remote(err, remote.address), fmt::format("migrating {} to {}", name, where));
   };
+  // Streams the file at `path` (opened as `file`, `bytes` long) as `chunk_op` payloads of <= 4 MiB.
+  auto stream_file = [&](int file, const std::string &path, uint64_t bytes, const char *chunk_op,
+                         const char *stage) -> Status {
+    uint64_t done = 0;
+    while (done < bytes) {
+      if (op.cancelled())
+        return fail("cancelled", ECANCELED);
+      ssize_t n = ::read(file, buf.data(), buf.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return failf_errno("reading {}", path);
+      if (n == 0)
+        return fail(path + " ended before its size", EIO);
+      std::string_view chunk(buf.data(), static_cast<size_t>(n));
+      sha.update(chunk);
+      BH_CHECK(conn->send({{"op", chunk_op}}, chunk));
+      done += static_cast<uint64_t>(n);
+      sent += static_cast<uint64_t>(n);
+      op.set_progress(stage, sent, 0);
+    }
+    return {};
+  };
+  // The disk pre-sync's base snapshot (live): removed whatever happens (on success the source copy
+  // goes with it).
+  const std::string base = live ? snap + "-base" : std::string();
+  struct BaseSnapshot {
+    Daemon *d;
+    const std::string &name, &snap;
+    bool made = false;
+    ~BaseSnapshot() {
+      if (made)
+        (void)d->remove_snapshot(name, snap);
+    }
+  } base_snapshot{this, name, base};
+  uint64_t presync_bytes = 0;
+  int64_t presync_ms = 0;
 
   // Pre-copy (live): the target takes the transfer now, and each round's pages go while the
   // container runs; only what it dirtied since the last round waits for the freeze. A round that
@@ -339,6 +383,35 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       auto err = failf_errno("creating {}", predir.path);
       predir.path.clear();
       return err;
+    }
+    // Disk pre-sync: the upper layer goes now, while the container runs (a copy taken without
+    // freezing it, as a full export of that base snapshot; the target imports it at once); after
+    // the freeze only what differs from the base goes, as an incremental export (step 4).
+    {
+      auto t_presync = std::chrono::steady_clock::now();
+      op.set_progress("pre-sync of the disk", sent, 0);
+      BH_CHECK(context(presync_snapshot(name, base, op), "migrating " + name + ": the disk pre-sync"));
+      base_snapshot.made = true;
+      FileGuard basefile{options_.root + "/migrate-" + random_id() + ".base.bhx"};
+      if (auto x = finish(
+              export_container(
+                  name, {{"file", basefile.path}, {"snapshot", base}, {"with_template", !template_present}}),
+              "migrating " + name + ": exporting its disk pre-sync to " + basefile.path);
+          !x)
+        return tl::unexpected(x.error());
+      UniqueFd file(::open(basefile.path.c_str(), O_RDONLY | O_CLOEXEC));
+      struct stat bst {};
+      if (!file || ::fstat(file.get(), &bst) < 0)
+        return failf_errno("migrating {}: opening {}", name, basefile.path);
+      presync_bytes = static_cast<uint64_t>(bst.st_size);
+      auto s = [&]() -> Status {
+        BH_CHECK(conn->send({{"op", "migrate.base"}, {"bytes", presync_bytes}}));
+        return stream_file(file.get(), basefile.path, presync_bytes, "migrate.basechunk",
+                           "pre-sync of the disk");
+      }();
+      if (!s)
+        return tl::unexpected(remote_error(s.error()));
+      presync_ms = ms_since(t_presync);
     }
     uint64_t last = 0;
     for (int k = 1; k <= kMaxPreCopyRounds; ++k) {
@@ -409,8 +482,12 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   FileGuard tmp{options_.root + "/migrate-" + random_id() + ".bhx"};
   op.set_progress("exporting", sent, 0);
   json exreq = {{"file", tmp.path}, {"with_template", !template_present}};
-  if (live)
+  if (live) {
     exreq["snapshot"] = snap;
+    // Only what changed since the pre-sync; the template went with it.
+    exreq["incremental_from"] = base;
+    exreq["with_template"] = false;
+  }
   if (auto x = finish(export_container(name, exreq), "migrating " + name + ": exporting it to " + tmp.path);
       !x)
     return restore_source(x.error());
@@ -432,24 +509,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                               {"bytes", total},
                               {"running", was_running}}));
     }
-    uint64_t done = 0;
-    while (done < total) {
-      if (op.cancelled())
-        return fail("cancelled", ECANCELED);
-      ssize_t n = ::read(file.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return failf_errno("reading {}", tmp.path);
-      if (n == 0)
-        return fail(tmp.path + " ended before its size", EIO);
-      std::string_view chunk(buf.data(), static_cast<size_t>(n));
-      sha.update(chunk);
-      BH_CHECK(conn->send({{"op", "migrate.chunk"}}, chunk));
-      done += static_cast<uint64_t>(n);
-      sent += static_cast<uint64_t>(n);
-      op.set_progress("sending", sent, 0);
-    }
+    BH_CHECK(stream_file(file.get(), tmp.path, total, "migrate.chunk", "sending"));
     if (live) // the final dump's images: a flat directory of files
       BH_CHECK(send_files(snapshots_.memory_path(name, snap), {{"op", "migrate.memfile"}}));
     phase_end("send");
@@ -481,6 +541,9 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"total_ms", ms_since(t_start)},
                {"iterations", rounds},
                {"precopy_bytes", precopy_bytes},
+               {"presync_bytes", presync_bytes},
+               {"presync_ms", presync_ms},
+               {"export_bytes", total},
                {"phases_ms", phases},
                {"precopy_rounds", round_log}};
   if (!precopy_note.empty())
@@ -491,6 +554,26 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 }
 
 // --- target ------------------------------------------------------------------------------------
+
+// The arrival's upper layer holds the pre-sync's base exactly (nothing ran it since its import), so
+// the final export applies in place: its deletions, then its entries. No staging copy of the base
+// as an incremental import makes (a failure here destroys the arrival anyway): the freeze pays only
+// for what changed.
+Status Daemon::apply_migration_delta(storage::ExportReader &reader, const std::string &name, Operation &op) {
+  if (reader.manifest().value("template", json::object()).value("included", false))
+    return fail("an incremental export does not carry a template", EINVAL);
+  auto deletions = BH_TRY(reader.deletions());
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  if (e->watch_fd)
+    return fail("container \"" + name + "\" runs here already: its arrival cannot take the final export",
+                EBUSY);
+  UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
+  BH_CHECK(context(storage::remove_paths(upper.get(), deletions), "applying the deletions of " + name));
+  storage::Extractor x(upper.get(), false, true);
+  return reader.extract_upper(x, &op.cancel_flag(),
+                              [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); });
+}
 
 // At start, before anything else can migrate: what a killed daemon left of migrations. An arrival
 // it had not answered yet goes (the source kept its copy); transfer files and images go.
@@ -631,6 +714,67 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     return err;
   }
   BH_CHECK(conn.send({{"ok", true}}));
+  // The arrival, once a container exists here for it: a daemon killed meanwhile removes it at its
+  // next start (finish_interrupted_migrations, led by the marker), since the source, which got no
+  // answer, brings its own copy back; a failure here removes it (and a template it brought) now.
+  FileGuard marker;
+  std::string tname;
+  bool had_template = true;
+  struct Arrival {
+    Daemon *d;
+    const std::string &name, &tname;
+    const bool &had_template;
+    bool armed = false;
+    ~Arrival() {
+      if (!armed)
+        return;
+      (void)d->destroy(name, true);
+      if (!had_template)
+        (void)d->templates_.remove(tname);
+    }
+  } arrival{this, name, tname, had_template};
+  auto begin_arrival = [&](const storage::ExportReader &r, const ContainerConfig &config) -> Status {
+    if (find(name)) // made here while the bytes came
+      return fail(fmt::format("container \"{}\" already exists on {}", name, options_.host_name), EEXIST);
+    tname = r.manifest().value("template", json::object()).value("name", config.template_name);
+    had_template = static_cast<bool>(templates_.get(tname));
+    marker.path = options_.root + "/migrate-in-" + id + ".incoming";
+    if (auto w = write_file_atomic(marker.path, name, 0600); !w) {
+      marker.path.clear();
+      return w;
+    }
+    return {};
+  };
+  // The disk pre-sync (live): a full export of the running container's base snapshot, imported as
+  // soon as it is complete, while the source still runs; the final export is then incremental
+  // against it and applies in place (apply_migration_delta).
+  FileGuard basefile;
+  UniqueFd base_out;
+  std::optional<uint64_t> base_total;
+  uint64_t base_got = 0;
+  std::string base_snapshot;
+  auto import_base = [&]() -> Status {
+    if (::fsync(base_out.get()) < 0)
+      return failf_errno("syncing {}", basefile.path);
+    base_out.reset();
+    auto reader = BH_TRY(storage::ExportReader::open(basefile.path));
+    const json &man = reader.manifest();
+    if (!man.contains("container") || !man["container"].is_object() || man.value("kind", "") != "full" ||
+        !man.contains("snapshot") || !man["snapshot"].is_object())
+      return fail("the disk pre-sync of " + name + " is no full export of a snapshot", EINVAL);
+    auto config = BH_TRY(context(config_from_json(man["container"]), "the migrating container's record"));
+    if (config.name != name)
+      return fail(fmt::format("the transfer of {} carries container {}", name, config.name), EINVAL);
+    base_snapshot = man["snapshot"].value("name", "");
+    BH_CHECK(begin_arrival(reader, config));
+    Operation bop(random_id(), "Receiving the disk of container " + name + " from " + peer.name,
+                  "/1.0/containers/" + name);
+    BH_CHECK(import_full(reader, name, config, bop, true));
+    arrival.armed = true;
+    ::unlink(basefile.path.c_str());
+    basefile.path.clear();
+    return {};
+  };
   Sha256 sha;
   uint64_t c_end_bytes = 0;
   int parent_round = 0;
@@ -653,7 +797,33 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       parent_round = c->header.value("parent_round", 0);
       break;
     }
-    if (op == "migrate.prefile" && precopy && !in_export) {
+    if (op == "migrate.base" && precopy && !base_total && round == 0 && !in_export) {
+      if (!c->header.contains("bytes") || !c->header["bytes"].is_number_unsigned() ||
+          c->header["bytes"].get<uint64_t>() == 0)
+        return fail("migrate.base needs its size in \"bytes\"", EPROTO);
+      base_total = c->header["bytes"].get<uint64_t>();
+      basefile.path = options_.root + "/migrate-in-" + id + ".base.bhx";
+      base_out.reset(::open(basefile.path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+      if (!base_out) {
+        auto err = failf_errno("creating {}", basefile.path);
+        basefile.path.clear();
+        return err;
+      }
+      continue;
+    }
+    if (op == "migrate.basechunk" && base_total && base_out) {
+      base_got += c->payload.size();
+      if (base_got > *base_total)
+        return fail(fmt::format("the disk pre-sync of {} sent more than its {} bytes", name, *base_total),
+                    EPROTO);
+      got += c->payload.size();
+      sha.update(c->payload);
+      BH_CHECK(write_all(base_out.get(), c->payload, basefile.path));
+      if (base_got == *base_total)
+        BH_CHECK(context(import_base(), "importing the disk pre-sync of " + name));
+      continue;
+    }
+    if (op == "migrate.prefile" && precopy && !in_export && (!base_total || arrival.armed)) {
       int k = c->header.value("round", 0);
       if (k != round && k != round + 1)
         return fail(fmt::format("pre-copy round {} out of order in the transfer of {} (after round {})", k,
@@ -704,6 +874,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   uint64_t want_bytes = c_end_bytes;
   if (!total)
     return fail("the transfer of " + name + " ended before its export", EPROTO);
+  if (base_total && !arrival.armed)
+    return fail("the transfer of " + name + " ended before its disk pre-sync", EPROTO);
   if (export_bytes != *total || got != want_bytes || have_sha != want_sha)
     return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})",
                             name, got, want_bytes, have_sha, want_sha),
@@ -723,25 +895,25 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
 
   auto reader = BH_TRY(storage::ExportReader::open(tmp.path));
   const json &man = reader.manifest();
-  if (!man.contains("container") || !man["container"].is_object() || man.value("kind", "") != "full")
-    return fail("the transfer of " + name + " is no full export", EINVAL);
+  const std::string want_kind = arrival.armed ? "incremental" : "full";
+  if (!man.contains("container") || !man["container"].is_object() || man.value("kind", "") != want_kind)
+    return fail(fmt::format("the transfer of {} is no {} export", name, want_kind), EINVAL);
   auto config = BH_TRY(context(config_from_json(man["container"]), "the migrating container's record"));
   if (config.name != name)
     return fail(fmt::format("the transfer of {} carries container {}", name, config.name), EINVAL);
-  if (find(name)) // made here while the bytes came
-    return fail(fmt::format("container \"{}\" already exists on {}", name, options_.host_name), EEXIST);
-  std::string tname = man.value("template", json::object()).value("name", config.template_name);
-  bool had_template = static_cast<bool>(templates_.get(tname));
   Operation op(random_id(), "Receiving container " + name + " from " + peer.name, "/1.0/containers/" + name);
-  // Until the answer goes, the container here is an unfinished arrival: a daemon killed meanwhile
-  // removes it at its next start (finish_interrupted_migrations), since the source, which got no
-  // answer, brings its own copy back.
-  FileGuard marker{options_.root + "/migrate-in-" + id + ".incoming"};
-  if (auto w = write_file_atomic(marker.path, name, 0600); !w) {
-    marker.path.clear();
-    return w;
+  if (arrival.armed) {
+    // Downtime: only what changed since the pre-sync, applied in place.
+    if (man.value("base_snapshot", json::object()).value("name", "") != base_snapshot)
+      return fail(
+          fmt::format("the final export of {} is not based on its disk pre-sync {}", name, base_snapshot),
+          EPROTO);
+    BH_CHECK(apply_migration_delta(reader, name, op));
+  } else {
+    BH_CHECK(begin_arrival(reader, config));
+    BH_CHECK(import_full(reader, name, config, op, true));
   }
-  BH_CHECK(import_full(reader, name, config, op, true));
+  arrival.armed = false; // from here each failure below undoes the arrival itself
   // From here this host owns it in the cluster; handed back below if it cannot run here.
   if (auto r = take_placement(name, source_host); !r) {
     (void)destroy(name, true);
@@ -749,8 +921,15 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
                 r.error().code);
   }
   if (!memory_snapshot.empty()) {
-    // Resumes from the images: the imported snapshot holds the same files as the upper layer.
+    // Resumes from the images: the imported snapshot holds the same files as the upper layer (or,
+    // after a disk pre-sync, the upper layer itself does: no snapshot travelled).
     auto resumed = [&]() -> Status {
+      if (!base_snapshot.empty()) {
+        (void)remove_snapshot(name, base_snapshot);
+        auto e = BH_TRY(get(name));
+        std::unique_lock lock(e->mu);
+        return start_locked(*e, lock, memdir);
+      }
       if (!snapshots_.exists(name, memory_snapshot))
         return fail("the transfer of " + name + " did not bring snapshot " + memory_snapshot, EPROTO);
       std::string images = snapshots_.memory_path(name, memory_snapshot);

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <ctime>
 
 #include <fmt/core.h>
 
@@ -21,13 +22,6 @@ namespace bulkhead::daemon {
 using nlohmann::json;
 
 namespace {
-
-Result<UniqueFd> open_dir(const std::string &path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd)
-    return failf_errno("opening {}", path);
-  return fd;
-}
 
 Result<std::string> absolute_file(const json &j) {
   std::string file = BH_TRY(string_field(j, "file", true));
@@ -52,7 +46,7 @@ Result<json> Daemon::snapshots(const std::string &name) {
 // Copies the upper layer into a staging directory; a running container is frozen for the copy
 // (and thawed after, whatever happened), so the copy is one instant of the container's files.
 Result<SnapshotStaging> Daemon::copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
-                                                  std::string *consistency) {
+                                                  std::string *consistency, bool freeze) {
   const auto &name = e.rec.config.name;
   const auto &state = e.rec.status.state;
   if (state == "starting" || state == "stopping")
@@ -60,22 +54,47 @@ Result<SnapshotStaging> Daemon::copy_upper_locked(Entry &e, const std::string &p
                 EBUSY);
   bool running = e.watch_fd && state == "running";
   auto staging = BH_TRY(snapshots_.stage(name, purpose));
-  UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+  UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
   auto rt = runtime();
-  if (running)
+  const bool frozen_copy = running && freeze;
+  if (frozen_copy)
     BH_CHECK(context(rt.pause(name), "freezing " + name + " for the snapshot"));
   auto progress = [op](uint64_t bytes) {
     if (op)
       op->set_progress("copying", bytes, 0);
   };
-  auto r = storage::copy_upper(upper.get(), staging.upper_fd(), op ? &op->cancel_flag() : nullptr, progress);
-  if (running)
+  // Unfrozen: what was written in the last second (a coarse clock tick is at most a few ms) or
+  // while the copy runs is marked unsettled.
+  timespec since{};
+  ::clock_gettime(CLOCK_REALTIME, &since);
+  since.tv_sec -= 1;
+  auto r = storage::copy_upper(upper.get(), staging.upper_fd(), op ? &op->cancel_flag() : nullptr, progress,
+                               running && !freeze ? &since : nullptr);
+  if (frozen_copy)
     if (auto t = rt.resume(name); !t && r)
       r = tl::unexpected(with_context(t.error(), "thawing " + name + " after the snapshot"));
   BH_CHECK(context(r, "copying the upper layer of " + name));
   if (consistency)
-    *consistency = running ? "frozen" : (state == "frozen" ? "frozen" : "stopped");
+    *consistency = running ? (freeze ? "frozen" : "running") : (state == "frozen" ? "frozen" : "stopped");
   return staging;
+}
+
+Status Daemon::presync_snapshot(const std::string &name, const std::string &snap, Operation &op) {
+  BH_CHECK(storage::validate_name("snapshot", snap));
+  auto e = BH_TRY(get(name));
+  std::unique_lock lock(e->mu);
+  if (snapshots_.exists(name, snap))
+    return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
+  std::string consistency;
+  auto staging = BH_TRY(copy_upper_locked(*e, "snap-" + snap, &op, &consistency, false));
+  auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
+  return staging.commit(snap, {{"name", snap},
+                               {"id", random_id()},
+                               {"created_at", now_unix_ms() / 1000},
+                               {"container_state", consistency},
+                               {"template", e->rec.config.template_name},
+                               {"size_bytes", count.size_bytes},
+                               {"files", count.files}});
 }
 
 Result<std::shared_ptr<Operation>> Daemon::create_snapshot(const std::string &name, const json &req) {
@@ -125,7 +144,7 @@ Status Daemon::remove_snapshot(const std::string &name, const std::string &snap)
 // way leaves the container stopped with an error saying to restore again (the snapshot is intact).
 Status Daemon::restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op) {
   const auto &name = e.rec.config.name;
-  UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+  UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
   auto r = storage::clear_dir(upper.get());
   if (r)
     r = storage::copy_upper(src_fd, upper.get(), nullptr, [op](uint64_t b) {
@@ -163,7 +182,7 @@ Result<std::shared_ptr<Operation>> Daemon::restore_snapshot(const std::string &n
                                op.set_progress("stopping", 0, 0);
                                BH_CHECK(stop_locked(*e, lock, 30));
                              }
-                             UniqueFd src = BH_TRY(open_dir(snapshots_.upper_path(name, snap)));
+                             UniqueFd src = BH_TRY(open_directory(snapshots_.upper_path(name, snap)));
                              BH_CHECK(restore_locked(*e, src.get(), "snapshot " + snap, &op));
                              events_.publish("snapshot-restored", name, {{"snapshot", snap}});
                              if (was_running) {
@@ -221,18 +240,18 @@ Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &n
           op.set_progress("snapshotting", 0, 0);
           temp.emplace(BH_TRY(copy_upper_locked(*e, "export", &op, nullptr)));
         }
-        UniqueFd upper = temp ? UniqueFd(::dup(temp->upper_fd())) : BH_TRY(open_dir(source));
+        UniqueFd upper = temp ? UniqueFd(::dup(temp->upper_fd())) : BH_TRY(open_directory(source));
         UniqueFd base_fd;
         if (!base.empty()) {
           auto meta = BH_TRY(snapshots_.info(name, base));
           manifest["base_snapshot"] = {{"name", base}, {"id", meta.value("id", "")}};
-          base_fd = BH_TRY(open_dir(snapshots_.upper_path(name, base)));
+          base_fd = BH_TRY(open_directory(snapshots_.upper_path(name, base)));
         }
         auto tmpl = templates_.get(config.template_name);
         if (!tmpl)
           return fail("exporting " + name + ": its template \"" + config.template_name + "\" is gone",
                       ENOENT);
-        UniqueFd rootfs = BH_TRY(open_dir(templates_.rootfs_path(config.template_name)));
+        UniqueFd rootfs = BH_TRY(open_directory(templates_.rootfs_path(config.template_name)));
         op.set_progress("hashing the template", 0, 0);
         manifest["template"] = {{"name", config.template_name},
                                 {"digest", BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()))},
@@ -306,7 +325,7 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
   bool made_template = false;
   auto tmpl = templates_.get(tname);
   if (tmpl) {
-    UniqueFd rootfs = BH_TRY(open_dir(templates_.rootfs_path(tname)));
+    UniqueFd rootfs = BH_TRY(open_directory(templates_.rootfs_path(tname)));
     std::string here = BH_TRY(storage::tree_digest(rootfs.get(), &op.cancel_flag()));
     if (!digest.empty() && here != digest)
       return fail(
@@ -415,7 +434,7 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
       e->rec.config.stop_signal = config.stop_signal;
       BH_CHECK(save_locked(*e));
     }
-    UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+    UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
     storage::Extractor x(upper.get(), false, true);
     BH_CHECK(reader.extract_upper(x, &op.cancel_flag(), progress));
     // An export of a snapshot brings that snapshot along (same name and id), so incremental
@@ -485,26 +504,17 @@ Status Daemon::import_incremental(storage::ExportReader &reader, const std::stri
     return fail("an incremental export does not carry a template", EINVAL);
   auto staging = BH_TRY(snapshots_.stage(name, "import"));
   {
-    UniqueFd src = BH_TRY(open_dir(snapshots_.upper_path(name, bname)));
+    UniqueFd src = BH_TRY(open_directory(snapshots_.upper_path(name, bname)));
     op.set_progress("copying the base", 0, 0);
     BH_CHECK(storage::copy_upper(src.get(), staging.upper_fd(), &op.cancel_flag()));
   }
-  std::vector<std::string> deletions;
-  if (m.contains("deletions")) {
-    if (!m["deletions"].is_array())
-      return fail("the manifest's \"deletions\" must be an array of paths", EINVAL);
-    for (const auto &d : m["deletions"]) {
-      if (!d.is_string())
-        return fail("the manifest's \"deletions\" must be an array of paths", EINVAL);
-      deletions.push_back(d.get<std::string>());
-    }
-  }
+  std::vector<std::string> deletions = BH_TRY(reader.deletions());
   BH_CHECK(context(storage::remove_paths(staging.upper_fd(), deletions), "applying the deletions"));
   storage::Extractor x(staging.upper_fd(), false, true);
   BH_CHECK(reader.extract_upper(x, &op.cancel_flag(),
                                 [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); }));
   op.set_progress("replacing the upper layer", 0, 0);
-  UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+  UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
   BH_CHECK(restore_locked(*e, staging.upper_fd(), "the incremental import", &op));
   if (m.contains("snapshot") && m["snapshot"].is_object()) {
     std::string snap = m["snapshot"].value("name", "");

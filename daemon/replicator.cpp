@@ -73,13 +73,6 @@ struct PathGuard {
   }
 };
 
-Result<UniqueFd> open_dir(const std::string &path) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!fd)
-    return failf_errno("opening {}", path);
-  return fd;
-}
-
 // What a stopped container's disk looks like now: its entries' count, sizes and newest change
 // time (ctime: any write, rename, chmod or removal inside moves it). Equal twice: nothing to send.
 std::string upper_signature(const std::string &upper) {
@@ -457,7 +450,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
         return failf_errno("creating {}", images);
       new_images.path = images;
       staging.emplace(BH_TRY(snapshots_.stage(name, "replica")));
-      UniqueFd upper = BH_TRY(open_dir(records_.paths(name).upper));
+      UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
       auto rt = runtime();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
@@ -496,7 +489,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   auto tmpl = templates_.get(config.template_name);
   if (!tmpl)
     return fail("replicating " + name + ": its template \"" + config.template_name + "\" is gone", ENOENT);
-  UniqueFd rootfs = BH_TRY(open_dir(templates_.rootfs_path(config.template_name)));
+  UniqueFd rootfs = BH_TRY(open_directory(templates_.rootfs_path(config.template_name)));
   if (st.template_name != config.template_name) {
     st.template_digest = BH_TRY(storage::tree_digest(rootfs.get(), nullptr));
     st.template_name = config.template_name;

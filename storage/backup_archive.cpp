@@ -388,4 +388,19 @@ Result<std::string> tree_digest(int rootfs_fd, const std::atomic<bool> *cancel) 
   return "sha256:" + h.hex_digest();
 }
 
+Result<std::vector<std::string>> ExportReader::deletions() const {
+  std::vector<std::string> out;
+  if (!manifest_.contains("deletions"))
+    return out;
+  const auto &d = manifest_["deletions"];
+  if (!d.is_array())
+    return fail("the manifest's \"deletions\" must be an array of paths", EINVAL);
+  for (const auto &p : d) {
+    if (!p.is_string())
+      return fail("the manifest's \"deletions\" must be an array of paths", EINVAL);
+    out.push_back(p.get<std::string>());
+  }
+  return out;
+}
+
 } // namespace bulkhead::storage

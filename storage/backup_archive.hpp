@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <functional>
 #include <string>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -60,6 +61,8 @@ public:
   // Extracts the upper/ entries into `x` (made with overlay_upper), then checks the trailer. An
   // entry anywhere else (or a template/ entry here) is refused.
   Status extract_upper(Extractor &x, const std::atomic<bool> *cancel, const BytesFn &progress);
+  // An incremental export's "deletions" (paths below the upper layer); none in a full one.
+  Result<std::vector<std::string>> deletions() const;
 
 private:
   ExportReader() = default;
@@ -79,8 +82,8 @@ private:
 };
 
 // A digest of a template's rootfs from its metadata (paths, types, modes, owners, sizes, mtimes,
-// link targets; the root directory itself left out), cheap enough to compute at every export and import: two hosts that imported the
-// same template from the same source agree on it.
+// link targets; the root directory itself left out), cheap enough to compute at every export and import: two
+// hosts that imported the same template from the same source agree on it.
 Result<std::string> tree_digest(int rootfs_fd, const std::atomic<bool> *cancel);
 
 } // namespace bulkhead::storage

@@ -286,14 +286,22 @@ Status copy_fd(int in, int out, const std::atomic<bool> *cancel, uint64_t &bytes
 }
 
 Status copy_upper(int src_fd, int dst_fd, const std::atomic<bool> *cancel,
-                  const std::function<void(uint64_t)> &progress) {
+                  const std::function<void(uint64_t)> &progress, const timespec *unsettled_since) {
   Extractor x(dst_fd, false, true);
   uint64_t bytes = 0;
   BH_CHECK(walk_upper(src_fd, {cancel, -1}, [&](const Entry &e, int data_fd, uint64_t) -> Status {
     DataFn data;
     if (data_fd >= 0)
       data = [&](int out) { return copy_fd(data_fd, out, cancel, bytes, e.path); };
-    BH_CHECK(x.apply(e, data));
+    if (unsettled_since &&
+        (e.mtime.tv_sec > unsettled_since->tv_sec ||
+         (e.mtime.tv_sec == unsettled_since->tv_sec && e.mtime.tv_nsec >= unsettled_since->tv_nsec))) {
+      Entry marked = e;
+      marked.mtime = {0, 0};
+      BH_CHECK(x.apply(marked, data));
+    } else {
+      BH_CHECK(x.apply(e, data));
+    }
     if (progress)
       progress(bytes);
     return {};

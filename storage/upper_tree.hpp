@@ -35,8 +35,14 @@ Result<std::vector<std::string>> deleted_paths(int root_fd, int base_fd, const s
 
 // Copies the tree below src_fd into the directory dst_fd (empty, or holding only what the copy
 // may replace), everything as-is; `progress` gets the bytes copied so far.
+// `unsettled_since` (a copy of a layer that runs on, not frozen): an entry whose mtime is at or
+// after it is copied with mtime 0, so an incremental walk against the copy always sends it again.
+// A file's mtime is read before its data, so a write during the copy leaves a later mtime, unless
+// it falls in the same coarse clock tick as the file's previous write: only files written shortly
+// before the copy can hide a change that way, and those are the ones marked.
 Status copy_upper(int src_fd, int dst_fd, const std::atomic<bool> *cancel,
-                  const std::function<void(uint64_t)> &progress = nullptr);
+                  const std::function<void(uint64_t)> &progress = nullptr,
+                  const timespec *unsettled_since = nullptr);
 
 // Removes everything below dirfd, never following a symlink; dirfd itself stays (an upper layer
 // may be the root of a mounted filesystem image).

@@ -69,6 +69,14 @@ inline Result<std::string> read_file_at(int dirfd, const std::string &path) {
 
 inline Result<std::string> read_file(const std::string &path) { return read_file_at(AT_FDCWD, path); }
 
+// A directory, its last component not followed if it is a symlink (O_NOFOLLOW).
+inline Result<UniqueFd> open_directory(const std::string &path) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd)
+    return failf_errno("opening {}", path);
+  return fd;
+}
+
 inline Status write_file_at(int dirfd, const std::string &path, std::string_view data,
                             int flags = O_WRONLY | O_TRUNC | O_CREAT, mode_t mode = 0644) {
   UniqueFd fd(::openat(dirfd, path.c_str(), flags | O_CLOEXEC, mode));

@@ -140,7 +140,7 @@ if out=$(mh_ctl host1 migrate ct2 host3 2>&1); then mh_fail "migrating to a dead
 mh_no_migration_files host1
 mh_step "host3 dead: \"$out\"; ct2 runs on host1 with the same init $pid2"
 
-# --- live, the import fails on the target: the source restores its checkpoint and runs on
+# --- live, the import of the disk pre-sync fails on the target (before any freeze): ct2 runs on
 mh_ctl host2 create blocker --template busybox \
   --net "lan:ipv4=$(mh_ct_ip4 1 2),ipv6=$(mh_ct_ip6 1 2)" >/dev/null || mh_fail "blocker on host2 again"
 if out=$(mh_ctl host1 migrate ct2 host2 --live 2>&1); then mh_fail "migrating (--live) onto a taken address worked: $out"; fi
@@ -151,7 +151,23 @@ if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after t
 [[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps the checkpoint of ct2"
 mh_no_migration_files host1 host2
 mh_ctl host2 destroy blocker >/dev/null || mh_fail "removing blocker"
-mh_step "live import failed on host2: \"$out\"; ct2 runs on host1 again from its checkpoint"
+mh_step "live import failed on host2: \"$out\"; ct2 runs on host1 (no freeze happened)"
+
+# --- live, the restore fails on the target after the freeze (host2's CRIU fails): the source
+# restores its own checkpoint and runs on
+criu_bin=$(command -v criu)
+printf '#!/bin/sh\necho "injected failure" >&2\nexit 1\n' >/tmp/vm-migrate-criu-fails
+chmod +x /tmp/vm-migrate-criu-fails
+mh_on host2 mount --bind /tmp/vm-migrate-criu-fails "$criu_bin" || mh_fail "injecting a failing CRIU on host2"
+if out=$(mh_ctl host1 migrate ct2 host2 --live 2>&1); then mh_fail "migrating (--live) with CRIU failing on host2 worked: $out"; fi
+mh_on host2 umount "$criu_bin" || mh_fail "removing the failing CRIU of host2"
+[[ $out == *ct2* && $out == *host2* ]] || mh_fail "the failed live restore does not name the container and remote: $out"
+[[ $(state host1 ct2) == running ]] || mh_fail "ct2 on host1 is $(state host1 ct2) after the failed live restore: $out"
+[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || mh_fail "ct2 lost its file (failed restore)"
+if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after the failed live restore"; fi
+[[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps a snapshot of ct2"
+mh_no_migration_files host1 host2
+mh_step "live restore failed on host2 after the freeze: \"${out:0:300}\"; ct2 runs on host1 again from its checkpoint"
 
 # --- live: a counter that lives only in the shell's memory continues on host2
 # (written to /count every 0.2 s; a cold move would start it again from 1)
@@ -159,7 +175,11 @@ mh_step "live import failed on host2: \"$out\"; ct2 runs on host1 again from its
 # shellcheck disable=SC2016 # the container's shell expands them
 # It also serves TCP on port 7000 (busybox nc echoing through cat): a client outside both hosts
 # keeps one connection open across the move, sending a line every 0.5 s and reading it back.
-mh_ct_create host1 ct3 3 --init /bin/sh -c 'nc -ll -p 7000 -e /bin/cat & r=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$r $i" >/count; usleep 200000; done' ||
+# Its disk: /log gets each count appended, so it changes after the disk pre-sync copied it and
+# through the pre-copy; on host2 it must run 1, 2, 3, ... without a gap (a change the final,
+# incremental export missed would leave one), and a 2 MiB file written before the move arrives
+# whole.
+mh_ct_create host1 ct3 3 --init /bin/sh -c 'nc -ll -p 7000 -e /bin/cat & r=$RANDOM$RANDOM; i=0; while :; do i=$((i+1)); echo "$r $i" >/count; echo $i >>/log; usleep 200000; done' ||
   mh_fail "ct3 on host1"
 count() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null | awk '{print $2}' | grep . || echo 0; }
 draw() { mh_ctl "$1" exec ct3 -- cat /count 2>/dev/null | awk '{print $1}'; }
@@ -172,6 +192,8 @@ before=$(count host1)
 r1=$(draw host1)
 [[ -n $r1 ]] || mh_fail "ct3's shell has no number"
 client_pings "$(mh_ct_ip4 1 3)" || mh_fail "the client cannot ping ct3 on host1"
+mh_ctl host1 exec ct3 -- dd if=/dev/urandom of=/blob bs=64k count=32 2>/dev/null || mh_fail "writing /blob in ct3"
+blob_sum=$(mh_ctl host1 exec ct3 -- md5sum /blob | cut -d' ' -f1)
 tcp_log=/tmp/vm-migrate-tcp.log
 : >"$tcp_log"
 # One connection for the whole test: a broken one (reset, or no echo within 60 s) ends the client.
@@ -197,6 +219,9 @@ echo "$json"
 (($(jq -r .iterations <<<"$json") >= 1 && $(jq -r .precopy_bytes <<<"$json") > 0)) ||
   mh_fail "no pre-copy round: $json"
 (($(jq -r .total_ms <<<"$json") >= $(jq -r .downtime_ms <<<"$json"))) || mh_fail "total_ms < downtime_ms: $json"
+# Disk pre-sync: the upper layer went while ct3 ran; the freeze sent only what changed since.
+(($(jq -r .presync_bytes <<<"$json") > 2000000)) || mh_fail "no disk pre-sync with /blob in it: $json"
+(($(jq -r .export_bytes <<<"$json") < 1000000)) || mh_fail "the final export is not incremental: $json"
 tcp_at_move=$(tcp_lines)
 for _ in $(seq 1 120); do
   (($(tcp_lines) >= tcp_at_move + 4)) && break
@@ -211,6 +236,10 @@ tcp_after=$(tcp_lines)
 after=$(count host2)
 ((after >= before)) || mh_fail "ct3's counter on host2 is $after, it was $before on host1: it started again"
 [[ $(draw host2) == "$r1" ]] || mh_fail "ct3's shell on host2 drew $(draw host2), on host1 $r1: it started again"
+gap=$(mh_ctl host2 exec ct3 -- awk 'NR != $1 {print "line " NR " holds " $1; exit} END {print NR}' /log)
+[[ $gap =~ ^[0-9]+$ ]] || mh_fail "ct3's /log on host2 has a gap: $gap"
+((gap >= before)) || mh_fail "ct3's /log on host2 ends at $gap, the counter was at $before before the move"
+[[ $(mh_ctl host2 exec ct3 -- md5sum /blob | cut -d' ' -f1) == "$blob_sum" ]] || mh_fail "/blob differs on host2"
 sleep 2
 later=$(count host2)
 ((later > after)) || mh_fail "ct3's counter on host2 stopped at $after"
@@ -220,7 +249,7 @@ if mh_ctl host1 info ct3 >/dev/null 2>&1; then mh_fail "ct3 is still on host1"; 
 mh_no_migration_files host1 host2
 client_entry_at "$(mh_ct_ip4 1 3)" host2
 client_pings "$(mh_ct_ip4 1 3)" || mh_fail "the client cannot ping ct3 at $(mh_ct_ip4 1 3) on host2"
-mh_step "live: ct3's shell (number $r1) went on counting from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms after $(jq -r .iterations <<<"$json") pre-copy round(s); one TCP connection from the client echoed $tcp_at_move lines before the move and $tcp_after in all"
+mh_step "live: ct3's shell (number $r1) went on counting from $before (host1) to $after, then $later (host2); downtime $(jq -r .downtime_ms <<<"$json") ms after $(jq -r .iterations <<<"$json") pre-copy round(s) and a disk pre-sync of $(jq -r .presync_bytes <<<"$json") bytes (final export $(jq -r .export_bytes <<<"$json") bytes; /log gapless to $gap); one TCP connection from the client echoed $tcp_at_move lines before the move and $tcp_after in all"
 
 mh_scenario_end
 echo "vm-migrate: OK ($(($(date +%s) - MH_T0)) s)"
