@@ -17,11 +17,12 @@
 #                                    optimized tree, what the VM stages run; every unit and
 #                                    integration test under ASan/UBSan; the VM scenarios of the
 #                                    hosting daemon (cgroup, hosting, migrate, failover, agent,
-#                                    systemd)
+#                                    systemd) and the systemd cgroup driver (VM booted with systemd:
+#                                    the runtime's scopes, bulkheadd's, rootless ones)
 #   bash tests/run-all.sh --tier 2   the optimized tree whole and its ctest; the other VM scenarios:
 #                                    the real clients (containerd, podman, rootless podman), disk
-#                                    quotas, NAT and port forwards, the systemd cgroup
-#                                    driver (VM booted with systemd), unprivileged hosting, network
+#                                    quotas, NAT and port forwards, the clients on the systemd
+#                                    driver (same stage), unprivileged hosting, network
 #                                    caps, evacuation, migration faults, the multihost test bed, the
 #                                    cluster, replication, the OCI/daemon CRIU suite, and the Debian
 #                                    packages (a build-deb tree with the prefix /usr, then cpack,
@@ -131,6 +132,11 @@ if in_tier 1; then
   vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
   echo "=== a Debian template container boots systemd in the VM"
   vm_stage "systemd VM" bash tests/daemon/run-vm-systemd.sh build
+  # The clients of that stage (containerd, podman with the systemd driver) run where tier 2's
+  # install made them present; tier 1 runs the driver, bulkheadd on it and rootless on the user's
+  # manager.
+  echo "=== the systemd cgroup driver in the VM booted with systemd as PID 1: OCI scopes (Delegate=yes, limits as properties, update, pause, checkpoint/restore into a scope, delete leaves no unit), bulkheadd's scopes in machine.slice, rootless scopes in the user's manager"
+  vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build
 fi
 
 if in_tier 2; then
@@ -138,8 +144,6 @@ if in_tier 2; then
     echo "=== real clients in the VM: containerd (runc shim), podman (conmon) and rootless podman (an ordinary user)"
     vm_stage "clients VM" bash tests/clients/run-client-tests.sh build
   fi
-  echo "=== the systemd cgroup driver in the VM booted with systemd as PID 1: scope with Delegate=yes, MemoryMax, update, pause, delete leaves no unit"
-  vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build
   echo "=== unprivileged hosting scenario in the VM: 20 containers in their own user namespaces and id ranges (idmapped template), daemon SIGKILL, restart policy, lxcfs, destroy"
   vm_stage "unprivileged hosting VM" bash tests/daemon/run-vm-scenario.sh build 20 unprivileged
   echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, inode limit, daemon SIGKILL, destroy"
