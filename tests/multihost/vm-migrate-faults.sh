@@ -4,8 +4,9 @@
 # target", each injected while a container with 96 MiB of anonymous memory (dirtier.c, 1 MiB/s
 # rewritten, a count of seconds kept in memory and written to /passes) moves host1 -> host2:
 #   1. host2's daemon is SIGKILLed while the pre-copy pages arrive;
-#   2. host2's daemon is SIGKILLed after it began the import (its arrival marker exists): the
-#      container may already run there; its next start removes it;
+#   2. host2's daemon is SIGKILLed after the freeze, as the final images arrive (the arrival, the
+#      imported disk pre-sync, and its marker exist): the source restores its checkpoint; host2's
+#      next start removes the arrival;
 #   3. host2's LAN link goes down while the pages arrive (no FIN, no RST): the source notices
 #      within the peer channel's 30 s dead-peer bound; host2's side gives up and cleans by itself.
 # After each: the container runs on host1 with its count going on from where it was (its memory
@@ -35,6 +36,12 @@ wait_for() {
 }
 pages_arriving() { [[ -n $(find "$MH_BASE/host2/root" -path '*/migrate-in-*.memory/pre-1/pages-*' -size +1M 2>/dev/null) ]]; }
 arriving() { [[ -n $(find "$MH_BASE/host2/root" -maxdepth 1 -name 'migrate-in-*.incoming' 2>/dev/null) ]]; }
+# After the freeze: the final images (inventory.img at the top of the memory directory; the
+# pre-copy rounds are in pre-K below it) reach host2, whose arrival (the disk pre-sync, imported
+# before any freeze) already exists.
+final_images_arriving() {
+  arriving && [[ -n $(find "$MH_BASE/host2/root" -maxdepth 2 -path '*/migrate-in-*.memory/inventory.img' 2>/dev/null) ]]
+}
 count_above() { (($(passes host1 "$1") > $2)); }
 # The container CT on host1 runs with its memory after a failed move: its count went on from
 # BEFORE (read before the move) and keeps going; host2 has nothing of it. Sets now and later.
@@ -80,11 +87,12 @@ mh_daemon_start host2 || mh_fail "host2's daemon did not start again"
 source_kept f1 "$before"
 mh_step "1: host2's daemon killed during the pre-copy: \"$out\"; f1 runs on host1, count $before -> $now -> $later; host2 (restarted) has nothing"
 
-# --- 2: the target daemon dies during the import (its arrival marker exists)
+# --- 2: the target daemon dies after the freeze, while the final images arrive (its arrival, the
+# imported disk pre-sync, exists): the source restores its checkpoint
 before=$(passes host1 f2)
 mh_ctl host1 migrate f2 host2 --live >/tmp/m2.out 2>&1 &
 mig=$!
-wait_for 600 arriving || mh_fail "host2 never began the import of f2: $(cat /tmp/m2.out)"
+wait_for 600 final_images_arriving || mh_fail "host2 never got the final images of f2: $(cat /tmp/m2.out)"
 mh_daemon_kill host2
 if wait "$mig"; then mh_fail "the migration of f2 succeeded although host2's daemon was killed"; fi
 out=$(cat /tmp/m2.out)
@@ -92,7 +100,7 @@ mh_daemon_start host2 || mh_fail "host2's daemon did not start again"
 grep -q "f2 arrived by a migration that never finished" "$MH_BASE/host2/bulkheadd.log" ||
   mh_fail "host2's daemon did not say it removed the unfinished f2"
 source_kept f2 "$before"
-mh_step "2: host2's daemon killed during the import: \"$out\"; f2 runs on host1, count $before -> $now -> $later; host2 removed its unfinished f2 at its start"
+mh_step "2: host2's daemon killed after the freeze, as the final images arrived: \"$out\"; f2 runs on host1, count $before -> $now -> $later; host2 removed its unfinished f2 at its start"
 
 # --- 3: the LAN link of host2 goes down while the pages arrive
 before=$(passes host1 f3)
