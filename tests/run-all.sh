@@ -132,11 +132,9 @@ if in_tier 1; then
   vm_stage "agent VM" bash tests/abi/run-vm-agent.sh build
   echo "=== a Debian template container boots systemd in the VM"
   vm_stage "systemd VM" bash tests/daemon/run-vm-systemd.sh build
-  # The clients of that stage (containerd, podman with the systemd driver) run where tier 2's
-  # install made them present; tier 1 runs the driver, bulkheadd on it and rootless on the user's
-  # manager.
+  # The clients on that driver (containerd, podman) are tier 2's, after its clients stage installs them.
   echo "=== the systemd cgroup driver in the VM booted with systemd as PID 1: OCI scopes (Delegate=yes, limits as properties, update, pause, checkpoint/restore into a scope, delete leaves no unit), bulkheadd's scopes in machine.slice, rootless scopes in the user's manager"
-  vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build
+  vm_stage "systemd cgroup VM" bash tests/systemd/run-vm-systemd-cgroup.sh build --no-clients
 fi
 
 if in_tier 2; then
@@ -144,6 +142,8 @@ if in_tier 2; then
     echo "=== real clients in the VM: containerd (runc shim), podman (conmon) and rootless podman (an ordinary user)"
     vm_stage "clients VM" bash tests/clients/run-client-tests.sh build
   fi
+  echo "=== containerd (SystemdCgroup) and podman (--cgroup-manager systemd) on the systemd driver in the VM booted with systemd"
+  vm_stage "systemd clients VM" bash tests/systemd/run-vm-systemd-cgroup.sh build --clients-only
   echo "=== unprivileged hosting scenario in the VM: 20 containers in their own user namespaces and id ranges (idmapped template), daemon SIGKILL, restart policy, lxcfs, destroy"
   vm_stage "unprivileged hosting VM" bash tests/daemon/run-vm-scenario.sh build 20 unprivileged
   echo "=== disk quotas in the VM: ext4 image per container, ENOSPC, online grow, inode limit, daemon SIGKILL, destroy"

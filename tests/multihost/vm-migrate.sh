@@ -77,16 +77,22 @@ mh_no_migration_files host1 host2
 mh_ctl host1 destroy ct4 >/dev/null || mh_fail "removing ct4"
 mh_step "network missing on host2: \"$out\"; ct4 stays on host1"
 
+# ct2_stayed WHAT: after a migration of ct2 to host2 failed with $out, ct2 runs on host1 with its
+# file, host2 has no ct2, host1 keeps no snapshot and neither host a migration file.
+ct2_stayed() {
+  [[ $out == *ct2* && $out == *host2* ]] || mh_fail "the failed $1 does not name the container and remote: $out"
+  [[ $(state host1 ct2) == running ]] || mh_fail "ct2 on host1 is $(state host1 ct2) after the failed $1: $out"
+  [[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || mh_fail "ct2 lost its file ($1)"
+  if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after the failed $1"; fi
+  [[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps a snapshot of ct2 ($1)"
+  mh_no_migration_files host1 host2
+}
+
 # --- the import fails on the target after the source stopped: the source runs again
 mh_ctl host2 create blocker --template busybox \
   --net "lan:ipv4=$(mh_ct_ip4 1 2),ipv6=$(mh_ct_ip6 1 2)" >/dev/null || mh_fail "blocker on host2"
 if out=$(mh_ctl host1 migrate ct2 host2 --cold 2>&1); then mh_fail "migrating (cold) onto a taken address worked: $out"; fi
-[[ $out == *ct2* && $out == *host2* ]] || mh_fail "the failed import (cold) does not name the container and remote: $out"
-[[ $(state host1 ct2) == running ]] || mh_fail "ct2 on host1 is $(state host1 ct2) after the failed migration (cold)"
-[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || mh_fail "ct2 lost its file (cold)"
-if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after the failed import (cold)"; fi
-[[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps a snapshot of ct2 (cold)"
-mh_no_migration_files host1 host2
+ct2_stayed "import (cold)"
 mh_step "import failed on host2 (cold): \"$out\"; ct2 runs on host1 again with its file"
 mh_ctl host2 destroy blocker >/dev/null || mh_fail "removing blocker"
 
@@ -144,12 +150,7 @@ mh_step "host3 dead: \"$out\"; ct2 runs on host1 with the same init $pid2"
 mh_ctl host2 create blocker --template busybox \
   --net "lan:ipv4=$(mh_ct_ip4 1 2),ipv6=$(mh_ct_ip6 1 2)" >/dev/null || mh_fail "blocker on host2 again"
 if out=$(mh_ctl host1 migrate ct2 host2 --live 2>&1); then mh_fail "migrating (--live) onto a taken address worked: $out"; fi
-[[ $out == *ct2* && $out == *host2* ]] || mh_fail "the failed live import does not name the container and remote: $out"
-[[ $(state host1 ct2) == running ]] || mh_fail "ct2 on host1 is $(state host1 ct2) after the failed live migration: $out"
-[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || mh_fail "ct2 lost its file (--live)"
-if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after the failed live import"; fi
-[[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps the checkpoint of ct2"
-mh_no_migration_files host1 host2
+ct2_stayed "live import"
 mh_ctl host2 destroy blocker >/dev/null || mh_fail "removing blocker"
 mh_step "live import failed on host2: \"$out\"; ct2 runs on host1 (no freeze happened)"
 
@@ -161,12 +162,7 @@ chmod +x /tmp/vm-migrate-criu-fails
 mh_on host2 mount --bind /tmp/vm-migrate-criu-fails "$criu_bin" || mh_fail "injecting a failing CRIU on host2"
 if out=$(mh_ctl host1 migrate ct2 host2 --live 2>&1); then mh_fail "migrating (--live) with CRIU failing on host2 worked: $out"; fi
 mh_on host2 umount "$criu_bin" || mh_fail "removing the failing CRIU of host2"
-[[ $out == *ct2* && $out == *host2* ]] || mh_fail "the failed live restore does not name the container and remote: $out"
-[[ $(state host1 ct2) == running ]] || mh_fail "ct2 on host1 is $(state host1 ct2) after the failed live restore: $out"
-[[ $(mh_ctl host1 exec ct2 -- cat /state.txt) == "two-$token" ]] || mh_fail "ct2 lost its file (failed restore)"
-if mh_ctl host2 info ct2 >/dev/null 2>&1; then mh_fail "host2 kept a ct2 after the failed live restore"; fi
-[[ $(mh_ctl host1 snapshot list ct2 --json | jq length) == 0 ]] || mh_fail "host1 keeps a snapshot of ct2"
-mh_no_migration_files host1 host2
+ct2_stayed "live restore"
 mh_step "live restore failed on host2 after the freeze: \"${out:0:300}\"; ct2 runs on host1 again from its checkpoint"
 
 # --- live: a counter that lives only in the shell's memory continues on host2

@@ -5,6 +5,7 @@
 #include <sys/sysmacros.h>
 #include <sys/xattr.h>
 
+#include <ctime>
 #include <set>
 
 #include "helpers.hpp"
@@ -113,6 +114,61 @@ TEST(UpperTree, WalkAgainstBaseSeesOnlyChangesAndDeletions) {
   EXPECT_TRUE(exists(t.path() + "/outside/secret"));
   EXPECT_FALSE(remove_paths(c.get(), {"."}));
   EXPECT_FALSE(remove_paths(c.get(), {"../base"}));
+}
+
+// A copy of a layer that runs on (a live migration's disk pre-sync): what was written just before
+// or during the copy is marked (mtime 0), so the next walk against the copy sends it again even
+// when a later write left the same size and the same coarse-clock mtime; older files keep theirs
+// and are skipped.
+TEST(UpperTree, UnsettledCopyMarksRecentWritesForTheNextWalk) {
+  TempDir t;
+  std::string cur = t.path() + "/cur", base = t.path() + "/base";
+  ASSERT_EQ(sh("mkdir -p " + cur + "/d " + base), 0);
+  spit(cur + "/d/old", "old\n");
+  struct timespec past[2] = {{1600000000, 5}, {1600000000, 5}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (cur + "/d/old").c_str(), past, AT_SYMLINK_NOFOLLOW), 0);
+  spit(cur + "/d/recent", "v1\n");
+  struct stat before {};
+  ASSERT_EQ(::lstat((cur + "/d/recent").c_str(), &before), 0);
+  timespec since{};
+  ::clock_gettime(CLOCK_REALTIME, &since);
+  since.tv_sec -= 1;
+  auto c = open_dir(cur), b = open_dir(base);
+  auto r = copy_upper(c.get(), b.get(), nullptr, nullptr, &since);
+  ASSERT_TRUE(r) << r.error().text();
+  struct stat st {};
+  ASSERT_EQ(::lstat((base + "/d/old").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1600000000);
+  ASSERT_EQ(::lstat((base + "/d/recent").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 0);
+  EXPECT_EQ(slurp(base + "/d/recent"), "v1\n");
+
+  // A write the clock did not see: same size, the same mtime as when it was copied.
+  spit(cur + "/d/recent", "v2\n");
+  struct timespec same[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(::utimensat(AT_FDCWD, (cur + "/d/recent").c_str(), same, AT_SYMLINK_NOFOLLOW), 0);
+  std::set<std::string> seen;
+  ASSERT_TRUE(walk_upper(c.get(), {nullptr, b.get()}, [&](const Entry &e, int, uint64_t) -> Status {
+    if (e.kind != EntryKind::Directory)
+      seen.insert(e.path);
+    return {};
+  }));
+  EXPECT_EQ(seen, std::set<std::string>{"d/recent"});
+
+  // Without the mark (a frozen copy) the same hidden write would be skipped: what the mark is for.
+  std::string frozen = t.path() + "/frozen";
+  ASSERT_EQ(::mkdir(frozen.c_str(), 0755), 0);
+  auto f = open_dir(frozen);
+  ASSERT_TRUE(copy_upper(c.get(), f.get(), nullptr));
+  spit(cur + "/d/recent", "v3\n");
+  ASSERT_EQ(::utimensat(AT_FDCWD, (cur + "/d/recent").c_str(), same, AT_SYMLINK_NOFOLLOW), 0);
+  seen.clear();
+  ASSERT_TRUE(walk_upper(c.get(), {nullptr, f.get()}, [&](const Entry &e, int, uint64_t) -> Status {
+    if (e.kind != EntryKind::Directory)
+      seen.insert(e.path);
+    return {};
+  }));
+  EXPECT_TRUE(seen.empty());
 }
 
 } // namespace
