@@ -21,11 +21,12 @@ esac
 [[ -x $build/cli/bulkhead ]] || { echo "run-vm-systemd-cgroup: $build/cli/bulkhead not built" >&2; exit 125; }
 start=$(date +%s)
 
-# The VM mounts fresh /tmp and /run: stage the binary under /var/tmp.
+# The VM mounts fresh /tmp and /run: stage the binaries and the scenarios under /var/tmp (a checkout
+# under /tmp, as a CI clone may be, is hidden in the guest).
 stage=$(mktemp -d /var/tmp/bulkhead-vm-stage.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkhead" "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cp "$repo/tests/storage/make-busybox-rootfs.sh" "$here"/vm-*.sh "$stage/"
 # The clients (vm-containerd-systemd.sh, vm-podman-systemd.sh) when Debian's containerd and
 # podman are installed (tests/clients/run-client-tests.sh installs them); each missing one is said.
 clients=()
@@ -58,7 +59,7 @@ rc=0
 for attempt in 1 2; do
   rc=0
   "$repo/tests/vm/run-in-vm.sh" --systemd --timeout "${BULKHEAD_VM_TIMEOUT:-900}" -- \
-    bash "$stage/all.sh" "$here" "$stage/bulkhead" "$stage/image.tar" "$what" "${clients[@]}" || rc=$?
+    bash "$stage/all.sh" "$stage" "$stage/bulkhead" "$stage/image.tar" "$what" "${clients[@]}" || rc=$?
   # 124/125 are the test bed's (a VM that did not boot or stopped making progress): boot once more.
   [[ ($rc == 125 || $rc == 124) && $attempt == 1 ]] || break
   echo "run-vm-systemd-cgroup: the VM failed ($rc); retrying once" >&2
