@@ -7,7 +7,8 @@
 #   the default path user.slice:bulkhead:ID: the scope below user@UID.service with Delegate=yes,
 #   MemoryMax/TasksMax as unit properties and files, init in it, recorded as "systemd-user";
 #   update through the user's manager; delete --force leaves no unit, cgroup or state; without a
-#   reachable user manager a clear error and nothing left.
+#   reachable user manager a clear error and nothing left; the same from uid 0 of a user namespace
+#   of the user's own with no user namespace in the config (how rootless podman runs its runtime).
 # Usage: vm-rootless-systemd.sh BULKHEAD_BINARY
 set -euo pipefail
 bh_bin=$1
@@ -101,5 +102,25 @@ as_user "$bh_bin" delete --force u1
 expect_eq "LoadState after delete" "$(uprop $unit LoadState)" not-found
 [[ ! -e $cg ]] || fail "$cg left after delete"
 [[ -z $(ls -A "/run/user/$uid/bulkhead" 2>/dev/null) ]] || fail "state left: $(ls "/run/user/$uid/bulkhead")"
+step "u2 from uid 0 of a user namespace of the user's own (how rootless podman runs its runtime)"
+# podman's config has no user namespace of its own: the container shares podman's.
+cp -a "$work/bundle" "$work/bundle2"
+jq '.linux.namespaces |= map(select(.type != "user")) | del(.linux.uidMappings) | del(.linux.gidMappings)' \
+  "$work/bundle/config.json" >"$work/bundle2/config.json"
+chown -R "$uid:$gid" "$work/bundle2"
+in_userns() { as_user unshare --user --map-root-user "$@"; }
+in_userns "$bh_bin" --systemd-cgroup run -d -b "$work/bundle2" u2 </dev/null >/dev/null 2>&1 ||
+  fail "run in the user's namespace: $(in_userns "$bh_bin" --systemd-cgroup run -d -b "$work/bundle2" u2x 2>&1 </dev/null)"
+unit2=bulkhead-u2.scope
+expect_eq "ActiveState of u2" "$(uprop $unit2 ActiveState)" active
+cg2=/sys/fs/cgroup$(uprop $unit2 ControlGroup)
+expect_eq "u2's cgroup" "$cg2" "/sys/fs/cgroup/user.slice/user-$uid.slice/user@$uid.service/user.slice/$unit2"
+pid2=$(in_userns "$bh_bin" state u2 | jq .pid)
+expect_eq "u2's init in the scope" "$(grep -c "^$pid2\$" "$cg2/cgroup.procs")" 1
+expect_eq "u2's memory.max" "$(cat "$cg2/memory.max")" 67108864
+in_userns "$bh_bin" delete --force u2
+expect_eq "LoadState of u2 after delete" "$(uprop $unit2 LoadState)" not-found
+[[ -z $(ls -A "/run/user/$uid/bulkhead" 2>/dev/null) ]] || fail "state left: $(ls "/run/user/$uid/bulkhead")"
+
 step "done"
 echo "PASS: rootless containers on the user's systemd manager"
