@@ -297,6 +297,9 @@ private:
   // freeze false: a running container is copied as it runs (see presync_snapshot).
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
                                             std::string *consistency, bool freeze = true);
+  // Copies the upper layer (frozen or not, as copy_upper_locked) into a new snapshot `snap` and
+  // commits it; its metadata. EEXIST when the container has one of that name.
+  Result<nlohmann::json> snapshot_locked(Entry &e, const std::string &snap, Operation &op, bool freeze);
   // A live migration's disk pre-sync (daemon_migrate.cpp): snapshot `snap` of a running container
   // copied without freezing it, every file written shortly before or during the copy marked so an
   // incremental export against it sends that file again (storage::copy_upper's unsettled_since).

@@ -79,22 +79,29 @@ Result<SnapshotStaging> Daemon::copy_upper_locked(Entry &e, const std::string &p
   return staging;
 }
 
+Result<json> Daemon::snapshot_locked(Entry &e, const std::string &snap, Operation &op, bool freeze) {
+  const auto &name = e.rec.config.name;
+  if (snapshots_.exists(name, snap))
+    return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
+  std::string consistency;
+  auto staging = BH_TRY(copy_upper_locked(e, "snap-" + snap, &op, &consistency, freeze));
+  auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
+  json meta = {{"name", snap},
+               {"id", random_id()},
+               {"created_at", now_unix_ms() / 1000},
+               {"container_state", consistency},
+               {"template", e.rec.config.template_name},
+               {"size_bytes", count.size_bytes},
+               {"files", count.files}};
+  BH_CHECK(staging.commit(snap, meta));
+  return meta;
+}
+
 Status Daemon::presync_snapshot(const std::string &name, const std::string &snap, Operation &op) {
   BH_CHECK(storage::validate_name("snapshot", snap));
   auto e = BH_TRY(get(name));
   std::unique_lock lock(e->mu);
-  if (snapshots_.exists(name, snap))
-    return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
-  std::string consistency;
-  auto staging = BH_TRY(copy_upper_locked(*e, "snap-" + snap, &op, &consistency, false));
-  auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
-  return staging.commit(snap, {{"name", snap},
-                               {"id", random_id()},
-                               {"created_at", now_unix_ms() / 1000},
-                               {"container_state", consistency},
-                               {"template", e->rec.config.template_name},
-                               {"size_bytes", count.size_bytes},
-                               {"files", count.files}});
+  return snapshot_locked(*e, snap, op, false).map([](auto &&) {});
 }
 
 Result<std::shared_ptr<Operation>> Daemon::create_snapshot(const std::string &name, const json &req) {
@@ -104,30 +111,17 @@ Result<std::shared_ptr<Operation>> Daemon::create_snapshot(const std::string &na
   BH_TRY(get(name));
   if (snapshots_.exists(name, snap))
     return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
-  return operations_.start(
-      "Snapshotting container " + name, "/1.0/containers/" + name + "/snapshots/" + snap,
-      [this, name, snap](Operation &op) -> Status {
-        auto e = BH_TRY(get(name));
-        std::unique_lock lock(e->mu);
-        if (snapshots_.exists(name, snap))
-          return fail(fmt::format("container {} already has a snapshot \"{}\"", name, snap), EEXIST);
-        auto t0 = std::chrono::steady_clock::now();
-        std::string consistency;
-        auto staging = BH_TRY(copy_upper_locked(*e, "snap-" + snap, &op, &consistency));
-        auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
-        json meta = {{"name", snap},
-                     {"id", random_id()},
-                     {"created_at", now_unix_ms() / 1000},
-                     {"container_state", consistency},
-                     {"template", e->rec.config.template_name},
-                     {"size_bytes", count.size_bytes},
-                     {"files", count.files}};
-        BH_CHECK(staging.commit(snap, meta));
-        meta["seconds"] = seconds_since(t0);
-        op.set_metadata(meta);
-        events_.publish("snapshot-created", name, {{"snapshot", snap}});
-        return {};
-      });
+  return operations_.start("Snapshotting container " + name, "/1.0/containers/" + name + "/snapshots/" + snap,
+                           [this, name, snap](Operation &op) -> Status {
+                             auto e = BH_TRY(get(name));
+                             std::unique_lock lock(e->mu);
+                             auto t0 = std::chrono::steady_clock::now();
+                             json meta = BH_TRY(snapshot_locked(*e, snap, op, true));
+                             meta["seconds"] = seconds_since(t0);
+                             op.set_metadata(meta);
+                             events_.publish("snapshot-created", name, {{"snapshot", snap}});
+                             return {};
+                           });
 }
 
 Status Daemon::remove_snapshot(const std::string &name, const std::string &snap) {

@@ -384,7 +384,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     cgroup = BH_TRY(scope->start(spec, id));
     revert.add([&scope] { scope->abandon(); });
     BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux));
-    rec.cgroup_driver = systemd_driver_name(systemd_manager());
+    rec.cgroup_driver = systemd_driver_name(scope->manager());
     rec.systemd_unit = scope->unit();
     rec.cgroup_mount = scope->mount();
     rec.cgroup_path = cgroup.path();

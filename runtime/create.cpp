@@ -200,13 +200,17 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
 
   // The systemd driver: the path, systemd itself and the cgroup2 mount are checked before anything
   // exists, so a bad slice or a host without systemd leaves nothing behind.
+  // Read once (/proc/self/uid_map): which systemd manager, whether a cgroup may be missing, whether
+  // a device filter can be attached.
+  const bool rootless = running_rootless();
+  const cgroups::SystemdManager manager = systemd_manager(rootless);
   std::optional<cgroups::SystemdPath> scope;
   std::optional<cgroups::SystemdBus> bus;
   std::string systemd_mount;
   if (ro.systemd_cgroup) {
-    scope = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, systemd_manager()));
+    scope = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, manager));
     systemd_mount = BH_TRY(context(cgroups::cgroup2_mount(), "--systemd-cgroup"));
-    bus = BH_TRY(cgroups::SystemdBus::connect(systemd_manager()));
+    bus = BH_TRY(cgroups::SystemdBus::connect(manager));
   }
 
   StateStore store(ro.root);
@@ -227,7 +231,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
   UniqueFd cgroup_fd;
   if (scope) {
     // Made after clone: systemd creates the scope's cgroup and moves init (waiting for Go) there.
-    rec.cgroup_driver = systemd_driver_name(systemd_manager());
+    rec.cgroup_driver = systemd_driver_name(manager);
     rec.systemd_unit = scope->unit;
     rec.cgroup_mount = systemd_mount;
     for (const auto &w : cgroups::device_rule_warnings(
@@ -241,7 +245,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     // run without one unless the spec asks for limits, which nothing could then enforce.
     bool denied =
         !made && (made.error().code == EACCES || made.error().code == EPERM || made.error().code == EROFS);
-    if (denied && running_rootless()) {
+    if (denied && rootless) {
       if (cgroups::requests_controllers(spec.linux->resources))
         return failf("linux.resources: a rootless container needs a cgroup delegated to uid {} to "
                      "enforce limits, and {} (run bulkhead inside a delegated cgroup, e.g. systemd-run "
@@ -269,7 +273,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
                spec.linux->resources ? spec.linux->resources->devices : std::vector<oci::DeviceCgroupRule>{}))
         log_warning(ro, w);
       // Limits and the device filter hold before any process enters the cgroup.
-      BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !running_rootless()));
+      BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !rootless));
       cgroup_fd = BH_TRY(cgroup.open_dir());
       rec.cgroup_mount = *mount;
       rec.cgroup_path = path;
@@ -385,7 +389,7 @@ Result<CreatedContainer> create_container(const RuntimeOptions &ro, const std::s
     rec.cgroup_path = path;
     // Delegate=yes: the scope is ours to write. Everything systemd has no property for (and the
     // device filter) is written as the cgroupfs driver does, before init runs.
-    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !running_rootless()));
+    BH_CHECK(cgroups::setup_container_cgroup(cgroup, *spec.linux, !rootless));
     BH_CHECK(dir.save(rec));
     log_debug(ro, fmt::format("create {}: systemd scope {} in {} ready, cgroup {} ({} unit properties)", id,
                               scope->unit, scope->slice, cgroup.full_path(), props.size()));

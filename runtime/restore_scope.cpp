@@ -11,10 +11,11 @@ constexpr const char *kParking = "/bulkhead-restore-placeholder";
 } // namespace
 
 Result<RestoreScope> RestoreScope::prepare(const oci::Spec &spec, const std::string &id) {
-  auto path = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, systemd_manager()));
+  const cgroups::SystemdManager manager = systemd_manager(running_rootless());
+  auto path = BH_TRY(cgroups::parse_systemd_path(spec.linux->cgroups_path, id, manager));
   auto mount = BH_TRY(context(cgroups::cgroup2_mount(), "--systemd-cgroup"));
-  auto bus = BH_TRY(cgroups::SystemdBus::connect(systemd_manager()));
-  return RestoreScope(std::move(path), std::move(mount), std::move(bus));
+  auto bus = BH_TRY(cgroups::SystemdBus::connect(manager));
+  return RestoreScope(manager, std::move(path), std::move(mount), std::move(bus));
 }
 
 Result<cgroups::Cgroup> RestoreScope::start(const oci::Spec &spec, const std::string &id) {

@@ -34,10 +34,13 @@ public:
 
   const std::string &mount() const { return mount_; }
   const std::string &unit() const { return path_.unit; }
+  cgroups::SystemdManager manager() const { return manager_; }
 
 private:
-  RestoreScope(cgroups::SystemdPath path, std::string mount, cgroups::SystemdBus bus)
-      : path_(std::move(path)), mount_(std::move(mount)), bus_(std::move(bus)) {}
+  RestoreScope(cgroups::SystemdManager manager, cgroups::SystemdPath path, std::string mount,
+               cgroups::SystemdBus bus)
+      : manager_(manager), path_(std::move(path)), mount_(std::move(mount)), bus_(std::move(bus)) {}
+  cgroups::SystemdManager manager_;
   cgroups::SystemdPath path_;
   std::string mount_;
   cgroups::SystemdBus bus_;

@@ -38,8 +38,8 @@ std::string default_state_root() {
   return "/run/bulkhead";
 }
 
-cgroups::SystemdManager systemd_manager() {
-  return running_rootless() ? cgroups::SystemdManager::User : cgroups::SystemdManager::System;
+cgroups::SystemdManager systemd_manager(bool rootless) {
+  return rootless ? cgroups::SystemdManager::User : cgroups::SystemdManager::System;
 }
 
 std::string systemd_driver_name(cgroups::SystemdManager manager) {

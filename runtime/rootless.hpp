@@ -18,10 +18,10 @@ bool in_initial_user_namespace();
 // device nodes are out of reach.
 bool running_rootless();
 
-// --systemd-cgroup: a rootless caller's scopes belong to its own user manager (systemdUser, as
-// runc and crun), root's to PID 1. The record names which ("systemd-user" or "systemd"), so
-// update and delete reach the manager that made the scope.
-cgroups::SystemdManager systemd_manager();
+// --systemd-cgroup: a rootless caller's (running_rootless()) scopes belong to its own user manager
+// (systemdUser, as runc and crun), root's to PID 1. The record names which ("systemd-user" or
+// "systemd"), so update and delete reach the manager that made the scope.
+cgroups::SystemdManager systemd_manager(bool rootless);
 std::string systemd_driver_name(cgroups::SystemdManager manager);
 std::optional<cgroups::SystemdManager> systemd_manager_of(const std::string &driver_name);
 
