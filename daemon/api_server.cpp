@@ -82,7 +82,7 @@ int http_status(const Error &e) {
     return 403;
   case ETIMEDOUT:
     return 504;
-  case EOPNOTSUPP: // e.g. CRIU of an unprivileged container (docs/unprivileged.md)
+  case EOPNOTSUPP: // e.g. an unprivileged create on a host with no id pool (docs/unprivileged.md)
     return 501;
   case ENOSPC: // a full disk, or no free id range left (docs/unprivileged.md)
     return 507;

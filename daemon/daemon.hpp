@@ -271,9 +271,6 @@ private:
   // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
   Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;
-  // EOPNOTSUPP naming `what` when NAME is unprivileged: CRIU images, exports, migration and
-  // replication of a container in its own user namespace are not built yet (docs/unprivileged.md).
-  Status refuse_if_unprivileged(const std::string &name, const std::string &what);
   // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;
@@ -307,9 +304,11 @@ private:
   Status restore_locked(Entry &e, int src_fd, const std::string &what, Operation *op);
   Status import_snapshot_locked(Entry &e, const std::string &snap, const std::string &id, int upper_fd);
   // exact_nics (migration): the NICs keep their addresses, and a network missing here is an error
-  // instead of a dropped NIC.
+  // instead of a dropped NIC. An unprivileged container gets a range of this host and its files are
+  // shifted into it, unless keep_ids (its memory images follow: CRIU's images carry the range), where
+  // it must get its own range here or the import fails (EBUSY, ENOSPC) before anything is made.
   Status import_full(storage::ExportReader &reader, const std::string &name, const ContainerConfig &config,
-                     Operation &op, bool exact_nics = false);
+                     Operation &op, bool exact_nics = false, bool keep_ids = false);
   Status import_incremental(storage::ExportReader &reader, const std::string &name, Operation &op);
   // daemon_migrate.cpp: a live migration's final export, incremental against its disk pre-sync,
   // applied in place to the arrival's upper layer.

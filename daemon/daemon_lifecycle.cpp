@@ -146,10 +146,11 @@ Result<Daemon::EntryPtr> Daemon::get(const std::string &name) {
 }
 
 Result<json> Daemon::create(const json &req) {
-  BH_CHECK(known_fields(req,
-                        {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
-                         "init", "start", "nets", "disk", "disk_inodes", "privileged", "unprivileged"},
-                        "create"));
+  BH_CHECK(
+      known_fields(req,
+                   {"name", "template", "memory", "cpus", "pids", "hostname", "env", "restart", "onboot",
+                    "init", "start", "nets", "disk", "disk_inodes", "privileged", "unprivileged", "idmap"},
+                   "create"));
   // Counted before the flag is read: see evacuating_ in daemon.hpp.
   ++creating_;
   struct Uncount {
@@ -207,6 +208,19 @@ Result<json> Daemon::create(const json &req) {
     unprivileged = !req["privileged"].get<bool>();
   if (req.contains("unprivileged"))
     unprivileged = req["unprivileged"].get<bool>();
+  // An exact range (docs/unprivileged.md): how a container arriving with its memory keeps its ids.
+  std::optional<IdMap> want_ids;
+  if (req.contains("idmap")) {
+    const json &m = req["idmap"];
+    if (!m.is_object() || !m.contains("uid") || !m.contains("gid") || !m["uid"].is_number_unsigned() ||
+        !m["gid"].is_number_unsigned() || m.value("size", kIdRangeSize) != kIdRangeSize)
+      return fail(fmt::format("\"idmap\" must be {{\"uid\": N, \"gid\": N, \"size\": {}}}", kIdRangeSize),
+                  EINVAL);
+    if (req.value("privileged", false))
+      return fail("\"idmap\" is the id range of an unprivileged container, not of a privileged one", EINVAL);
+    want_ids = IdMap{m["uid"].get<uint32_t>(), m["gid"].get<uint32_t>(), kIdRangeSize};
+    unprivileged = true;
+  }
   std::optional<IdPool> id_pool;
   if (unprivileged) {
     id_pool = BH_TRY(context(load_id_pool(options_.id_range, options_.subuid_file, options_.subgid_file),
@@ -230,7 +244,7 @@ Result<json> Daemon::create(const json &req) {
       for (const auto &[n, other] : entries_)
         if (other->idmap)
           used.push_back(*other->idmap);
-      auto range = allocate_id_range(*id_pool, used);
+      auto range = want_ids ? claim_id_range(*id_pool, used, *want_ids) : allocate_id_range(*id_pool, used);
       if (!range)
         return fail("creating " + c.name + ": " + range.error().message, range.error().code);
       e->rec.config.idmap = e->idmap = *range;
@@ -663,16 +677,6 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   }
   return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)",
               EINVAL);
-}
-
-Status Daemon::refuse_if_unprivileged(const std::string &name, const std::string &what) {
-  auto e = find(name);
-  if (!e || !e->idmap)
-    return {};
-  return fail(fmt::format("{} {}: it is an unprivileged container (ids {}-{} on the host) and {} is not "
-                          "supported for unprivileged containers yet; create it --privileged for that",
-                          what, name, e->idmap->uid, e->idmap->uid + e->idmap->size - 1, what),
-              EOPNOTSUPP);
 }
 
 Result<std::string> Daemon::log_path(const std::string &name) {

@@ -185,7 +185,6 @@ int64_t ms_since(std::chrono::steady_clock::time_point t0) {
 
 Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"remote", "mode"}, "migrate"));
-  BH_CHECK(refuse_if_unprivileged(name, "migration"));
   std::string remote = BH_TRY(string_field(req, "remote", true));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (!mode.empty() && mode != "cold" && mode != "live")
@@ -769,7 +768,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     BH_CHECK(begin_arrival(reader, config));
     Operation bop(random_id(), "Receiving the disk of container " + name + " from " + peer.name,
                   "/1.0/containers/" + name);
-    BH_CHECK(import_full(reader, name, config, bop, true));
+    // The pre-sync is live only: the memory follows, so the container keeps its id range.
+    BH_CHECK(import_full(reader, name, config, bop, true, true));
     arrival.armed = true;
     ::unlink(basefile.path.c_str());
     basefile.path.clear();
@@ -911,7 +911,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     BH_CHECK(apply_migration_delta(reader, name, op));
   } else {
     BH_CHECK(begin_arrival(reader, config));
-    BH_CHECK(import_full(reader, name, config, op, true));
+    BH_CHECK(import_full(reader, name, config, op, true, in_memory));
   }
   arrival.armed = false; // from here each failure below undoes the arrival itself
   // From here this host owns it in the cluster; handed back below if it cannot run here.

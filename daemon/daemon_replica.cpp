@@ -466,11 +466,23 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   };
   const auto t_start = Clock::now();
   // Same name, addresses and limits (the NICs exactly as the source had them, as a migration's).
-  BH_CHECK(context(import_full(reader, name, config, op, true), "activating the replica of " + name));
-  const int64_t import_ms = ms_since(t_start);
-  const auto t_run = Clock::now();
   std::string how = "stopped", note;
   std::string images = meta.value("images", std::string());
+  // With memory images an unprivileged container needs its own id range here (CRIU's images carry
+  // it); when another container here has it, its disk comes back in a range of this host instead.
+  auto imported = import_full(reader, name, config, op, true, config.idmap && !images.empty());
+  if (!imported && config.idmap && !images.empty() &&
+      (imported.error().code == EBUSY || imported.error().code == ENOSPC)) {
+    note = "its id range is not free here (" + imported.error().message +
+           "); booted from its disk in a range of "
+           "this host";
+    images.clear();
+    auto again = BH_TRY(storage::ExportReader::open(cur + "/export.bhx"));
+    imported = import_full(again, name, config, op, true, false);
+  }
+  BH_CHECK(context(std::move(imported), "activating the replica of " + name));
+  const int64_t import_ms = ms_since(t_start);
+  const auto t_run = Clock::now();
   if (meta.value("state", "") == "running") {
     how = "booted";
     if (!images.empty()) {
@@ -483,7 +495,7 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
         how = "restored";
       else
         note = "its memory images did not restore (" + r.error().text() + "); booted from its disk";
-    } else {
+    } else if (note.empty()) {
       note = "a disk replica: booted from its disk (its memory was not replicated)";
     }
     if (how == "booted") {

@@ -12,6 +12,7 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/id_ranges.hpp"
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/tree.hpp"
@@ -192,7 +193,6 @@ Result<std::shared_ptr<Operation>> Daemon::restore_snapshot(const std::string &n
 
 Result<std::shared_ptr<Operation>> Daemon::export_container(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"file", "incremental_from", "snapshot", "with_template"}, "export"));
-  BH_CHECK(refuse_if_unprivileged(name, "export"));
   std::string file = BH_TRY(absolute_file(req));
   std::string base = BH_TRY(string_field(req, "incremental_from", false));
   std::string from = BH_TRY(string_field(req, "snapshot", false));
@@ -301,13 +301,7 @@ Result<std::shared_ptr<Operation>> Daemon::import_container(const json &req) {
 }
 
 Status Daemon::import_full(storage::ExportReader &reader, const std::string &name,
-                           const ContainerConfig &config, Operation &op, bool exact_nics) {
-  // Its files carry the source's id range; shifting them into a range of this host is not built.
-  if (config.idmap)
-    return fail(fmt::format("importing {}: it was an unprivileged container (ids {}-{}), which cannot be "
-                            "imported yet",
-                            name, config.idmap->uid, config.idmap->uid + config.idmap->size - 1),
-                EOPNOTSUPP);
+                           const ContainerConfig &config, Operation &op, bool exact_nics, bool keep_ids) {
   auto t0 = std::chrono::steady_clock::now();
   const json &m = reader.manifest();
   auto progress = [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); };
@@ -356,9 +350,15 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
               {"hostname", config.hostname},
               {"env", config.env},
               {"restart", restart_policy_text(config.restart)},
-              {"onboot", config.onboot},
-              // Its files are owned by real root: it stays privileged whatever the default here.
-              {"privileged", true}};
+              {"onboot", config.onboot}};
+  // A privileged container's files are owned by real root: it stays privileged whatever the default
+  // here. An unprivileged one stays unprivileged, in its own range or one of this host.
+  if (!config.idmap)
+    req["privileged"] = true;
+  else if (keep_ids)
+    req["idmap"] = {{"uid", config.idmap->uid}, {"gid", config.idmap->gid}, {"size", config.idmap->size}};
+  else
+    req["unprivileged"] = true;
   if (config.limits.memory_bytes)
     req["memory"] = *config.limits.memory_bytes;
   if (config.limits.cpus)
@@ -430,6 +430,8 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
     }
     UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
     storage::Extractor x(upper.get(), false, true);
+    if (auto shift = id_shift(config.idmap, e->idmap))
+      x.shift_ids(*shift);
     BH_CHECK(reader.extract_upper(x, &op.cancel_flag(), progress));
     // An export of a snapshot brings that snapshot along (same name and id), so incremental
     // exports based on it apply here too.
@@ -505,6 +507,8 @@ Status Daemon::import_incremental(storage::ExportReader &reader, const std::stri
   std::vector<std::string> deletions = BH_TRY(reader.deletions());
   BH_CHECK(context(storage::remove_paths(staging.upper_fd(), deletions), "applying the deletions"));
   storage::Extractor x(staging.upper_fd(), false, true);
+  if (auto shift = id_shift(idmap_of_manifest(m), e->idmap))
+    x.shift_ids(*shift);
   BH_CHECK(reader.extract_upper(x, &op.cancel_flag(),
                                 [&](uint64_t b) { op.set_progress("extracting", b, reader.file_size()); }));
   op.set_progress("replacing the upper layer", 0, 0);

@@ -1,5 +1,6 @@
 #include "daemon/id_ranges.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <fstream>
@@ -110,6 +111,43 @@ Result<IdMap> allocate_id_range(const IdPool &pool, const std::vector<IdMap> &us
                           "container (destroy one, or give root more subordinate ids)",
                           pool.source, n, kIdRangeSize),
               ENOSPC);
+}
+
+Result<IdMap> claim_id_range(const IdPool &pool, const std::vector<IdMap> &used, const IdMap &want) {
+  auto inside = [](const std::vector<SubIdEntry> &entries, uint64_t start, uint64_t count) {
+    for (const auto &e : entries)
+      if (start >= e.start && start + count <= e.start + e.count)
+        return true;
+    return false;
+  };
+  std::string what =
+      fmt::format("id range uids {}-{}, gids {}-{}", want.uid, uint64_t{want.uid} + want.size - 1, want.gid,
+                  uint64_t{want.gid} + want.size - 1);
+  if (want.size == 0 || !inside(pool.uids, want.uid, want.size) || !inside(pool.gids, want.gid, want.size))
+    return fail(fmt::format("{} is not inside {}", what, pool.source), ENOSPC);
+  for (const auto &u : used)
+    if (overlaps(want.uid, want.size, u.uid, u.size) || overlaps(want.gid, want.size, u.gid, u.size))
+      return fail(fmt::format("{} overlaps the range of another container here (uids {}-{})", what, u.uid,
+                              uint64_t{u.uid} + u.size - 1),
+                  EBUSY);
+  return want;
+}
+
+std::optional<storage::IdShift> id_shift(const std::optional<IdMap> &from, const std::optional<IdMap> &to) {
+  if (!from || !to || (from->uid == to->uid && from->gid == to->gid))
+    return std::nullopt;
+  return storage::IdShift{from->uid, from->gid, to->uid, to->gid, std::min(from->size, to->size)};
+}
+
+std::optional<IdMap> idmap_of_manifest(const nlohmann::json &manifest) {
+  auto c = manifest.find("container");
+  if (c == manifest.end() || !c->is_object())
+    return std::nullopt;
+  auto m = c->find("idmap");
+  if (m == c->end() || !m->is_object() || !m->value("uid", nlohmann::json()).is_number_unsigned() ||
+      !m->value("gid", nlohmann::json()).is_number_unsigned())
+    return std::nullopt;
+  return IdMap{(*m)["uid"].get<uint32_t>(), (*m)["gid"].get<uint32_t>(), m->value("size", kIdRangeSize)};
 }
 
 } // namespace bulkhead::daemon

@@ -13,6 +13,7 @@
 
 #include "bulkhead/result.hpp"
 #include "daemon/container_config.hpp"
+#include "storage/extractor.hpp"
 
 namespace bulkhead::daemon {
 
@@ -46,5 +47,16 @@ Result<IdPool> load_id_pool(const std::string &configured, const std::string &su
 // The first block of kIdRangeSize uids and gids in the pool that overlaps none of `used` (the
 // ranges of the other containers). None left: ENOSPC naming the pool and how many it holds.
 Result<IdMap> allocate_id_range(const IdPool &pool, const std::vector<IdMap> &used);
+
+// Exactly `want` (a container arriving with its memory from another host: CRIU's images carry its
+// user namespace's map, so it cannot change range): it must lie inside the pool's uid and gid
+// entries (else ENOSPC) and overlap none of `used` (else EBUSY), each error naming the range.
+Result<IdMap> claim_id_range(const IdPool &pool, const std::vector<IdMap> &used, const IdMap &want);
+
+// The shift that moves files written in range `from` (the source's record, or an export's
+// manifest, {"container": {"idmap": ...}}) into range `to` (this host's): none when either side is
+// privileged or both are the same range.
+std::optional<storage::IdShift> id_shift(const std::optional<IdMap> &from, const std::optional<IdMap> &to);
+std::optional<IdMap> idmap_of_manifest(const nlohmann::json &manifest);
 
 } // namespace bulkhead::daemon

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <optional>
 #include <utility>
 
 #include "bulkhead/fd_passing.hpp"
@@ -89,6 +90,24 @@ int loopback_up() {
     return errno ? errno : EIO;
   ifr.ifr_flags = static_cast<short>(ifr.ifr_flags | IFF_UP);
   return ::ioctl(s.get(), SIOCSIFFLAGS, &ifr) == 0 ? 0 : (errno ? errno : EIO);
+}
+
+// lo up in the network namespace of `pid` (a restored unprivileged container's, made by CRIU):
+// this single-threaded monitor steps in and back out.
+Status loopback_up_in(pid_t pid) {
+  UniqueFd ours(::open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC));
+  std::string path = fmt::format("/proc/{}/ns/net", pid);
+  UniqueFd theirs(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!ours || !theirs)
+    return failf_errno("opening the network namespaces to bring lo up ({})", path);
+  if (::setns(theirs.get(), CLONE_NEWNET) < 0)
+    return failf_errno("entering {}", path);
+  int err = loopback_up();
+  if (::setns(ours.get(), CLONE_NEWNET) < 0) // cannot stay in the container's namespace
+    ::_exit(3);
+  if (err)
+    return fail(fmt::format("bringing lo up in {}", path), err);
+  return {};
 }
 
 // An unprivileged container's rootfs: the template (one copy, owned by 0 on disk) through a mount
@@ -213,12 +232,26 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
     // A restore is rare and slow (CRIU): its steps go to the monitor's log.
     ro.log = [](LogLevel, const std::string &m) { warn(m); };
     // Killed once the tree holds the namespace (or on any failure).
-    ns::NamespaceHolder holder = BH_TRY(ns::NamespaceHolder::spawn(CLONE_NEWNET, "net", loopback_up));
-    if (!l.config.nets.empty())
-      BH_CHECK(network_step(control_fd, holder.pid()));
+    std::optional<ns::NamespaceHolder> holder;
+    runtime::RestoreFds fds{console_theirs.get(), -1, {}};
+    if (l.config.idmap) {
+      // An unprivileged container's network namespace must belong to its user namespace, which
+      // only exists once CRIU made it: the NICs go in when CRIU says the namespaces are there,
+      // before it restores the sockets.
+      fds.setup_netns = [&](pid_t pid) -> Status {
+        BH_CHECK(loopback_up_in(pid));
+        if (!l.config.nets.empty())
+          BH_CHECK(network_step(control_fd, pid));
+        return {};
+      };
+    } else {
+      holder.emplace(BH_TRY(ns::NamespaceHolder::spawn(CLONE_NEWNET, "net", loopback_up)));
+      if (!l.config.nets.empty())
+        BH_CHECK(network_step(control_fd, holder->pid()));
+      fds.netns_fd = holder->fd();
+    }
     auto restored = runtime::restore_container(
-        ro, name, system_restore_options(l.restore_images, l.bundle, l.bundle + "/criu-restore"),
-        {console_theirs.get(), holder.fd()});
+        ro, name, system_restore_options(l.restore_images, l.bundle, l.bundle + "/criu-restore"), fds);
     if (!restored)
       return tl::unexpected(
           with_context(restored.error(), "restoring container " + name + " from " + l.restore_images));
@@ -232,6 +265,8 @@ Result<WatchState> build_and_start(const MonitorLaunch &l, int control_fd) {
       return failf_errno("pidfd_open of restored container init {}", w.init_pid);
     // CRIU restored the tree as our child: its pid cannot be reused before we reap it.
     w.init_start_time = BH_TRY(runtime::read_proc_stat(w.init_pid)).start_time;
+    if (l.config.idmap)
+      delegate_cgroup(w.init_pid, *l.config.idmap);
   }
   w.started_unix = unix_now();
   BH_CHECK(write_durable(l.state_file, json{{"monitor_pid", w.monitor_pid},

@@ -148,7 +148,6 @@ json Daemon::replication_json(const std::string &name, const Protection &p) {
 
 Result<json> Daemon::protect(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"standby", "interval_ms", "mode"}, "protect"));
-  BH_CHECK(refuse_if_unprivileged(name, "replication"));
   std::string standby = BH_TRY(string_field(req, "standby", true));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (mode.empty())

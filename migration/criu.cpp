@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <csignal>
 #include <cstdlib>
 #include <cstring>
 #include <fcntl.h>
@@ -38,14 +39,22 @@ using Opts = std::unique_ptr<criu_opts, OptsDeleter>;
 struct NotifyContext {
   int status_fd = -1;
   bool pts_master = false;
+  const std::function<Status(pid_t)> *setup_namespaces = nullptr;
+  std::optional<Error> setup_error;
 };
 NotifyContext *g_notify = nullptr;
 
-int on_notify(char *action, criu_notify_arg_t) {
+int on_notify(char *action, criu_notify_arg_t na) {
   if (!g_notify)
     return 0;
   std::string_view a(action);
-  if (a == "status-ready" && g_notify->status_fd >= 0) {
+  if (a == "setup-namespaces" && g_notify->setup_namespaces && *g_notify->setup_namespaces) {
+    auto done = (*g_notify->setup_namespaces)(criu_notify_pid(na));
+    if (!done) {
+      g_notify->setup_error = done.error();
+      return -1; // CRIU aborts the restore and kills what it made
+    }
+  } else if (a == "status-ready" && g_notify->status_fd >= 0) {
     // runc's protocol for --status-fd: one '\0' once the lazy-pages server is ready.
     char zero = 0;
     (void)!::write(g_notify->status_fd, &zero, 1);
@@ -254,6 +263,21 @@ std::optional<std::string> find_in_path(const std::string &name) {
   return std::nullopt;
 }
 
+// libcriu 3.17 has no setter for the RPC's empty_ns. Its criu_opts begins with the CriuOpts message
+// it sends (lib/c/criu.c: `struct criu_opts { CriuOpts *rpc; ...}`, the same since CRIU 2.x, and
+// CriuOpts is in the installed rpc.pb-c.h); the field is set there, after checking that a value a
+// setter stored is where that layout says, so another layout is an error, never a stray write.
+Status set_rpc_empty_ns(criu_opts *o, unsigned flags) {
+  CriuOpts *rpc = *reinterpret_cast<CriuOpts **>(o);
+  if (!rpc || !rpc->has_log_level || rpc->log_level != 4)
+    return fail("libcriu: this libcriu's options are not laid out as CRIU 3.17's, so the network "
+                "namespace of a tree in a user namespace cannot be dumped or restored empty",
+                ENOTSUP);
+  rpc->has_empty_ns = true;
+  rpc->empty_ns = flags;
+  return {};
+}
+
 // The options both requests carry. fds stay open until the request returns.
 Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const UniqueFd &work,
                   const char *log_file) {
@@ -292,13 +316,14 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
       return failf("libcriu: adding inherited fd {}", i.key);
   }
   criu_local_set_notify_cb(o, on_notify);
+  if (r.empty_ns)
+    BH_CHECK(set_rpc_empty_ns(o, r.empty_ns));
   return {};
 }
 
 Status check_unsupported(const Request &r) {
   // libcriu 3.17 has no setter for the RPC's lazy_pages field; a request without it would silently
-  // do something else than asked. (empty_ns has none either: runtime/checkpoint.cpp describes the
-  // network namespace as external instead.)
+  // do something else than asked. (empty_ns has none either: set_rpc_empty_ns.)
   if (r.lazy_pages)
     return fail("--lazy-pages: this build's libcriu (CRIU 3.17) cannot request lazy pages");
   return {};
@@ -406,7 +431,7 @@ Status dump(const DumpRequest &r) {
   if (!r.freeze_cgroup.empty() && criu_local_set_freeze_cgroup(o.get(), r.freeze_cgroup.c_str()) < 0)
     return fail("libcriu: setting the freeze cgroup", ENOMEM);
 
-  NotifyContext ctx{r.status_fd, false};
+  NotifyContext ctx{r.status_fd, false, nullptr, std::nullopt};
   g_notify = &ctx;
   std::optional<QuietStderr> quiet(std::in_place);
   errno = 0;
@@ -435,7 +460,7 @@ Result<Restored> restore(const RestoreRequest &r) {
   if (!r.cgroup_root.empty() && criu_local_add_cg_root(o.get(), nullptr, r.cgroup_root.c_str()) < 0)
     return fail("libcriu: setting the cgroup root", ENOMEM);
 
-  NotifyContext ctx{r.status_fd, false};
+  NotifyContext ctx{r.status_fd, false, &r.setup_namespaces, std::nullopt};
   g_notify = &ctx;
   std::optional<QuietStderr> quiet(std::in_place);
   errno = 0;
@@ -443,6 +468,11 @@ Result<Restored> restore(const RestoreRequest &r) {
   int saved = errno;
   quiet.reset();
   g_notify = nullptr;
+  if (ctx.setup_error) {
+    if (rc > 0) // CRIU went on regardless: the tree must not run without what setup gave it
+      ::kill(rc, SIGKILL);
+    return tl::unexpected(with_context(*ctx.setup_error, "criu restore: setting up the restored namespaces"));
+  }
   if (rc <= 0)
     return tl::unexpected(criu_failure("criu restore", rc < 0 ? rc : -EBADMSG, saved, binary,
                                        (r.work_dir.empty() ? r.images_dir : r.work_dir) + "/restore.log"));

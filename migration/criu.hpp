@@ -3,6 +3,7 @@
 // runtime/checkpoint.cpp describes a container (mounts, namespaces, cgroup, terminal) in these terms.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -44,6 +45,11 @@ struct Request {
   std::vector<std::string> externals; // dump: "net[INODE]:KEY" (namespaces CRIU must not dump)
   std::vector<InheritFd> inherit_fds; // restore: fds standing for the externals and pipes
   int status_fd = -1;                 // gets a '\0' when CRIU reports "status-ready" (lazy pages)
+  // CLONE_NEWNET: the tree's network namespace is its own but CRIU leaves out what is in it (NICs,
+  // addresses, routes); a restore makes it afresh, owned by the tree's user namespace, and the
+  // caller fills it in setup_namespaces. For a tree in a user namespace, where an external network
+  // namespace (a host-owned one handed in) would leave root inside without power over it.
+  unsigned empty_ns = 0;
 };
 
 struct DumpRequest : Request {
@@ -58,6 +64,9 @@ struct DumpRequest : Request {
 
 struct RestoreRequest : Request {
   std::string cgroup_root; // the cgroup (path below the cgroup2 mount) the tree's root goes into
+  // Called once CRIU made the tree's namespaces and before it restores anything in them (CRIU's
+  // "setup-namespaces"), with the root task's pid; a failure aborts the restore.
+  std::function<Status(pid_t)> setup_namespaces;
 };
 
 struct Restored {

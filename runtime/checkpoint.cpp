@@ -8,7 +8,11 @@
 //   namespaces) and a cgroup mount that binds the host cgroup directory;
 // - external namespaces: a network or pid namespace the config joins by path (it outlives the
 //   container, so it is handed back, not recreated); --empty-ns network does the same with a
-//   fresh namespace at restore;
+//   fresh namespace at restore, except for a container with its own user namespace: there CRIU
+//   leaves the namespace's contents out and makes it afresh inside the restored user namespace
+//   (a namespace made outside would leave root inside without power over its own network);
+// - a user namespace: the restored tasks read their images as its root, so the images are lent
+//   to that uid during the restore (images_lent.hpp);
 // - the cgroup: frozen through cgroup.freeze at dump, the new container's cgroup as cgroup root at
 //   restore (its limits set before any task enters);
 // - the terminal: orphan-pts-master, so restore gets the pty master for --console-socket;
@@ -39,6 +43,7 @@
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/foreground.hpp"
+#include "runtime/images_lent.hpp"
 #include "runtime/restore_scope.hpp"
 #include "runtime/rootless.hpp"
 
@@ -84,6 +89,21 @@ const oci::Namespace *find_namespace(const oci::Spec &spec, oci::NamespaceType t
 }
 
 bool has_user_namespace(const oci::Spec &spec) { return find_namespace(spec, oci::NamespaceType::User); }
+
+// The host uid and gid that are root inside the container's user namespace.
+std::optional<std::pair<uid_t, gid_t>> mapped_root(const oci::Spec &spec) {
+  auto host_of_zero = [](const std::vector<oci::IdMapping> &maps) -> std::optional<uint32_t> {
+    for (const auto &m : maps)
+      if (m.container_id == 0 && m.size > 0)
+        return m.host_id;
+    return std::nullopt;
+  };
+  auto uid = host_of_zero(spec.linux->uid_mappings);
+  auto gid = host_of_zero(spec.linux->gid_mappings);
+  if (!uid || !gid)
+    return std::nullopt;
+  return std::pair<uid_t, gid_t>{*uid, *gid};
+}
 
 bool has_cgroup_namespace(const oci::Spec &spec) { return find_namespace(spec, oci::NamespaceType::Cgroup); }
 
@@ -203,7 +223,9 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       for (const auto &d : bound_devices(spec))
         req.ext_mounts.push_back({d, d});
       const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
-      if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
+      if (net && net->path.empty() && (empty_ns & CLONE_NEWNET) && has_user_namespace(spec))
+        req.empty_ns |= CLONE_NEWNET; // restored afresh inside the tree's user namespace
+      else if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
         req.externals.push_back(BH_TRY(external_ns(pid, "net", "net", kNetKey)));
       const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
       if (pidns && !pidns->path.empty())
@@ -418,7 +440,16 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
 
   std::vector<UniqueFd> ns_fds;
   const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
-  if (net && fds.netns_fd >= 0) {
+  if (net && net->path.empty() && (empty_ns & CLONE_NEWNET) && has_user_namespace(spec)) {
+    // As the dump left it out: CRIU makes the namespace inside the tree's user namespace, so root
+    // inside owns it; the caller may fill it before the tree's sockets come back.
+    if (fds.netns_fd >= 0)
+      return fail("restore: a container with its own user namespace gets its network namespace made by "
+                  "CRIU inside it, not one made outside",
+                  EINVAL);
+    req.empty_ns |= CLONE_NEWNET;
+    req.setup_namespaces = fds.setup_netns;
+  } else if (net && fds.netns_fd >= 0) {
     req.inherit_fds.push_back({fds.netns_fd, kNetKey});
   } else if (net && !net->path.empty()) {
     UniqueFd fd(::open(net->path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -460,10 +491,18 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   BH_CHECK(create_restore_mountpoints(rootfs, spec, bundle));
   CriuRoot criu_root = BH_TRY(CriuRoot::bind(rootfs, dir.path()));
   req.root = criu_root.path();
+  std::optional<ImagesLent> lent;
+  if (has_user_namespace(spec)) {
+    auto root_ids = mapped_root(spec);
+    if (!root_ids)
+      return fail("restore: the config has a user namespace but no uid/gid mapping of id 0 inside", EINVAL);
+    lent.emplace(BH_TRY(ImagesLent::lend(images, root_ids->first, root_ids->second)));
+  }
   log_debug(ro, fmt::format("restore {}: from {} into cgroup {} ({} external mounts, {} inherited fds)", id,
                             images, rec.cgroup_path, req.ext_mounts.size(), req.inherit_fds.size()));
   auto result = migration::restore(req);
   criu_root.release(); // the restored tree has its own mount namespace by now
+  lent.reset();        // the tree has read what it needed
   migration::Restored restored = BH_TRY(std::move(result));
   pid_t pid = restored.pid;
   revert.add([pid, cgroup] {

@@ -1,6 +1,7 @@
 // Internal operations shared by the lifecycle commands.
 #pragma once
 
+#include <functional>
 #include <string>
 
 #include "bulkhead/runtime.hpp"
@@ -24,9 +25,13 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
 // What a restorer that is the tree's parent for good (bulkheadd's monitor) hands restore instead of
 // paths: an already connected console socket, and the network namespace the tree gets in place of
 // the one it was dumped with (the dump had --empty-ns network: its NICs were made afresh here).
+// A tree in a user namespace cannot take a namespace made outside it (root inside would have no
+// power over it): CRIU makes that one afresh, and setup_netns(pid of the restored init) fills it
+// before anything of the tree is restored in it.
 struct RestoreFds {
   int console_fd = -1;
   int netns_fd = -1;
+  std::function<Status(pid_t)> setup_netns;
 };
 Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, const RestoreOptions &o,
                               RestoreFds fds = {});

@@ -180,7 +180,37 @@ Status Extractor::apply_root(const Entry &e) {
   return {};
 }
 
+void IdShift::apply(Entry &e) const {
+  e.uid = uid(e.uid);
+  e.gid = gid(e.gid);
+  for (auto &[key, value] : e.xattrs) {
+    // struct vfs_ns_cap_data: le32 magic_etc (revision 3 = 0x03000000), 2 x (le32 permitted,
+    // le32 inheritable), le32 rootid.
+    if (key != "security.capability" || value.size() != 24)
+      continue;
+    auto le32 = [&](size_t at) {
+      uint32_t v = 0;
+      for (int i = 3; i >= 0; --i)
+        v = (v << 8) | static_cast<unsigned char>(value[at + static_cast<size_t>(i)]);
+      return v;
+    };
+    if ((le32(0) & 0xFF000000u) != 0x03000000u)
+      continue;
+    uint32_t root = uid(le32(20));
+    for (size_t i = 0; i < 4; ++i)
+      value[20 + i] = static_cast<char>((root >> (8 * i)) & 0xFF);
+  }
+}
+
 Status Extractor::apply(const Entry &e, const DataFn &data) {
+  if (!shift_)
+    return apply_entry(e, data);
+  Entry shifted = e;
+  shift_->apply(shifted);
+  return apply_entry(shifted, data);
+}
+
+Status Extractor::apply_entry(const Entry &e, const DataFn &data) {
   std::string path = BH_TRY(clean_relative_path(e.path));
   if (path.empty())
     return apply_root(e);

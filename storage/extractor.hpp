@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <sys/stat.h>
 #include <unordered_set>
@@ -42,6 +43,17 @@ Entry entry_from_stat(const std::string &path, const struct stat &st);
 // Writes the content of a regular file into the fd it is given.
 using DataFn = std::function<Status(int fd)>;
 
+// Owners moved from one id range to another: the files of an unprivileged container arriving from
+// a host where it had another range (docs/unprivileged.md). Ids in [from, from + size) become
+// to + (id - from); others stay (nothing the container made can own them). A file capability
+// (security.capability v3) names its namespace's root by host uid: that moves too.
+struct IdShift {
+  uint32_t from_uid = 0, from_gid = 0, to_uid = 0, to_gid = 0, size = 0;
+  uid_t uid(uid_t id) const { return id >= from_uid && id - from_uid < size ? to_uid + (id - from_uid) : id; }
+  gid_t gid(gid_t id) const { return id >= from_gid && id - from_gid < size ? to_gid + (id - from_gid) : id; }
+  void apply(Entry &e) const;
+};
+
 class Extractor {
 public:
   // rootfs_fd: an O_RDONLY|O_DIRECTORY fd of the staging rootfs. layers: apply OCI whiteouts
@@ -52,6 +64,8 @@ public:
   Extractor(int rootfs_fd, bool layers, bool overlay_upper = false)
       : root_(rootfs_fd), layers_(layers), overlay_upper_(overlay_upper) {}
 
+  void shift_ids(const IdShift &s) { shift_ = s; }
+
   // Starts a new layer: whiteouts only ever hide what earlier layers wrote.
   void begin_layer() { touched_.clear(); }
 
@@ -61,6 +75,7 @@ public:
   Status finish();
 
 private:
+  Status apply_entry(const Entry &e, const DataFn &data);
   Result<UniqueFd> open_parent(const std::string &parent, const std::string &entry);
   Status whiteout(const std::string &parent, const std::string &name, const std::string &entry);
   Status apply_root(const Entry &e);
@@ -71,6 +86,7 @@ private:
   int root_;
   bool layers_;
   bool overlay_upper_;
+  std::optional<IdShift> shift_;
   std::unordered_set<std::string> touched_;                        // written in this layer + ancestors
   std::map<std::string, std::pair<timespec, timespec>> dir_times_; // path -> (atime, mtime)
 };

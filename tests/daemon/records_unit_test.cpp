@@ -273,3 +273,56 @@ TEST(OperationsTest, ProgressWaitAndCancel) {
   EXPECT_EQ(ok->to_json()["progress"]["percent"], 100);
   ops.drain();
 }
+
+// An exact range (a container arriving with its memory keeps its ids): inside the pool and free,
+// else an error naming it; and the shift that moves an export's files into another range.
+TEST(IdRangesTest, ClaimAnExactRangeAndShiftIntoAnother) {
+  IdPool pool;
+  pool.uids = pool.gids = {SubIdEntry{100000, 196608}};
+  pool.source = "bulkheadd --id-range 100000:196608";
+  std::vector<IdMap> used = {IdMap{100000, 100000, 65536}};
+  auto got = claim_id_range(pool, used, IdMap{165536, 165536, 65536});
+  ASSERT_TRUE(got) << got.error().text();
+  EXPECT_EQ(got->uid, 165536u);
+  auto taken = claim_id_range(pool, used, IdMap{100000, 100000, 65536});
+  ASSERT_FALSE(taken);
+  EXPECT_EQ(taken.error().code, EBUSY);
+  EXPECT_NE(taken.error().message.find("id range uids 100000-165535"), std::string::npos)
+      << taken.error().text();
+  auto outside = claim_id_range(pool, used, IdMap{250000, 250000, 65536}); // runs past 296607
+  ASSERT_FALSE(outside);
+  EXPECT_EQ(outside.error().code, ENOSPC);
+  EXPECT_NE(outside.error().message.find("is not inside bulkheadd --id-range"), std::string::npos);
+
+  EXPECT_FALSE(id_shift(IdMap{100000, 100000, 65536}, IdMap{100000, 100000, 65536}));
+  EXPECT_FALSE(id_shift(std::nullopt, IdMap{100000, 100000, 65536}));
+  auto shift = id_shift(IdMap{100000, 200000, 65536}, IdMap{300000, 400000, 65536});
+  ASSERT_TRUE(shift);
+  bulkhead::storage::Entry e;
+  e.uid = 100005;
+  e.gid = 200007;
+  // security.capability v3: magic 0x03000000 | effective, permitted, inheritable, rootid 100000.
+  std::string cap(24, '\0');
+  cap[3] = 0x03;
+  cap[0] = 0x01;
+  cap[4] = 0x00, cap[5] = 0x20; // CAP_NET_RAW (13)
+  cap[20] = static_cast<char>(100000 & 0xFF), cap[21] = static_cast<char>((100000 >> 8) & 0xFF),
+  cap[22] = static_cast<char>((100000 >> 16) & 0xFF);
+  e.xattrs = {{"security.capability", cap}, {"user.note", "x"}};
+  shift->apply(e);
+  EXPECT_EQ(e.uid, 300005u);
+  EXPECT_EQ(e.gid, 400007u);
+  uint32_t root = static_cast<unsigned char>(e.xattrs[0].second[20]) |
+                  static_cast<unsigned char>(e.xattrs[0].second[21]) << 8 |
+                  static_cast<unsigned char>(e.xattrs[0].second[22]) << 16 |
+                  static_cast<unsigned char>(e.xattrs[0].second[23]) << 24;
+  EXPECT_EQ(root, 300000u);
+  EXPECT_EQ(e.xattrs[0].second.substr(0, 20), cap.substr(0, 20));
+  // Ids outside the source range (none a container makes) stay.
+  bulkhead::storage::Entry other;
+  other.uid = 0;
+  other.gid = 65534;
+  shift->apply(other);
+  EXPECT_EQ(other.uid, 0u);
+  EXPECT_EQ(other.gid, 65534u);
+}

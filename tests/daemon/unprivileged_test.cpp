@@ -150,11 +150,6 @@ TEST_F(UnprivilegedTest, RootInsideIsTheRangeOutsideAndTheTemplateStaysOneCopy) 
   pid_t pid3 = info("u3")["pid"].get<pid_t>();
   EXPECT_EQ(stat_of("/proc/" + std::to_string(pid3)).st_uid, 165536u);
 
-  // Not supported yet for unprivileged containers: a clear refusal.
-  r = ctl({"checkpoint", "u1"});
-  EXPECT_FALSE(r.ok()) << r;
-  EXPECT_TRUE(contains(r.err, "unprivileged")) << r;
-
   // Stop and destroy leave nothing mounted (TearDown checks the mounts).
   ASSERT_TRUE(ctl({"stop", "u1", "--timeout", "5"}).ok());
   ASSERT_TRUE(ctl({"destroy", "u1"}).ok());
@@ -245,6 +240,52 @@ TEST_F(UnprivilegedTest, SnapshotRestoreKeepsTheRangesOwners) {
   EXPECT_EQ(st.st_gid, 100005u);
   r = ctl({"exec", "s1", "--", "stat", "-c", "%u:%g", "/f"});
   EXPECT_EQ(trim(r.out), "5:5") << r;
+}
+
+// An export carries the files with the range they had; an import gives the container a free range
+// of this host and shifts every owner into it (and the root id of a file capability). An exact
+// range (the API's "idmap", how a container arriving with its memory keeps its ids) is refused
+// when another container holds it or the pool does not contain it, and nothing is left.
+TEST_F(UnprivilegedTest, ImportShiftsTheFilesIntoAFreeRange) {
+  start_daemon({"--id-range", "100000:196608"});
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "u1", "--template", "busybox", "--unprivileged", "--start"}).ok());
+  auto r = ctl({"exec", "u1", "--", "sh", "-c", "echo one > /f && echo two > /g && chown 5:7 /g"});
+  ASSERT_EQ(r.exit_code, 0) << r;
+  // A file capability written inside names the range's root (100000) as its namespace root.
+  r = run_command({"setcap", "-n", "100000", "cap_net_raw+ep", root_ + "/containers/u1/disk/upper/f"});
+  ASSERT_TRUE(r.ok()) << r;
+  const std::string file = dir_ + "/u1.bhx";
+  ASSERT_TRUE(ctl({"export", "u1", file}).ok());
+  ASSERT_TRUE(ctl({"destroy", "u1", "--force"}).ok());
+  ASSERT_TRUE(ctl({"create", "blocker", "--template", "busybox", "--unprivileged"}).ok());
+  EXPECT_EQ(info("blocker")["idmap"]["uid"], 100000);
+
+  auto h = http(
+      "POST", "/1.0/containers",
+      json{{"name", "x1"}, {"template", "busybox"}, {"idmap", {{"uid", 100000}, {"gid", 100000}}}}.dump());
+  EXPECT_EQ(h.status, 409) << h.body.dump();
+  EXPECT_TRUE(contains(h.body.dump(), "id range uids 100000-165535")) << h.body.dump();
+  h = http(
+      "POST", "/1.0/containers",
+      json{{"name", "x1"}, {"template", "busybox"}, {"idmap", {{"uid", 500000}, {"gid", 500000}}}}.dump());
+  EXPECT_GE(h.status, 400) << h.body.dump();
+  EXPECT_TRUE(contains(h.body.dump(), "is not inside bulkheadd --id-range")) << h.body.dump();
+  EXPECT_FALSE(path_exists(root_ + "/containers/x1"));
+
+  r = ctl({"import", file, "u1"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(info("u1")["idmap"], (json{{"uid", 165536}, {"gid", 165536}, {"size", 65536}}));
+  const std::string upper = root_ + "/containers/u1/disk/upper";
+  EXPECT_EQ(stat_of(upper + "/f").st_uid, 165536u);
+  EXPECT_EQ(stat_of(upper + "/g").st_uid, 165541u);
+  EXPECT_EQ(stat_of(upper + "/g").st_gid, 165543u);
+  r = run_command({"getcap", "-n", upper + "/f"});
+  EXPECT_TRUE(contains(r.out, "[rootid=165536]")) << r;
+  ASSERT_TRUE(ctl({"start", "u1"}).ok());
+  r = ctl({"exec", "u1", "--", "stat", "-c", "%u:%g %n", "/f", "/g"});
+  EXPECT_EQ(trim(r.out), "0:0 /f\n5:7 /g") << r;
+  EXPECT_EQ(trim(ctl({"exec", "u1", "--", "cat", "/g"}).out), "two");
 }
 
 TEST_F(UnprivilegedTest, BadDirectoryModeIsRefused) {

@@ -2,7 +2,9 @@
 # Runs tests/migration/vm-criu.sh (OCI checkpoint/restore with CRIU) and vm-daemon-checkpoint.sh
 # (bulkheadd's checkpoint, restore, stop --stateful) in one boot of the cgroup v2 VM with the
 # binaries of BUILD_DIR. CRIU 3.17 needs the guest's Debian 6.1 kernel (it refuses newer ones).
-# Usage: tests/migration/run-vm-criu.sh [BUILD_DIR] [oci|daemon]   (default: both)
+# Usage: tests/migration/run-vm-criu.sh [BUILD_DIR] [oci|daemon|unprivileged]   (default: all three;
+# daemon = bulkheadd's scenario with a privileged container, unprivileged = the same scenario with
+# c1 in its own user namespace)
 # Takes about 160 s of VM time on an idle 2-core host (TCG); 9 min when the host is loaded.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -17,8 +19,9 @@ cp "$build/cli/bulkhead" "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build
 which=${2:-both}
 cat >"$stage/all.sh" <<SH
 set -e
-[[ $which == daemon ]] || bash "$stage/vm-criu.sh" "$stage" "$stage/make-busybox-rootfs.sh"
-[[ $which == oci ]] || bash "$stage/vm-daemon-checkpoint.sh" "$stage" "$stage/make-busybox-rootfs.sh"
+[[ $which != both && $which != oci ]] || bash "$stage/vm-criu.sh" "$stage" "$stage/make-busybox-rootfs.sh"
+[[ $which != both && $which != daemon ]] || bash "$stage/vm-daemon-checkpoint.sh" "$stage" "$stage/make-busybox-rootfs.sh"
+[[ $which != both && $which != unprivileged ]] || bash "$stage/vm-daemon-checkpoint.sh" "$stage" "$stage/make-busybox-rootfs.sh" unprivileged
 SH
 cd "$stage"
 start=$(date +%s)

@@ -9,11 +9,27 @@
 #   -> a failing CRIU (the container runs on, thawed, no snapshot left) -> stop --stateful,
 #   bulkheadd SIGKILLed and restarted, start resumes -> stop + start boots afresh -> destroy
 #   leaves no snapshot, mount or cgroup.
-# Usage: vm-daemon-checkpoint.sh BIN_DIR MAKE_ROOTFS_SCRIPT
+# MODE unprivileged: c1 in its own user namespace and id range (docs/unprivileged.md), the daemon's
+# root on an ext4 image (the VM's 6.1 kernel cannot idmap its tmpfs); each restore also checks
+# that init runs as the range's root, owns its cgroup, and that the images went back to root.
+# Usage: vm-daemon-checkpoint.sh BIN_DIR MAKE_ROOTFS_SCRIPT [privileged|unprivileged]
 set -euo pipefail
-bin=$1 mkrootfs=$2
+bin=$1 mkrootfs=$2 mode=${3:-privileged}
 work=$(mktemp -d /tmp/bhd-ckpt.XXXXXX)
 root=$work/root sock=$work/bulkheadd.sock
+daemon_flags=()
+range=200000
+if [[ $mode == unprivileged ]]; then
+  chmod 711 "$work"
+  modprobe loop 2>/dev/null || true
+  truncate -s 1G "$work/disk.img"
+  mkfs.ext4 -q -F "$work/disk.img"
+  mkdir "$work/ext4"
+  mount -o loop "$work/disk.img" "$work/ext4"
+  chmod 711 "$work/ext4"
+  root=$work/ext4/root
+  daemon_flags=(--id-range "$range:65536" --unprivileged-default)
+fi
 hostns=bhckpt-host
 ctl() { "$bin/bulkheadctl" --socket "$sock" "$@"; }
 in_host() { nsenter --net=/run/netns/$hostns "$@"; }
@@ -42,12 +58,14 @@ cleanup() {
   mountpoint -q "$(command -v criu)" && umount "$(command -v criu)" || true
   [[ -n ${daemon:-} ]] && { ctl destroy c1 --force >/dev/null 2>&1 || true; kill -9 "$daemon" 2>/dev/null || true; }
   ip netns del $hostns 2>/dev/null || true
+  mountpoint -q "$work/ext4" 2>/dev/null && umount "$work/ext4"
+  rm -rf "$work"
 }
 trap cleanup EXIT
 
 start_daemon() {
   nsenter --net=/run/netns/$hostns "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-ckpt \
-    >>"$work/bulkheadd.log" 2>&1 &
+    "${daemon_flags[@]}" >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
@@ -75,6 +93,20 @@ wait_count() {
   fail "counter stuck below $1"
 }
 fetch() { in_host wget -q -T 10 -O- http://198.18.78.10:8080/hello.txt; }
+# Unprivileged: init is the range's root on the host and owns its cgroup; no image stayed lent to it.
+check_ids() {
+  [[ $mode == unprivileged ]] || return 0
+  local pid
+  pid=$(ctl info c1 --json | jq -r .pid)
+  [[ $(stat -c %u "/proc/$pid") == "$range" ]] || fail "$1: init $pid runs as $(stat -c %u "/proc/$pid"), not $range"
+  read -r inside outside _ <"/proc/$pid/uid_map"
+  [[ $inside == 0 && $outside == "$range" ]] || fail "$1: uid_map $(cat "/proc/$pid/uid_map")"
+  [[ $(stat -c %u /sys/fs/cgroup/bulkhead-ckpt/c1) == "$range" ]] || fail "$1: cgroup not delegated"
+  local lent
+  lent=$(find "$root/snapshots" "$root/containers/c1" -user "$range" -name '*.img' 2>/dev/null | head -3 || true)
+  [[ -z $lent ]] || fail "$1: images still owned by $range: $lent"
+  [[ $(ctl exec c1 -- id -u) == 0 ]] || fail "$1: id -u inside is not 0"
+}
 
 ip netns add $hostns
 in_host ip link set lo up
@@ -92,7 +124,8 @@ ctl create c1 --template busybox --net lan0:ipv4=198.18.78.10 --start --init /bi
   fail "create c1"
 wait_count 20
 [[ $(fetch) == hello-from-c1 ]] || fail "httpd before any checkpoint"
-step "c1 runs: counter $(ask), httpd answers"
+check_ids "after create"
+step "c1 runs ($mode): counter $(ask), httpd answers"
 
 # One TCP connection from the daemon's netns, kept across the stop+restore below.
 cat >"$work/client.py" <<'PY'
@@ -158,6 +191,7 @@ touch "$work/go"
 wait "$client" || fail "TCP client after restore: $(cat "$work/client.out")"
 client=""
 grep -q "second: two" "$work/client.out" || fail "TCP client: $(cat "$work/client.out")"
+check_ids "after restore"
 step "restore: counter $n3 $l3 (was $n2 $l2), httpd answers, the TCP connection carried on, files as at snap2"
 
 ctl restore c1 snap1 || fail "restore snap1"
@@ -194,6 +228,7 @@ read -r n7 l7 < <(ask)
 ((n7 >= n6)) || fail "stateful start: counter $n7 after $n6"
 [[ ${l7#line} == $((${l6#line} + 1)) ]] || fail "stateful start: fd offset $l7 after $l6"
 [[ ! -e $root/containers/c1/saved-state ]] || fail "saved state kept after the resume"
+check_ids "after the stateful start"
 step "stop --stateful, bulkheadd SIGKILLed and restarted, start: counter $n7 $l7 (was $n6 $l6)"
 
 ctl stop c1 >/dev/null || fail "stop"
@@ -211,4 +246,4 @@ ctl network rm lan0 >/dev/null
 kill "$daemon"
 wait "$daemon" 2>/dev/null || true
 daemon=""
-echo "vm-daemon-checkpoint: OK ($(($(date +%s) - t0)) s)"
+echo "vm-daemon-checkpoint ($mode): OK ($(($(date +%s) - t0)) s)"
