@@ -30,7 +30,7 @@ cleanup() {
 trap cleanup EXIT
 ip link set lo up
 sh "$here/tests/storage/make-busybox-rootfs.sh" "$dir/rootfs" >/dev/null
-"$build/cli/bulkheadd" --root "$dir/root" --socket "$sock" --cgroup-parent "/bulkhead-nicbench-$$" \
+"$build/cli/bulkheadd" --root "$dir/root" --socket "$sock" --cgroup-parent "/bulkhead-nicbench-$$" --privileged-default \
   --foreground --no-lxcfs >"$dir/bulkheadd.log" 2>&1 &
 daemon=$!
 for _ in $(seq 100); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done

@@ -29,7 +29,7 @@ ctl() { "$ctl_bin" --socket "$sock" "$@"; }
 t() { local s=$(date +%s.%N); "$@"; echo "  ($(echo "$(date +%s.%N) - $s" | bc) s wall)"; }
 
 sh "$here/../tests/storage/make-busybox-rootfs.sh" "$dir/rootfs" >/dev/null
-"$daemon_bin" --root "$dir/root" --socket "$sock" --cgroup-parent "/bulkhead-snapbench-$$" --foreground \
+"$daemon_bin" --root "$dir/root" --socket "$sock" --cgroup-parent "/bulkhead-snapbench-$$" --privileged-default --foreground \
   --no-lxcfs >"$dir/daemon.log" 2>&1 &
 pid=$!
 for _ in $(seq 100); do [ -S "$sock" ] && ctl list >/dev/null 2>&1 && break; sleep 0.1; done

@@ -114,9 +114,16 @@ int main(int argc, char **argv) {
   app.add_option("--subgid-file", o.subgid_file, "where root's subordinate gids are listed")
       ->capture_default_str()
       ->group("");
-  app.add_flag("--unprivileged-default", o.unprivileged_default,
-               "make a container unprivileged (its own user namespace and id range) unless its create "
-               "says --privileged");
+  bool privileged_default = false, unprivileged_default = false;
+  auto *priv_default =
+      app.add_flag("--privileged-default", privileged_default,
+                   "make a container privileged (root inside is root on the host) unless its create says "
+                   "--unprivileged; without it a container is unprivileged (its own user namespace and id "
+                   "range) unless its create says --privileged");
+  // The default since it was flipped; still accepted so that older unit files keep working.
+  app.add_flag("--unprivileged-default", unprivileged_default,
+               "make a container unprivileged unless its create says --privileged (the default)")
+      ->excludes(priv_default);
   app.add_flag("--stop-containers-on-exit", o.stop_containers_on_exit,
                "stop every container when the daemon exits");
   app.add_flag("--foreground", foreground,
@@ -134,6 +141,7 @@ int main(int argc, char **argv) {
     return 0;
   }
   o.lxcfs = !no_lxcfs;
+  o.unprivileged_default = !privileged_default;
   if (!cluster.empty()) {
     // Checked before anything starts: a typo here would otherwise show only as a host missing
     // from the cluster.

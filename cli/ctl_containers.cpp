@@ -193,11 +193,12 @@ void add_create(CLI::App &app, Action &chosen) {
   c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--start", a->start, "start it once created");
   auto *priv = c->add_flag("--privileged", a->privileged,
-                           "root inside is root on the host (no user namespace): for what needs it (CRIU "
-                           "checkpoints, migration, replication)");
+                           "root inside is root on the host (no user namespace): for what needs it "
+                           "(replication, a template on a filesystem that cannot be idmapped)");
   c->add_flag(
        "--unprivileged", a->unprivileged,
-       "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md)")
+       "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md); "
+       "the default unless bulkheadd runs with --privileged-default")
       ->excludes(priv);
   // Parsed before CLI11 sees the line (ctl_values.hpp: split_init); declared for help and man.
   c->add_option("--init", a->init_flag,

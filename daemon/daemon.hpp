@@ -71,7 +71,7 @@ struct DaemonOptions {
   // says neither --privileged nor --unprivileged makes one.
   std::string id_range;
   std::string subuid_file = "/etc/subuid", subgid_file = "/etc/subgid";
-  bool unprivileged_default = false;
+  bool unprivileged_default = true; // --privileged-default turns it off
 };
 
 class Daemon {
@@ -260,7 +260,8 @@ private:
   // The migrate.check request for a container (step 2 of daemon_migrate.cpp); digests caches the
   // templates' tree digests (an evacuation asks for many containers of one template).
   Result<nlohmann::json> migrate_check_request(const std::string &name, const ContainerConfig &config,
-                                               Operation &op, std::map<std::string, std::string> *digests);
+                                               Operation &op, std::map<std::string, std::string> *digests,
+                                               bool live = false);
   // restore_checkpoint without the evacuation's refusal: a failed live migration brings its
   // container back with it, also while the host is being evacuated.
   Result<std::shared_ptr<Operation>> restore_checkpoint_op(const std::string &name,
@@ -271,6 +272,9 @@ private:
   // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
   Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;
+  // Whether a create could claim exactly `want` now (in this daemon's pool, no container's range
+  // overlapping it): a migration's check before the source freezes anything.
+  Status id_range_free(const IdMap &want);
   // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;

@@ -333,9 +333,10 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
         if (op.cancelled())
           return fail("cancelled (nothing was moved)", ECANCELED);
         op.set_progress("checking on " + rname, checked++, items.size());
-        auto check = migrate_check_request(i.name, i.config, op, &digests).and_then([&](json req) {
-          return conn->request(req);
-        });
+        auto check =
+            migrate_check_request(i.name, i.config, op, &digests, i.mode == "live").and_then([&](json req) {
+              return conn->request(req);
+            });
         if (!check) {
           i.result = dry_run ? "refused" : "failed";
           i.error = from_remote(check.error(), remote.address);

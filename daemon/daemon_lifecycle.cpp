@@ -1,5 +1,7 @@
 // The container lifecycle behind the API: create, start, stop, set, destroy, state changes.
 #include <sys/stat.h>
+
+#include <climits>
 #include <unistd.h>
 
 #include <csignal>
@@ -109,6 +111,35 @@ Status check_searchable_by_ranges(const std::string &containers_dir, const std::
           EACCES);
     auto slash = path.rfind('/');
     path = slash == 0 ? (path == "/" ? "" : "/") : path.substr(0, slash);
+  }
+  return {};
+}
+
+// CRIU restores an unprivileged container partly as the range's root, which reads a checkpoint's
+// parent pages through the images' "parent" link (../../migrate-ID.pre/pre-N): every directory of
+// this daemon's root on the way to the images and to each parent must be searchable (not
+// readable) by it. Only those directories get o+x (0700 -> 0711); the images themselves are lent
+// to the range by the runtime (runtime/images_lent.hpp).
+Status searchable_for_restore(const std::string &root, const std::string &images) {
+  auto open_up = [&](std::string dir) -> Status {
+    while (dir.size() > root.size() && dir.starts_with(root + "/")) {
+      struct stat st {};
+      if (::lstat(dir.c_str(), &st) < 0)
+        return failf_errno("{}", dir);
+      if (S_ISDIR(st.st_mode) && (st.st_mode & S_IXOTH) == 0 &&
+          ::chmod(dir.c_str(), (st.st_mode & 07777) | S_IXGRP | S_IXOTH) < 0)
+        return failf_errno("making {} searchable for the restore", dir);
+      dir = dir.substr(0, dir.rfind('/'));
+    }
+    return {};
+  };
+  std::string dir = images;
+  for (int depth = 0; depth < 64; ++depth) {
+    BH_CHECK(open_up(dir));
+    char real[PATH_MAX];
+    if (!::realpath((dir + "/parent").c_str(), real))
+      break; // no parent (or a dangling one CRIU will name)
+    dir = real;
   }
   return {};
 }
@@ -361,6 +392,8 @@ Status Daemon::start_locked(Entry &e, std::unique_lock<std::mutex> &lock,
   if (auto r = disk->attach(paths); !r)
     return fail("starting " + name + ": its disk: " + r.error().text(), r.error().code);
   const auto &idmap = e.rec.config.idmap;
+  if (idmap && !restore_images.empty())
+    BH_CHECK(context(searchable_for_restore(options_.root, restore_images), "restoring " + name));
   if (auto r = write_network_files(networks_, paths.upper, e.rec.config.hostname, e.rec.config.nets,
                                    idmap ? idmap->uid : 0, idmap ? idmap->gid : 0);
       !r)
@@ -677,6 +710,19 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
   }
   return fail("unknown action \"" + action + "\" (expected start, stop, restart, freeze, unfreeze or kill)",
               EINVAL);
+}
+
+Status Daemon::id_range_free(const IdMap &want) {
+  auto pool = BH_TRY(load_id_pool(options_.id_range, options_.subuid_file, options_.subgid_file));
+  std::vector<IdMap> used;
+  {
+    std::lock_guard lock(table_mu_);
+    for (const auto &[n, other] : entries_)
+      if (other->idmap)
+        used.push_back(*other->idmap);
+  }
+  BH_TRY(claim_id_range(pool, used, want));
+  return {};
 }
 
 Result<std::string> Daemon::log_path(const std::string &name) {

@@ -71,6 +71,7 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/id_ranges.hpp"
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/tree.hpp"
@@ -219,7 +220,8 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
 }
 
 Result<json> Daemon::migrate_check_request(const std::string &name, const ContainerConfig &config,
-                                           Operation &op, std::map<std::string, std::string> *digests) {
+                                           Operation &op, std::map<std::string, std::string> *digests,
+                                           bool live) {
   std::string digest;
   if (digests && digests->count(config.template_name)) {
     digest = (*digests)[config.template_name];
@@ -237,11 +239,15 @@ Result<json> Daemon::migrate_check_request(const std::string &name, const Contai
   json networks = json::array();
   for (const auto &n : config.nets)
     networks.push_back(n.network);
-  return json{{"op", "migrate.check"},
-              {"name", name},
-              {"template", config.template_name},
-              {"digest", digest},
-              {"networks", networks}};
+  json req{{"op", "migrate.check"},
+           {"name", name},
+           {"template", config.template_name},
+           {"digest", digest},
+           {"networks", networks}};
+  // Its memory follows: CRIU's images carry its id range, which the target must have free.
+  if (live && config.idmap)
+    req["idmap"] = {{"uid", config.idmap->uid}, {"gid", config.idmap->gid}, {"size", config.idmap->size}};
+  return req;
 }
 
 Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
@@ -273,7 +279,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   conn->set_timeout(kTransferTimeoutS);
 
   // Step 2: ask before anything changes here.
-  json check_req = BH_TRY(migrate_check_request(name, config, op, nullptr));
+  json check_req = BH_TRY(migrate_check_request(name, config, op, nullptr, mode == "live"));
   auto check = conn->request(check_req);
   if (!check)
     return tl::unexpected(with_context(from_remote(check.error(), remote.address),
@@ -378,7 +384,9 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     if (!head)
       return tl::unexpected(remote_error(head.error()));
     predir.path = options_.root + "/migrate-" + random_id() + ".pre";
-    if (::mkdir(predir.path.c_str(), 0700) < 0) {
+    // 0711: if the source must restore its own checkpoint, CRIU reads the pre-copy pages (the
+    // checkpoint's parents) through this directory, as the range's root for an unprivileged one.
+    if (::mkdir(predir.path.c_str(), 0711) < 0) {
       auto err = failf_errno("creating {}", predir.path);
       predir.path.clear();
       return err;
@@ -643,6 +651,10 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   // A host being emptied takes nothing in (two hosts evacuating onto each other would trade).
   BH_CHECK(refuse_while_evacuating("taking in container " + h["name"].get<std::string>()));
+  if (auto m = h.find("idmap"); m != h.end() && m->is_object())
+    BH_CHECK(context(
+        id_range_free(IdMap{m->value("uid", 0u), m->value("gid", 0u), m->value("size", kIdRangeSize)}),
+        fmt::format("{} cannot keep its id range on {}", h["name"].get<std::string>(), options_.host_name)));
   std::string tname = h.value("template", "");
   BH_CHECK(context(storage::validate_name("template", tname), "the migrating container's template"));
   bool present = false;

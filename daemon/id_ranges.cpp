@@ -27,7 +27,7 @@ std::vector<uint64_t> blocks(const std::vector<SubIdEntry> &entries) {
 } // namespace
 
 Result<std::vector<SubIdEntry>> read_subid_entries(const std::string &path, const std::string &user,
-                                                   uid_t uid) {
+                                                   uid_t uid, bool every_user) {
   std::vector<SubIdEntry> out;
   if (::access(path.c_str(), F_OK) < 0 && errno == ENOENT)
     return out;
@@ -42,7 +42,7 @@ Result<std::vector<SubIdEntry>> read_subid_entries(const std::string &path, cons
     std::smatch m;
     if (!std::regex_match(line, m, line_re))
       return fail(fmt::format("{} line {}: \"{}\" is not NAME:START:COUNT", path, n, line), EINVAL);
-    if (m[1].str() != user && m[1].str() != std::to_string(uid))
+    if (!every_user && m[1].str() != user && m[1].str() != std::to_string(uid))
       continue;
     SubIdEntry e{std::stoull(m[2].str()), std::stoull(m[3].str())};
     // Id 0 is root itself, and ids from 2^32-1 on are invalid (-1 is "no id").
@@ -82,6 +82,25 @@ Result<IdPool> load_id_pool(const std::string &configured, const std::string &su
   pool.uids = BH_TRY(read_subid_entries(subuid_path, "root", 0));
   pool.gids = BH_TRY(read_subid_entries(subgid_path, "root", 0));
   pool.source = "root's entries in " + subuid_path + " and " + subgid_path;
+  if (pool.uids.empty() && pool.gids.empty()) {
+    // Root has none (Debian's useradd adds none for root): the daemon's own pool, above every
+    // range useradd hands out, as long as no entry of another user reaches into it.
+    SubIdEntry def{kDefaultIdPoolStart, kDefaultIdPoolCount};
+    for (const auto &path : {subuid_path, subgid_path})
+      for (const auto &e : BH_TRY(read_subid_entries(path, "", 0, true)))
+        if (overlaps(e.start, e.count, def.start, def.count))
+          return fail(fmt::format("unprivileged containers need ids for their user namespaces: root has no "
+                                  "range in {} and {}, and bulkheadd's default pool {}:{} overlaps the entry "
+                                  "{}:{} of {} (give root a range of its own, e.g. \"root:{}:{}\" in both, "
+                                  "or start bulkheadd with --id-range)",
+                                  subuid_path, subgid_path, def.start, def.count, e.start, e.count, path,
+                                  def.start, def.count),
+                      EOPNOTSUPP);
+    pool.uids = pool.gids = {def};
+    pool.source = fmt::format("bulkheadd's default id pool {}:{} (root has no range in {} and {})", def.start,
+                              def.count, subuid_path, subgid_path);
+    return pool;
+  }
   if (blocks(pool.uids).empty() || blocks(pool.gids).empty())
     return fail(
         fmt::format("unprivileged containers need ids for their user namespaces: root has no range "

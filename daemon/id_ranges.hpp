@@ -31,16 +31,23 @@ struct IdPool {
 };
 
 // The entries of `user` (a name, or its uid as a number, as shadow's tools accept) in a subuid or
-// subgid file. A missing file is no entry; an unreadable or malformed line is an error naming the
-// file and line.
+// subgid file, or of every user. A missing file is no entry; an unreadable or malformed line is an
+// error naming the file and line.
 Result<std::vector<SubIdEntry>> read_subid_entries(const std::string &path, const std::string &user,
-                                                   uid_t uid);
+                                                   uid_t uid, bool every_user = false);
+
+// When root has no subordinate ids at all (Debian's useradd gives root none) and no --id-range is
+// given: 1000000000:1000000000, above every range useradd hands out (SUB_UID_MAX 600100000 in
+// Debian's login.defs) and below 2^31 (tools that take ids as signed 32-bit numbers). Incus falls
+// back to 1000000:1000000000 the same way; ours starts higher so that it never meets useradd's.
+inline constexpr uint64_t kDefaultIdPoolStart = 1000000000, kDefaultIdPoolCount = 1000000000;
 
 // "BASE:COUNT" (the --id-range of bulkheadd): the same block for uids and gids.
 Result<SubIdEntry> parse_id_range(const std::string &text);
 
 // configured: --id-range (empty: none). It wins over the files (the operator named it for this
-// daemon); otherwise root's entries of both files. Neither: an error that says what to add.
+// daemon); otherwise root's entries of both files; when root has none in either, the default pool
+// (unless another user's entry reaches into it: an error that says what to add).
 Result<IdPool> load_id_pool(const std::string &configured, const std::string &subuid_path,
                             const std::string &subgid_path);
 

@@ -15,6 +15,8 @@ bulkhead --version
 
 bundle=$(mktemp -d /tmp/bulkhead-demo.XXXXXX)
 host=$(mktemp -d /var/tmp/bulkhead-demo-host.XXXXXX)
+# Containers are unprivileged: their root (a uid of their own range) must reach its rootfs below here.
+chmod 711 "$host"
 daemon=""
 cleanup() {
   bulkhead delete --force demo >/dev/null 2>&1 || true

@@ -202,7 +202,7 @@ class Bulkhead:
     def setup(self):
         self.daemon = subprocess.Popen(
             [os.path.join(self.bin, "bulkheadd"), "--root", self.root, "--socket", self.sock,
-             "--cgroup-parent", "/" + self.cgparent], stdout=self.logf, stderr=self.logf,
+             "--cgroup-parent", "/" + self.cgparent, "--privileged-default"], stdout=self.logf, stderr=self.logf,
             stdin=subprocess.DEVNULL)
         for _ in range(600):
             if self.ctl("list", check=False).returncode == 0:

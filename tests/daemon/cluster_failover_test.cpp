@@ -166,7 +166,8 @@ TEST_F(DaemonFailoverTest, KilledHostsContainerMovesToItsStandbyTheOthersAreLost
 TEST_F(DaemonFailoverTest, PlacedElsewhereIsFencedAtStartAndWhileRunning) {
   start_b();
   import_busybox();
-  ASSERT_TRUE(ctl({"create", "f1", "--template", "busybox", "--start", "--restart", "always"}).ok());
+  auto made = ctl({"create", "f1", "--template", "busybox", "--start", "--restart", "always"});
+  ASSERT_TRUE(made.ok()) << made;
   ASSERT_TRUE(ctl({"create", "f2", "--template", "busybox", "--start", "--onboot"}).ok());
   // f3: onboot, stopped when the daemon stops: onboot would start it at the next daemon start.
   ASSERT_TRUE(ctl({"create", "f3", "--template", "busybox", "--start", "--onboot"}).ok());

@@ -133,8 +133,10 @@ protected:
   void start_host(const std::string &id, const std::vector<std::string> &extra = {}) {
     Host &h = host(id);
     std::vector<std::string> argv = {
-        bh_test::bulkheadd_path(),  "--root",          h.dir + "/root",           "--socket",
-        h.dir + "/" + id + ".sock", "--cgroup-parent", cgroup_parent_ + "-" + id, "--no-lxcfs"};
+        bh_test::bulkheadd_path(), "--root", h.dir + "/root", "--socket", h.dir + "/" + id + ".sock",
+        "--cgroup-parent", cgroup_parent_ + "-" + id, "--no-lxcfs",
+        // As DaemonTest::start_daemon: bulkheadd's default id pool whatever /etc/subuid says.
+        "--subuid-file", h.dir + "/no-subuid", "--subgid-file", h.dir + "/no-subgid"};
     for (auto &f : cluster_flags("host-" + id, h.port))
       argv.push_back(f);
     argv.insert(argv.end(), extra.begin(), extra.end());

@@ -75,6 +75,8 @@ HttpAnswer DaemonTest::http(const std::string &method, const std::string &path, 
 void DaemonTest::SetUp() {
   char tmpl[] = "/var/tmp/bhd-test-XXXXXX";
   dir_ = ::mkdtemp(tmpl);
+  // Containers are unprivileged by default: their range roots must reach the rootfs below here.
+  ::chmod(dir_.c_str(), 0711);
   root_ = dir_ + "/root";
   socket_ = dir_ + "/bulkheadd.sock";
   cgroup_parent_ =
@@ -88,6 +90,13 @@ void DaemonTest::start_daemon(const std::vector<std::string> &extra) {
                                    socket_,          "--cgroup-parent", cgroup_parent_, "--foreground"};
   if (!getenv("BULKHEAD_TEST_LXCFS"))
     argv.push_back("--no-lxcfs");
+  // The product's default id pool whatever this machine's /etc/subuid says (no files: root has
+  // no range, so bulkheadd's own pool), unless the test names its ids.
+  bool names_ids = false;
+  for (const auto &a : extra)
+    names_ids = names_ids || a == "--id-range" || a == "--subuid-file" || a == "--subgid-file";
+  if (!names_ids)
+    argv.insert(argv.end(), {"--subuid-file", dir_ + "/no-subuid", "--subgid-file", dir_ + "/no-subgid"});
   argv.insert(argv.end(), extra.begin(), extra.end());
   pid_t pid = ::fork();
   ASSERT_GE(pid, 0);

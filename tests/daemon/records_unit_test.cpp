@@ -205,9 +205,21 @@ TEST(IdRangesTest, SubordinateIdsAllocationAndExhaustion) {
   used = {IdMap{200000, 500000, 65536}};
   EXPECT_EQ(allocate_id_range(*pool, used)->uid, 265536u);
 
+  // Root has no entry anywhere: bulkheadd's default pool, unless another user's entry reaches into it.
   auto none = load_id_pool("", dir / "missing", dir / "missing");
-  ASSERT_FALSE(none);
-  EXPECT_NE(none.error().text().find("root has no range"), std::string::npos) << none.error().text();
+  ASSERT_TRUE(none) << none.error().text();
+  EXPECT_EQ(allocate_id_range(*none, {})->uid, 1000000000u);
+  EXPECT_NE(none->source.find("default id pool 1000000000:1000000000"), std::string::npos) << none->source;
+  std::ofstream(dir / "alice") << "alice:1999990000:65536\n";
+  auto clash = load_id_pool("", dir / "missing", dir / "alice");
+  ASSERT_FALSE(clash);
+  EXPECT_NE(clash.error().text().find("overlaps the entry 1999990000:65536 of"), std::string::npos)
+      << clash.error().text();
+  // Root in one file only: the file without it is the error.
+  std::ofstream(dir / "rootonly") << "root:100000:65536\n";
+  auto half = load_id_pool("", dir / "rootonly", dir / "missing");
+  ASSERT_FALSE(half);
+  EXPECT_NE(half.error().text().find("root has no range"), std::string::npos) << half.error().text();
   auto configured = load_id_pool("1000000:65536", dir / "missing", dir / "missing");
   ASSERT_TRUE(configured);
   EXPECT_EQ(allocate_id_range(*configured, {})->uid, 1000000u);

@@ -60,8 +60,11 @@ protected:
       ::dup2(log, 1);
       ::dup2(log, 2);
       std::string root = a_dir_ + "/root", sock = a_dir_ + "/a.sock", cg = cgroup_parent_ + "-a";
+      // As DaemonTest::start_daemon: bulkheadd's default id pool whatever /etc/subuid says.
+      std::string subuid = a_dir_ + "/no-subuid", subgid = a_dir_ + "/no-subgid";
       ::execlp("nsenter", "nsenter", net.c_str(), bh_test::bulkheadd_path().c_str(), "--root", root.c_str(),
                "--socket", sock.c_str(), "--cgroup-parent", cg.c_str(), "--no-lxcfs", "--host-name", "host-a",
+               "--subuid-file", subuid.c_str(), "--subgid-file", subgid.c_str(),
                static_cast<char *>(nullptr));
       _exit(127);
     }

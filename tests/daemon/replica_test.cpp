@@ -28,7 +28,8 @@ protected:
     ASSERT_TRUE(added.ok()) << added;
     auto imported = ctl_a({"template", "import", "busybox", busybox_rootfs_});
     ASSERT_TRUE(imported.ok()) << imported;
-    auto made = ctl_a({"create", name, "--template", "busybox"});
+    // Privileged: replication of unprivileged containers is refused for now (docs/unprivileged.md).
+    auto made = ctl_a({"create", name, "--template", "busybox", "--privileged"});
     ASSERT_TRUE(made.ok()) << made;
     write_a_file(name, "v1");
     if (running) {
@@ -98,9 +99,16 @@ protected:
 TEST_F(DaemonReplicaTest, BadProtectRequestsAreClearErrorsAndChangeNothing) {
   pair_and_make("c1", false);
   import_busybox();
-  ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox"}).ok());
-  auto made = ctl_a({"create", "taken", "--template", "busybox"});
+  ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox", "--privileged"}).ok());
+  auto made = ctl_a({"create", "taken", "--template", "busybox", "--privileged"});
   ASSERT_TRUE(made.ok()) << made;
+  // An unprivileged container: refused (501) naming it and its range, nothing recorded.
+  ASSERT_TRUE(ctl_a({"create", "u1", "--template", "busybox"}).ok());
+  auto refused = ctl_a({"protect", "u1", "--standby", "host-b"});
+  EXPECT_FALSE(refused.ok());
+  EXPECT_TRUE(bh_test::contains(refused.err, "protect u1: it is an unprivileged container (ids 1000000000-"))
+      << refused;
+  EXPECT_FALSE(json::parse(ctl_a({"info", "u1", "--json"}).out).contains("replication"));
   std::string before = record_a("c1");
   ASSERT_FALSE(before.empty());
   struct Case {

@@ -55,7 +55,7 @@ TEST_F(UnprivilegedTest, RootInsideIsTheRangeOutsideAndTheTemplateStaysOneCopy) 
   ASSERT_TRUE(r.ok()) << r;
   r = ctl({"create", "u2", "--template", "busybox", "--unprivileged"});
   ASSERT_TRUE(r.ok()) << r;
-  r = ctl({"create", "p1", "--template", "busybox"});
+  r = ctl({"create", "p1", "--template", "busybox", "--privileged"});
   ASSERT_TRUE(r.ok()) << r;
   auto i1 = info("u1"), i2 = info("u2");
   EXPECT_EQ(i1["privileged"], false);
@@ -174,13 +174,47 @@ TEST_F(UnprivilegedTest, RangesComeFromRootsSubordinateIds) {
   EXPECT_FALSE(path_exists(root_ + "/containers/s2"));
 }
 
+// A create that says neither is unprivileged; root without subordinate ids (as Debian leaves it)
+// gets bulkheadd's default pool from 1000000000.
+TEST_F(UnprivilegedTest, UnprivilegedByDefaultFromTheDefaultPool) {
+  start_daemon(); // the fixture's subuid/subgid files do not exist
+  import_busybox();
+  auto r = ctl({"create", "d1", "--template", "busybox", "--start"});
+  ASSERT_TRUE(r.ok()) << r;
+  auto i = info("d1");
+  EXPECT_EQ(i["privileged"], false);
+  EXPECT_EQ(i["idmap"], (json{{"uid", 1000000000}, {"gid", 1000000000}, {"size", 65536}}));
+  pid_t pid = i["pid"].get<pid_t>();
+  EXPECT_EQ(stat_of("/proc/" + std::to_string(pid)).st_uid, 1000000000u);
+  EXPECT_TRUE(contains(ctl({"info", "d1"}).out, "unprivileged")) << ctl({"info", "d1"});
+  r = ctl({"create", "d2", "--template", "busybox"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(info("d2")["idmap"]["uid"], 1000065536);
+  r = ctl({"create", "p1", "--template", "busybox", "--privileged"});
+  ASSERT_TRUE(r.ok()) << r;
+  EXPECT_EQ(info("p1")["privileged"], true);
+  EXPECT_FALSE(info("p1").contains("idmap"));
+}
+
+// --privileged-default keeps the old default.
+TEST_F(UnprivilegedTest, PrivilegedDefaultFlag) {
+  start_daemon({"--privileged-default"});
+  import_busybox();
+  ASSERT_TRUE(ctl({"create", "p1", "--template", "busybox"}).ok());
+  EXPECT_EQ(info("p1")["privileged"], true);
+  ASSERT_TRUE(ctl({"create", "u1", "--template", "busybox", "--unprivileged"}).ok());
+  EXPECT_EQ(info("u1")["idmap"]["uid"], 1000000000);
+}
+
+// The default pool overlapping another user's subordinate ids is not used: a clear error, nothing made.
 TEST_F(UnprivilegedTest, NoRangeAnywhereIsAClearErrorAndLeavesNothing) {
-  start_daemon({"--subuid-file", dir_ + "/none", "--subgid-file", dir_ + "/none"});
+  write_file(dir_ + "/subuid", "alice:1000065536:65536\n");
+  start_daemon({"--subuid-file", dir_ + "/subuid", "--subgid-file", dir_ + "/none"});
   import_busybox();
   auto r = ctl({"create", "n1", "--template", "busybox", "--unprivileged"});
   EXPECT_FALSE(r.ok()) << r;
   EXPECT_TRUE(contains(r.err, "root has no range")) << r;
-  EXPECT_TRUE(contains(r.err, dir_ + "/none")) << r;
+  EXPECT_TRUE(contains(r.err, "overlaps the entry 1000065536:65536 of " + dir_ + "/subuid")) << r;
   EXPECT_FALSE(path_exists(root_ + "/containers/n1"));
   r = ctl({"list", "--json"});
   EXPECT_EQ(json::parse(r.out).size(), 0u) << r;

@@ -28,7 +28,7 @@ trap cleanup EXIT
 start_daemon() {
   # nsenter, not `ip netns exec`: the daemon keeps the VM's mount namespace.
   # Called directly (not through in_host), so $! is nsenter, which execs bulkheadd: the daemon's pid.
-  nsenter --net=/run/netns/$hostns "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-nat \
+  nsenter --net=/run/netns/$hostns "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-nat --privileged-default \
     >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done

@@ -26,7 +26,7 @@ t0=$(date +%s)
 start_daemon() {
   # nsenter, not ip netns exec: the daemon keeps the VM's mount namespace (ip netns exec makes a
   # new one per call, and a restarted daemon would not see its running containers' mounts).
-  nsenter --net=/run/netns/bhd "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vmnet \
+  nsenter --net=/run/netns/bhd "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-vmnet --privileged-default \
     >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done

@@ -33,7 +33,7 @@ modprobe ext4 2>/dev/null || true
 grep -qw ext4 /proc/filesystems || fail "no ext4 in the VM's kernel"
 
 start_daemon() {
-  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-quota --storage ext4 \
+  "$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-quota --storage ext4 --privileged-default \
     --no-lxcfs >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done

@@ -13,7 +13,8 @@ bin=$1 mkrootfs=$2 n=${3:-50} mode=${4:-privileged}
 # /tmp: a tmpfs in the VM; overlayfs refuses an upper directory on the VM root (itself an overlay).
 work=$(mktemp -d /tmp/bhd-vm.XXXXXX)
 root=$work/root sock=$work/bulkheadd.sock
-daemon_flags=()
+# Privileged: the daemon root on the VM's tmpfs, which Linux 6.1 cannot idmap (6.3 can).
+daemon_flags=(--privileged-default)
 if [[ $mode == unprivileged ]]; then
   # The template must be idmappable: the VM's 6.1 kernel idmaps ext4 but not tmpfs (6.3) nor the
   # 9p/overlay root, so the daemon's root is an ext4 image. The range roots must reach their

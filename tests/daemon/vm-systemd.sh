@@ -28,7 +28,7 @@ fail() {
   exit 1
 }
 
-"$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-systemd >>"$work/bulkheadd.log" 2>&1 &
+"$bin/bulkheadd" --root "$root" --socket "$sock" --cgroup-parent /bulkhead-systemd --privileged-default >>"$work/bulkheadd.log" 2>&1 &
 daemon=$!
 for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done
 ctl list >/dev/null || fail "bulkheadd did not come up"

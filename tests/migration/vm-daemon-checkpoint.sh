@@ -17,7 +17,8 @@ set -euo pipefail
 bin=$1 mkrootfs=$2 mode=${3:-privileged}
 work=$(mktemp -d /tmp/bhd-ckpt.XXXXXX)
 root=$work/root sock=$work/bulkheadd.sock
-daemon_flags=()
+# Privileged: the daemon root on the VM's tmpfs, which Linux 6.1 cannot idmap (6.3 can).
+daemon_flags=(--privileged-default)
 range=200000
 if [[ $mode == unprivileged ]]; then
   chmod 711 "$work"

@@ -213,12 +213,16 @@ mh_daemon_start() {
   # Expanded here: a command substitution in the background command's words would run in the
   # forked job, whose children are then those subshells until it execs nsenter.
   listen=$(mh_addr "$name")
+  # Privileged unless the scenario asks for unprivileged containers: every host's root is on the
+  # VM's tmpfs, which Linux 6.1 cannot idmap (vm-migrate-unprivileged.sh puts them on ext4).
+  local privilege=--privileged-default
+  [[ " $MH_DAEMON_FLAGS " == *" --unprivileged-default "* ]] && privilege=""
   # As mh_in, but called directly so that $! is nsenter and its only child the daemon.
   # shellcheck disable=SC2016,SC2086
   nsenter -t "$init" --net --mount --uts --ipc --pid -- \
     sh -c 'echo 0 >"$0" && exec "$@"' "/sys/fs/cgroup/$name/init.scope/cgroup.procs" \
     "$MH_BIN/bulkheadd" --root "$dir/root" --socket /run/bulkhead/bulkheadd.sock \
-    --cgroup-parent "/$name" --listen "$listen" --host-name "$name" --no-lxcfs $MH_DAEMON_FLAGS \
+    --cgroup-parent "/$name" --listen "$listen" --host-name "$name" --no-lxcfs $privilege $MH_DAEMON_FLAGS \
     >>"$dir/bulkheadd.log" 2>&1 &
   outer=$!
   # nsenter re-raises its child's SIGKILL: keep bash from reporting that when the host dies.

@@ -88,7 +88,7 @@ sh "$src/tests/storage/make-busybox-rootfs.sh" "$work/rootfs" >/dev/null
 # root /var/lib/bulkhead gets a tmpfs, as a real host has it on ext4 or xfs.
 mkdir -p /var/lib/bulkhead
 mount -t tmpfs bulkhead-root /var/lib/bulkhead
-/usr/sbin/bulkheadd >"$work/bulkheadd.log" 2>&1 &
+/usr/sbin/bulkheadd --privileged-default >"$work/bulkheadd.log" 2>&1 &
 daemon=$!
 ctl() { /usr/bin/bulkheadctl "$@"; }
 for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done

@@ -36,7 +36,7 @@ expect_eq() { # WHAT GOT WANT
   echo "ok: $1 = $2"
 }
 start_daemon() {
-  "$bin/bulkheadd" --root "$root" --socket "$sock" --lxcfs-dir "$lxcfs_dir" >>"$work/bulkheadd.log" 2>&1 &
+  "$bin/bulkheadd" --root "$root" --socket "$sock" --lxcfs-dir "$lxcfs_dir" --privileged-default >>"$work/bulkheadd.log" 2>&1 &
   daemon=$!
   for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && return 0; sleep 0.1; done
   fail "bulkheadd did not come up"
