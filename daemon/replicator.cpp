@@ -148,14 +148,6 @@ json Daemon::replication_json(const std::string &name, const Protection &p) {
 
 Result<json> Daemon::protect(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"standby", "interval_ms", "mode"}, "protect"));
-  // Checkpoint, restore and migration of unprivileged containers are tested (docs/unprivileged.md);
-  // replication's rounds and a replica's activation with another range are not yet.
-  if (auto e = find(name); e && e->idmap)
-    return fail(
-        fmt::format("protect {}: it is an unprivileged container (ids {}-{} on the host); replication "
-                    "of unprivileged containers is not supported yet (checkpoint and migration are)",
-                    name, e->idmap->uid, uint64_t{e->idmap->uid} + e->idmap->size - 1),
-        EOPNOTSUPP);
   std::string standby = BH_TRY(string_field(req, "standby", true));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (mode.empty())

@@ -168,6 +168,8 @@ if in_tier 2; then
   vm_stage "CRIU VM" bash tests/migration/run-vm-criu.sh build
   echo "=== unprivileged containers between two hosts in the VM: live into a free range (kept), live into a taken one (refused before any freeze), cold (files shifted into the target's range)"
   vm_stage "unprivileged migrate VM" bash tests/multihost/run-vm-migrate-unprivileged.sh build
+  echo "=== replication of an unprivileged container in the VM: memory sets to host2, host1 killed, the replica restored in its own range"
+  vm_stage "unprivileged replicate VM" bash tests/multihost/run-vm-replicate-unprivileged.sh build
   echo "=== Debian packages: cpack -G DEB, lintian, dpkg -i in the VM, the installed runtime, daemon and agent.c (-dev)"
   # Its own build: the packages need the prefix /usr at configure time (docs/packaging.md).
   cmake -S . -B build-deb -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBULKHEAD_TESTS=OFF -DCMAKE_INSTALL_PREFIX=/usr >/dev/null

@@ -28,8 +28,8 @@ protected:
     ASSERT_TRUE(added.ok()) << added;
     auto imported = ctl_a({"template", "import", "busybox", busybox_rootfs_});
     ASSERT_TRUE(imported.ok()) << imported;
-    // Privileged: replication of unprivileged containers is refused for now (docs/unprivileged.md).
-    auto made = ctl_a({"create", name, "--template", "busybox", "--privileged"});
+    // Unprivileged, the default: host-b gives it a range of its own at activation.
+    auto made = ctl_a({"create", name, "--template", "busybox"});
     ASSERT_TRUE(made.ok()) << made;
     write_a_file(name, "v1");
     if (running) {
@@ -99,16 +99,9 @@ protected:
 TEST_F(DaemonReplicaTest, BadProtectRequestsAreClearErrorsAndChangeNothing) {
   pair_and_make("c1", false);
   import_busybox();
-  ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox", "--privileged"}).ok());
-  auto made = ctl_a({"create", "taken", "--template", "busybox", "--privileged"});
+  ASSERT_TRUE(ctl({"create", "taken", "--template", "busybox"}).ok());
+  auto made = ctl_a({"create", "taken", "--template", "busybox"});
   ASSERT_TRUE(made.ok()) << made;
-  // An unprivileged container: refused (501) naming it and its range, nothing recorded.
-  ASSERT_TRUE(ctl_a({"create", "u1", "--template", "busybox"}).ok());
-  auto refused = ctl_a({"protect", "u1", "--standby", "host-b"});
-  EXPECT_FALSE(refused.ok());
-  EXPECT_TRUE(bh_test::contains(refused.err, "protect u1: it is an unprivileged container (ids 1000000000-"))
-      << refused;
-  EXPECT_FALSE(json::parse(ctl_a({"info", "u1", "--json"}).out).contains("replication"));
   std::string before = record_a("c1");
   ASSERT_FALSE(before.empty());
   struct Case {
@@ -202,6 +195,8 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   auto on_b = info("c1");
   EXPECT_EQ(on_b["state"], "running") << on_b.dump();
   EXPECT_EQ(on_b["limits"], info_a("c1")["limits"]);
+  EXPECT_EQ(on_b["privileged"], false) << on_b.dump(); // still unprivileged, in a range of B's
+  EXPECT_EQ(on_b["idmap"]["size"], 65536) << on_b.dump();
   EXPECT_EQ(read_file(root_ + "/containers/c1/disk/upper/state.txt"), "v2");
   EXPECT_FALSE(std::filesystem::exists(root_ + "/replicas/c1"));
   EXPECT_EQ(replicas_b(), json::array());

@@ -11,7 +11,7 @@ mode=${3:-privileged}
 stage=$(mktemp -d /var/tmp/bulkhead-vm-daemon.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-scenario.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cp "$here/vm-scenario.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$repo/tests/vm/ext4-root.sh" "$stage/"
 cd "$stage"
 rc=0
 for attempt in 1 2; do

@@ -19,14 +19,9 @@ if [[ $mode == unprivileged ]]; then
   # The template must be idmappable: the VM's 6.1 kernel idmaps ext4 but not tmpfs (6.3) nor the
   # 9p/overlay root, so the daemon's root is an ext4 image. The range roots must reach their
   # rootfs: every directory above the root is searchable (o+x).
-  chmod 711 "$work"
-  modprobe loop 2>/dev/null || true
-  modprobe ext4 2>/dev/null || true
-  truncate -s 4G "$work/disk.img"
-  mkfs.ext4 -q -F "$work/disk.img"
-  mkdir "$work/ext4"
-  mount -o loop "$work/disk.img" "$work/ext4"
-  chmod 711 "$work/ext4"
+  # shellcheck source=../vm/ext4-root.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/ext4-root.sh"
+  ext4_root "$work" 4G
   root=$work/ext4/root
   daemon_flags=(--id-range "100000:$((n * 65536))" --unprivileged-default)
 fi

@@ -15,7 +15,8 @@ command -v criu >/dev/null || { echo "run-vm-criu: criu is not installed (apt-ge
 stage=$(mktemp -d /var/tmp/bulkhead-vm-criu.XXXXXX)
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkhead" "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" \
-  "$here/vm-criu.sh" "$here/vm-daemon-checkpoint.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+  "$here/vm-criu.sh" "$here/vm-daemon-checkpoint.sh" "$repo/tests/storage/make-busybox-rootfs.sh" \
+  "$repo/tests/vm/ext4-root.sh" "$stage/"
 which=${2:-both}
 cat >"$stage/all.sh" <<SH
 set -e

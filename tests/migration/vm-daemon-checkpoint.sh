@@ -21,13 +21,9 @@ root=$work/root sock=$work/bulkheadd.sock
 daemon_flags=(--privileged-default)
 range=200000
 if [[ $mode == unprivileged ]]; then
-  chmod 711 "$work"
-  modprobe loop 2>/dev/null || true
-  truncate -s 1G "$work/disk.img"
-  mkfs.ext4 -q -F "$work/disk.img"
-  mkdir "$work/ext4"
-  mount -o loop "$work/disk.img" "$work/ext4"
-  chmod 711 "$work/ext4"
+  # shellcheck source=../vm/ext4-root.sh
+  source "$(dirname "${BASH_SOURCE[0]}")/ext4-root.sh"
+  ext4_root "$work" 1G
   root=$work/ext4/root
   daemon_flags=(--id-range "$range:65536" --unprivileged-default)
 fi

@@ -14,7 +14,7 @@ timeout=${BULKHEAD_VM_TIMEOUT:-${3:-600}}
 stage=$(mktemp -d "/var/tmp/bulkhead-vm-$name.XXXXXX")
 trap 'rm -rf "$stage"' EXIT
 cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-$name.sh" "$here/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+cp "$here"/vm-*.sh "$here/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$repo/tests/vm/ext4-root.sh" "$stage/"
 # A process that keeps and rewrites memory, for scenarios that need one (the template is busybox).
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/dirtier" "$here/dirtier.c"
 cd "$stage"

@@ -15,13 +15,9 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
 disk=/tmp/bh-mh-unpriv
-mkdir -p "$disk/ext4"
-chmod 711 "$disk"
-modprobe loop 2>/dev/null || true
-truncate -s 2G "$disk/disk.img"
-mkfs.ext4 -q -F "$disk/disk.img"
-mount -o loop "$disk/disk.img" "$disk/ext4"
-chmod 711 "$disk/ext4"
+# shellcheck source=../vm/ext4-root.sh
+source "$here/ext4-root.sh"
+ext4_root "$disk" 2G
 MH_BASE=$disk/ext4/mh
 MH_DAEMON_FLAGS="--id-range 100000:196608 --unprivileged-default"
 # shellcheck source=lib.sh

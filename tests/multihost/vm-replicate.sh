@@ -12,7 +12,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
-MH_BASE=/tmp/bulkhead-mh
+# vm-replicate-unprivileged.sh runs this scenario with unprivileged containers (roots on ext4).
+MH_BASE=${MH_REPLICATE_BASE:-/tmp/bulkhead-mh}
 # shellcheck source=lib.sh
 source "$here/lib.sh"
 mh_scenario_begin
@@ -104,6 +105,11 @@ ct=$(info host2 ct1)
 [[ $(jq -r '.nics[0].ipv4' <<<"$ct") == "$ip4"/* && $(jq -r '.nics[0].ipv6' <<<"$ct") == "$ip6"/* ]] ||
   mh_fail "ct1's addresses on host2: $(jq -c .nics <<<"$ct")"
 [[ $(jq -c '[.limits.memory, .limits.pids]' <<<"$ct") == '[67108864,100]' ]] || mh_fail "ct1's limits on host2: $(jq -c .limits <<<"$ct")"
+# Unprivileged: restored in its own range (CRIU's images carry it), init that range's root.
+if [[ -n ${MH_REPLICATE_RANGE:-} ]]; then
+  [[ $(jq -r '.idmap.uid' <<<"$ct") == "$MH_REPLICATE_RANGE" ]] || mh_fail "ct1's range on host2: $(jq -c .idmap <<<"$ct")"
+  [[ $(mh_on host2 stat -c %u "/proc/$(jq -r .pid <<<"$ct")") == "$MH_REPLICATE_RANGE" ]] || mh_fail "ct1's init on host2 is not uid $MH_REPLICATE_RANGE"
+fi
 after=$(count host2)
 [[ $(draw host2) == "$r1" ]] || mh_fail "ct1's shell on host2 drew $(draw host2), on host1 $r1: it was booted, not restored"
 ((after >= c0)) || mh_fail "ct1's counter on host2 is $after, below $c0 (read before the last set)"
