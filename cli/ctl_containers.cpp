@@ -194,7 +194,7 @@ void add_create(CLI::App &app, Action &chosen) {
   c->add_flag("--start", a->start, "start it once created");
   auto *priv = c->add_flag("--privileged", a->privileged,
                            "root inside is root on the host (no user namespace): for what needs it "
-                           "(replication, a template on a filesystem that cannot be idmapped)");
+                           "(a template on a filesystem that cannot be idmapped, software that must be real root)");
   c->add_flag(
        "--unprivileged", a->unprivileged,
        "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md); "
