@@ -192,9 +192,10 @@ void add_create(CLI::App &app, Action &chosen) {
       ->type_name("NAME[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE]");
   c->add_flag("--onboot", a->onboot, "start it when bulkheadd starts");
   c->add_flag("--start", a->start, "start it once created");
-  auto *priv = c->add_flag("--privileged", a->privileged,
-                           "root inside is root on the host (no user namespace): for what needs it "
-                           "(a template on a filesystem that cannot be idmapped, software that must be real root)");
+  auto *priv =
+      c->add_flag("--privileged", a->privileged,
+                  "root inside is root on the host (no user namespace): for what needs it "
+                  "(a template on a filesystem that cannot be idmapped, software that must be real root)");
   c->add_flag(
        "--unprivileged", a->unprivileged,
        "its own user namespace: ids 0-65535 inside are its own range of host ids (docs/unprivileged.md); "

@@ -242,14 +242,12 @@ Result<json> Daemon::create(const json &req) {
   // An exact range (docs/unprivileged.md): how a container arriving with its memory keeps its ids.
   std::optional<IdMap> want_ids;
   if (req.contains("idmap")) {
-    const json &m = req["idmap"];
-    if (!m.is_object() || !m.contains("uid") || !m.contains("gid") || !m["uid"].is_number_unsigned() ||
-        !m["gid"].is_number_unsigned() || m.value("size", kIdRangeSize) != kIdRangeSize)
+    want_ids = idmap_from_json(req["idmap"]);
+    if (!want_ids || want_ids->size != kIdRangeSize)
       return fail(fmt::format("\"idmap\" must be {{\"uid\": N, \"gid\": N, \"size\": {}}}", kIdRangeSize),
                   EINVAL);
     if (req.value("privileged", false))
       return fail("\"idmap\" is the id range of an unprivileged container, not of a privileged one", EINVAL);
-    want_ids = IdMap{m["uid"].get<uint32_t>(), m["gid"].get<uint32_t>(), kIdRangeSize};
     unprivileged = true;
   }
   std::optional<IdPool> id_pool;

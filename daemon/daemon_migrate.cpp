@@ -651,10 +651,13 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   // A host being emptied takes nothing in (two hosts evacuating onto each other would trade).
   BH_CHECK(refuse_while_evacuating("taking in container " + h["name"].get<std::string>()));
-  if (auto m = h.find("idmap"); m != h.end() && m->is_object())
-    BH_CHECK(context(
-        id_range_free(IdMap{m->value("uid", 0u), m->value("gid", 0u), m->value("size", kIdRangeSize)}),
-        fmt::format("{} cannot keep its id range on {}", h["name"].get<std::string>(), options_.host_name)));
+  if (h.contains("idmap")) {
+    auto want = idmap_from_json(h["idmap"]);
+    if (!want)
+      return fail("\"idmap\" must be {\"uid\": N, \"gid\": N, \"size\": N}", EINVAL);
+    BH_CHECK(context(id_range_free(*want), fmt::format("{} cannot keep its id range on {}",
+                                                       h["name"].get<std::string>(), options_.host_name)));
+  }
   std::string tname = h.value("template", "");
   BH_CHECK(context(storage::validate_name("template", tname), "the migrating container's template"));
   bool present = false;

@@ -158,15 +158,32 @@ std::optional<storage::IdShift> id_shift(const std::optional<IdMap> &from, const
   return storage::IdShift{from->uid, from->gid, to->uid, to->gid, std::min(from->size, to->size)};
 }
 
+std::optional<IdMap> idmap_from_json(const nlohmann::json &m) {
+  auto id = [&](const char *key) -> std::optional<uint32_t> {
+    auto it = m.find(key);
+    if (it == m.end() || !it->is_number_integer())
+      return std::nullopt;
+    if (!it->is_number_unsigned() && it->get<int64_t>() < 0)
+      return std::nullopt;
+    uint64_t v = it->get<uint64_t>();
+    if (v > UINT32_MAX)
+      return std::nullopt;
+    return static_cast<uint32_t>(v);
+  };
+  if (!m.is_object())
+    return std::nullopt;
+  auto uid = id("uid"), gid = id("gid");
+  auto size = m.contains("size") ? id("size") : std::optional<uint32_t>(kIdRangeSize);
+  if (!uid || !gid || !size)
+    return std::nullopt;
+  return IdMap{*uid, *gid, *size};
+}
+
 std::optional<IdMap> idmap_of_manifest(const nlohmann::json &manifest) {
   auto c = manifest.find("container");
-  if (c == manifest.end() || !c->is_object())
+  if (c == manifest.end() || !c->is_object() || !c->contains("idmap"))
     return std::nullopt;
-  auto m = c->find("idmap");
-  if (m == c->end() || !m->is_object() || !m->value("uid", nlohmann::json()).is_number_unsigned() ||
-      !m->value("gid", nlohmann::json()).is_number_unsigned())
-    return std::nullopt;
-  return IdMap{(*m)["uid"].get<uint32_t>(), (*m)["gid"].get<uint32_t>(), m->value("size", kIdRangeSize)};
+  return idmap_from_json((*c)["idmap"]);
 }
 
 } // namespace bulkhead::daemon

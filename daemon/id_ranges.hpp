@@ -65,5 +65,7 @@ Result<IdMap> claim_id_range(const IdPool &pool, const std::vector<IdMap> &used,
 // privileged or both are the same range.
 std::optional<storage::IdShift> id_shift(const std::optional<IdMap> &from, const std::optional<IdMap> &to);
 std::optional<IdMap> idmap_of_manifest(const nlohmann::json &manifest);
+// {"uid": N, "gid": N, "size"?: N} (size 65536 when absent), each an unsigned 32-bit number; else none.
+std::optional<IdMap> idmap_from_json(const nlohmann::json &m);
 
 } // namespace bulkhead::daemon

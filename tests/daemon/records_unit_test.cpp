@@ -306,6 +306,17 @@ TEST(IdRangesTest, ClaimAnExactRangeAndShiftIntoAnother) {
   EXPECT_EQ(outside.error().code, ENOSPC);
   EXPECT_NE(outside.error().message.find("is not inside bulkheadd --id-range"), std::string::npos);
 
+  // The API's and a migration's {"uid", "gid", "size"?}: unsigned 32-bit numbers or nothing.
+  auto parsed = idmap_from_json(nlohmann::json{{"uid", 100000}, {"gid", 200000}});
+  ASSERT_TRUE(parsed);
+  EXPECT_EQ(parsed->gid, 200000u);
+  EXPECT_EQ(parsed->size, 65536u);
+  EXPECT_FALSE(idmap_from_json(nlohmann::json{{"uid", 100000}, {"gid", "200000"}}));
+  EXPECT_FALSE(idmap_from_json(nlohmann::json{{"uid", -1}, {"gid", 1}}));
+  EXPECT_FALSE(idmap_from_json(nlohmann::json{{"uid", 4294967296ull}, {"gid", 1}}));
+  EXPECT_FALSE(idmap_from_json(nlohmann::json{{"uid", 1}, {"gid", 1}, {"size", "big"}}));
+  EXPECT_FALSE(idmap_from_json(nlohmann::json::array()));
+
   EXPECT_FALSE(id_shift(IdMap{100000, 100000, 65536}, IdMap{100000, 100000, 65536}));
   EXPECT_FALSE(id_shift(std::nullopt, IdMap{100000, 100000, 65536}));
   auto shift = id_shift(IdMap{100000, 200000, 65536}, IdMap{300000, 400000, 65536});
