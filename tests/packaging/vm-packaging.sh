@@ -84,11 +84,16 @@ step "/usr/bin/bulkhead run: $out"
 
 # --- the daemon with its installed defaults
 sh "$src/tests/storage/make-busybox-rootfs.sh" "$work/rootfs" >/dev/null
-# The VM's / is an overlayfs, which cannot hold an overlay's upper directory (EINVAL): the default
-# root /var/lib/bulkhead gets a tmpfs, as a real host has it on ext4 or xfs.
+# The VM's / is an overlayfs, which cannot hold an overlay's upper directory (EINVAL), and its
+# tmpfs cannot be idmapped under Linux 6.1 (unprivileged containers are the default): the default
+# root /var/lib/bulkhead gets an ext4 image, as a real host has it on ext4 or xfs.
 mkdir -p /var/lib/bulkhead
-mount -t tmpfs bulkhead-root /var/lib/bulkhead
-/usr/sbin/bulkheadd --privileged-default >"$work/bulkheadd.log" 2>&1 &
+truncate -s 1G "$work/root.img"
+mkfs.ext4 -q -F "$work/root.img"
+modprobe loop 2>/dev/null || true
+mount -o loop "$work/root.img" /var/lib/bulkhead
+chmod 711 /var/lib/bulkhead
+/usr/sbin/bulkheadd >"$work/bulkheadd.log" 2>&1 &
 daemon=$!
 ctl() { /usr/bin/bulkheadctl "$@"; }
 for _ in $(seq 1 300); do ctl list >/dev/null 2>&1 && break; sleep 0.1; done
@@ -99,7 +104,10 @@ step "/usr/sbin/bulkheadd serving, socket $perm"
 ctl template import busybox "$work/rootfs" >/dev/null || fail "template import"
 ctl create c1 --template busybox --start >/dev/null || fail "create c1 --start"
 out=$(ctl exec c1 -- cat /etc/hostname 2>&1) || fail "exec c1: $out"
-step "bulkheadctl create c1 --start; exec c1 -- cat /etc/hostname: $out"
+ids=$(ctl info c1 --json | jq -c '{privileged, idmap}')
+[[ $ids == '{"privileged":false,"idmap":{"gid":1000000000,"size":65536,"uid":1000000000}}' ]] ||
+  fail "c1 is not unprivileged in bulkheadd's default pool: $ids"
+step "bulkheadctl create c1 --start; exec c1 -- cat /etc/hostname: $out; $ids"
 monitor=$(jq -r .monitor_pid /var/lib/bulkhead/containers/c1/monitor.json 2>/dev/null || true)
 exe=$(readlink "/proc/${monitor:-0}/exe" 2>/dev/null || true)
 [[ $exe == /usr/libexec/bulkhead/bulkhead-monitor ]] ||
