@@ -473,9 +473,8 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   auto imported = import_full(reader, name, config, op, true, config.idmap && !images.empty());
   if (!imported && config.idmap && !images.empty() &&
       (imported.error().code == EBUSY || imported.error().code == ENOSPC)) {
-    note = "its id range is not free here (" + imported.error().message +
-           "); booted from its disk in a range of "
-           "this host";
+    note = "its id range is not free here (" + imported.error().message + "); booted from its disk in a " +
+           "range of this host";
     images.clear();
     auto again = BH_TRY(storage::ExportReader::open(cur + "/export.bhx"));
     imported = import_full(again, name, config, op, true, false);
