@@ -18,11 +18,20 @@ Result<uint64_t> parse_size(const std::string &text) {
   double value = std::stod(m[1].str() + m[2].str());
   int shift = 0;
   switch (m[3].str().empty() ? ' ' : std::tolower(m[3].str()[0])) {
-  case 'k': shift = 10; break;
-  case 'm': shift = 20; break;
-  case 'g': shift = 30; break;
-  case 't': shift = 40; break;
-  default: break;
+  case 'k':
+    shift = 10;
+    break;
+  case 'm':
+    shift = 20;
+    break;
+  case 'g':
+    shift = 30;
+    break;
+  case 't':
+    shift = 40;
+    break;
+  default:
+    break;
   }
   double bytes = std::ldexp(value, shift);
   if (bytes >= 1.8e19)
@@ -54,28 +63,32 @@ Result<RestartPolicy> parse_restart_policy(const std::string &text) {
 
 std::string restart_policy_text(const RestartPolicy &policy) {
   switch (policy.kind) {
-  case RestartPolicy::Kind::No: return "no";
-  case RestartPolicy::Kind::Always: return "always";
+  case RestartPolicy::Kind::No:
+    return "no";
+  case RestartPolicy::Kind::Always:
+    return "always";
   case RestartPolicy::Kind::OnFailure:
     return policy.max_retries ? "on-failure:" + std::to_string(policy.max_retries) : "on-failure";
   }
   return "no";
 }
 
+json to_json(const IdMap &m) { return {{"uid", m.uid}, {"gid", m.gid}, {"size", m.size}}; }
+
 json to_json(const ContainerConfig &c) {
   json limits = {{"memory", c.limits.memory_bytes ? json(*c.limits.memory_bytes) : json(nullptr)},
                  {"cpus", c.limits.cpus ? json(*c.limits.cpus) : json(nullptr)},
                  {"pids", c.limits.pids ? json(*c.limits.pids) : json(nullptr)}};
   json out = {{"name", c.name},
-          {"template", c.template_name},
-          {"hostname", c.hostname},
-          {"limits", limits},
-          {"env", c.env},
-          {"restart", restart_policy_text(c.restart)},
-          {"onboot", c.onboot},
-          {"init", c.init},
-          {"stop_signal", c.stop_signal},
-          {"created_at", c.created_unix}};
+              {"template", c.template_name},
+              {"hostname", c.hostname},
+              {"limits", limits},
+              {"env", c.env},
+              {"restart", restart_policy_text(c.restart)},
+              {"onboot", c.onboot},
+              {"init", c.init},
+              {"stop_signal", c.stop_signal},
+              {"created_at", c.created_unix}};
   if (c.storage != "dir" || c.disk.bytes || c.disk.inodes) {
     out["storage"] = c.storage;
     out["disk"] = {{"bytes", c.disk.bytes ? json(*c.disk.bytes) : json(nullptr)},
@@ -95,7 +108,7 @@ json to_json(const ContainerConfig &c) {
     out["nets"] = nets;
   }
   if (c.idmap)
-    out["idmap"] = {{"uid", c.idmap->uid}, {"gid", c.idmap->gid}, {"size", c.idmap->size}};
+    out["idmap"] = to_json(*c.idmap);
   if (!c.ports.empty()) {
     json ports = json::array();
     for (const auto &f : c.ports)

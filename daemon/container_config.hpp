@@ -68,15 +68,15 @@ struct IdMap {
 struct ContainerConfig {
   std::string name;
   std::string template_name;
-  std::string hostname;                 // default: name
+  std::string hostname; // default: name
   Limits limits;
-  std::vector<std::string> env;         // KEY=VALUE, added to the init's environment
+  std::vector<std::string> env; // KEY=VALUE, added to the init's environment
   RestartPolicy restart;
   bool onboot = false;
-  std::vector<std::string> init;        // argv of the container's init; empty: the template's init
-  std::string stop_signal;              // empty: the template's (TemplateInfo::stop_signal)
-  std::vector<NicConfig> nets;          // bridged NICs, eth0 first
-  std::string storage = "dir";          // the backend that holds its upper layer: "dir" or "ext4"
+  std::vector<std::string> init; // argv of the container's init; empty: the template's init
+  std::string stop_signal;       // empty: the template's (TemplateInfo::stop_signal)
+  std::vector<NicConfig> nets;   // bridged NICs, eth0 first
+  std::string storage = "dir";   // the backend that holds its upper layer: "dir" or "ext4"
   DiskLimits disk;
   // Host port forwards, unique per (host_port, proto) on the host.
   std::vector<PortForward> ports;
@@ -93,6 +93,8 @@ Result<RestartPolicy> parse_restart_policy(const std::string &text);
 std::string restart_policy_text(const RestartPolicy &policy);
 
 nlohmann::json to_json(const ContainerConfig &config);
+// {"uid", "gid", "size"}: an id range as the record, the API and the migration protocol write it.
+nlohmann::json to_json(const IdMap &m);
 // Strict: unknown fields and wrong types are errors naming the field.
 Result<ContainerConfig> config_from_json(const nlohmann::json &j);
 

@@ -275,6 +275,8 @@ private:
   // Whether a create could claim exactly `want` now (in this daemon's pool, no container's range
   // overlapping it): a migration's check before the source freezes anything.
   Status id_range_free(const IdMap &want);
+  // The id ranges of every container here; table_mu_ held.
+  std::vector<IdMap> used_id_ranges_locked() const;
   // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;

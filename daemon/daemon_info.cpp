@@ -115,7 +115,7 @@ json Daemon::info_locked(Entry &e, bool bulk) {
              {{"code", s.last_exit.code}, {"signal", s.last_exit.signal}, {"at", s.last_exit.at_unix}}}};
   j["privileged"] = !c.idmap;
   if (c.idmap) // its ids on the host: 0..size-1 inside are uid.. and gid.. outside
-    j["idmap"] = {{"uid", c.idmap->uid}, {"gid", c.idmap->gid}, {"size", c.idmap->size}};
+    j["idmap"] = to_json(*c.idmap);
   j["nics"] = nics_json(c.nets);
   j["ports"] = json::array();
   for (const auto &claim : ports_.list(c.name))

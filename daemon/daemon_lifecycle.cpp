@@ -269,10 +269,7 @@ Result<json> Daemon::create(const json &req) {
       return fail("container \"" + c.name + "\" already exists", EEXIST);
     // Under the table lock, so two creates never take one range.
     if (id_pool) {
-      std::vector<IdMap> used;
-      for (const auto &[n, other] : entries_)
-        if (other->idmap)
-          used.push_back(*other->idmap);
+      std::vector<IdMap> used = used_id_ranges_locked();
       auto range = want_ids ? claim_id_range(*id_pool, used, *want_ids) : allocate_id_range(*id_pool, used);
       if (!range)
         return fail("creating " + c.name + ": " + range.error().message, range.error().code);
@@ -710,14 +707,20 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
               EINVAL);
 }
 
+std::vector<IdMap> Daemon::used_id_ranges_locked() const {
+  std::vector<IdMap> used;
+  for (const auto &[n, other] : entries_)
+    if (other->idmap)
+      used.push_back(*other->idmap);
+  return used;
+}
+
 Status Daemon::id_range_free(const IdMap &want) {
   auto pool = BH_TRY(load_id_pool(options_.id_range, options_.subuid_file, options_.subgid_file));
   std::vector<IdMap> used;
   {
     std::lock_guard lock(table_mu_);
-    for (const auto &[n, other] : entries_)
-      if (other->idmap)
-        used.push_back(*other->idmap);
+    used = used_id_ranges_locked();
   }
   BH_TRY(claim_id_range(pool, used, want));
   return {};

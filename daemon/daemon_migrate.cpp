@@ -246,7 +246,7 @@ Result<json> Daemon::migrate_check_request(const std::string &name, const Contai
            {"networks", networks}};
   // Its memory follows: CRIU's images carry its id range, which the target must have free.
   if (live && config.idmap)
-    req["idmap"] = {{"uid", config.idmap->uid}, {"gid", config.idmap->gid}, {"size", config.idmap->size}};
+    req["idmap"] = to_json(*config.idmap);
   return req;
 }
 

@@ -356,7 +356,7 @@ Status Daemon::import_full(storage::ExportReader &reader, const std::string &nam
   if (!config.idmap)
     req["privileged"] = true;
   else if (keep_ids)
-    req["idmap"] = {{"uid", config.idmap->uid}, {"gid", config.idmap->gid}, {"size", config.idmap->size}};
+    req["idmap"] = to_json(*config.idmap);
   else
     req["unprivileged"] = true;
   if (config.limits.memory_bytes)
