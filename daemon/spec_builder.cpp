@@ -158,16 +158,18 @@ json mounts(const SpecContext &ctx) {
   list.push_back(mount("/dev", "tmpfs", "tmpfs", {"nosuid", "strictatime", "mode=755", "size=65536k"}));
   list.push_back(mount("/dev/pts", "devpts", "devpts",
                        {"nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"}));
-  // /dev/shm, /run and /tmp are charged to the container's memory cgroup, so memory.max bounds them.
+  // /dev/shm and /run are charged to the container's memory cgroup, so memory.max bounds them.
   list.push_back(mount("/dev/shm", "tmpfs", "shm", {"nosuid", "nodev", "mode=1777"}));
   list.push_back(mount("/dev/mqueue", "mqueue", "mqueue", {"nosuid", "noexec", "nodev"}));
   list.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
   list.push_back(
       mount("/sys/fs/cgroup", "cgroup2", "cgroup2", {"nosuid", "noexec", "nodev", "relatime", "rw"}));
+  // No more tmpfs than these: CRIU copies each one's files with tar and gzip during the freeze of a
+  // checkpoint or live migration (and unpacks them at the restore), while files on the disk are
+  // synced before the freeze. So /tmp is the rootfs's directory, on the container's disk and
+  // quota (Debian 12, Incus and OpenVZ do the same), and /run/lock a directory the OS's init makes
+  // in /run (systemd-tmpfiles does).
   list.push_back(mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
-  list.push_back(
-      mount("/run/lock", "tmpfs", "tmpfs", {"nosuid", "nodev", "noexec", "mode=1777", "size=5120k"}));
-  list.push_back(mount("/tmp", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=1777"}));
   if (!ctx.lxcfs_dir.empty()) {
     // lxcfs renders these from the reader's cgroup: free, top and uptime see the container's
     // limits and start time. runc allows binds onto exactly such /proc files.

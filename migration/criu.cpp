@@ -297,10 +297,13 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   criu_local_set_orphan_pts_master(o, true);
   criu_local_set_manage_cgroups(o, true);
   criu_local_set_manage_cgroups_mode(o, to_criu(r.cgroup_mode));
-  // CRIU locks a dumped network namespace's traffic with iptables-restore by default and fails
-  // with a bare "exited, status=1" when there is none (Debian 12 installs no iptables with criu);
-  // its nftables lock goes through libnftables, which Debian's criu links.
-  if (!find_in_path("iptables-restore") && criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+  // CRIU locks the tree's network with iptables-restore by default: two program starts (IPv4 and
+  // IPv6) at the dump and two at the restore's unlock, all while the container is stopped, and a
+  // bare "exited, status=1" where iptables is missing (Debian 12 installs none with criu). Its
+  // nftables lock goes through libnftables, which Debian's criu links: in-process, and used
+  // whenever the namespace is not dumped (see network_not_dumped) or iptables is missing.
+  if ((r.network_not_dumped || !find_in_path("iptables-restore")) &&
+      criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
     return fail("libcriu: setting the nftables network lock", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)

@@ -25,6 +25,12 @@ Result<UniqueFd> open_null_device(int root_fd) {
 
 } // namespace
 
+Status mount_directory_mask(const std::string &target) {
+  if (::mount("tmpfs", target.c_str(), "tmpfs", MS_RDONLY, "size=0k") < 0)
+    return failf_errno("mounting an empty read-only tmpfs on {}", target);
+  return {};
+}
+
 Status mask_paths(int root_fd, const std::vector<std::string> &paths) {
   UniqueFd null_fd;
   for (const auto &p : paths) {
@@ -38,8 +44,7 @@ Status mask_paths(int root_fd, const std::vector<std::string> &paths) {
     if (::fstat(target->get(), &st) < 0)
       return failf_errno("masking {}: stat", p);
     if (S_ISDIR(st.st_mode)) {
-      if (::mount("tmpfs", fd_path(target->get()).c_str(), "tmpfs", MS_RDONLY, "size=0k") < 0)
-        return failf_errno("masking {}", p);
+      BH_CHECK(context(mount_directory_mask(fd_path(target->get())), "masking " + p));
       continue;
     }
     if (!null_fd)

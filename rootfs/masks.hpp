@@ -12,6 +12,9 @@ namespace bulkhead::rootfs {
 // real null device, so a hostile image cannot turn a mask into a bind of something else).
 Status mask_paths(int root_fd, const std::vector<std::string> &paths);
 
+// The mask of a directory: an empty read-only tmpfs on TARGET (a path, possibly /proc/self/fd/N).
+Status mount_directory_mask(const std::string &target);
+
 // Recursive read-only bind of each path onto itself.
 Status readonly_paths(int root_fd, const std::vector<std::string> &paths);
 

@@ -5,7 +5,10 @@
 // - root: the rootfs (dump), a bind of it under the state dir (restore: CRIU wants a mount point);
 // - external mounts, keyed by their destination: the config's bind mounts (their sources are host
 //   paths CRIU must not dump), files masked with /dev/null, device nodes bound from the host (user
-//   namespaces) and a cgroup mount that binds the host cgroup directory;
+//   namespaces) and a cgroup mount that binds the host cgroup directory; masked directories too,
+//   under one key: CRIU would archive each mask's (empty) tmpfs with tar and gzip at the dump and
+//   unpack it at the restore, two program starts each, all inside the freeze; the restore binds
+//   a fresh empty read-only tmpfs of its own there instead (mount_mask_source);
 // - external namespaces: a network or pid namespace the config joins by path (it outlives the
 //   container, so it is handed back, not recreated); --empty-ns network does the same with a
 //   fresh namespace at restore, except for a container with its own user namespace: there CRIU
@@ -19,6 +22,7 @@
 // - stdio pipes (descriptors.json, runc's file): restore hands its own stdio in their place.
 #include <csignal>
 #include <fcntl.h>
+#include <functional>
 #include <optional>
 #include <sched.h>
 #include <sys/mount.h>
@@ -38,6 +42,7 @@
 #include "oci/parse.hpp"
 #include "oci/validate.hpp"
 #include "rootfs/devices.hpp"
+#include "rootfs/masks.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/safe_path.hpp"
 #include "runtime/console.hpp"
@@ -54,6 +59,7 @@ namespace {
 constexpr const char *kDescriptors = "descriptors.json"; // runc's name, so images stay exchangeable
 constexpr const char *kNetKey = "extRootNetNS";
 constexpr const char *kPidKey = "extRootPidNS";
+constexpr const char *kMaskedDirKey = "bulkhead-masked-dir";
 
 std::string default_image_path(const std::string &given) {
   if (!given.empty())
@@ -217,8 +223,8 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
           req.ext_mounts.push_back({m.destination, m.destination});
       for (const auto &p : spec.linux->masked_paths) {
         struct stat st {};
-        if (::stat(fmt::format("/proc/{}/root{}", pid, p).c_str(), &st) == 0 && !S_ISDIR(st.st_mode))
-          req.ext_mounts.push_back({p, "/dev/null"});
+        if (::stat(fmt::format("/proc/{}/root{}", pid, p).c_str(), &st) == 0)
+          req.ext_mounts.push_back({p, S_ISDIR(st.st_mode) ? kMaskedDirKey : "/dev/null"});
       }
       for (const auto &d : bound_devices(spec))
         req.ext_mounts.push_back({d, d});
@@ -227,6 +233,7 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
         req.empty_ns |= CLONE_NEWNET; // restored afresh inside the tree's user namespace
       else if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
         req.externals.push_back(BH_TRY(external_ns(pid, "net", "net", kNetKey)));
+      req.network_not_dumped = net && (!net->path.empty() || (empty_ns & CLONE_NEWNET));
       const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
       if (pidns && !pidns->path.empty())
         req.externals.push_back(BH_TRY(external_ns(pid, "pid", "pid", kPidKey)));
@@ -259,29 +266,31 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
 
 namespace {
 
-// The rootfs bound on <state dir>/criu-root: CRIU wants the root to be a mount point whose parent
-// is not over-mounted. Detached again when restore returns.
-class CriuRoot {
+// A mount the restore makes on a new directory under the state dir for CRIU to read from: made
+// private (nothing CRIU mounts below may propagate back to the host's mount table) and detached,
+// its directory removed, once CRIU is done (or on any failure).
+class RestoreMount {
 public:
-  static Result<CriuRoot> bind(const std::string &rootfs, const std::string &state_dir) {
-    CriuRoot r;
-    r.path_ = state_dir + "/criu-root";
-    if (::mkdir(r.path_.c_str(), 0755) < 0)
-      return failf_errno("restore: creating {}", r.path_);
-    if (::mount(rootfs.c_str(), r.path_.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0) {
-      auto e = failf_errno("restore: bind-mounting rootfs {} on {}", rootfs, r.path_);
-      ::rmdir(r.path_.c_str());
-      return e;
+  static Result<RestoreMount> make(std::string path,
+                                   const std::function<Status(const std::string &)> &mount) {
+    if (::mkdir(path.c_str(), 0755) < 0)
+      return failf_errno("restore: creating {}", path);
+    if (auto mounted = mount(path); !mounted) {
+      ::rmdir(path.c_str());
+      return tl::unexpected(mounted.error());
     }
-    // Nothing CRIU mounts below it may propagate back to the host's mount table.
-    ::mount(nullptr, r.path_.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr);
-    r.mounted_ = true;
-    return r;
+    ::mount(nullptr, path.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr);
+    RestoreMount m;
+    m.path_ = std::move(path);
+    m.mounted_ = true;
+    return m;
   }
-  CriuRoot() = default;
-  CriuRoot(CriuRoot &&o) noexcept : path_(std::move(o.path_)), mounted_(o.mounted_) { o.mounted_ = false; }
-  CriuRoot &operator=(CriuRoot &&) = delete;
-  ~CriuRoot() { release(); }
+  RestoreMount() = default;
+  RestoreMount(RestoreMount &&o) noexcept : path_(std::move(o.path_)), mounted_(o.mounted_) {
+    o.mounted_ = false;
+  }
+  RestoreMount &operator=(RestoreMount &&) = delete;
+  ~RestoreMount() { release(); }
   void release() {
     if (!mounted_)
       return;
@@ -295,6 +304,26 @@ private:
   std::string path_;
   bool mounted_ = false;
 };
+
+// The rootfs bound on <state dir>/criu-root: CRIU wants the root to be a mount point whose parent
+// is not over-mounted.
+Result<RestoreMount> bind_criu_root(const std::string &rootfs, const std::string &state_dir) {
+  return RestoreMount::make(state_dir + "/criu-root", [&rootfs](const std::string &path) -> Status {
+    if (::mount(rootfs.c_str(), path.c_str(), nullptr, MS_BIND | MS_REC, nullptr) < 0)
+      return failf_errno("restore: bind-mounting rootfs {} on {}", rootfs, path);
+    return {};
+  });
+}
+
+// What the masked directories of a restored container bind (kMaskedDirKey): an empty read-only
+// tmpfs of this container's own on <state dir>/criu-masked-dir (the container's binds keep it
+// after it is detached). Its own, not one shared by every container: root in a privileged
+// container can remount its masks writable.
+Result<RestoreMount> mount_mask_source(const std::string &state_dir) {
+  return RestoreMount::make(state_dir + "/criu-masked-dir", [](const std::string &path) -> Status {
+    return context(rootfs::mount_directory_mask(path), "restore: the source of masked directories");
+  });
+}
 
 // CRIU mounts onto the mount points it finds in the root and fails on a missing one ("Can't stat
 // mountpoint"): a rootfs made anew for the restore (podman restore --import unpacks the image and
@@ -462,6 +491,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     req.inherit_fds.push_back({fd.get(), kNetKey});
     ns_fds.push_back(std::move(fd));
   }
+  req.network_not_dumped = net && (!net->path.empty() || (empty_ns & CLONE_NEWNET));
   const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
   if (pidns && !pidns->path.empty()) {
     UniqueFd fd(::open(pidns->path.c_str(), O_RDONLY | O_CLOEXEC));
@@ -489,8 +519,13 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   }
 
   BH_CHECK(create_restore_mountpoints(rootfs, spec, bundle));
-  CriuRoot criu_root = BH_TRY(CriuRoot::bind(rootfs, dir.path()));
+  RestoreMount criu_root = BH_TRY(bind_criu_root(rootfs, dir.path()));
   req.root = criu_root.path();
+  std::optional<RestoreMount> masks;
+  if (!spec.linux->masked_paths.empty()) {
+    masks.emplace(BH_TRY(mount_mask_source(dir.path())));
+    req.ext_mounts.push_back({kMaskedDirKey, masks->path()});
+  }
   std::optional<ImagesLent> lent;
   if (has_user_namespace(spec)) {
     auto root_ids = mapped_root(spec);
@@ -502,7 +537,8 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
                             images, rec.cgroup_path, req.ext_mounts.size(), req.inherit_fds.size()));
   auto result = migration::restore(req);
   criu_root.release(); // the restored tree has its own mount namespace by now
-  lent.reset();        // the tree has read what it needed
+  masks.reset();
+  lent.reset(); // the tree has read what it needed
   migration::Restored restored = BH_TRY(std::move(result));
   pid_t pid = restored.pid;
   revert.add([pid, cgroup] {

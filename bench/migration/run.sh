@@ -18,6 +18,8 @@ while (($#)); do
   shift
 done
 build=$(cd "$build" && pwd)
+# The runc anchor (vm-bench.sh) needs runc; Debian's package, as the clients suite installs it.
+command -v runc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null
 # The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp.
 stage=$(mktemp -d /var/tmp/bulkhead-bench-migration.XXXXXX)
 trap 'rm -rf "$stage"' EXIT

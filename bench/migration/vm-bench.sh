@@ -63,6 +63,41 @@ for run in $(seq 1 "$runs"); do
   log "$line"
 done
 
+# The second anchor of case (a): the same shell in a container of runc's own default bundle
+# (`runc spec`: its own mount, pid, network, IPC and UTS namespaces; /dev and /dev/shm on tmpfs;
+# masked paths), `runc checkpoint` then `runc restore`: what the standard runtime's CRIU dump and
+# restore of that tree in a container costs here, with no transfer and no daemon.
+runcb=$MH_BASE/runc-bundle
+if command -v runc >/dev/null; then
+  rm -rf "$runcb" && mkdir -p "$runcb" && cp -a "$MH_BASE/rootfs" "$runcb/rootfs"
+  (cd "$runcb" && runc spec)
+  jq --arg idle "$idle" '.process.terminal = false | .process.args = ["/bin/sh", "-c", $idle]' \
+    "$runcb/config.json" >"$runcb/config.json.new" && mv "$runcb/config.json.new" "$runcb/config.json"
+  for run in $(seq 1 "$runs"); do
+    id=anchor$run
+    rm -rf "$runcb/img"
+    runc run -d -b "$runcb" "$id" </dev/null >/dev/null 2>&1
+    sleep 1
+    t1=$(date +%s%N)
+    if runc checkpoint --image-path "$runcb/img" "$id" 2>"$runcb/err" &&
+      runc restore -d --image-path "$runcb/img" -b "$runcb" "$id" </dev/null >/dev/null 2>>"$runcb/err"; then
+      t2=$(date +%s%N)
+      bytes=$(du -sb "$runcb/img" | awk '{print $1}')
+      line=$(jq -nc --argjson r "$run" --argjson d $(((t2 - t1) / 1000000)) --argjson b "$bytes" \
+        '{case: "idle", mode: "runc-checkpoint-restore", run: $r, ok: true, downtime_ms: $d, total_ms: $d, bytes: $b, iterations: 0}')
+    else
+      line=$(jq -nc --argjson r "$run" --arg e "$(tail -3 "$runcb/err")" \
+        '{case: "idle", mode: "runc-checkpoint-restore", run: $r, ok: false, error: $e}')
+    fi
+    runc delete -f "$id" >/dev/null 2>&1 || true
+    echo "BHMIG $line"
+    results+=("$line")
+    log "$line"
+  done
+else
+  log "runc is not installed: no runc anchor"
+fi
+
 n=0
 for case in idle dirty256; do
   for mode in cold live; do

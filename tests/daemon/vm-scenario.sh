@@ -104,7 +104,7 @@ ctl set c2 --memory 128M
 [[ $(cat /sys/fs/cgroup/bulkhead-vm/c2/memory.max) == 134217728 ]] || fail "set --memory not applied live"
 [[ $(ctl info c2 --json | jq .limits.memory) == 134217728 ]] || fail "set --memory not saved"
 # A limit below what the container uses is refused by name, and nothing changes.
-ctl exec c2 -- dd if=/dev/zero of=/tmp/fill bs=1M count=24 2>/dev/null || fail "filling c2's /tmp"
+ctl exec c2 -- dd if=/dev/zero of=/dev/shm/fill bs=1M count=24 2>/dev/null || fail "filling c2's /dev/shm"
 if ctl set c2 --memory 8M 2>"$work/err"; then fail "set --memory 8M below usage was accepted"; fi
 grep -q "below the container's current usage" "$work/err" || fail "unclear error: $(cat "$work/err")"
 [[ $(cat /sys/fs/cgroup/bulkhead-vm/c2/memory.max) == 134217728 ]] || fail "a refused limit changed memory.max"

@@ -87,6 +87,16 @@ read -r after la < <(ask)
 cg=/sys/fs/cgroup/bulkhead/c1
 [[ -d $cg ]] && grep -qx "$(init_pid)" "$cg/cgroup.procs" || fail "restored init is not in $cg"
 step "restored: counter $before -> $after, fd at $la, httpd answers, init $(init_pid) in $cg"
+# Masked directories come back masked (CRIU binds them from the restore's own empty read-only
+# tmpfs, which is detached afterwards): empty, read-only, nothing of them left on the host.
+for d in /proc/acpi /sys/firmware; do
+  [[ -d /proc/$(init_pid)/root$d ]] || continue
+  [[ -z $(bh exec c1 ls -A "$d") ]] || fail "$d is not empty after the restore"
+  if bh exec c1 mkdir "$d/x" 2>/dev/null; then fail "$d is writable after the restore"; fi
+  grep -q " $d " "/proc/$(init_pid)/mountinfo" || fail "$d is no mount after the restore"
+done
+if grep -q criu-masked-dir /proc/self/mountinfo; then fail "the masks' source is still mounted"; fi
+step "masked directories still masked after the restore"
 
 bh checkpoint --leave-running --image-path "$work/img2" c1 || fail "checkpoint --leave-running"
 [[ $(bh state c1 | jq -r .status) == running ]] || fail "--leave-running: $(bh state c1)"

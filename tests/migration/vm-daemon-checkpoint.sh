@@ -190,6 +190,15 @@ client=""
 grep -q "second: two" "$work/client.out" || fail "TCP client: $(cat "$work/client.out")"
 check_ids "after restore"
 step "restore: counter $n3 $l3 (was $n2 $l2), httpd answers, the TCP connection carried on, files as at snap2"
+# The masks come back as masks (docs/checkpoint.md: bound from the restore's own read-only tmpfs);
+# /tmp is the rootfs's directory, not a tmpfs CRIU copies inside the freeze.
+for d in /proc/acpi /sys/firmware; do
+  ctl exec c1 -- test -d "$d" || continue
+  [[ -z $(ctl exec c1 -- ls -A "$d") ]] || fail "$d is not empty after the restore"
+  ! ctl exec c1 -- mkdir "$d/x" 2>/dev/null || fail "$d is writable after the restore"
+done
+! ctl exec c1 -- grep -q ' /tmp ' /proc/self/mountinfo || fail "/tmp is a mount in c1"
+! grep -q criu-masked-dir /proc/self/mountinfo || fail "the masks' source is still mounted on the host"
 
 ctl restore c1 snap1 || fail "restore snap1"
 read -r n4 l4 < <(ask)
