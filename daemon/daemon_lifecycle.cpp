@@ -20,6 +20,7 @@
 #include "daemon/nic_setup.hpp"
 #include "daemon/request_fields.hpp"
 #include "daemon/restore_lock.hpp"
+#include "runtime/images_lent.hpp"
 #include "runtime/process_id.hpp"
 #include "storage/mountinfo.hpp"
 #include "storage/overlay.hpp"
@@ -133,14 +134,8 @@ Status searchable_for_restore(const std::string &root, const std::string &images
     }
     return {};
   };
-  std::string dir = images;
-  for (int depth = 0; depth < 64; ++depth) {
+  for (const auto &dir : BH_TRY(runtime::image_chain(images)))
     BH_CHECK(open_up(dir));
-    char real[PATH_MAX];
-    if (!::realpath((dir + "/parent").c_str(), real))
-      break; // no parent (or a dangling one CRIU will name)
-    dir = real;
-  }
   return {};
 }
 

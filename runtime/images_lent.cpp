@@ -20,10 +20,28 @@ constexpr int kMaxParents = 64;
 
 } // namespace
 
+Result<std::vector<std::string>> image_chain(const std::string &images) {
+  std::vector<std::string> chain{images};
+  for (int depth = 0; depth < kMaxParents; ++depth) {
+    const std::string &dir = chain.back();
+    // CRIU's link to the pre-dump this dump's pages build on (--parent-path).
+    char target[PATH_MAX];
+    ssize_t len = ::readlink((dir + "/parent").c_str(), target, sizeof target - 1);
+    if (len <= 0)
+      break;
+    target[len] = '\0';
+    std::string next = target[0] == '/' ? std::string(target) : dir + "/" + target;
+    char real[PATH_MAX];
+    if (!::realpath(next.c_str(), real))
+      return failf_errno("restore: parent images {} of {}", next, dir);
+    chain.push_back(real);
+  }
+  return chain;
+}
+
 Result<ImagesLent> ImagesLent::lend(const std::string &images, uid_t uid, gid_t gid) {
   ImagesLent lent;
-  std::string dir = images;
-  for (int depth = 0; depth < kMaxParents; ++depth) {
+  for (const auto &dir : BH_TRY(image_chain(images))) {
     UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
     if (!fd)
       return failf_errno("restore: CRIU images {}", dir);
@@ -53,17 +71,6 @@ Result<ImagesLent> ImagesLent::lend(const std::string &images, uid_t uid, gid_t 
                            uid, gid);
       lent.owners_.push_back({path, st.st_uid, st.st_gid});
     }
-    // CRIU's link to the pre-dump this dump's pages build on (--parent-path).
-    char target[PATH_MAX];
-    ssize_t len = ::readlinkat(fd.get(), "parent", target, sizeof target - 1);
-    if (len <= 0)
-      break;
-    target[len] = '\0';
-    std::string next = target[0] == '/' ? std::string(target) : dir + "/" + target;
-    char real[PATH_MAX];
-    if (!::realpath(next.c_str(), real))
-      return failf_errno("restore: parent images {} of {}", next, dir);
-    dir = real;
   }
   return lent;
 }

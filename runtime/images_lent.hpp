@@ -15,6 +15,10 @@
 
 namespace bulkhead::runtime {
 
+// `images` and the pre-dump directories its "parent" links lead to (CRIU's --parent-path), each
+// resolved, newest first; an error names a parent link that leads nowhere.
+Result<std::vector<std::string>> image_chain(const std::string &images);
+
 class ImagesLent {
 public:
   // Lends `images` (a directory of CRIU images) to uid:gid; nothing is changed on failure.
