@@ -3,6 +3,7 @@
 
 #include <climits>
 #include <cstdlib>
+#include <filesystem>
 #include <string>
 
 #include <gtest/gtest.h>
@@ -20,7 +21,7 @@ struct TempDir {
     char tmpl[] = "/tmp/bh-image-chain-XXXXXX";
     path = ::mkdtemp(tmpl);
   }
-  ~TempDir() { (void)std::system(("rm -rf " + path).c_str()); }
+  ~TempDir() { std::filesystem::remove_all(path); }
 };
 
 std::string real(const std::string &p) {
