@@ -31,6 +31,7 @@
 #include "daemon/cluster_member.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
+#include "daemon/monitor_client.hpp"
 #include "daemon/networks.hpp"
 #include "daemon/operations.hpp"
 #include "daemon/peer_server.hpp"
@@ -222,10 +223,13 @@ private:
   Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &restore_images = {},
                       bool stateless = false);
   // daemon_checkpoint.cpp
-  // parent: the last pre-dump of a live migration (only pages changed since it are dumped),
-  // relative to images for dump_locked, absolute for checkpoint_op.
-  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &images, bool stop,
-                     const std::string &parent = {});
+  // Step 3 of daemon_checkpoint.cpp's table in two halves: prepare_dump asks the container's monitor
+  // before the caller freezes it (the monitor's worker starts CRIU meanwhile), dump_locked has it
+  // dump. parent: the last pre-dump of a live migration or the last replication round (only pages
+  // changed since it are dumped), relative to images for prepare_dump, absolute for checkpoint_op.
+  Result<MonitorDump> prepare_dump(const std::string &name, const std::string &images, bool stop,
+                                   const std::string &parent = {});
+  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, MonitorDump &prepared, bool stop);
   Result<std::shared_ptr<Operation>> checkpoint_op(const std::string &name, const std::string &snap,
                                                    bool stop, const std::string &parent);
   // One pre-copy round of a live migration: the running container's memory pages (those changed

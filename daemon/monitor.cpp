@@ -56,10 +56,13 @@
 // |                                           |     | lines meanwhile: the worker gets SIGWINCH and  |
 // |                                           |     | copies stdin's window size to the new pty      |
 // | {"op":"checkpoint","images":DIR,          | 0   | A forked worker dumps the container with CRIU  |
-// |  "stop":bool}                             |     | (monitor_checkpoint.cpp) into DIR and replies  |
-// |                                           |     | {"ok":true} or {"error":"..."}, close. One at a|
+// |  "stop":bool,"pre_dump":bool,             |     | (monitor_checkpoint.cpp) into DIR and replies  |
+// |  "parent":PDIR,"wait_for_go":bool}        |     | {"ok":true} or {"error":"..."}, close. One at a|
 // |                                           |     | time. stop: CRIU kills the tree after the dump;|
-// |                                           |     | exit_file then has "checkpointed":true          |
+// |                                           |     | exit_file then has "checkpointed":true.        |
+// |                                           |     | wait_for_go: once CRIU is up the worker replies|
+// |                                           |     | {"ready":true} and dumps after the client's    |
+// | {"op":"go"} (same connection)             |     | line; EOF instead: it exits, nothing dumped    |
 // | anything else                             |     | {"error":"..."}, close                         |
 // clang-format on
 #include "daemon/monitor.hpp"

@@ -18,7 +18,7 @@ using json = nlohmann::json;
 
 Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
   for (const auto &[k, v] : j.items())
-    if (k != "op" && k != "images" && k != "stop" && k != "pre_dump" && k != "parent")
+    if (k != "op" && k != "images" && k != "stop" && k != "pre_dump" && k != "parent" && k != "wait_for_go")
       return failf("checkpoint: unknown key {:?}", k);
   if (!j.contains("images") || !j["images"].is_string())
     return fail("checkpoint: \"images\" (an absolute directory) is required");
@@ -41,6 +41,13 @@ Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
       return fail("checkpoint: \"pre_dump\" must be true or false");
     r.pre_dump = j["pre_dump"].get<bool>();
   }
+  if (j.contains("wait_for_go")) {
+    if (!j["wait_for_go"].is_boolean())
+      return fail("checkpoint: \"wait_for_go\" must be true or false");
+    r.wait_for_go = j["wait_for_go"].get<bool>();
+  }
+  if (r.wait_for_go && r.pre_dump)
+    return fail("checkpoint: a pre-dump does not wait for a go (CRIU freezes the tree itself)");
   if (r.pre_dump && r.stop)
     return fail("checkpoint: a pre-dump leaves the container running; \"stop\" does not go with it");
   if (j.contains("parent")) {
@@ -108,7 +115,19 @@ Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointReque
   RuntimeOptions ro;
   ro.root = w.oci_root;
   // CRIU's dump.log stays with the images: a failed restore is read with it.
-  auto done = runtime::checkpoint_container(ro, w.name, system_checkpoint_options(r, r.images));
+  CheckpointOptions o = system_checkpoint_options(r, r.images);
+  if (r.wait_for_go)
+    o.before_dump = []() -> Status {
+      BH_CHECK(send_line(3, json{{"ready", true}}.dump()));
+      auto line = read_line(3, 4096);
+      if (!line)
+        return fail("the daemon left before the checkpoint's go: " + line.error().text(), ECANCELED);
+      json go = json::parse(*line, nullptr, false);
+      if (!go.is_object() || go.value("op", "") != "go")
+        return failf("checkpoint: expected {{\"op\":\"go\"}}, not {:?}", *line);
+      return {};
+    };
+  auto done = runtime::checkpoint_container(ro, w.name, o);
   json reply = done ? json{{"ok", true}} : json{{"error", done.error().text()}};
   (void)send_line(3, reply.dump());
   ::_exit(done ? 0 : 1);

@@ -100,4 +100,27 @@ Status monitor_checkpoint(const std::string &socket_path, const std::string &ima
   return {};
 }
 
+Result<MonitorDump> MonitorDump::prepare(const std::string &socket_path, const std::string &images, bool stop,
+                                         const std::string &parent) {
+  json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}, {"wait_for_go", true}};
+  if (!parent.empty())
+    req["parent"] = parent;
+  UniqueFd s = BH_TRY(request(socket_path, req));
+  json reply = BH_TRY(read_reply(s.get(), socket_path));
+  if (!reply.value("ready", false))
+    return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());
+  return MonitorDump(socket_path, std::move(s));
+}
+
+Status MonitorDump::dump() {
+  if (!conn_)
+    return failf("monitor {}: this checkpoint was already asked for", socket_);
+  BH_CHECK(context(send_line(conn_.get(), json{{"op", "go"}}.dump()), "monitor " + socket_));
+  UniqueFd s = std::move(conn_);
+  json reply = BH_TRY(read_reply(s.get(), socket_));
+  if (!reply.value("ok", false))
+    return failf("monitor {}: unexpected checkpoint reply {}", socket_, reply.dump());
+  return {};
+}
+
 } // namespace bulkhead::daemon

@@ -450,6 +450,8 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       new_images.path = images;
       staging.emplace(BH_TRY(snapshots_.stage(name, "replica")));
       UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
+      auto prepared =
+          BH_TRY(prepare_dump(name, images, false, parent_name.empty() ? "" : "../" + parent_name));
       auto rt = runtime();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
@@ -457,7 +459,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
       if (dumped)
-        dumped = dump_locked(*e2, lock, images, false, parent_name.empty() ? "" : "../" + parent_name);
+        dumped = dump_locked(*e2, lock, prepared, false);
       // Thawed whatever happened: a failed round never leaves the container frozen.
       if (auto t = rt.resume(name); !t && dumped)
         dumped = tl::unexpected(with_context(t.error(), "thawing " + name + " after a replication round"));

@@ -1,6 +1,6 @@
 // libcriu calls: each request gets its own criu_opts, one `criu swrk` child answers it and exits.
-// libcriu forks that child itself, so these calls belong to a single-threaded process (the
-// `bulkhead` CLI), never to bulkheadd.
+// libcriu forks that child itself (or CriuService started it before), so these calls belong to a
+// single-threaded process (the `bulkhead` CLI, a monitor's worker), never to bulkheadd.
 #include "migration/criu.hpp"
 
 #include <algorithm>
@@ -11,12 +11,14 @@
 #include <fcntl.h>
 #include <sched.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <memory>
 #include <optional>
+#include <utility>
 
 extern "C" {
 #include <criu/criu.h>
@@ -405,9 +407,99 @@ Support probe() {
   return s;
 }
 
+Result<CriuService> CriuService::start() {
+  CriuService s;
+  s.binary_ = BH_TRY(find_criu());
+  int sk[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sk) < 0)
+    return failf_errno("criu swrk: socketpair");
+  s.fd_ = sk[0];
+  UniqueFd theirs(sk[1]);
+  if (theirs.get() == 3) // dup2(3, 3) would leave CLOEXEC set on the one it must keep
+    theirs = UniqueFd(::fcntl(sk[1], F_DUPFD_CLOEXEC, 4));
+  if (!theirs)
+    return failf_errno("criu swrk: moving its end of the connection");
+  // As libcriu starts it: the connection's number as its argument, SIGCHLD not blocked (CRIU
+  // catches its helpers' exits). Its stderr goes nowhere: what it says before it has a log file is
+  // quoted by kernel_check when it fails. fd 3 is its end of the connection (a dup2 clears CLOEXEC).
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 2, "/dev/null", O_WRONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, theirs.get(), 3);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t none, all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  posix_spawnattr_setsigmask(&attr, &none);
+  posix_spawnattr_setsigdefault(&attr, &all);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  char swrk[] = "swrk", three[] = "3";
+  char *argv[] = {const_cast<char *>(s.binary_.c_str()), swrk, three, nullptr};
+  int rc = posix_spawn(&s.pid_, s.binary_.c_str(), &fa, &attr, argv, environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&fa);
+  theirs.reset();
+  if (rc != 0) {
+    s.pid_ = -1;
+    return fail(fmt::format("starting {} swrk: {}", s.binary_, std::strerror(rc)), rc);
+  }
+  // Up when it answers: a VERSION request with keep_open, the one kind CRIU 3.17 serves and then
+  // waits for the next request on the same connection (cr-service.c, chk_keepopen_req).
+  CriuReq req = CRIU_REQ__INIT;
+  req.type = CRIU_REQ_TYPE__VERSION;
+  req.has_keep_open = true;
+  req.keep_open = true;
+  std::string packed(criu_req__get_packed_size(&req), '\0');
+  criu_req__pack(&req, reinterpret_cast<uint8_t *>(packed.data()));
+  ssize_t n = ::send(s.fd_, packed.data(), packed.size(), MSG_NOSIGNAL);
+  if (n < 0 && errno != EPIPE && errno != ECONNRESET)
+    return failf_errno("{} swrk: sending its first request", s.binary_);
+  std::string buf(4096, '\0');
+  if (n > 0)
+    do
+      n = ::recv(s.fd_, buf.data(), buf.size(), 0);
+    while (n < 0 && errno == EINTR);
+  if (n <= 0) // it exited: its connection was closed before or after our request
+    return fail(fmt::format("{} swrk exited without answering (it could not start or crashed){}", s.binary_,
+                            kernel_check(s.binary_)),
+                ECOMM);
+  CriuResp *resp =
+      criu_resp__unpack(nullptr, static_cast<size_t>(n), reinterpret_cast<uint8_t *>(buf.data()));
+  bool ok = resp && resp->type == CRIU_REQ_TYPE__VERSION && resp->success;
+  if (resp)
+    criu_resp__free_unpacked(resp, nullptr);
+  if (!ok)
+    return fail(fmt::format("{} swrk: unexpected answer to a VERSION request", s.binary_), EBADMSG);
+  return s;
+}
+
+CriuService::CriuService(CriuService &&o) noexcept
+    : binary_(std::move(o.binary_)), fd_(std::exchange(o.fd_, -1)), pid_(std::exchange(o.pid_, -1)) {}
+
+CriuService::~CriuService() {
+  if (fd_ >= 0)
+    ::close(fd_); // an idle swrk exits when its connection closes; kill it anyway, it may be stuck
+  if (pid_ > 0) {
+    if (fd_ >= 0)
+      ::kill(pid_, SIGKILL);
+    reap();
+  }
+}
+
+int CriuService::hand_over() { return std::exchange(fd_, -1); }
+
+void CriuService::reap() {
+  if (pid_ <= 0)
+    return;
+  while (::waitpid(pid_, nullptr, 0) < 0 && errno == EINTR) {
+  }
+  pid_ = -1;
+}
+
 Status dump(const DumpRequest &r) {
   BH_CHECK(check_unsupported(r));
-  std::string binary = BH_TRY(find_criu());
+  std::string binary = r.service ? r.service->binary() : BH_TRY(find_criu());
   UniqueFd images = BH_TRY(open_dir(r.images_dir, "--image-path"));
   UniqueFd work;
   if (!r.work_dir.empty())
@@ -434,6 +526,9 @@ Status dump(const DumpRequest &r) {
   if (!r.freeze_cgroup.empty() && criu_local_set_freeze_cgroup(o.get(), r.freeze_cgroup.c_str()) < 0)
     return fail("libcriu: setting the freeze cgroup", ENOMEM);
 
+  if (r.service)
+    criu_local_set_service_fd(o.get(), r.service->hand_over());
+
   NotifyContext ctx{r.status_fd, false, nullptr, std::nullopt};
   g_notify = &ctx;
   std::optional<QuietStderr> quiet(std::in_place);
@@ -442,6 +537,8 @@ Status dump(const DumpRequest &r) {
   int saved = errno;
   quiet.reset();
   g_notify = nullptr;
+  if (r.service)
+    r.service->reap(); // libcriu waits only for a swrk it started itself
   if (rc < 0)
     return tl::unexpected(
         criu_failure(fmt::format("criu {} of pid {}", r.pre_dump ? "pre-dump" : "dump", r.pid), rc, saved,

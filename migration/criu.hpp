@@ -24,6 +24,34 @@ struct ExtMount {
   std::string key, value;
 };
 
+// A `criu swrk` started before its request and known to be up: it answered a VERSION request that
+// kept the connection open. Starting CRIU (exec and dynamic linking of criu and its libraries, about
+// 0.3 s under the test VM's TCG) then happens before a caller's freeze, not inside it. It serves one
+// dump through libcriu (criu_local_set_service_fd) and exits; dropped unused, it is killed and reaped.
+// Not for restores: CRIU inherits the fds of an inherit-fd from the process it runs as, and those are
+// made just before the restore.
+class CriuService {
+public:
+  static Result<CriuService> start();
+  CriuService(CriuService &&other) noexcept;
+  CriuService &operator=(CriuService &&) = delete;
+  CriuService(const CriuService &) = delete;
+  ~CriuService();
+
+  const std::string &binary() const { return binary_; }
+  pid_t pid() const { return pid_; }
+  // The connection, for libcriu to send the request on and close.
+  int hand_over();
+  // Waits for the service's exit once its request is answered.
+  void reap();
+
+private:
+  CriuService() = default;
+  std::string binary_;
+  int fd_ = -1;
+  pid_t pid_ = -1;
+};
+
 struct InheritFd {
   int fd = -1; // an fd of this process; its CLOEXEC flag is cleared so `criu swrk` inherits it
   std::string key;
@@ -64,7 +92,8 @@ struct DumpRequest : Request {
   std::string parent_path; // relative to images_dir, as CRIU takes it
   std::string page_server_address;
   int page_server_port = 0;
-  std::string freeze_cgroup; // full path of a cgroup v2 directory: freeze with it, not ptrace
+  std::string freeze_cgroup;      // full path of a cgroup v2 directory: freeze with it, not ptrace
+  CriuService *service = nullptr; // started beforehand (CriuService); else libcriu starts one
 };
 
 struct RestoreRequest : Request {

@@ -192,6 +192,13 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
   if (o.status_fd >= 0 && ::fcntl(o.status_fd, F_GETFD) < 0)
     return failf_errno("--status-fd {}", o.status_fd);
 
+  // CRIU first, then the caller's freeze (before_dump), then the container's lock: the caller
+  // freezes through this library, which takes that lock too.
+  std::optional<migration::CriuService> service;
+  if (o.before_dump && !o.pre_dump) {
+    service.emplace(BH_TRY(migration::CriuService::start()));
+    BH_CHECK(o.before_dump());
+  }
   StateStore store(ro.root);
   std::string images = default_image_path(o.image_path);
   bool was_paused = false;
@@ -257,6 +264,7 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
               fmt::format("checkpoint {}: {} of pid {} into {} ({} external mounts, {} external namespaces)",
                           id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
                           req.externals.size()));
+    req.service = service ? &*service : nullptr;
     auto dumped = migration::dump(req);
     if (!dumped) {
       // CRIU resumes the tree when a dump fails; make sure no freeze of ours outlives it.

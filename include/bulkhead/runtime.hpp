@@ -97,6 +97,11 @@ struct CheckpointOptions : CriuOptions {
   bool pre_dump = false;
   std::string page_server; // ADDRESS:PORT
   int status_fd = -1;
+  // Called once CRIU is up, before the container's state is read and CRIU is asked to dump (not
+  // for a pre-dump): a caller that freezes the container itself (bulkheadd, with Runtime::pause)
+  // freezes it here, so the freeze does not include starting CRIU. An error cancels the
+  // checkpoint before CRIU touches the container.
+  std::function<Status()> before_dump;
 };
 
 // `restore`: a new container ID from a checkpoint and the bundle it was created from.

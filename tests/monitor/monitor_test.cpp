@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <sstream>
 #include <thread>
 
@@ -38,6 +39,36 @@ std::string read_until(int fd, const std::string &needle, std::chrono::milliseco
     got.append(buf, static_cast<size_t>(n));
   }
   return got;
+}
+
+// Pids of the processes named `comm` below `ancestor` (by their parent links in /proc).
+std::vector<pid_t> descendants_named(pid_t ancestor, const std::string &comm) {
+  auto parent_of = [](pid_t p) -> pid_t {
+    std::string stat = read_file("/proc/" + std::to_string(p) + "/stat");
+    auto close = stat.rfind(')');
+    if (close == std::string::npos)
+      return 0;
+    std::istringstream rest(stat.substr(close + 2));
+    char state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    return ppid;
+  };
+  std::vector<pid_t> found;
+  DIR *d = ::opendir("/proc");
+  while (dirent *e = d ? ::readdir(d) : nullptr) {
+    pid_t p = std::atoi(e->d_name);
+    if (p <= 0 || read_file("/proc/" + std::to_string(p) + "/comm") != comm + "\n")
+      continue;
+    for (pid_t up = parent_of(p); up > 1; up = parent_of(up))
+      if (up == ancestor) {
+        found.push_back(p);
+        break;
+      }
+  }
+  if (d)
+    ::closedir(d);
+  return found;
 }
 
 bool wait_for_file(const std::string &path, const std::string &needle,
@@ -272,6 +303,39 @@ TEST_F(MonitorTest, UnknownOpAndMalformedRequestsGetErrors) {
   EXPECT_NE(empty.error().text().find("args"), std::string::npos) << empty.error().text();
   // The monitor keeps serving after bad requests.
   EXPECT_EQ(exec({"true"}).code, 0);
+}
+
+// bulkheadd's two-step dump (MonitorDump): the worker starts CRIU and waits for the go; a daemon
+// that drops the checkpoint instead (its freeze or copy failed, or it died) leaves the container
+// as it was and no CRIU behind. The dump itself needs the VM's kernel (tests/migration).
+TEST_F(MonitorTest, ACheckpointDroppedBeforeItsGoLeavesTheContainerUntouched) {
+  if (::access("/usr/sbin/criu", X_OK) != 0)
+    GTEST_SKIP() << "criu is not installed";
+  json r = start();
+  ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  int pid = r["pid"].get<int>();
+  std::string images = dir_ + "/ckpt";
+  ASSERT_EQ(::mkdir(images.c_str(), 0700), 0);
+  for (int round = 0; round < 2; ++round) { // the monitor takes the next checkpoint after a dropped one
+    {
+      auto prepared = bulkhead::daemon::MonitorDump::prepare(socket(), images, true);
+      ASSERT_TRUE(prepared) << prepared.error().text();
+      EXPECT_EQ(descendants_named(monitor_pid_, "criu").size(), 1u); // up and waiting
+    }
+    std::vector<pid_t> left;
+    for (auto end = std::chrono::steady_clock::now() + 10s; std::chrono::steady_clock::now() < end;) {
+      left = descendants_named(monitor_pid_, "criu");
+      if (left.empty())
+        break;
+      std::this_thread::sleep_for(50ms);
+    }
+    EXPECT_TRUE(left.empty()) << left.size() << " criu process(es) left";
+  }
+  EXPECT_EQ(::access((images + "/inventory.img").c_str(), F_OK), -1); // nothing was dumped
+  auto status = bulkhead::daemon::monitor_status(socket());
+  ASSERT_TRUE(status) << status.error().text();
+  EXPECT_EQ((*status)["init_pid"], pid);
+  EXPECT_EQ(exec({"true"}).code, 0); // running, not frozen
 }
 
 TEST_F(MonitorTest, ConsoleLogIsBoundedByRotation) {

@@ -1,8 +1,16 @@
-// migration/criu.hpp's pure parts: flag values and how CRIU's log is quoted in errors.
+// migration/criu.hpp's pure parts: flag values and how CRIU's log is quoted in errors; and the
+// CriuService started ahead of a dump (the real `criu swrk`: a VERSION needs no kernel support).
 #include <gtest/gtest.h>
 
+#include <cerrno>
+#include <csignal>
 #include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <sched.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bulkhead/io.hpp"
@@ -55,4 +63,71 @@ TEST(MigrationCriu, LogErrorsQuoteTheFirstAndTheLastErrors) {
   EXPECT_EQ(quoted, "\n  (1) Connecting to server 127.0.0.1:1\n  (2) Can't connect to server 127.0.0.1:1\n"
                     "  (3) Unfreezing tasks into 1\n  (4) Error (infect.c:356): Unable to detach\n"
                     "  (5) Error (cr-dump.c:2053): Dumping FAILED.");
+}
+
+namespace {
+
+// PATH for one test, put back after it.
+class ScopedPath {
+public:
+  explicit ScopedPath(const std::string &path) {
+    const char *old = std::getenv("PATH");
+    old_ = old ? old : "";
+    ::setenv("PATH", path.c_str(), 1);
+  }
+  ~ScopedPath() { ::setenv("PATH", old_.c_str(), 1); }
+
+private:
+  std::string old_;
+};
+
+bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+} // namespace
+
+TEST(CriuService, AnswersBeforeAnyRequestAndLeavesNoProcessWhenDropped) {
+  if (!migration::find_criu())
+    GTEST_SKIP() << "criu is not installed";
+  pid_t pid = -1;
+  {
+    auto service = migration::CriuService::start();
+    ASSERT_TRUE(service) << service.error().text();
+    pid = service->pid();
+    ASSERT_GT(pid, 0);
+    EXPECT_TRUE(alive(pid)); // it answered and waits for its request
+  }
+  // Killed and reaped by the destructor: not even a zombie is left.
+  EXPECT_FALSE(alive(pid));
+  EXPECT_EQ(errno, ESRCH);
+}
+
+TEST(CriuService, ACriuThatDiesAtStartIsAClearErrorAndLeavesNoProcess) {
+  auto dir = std::filesystem::temp_directory_path() / ("bh-fake-criu-" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  {
+    std::ofstream f(dir / "criu");
+    f << "#!/bin/sh\nexit 1\n";
+  }
+  ::chmod((dir / "criu").c_str(), 0755);
+  {
+    ScopedPath path(dir.string());
+    auto service = migration::CriuService::start();
+    ASSERT_FALSE(service);
+    EXPECT_NE(service.error().text().find("swrk exited without answering"), std::string::npos)
+        << service.error().text();
+    EXPECT_NE(service.error().text().find((dir / "criu").string()), std::string::npos)
+        << service.error().text();
+  }
+  // The fake exited and was reaped: no child of ours is left.
+  EXPECT_EQ(::waitpid(-1, nullptr, WNOHANG), -1);
+  EXPECT_EQ(errno, ECHILD);
+  std::filesystem::remove_all(dir);
+}
+
+TEST(CriuService, NoCriuInPathIsAClearError) {
+  ScopedPath path("/nonexistent-bulkhead-test");
+  auto service = migration::CriuService::start();
+  ASSERT_FALSE(service);
+  EXPECT_NE(service.error().text().find("criu: not found in PATH"), std::string::npos)
+      << service.error().text();
 }
