@@ -155,6 +155,7 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name
                                          : std::filesystem::path(parent).lexically_relative(images).string();
         auto prepared = BH_TRY(prepare_dump(name, images, stop, rel));
         auto rt = runtime();
+        auto t_freeze = std::chrono::steady_clock::now();
         BH_CHECK(context(rt.pause(name), "freezing " + name + " for the checkpoint"));
         op.set_progress("copying", 0, 0);
         auto copied = storage::copy_upper(upper.get(), staging.upper_fd(), &op.cancel_flag(),
@@ -180,6 +181,9 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name
                      {"memory", true}};
         BH_CHECK(staging.commit(snap, meta));
         meta["seconds"] = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        // Before the freeze (staging, starting CRIU): not part of the container's downtime.
+        meta["before_freeze_ms"] =
+            std::chrono::duration_cast<std::chrono::milliseconds>(t_freeze - t0).count();
         meta["stopped"] = stop;
         op.set_metadata(meta);
         events_.publish("container-checkpointed", name, {{"snapshot", snap}, {"stopped", stop}});

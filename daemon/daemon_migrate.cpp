@@ -453,11 +453,15 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 
   // Step 3: from here on, a failure brings the source copy back as it was.
   auto t_down = std::chrono::steady_clock::now();
+  int64_t before_freeze_ms = 0;
   if (live) {
     op.set_progress("checkpointing", sent, 0);
-    if (auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
-        !c)
+    auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
+    if (!c)
       return tl::unexpected(c.error());
+    // The downtime starts at the freeze, after the checkpoint started CRIU (daemon_checkpoint.cpp).
+    before_freeze_ms = (*c)["metadata"].value("before_freeze_ms", int64_t{0});
+    t_down += std::chrono::milliseconds(before_freeze_ms);
   } else if (was_running) {
     op.set_progress("stopping", 0, 0);
     BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
@@ -552,6 +556,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"presync_ms", presync_ms},
                {"export_bytes", total},
                {"phases_ms", phases},
+               {"before_freeze_ms", before_freeze_ms},
                {"precopy_rounds", round_log}};
   if (!precopy_note.empty())
     meta["precopy_stopped"] = precopy_note;
