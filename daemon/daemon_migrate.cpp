@@ -73,6 +73,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/id_ranges.hpp"
 #include "daemon/request_fields.hpp"
+#include "migration/criu.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
@@ -454,6 +455,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   // Step 3: from here on, a failure brings the source copy back as it was.
   auto t_down = std::chrono::steady_clock::now();
   int64_t before_freeze_ms = 0;
+  std::optional<int64_t> criu_dump_ms;
   if (live) {
     op.set_progress("checkpointing", sent, 0);
     auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
@@ -462,6 +464,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     // The downtime starts at the freeze, after the checkpoint started CRIU (daemon_checkpoint.cpp).
     before_freeze_ms = (*c)["metadata"].value("before_freeze_ms", int64_t{0});
     t_down += std::chrono::milliseconds(before_freeze_ms);
+    if (auto criu = migration::log_duration_ms(snapshots_.memory_path(name, snap) + "/dump.log"))
+      criu_dump_ms = *criu;
   } else if (was_running) {
     op.set_progress("stopping", 0, 0);
     BH_CHECK(context(stop(name, kStopTimeoutS), "migrating " + name + ": stopping it"));
@@ -510,6 +514,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   uint64_t total = static_cast<uint64_t>(st.st_size);
 
   // Steps 4-6.
+  json target_timing = json::object();
   auto send_all = [&]() -> Status {
     if (live) {
       BH_CHECK(conn->send({{"op", "migrate.export"}, {"bytes", total}}));
@@ -526,9 +531,11 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     phase_end("send");
     op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
                     sent);
-    return conn
-        ->request({{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}, {"parent_round", rounds}})
-        .map([](auto &&) {});
+    auto answer = BH_TRY(conn->request(
+        {{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}, {"parent_round", rounds}}));
+    if (answer.header.contains("timing") && answer.header["timing"].is_object())
+      target_timing = answer.header["timing"];
+    return {};
   };
   if (auto s = send_all(); !s)
     return restore_source(remote_error(s.error()));
@@ -557,9 +564,12 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"export_bytes", total},
                {"phases_ms", phases},
                {"before_freeze_ms", before_freeze_ms},
+               {"target_ms", target_timing},
                {"precopy_rounds", round_log}};
   if (!precopy_note.empty())
     meta["precopy_stopped"] = precopy_note;
+  if (criu_dump_ms)
+    meta["criu_dump_ms"] = *criu_dump_ms;
   op.set_metadata(meta);
   events_.publish("container-migrated", name, {{"remote", remote.name}, {"mode", mode}});
   return {};
@@ -913,6 +923,9 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     return failf_errno("syncing {}", tmp.path);
   out.reset();
 
+  // How the target's part of the downtime splits, for the source's report.
+  auto t_import = std::chrono::steady_clock::now();
+  json timing = json::object();
   auto reader = BH_TRY(storage::ExportReader::open(tmp.path));
   const json &man = reader.manifest();
   const std::string want_kind = arrival.armed ? "incremental" : "full";
@@ -940,6 +953,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     return fail(fmt::format("taking {} in on {}: {}", name, options_.host_name, r.error().message),
                 r.error().code);
   }
+  timing["import_ms"] = ms_since(t_import);
+  auto t_run = std::chrono::steady_clock::now();
   if (!memory_snapshot.empty()) {
     // Resumes from the images: the imported snapshot holds the same files as the upper layer (or,
     // after a disk pre-sync, the upper layer itself does: no snapshot travelled).
@@ -980,6 +995,10 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
                   s.error().code);
     }
   }
+  timing[memory_snapshot.empty() ? "start_ms" : "restore_ms"] = ms_since(t_run);
+  if (!memory_snapshot.empty())
+    if (auto criu = migration::log_duration_ms(records_.paths(name).bundle + "/criu-restore/restore.log"))
+      timing["criu_restore_ms"] = *criu;
   events_.publish("container-migrated-in", name, {{"from", peer.name}});
   std::string state = "stopped";
   if (auto e = find(name)) {
@@ -991,7 +1010,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   // both hosts run it).
   ::unlink(marker.path.c_str());
   marker.path.clear();
-  return conn.send({{"ok", true}, {"host", options_.host_name}, {"state", state}});
+  return conn.send({{"ok", true}, {"host", options_.host_name}, {"state", state}, {"timing", timing}});
 }
 
 } // namespace bulkhead::daemon

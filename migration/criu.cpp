@@ -373,6 +373,24 @@ std::string log_errors(const std::string &path, size_t max_lines) {
   return error_lines(*text, max_lines);
 }
 
+std::optional<int64_t> log_duration_ms(const std::string &path) {
+  auto text = read_file(path);
+  if (!text)
+    return std::nullopt;
+  // The last line that starts with "(" and a timestamp: CRIU prefixes each line it logs so.
+  size_t end = text->size();
+  while (end > 0) {
+    size_t start = text->rfind('\n', end - 1);
+    start = start == std::string::npos ? 0 : start + 1;
+    double seconds = 0;
+    if (start < end && (*text)[start] == '(' &&
+        std::sscanf(text->c_str() + start + 1, "%lf)", &seconds) == 1 && seconds >= 0)
+      return static_cast<int64_t>(seconds * 1000 + 0.5);
+    end = start > 0 ? start - 1 : 0;
+  }
+  return std::nullopt;
+}
+
 Support probe() {
   Support s;
   auto binary = find_criu();

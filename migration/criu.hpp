@@ -3,7 +3,9 @@
 // runtime/checkpoint.cpp describes a container (mounts, namespaces, cgroup, terminal) in these terms.
 #pragma once
 
+#include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <sys/types.h>
 #include <vector>
@@ -124,6 +126,10 @@ Support probe();
 
 // The criu binary in PATH, or an error naming what to install.
 Result<std::string> find_criu();
+
+// How long CRIU worked by its own log: the timestamp of its last line ("(  1.234567) ..." counts
+// from the log's start), in ms; nullopt without such a line. Starting CRIU is not in it.
+std::optional<int64_t> log_duration_ms(const std::string &path);
 
 // The last `max_lines` lines of a CRIU log that say "Error" (with the line before each), for
 // error messages; "" when the log is missing.

@@ -6,11 +6,15 @@
 # each moved --cold and --live, RUNS times, a fresh container every run (made on host1, moved to
 # host2, destroyed there). Prints one JSON line per run and then the table of medians.
 # Never an assertion: a failed run is recorded as such and the bench goes on.
-# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT [RUNS]
+# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT [RUNS] ["CASE:MODE ..."]
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
 runs=${3:-3}
+# CASE:MODE pairs to run (default all); the anchors run with any idle case.
+cases=${4:-idle:cold idle:live dirty256:cold dirty256:live}
+anchor_runs=0
+[[ " $cases" == *" idle:"* ]] && anchor_runs=$runs
 MH_BASE=/tmp/bulkhead-mh
 # shellcheck source=../../tests/multihost/lib.sh
 source "$here/lib.sh"
@@ -39,7 +43,7 @@ results=()
 # restoring the same process tree (the idle shell and its sleep) on this machine: what a migration
 # cannot go below. downtime_ms = dump (the tree stops) + restore (it runs again).
 bare=$MH_BASE/bare
-for run in $(seq 1 "$runs"); do
+for run in $(seq 1 "$anchor_runs"); do
   rm -rf "$bare" && mkdir -p "$bare/img"
   (cd / && exec setsid /bin/busybox sh -c "$idle" </dev/null >/dev/null 2>&1) &
   pid=$!
@@ -73,7 +77,7 @@ if command -v runc >/dev/null; then
   (cd "$runcb" && runc spec)
   jq --arg idle "$idle" '.process.terminal = false | .process.args = ["/bin/sh", "-c", $idle]' \
     "$runcb/config.json" >"$runcb/config.json.new" && mv "$runcb/config.json.new" "$runcb/config.json"
-  for run in $(seq 1 "$runs"); do
+  for run in $(seq 1 "$anchor_runs"); do
     id=anchor$run
     rm -rf "$runcb/img"
     runc run -d -b "$runcb" "$id" </dev/null >/dev/null 2>&1
@@ -101,6 +105,7 @@ fi
 n=0
 for case in idle dirty256; do
   for mode in cold live; do
+    [[ " $cases " == *" $case:$mode "* ]] || continue
     for run in $(seq 1 "$runs"); do
       n=$((n + 1))
       ct=b$n
@@ -116,7 +121,8 @@ for case in idle dirty256; do
       fi
       if json=$(mh_ctl host1 migrate "$ct" host2 "--$mode" --json 2>&1); then
         line=$(jq -c --arg c "$case" --arg m "$mode" --argjson r "$run" \
-          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations, precopy_rounds, phases_ms}' <<<"$json")
+          '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations, precopy_rounds, phases_ms,
+            before_freeze_ms, criu_dump_ms, target_ms}' <<<"$json")
         mh_ctl host2 destroy "$ct" --force >/dev/null || true
       else
         line=$(jq -nc --arg c "$case" --arg m "$mode" --argjson r "$run" --arg e "$json" \

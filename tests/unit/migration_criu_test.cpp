@@ -131,3 +131,19 @@ TEST(CriuService, NoCriuInPathIsAClearError) {
   EXPECT_NE(service.error().text().find("criu: not found in PATH"), std::string::npos)
       << service.error().text();
 }
+
+TEST(MigrationCriu, LogDurationIsTheLastTimestamp) {
+  char path[] = "/tmp/bh-criu-log-XXXXXX";
+  int fd = ::mkstemp(path);
+  ASSERT_GE(fd, 0);
+  std::string text = "(00.000852) Version: 3.17.1 (gitid 0)\n"
+                     "(00.801430) Dumping finished successfully\n"
+                     "some line without a timestamp\n\n";
+  ASSERT_EQ(::write(fd, text.data(), text.size()), static_cast<ssize_t>(text.size()));
+  ::close(fd);
+  EXPECT_EQ(migration::log_duration_ms(path), 801);
+  ASSERT_EQ(::truncate(path, 0), 0);
+  EXPECT_EQ(migration::log_duration_ms(path), std::nullopt); // empty: no timestamp
+  ::unlink(path);
+  EXPECT_EQ(migration::log_duration_ms(path), std::nullopt); // missing
+}
