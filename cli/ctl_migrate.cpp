@@ -14,6 +14,7 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
   struct Args {
     std::string name, remote;
     bool cold = false, live = false, json = false;
+    int precopy_rounds = -1;
   };
   auto a = std::make_shared<Args>();
   auto *c = app.add_subcommand("migrate", "move a container to a paired remote host (same name, addresses "
@@ -28,6 +29,11 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
        "--live", a->live,
        "move it with its memory: checkpoint, restore there (CRIU; the default for a running container)")
       ->excludes(cold);
+  c->add_option("--precopy-rounds", a->precopy_rounds,
+                "live: at most N rounds of memory copied while it runs (default 6; 0 = stop and copy, "
+                "all memory in the freeze)")
+      ->check(CLI::Range(0, 16))
+      ->excludes(cold);
   c->add_flag("--json", a->json,
               "print the operation's metadata (mode, remote, bytes, downtime_ms, total_ms, iterations)");
   c->callback([a, &chosen] {
@@ -37,6 +43,8 @@ void add_migrate_commands(CLI::App &app, Action &chosen) {
         req["mode"] = "cold";
       if (a->live)
         req["mode"] = "live";
+      if (a->precopy_rounds >= 0)
+        req["precopy_rounds"] = a->precopy_rounds;
       auto op = post_and_wait(ctx, "migrating", a->name,
                               daemon::api_path("/1.0/containers/", a->name, "/migrate"), req);
       if (!op)

@@ -259,8 +259,10 @@ private:
   Status serve_migrate_check(migration::PeerConnection &conn, const migration::PeerMessage &request);
   Status serve_migrate_receive(migration::PeerConnection &conn, const TrustedPeer &peer,
                                const migration::PeerMessage &request);
+  // precopy_rounds: at most this many pre-copy rounds (live); 0 = stop and copy (the final dump
+  // holds all memory).
   Status migrate_work(const std::string &name, const std::string &remote, const std::string &mode,
-                      Operation &op);
+                      Operation &op, int precopy_rounds);
   // The migrate.check request for a container (step 2 of daemon_migrate.cpp); digests caches the
   // templates' tree digests (an evacuation asks for many containers of one template).
   Result<nlohmann::json> migrate_check_request(const std::string &name, const ContainerConfig &config,

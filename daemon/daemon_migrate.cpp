@@ -90,7 +90,8 @@ constexpr int kConnectTimeoutS = 10;
 // container under a slow machine take minutes, and the answer comes only after them.
 constexpr int kTransferTimeoutS = 900;
 constexpr int kStopTimeoutS = 30;
-// Pre-copy (live): at most this many rounds while the container runs; the rounds stop early once
+// Pre-copy (live): at most this many rounds (unless the request says; 0 = stop and copy) while the
+// container runs; the rounds stop early once
 // one moved less than kPreCopyDoneBytes, or did not shrink below 3/4 of the one before (the
 // container dirties memory as fast as it goes: more rounds would not shorten the freeze).
 constexpr int kMaxPreCopyRounds = 6;
@@ -186,11 +187,20 @@ int64_t ms_since(std::chrono::steady_clock::time_point t0) {
 // --- source ------------------------------------------------------------------------------------
 
 Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, const json &req) {
-  BH_CHECK(known_fields(req, {"remote", "mode"}, "migrate"));
+  BH_CHECK(known_fields(req, {"remote", "mode", "precopy_rounds"}, "migrate"));
   std::string remote = BH_TRY(string_field(req, "remote", true));
   std::string mode = BH_TRY(string_field(req, "mode", false));
   if (!mode.empty() && mode != "cold" && mode != "live")
     return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + mode + "\")", EINVAL);
+  int precopy_rounds = kMaxPreCopyRounds;
+  if (req.contains("precopy_rounds")) {
+    const auto &r = req["precopy_rounds"];
+    if (!r.is_number_integer() || r.get<int64_t>() < 0 || r.get<int64_t>() > kMaxPreCopyRoundsAccepted)
+      return fail(fmt::format("\"precopy_rounds\" must be a whole number from 0 to {} (got {})",
+                              kMaxPreCopyRoundsAccepted, r.dump()),
+                  EINVAL);
+    precopy_rounds = r.get<int>();
+  }
   if (remote.empty() || !trust_->remote(remote))
     return fail("no remote named \"" + remote +
                     "\" (bulkheadctl remote list shows them, remote add pairs one)",
@@ -209,15 +219,19 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
     bool running = e->watch_fd && state == "running";
     if (mode.empty())
       mode = running ? "live" : "cold";
+    if (mode == "cold" && req.contains("precopy_rounds"))
+      return fail("\"precopy_rounds\" is for a live migration (memory copied while it runs), not a cold one",
+                  EINVAL);
     if (mode == "live" && !running)
       return fail(fmt::format("container \"{}\" is {}: live migration moves a running container's memory "
                               "(--cold moves a stopped one)",
                               name, state),
                   EINVAL);
   }
-  return operations_.start(
-      "Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
-      [this, name, remote, mode](Operation &op) { return migrate_work(name, remote, mode, op); });
+  return operations_.start("Migrating container " + name + " to " + remote, "/1.0/containers/" + name,
+                           [this, name, remote, mode, precopy_rounds](Operation &op) {
+                             return migrate_work(name, remote, mode, op, precopy_rounds);
+                           });
 }
 
 Result<json> Daemon::migrate_check_request(const std::string &name, const ContainerConfig &config,
@@ -252,7 +266,7 @@ Result<json> Daemon::migrate_check_request(const std::string &name, const Contai
 }
 
 Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
-                            Operation &op) {
+                            Operation &op, int precopy_rounds) {
   auto remote = BH_TRY(trust_->remote(remote_name));
   const std::string where = fmt::format("remote {} ({})", remote.name, remote.address);
   auto e = BH_TRY(get(name));
@@ -422,7 +436,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       presync_ms = ms_since(t_presync);
     }
     uint64_t last = 0;
-    for (int k = 1; k <= kMaxPreCopyRounds; ++k) {
+    for (int k = 1; k <= precopy_rounds; ++k) {
       if (op.cancelled())
         return fail("cancelled", ECANCELED);
       std::string dir = fmt::format("{}/pre-{}", predir.path, k);

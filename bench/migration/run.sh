@@ -4,14 +4,15 @@
 # bed (tests/multihost/lib.sh) in the cgroup v2 VM of tests/vm (QEMU TCG). Never an assertion.
 #
 #   bash bench/migration/run.sh [BUILD_DIR] [--runs N] [--cases "CASE:MODE ..."]
-#   (default: build, 3 runs per case, all of idle:cold idle:live dirty256:cold dirty256:live;
+#   (default: build, 3 runs per case, all of idle:cold idle:live dirty256:cold dirty256:stopcopy
+#   dirty256:live; stopcopy = --live --precopy-rounds 0;
 #   the anchors run when an idle case does)
 #
 # Uses the bulkheadd, bulkheadctl and bulkhead-monitor of BUILD_DIR as they are (build them first).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-build=$repo/build runs=3 cases="idle:cold idle:live dirty256:cold dirty256:live"
+build=$repo/build runs=3 cases="idle:cold idle:live dirty256:cold dirty256:stopcopy dirty256:live"
 while (($#)); do
   case $1 in
   --runs) runs=$2; shift ;;

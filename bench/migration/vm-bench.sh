@@ -12,7 +12,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
 runs=${3:-3}
 # CASE:MODE pairs to run (default all); the anchors run with any idle case.
-cases=${4:-idle:cold idle:live dirty256:cold dirty256:live}
+cases=${4:-idle:cold idle:live dirty256:cold dirty256:stopcopy dirty256:live}
 anchor_runs=0
 [[ " $cases" == *" idle:"* ]] && anchor_runs=$runs
 MH_BASE=/tmp/bulkhead-mh
@@ -104,7 +104,7 @@ fi
 
 n=0
 for case in idle dirty256; do
-  for mode in cold live; do
+  for mode in cold stopcopy live; do
     [[ " $cases " == *" $case:$mode "* ]] || continue
     for run in $(seq 1 "$runs"); do
       n=$((n + 1))
@@ -119,7 +119,10 @@ for case in idle dirty256; do
           sleep 1
         done
       fi
-      if json=$(mh_ctl host1 migrate "$ct" host2 "--$mode" --json 2>&1); then
+      # stopcopy: live without pre-copy rounds, all memory dumped, sent and restored in the freeze.
+      flags=("--$mode")
+      [[ $mode == stopcopy ]] && flags=(--live --precopy-rounds 0)
+      if json=$(mh_ctl host1 migrate "$ct" host2 "${flags[@]}" --json 2>&1); then
         line=$(jq -c --arg c "$case" --arg m "$mode" --argjson r "$run" \
           '{case: $c, mode: $m, run: $r, ok: true, downtime_ms, total_ms, bytes, iterations, precopy_rounds, phases_ms,
             before_freeze_ms, criu_dump_ms, target_ms}' <<<"$json")

@@ -57,6 +57,19 @@ TEST_F(DaemonTest, MigrateBadRequestsAreClearErrorsAndChangeNothing) {
   EXPECT_TRUE(contains(h.body.dump(), "unknown field")) << h.body;
   h = http("POST", "/1.0/containers/c1/migrate", R"([1])");
   EXPECT_EQ(h.status, 400) << h.body;
+  for (const char *bad : {"-1", "17", "1.5", "\"2\""}) {
+    h = http("POST", "/1.0/containers/c1/migrate",
+             std::string(R"({"remote": "nowhere", "mode": "live", "precopy_rounds": )") + bad + "}");
+    EXPECT_EQ(h.status, 400) << bad << " -> " << h.body;
+    EXPECT_TRUE(contains(h.body.dump(), "\\\"precopy_rounds\\\" must be a whole number from 0 to 16"))
+        << h.body;
+  }
+  r = ctl({"migrate", "c1", "nowhere", "--cold", "--precopy-rounds", "2"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "excludes")) << r;
+  r = ctl({"migrate", "c1", "nowhere", "--precopy-rounds", "99"});
+  EXPECT_FALSE(r.ok());
+  EXPECT_TRUE(contains(r.err, "99")) << r;
 
   // Nothing changed, nothing was left.
   EXPECT_EQ(info("c1")["state"], "stopped");
