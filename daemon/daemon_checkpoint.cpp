@@ -60,7 +60,7 @@ std::string Daemon::saved_state_path(const std::string &name) const {
 Result<MonitorDump> Daemon::prepare_dump(const std::string &name, const std::string &images, bool stop,
                                          const std::string &parent) {
   return context(MonitorDump::prepare(records_.paths(name).socket, images, stop, parent),
-                 "checkpoint of " + name + " (starting CRIU)");
+                 "checkpoint of " + name + " failed before the freeze; it runs on: starting CRIU");
 }
 
 // Steps 3 (and the stop's wait) of the table above, for a frozen, running container. With stop,
