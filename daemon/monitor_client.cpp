@@ -42,6 +42,14 @@ Result<UniqueFd> request(const std::string &socket_path, const json &req, const 
   return s;
 }
 
+// One reply line of a checkpoint: an error, or `key` true.
+Status checkpoint_reply(int fd, const std::string &socket_path, const char *key) {
+  json reply = BH_TRY(read_reply(fd, socket_path));
+  if (!reply.value(key, false))
+    return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());
+  return {};
+}
+
 } // namespace
 
 Result<int> monitor_exec(const std::string &socket_path, const ExecRequest &r, int in_fd, int out_fd,
@@ -86,29 +94,32 @@ Result<json> monitor_status(const std::string &socket_path) {
   return read_reply(s.get(), socket_path);
 }
 
+namespace {
+
+// Asks for a checkpoint (monitor.cpp's table) and reads the first reply, which must say `key`.
+Result<UniqueFd> checkpoint_request(const std::string &socket_path, json req, const std::string &parent,
+                                    const char *key) {
+  if (!parent.empty())
+    req["parent"] = parent;
+  UniqueFd s = BH_TRY(request(socket_path, req));
+  BH_CHECK(checkpoint_reply(s.get(), socket_path, key));
+  return s;
+}
+
+} // namespace
+
 Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop, bool pre_dump,
                           const std::string &parent) {
   json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}};
   if (pre_dump)
     req["pre_dump"] = true;
-  if (!parent.empty())
-    req["parent"] = parent;
-  UniqueFd s = BH_TRY(request(socket_path, req));
-  json reply = BH_TRY(read_reply(s.get(), socket_path));
-  if (!reply.value("ok", false))
-    return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());
-  return {};
+  return checkpoint_request(socket_path, req, parent, "ok").map([](auto &&) {});
 }
 
 Result<MonitorDump> MonitorDump::prepare(const std::string &socket_path, const std::string &images, bool stop,
                                          const std::string &parent) {
   json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}, {"wait_for_go", true}};
-  if (!parent.empty())
-    req["parent"] = parent;
-  UniqueFd s = BH_TRY(request(socket_path, req));
-  json reply = BH_TRY(read_reply(s.get(), socket_path));
-  if (!reply.value("ready", false))
-    return failf("monitor {}: unexpected checkpoint reply {}", socket_path, reply.dump());
+  UniqueFd s = BH_TRY(checkpoint_request(socket_path, req, parent, "ready"));
   return MonitorDump(socket_path, std::move(s));
 }
 
@@ -117,10 +128,7 @@ Status MonitorDump::dump() {
     return failf("monitor {}: this checkpoint was already asked for", socket_);
   BH_CHECK(context(send_line(conn_.get(), json{{"op", "go"}}.dump()), "monitor " + socket_));
   UniqueFd s = std::move(conn_);
-  json reply = BH_TRY(read_reply(s.get(), socket_));
-  if (!reply.value("ok", false))
-    return failf("monitor {}: unexpected checkpoint reply {}", socket_, reply.dump());
-  return {};
+  return checkpoint_reply(s.get(), socket_, "ok");
 }
 
 } // namespace bulkhead::daemon
