@@ -90,10 +90,10 @@ constexpr int kConnectTimeoutS = 10;
 // container under a slow machine take minutes, and the answer comes only after them.
 constexpr int kTransferTimeoutS = 900;
 constexpr int kStopTimeoutS = 30;
-// Pre-copy (live): at most this many rounds (unless the request says; 0 = stop and copy) while the
-// container runs; the rounds stop early once
-// one moved less than kPreCopyDoneBytes, or did not shrink below 3/4 of the one before (the
-// container dirties memory as fast as it goes: more rounds would not shorten the freeze).
+// Pre-copy (live): at most this many rounds while the container runs, unless the request says
+// (0 = stop and copy); the rounds stop early once one moved less than kPreCopyDoneBytes, or did not
+// shrink below 3/4 of the one before (the container dirties memory as fast as it goes: more rounds
+// would not shorten the freeze).
 constexpr int kMaxPreCopyRounds = 6;
 constexpr uint64_t kPreCopyDoneBytes = uint64_t{4} << 20;
 // The target takes no more rounds than this (a bound on what a peer can make it store).

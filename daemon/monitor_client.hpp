@@ -41,7 +41,7 @@ Result<nlohmann::json> monitor_status(const std::string &socket_path);
 Status monitor_checkpoint(const std::string &socket_path, const std::string &images, bool stop,
                           bool pre_dump = false, const std::string &parent = {});
 
-// A dump in two steps, so that a freeze between them does not include starting CRIU (~0.3 s in the
+// A dump in two steps, so that a freeze between them does not include starting CRIU (~0.1 s in the
 // test VM): prepare() asks the monitor, whose worker starts `criu swrk` and waits; dump() lets it
 // dump and waits for the end, as monitor_checkpoint does. Dropped without dump(), the connection
 // closes and the worker and its CRIU exit without touching the container.

@@ -28,7 +28,7 @@ struct ExtMount {
 
 // A `criu swrk` started before its request and known to be up: it answered a VERSION request that
 // kept the connection open. Starting CRIU (exec and dynamic linking of criu and its libraries, about
-// 0.3 s under the test VM's TCG) then happens before a caller's freeze, not inside it. It serves one
+// 0.1 s under the test VM's TCG) then happens before a caller's freeze, not inside it. It serves one
 // dump through libcriu (criu_local_set_service_fd) and exits; dropped unused, it is killed and reaped.
 // Not for restores: CRIU inherits the fds of an inherit-fd from the process it runs as, and those are
 // made just before the restore.
