@@ -1,9 +1,11 @@
 #include "daemon/monitor_client.hpp"
 
 #include <poll.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <cerrno>
+#include <chrono>
 
 #include "bulkhead/fd_passing.hpp"
 #include "daemon/monitor_io.hpp"
@@ -121,6 +123,31 @@ Result<MonitorDump> MonitorDump::prepare(const std::string &socket_path, const s
   json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}, {"wait_for_go", true}};
   UniqueFd s = BH_TRY(checkpoint_request(socket_path, req, parent, "ready"));
   return MonitorDump(socket_path, std::move(s));
+}
+
+MonitorDump::~MonitorDump() {
+  if (!conn_)
+    return;
+  // The worker reads EOF, ends its CRIU, answers and exits: its end closes only then.
+  ::shutdown(conn_.get(), SHUT_WR);
+  auto end = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  char buf[512];
+  for (;;) {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(end - std::chrono::steady_clock::now());
+    struct pollfd p {
+      conn_.get(), POLLIN, 0
+    };
+    if (left.count() <= 0)
+      return;
+    int ready = ::poll(&p, 1, static_cast<int>(left.count()));
+    if (ready < 0 && errno == EINTR)
+      continue;
+    if (ready <= 0)
+      return;
+    ssize_t n = ::read(conn_.get(), buf, sizeof buf);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+      return;
+  }
 }
 
 Status MonitorDump::dump() {

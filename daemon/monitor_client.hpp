@@ -44,11 +44,17 @@ Status monitor_checkpoint(const std::string &socket_path, const std::string &ima
 // A dump in two steps, so that a freeze between them does not include starting CRIU (~0.1 s in the
 // test VM): prepare() asks the monitor, whose worker starts `criu swrk` and waits; dump() lets it
 // dump and waits for the end, as monitor_checkpoint does. Dropped without dump(), the connection
-// closes and the worker and its CRIU exit without touching the container.
+// closes and the worker and its CRIU exit without touching the container; the destructor waits
+// (up to 10 s) until the worker has closed its end, so the monitor takes the next checkpoint
+// right after.
 class MonitorDump {
 public:
   static Result<MonitorDump> prepare(const std::string &socket_path, const std::string &images, bool stop,
                                      const std::string &parent = {});
+  MonitorDump(MonitorDump &&) noexcept = default;
+  MonitorDump &operator=(MonitorDump &&) = delete;
+  MonitorDump(const MonitorDump &) = delete;
+  ~MonitorDump();
   Status dump();
 
 private:

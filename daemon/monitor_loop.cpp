@@ -84,6 +84,20 @@ private:
     checkpointed_ = ckpt_stop_ && WIFEXITED(status) && WEXITSTATUS(status) == 0;
     ckpt_worker_ = 0;
   }
+  // A daemon that dropped a checkpoint waits until the worker closed the connection, which it does
+  // only by exiting; the exit may not have reached our signalfd yet when the next request comes.
+  // So a worker still there is given a moment (20 ms at most: an exiting worker takes
+  // microseconds) before the request is refused.
+  bool reap_ending_checkpoint() {
+    for (int i = 0; i < 20 && ckpt_worker_; ++i) {
+      int status = 0;
+      if (::waitpid(ckpt_worker_, &status, WNOHANG) == ckpt_worker_)
+        reaped_checkpoint(status);
+      else
+        ::usleep(1000);
+    }
+    return ckpt_worker_ == 0;
+  }
 };
 
 void Monitor::on_pty() {
@@ -246,7 +260,7 @@ void Monitor::dispatch(Client &c, std::string_view extra) {
       close(c); // the worker holds the connection now
     }
   } else if (op == "checkpoint") {
-    if (ckpt_worker_)
+    if (ckpt_worker_ && !reap_ending_checkpoint())
       return reply_and_close(c, json{{"error", "a checkpoint of this container is already running"}});
     auto r = checkpoint_request_from_json(req);
     if (!r)
