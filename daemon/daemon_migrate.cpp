@@ -67,7 +67,6 @@
 #include <optional>
 
 #include <fmt/core.h>
-#include <openssl/evp.h>
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
@@ -75,6 +74,7 @@
 #include "daemon/request_fields.hpp"
 #include "migration/criu.hpp"
 #include "storage/backup_archive.hpp"
+#include "storage/sha256.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
 
@@ -98,27 +98,6 @@ constexpr int kMaxPreCopyRounds = 6;
 constexpr uint64_t kPreCopyDoneBytes = uint64_t{4} << 20;
 // The target takes no more rounds than this (a bound on what a peer can make it store).
 constexpr int kMaxPreCopyRoundsAccepted = 16;
-
-class Sha256 {
-public:
-  Sha256() : ctx_(EVP_MD_CTX_new()) { EVP_DigestInit_ex(ctx_, EVP_sha256(), nullptr); }
-  ~Sha256() { EVP_MD_CTX_free(ctx_); }
-  Sha256(const Sha256 &) = delete;
-  Sha256 &operator=(const Sha256 &) = delete;
-  void update(std::string_view d) { EVP_DigestUpdate(ctx_, d.data(), d.size()); }
-  std::string hex() {
-    unsigned char md[EVP_MAX_MD_SIZE];
-    unsigned int n = 0;
-    EVP_DigestFinal_ex(ctx_, md, &n);
-    std::string out;
-    for (unsigned i = 0; i < n; ++i)
-      out += fmt::format("{:02x}", md[i]);
-    return out;
-  }
-
-private:
-  EVP_MD_CTX *ctx_;
-};
 
 // Removes a file when it goes out of scope (the transfer's temporary exports).
 struct FileGuard {
@@ -305,7 +284,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   const bool live = mode == "live";
   const std::string snap = live ? fmt::format("migrate-{}", now_unix_ms()) : std::string();
   std::string buf(kChunkBytes, '\0');
-  Sha256 sha;
+  storage::Sha256 sha;
   uint64_t sent = 0;
   // Sends every regular file of `dir`, each as `head` + {"file"} with <= 4 MiB payloads (an empty
   // file as one empty payload), hashed into the transfer's SHA-256.
@@ -546,7 +525,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
                     sent);
     auto answer = BH_TRY(conn->request(
-        {{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex()}, {"parent_round", rounds}}));
+        {{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex_digest()}, {"parent_round", rounds}}));
     if (answer.header.contains("timing") && answer.header["timing"].is_object())
       target_timing = answer.header["timing"];
     return {};
@@ -819,7 +798,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     basefile.path.clear();
     return {};
   };
-  Sha256 sha;
+  storage::Sha256 sha;
   uint64_t c_end_bytes = 0;
   int parent_round = 0;
   uint64_t got = 0, export_bytes = 0;
@@ -914,7 +893,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     sha.update(c->payload);
     BH_CHECK(write_all(out.get(), c->payload, tmp.path));
   }
-  std::string have_sha = sha.hex();
+  std::string have_sha = sha.hex_digest();
   uint64_t want_bytes = c_end_bytes;
   if (!total)
     return fail("the transfer of " + name + " ended before its export", EPROTO);

@@ -115,6 +115,9 @@ struct Daemon::Replication {
   int64_t last_sync_ms = 0; // steady clock of this host: ages never compare two hosts' clocks
   int64_t next_due_ms = 0;
   int64_t last_pause_ms = 0;
+  // The last committed round's phases: before the freeze (staging, CRIU's start), the freeze,
+  // the export, the stream (with hashing and TLS) and the standby's commit.
+  nlohmann::json last_round_ms = nullptr;
   uint64_t last_bytes = 0, lag_bytes = 0, syncs = 0;
   // The set the standby holds (as it acknowledged it) and the memory chain behind it.
   std::string last_set;
@@ -140,6 +143,7 @@ json Daemon::replication_json(const std::string &name, const Protection &p) {
   j["last_sync_age_ms"] = r.last_sync_ms ? json(steady_ms() - r.last_sync_ms) : json(nullptr);
   j["lag_bytes"] = r.lag_bytes;
   j["last_pause_ms"] = r.last_pause_ms;
+  j["last_round_ms"] = r.last_round_ms;
   j["last_bytes"] = r.last_bytes;
   j["syncs"] = r.syncs;
   j["chain"] = r.chain;
@@ -362,6 +366,7 @@ void Daemon::replicator_loop() {
 }
 
 Status Daemon::replicate_round(const std::string &name, const Protection &p, Replication &st) {
+  const int64_t round_start = steady_ms();
   auto remote = trust_->remote(p.standby);
   if (!remote)
     return fail("standby " + p.standby + " is no longer a paired remote (remote add pairs it again)",
@@ -407,6 +412,8 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   }
 
   // Step 3, under the container's lock (the same instant for files and memory).
+  const int64_t capture_start = steady_ms();
+  int64_t freeze_start = 0;
   const std::string dir = options_.root + "/replication/" + name;
   if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
     return failf_errno("creating {}", dir);
@@ -455,6 +462,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       auto rt = runtime();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
+      freeze_start = steady_ms();
       captured_unix_ms = now_unix_ms();
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
@@ -476,6 +484,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       BH_CHECK(dumped);
       st.serial = serial;
     } else {
+      freeze_start = steady_ms();
       captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
       st.last_pause_ms =
@@ -487,6 +496,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   }
 
   // Step 4: the export of the staged copy, outside the lock (the container runs on meanwhile).
+  const int64_t export_start = steady_ms();
   auto tmpl = templates_.get(config.template_name);
   if (!tmpl)
     return fail("replicating " + name + ": its template \"" + config.template_name + "\" is gone", ENOENT);
@@ -510,6 +520,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   staging.reset();
 
   // Step 5.
+  const int64_t stream_start = steady_ms();
   std::string set_id = random_id();
   uint64_t total = 0;
   {
@@ -578,6 +589,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     if (ec)
       return fail(fmt::format("listing {}/{}: {}", dir, images_name, ec.message()), ec.value());
   }
+  const int64_t commit_start = steady_ms();
   auto commit = conn->request({{"op", "replica.commit"}, {"bytes", sent}, {"sha256", sha.hex_digest()}});
   if (!commit)
     return tl::unexpected(from_remote(commit.error()));
@@ -601,6 +613,12 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   st.last_bytes = sent;
   st.syncs += 1;
   st.last_sync_ms = steady_ms();
+  st.last_round_ms = {{"check", capture_start - round_start},
+                      {"before_freeze", freeze_start - capture_start},
+                      {"pause", st.last_pause_ms},
+                      {"export", stream_start - export_start},
+                      {"stream", commit_start - stream_start},
+                      {"commit", st.last_sync_ms - commit_start}};
   return {};
 }
 

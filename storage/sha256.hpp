@@ -17,6 +17,7 @@ public:
   Sha256(const Sha256 &) = delete;
   Sha256 &operator=(const Sha256 &) = delete;
   void update(const void *data, size_t size);
+  void update(std::string_view data) { update(data.data(), data.size()); }
   std::string hex_digest(); // lowercase hex; the object is finished afterwards
 
 private:

@@ -167,6 +167,11 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   EXPECT_TRUE(r["last_sync_age_ms"].is_number()) << r.dump();
   EXPECT_GT(r.value("last_bytes", 0), 1000) << r.dump(); // the first set carries the template
   EXPECT_GE(r.value("last_pause_ms", -1), 0) << r.dump();
+  // Where the round went, phase by phase; the freeze is the pause reported above.
+  ASSERT_TRUE(r["last_round_ms"].is_object()) << r.dump();
+  for (const char *phase : {"check", "before_freeze", "pause", "export", "stream", "commit"})
+    EXPECT_GE(r["last_round_ms"].value(phase, -1), 0) << phase << ": " << r.dump();
+  EXPECT_EQ(r["last_round_ms"]["pause"], r["last_pause_ms"]) << r.dump();
   EXPECT_EQ(r.value("lag_bytes", -1), 0) << r.dump();
   auto human = ctl_a({"info", "c1"});
   EXPECT_TRUE(contains(human.out, "replication: disk to host-b every 1000 ms: ok, last set")) << human;
