@@ -447,8 +447,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
 
   // Step 3: from here on, a failure brings the source copy back as it was.
   auto t_down = std::chrono::steady_clock::now();
-  int64_t before_freeze_ms = 0;
-  std::optional<int64_t> criu_dump_ms;
+  // Live only: a cold move has no checkpoint, so its report has neither.
+  std::optional<int64_t> before_freeze_ms, criu_dump_ms;
   if (live) {
     op.set_progress("checkpointing", sent, 0);
     auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
@@ -456,7 +456,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       return tl::unexpected(c.error());
     // The downtime starts at the freeze, after the checkpoint started CRIU (daemon_checkpoint.cpp).
     before_freeze_ms = (*c)["metadata"].value("before_freeze_ms", int64_t{0});
-    t_down += std::chrono::milliseconds(before_freeze_ms);
+    t_down += std::chrono::milliseconds(*before_freeze_ms);
     if (auto criu = migration::log_duration_ms(snapshots_.memory_path(name, snap) + "/dump.log"))
       criu_dump_ms = *criu;
   } else if (was_running) {
@@ -556,11 +556,12 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"presync_ms", presync_ms},
                {"export_bytes", total},
                {"phases_ms", phases},
-               {"before_freeze_ms", before_freeze_ms},
                {"target_ms", target_timing},
                {"precopy_rounds", round_log}};
   if (!precopy_note.empty())
     meta["precopy_stopped"] = precopy_note;
+  if (before_freeze_ms)
+    meta["before_freeze_ms"] = *before_freeze_ms;
   if (criu_dump_ms)
     meta["criu_dump_ms"] = *criu_dump_ms;
   op.set_metadata(meta);
