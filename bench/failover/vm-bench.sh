@@ -46,10 +46,16 @@ ttl=3
 # test bed's default of 3 s would raise it to 5 s). One member has no elections to disturb.
 MH_ETCD_HEARTBEAT_MS=200 MH_ETCD_ELECTION_MS=2000
 mh_etcd_up 1
+# Each setup step says it is done: a run that hung once before its hosts came up (2026-12-06,
+# twice in about six runs, never in the test stages) then says where.
+log "etcd up"
 MH_DAEMON_FLAGS="--cluster $(mh_etcd_endpoints) --cluster-ttl $ttl"
 mh_hosts_up host1:1 host2:2
+log "host1 and host2 up"
 mh_pair host1 host2
+log "paired"
 mh_rootfs
+log "rootfs made"
 cp "$MH_BIN/dirtier" "$MH_BASE/rootfs/bin/dirtier"
 for h in host1 host2; do
   mh_host_template "$h"
