@@ -10,14 +10,17 @@
 // | 2    | {"op":"migrate.check","name","template",       | refuses: the name exists here, a     |
 // |      |  "digest","networks":[..]}                     | network is missing, the template     |
 // |      |                                                | differs -> {"ok":false,"error"}; else|
-// |      |                                                | {"ok":true,"template_present":B}     |
+// |      |                                                | {"ok":true,"template_present":B,     |
+// |      |                                                |  "checksums":[algorithms it knows]}  |
 // | 3    | stops the container (cold; downtime starts);   | -                                    |
 // |      | exports it to <root>/migrate-ID.bhx (with the  |                                      |
 // |      | template when the target lacks it)             |                                      |
 // | 4    | {"op":"migrate.receive","name","bytes",        | checks again, makes                  |
-// |      |  "running"}                                    | <root>/migrate-in-ID.bhx -> {"ok"}   |
-// | 5    | {"op":"migrate.chunk"} + <= 4 MiB payload, ... | appends, hashes (SHA-256)            |
-// | 6    | {"op":"migrate.end","bytes","sha256"}          | checks size and hash, imports (same  |
+// |      |  "running","checksum"}                         | <root>/migrate-in-ID.bhx -> {"ok"}   |
+// | 5    | {"op":"migrate.chunk"} + <= 4 MiB payload, ... | appends, hashes (the checksum named  |
+// |      |                                                | in 4; none named: SHA-256, an older  |
+// |      |                                                | source)                              |
+// | 6    | {"op":"migrate.end","bytes",CHECKSUM: hex}     | checks size and hash, imports (same  |
 // |      |                                                | name, addresses, MACs, limits),      |
 // |      |                                                | starts it when it ran, removes the   |
 // |      |                                                | file -> {"ok":true,"state"}          |
@@ -30,7 +33,8 @@
 // | step | source daemon (live)                           | target daemon                        |
 // |------|------------------------------------------------|--------------------------------------|
 // | 2b   | {"op":"migrate.receive","name","running":true, | checks as in 4, makes                |
-// |      |  "memory_snapshot":SNAP,"precopy":true}        | <root>/migrate-in-ID.memory -> {"ok"}|
+// |      |  "memory_snapshot":SNAP,"precopy":true,        | <root>/migrate-in-ID.memory -> {"ok"}|
+// |      |  "checksum"}                                   |                                      |
 // | 2b'  | disk pre-sync: snapshot SNAP-base copied while | writes migrate-in-ID.base.bhx; once  |
 // |      | it runs (presync_snapshot), its full export as | complete: arrival marker, imports it |
 // |      | {"op":"migrate.base","bytes"} +                | (the container exists here, stopped; |
@@ -48,7 +52,7 @@
 // |      | incrementally against SNAP-base                |                                      |
 // | 5    | migrate.chunk ... as above, then each file of  | appends, hashes every payload of 2b-5|
 // |      | SNAP/memory as {"op":"migrate.memfile","file"} |                                      |
-// | 6    | {"op":"migrate.end","bytes","sha256",          | checks, links memory/parent -> pre-N,|
+// | 6    | {"op":"migrate.end","bytes",CHECKSUM: hex,     | checks, links memory/parent -> pre-N,|
 // |      |  "parent_round":N}                             | applies the export in place to the   |
 // |      |                                                | arrival's upper, drops SNAP-base,    |
 // |      |                                                | restores from the images (CRIU reads |
@@ -74,7 +78,7 @@
 #include "daemon/request_fields.hpp"
 #include "migration/criu.hpp"
 #include "storage/backup_archive.hpp"
-#include "storage/sha256.hpp"
+#include "storage/stream_checksum.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
 
@@ -279,15 +283,21 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return tl::unexpected(with_context(from_remote(check.error(), remote.address),
                                        fmt::format("migrating {} to {}", name, where)));
   bool template_present = check->header.value("template_present", false);
+  // The transfer's checksum: the best both hosts know (a target of an older version knows SHA-256).
+  std::vector<std::string> offered;
+  if (auto it = check->header.find("checksums"); it != check->header.end() && it->is_array())
+    for (const auto &a : *it)
+      if (a.is_string())
+        offered.push_back(a.get<std::string>());
+  auto sha = BH_TRY(storage::StreamChecksum::make(storage::pick_stream_checksum(offered)));
 
   auto t_start = std::chrono::steady_clock::now();
   const bool live = mode == "live";
   const std::string snap = live ? fmt::format("migrate-{}", now_unix_ms()) : std::string();
   std::string buf(kChunkBytes, '\0');
-  storage::Sha256 sha;
   uint64_t sent = 0;
   // Sends every regular file of `dir`, each as `head` + {"file"} with <= 4 MiB payloads (an empty
-  // file as one empty payload), hashed into the transfer's SHA-256.
+  // file as one empty payload), hashed into the transfer's checksum.
   auto send_files = [&](const std::string &dir, json head) -> Status {
     std::error_code ec;
     for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
@@ -374,7 +384,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                                {"source_host", options_.host_name},
                                {"running", true},
                                {"memory_snapshot", snap},
-                               {"precopy", true}});
+                               {"precopy", true},
+                               {"checksum", sha.algorithm()}});
     if (!head)
       return tl::unexpected(remote_error(head.error()));
     predir.path = options_.root + "/migrate-" + random_id() + ".pre";
@@ -516,7 +527,8 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                               {"name", name},
                               {"source_host", options_.host_name},
                               {"bytes", total},
-                              {"running", was_running}}));
+                              {"running", was_running},
+                              {"checksum", sha.algorithm()}}));
     }
     BH_CHECK(stream_file(file.get(), tmp.path, total, "migrate.chunk", "sending"));
     if (live) // the final dump's images: a flat directory of files
@@ -524,8 +536,10 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     phase_end("send");
     op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
                     sent);
-    auto answer = BH_TRY(conn->request(
-        {{"op", "migrate.end"}, {"bytes", sent}, {"sha256", sha.hex_digest()}, {"parent_round", rounds}}));
+    auto answer = BH_TRY(conn->request({{"op", "migrate.end"},
+                                        {"bytes", sent},
+                                        {sha.algorithm(), sha.hex_digest()},
+                                        {"parent_round", rounds}}));
     if (answer.header.contains("timing") && answer.header["timing"].is_object())
       target_timing = answer.header["timing"];
     return {};
@@ -684,7 +698,7 @@ Status Daemon::serve_migrate_check(migration::PeerConnection &conn, const migrat
           EINVAL);
     present = true;
   }
-  return conn.send({{"ok", true}, {"template_present", present}});
+  return conn.send({{"ok", true}, {"template_present", present}, {"checksums", storage::stream_checksums()}});
 }
 
 Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const TrustedPeer &peer,
@@ -799,7 +813,10 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     basefile.path.clear();
     return {};
   };
-  storage::Sha256 sha;
+  // A source of an older version names no checksum: it sends SHA-256.
+  auto sha = BH_TRY(
+      context(storage::StreamChecksum::make(h.value("checksum", std::string(storage::kChecksumSha256))),
+              "migrate.receive"));
   uint64_t c_end_bytes = 0;
   int parent_round = 0;
   uint64_t got = 0, export_bytes = 0;
@@ -816,7 +833,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
                   c.error().code ? c.error().code : EIO);
     std::string op = c->header.value("op", "");
     if (op == "migrate.end") {
-      want_sha = c->header.value("sha256", "");
+      want_sha = c->header.value(sha.algorithm(), "");
       c_end_bytes = c->header.value("bytes", uint64_t{0});
       parent_round = c->header.value("parent_round", 0);
       break;
@@ -901,8 +918,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   if (base_total && !arrival.armed)
     return fail("the transfer of " + name + " ended before its disk pre-sync", EPROTO);
   if (export_bytes != *total || got != want_bytes || have_sha != want_sha)
-    return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {})",
-                            name, got, want_bytes, have_sha, want_sha),
+    return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, {} {} (the source sent {})", name,
+                            got, want_bytes, sha.algorithm(), have_sha, want_sha.empty() ? "none" : want_sha),
                 EIO);
   if (parent_round != 0 && (parent_round != round || !in_memory))
     return fail(fmt::format("the transfer of {} names pre-copy round {} as its images' parent, but {} came",

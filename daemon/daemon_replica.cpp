@@ -8,7 +8,7 @@
 //   set-ID/export.bhx   the container: record and upper layer (a full export, as `export` makes)
 //   set-ID/images/img-K CRIU images (memory mode, a running container); img-K/parent -> ../img-(K-1)
 //                       for the pages unchanged since the set before (hard links of its files)
-//   set-ID/meta.json    {name, source, source_host, mode, state, set, images, bytes, sha256,
+//   set-ID/meta.json    {name, source, source_host, mode, state, set, images, bytes, checksum,
 //                       received_unix_ms, captured_unix_ms (the source's clock at its freeze:
 //                       reported, never decided on)}
 //   .staging-ID         a set arriving; renamed to set-ID when complete and verified, removed when
@@ -19,18 +19,21 @@
 // |---------------------------------------------------|-------------------------------------------|
 // | {"op":"replica.check","name","template",          | refuses a name that is a container here,  |
 // |  "networks","mode"}                               | a missing network, a template that differs |
-// |                                                   | -> {"ok","template_present","set","chain"}|
+// |                                                   | -> {"ok","template_present","set","chain",|
+// |                                                   | "checksums" (the algorithms it knows)}    |
 // | {"op":"replica.begin","name","set","parent_set",  | refuses as check does, or a parent_set    |
 // |  "images","parent_images","mode","state",         | that is not its current set; makes the    |
-// |  "source_host","captured_unix_ms"}                | staging dir (hard links of the parent     |
+// |  "source_host","captured_unix_ms","checksum"}     | staging dir (hard links of the parent     |
 // |                                                   | chain's images) -> {"ok"}                 |
 // | {"op":"replica.file","part":"export"} + payload   | appended to export.bhx, hashed            |
 // | {"op":"replica.file","part":"image","file"} + pl. | appended to images/<images>/FILE, hashed  |
-// | {"op":"replica.commit","bytes","sha256"}          | checks size, SHA-256, the export's        |
-// |                                                   | manifest, the images' inventory; imports  |
-// |                                                   | the template when the set carries it;     |
-// |                                                   | renames staging to set-ID, points current |
-// |                                                   | at it, removes the old set -> {"ok"}      |
+// | {"op":"replica.commit","bytes",CHECKSUM: hex}     | checks size, the checksum named in begin  |
+// |                                                   | (absent: "sha256", an older source), the  |
+// |                                                   | export's manifest, the images' inventory; |
+// |                                                   | imports the template when the set carries |
+// |                                                   | it; renames staging to set-ID, points     |
+// |                                                   | current at it -> {"ok"}, then removes the |
+// |                                                   | old set (the source's round is over)      |
 // | {"op":"replica.drop","name"}                      | removes replicas/NAME -> {"ok"}           |
 // Any other message, a broken stream or a failed check removes the staging dir: the previous
 // complete set stays current.
@@ -49,7 +52,7 @@
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
 #include "storage/backup_archive.hpp"
-#include "storage/sha256.hpp"
+#include "storage/stream_checksum.hpp"
 #include "storage/tree.hpp"
 
 namespace bulkhead::daemon {
@@ -217,7 +220,8 @@ Status Daemon::serve_replica_check(migration::PeerConnection &conn, const migrat
   return conn.send({{"ok", true},
                     {"template_present", static_cast<bool>(templates_.get(tname))},
                     {"set", set},
-                    {"chain", chain}});
+                    {"chain", chain},
+                    {"checksums", storage::stream_checksums()}});
 }
 
 Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const TrustedPeer &peer,
@@ -237,6 +241,10 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
     return fail("a bad image directory name \"" + images + "\" in replica.begin", EPROTO);
   if (!parent_images.empty() && (!valid_images_name(parent_images) || images.empty()))
     return fail("a bad parent image directory \"" + parent_images + "\" in replica.begin", EPROTO);
+  // A source of an older version names no checksum: it sends SHA-256.
+  auto sum = BH_TRY(
+      context(storage::StreamChecksum::make(h.value("checksum", std::string(storage::kChecksumSha256))),
+              "replica.begin"));
   BH_CHECK(claim_replica(name, "receiving a replica set"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
   const std::string dir = replica_dir(name);
@@ -297,7 +305,6 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   conn.set_timeout(kStreamTimeoutS);
 
   const std::string export_path = staging.path + "/export.bhx";
-  storage::Sha256 sha;
   uint64_t got = 0;
   json commit;
   for (;;) {
@@ -325,17 +332,16 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
     } else {
       return fail("unexpected part \"" + part + "\" in a replica set of " + name, EPROTO);
     }
-    sha.update(c->payload.data(), c->payload.size());
+    sum.update(c->payload.data(), c->payload.size());
     got += c->payload.size();
   }
-  std::string have = sha.hex_digest();
-  if (got != commit.value("bytes", uint64_t{0}) || have != commit.value("sha256", std::string()))
-    return fail(
-        fmt::format("the replica set of {} is damaged: {} of {} bytes, SHA-256 {} (the source sent {}); "
-                    "the previous set stays",
-                    name, got, commit.value("bytes", uint64_t{0}), have,
-                    commit.value("sha256", std::string())),
-        EIO);
+  const std::string have = sum.hex_digest(), want = commit.value(sum.algorithm(), std::string());
+  if (got != commit.value("bytes", uint64_t{0}) || have != want)
+    return fail(fmt::format("the replica set of {} is damaged: {} of {} bytes, {} {} (the source sent {}); "
+                            "the previous set stays",
+                            name, got, commit.value("bytes", uint64_t{0}), sum.algorithm(), have,
+                            want.empty() ? "none" : want),
+                EIO);
   if (!images.empty() && ::access((imgroot + "/" + images + "/inventory.img").c_str(), F_OK) != 0)
     return fail(fmt::format("the replica set of {} has no CRIU inventory in {}", name, images), EPROTO);
   auto reader = BH_TRY(storage::ExportReader::open(export_path));
@@ -362,7 +368,7 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
                {"set", set},
                {"images", images},
                {"bytes", got},
-               {"sha256", have},
+               {"checksum", sum.algorithm() + ":" + have},
                {"template", tname},
                {"received_unix_ms", now_unix_ms()},
                {"captured_unix_ms", h.value("captured_unix_ms", int64_t{0})}};
@@ -386,9 +392,12 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (dfd)
     ::fsync(dfd.get());
+  // The answer first: the old set's removal is not the source's business, and its round (so the
+  // container's loss window) ends with this answer.
+  auto answered = conn.send({{"ok", true}, {"set", set}});
   if (!cur.empty() && cur != final_dir)
     (void)remove_tree(cur);
-  return conn.send({{"ok", true}, {"set", set}});
+  return answered;
 }
 
 Status Daemon::serve_replica_drop(migration::PeerConnection &conn, const migration::PeerMessage &m) {
@@ -427,7 +436,7 @@ json Daemon::replicas() {
                    {"memory", !meta.value("images", std::string()).empty()},
                    {"age_ms", std::max<int64_t>(0, now_unix_ms() - received)},
                    {"bytes", tree_bytes(cur)},
-                   {"sha256", meta.value("sha256", "")}});
+                   {"checksum", meta.value("checksum", "")}});
   }
   return out;
 }

@@ -37,7 +37,7 @@
 #include "daemon/daemon.hpp"
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
-#include "storage/sha256.hpp"
+#include "storage/stream_checksum.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
 
@@ -119,6 +119,7 @@ struct Daemon::Replication {
   // the export, the stream (with hashing and TLS) and the standby's commit.
   nlohmann::json last_round_ms = nullptr;
   uint64_t last_bytes = 0, lag_bytes = 0, syncs = 0;
+  std::string channel; // the last committed round's TLS suite and set checksum
   // The set the standby holds (as it acknowledged it) and the memory chain behind it.
   std::string last_set;
   int serial = 0; // the last image directory's number (img-SERIAL)
@@ -145,6 +146,8 @@ json Daemon::replication_json(const std::string &name, const Protection &p) {
   j["last_pause_ms"] = r.last_pause_ms;
   j["last_round_ms"] = r.last_round_ms;
   j["last_bytes"] = r.last_bytes;
+  if (!r.channel.empty())
+    j["channel"] = r.channel;
   j["syncs"] = r.syncs;
   j["chain"] = r.chain;
   return j;
@@ -400,6 +403,13 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     return tl::unexpected(from_remote(check.error()));
   std::string standby_set = check->header.value("set", "");
   bool template_present = check->header.value("template_present", false);
+  // The set's checksum: the best both hosts know (a standby of an older version knows SHA-256).
+  std::vector<std::string> offered;
+  if (auto it = check->header.find("checksums"); it != check->header.end() && it->is_array())
+    for (const auto &a : *it)
+      if (a.is_string())
+        offered.push_back(a.get<std::string>());
+  auto sum = BH_TRY(storage::StreamChecksum::make(storage::pick_stream_checksum(offered)));
   if (standby_set != st.last_set) { // the standby lost or replaced our set: start a new chain
     st.last_set.clear();
     st.chain = 0;
@@ -550,10 +560,10 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                               {"mode", p.mode},
                               {"state", state},
                               {"captured_unix_ms", captured_unix_ms},
-                              {"source_host", options_.host_name}});
+                              {"source_host", options_.host_name},
+                              {"checksum", sum.algorithm()}});
   if (!begin)
     return tl::unexpected(from_remote(begin.error()));
-  storage::Sha256 sha;
   uint64_t sent = 0;
   std::string buf(kChunkBytes, '\0');
   auto send_file = [&](const std::string &path, json head) -> Status {
@@ -568,7 +578,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
         return failf_errno("reading {}", path);
       if (n == 0 && !first)
         return {};
-      sha.update(buf.data(), static_cast<size_t>(n));
+      sum.update(buf.data(), static_cast<size_t>(n));
       if (auto s = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !s)
         return tl::unexpected(from_remote(s.error()));
       sent += static_cast<uint64_t>(n);
@@ -590,7 +600,8 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       return fail(fmt::format("listing {}/{}: {}", dir, images_name, ec.message()), ec.value());
   }
   const int64_t commit_start = steady_ms();
-  auto commit = conn->request({{"op", "replica.commit"}, {"bytes", sent}, {"sha256", sha.hex_digest()}});
+  auto commit =
+      conn->request({{"op", "replica.commit"}, {"bytes", sent}, {sum.algorithm(), sum.hex_digest()}});
   if (!commit)
     return tl::unexpected(from_remote(commit.error()));
 
@@ -611,6 +622,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   }
   st.stopped_sig = running ? std::string() : sig;
   st.last_bytes = sent;
+  st.channel = conn->cipher() + " " + sum.algorithm();
   st.syncs += 1;
   st.last_sync_ms = steady_ms();
   st.last_round_ms = {{"check", capture_start - round_start},

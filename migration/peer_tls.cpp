@@ -20,6 +20,7 @@
 #include <openssl/pem.h>
 
 #include "bulkhead/io.hpp"
+#include "migration/tls_suites.hpp"
 
 namespace bulkhead::migration {
 
@@ -124,6 +125,8 @@ Result<SslCtxPtr> make_ctx(const PeerIdentity &me, bool server) {
   if (!ctx)
     return fail("creating a TLS context: " + ssl_errors(), EIO);
   SSL_CTX_set_min_proto_version(ctx.get(), TLS1_3_VERSION);
+  if (SSL_CTX_set_ciphersuites(ctx.get(), tls13_ciphersuites().c_str()) != 1)
+    return fail("setting the TLS 1.3 cipher suites " + tls13_ciphersuites() + ": " + ssl_errors(), EIO);
   if (SSL_CTX_use_certificate(ctx.get(), me.cert()) != 1 || SSL_CTX_use_PrivateKey(ctx.get(), me.key()) != 1)
     return fail("loading this daemon's certificate: " + ssl_errors(), EIO);
   SSL_CTX_set_verify(ctx.get(), SSL_VERIFY_PEER | (server ? SSL_VERIFY_FAIL_IF_NO_PEER_CERT : 0), nullptr);
@@ -271,6 +274,11 @@ PeerConnection::~PeerConnection() {
 }
 
 void PeerConnection::set_timeout(int seconds) { set_socket_timeout(fd_.get(), seconds); }
+
+std::string PeerConnection::cipher() const {
+  const char *name = ssl_ ? SSL_get_cipher_name(ssl_.get()) : nullptr;
+  return name ? name : "";
+}
 
 void PeerConnection::shutdown() {
   if (fd_)

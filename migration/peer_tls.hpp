@@ -81,6 +81,8 @@ public:
 
   const std::string &peer_fingerprint() const { return peer_fingerprint_; }
   const std::string &peer_address() const { return peer_address_; }
+  // The negotiated TLS 1.3 suite, e.g. "TLS_CHACHA20_POLY1305_SHA256" (migration/tls_suites.hpp).
+  std::string cipher() const;
   int fd() const { return fd_.get(); }
 
 private:

@@ -172,6 +172,11 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   for (const char *phase : {"check", "before_freeze", "pause", "export", "stream", "commit"})
     EXPECT_GE(r["last_round_ms"].value(phase, -1), 0) << phase << ": " << r.dump();
   EXPECT_EQ(r["last_round_ms"]["pause"], r["last_pause_ms"]) << r.dump();
+  // The suite is the one this CPU runs faster (migration/tls_suites.hpp); the checksum XXH3-128.
+  std::string channel = r.value("channel", "");
+  EXPECT_TRUE(channel == "TLS_CHACHA20_POLY1305_SHA256 xxh3-128" ||
+              channel == "TLS_AES_256_GCM_SHA384 xxh3-128")
+      << r.dump();
   EXPECT_EQ(r.value("lag_bytes", -1), 0) << r.dump();
   auto human = ctl_a({"info", "c1"});
   EXPECT_TRUE(contains(human.out, "replication: disk to host-b every 1000 ms: ok, last set")) << human;
@@ -271,7 +276,8 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
       "c1", [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
   auto first = replicas_b();
   ASSERT_EQ(first.size(), 1u) << first.dump();
-  std::string sha = first[0]["sha256"];
+  std::string sha = first[0]["checksum"];
+  EXPECT_EQ(sha.rfind("xxh3-128:", 0), 0u) << "both hosts know XXH3-128: " << sha;
   // A stopped, unchanged container is not sent again; a change makes the next set.
   write_a_file("c1", "v2");
   // Cut the stream: B dies while the next set arrives (its staging directory exists).
@@ -294,11 +300,11 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
   // What B had: the previous complete set, current; the cut one only as a staging directory.
   auto current = std::filesystem::read_symlink(root_ + "/replicas/c1/current");
   auto meta = json::parse(read_file(root_ + "/replicas/c1/" + current.string() + "/meta.json"));
-  EXPECT_EQ(meta["sha256"], sha);
+  EXPECT_EQ(meta["checksum"], sha);
   start_b();
   auto after = replicas_b();
   ASSERT_EQ(after.size(), 1u) << after.dump();
-  EXPECT_EQ(after[0]["sha256"], sha) << "the cut set replaced the complete one";
+  EXPECT_EQ(after[0]["checksum"], sha) << "the cut set replaced the complete one";
   // The cut set's staging directory is swept at B's start (A's retry may already have begun a new
   // one, under another name).
   ASSERT_FALSE(cut_sets.empty());
@@ -307,13 +313,13 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
   // The source retries: the changed set arrives complete and replaces the old one.
   for (auto end = std::chrono::steady_clock::now() + 120s; std::chrono::steady_clock::now() < end;) {
     auto l = replicas_b();
-    if (l.size() == 1 && l[0]["sha256"] != sha)
+    if (l.size() == 1 && l[0]["checksum"] != sha)
       break;
     std::this_thread::sleep_for(200ms);
   }
   auto last = replicas_b();
   ASSERT_EQ(last.size(), 1u);
-  EXPECT_NE(last[0]["sha256"], sha);
+  EXPECT_NE(last[0]["checksum"], sha);
   auto act = activate_on_b("c1", true);
   ASSERT_TRUE(act.ok()) << act;
   auto report = json::parse(act.out, nullptr, false);
