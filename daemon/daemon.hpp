@@ -286,11 +286,13 @@ private:
   // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;
+  struct ReplicaChannel;
   void start_replicator();
   void stop_replicator();
   void replicator_loop();
   nlohmann::json replication_json(const std::string &name, const Protection &p);
-  Status replicate_round(const std::string &name, const Protection &p, Replication &st);
+  Status replicate_round(const std::string &name, const Protection &p, Replication &st,
+                         ReplicaChannel &channel);
   Status send_replica_drop(const std::string &standby, const std::string &name);
   // Standby side (daemon/daemon_replica.cpp): the peer requests replica.* and the replicas' dirs.
   void register_replica_handlers();

@@ -11,6 +11,7 @@
 #   pause_ms     the container's freeze per round (info --json replication.last_pause_ms), median
 #   bytes        bytes sent per round (replication.last_bytes), median of the incremental rounds
 #   round_ms     time between completed rounds (the effective interval under the dump's cost)
+#   channel      the TLS suite and set checksum of the last round (replication.channel)
 #   round_phases_ms  where a round goes (replication.last_round_ms), median per phase: check,
 #                before_freeze, pause, export, stream, commit
 #   checkpoint_ms  one checkpoint, the freeze to the standby's commit (pause + export + stream +
@@ -95,7 +96,7 @@ for spec in $cases; do
     r=$(repl "$ct") || { err="info $ct on host1"; break; }
     s=$(jq -r '.syncs // 0' <<<"$r")
     if ((s > last)); then
-      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, t: $t}' <<<"$r")")
+      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, channel, t: $t}' <<<"$r")")
       last=$s
     fi
     sleep 0.3
@@ -136,6 +137,7 @@ for spec in $cases; do
        first_bytes: .[0].bytes, first_pause_ms: .[0].pause_ms,
        pause_ms: ($inc | map(.pause_ms) | median), pause_ms_max: ($inc | map(.pause_ms) | max),
        bytes: ($inc | map(.bytes) | median),
+       channel: (map(.channel // empty) | last),
        round_phases_ms: ($inc | map(.phases // {}) as $ph | ($ph[0] // {} | keys_unsorted) as $keys |
          reduce $keys[] as $key ({}; .[$key] = ($ph | map(.[$key]) | median))),
        checkpoint_ms: ($inc | map(.phases // {} | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0)) | median),

@@ -3,6 +3,8 @@
 // fixture's daemon) is its standby. CRIU does not work on this host's kernel, so these tests use
 // --mode disk; memory mode runs in the VM (tests/multihost/vm-replicate.sh).
 #include <filesystem>
+#include <set>
+#include <sstream>
 
 #include "remote_fixture.hpp"
 
@@ -263,6 +265,47 @@ TEST_F(DaemonReplicaTest, AKilledStandbyIsReportedAndTheContainerRunsOn) {
   EXPECT_FALSE(info_a("c1").contains("replication"));
   EXPECT_FALSE(contains(record_a("c1"), "protection"));
   start_b();
+}
+
+// The established TCP connections to B's peer port, as B's network namespace lists them
+// (/proc/PID/net/tcp: the local address in hex, host byte order; state 01 = established): the
+// remote ends, "ADDR:PORT" in hex.
+std::set<std::string> connections_to(pid_t pid) {
+  std::set<std::string> out;
+  std::istringstream in(read_file("/proc/" + std::to_string(pid) + "/net/tcp"));
+  std::string line;
+  std::getline(in, line); // the header
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    std::string slot, local, remote, state;
+    f >> slot >> local >> remote >> state;
+    if (local == "015A12C6:20FB" && state == "01") // 198.18.90.1:8443 (kAddressB)
+      out.insert(remote);
+  }
+  return out;
+}
+
+TEST_F(DaemonReplicaTest, RoundsShareOneConnectionAndReplaceItWhenTheStandbyClosedIt) {
+  ASSERT_STREQ(kAddressB, "198.18.90.1:8443") << "connections_to() reads this address in hex";
+  pair_and_make("c1", true);
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "4s", "--mode", "disk"}).ok());
+  int syncs = wait_replication("c1", [](const json &r) { return r.value("syncs", 0) >= 1; })["syncs"];
+  // Between rounds the last one's connection stays open, and the next round goes over it.
+  auto kept = connections_to(daemon_pid_);
+  ASSERT_EQ(kept.size(), 1u) << "A keeps one connection to B between rounds";
+  syncs = wait_replication("c1", [&](const json &r) { return r.value("syncs", 0) >= syncs + 1; })["syncs"];
+  auto now = connections_to(daemon_pid_);
+  EXPECT_EQ(now, kept) << "the round opened a connection of its own";
+  // B restarts between two rounds: its end of the kept connection is gone. The next round
+  // notices, connects again within the round, and commits: no round fails.
+  kill_daemon();
+  start_b();
+  wait_replication("c1", [&](const json &r) { return r.value("syncs", 0) >= syncs + 1; });
+  std::string log = read_file(a_dir_ + "/bulkheadd.log");
+  EXPECT_FALSE(contains(log, "replicating c1 to host-b:")) << log;
+  auto reopened = connections_to(daemon_pid_);
+  EXPECT_EQ(reopened.size(), 1u);
+  EXPECT_NE(reopened, kept);
 }
 
 TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
