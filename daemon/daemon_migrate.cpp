@@ -283,13 +283,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return tl::unexpected(with_context(from_remote(check.error(), remote.address),
                                        fmt::format("migrating {} to {}", name, where)));
   bool template_present = check->header.value("template_present", false);
-  // The transfer's checksum: the best both hosts know (a target of an older version knows SHA-256).
-  std::vector<std::string> offered;
-  if (auto it = check->header.find("checksums"); it != check->header.end() && it->is_array())
-    for (const auto &a : *it)
-      if (a.is_string())
-        offered.push_back(a.get<std::string>());
-  auto sha = BH_TRY(storage::StreamChecksum::make(storage::pick_stream_checksum(offered)));
+  auto sha = BH_TRY(checksum_for_receiver(check->header));
 
   auto t_start = std::chrono::steady_clock::now();
   const bool live = mode == "live";
@@ -813,10 +807,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     basefile.path.clear();
     return {};
   };
-  // A source of an older version names no checksum: it sends SHA-256.
-  auto sha = BH_TRY(
-      context(storage::StreamChecksum::make(h.value("checksum", std::string(storage::kChecksumSha256))),
-              "migrate.receive"));
+  auto sha = BH_TRY(context(checksum_named_by_sender(h), "migrate.receive"));
   uint64_t c_end_bytes = 0;
   int parent_round = 0;
   uint64_t got = 0, export_bytes = 0;

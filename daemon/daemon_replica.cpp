@@ -14,7 +14,7 @@
 //   .staging-ID         a set arriving; renamed to set-ID when complete and verified, removed when
 //                       the stream breaks, swept at start
 //
-// The peer messages (source -> standby), one connection per round:
+// The peer messages (source -> standby); a connection carries one round after another:
 // | message                                           | standby                                   |
 // |---------------------------------------------------|-------------------------------------------|
 // | {"op":"replica.check","name","template",          | refuses a name that is a container here,  |
@@ -241,10 +241,7 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
     return fail("a bad image directory name \"" + images + "\" in replica.begin", EPROTO);
   if (!parent_images.empty() && (!valid_images_name(parent_images) || images.empty()))
     return fail("a bad parent image directory \"" + parent_images + "\" in replica.begin", EPROTO);
-  // A source of an older version names no checksum: it sends SHA-256.
-  auto sum = BH_TRY(
-      context(storage::StreamChecksum::make(h.value("checksum", std::string(storage::kChecksumSha256))),
-              "replica.begin"));
+  auto sum = BH_TRY(context(checksum_named_by_sender(h), "replica.begin"));
   BH_CHECK(claim_replica(name, "receiving a replica set"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
   const std::string dir = replica_dir(name);

@@ -191,4 +191,22 @@ Result<migration::PeerConnection> connect_remote(const Remote &remote, const mig
   return conn;
 }
 
+Result<storage::StreamChecksum> checksum_for_receiver(const json &answer) {
+  std::vector<std::string> offered;
+  if (auto it = answer.find("checksums"); it != answer.end() && it->is_array())
+    for (const auto &a : *it)
+      if (a.is_string())
+        offered.push_back(a.get<std::string>());
+  return storage::StreamChecksum::make(storage::pick_stream_checksum(offered));
+}
+
+Result<storage::StreamChecksum> checksum_named_by_sender(const json &request) {
+  auto it = request.find("checksum");
+  if (it == request.end())
+    return storage::StreamChecksum::make(storage::kChecksumSha256);
+  if (!it->is_string())
+    return fail("\"checksum\" must be the name of a checksum (got " + it->dump() + ")", EPROTO);
+  return storage::StreamChecksum::make(it->get<std::string>());
+}
+
 } // namespace bulkhead::daemon

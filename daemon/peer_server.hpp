@@ -16,6 +16,7 @@
 #include "bulkhead/unique_fd.hpp"
 #include "daemon/trust_store.hpp"
 #include "migration/peer_tls.hpp"
+#include "storage/stream_checksum.hpp"
 
 namespace bulkhead::daemon {
 
@@ -63,5 +64,12 @@ private:
 // header carries the remote's host name and version.
 Result<migration::PeerConnection> connect_remote(const Remote &remote, const migration::PeerIdentity &me,
                                                  int timeout_s, nlohmann::json *hello = nullptr);
+
+// The checksum of a stream of set bytes (migration, replication) on both ends. The sender takes
+// the best of what the receiver's answer lists ("checksums"; a receiver of an older version lists
+// none and gets SHA-256); the receiver, the one the sender's request names ("checksum"; none
+// named: SHA-256, an older sender).
+Result<storage::StreamChecksum> checksum_for_receiver(const nlohmann::json &answer);
+Result<storage::StreamChecksum> checksum_named_by_sender(const nlohmann::json &request);
 
 } // namespace bulkhead::daemon

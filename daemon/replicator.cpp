@@ -453,13 +453,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   conn->set_timeout(kTransferTimeoutS);
   std::string standby_set = check->header.value("set", "");
   bool template_present = check->header.value("template_present", false);
-  // The set's checksum: the best both hosts know (a standby of an older version knows SHA-256).
-  std::vector<std::string> offered;
-  if (auto it = check->header.find("checksums"); it != check->header.end() && it->is_array())
-    for (const auto &a : *it)
-      if (a.is_string())
-        offered.push_back(a.get<std::string>());
-  auto sum = BH_TRY(storage::StreamChecksum::make(storage::pick_stream_checksum(offered)));
+  auto sum = BH_TRY(checksum_for_receiver(check->header));
   if (standby_set != st.last_set) { // the standby lost or replaced our set: start a new chain
     st.last_set.clear();
     st.chain = 0;
@@ -468,6 +462,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   std::string sig = to_json(config).dump() + upper_signature(records_.paths(name).upper);
   if (!running && !st.last_set.empty() && st.stopped_sig == sig) {
     st.last_bytes = 0;
+    drop.keep = true; // nothing was sent: the connection is as good as before
     return {};
   }
 
@@ -675,6 +670,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   st.last_bytes = sent;
   st.channel = conn->cipher() + " " + sum.algorithm();
   st.syncs += 1;
+  const int64_t previous_sync_ms = st.last_sync_ms;
   st.last_sync_ms = steady_ms();
   st.last_round_ms = {{"check", capture_start - round_start},
                       {"before_freeze", freeze_start - capture_start},
@@ -682,6 +678,10 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                       {"export", stream_start - export_start},
                       {"stream", commit_start - stream_start},
                       {"commit", st.last_sync_ms - commit_start}};
+  // The commit before this one to this one: the interval when a round fits in it, the round's
+  // length when it does not (the loss window's worst case is this plus a checkpoint).
+  if (previous_sync_ms != 0)
+    st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
   return {};
 }
 

@@ -9,6 +9,7 @@
 
 #include <gtest/gtest.h>
 
+#include "daemon/peer_server.hpp"
 #include "migration/peer_tls.hpp"
 #include "migration/tls_suites.hpp"
 
@@ -69,6 +70,30 @@ TEST(PeerChannel, BothEndsUseTheFirstSuiteAndCarryAPayload) {
   EXPECT_EQ(conn->cipher(), order.substr(0, order.find(':')));
   EXPECT_EQ(server_cipher, conn->cipher());
   std::filesystem::remove_all(dir);
+}
+
+// Two hosts of different versions agree on the stream checksum: the sender takes the best the
+// receiver lists, the receiver the one the sender names; an older peer on either side means SHA-256.
+TEST(PeerChannel, StreamChecksumsOfTwoVersions) {
+  using nlohmann::json;
+  auto algorithm = [](const Result<storage::StreamChecksum> &c) {
+    return c ? c->algorithm() : c.error().text();
+  };
+  EXPECT_EQ(
+      algorithm(daemon::checksum_for_receiver(json{{"ok", true}, {"checksums", {"xxh3-128", "sha256"}}})),
+      "xxh3-128");
+  EXPECT_EQ(algorithm(daemon::checksum_for_receiver(json{{"ok", true}})), "sha256");
+  EXPECT_EQ(algorithm(daemon::checksum_for_receiver(json{{"checksums", "xxh3-128"}})), "sha256");
+  EXPECT_EQ(
+      algorithm(daemon::checksum_named_by_sender(json{{"op", "replica.begin"}, {"checksum", "xxh3-128"}})),
+      "xxh3-128");
+  EXPECT_EQ(algorithm(daemon::checksum_named_by_sender(json{{"op", "migrate.receive"}})), "sha256");
+  auto odd = daemon::checksum_named_by_sender(json{{"checksum", 5}});
+  ASSERT_FALSE(odd);
+  EXPECT_EQ(odd.error().code, EPROTO);
+  auto unknown = daemon::checksum_named_by_sender(json{{"checksum", "md5"}});
+  ASSERT_FALSE(unknown);
+  EXPECT_EQ(unknown.error().code, EPROTONOSUPPORT);
 }
 
 } // namespace
