@@ -702,6 +702,8 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       check_incoming(h, options_.host_name, networks_, [this](const std::string &n) { return !!find(n); }));
   std::string name = h["name"];
   BH_CHECK(refuse_while_evacuating("taking in container " + name));
+  // Refused before anything is made or answered: a checksum this version does not know.
+  auto sha = BH_TRY(context(checksum_named_by_sender(h), "migrate.receive"));
   // The source's --host-name, as its placement names it (an older source sends none: its trust name).
   const std::string source_host = h.value("source_host", peer.name);
   cluster_busy(name, true); // its placement still names the source: not to be fenced here
@@ -807,7 +809,6 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     basefile.path.clear();
     return {};
   };
-  auto sha = BH_TRY(context(checksum_named_by_sender(h), "migrate.receive"));
   uint64_t c_end_bytes = 0;
   int parent_round = 0;
   uint64_t got = 0, export_bytes = 0;
