@@ -283,7 +283,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return tl::unexpected(with_context(from_remote(check.error(), remote.address),
                                        fmt::format("migrating {} to {}", name, where)));
   bool template_present = check->header.value("template_present", false);
-  auto sha = BH_TRY(checksum_for_receiver(check->header));
+  auto sum = BH_TRY(checksum_for_receiver(check->header));
 
   auto t_start = std::chrono::steady_clock::now();
   const bool live = mode == "live";
@@ -310,7 +310,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
         if (n == 0 && !first)
           break;
         std::string_view chunk(buf.data(), static_cast<size_t>(n));
-        sha.update(chunk);
+        sum.update(chunk);
         BH_CHECK(conn->send(head, chunk));
         sent += static_cast<uint64_t>(n);
         if (n == 0)
@@ -339,7 +339,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       if (n == 0)
         return fail(path + " ended before its size", EIO);
       std::string_view chunk(buf.data(), static_cast<size_t>(n));
-      sha.update(chunk);
+      sum.update(chunk);
       BH_CHECK(conn->send({{"op", chunk_op}}, chunk));
       done += static_cast<uint64_t>(n);
       sent += static_cast<uint64_t>(n);
@@ -379,7 +379,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                                {"running", true},
                                {"memory_snapshot", snap},
                                {"precopy", true},
-                               {"checksum", sha.algorithm()}});
+                               {"checksum", sum.algorithm()}});
     if (!head)
       return tl::unexpected(remote_error(head.error()));
     predir.path = options_.root + "/migrate-" + random_id() + ".pre";
@@ -522,7 +522,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                               {"source_host", options_.host_name},
                               {"bytes", total},
                               {"running", was_running},
-                              {"checksum", sha.algorithm()}}));
+                              {"checksum", sum.algorithm()}}));
     }
     BH_CHECK(stream_file(file.get(), tmp.path, total, "migrate.chunk", "sending"));
     if (live) // the final dump's images: a flat directory of files
@@ -532,7 +532,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                     sent);
     auto answer = BH_TRY(conn->request({{"op", "migrate.end"},
                                         {"bytes", sent},
-                                        {sha.algorithm(), sha.hex_digest()},
+                                        {sum.algorithm(), sum.hex_digest()},
                                         {"parent_round", rounds}}));
     if (answer.header.contains("timing") && answer.header["timing"].is_object())
       target_timing = answer.header["timing"];
@@ -703,7 +703,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   std::string name = h["name"];
   BH_CHECK(refuse_while_evacuating("taking in container " + name));
   // Refused before anything is made or answered: a checksum this version does not know.
-  auto sha = BH_TRY(context(checksum_named_by_sender(h), "migrate.receive"));
+  auto sum = BH_TRY(context(checksum_named_by_sender(h), "migrate.receive"));
   // The source's --host-name, as its placement names it (an older source sends none: its trust name).
   const std::string source_host = h.value("source_host", peer.name);
   cluster_busy(name, true); // its placement still names the source: not to be fenced here
@@ -814,7 +814,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   uint64_t got = 0, export_bytes = 0;
   bool in_memory = false, in_export = false;
   int round = 0;
-  std::string want_sha;
+  std::string want_sum;
   for (;;) {
     // An error here is a cut transfer: the handler's error goes back (if the peer still listens),
     // the file goes, nothing was imported.
@@ -825,7 +825,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
                   c.error().code ? c.error().code : EIO);
     std::string op = c->header.value("op", "");
     if (op == "migrate.end") {
-      want_sha = c->header.value(sha.algorithm(), "");
+      want_sum = c->header.value(sum.algorithm(), "");
       c_end_bytes = c->header.value("bytes", uint64_t{0});
       parent_round = c->header.value("parent_round", 0);
       break;
@@ -850,7 +850,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
         return fail(fmt::format("the disk pre-sync of {} sent more than its {} bytes", name, *base_total),
                     EPROTO);
       got += c->payload.size();
-      sha.update(c->payload);
+      sum.update(c->payload);
       BH_CHECK(write_all(base_out.get(), c->payload, basefile.path));
       if (base_got == *base_total)
         BH_CHECK(context(import_base(), "importing the disk pre-sync of " + name));
@@ -877,7 +877,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       }
       BH_CHECK(append_image(dir, c->header.value("file", ""), c->payload));
       got += c->payload.size();
-      sha.update(c->payload);
+      sum.update(c->payload);
       continue;
     }
     if (op == "migrate.export" && precopy && !total && !in_export) {
@@ -890,7 +890,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
       BH_CHECK(append_image(memdir, c->header.value("file", ""), c->payload));
       in_memory = true;
       got += c->payload.size();
-      sha.update(c->payload);
+      sum.update(c->payload);
       continue;
     }
     if (op != "migrate.chunk" || in_memory || !total)
@@ -900,18 +900,18 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
     export_bytes += c->payload.size();
     if (export_bytes > *total)
       return fail(fmt::format("the transfer of {} sent more than its {} bytes", name, *total), EPROTO);
-    sha.update(c->payload);
+    sum.update(c->payload);
     BH_CHECK(write_all(out.get(), c->payload, tmp.path));
   }
-  std::string have_sha = sha.hex_digest();
+  std::string have_sum = sum.hex_digest();
   uint64_t want_bytes = c_end_bytes;
   if (!total)
     return fail("the transfer of " + name + " ended before its export", EPROTO);
   if (base_total && !arrival.armed)
     return fail("the transfer of " + name + " ended before its disk pre-sync", EPROTO);
-  if (export_bytes != *total || got != want_bytes || have_sha != want_sha)
+  if (export_bytes != *total || got != want_bytes || have_sum != want_sum)
     return fail(fmt::format("the transfer of {} is damaged: {} of {} bytes, {} {} (the source sent {})", name,
-                            got, want_bytes, sha.algorithm(), have_sha, want_sha.empty() ? "none" : want_sha),
+                            got, want_bytes, sum.algorithm(), have_sum, want_sum.empty() ? "none" : want_sum),
                 EIO);
   if (parent_round != 0 && (parent_round != round || !in_memory))
     return fail(fmt::format("the transfer of {} names pre-copy round {} as its images' parent, but {} came",
