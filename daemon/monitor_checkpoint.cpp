@@ -81,6 +81,9 @@ CheckpointOptions system_checkpoint_options(const CheckpointRequest &r, const st
   shared_system_options(o, r.images, work_dir);
   o.leave_running = !r.stop;
   o.pre_dump = r.pre_dump;
+  // Not CRIU's tar and gzip per tmpfs mount inside the freeze: the daemon's images are restored
+  // by bulkhead only.
+  o.tmpfs_by_runtime = true;
   // CRIU links <images>/parent to this path and reads unchanged pages through it at restore.
   o.parent_path = r.parent;
   return o;

@@ -5,49 +5,22 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
-#include <sstream>
 #include <vector>
 
 #include "bulkhead/io.hpp"
+#include "namespaces/mountinfo.hpp"
 #include "rootfs/safe_path.hpp"
 
 namespace bulkhead::rootfs {
 
 namespace {
 
-// mountinfo escapes space, tab, newline and backslash as \ooo.
-std::string unescape(const std::string &s) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    bool octal = s[i] == '\\';
-    for (size_t k = 1; octal && k <= 3; ++k)
-      octal = i + k < s.size() && s[i + k] >= '0' && s[i + k] <= '7';
-    if (octal) {
-      out += static_cast<char>((s[i + 1] - '0') * 64 + (s[i + 2] - '0') * 8 + (s[i + 3] - '0'));
-      i += 3;
-    } else {
-      out += s[i];
-    }
-  }
-  return out;
-}
-
 // Mount points of whole procfs and sysfs instances outside the rootfs.
 Result<std::vector<std::string>> host_proc_and_sys_mounts(const std::string &rootfs) {
-  std::string text = BH_TRY(read_file("/proc/self/mountinfo"));
   std::vector<std::string> out;
-  std::istringstream lines(text);
-  std::string line;
-  while (std::getline(lines, line)) {
-    std::istringstream f(line);
-    std::string id, parent, dev, root, point, word;
-    f >> id >> parent >> dev >> root >> point;
-    while (f >> word && word != "-") {
-    }
-    std::string fstype;
-    f >> fstype;
-    point = unescape(point);
-    if (root != "/" || (fstype != "proc" && fstype != "sysfs"))
+  for (const auto &m : BH_TRY(ns::read_mountinfo())) {
+    const std::string &point = m.mount_point;
+    if (m.root != "/" || (m.fstype != "proc" && m.fstype != "sysfs"))
       continue;
     if (point == rootfs || point.starts_with(rootfs + "/"))
       continue;

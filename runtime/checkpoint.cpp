@@ -9,6 +9,8 @@
 //   under one key: CRIU would archive each mask's (empty) tmpfs with tar and gzip at the dump and
 //   unpack it at the restore, two program starts each, all inside the freeze; the restore binds
 //   a fresh empty read-only tmpfs of its own there instead (mount_mask_source);
+// - for bulkheadd (CheckpointOptions::tmpfs_by_runtime), the spec's tmpfs mounts too, for the same
+//   reason: their files are copied into the images by the runtime (runtime/checkpoint_tmpfs.hpp);
 // - external namespaces: a network or pid namespace the config joins by path (it outlives the
 //   container, so it is handed back, not recreated); --empty-ns network does the same with a
 //   fresh namespace at restore, except for a container with its own user namespace: there CRIU
@@ -37,6 +39,7 @@
 #include "bulkhead/io.hpp"
 #include "bulkhead/revert.hpp"
 #include "cgroups/cgroup.hpp"
+#include "cgroups/freezer.hpp"
 #include "cgroups/resources.hpp"
 #include "migration/criu.hpp"
 #include "oci/parse.hpp"
@@ -45,10 +48,12 @@
 #include "rootfs/masks.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/safe_path.hpp"
+#include "runtime/checkpoint_tmpfs.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
 #include "runtime/foreground.hpp"
 #include "runtime/images_lent.hpp"
+#include "runtime/restore_mount.hpp"
 #include "runtime/restore_scope.hpp"
 #include "runtime/rootless.hpp"
 
@@ -260,6 +265,23 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       }
       BH_CHECK(write_file_atomic(images + "/" + kDescriptors, fds.dump(), 0600));
     }
+    // The tmpfs copy must see what the dump sees: the container stays frozen from the copy on.
+    std::optional<cgroups::Cgroup> frozen_here;
+    if (o.tmpfs_by_runtime && !o.pre_dump && !rec.cgroup_path.empty()) {
+      cgroups::Cgroup cg(rec.cgroup_mount, rec.cgroup_path);
+      if (!was_paused) {
+        BH_CHECK(context(cgroups::freeze(cg), "checkpoint " + id + ": freezing for the tmpfs copy"));
+        frozen_here = cg;
+      }
+      auto saved = save_tmpfs_mounts(pid, spec, images, req.ext_mounts, [&ro, &id](const std::string &m) {
+        log_debug(ro, fmt::format("checkpoint {}: {}", id, m));
+      });
+      if (saved)
+        req.ext_mounts.insert(req.ext_mounts.end(), saved->begin(), saved->end());
+      else
+        log_warning(ro,
+                    fmt::format("checkpoint {}: tmpfs mounts left to CRIU: {}", id, saved.error().text()));
+    }
     log_debug(ro,
               fmt::format("checkpoint {}: {} of pid {} into {} ({} external mounts, {} external namespaces)",
                           id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
@@ -272,6 +294,9 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       return failf("checkpoint of container {:?} failed, the container is left {}: {}", id,
                    compute_status(dir, rec), dumped.error().text());
     }
+    // CRIU leaves a cgroup frozen as it found it: thaw what this function froze.
+    if (frozen_here && o.leave_running)
+      BH_CHECK(context(cgroups::thaw(*frozen_here), "checkpoint " + id + ": thawing after the dump"));
   } // the lock is released before delete takes it again
   if (o.leave_running || o.pre_dump)
     return {};
@@ -280,45 +305,6 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
 }
 
 namespace {
-
-// A mount the restore makes on a new directory under the state dir for CRIU to read from: made
-// private (nothing CRIU mounts below may propagate back to the host's mount table) and detached,
-// its directory removed, once CRIU is done (or on any failure).
-class RestoreMount {
-public:
-  static Result<RestoreMount> make(std::string path,
-                                   const std::function<Status(const std::string &)> &mount) {
-    if (::mkdir(path.c_str(), 0755) < 0)
-      return failf_errno("restore: creating {}", path);
-    if (auto mounted = mount(path); !mounted) {
-      ::rmdir(path.c_str());
-      return tl::unexpected(mounted.error());
-    }
-    ::mount(nullptr, path.c_str(), nullptr, MS_REC | MS_PRIVATE, nullptr);
-    RestoreMount m;
-    m.path_ = std::move(path);
-    m.mounted_ = true;
-    return m;
-  }
-  RestoreMount() = default;
-  RestoreMount(RestoreMount &&o) noexcept : path_(std::move(o.path_)), mounted_(o.mounted_) {
-    o.mounted_ = false;
-  }
-  RestoreMount &operator=(RestoreMount &&) = delete;
-  ~RestoreMount() { release(); }
-  void release() {
-    if (!mounted_)
-      return;
-    ::umount2(path_.c_str(), MNT_DETACH);
-    ::rmdir(path_.c_str());
-    mounted_ = false;
-  }
-  const std::string &path() const { return path_; }
-
-private:
-  std::string path_;
-  bool mounted_ = false;
-};
 
 // The rootfs bound on <state dir>/criu-root: CRIU wants the root to be a mount point whose parent
 // is not over-mounted.
@@ -541,6 +527,14 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     masks.emplace(BH_TRY(mount_mask_source(dir.path())));
     req.ext_mounts.push_back({kMaskedDirKey, masks->path()});
   }
+  std::optional<TmpfsSources> tmpfs;
+  {
+    UniqueFd cgroup_dir;
+    if (!rec.cgroup_path.empty())
+      cgroup_dir = BH_TRY(cgroup.open_dir());
+    tmpfs.emplace(BH_TRY(TmpfsSources::prepare(images, dir.path(), cgroup_dir ? cgroup_dir.get() : -1)));
+    req.ext_mounts.insert(req.ext_mounts.end(), tmpfs->ext_mounts().begin(), tmpfs->ext_mounts().end());
+  }
   std::optional<ImagesLent> lent;
   if (has_user_namespace(spec)) {
     auto root_ids = mapped_root(spec);
@@ -553,6 +547,7 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
   auto result = migration::restore(req);
   criu_root.release(); // the restored tree has its own mount namespace by now
   masks.reset();
+  tmpfs.reset();
   lent.reset(); // the tree has read what it needed
   migration::Restored restored = BH_TRY(std::move(result));
   pid_t pid = restored.pid;

@@ -102,6 +102,10 @@ struct CheckpointOptions : CriuOptions {
   // freezes it here, so the freeze does not include starting CRIU. An error cancels the
   // checkpoint before CRIU touches the container.
   std::function<Status()> before_dump;
+  // bulkheadd's checkpoints: the spec's tmpfs mounts are copied by the runtime into the images
+  // during the freeze, not archived by CRIU with tar and gzip (runtime/checkpoint_tmpfs.hpp). Such
+  // images restore with bulkhead only, so the OCI face leaves this off (runc-compatible images).
+  bool tmpfs_by_runtime = false;
 };
 
 // `restore`: a new container ID from a checkpoint and the bundle it was created from.

@@ -148,6 +148,35 @@ for _ in $(seq 1 150); do grep -q "first: one" "$work/client.out" && break; slee
 grep -q "first: one" "$work/client.out" || fail "TCP client: $(cat "$work/client.out")"
 step "TCP client connected to c1:9000, first round trip ok"
 
+# Files on c1's tmpfs mounts, which bulkheadd's checkpoints copy themselves (not CRIU's tar):
+# content, a 4 MiB /dev/shm file (charged to c1's memory cgroup again after a restore), a link,
+# a private directory of another user, a device node; and each mount's options, compared after.
+ctl exec c1 -- sh -c 'echo run-state >/run/app.state; ln -s app.state /run/app.link
+  mkdir -m 700 /run/private; echo secret >/run/private/f; chown -R 1000:1000 /run/private
+  dd if=/dev/zero of=/dev/shm/seg bs=1M count=4 2>/dev/null; echo shm-tail >>/dev/shm/seg' ||
+  fail "files on c1's tmpfs mounts"
+tmpfs_opts() {
+  ctl exec c1 -- awk '$5=="/run"||$5=="/dev"||$5=="/dev/shm"{i=7; while($i!="-")i++; print $5, $6, $(i+1), $(i+3)}' \
+    /proc/self/mountinfo
+}
+tmpfs_before=$(tmpfs_opts)
+tmpfs_check() {
+  [[ $(ctl exec c1 -- cat /run/app.link) == run-state ]] || fail "$1: /run/app.link"
+  [[ $(ctl exec c1 -- cat /run/private/f) == secret ]] || fail "$1: /run/private/f"
+  [[ $(ctl exec c1 -- stat -c '%a %u' /run/private) == "700 1000" ]] ||
+    fail "$1: /run/private is $(ctl exec c1 -- stat -c '%a %u' /run/private)"
+  [[ $(ctl exec c1 -- tail -c 9 /dev/shm/seg) == shm-tail ]] || fail "$1: /dev/shm/seg"
+  ctl exec c1 -- test -c /dev/null || fail "$1: /dev/null is no device"
+  [[ $(tmpfs_opts) == "$tmpfs_before" ]] || fail "$1: tmpfs mounts were
+$tmpfs_before
+and are
+$(tmpfs_opts)"
+  local shmem
+  shmem=$(awk '$1=="shmem"{print $2}' /sys/fs/cgroup/bulkhead-ckpt/c1/memory.stat)
+  ((shmem >= 4 << 20)) || fail "$1: c1's cgroup is charged $shmem bytes of shmem, not /dev/shm/seg's 4 MiB"
+  ! grep -q criu-bulkhead-tmpfs /proc/self/mountinfo || fail "$1: a tmpfs source is still mounted on the host"
+}
+
 # The instant of snap1 lies between these two answers (each answer reads one line of the fd).
 read -r n0 l0 < <(ask)
 ctl checkpoint c1 snap1 || fail "checkpoint snap1"
@@ -189,7 +218,12 @@ wait "$client" || fail "TCP client after restore: $(cat "$work/client.out")"
 client=""
 grep -q "second: two" "$work/client.out" || fail "TCP client: $(cat "$work/client.out")"
 check_ids "after restore"
-step "restore: counter $n3 $l3 (was $n2 $l2), httpd answers, the TCP connection carried on, files as at snap2"
+tmpfs_check "restore"
+manifest=$(find "$root/snapshots/c1" -name bulkhead-tmpfs.json | head -1)
+[[ -n $manifest ]] || fail "no bulkhead-tmpfs.json in c1's snapshots"
+[[ $(jq -r '[.mounts[].destination] | sort | join(" ")' "$manifest") == "/dev /dev/shm /run" ]] ||
+  fail "tmpfs manifest: $(cat "$manifest")"
+step "restore: counter $n3 $l3 (was $n2 $l2), httpd answers, the TCP connection carried on, files as at snap2, tmpfs files and mounts as before"
 # The masks come back as masks (docs/checkpoint.md: bound from the restore's own read-only tmpfs);
 # /tmp is the rootfs's directory, not a tmpfs CRIU copies inside the freeze.
 for d in /proc/acpi /sys/firmware; do
@@ -235,6 +269,7 @@ read -r n7 l7 < <(ask)
 [[ ${l7#line} == $((${l6#line} + 1)) ]] || fail "stateful start: fd offset $l7 after $l6"
 [[ ! -e $root/containers/c1/saved-state ]] || fail "saved state kept after the resume"
 check_ids "after the stateful start"
+tmpfs_check "stateful start"
 step "stop --stateful, bulkheadd SIGKILLed and restarted, start: counter $n7 $l7 (was $n6 $l6)"
 
 ctl stop c1 >/dev/null || fail "stop"
