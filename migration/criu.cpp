@@ -304,8 +304,13 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   // bare "exited, status=1" where iptables is missing (Debian 12 installs none with criu). Its
   // nftables lock goes through libnftables, which Debian's criu links: in-process, and used
   // whenever the namespace is not dumped (see network_not_dumped) or iptables is missing.
-  if ((r.network_not_dumped || !find_in_path("iptables-restore")) &&
-      criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+  bool iptables = find_in_path("iptables-restore").has_value();
+  if (r.network_dumped && !iptables)
+    return fail("CRIU locks a network namespace it dumps with iptables-restore, which is not installed "
+                "(apt-get install iptables): its nftables lock would come back with the namespace and "
+                "leave the restored container without network",
+                ENOENT);
+  if ((r.network_not_dumped || !iptables) && criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
     return fail("libcriu: setting the nftables network lock", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)

@@ -85,6 +85,9 @@ struct Request {
   // 3.17 restores that table with the rest and its unlock leaves it there: the restored container
   // drops every packet (found by tests/migration/vm-criu.sh).
   bool network_not_dumped = false;
+  // The tree's own network namespace is dumped (a dump or restore, not a pre-dump): CRIU's lock
+  // must then be iptables, and without iptables-restore the request fails before CRIU starts.
+  bool network_dumped = false;
 };
 
 struct DumpRequest : Request {
