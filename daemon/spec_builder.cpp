@@ -164,11 +164,11 @@ json mounts(const SpecContext &ctx) {
   list.push_back(mount("/sys", "sysfs", "sysfs", {"nosuid", "noexec", "nodev", "ro"}));
   list.push_back(
       mount("/sys/fs/cgroup", "cgroup2", "cgroup2", {"nosuid", "noexec", "nodev", "relatime", "rw"}));
-  // No more tmpfs than these: CRIU copies each one's files with tar and gzip during the freeze of a
-  // checkpoint or live migration (and unpacks them at the restore), while files on the disk are
-  // synced before the freeze. So /tmp is the rootfs's directory, on the container's disk and
-  // quota (Debian 12, Incus and OpenVZ do the same), and /run/lock a directory the OS's init makes
-  // in /run (systemd-tmpfiles does).
+  // No more tmpfs than these: each one's files are copied whole during the freeze of every
+  // checkpoint, live migration and replication round (runtime/checkpoint_tmpfs.hpp) and again at
+  // the restore, while files on the disk are synced before the freeze. So /tmp is the rootfs's directory, on
+  // the container's disk and quota (Debian 12, Incus and OpenVZ do the same), and /run/lock a directory the
+  // OS's init makes in /run (systemd-tmpfiles does).
   list.push_back(mount("/run", "tmpfs", "tmpfs", {"nosuid", "nodev", "mode=755"}));
   if (!ctx.lxcfs_dir.empty()) {
     // lxcfs renders these from the reader's cgroup: free, top and uptime see the container's
