@@ -304,7 +304,9 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   // bare "exited, status=1" where iptables is missing (Debian 12 installs none with criu). Its
   // nftables lock goes through libnftables, which Debian's criu links: in-process, and used
   // whenever the namespace is not dumped (see network_not_dumped) or iptables is missing.
-  bool iptables = find_in_path("iptables-restore").has_value();
+  // Looked up only where it decides something: a dump that leaves the namespace out locks with
+  // nftables anyway, and this runs inside the container's freeze.
+  bool iptables = !r.network_not_dumped && find_in_path("iptables-restore").has_value();
   if (r.network_dumped && !iptables)
     return fail("CRIU locks a network namespace it dumps with iptables-restore, which is not installed "
                 "(apt-get install iptables): its nftables lock would come back with the namespace and "

@@ -105,8 +105,7 @@ private:
     h.mtime_sec = st.st_mtim.tv_sec;
     h.mtime_nsec = static_cast<uint32_t>(st.st_mtim.tv_nsec);
     write_header(h, name);
-    ++stats.entries;
-    return next_++;
+    return static_cast<uint32_t>(stats.entries++);
   }
 
   void write_header(const Header &h, std::string_view name) {
@@ -243,7 +242,6 @@ private:
 
   int out_;
   dev_t dev_ = 0;
-  uint32_t next_ = 0;
   std::string buf_;
   std::unordered_map<ino_t, uint32_t> linked_;
 };
