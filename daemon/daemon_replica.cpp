@@ -357,6 +357,12 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
         tname, "replica:" + name,
         [&](storage::Extractor &x) { return reader.extract_template(x, nullptr, {}); }, nullptr, nullptr));
   }
+  // A source that skipped replica.check on its kept connection assumed the template is still here.
+  if (!templates_.get(tname))
+    return fail(fmt::format("the replica set of {} needs template \"{}\", which is no longer on {}; the next "
+                            "set carries it",
+                            name, tname, options_.host_name),
+                ENOENT);
   json meta = {{"name", name},
                {"source", peer.name},
                {"source_host", h.value("source_host", peer.name)},

@@ -117,6 +117,7 @@ json replica_check_request(const std::string &name, const ContainerConfig &confi
 struct Daemon::ReplicaChannel {
   std::string address, fingerprint; // what it was opened to: a re-paired remote gets a new one
   std::optional<migration::PeerConnection> conn;
+  uint64_t serial = 0; // which connection this is (unique in the process): see Replication::committed_on
 };
 
 // What the source knows of one protected container's replication (info's "replication").
@@ -138,6 +139,13 @@ struct Daemon::Replication {
   uint64_t dumps = ~uint64_t{0}, generation = ~uint64_t{0}; // the entry's counters after our dump
   std::string stopped_sig; // a stopped container's record as last sent (unchanged: nothing to send)
   std::string template_name, template_digest; // the template's tree digest, hashed once
+  // The connection (ReplicaChannel::serial) the last round committed on, and the checksum it used.
+  // While that connection stays open the standby daemon has not restarted, so the next round
+  // skips replica.check: it knows the answer (its own set, the template it sent or found, the same
+  // checksum). Whatever changed on the standby meanwhile (an activation, a drop) makes
+  // replica.begin refuse, as the check would have, and the round after checks again.
+  uint64_t committed_on = 0;
+  std::string committed_checksum;
 };
 
 json Daemon::replication_json(const std::string &name, const Protection &p) {
@@ -355,7 +363,11 @@ void Daemon::replicator_loop() {
         continue;
       }
       repl_busy_ = due_name;
-      st->next_due_ms = now + due.interval_ms;
+      // On the schedule the first round set, not from whenever this thread woke up: a late wake
+      // (or another container's round) would otherwise stretch every interval and with it the
+      // loss window. A round more than an interval late starts a new schedule.
+      int64_t anchored = st->next_due_ms + due.interval_ms;
+      st->next_due_ms = st->next_due_ms > 0 && anchored > now ? anchored : now + due.interval_ms;
     }
     // The round works on a copy; what it learned goes back under the lock.
     Replication work;
@@ -407,10 +419,12 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     }
   } drop{channel};
   auto open = [&]() -> Status {
+    static uint64_t opened = 0; // the replicator thread's only
     auto c = connect_remote(*remote, *identity_, kConnectTimeoutS);
     if (!c)
       return fail(fmt::format("{} is unreachable: {}", where, c.error().message), EHOSTUNREACH);
     channel.conn.emplace(std::move(*c));
+    channel.serial = ++opened;
     channel.address = remote->address;
     channel.fingerprint = remote->fingerprint;
     return {};
@@ -428,6 +442,11 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     return Error{refused ? EREMOTE : EHOSTUNREACH, where + ": " + msg};
   };
 
+  // Not a refusal ("ADDR: message") and not a silence: the peer closed its end.
+  auto closed_meanwhile = [&](const Error &err) {
+    return err.code != ETIMEDOUT && err.message.rfind(remote->address + ": ", 0) != 0;
+  };
+
   auto e = BH_TRY(get(name));
   ContainerConfig config;
   bool running = false;
@@ -437,23 +456,35 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     running = e->watch_fd && e->rec.status.state == "running";
   }
   // Step 1. A dead standby costs kConnectTimeoutS on a kept connection as on a new one.
-  channel.conn->set_timeout(kConnectTimeoutS);
-  auto check = channel.conn->request(replica_check_request(name, config, p.mode));
-  if (!check && reused && check.error().code != ETIMEDOUT &&
-      check.error().message.rfind(remote->address + ": ", 0) != 0) {
-    // The standby closed the kept connection meanwhile (idle timeout, restart): a new one, once.
-    channel.conn.reset();
-    BH_CHECK(open());
+  std::string standby_set;
+  bool template_present = false;
+  std::optional<storage::StreamChecksum> sum;
+  const bool known = reused && channel.serial == st.committed_on && !st.last_set.empty() &&
+                     st.template_name == config.template_name;
+  if (known) {
+    standby_set = st.last_set;
+    template_present = true;
+    sum.emplace(BH_TRY(storage::StreamChecksum::make(st.committed_checksum)));
+  } else {
     channel.conn->set_timeout(kConnectTimeoutS);
-    check = channel.conn->request(replica_check_request(name, config, p.mode));
+    auto check = channel.conn->request(replica_check_request(name, config, p.mode));
+    if (!check && reused && closed_meanwhile(check.error())) {
+      // The standby closed the kept connection meanwhile (idle timeout, restart): a new one, once.
+      channel.conn.reset();
+      BH_CHECK(open());
+      channel.conn->set_timeout(kConnectTimeoutS);
+      check = channel.conn->request(replica_check_request(name, config, p.mode));
+    }
+    if (!check)
+      return tl::unexpected(from_remote(check.error()));
+    standby_set = check->header.value("set", "");
+    template_present = check->header.value("template_present", false);
+    sum.emplace(BH_TRY(checksum_for_receiver(check->header)));
   }
-  if (!check)
-    return tl::unexpected(from_remote(check.error()));
   auto &conn = channel.conn;
-  conn->set_timeout(kTransferTimeoutS);
-  std::string standby_set = check->header.value("set", "");
-  bool template_present = check->header.value("template_present", false);
-  auto sum = BH_TRY(checksum_for_receiver(check->header));
+  // Without a check, replica.begin is the first message: a dead standby fails it in
+  // kConnectTimeoutS, as it would have failed the check.
+  conn->set_timeout(known ? kConnectTimeoutS : kTransferTimeoutS);
   if (standby_set != st.last_set) { // the standby lost or replaced our set: start a new chain
     st.last_set.clear();
     st.chain = 0;
@@ -596,7 +627,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     }
   }
   st.lag_bytes = total;
-  auto begin = conn->request({{"op", "replica.begin"},
+  const json begin_request = {{"op", "replica.begin"},
                               {"name", name},
                               {"set", set_id},
                               {"parent_set", parent_name.empty() ? "" : st.last_set},
@@ -606,9 +637,30 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                               {"state", state},
                               {"captured_unix_ms", captured_unix_ms},
                               {"source_host", options_.host_name},
-                              {"checksum", sum.algorithm()}});
+                              {"checksum", sum->algorithm()}};
+  auto begin = conn->request(begin_request);
+  if (!begin && known && closed_meanwhile(begin.error())) {
+    // The standby restarted since the last round (the check was skipped): a new connection, and
+    // the check now. The set made for what the standby held goes only if it still holds that.
+    conn.reset();
+    BH_CHECK(open());
+    conn->set_timeout(kConnectTimeoutS);
+    auto check =
+        BH_TRY(conn->request(replica_check_request(name, config, p.mode)).map_error([&](const Error &err) {
+          return from_remote(err);
+        }));
+    if (check.header.value("set", "") != standby_set || !check.header.value("template_present", false) ||
+        checksum_for_receiver(check.header).map([](const auto &c) { return c.algorithm(); }) !=
+            sum->algorithm())
+      return fail(
+          fmt::format("{} holds another set of {} since it restarted; the next round sends a full one", where,
+                      name),
+          ESTALE);
+    begin = conn->request(begin_request);
+  }
   if (!begin)
     return tl::unexpected(from_remote(begin.error()));
+  conn->set_timeout(kTransferTimeoutS);
   uint64_t sent = 0;
   std::string buf(kChunkBytes, '\0');
   auto send_file = [&](const std::string &path, json head) -> Status {
@@ -623,7 +675,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
         return failf_errno("reading {}", path);
       if (n == 0 && !first)
         return {};
-      sum.update(buf.data(), static_cast<size_t>(n));
+      sum->update(buf.data(), static_cast<size_t>(n));
       if (auto s = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !s)
         return tl::unexpected(from_remote(s.error()));
       sent += static_cast<uint64_t>(n);
@@ -646,7 +698,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   }
   const int64_t commit_start = steady_ms();
   auto commit =
-      conn->request({{"op", "replica.commit"}, {"bytes", sent}, {sum.algorithm(), sum.hex_digest()}});
+      conn->request({{"op", "replica.commit"}, {"bytes", sent}, {sum->algorithm(), sum->hex_digest()}});
   if (!commit)
     return tl::unexpected(from_remote(commit.error()));
 
@@ -668,7 +720,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   }
   st.stopped_sig = running ? std::string() : sig;
   st.last_bytes = sent;
-  st.channel = conn->cipher() + " " + sum.algorithm();
+  st.channel = conn->cipher() + " " + sum->algorithm();
+  st.committed_on = channel.serial;
+  st.committed_checksum = sum->algorithm();
   st.syncs += 1;
   const int64_t previous_sync_ms = st.last_sync_ms;
   st.last_sync_ms = steady_ms();

@@ -27,6 +27,8 @@ namespace bulkhead::migration {
 namespace {
 
 constexpr uint32_t kMaxHeader = 1u << 20;
+// A payload up to this size travels in the same TLS record as its header (one write, one segment).
+constexpr size_t kCoalescePayload = 16 * 1024;
 
 // OpenSSL's error queue as text (and cleared), for messages that say what TLS refused.
 std::string ssl_errors() {
@@ -329,15 +331,20 @@ Status PeerConnection::send(const nlohmann::json &header, std::string_view paylo
   std::string h = header.dump();
   if (h.size() > kMaxHeader)
     return fail("a peer message header larger than 1 MiB", EMSGSIZE);
-  unsigned char prefix[4] = {static_cast<unsigned char>(h.size() >> 24),
-                             static_cast<unsigned char>(h.size() >> 16),
-                             static_cast<unsigned char>(h.size() >> 8), static_cast<unsigned char>(h.size())};
-  unsigned char len[8];
-  for (int i = 0; i < 8; ++i)
-    len[i] = static_cast<unsigned char>(static_cast<uint64_t>(payload.size()) >> (56 - 8 * i));
-  BH_CHECK(write_all(prefix, sizeof prefix));
-  BH_CHECK(write_all(h.data(), h.size()));
-  BH_CHECK(write_all(len, sizeof len));
+  // The frame's head (and a small payload) goes out in one TLS record: records of 4 and 8 bytes
+  // cost a segment each, and a reply split across segments waited for the peer's delayed ACK.
+  std::string frame;
+  frame.reserve(4 + h.size() + 8 + (payload.size() <= kCoalescePayload ? payload.size() : 0));
+  for (int i = 3; i >= 0; --i)
+    frame.push_back(static_cast<char>(static_cast<uint32_t>(h.size()) >> (8 * i)));
+  frame += h;
+  for (int i = 7; i >= 0; --i)
+    frame.push_back(static_cast<char>(static_cast<uint64_t>(payload.size()) >> (8 * i)));
+  if (payload.size() <= kCoalescePayload) {
+    frame += payload;
+    return write_all(frame.data(), frame.size());
+  }
+  BH_CHECK(write_all(frame.data(), frame.size()));
   return write_all(payload.data(), payload.size());
 }
 
@@ -456,6 +463,9 @@ Result<PeerConnection> connect_peer(const std::string &address, const PeerIdenti
 
 Result<PeerConnection> accept_peer(UniqueFd fd, const std::string &peer_address, const PeerIdentity &me,
                                    int timeout_s) {
+  // Replies are small and awaited: Nagle would hold one back until the peer's delayed ACK (40 ms).
+  int one = 1;
+  ::setsockopt(fd.get(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   detect_dead_peer(fd.get());
   set_socket_timeout(fd.get(), timeout_s);
   auto ctx = BH_TRY(make_ctx(me, true));

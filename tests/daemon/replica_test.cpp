@@ -315,6 +315,28 @@ TEST_F(DaemonReplicaTest, RoundsShareOneConnectionAndReplaceItWhenTheStandbyClos
   EXPECT_NE(reopened, kept);
 }
 
+// Rounds on a kept connection skip replica.check (the last commit told the source what the
+// standby holds). A template removed on the standby meanwhile makes that round's commit refuse;
+// the next round checks again and carries the template.
+TEST_F(DaemonReplicaTest, ATemplateRemovedOnTheStandbyIsSentAgain) {
+  pair_and_make("c1", true);
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+  int syncs = wait_replication("c1", [](const json &r) { return r.value("syncs", 0) >= 2; })["syncs"];
+  auto rm = ctl({"template", "rm", "busybox"});
+  ASSERT_TRUE(rm.ok()) << rm; // a replica is not a container: nothing on B uses it
+  wait_replication("c1", [&](const json &r) { return r.value("syncs", 0) >= syncs + 2; });
+  std::string log = read_file(a_dir_ + "/bulkheadd.log");
+  EXPECT_TRUE(
+      contains(log, "needs template \"busybox\", which is no longer on host-b; the next set carries it"))
+      << log;
+  auto templates = ctl({"template", "list", "--json"});
+  EXPECT_TRUE(contains(templates.out, "\"busybox\"")) << templates;
+  auto act = activate_on_b("c1");
+  ASSERT_TRUE(act.ok()) << act;
+  EXPECT_EQ(info("c1")["state"], "running");
+  ASSERT_TRUE(ctl({"destroy", "c1", "--force"}).ok());
+}
+
 TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
   pair_and_make("c1", false);
   // A large file, so a set takes long enough on the wire to be cut in the middle.
