@@ -31,9 +31,12 @@
 // |                                                   | (absent: "sha256", an older source), the  |
 // |                                                   | export's manifest, the images' inventory; |
 // |                                                   | imports the template when the set carries |
-// |                                                   | it; renames staging to set-ID, points     |
-// |                                                   | current at it -> {"ok"}, then removes the |
-// |                                                   | old set (the source's round is over)      |
+// |                                                   | it (refuses one that lacks a template     |
+// |                                                   | this host no longer has: a source that    |
+// |                                                   | skipped the check); renames staging to    |
+// |                                                   | set-ID, points current at it -> {"ok"},   |
+// |                                                   | then removes the old set (the source's    |
+// |                                                   | round is over)                            |
 // | {"op":"replica.drop","name"}                      | removes replicas/NAME -> {"ok"}           |
 // Any other message, a broken stream or a failed check removes the staging dir: the previous
 // complete set stays current.

@@ -8,6 +8,8 @@
 // |------|-------------------------------------------------|--------------------------------------|
 // | 1    | connect (TLS, pinned) or the connection the     | nothing changed; "standby            |
 // |      | last round to this standby left, replica.check  | unreachable" or the refusal          |
+// |      | (not on the connection this container's last    |                                      |
+// |      | round committed on: the answer is known)        |                                      |
 // | 2    | stopped and unchanged since the last set: done  | -                                    |
 // | 3    | freeze; copy the whole upper layer into staging;| thawed, running; staging and the new |
 // |      | memory mode: CRIU dump, leave-running, with the | image dir removed; the next dump is  |
@@ -58,6 +60,9 @@ constexpr size_t kChunkBytes = size_t{4} << 20;
 constexpr int64_t kMinIntervalMs = 1000;
 constexpr int64_t kMaxIntervalMs = int64_t{24} * 3600 * 1000;
 constexpr int64_t kDefaultIntervalMs = 2000;
+// How late the replicator may wake for a round and still keep the schedule (condition variable
+// and scheduler latency; in the TCG VM a few ms).
+constexpr int64_t kWakeToleranceMs = 50;
 // A memory chain (a full dump, then dumps of the pages changed since the one before) is cut after
 // this many sets: the next dump is a full one and the older images go on both hosts, so neither
 // keeps more than this many image directories of a container.
@@ -363,11 +368,12 @@ void Daemon::replicator_loop() {
         continue;
       }
       repl_busy_ = due_name;
-      // On the schedule the first round set, not from whenever this thread woke up: a late wake
-      // (or another container's round) would otherwise stretch every interval and with it the
-      // loss window. A round more than an interval late starts a new schedule.
-      int64_t anchored = st->next_due_ms + due.interval_ms;
-      st->next_due_ms = st->next_due_ms > 0 && anchored > now ? anchored : now + due.interval_ms;
+      // On the schedule, not from whenever this thread woke up: a late wake would otherwise
+      // stretch every interval, and with it the loss window. A round that starts late because
+      // the one before ran over (or another container's did) starts a new schedule: no catch-up
+      // rounds at a shorter spacing.
+      const bool on_time = st->next_due_ms > 0 && now - st->next_due_ms <= kWakeToleranceMs;
+      st->next_due_ms = (on_time ? st->next_due_ms : now) + due.interval_ms;
     }
     // The round works on a copy; what it learned goes back under the lock.
     Replication work;
