@@ -287,12 +287,16 @@ private:
   // protected container, one at a time (docs/replication.md "Process model").
   struct Replication;
   struct ReplicaChannel;
+  struct Shipment;
   void start_replicator();
   void stop_replicator();
   void replicator_loop();
   nlohmann::json replication_json(const std::string &name, const Protection &p);
   Status replicate_round(const std::string &name, const Protection &p, Replication &st,
-                         ReplicaChannel &channel);
+                         const std::shared_ptr<ReplicaChannel> &channel);
+  Status open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where);
+  Status ship_set(Shipment &s);
+  Status apply_shipment(Replication &st);
   Status send_replica_drop(const std::string &standby, const std::string &name);
   // Standby side (daemon/daemon_replica.cpp): the peer requests replica.* and the replicas' dirs.
   void register_replica_handlers();

@@ -37,6 +37,7 @@
 #include <cstring>
 #include <filesystem>
 #include <optional>
+#include <thread>
 
 #include <fmt/core.h>
 
@@ -151,7 +152,61 @@ struct Daemon::Replication {
   // replica.begin refuse, as the check would have, and the round after checks again.
   uint64_t committed_on = 0;
   std::string committed_checksum;
+  // The last captured set while it streams to the standby (null once its result is applied).
+  std::shared_ptr<Shipment> shipping;
 };
+
+// One captured set on its way to the standby: step 5 of a round, on a thread of its own, so the
+// next round's freeze comes on schedule while it streams. Everything it needs is copied in; it
+// touches only its channel (which carries one set at a time) and its own results.
+struct Daemon::Shipment {
+  std::string name, mode, state, where, sig;
+  Remote remote;
+  ContainerConfig config;
+  bool known = false;   // no replica.check on this connection (see Replication::committed_on)
+  bool running = false; // the container's state at the capture
+  std::string dir, file, images_name, parent_name, set_id, parent_set;
+  int serial = 0, prev_chain = 0;
+  int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,
+          pause_ms = 0;
+  std::optional<storage::StreamChecksum> sum;
+  std::shared_ptr<ReplicaChannel> channel;
+  // Results, read after `done` (or wait()).
+  Status result;
+  uint64_t sent = 0, channel_serial = 0;
+  int64_t stream_start = 0, commit_start = 0, commit_end = 0;
+  std::string cipher;
+  std::atomic<bool> done{false};
+  std::thread thread;
+  std::mutex join_mu;
+  Status wait(); // joins the thread (once, from any thread) and returns its result
+  ~Shipment();
+};
+
+namespace {
+
+// A refusal comes as "ADDR: message" (PeerConnection::request); anything else is a connection
+// that broke or timed out: an unreachable standby.
+Error from_remote(const Remote &remote, const std::string &where, const Error &err) {
+  std::string msg = err.message;
+  bool refused = msg.rfind(remote.address + ": ", 0) == 0;
+  if (refused)
+    msg.erase(0, remote.address.size() + 2);
+  return Error{refused ? EREMOTE : EHOSTUNREACH, where + ": " + msg};
+}
+
+// Not a refusal ("ADDR: message") and not a silence: the peer closed its end.
+bool closed_meanwhile(const Remote &remote, const Error &err) {
+  return err.code != ETIMEDOUT && err.message.rfind(remote.address + ": ", 0) != 0;
+}
+
+void log_round_failure(const std::string &name, const std::string &standby, const Error &err,
+                       int64_t interval_ms) {
+  fmt::print(stderr, "bulkheadd: replicating {} to {}: {} (retried in {} ms)\n", name, standby, err.text(),
+             interval_ms);
+}
+
+} // namespace
 
 json Daemon::replication_json(const std::string &name, const Protection &p) {
   json j = {{"standby", p.standby}, {"mode", p.mode}, {"interval_ms", p.interval_ms}};
@@ -282,7 +337,11 @@ Result<json> Daemon::unprotect(const std::string &name) {
   {
     // A round in flight finishes first, so no set reaches the standby after its drop.
     std::unique_lock lock(repl_mu_);
-    repl_cv_.wait_for(lock, std::chrono::seconds(kTransferTimeoutS + 10), [&] { return repl_busy_ != name; });
+    repl_cv_.wait_for(lock, std::chrono::seconds(kTransferTimeoutS + 10), [&] {
+      auto it = repl_.find(name);
+      return repl_busy_ != name &&
+             (it == repl_.end() || !it->second->shipping || it->second->shipping->done.load());
+    });
     repl_.erase(name);
   }
   (void)remove_tree(options_.root + "/replication/" + name);
@@ -315,10 +374,76 @@ void Daemon::stop_replicator() {
   repl_cv_.notify_all();
   if (replicator_.joinable())
     replicator_.join();
+  // Sets still on their way finish (or fail) before the daemon goes; destroyed outside the lock.
+  std::map<std::string, std::shared_ptr<Replication>> left;
+  {
+    std::lock_guard lock(repl_mu_);
+    left.swap(repl_);
+  }
+}
+
+Status Daemon::Shipment::wait() {
+  std::lock_guard lock(join_mu);
+  if (thread.joinable())
+    thread.join();
+  return result;
+}
+
+Daemon::Shipment::~Shipment() { (void)wait(); }
+
+// A set that reached the standby (or did not): what the source knows from now on.
+Status Daemon::apply_shipment(Replication &st) {
+  std::shared_ptr<Shipment> shipped = std::move(st.shipping);
+  Shipment &s = *shipped;
+  Status r = s.wait();
+  if (!r) {
+    int code = r.error().code;
+    st.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
+    st.error = r.error().text();
+    st.chain = 0; // the standby never got this set: the next dump is a full one
+    return r;
+  }
+  // The standby holds the new set: the chain moves on, the images it no longer needs go (those
+  // of a capture made after this one, numbered higher, stay).
+  st.last_set = s.set_id;
+  st.chain = s.images_name.empty() ? 0 : s.prev_chain + 1;
+  {
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(s.dir, ec)) {
+      std::string fname = f.path().filename().string();
+      if (fname.rfind("img-", 0) != 0)
+        continue;
+      int k = std::atoi(fname.c_str() + 4);
+      if (s.images_name.empty() ? k <= s.serial : k <= s.serial - st.chain)
+        (void)remove_tree(f.path().string());
+    }
+  }
+  st.stopped_sig = s.running ? std::string() : s.sig;
+  st.last_bytes = s.sent;
+  st.channel = s.cipher + " " + s.sum->algorithm();
+  st.committed_on = s.channel_serial;
+  st.committed_checksum = s.sum->algorithm();
+  st.syncs += 1;
+  const int64_t previous_sync_ms = st.last_sync_ms;
+  st.last_sync_ms = s.commit_end;
+  st.last_round_ms = {{"check", s.capture_start - s.round_start},
+                      {"before_freeze", s.freeze_start - s.capture_start},
+                      {"pause", s.pause_ms},
+                      {"export", s.stream_start - s.export_start},
+                      {"stream", s.commit_start - s.stream_start},
+                      {"commit", s.commit_end - s.commit_start}};
+  // The commit before this one to this one: the interval when a round fits in it, the round's
+  // length when it does not (the loss window's worst case is this plus a checkpoint).
+  if (previous_sync_ms != 0)
+    st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
+  st.state = "ok";
+  st.error.clear();
+  st.lag_bytes = 0;
+  return {};
 }
 
 void Daemon::replicator_loop() {
-  std::map<std::string, ReplicaChannel> channels; // by standby; this thread's only
+  std::map<std::string, std::shared_ptr<ReplicaChannel>> channels; // by standby; this thread's only
   for (;;) {
     // The protected containers, read from their records (the intent survives restarts there).
     std::vector<std::pair<std::string, Protection>> protected_now;
@@ -337,10 +462,18 @@ void Daemon::replicator_loop() {
     Protection due;
     std::shared_ptr<Replication> st;
     int64_t wait_ms = 1000;
+    std::vector<std::shared_ptr<Replication>> dropped; // destroyed outside the lock
+    std::vector<std::pair<std::string, Error>> shipped_failed;
+    std::vector<std::shared_ptr<Shipment>> on_the_channel; // other containers' sets in flight
     {
       std::unique_lock lock(repl_mu_);
       if (repl_quit_)
         return;
+      // Sets that arrived (or failed) since: their results, now.
+      for (auto &[n, r] : repl_)
+        if (r->shipping && r->shipping->done.load())
+          if (auto res = apply_shipment(*r); !res)
+            shipped_failed.emplace_back(n, res.error());
       std::map<std::string, std::shared_ptr<Replication>> keep;
       int64_t now = steady_ms();
       for (auto &[n, p] : protected_now) {
@@ -355,26 +488,50 @@ void Daemon::replicator_loop() {
         } else {
           wait_ms = std::min(wait_ms, std::max<int64_t>(0, r->next_due_ms - now));
         }
+        if (r->shipping) // its results soon after it ends (its thread notifies; this bounds a miss)
+          wait_ms = std::min<int64_t>(wait_ms, 100);
       }
-      repl_.swap(keep); // destroyed or unprotected containers drop out
+      for (auto &[n, r] : repl_)
+        if (!keep.count(n))
+          dropped.push_back(r); // destroyed or unprotected containers drop out
+      repl_.swap(keep);
       for (auto it = channels.begin(); it != channels.end();) {
         bool used = false;
         for (const auto &pn : protected_now)
           used = used || pn.second.standby == it->first;
         it = used ? std::next(it) : channels.erase(it); // no container goes there any more
       }
-      if (due_name.empty()) {
-        repl_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(wait_ms, 10)));
-        continue;
+      if (!due_name.empty()) {
+        repl_busy_ = due_name;
+        // On the schedule, not from whenever this thread woke up: a late wake would otherwise
+        // stretch every interval, and with it the loss window. A round that starts late because
+        // the one before ran over (or another container's did) starts a new schedule: no
+        // catch-up rounds at a shorter spacing.
+        const bool on_time = st->next_due_ms > 0 && now - st->next_due_ms <= kWakeToleranceMs;
+        st->next_due_ms = (on_time ? st->next_due_ms : now) + due.interval_ms;
+        auto &ch = channels[due.standby];
+        if (!ch)
+          ch = std::make_shared<ReplicaChannel>();
+        // One connection per standby carries one set at a time: another container's set on
+        // it arrives first.
+        for (auto &[n, r] : repl_)
+          if (n != due_name && r->shipping && r->shipping->channel == ch)
+            on_the_channel.push_back(r->shipping);
       }
-      repl_busy_ = due_name;
-      // On the schedule, not from whenever this thread woke up: a late wake would otherwise
-      // stretch every interval, and with it the loss window. A round that starts late because
-      // the one before ran over (or another container's did) starts a new schedule: no catch-up
-      // rounds at a shorter spacing.
-      const bool on_time = st->next_due_ms > 0 && now - st->next_due_ms <= kWakeToleranceMs;
-      st->next_due_ms = (on_time ? st->next_due_ms : now) + due.interval_ms;
     }
+    for (const auto &[n, err] : shipped_failed)
+      for (const auto &[pn, pp] : protected_now)
+        if (pn == n)
+          log_round_failure(n, pp.standby, err, pp.interval_ms);
+    dropped.clear();
+    if (due_name.empty()) {
+      std::unique_lock lock(repl_mu_);
+      if (!repl_quit_)
+        repl_cv_.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(wait_ms, 10)));
+      continue;
+    }
+    for (auto &s : on_the_channel)
+      (void)s->wait(); // applied at the top of the next turn
     // The round works on a copy; what it learned goes back under the lock.
     Replication work;
     {
@@ -384,14 +541,14 @@ void Daemon::replicator_loop() {
     auto r = replicate_round(due_name, due, work, channels[due.standby]);
     {
       std::lock_guard lock(repl_mu_);
-      if (r) {
-        work.state = "ok";
-        work.error.clear();
-        work.lag_bytes = 0;
-      } else {
+      if (!r) {
         int code = r.error().code;
         work.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
         work.error = r.error().text();
+      } else if (!work.shipping) {
+        work.state = "ok"; // nothing to send (a stopped container, unchanged)
+        work.error.clear();
+        work.lag_bytes = 0;
       }
       work.next_due_ms = st->next_due_ms;
       *st = work;
@@ -399,59 +556,19 @@ void Daemon::replicator_loop() {
     }
     repl_cv_.notify_all();
     if (!r)
-      fmt::print(stderr, "bulkheadd: replicating {} to {}: {} (retried in {} ms)\n", due_name, due.standby,
-                 r.error().text(), due.interval_ms);
+      log_round_failure(due_name, due.standby, r.error(), due.interval_ms);
   }
 }
 
 Status Daemon::replicate_round(const std::string &name, const Protection &p, Replication &st,
-                               ReplicaChannel &channel) {
+                               const std::shared_ptr<ReplicaChannel> &channel_ptr) {
+  ReplicaChannel &channel = *channel_ptr;
   const int64_t round_start = steady_ms();
   auto remote = trust_->remote(p.standby);
   if (!remote)
     return fail("standby " + p.standby + " is no longer a paired remote (remote add pairs it again)",
                 EREMOTE);
   const std::string where = fmt::format("standby {} ({})", p.standby, remote->address);
-  if (channel.conn && (channel.address != remote->address || channel.fingerprint != remote->fingerprint))
-    channel.conn.reset();
-  // Whatever goes wrong from here leaves the connection in an unknown state: only a committed
-  // round keeps it.
-  struct DropUnlessKept {
-    ReplicaChannel &ch;
-    bool keep = false;
-    ~DropUnlessKept() {
-      if (!keep)
-        ch.conn.reset();
-    }
-  } drop{channel};
-  auto open = [&]() -> Status {
-    static uint64_t opened = 0; // the replicator thread's only
-    auto c = connect_remote(*remote, *identity_, kConnectTimeoutS);
-    if (!c)
-      return fail(fmt::format("{} is unreachable: {}", where, c.error().message), EHOSTUNREACH);
-    channel.conn.emplace(std::move(*c));
-    channel.serial = ++opened;
-    channel.address = remote->address;
-    channel.fingerprint = remote->fingerprint;
-    return {};
-  };
-  const bool reused = channel.conn.has_value();
-  if (!reused)
-    BH_CHECK(open());
-  // A refusal comes as "ADDR: message" (PeerConnection::request); anything else is a connection
-  // that broke or timed out: an unreachable standby.
-  auto from_remote = [&](const Error &err) {
-    std::string msg = err.message;
-    bool refused = msg.rfind(remote->address + ": ", 0) == 0;
-    if (refused)
-      msg.erase(0, remote->address.size() + 2);
-    return Error{refused ? EREMOTE : EHOSTUNREACH, where + ": " + msg};
-  };
-
-  // Not a refusal ("ADDR: message") and not a silence: the peer closed its end.
-  auto closed_meanwhile = [&](const Error &err) {
-    return err.code != ETIMEDOUT && err.message.rfind(remote->address + ": ", 0) != 0;
-  };
 
   auto e = BH_TRY(get(name));
   ContainerConfig config;
@@ -461,81 +578,116 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     config = e->rec.config;
     running = e->watch_fd && e->rec.status.state == "running";
   }
+  // The set of the round before may still be on its way (rounds overlap: this round's freeze comes
+  // on schedule while the last set streams). A running container's capture goes ahead assuming
+  // it arrives (its dump may use that set's images as parent) and waits for it before sending;
+  // anything else waits for it now.
+  if (st.shipping && (!running || st.shipping->done.load()))
+    if (auto r = apply_shipment(st); !r)
+      log_round_failure(name, p.standby, r.error(), p.interval_ms); // this round makes a fresh set
+  std::shared_ptr<Shipment> before = st.shipping;
+  const std::string expect_set = before ? before->set_id : st.last_set;
+  const int expect_chain = before ? (before->images_name.empty() ? 0 : before->prev_chain + 1) : st.chain;
+
   // Step 1. A dead standby costs kConnectTimeoutS on a kept connection as on a new one.
   std::string standby_set;
   bool template_present = false;
   std::optional<storage::StreamChecksum> sum;
-  const bool known = reused && channel.serial == st.committed_on && !st.last_set.empty() &&
-                     st.template_name == config.template_name;
-  if (known) {
-    standby_set = st.last_set;
+  bool known = false;
+  if (before) {
+    // The connection is the set before's; if it commits, what the standby holds is known.
+    standby_set = expect_set;
     template_present = true;
-    sum.emplace(BH_TRY(storage::StreamChecksum::make(st.committed_checksum)));
+    known = true;
+    sum.emplace(BH_TRY(storage::StreamChecksum::make(before->sum->algorithm())));
   } else {
-    channel.conn->set_timeout(kConnectTimeoutS);
-    auto check = channel.conn->request(replica_check_request(name, config, p.mode));
-    if (!check && reused && closed_meanwhile(check.error())) {
-      // The standby closed the kept connection meanwhile (idle timeout, restart): a new one, once.
+    if (channel.conn && (channel.address != remote->address || channel.fingerprint != remote->fingerprint))
       channel.conn.reset();
-      BH_CHECK(open());
+    const bool reused = channel.conn.has_value();
+    if (!reused)
+      BH_CHECK(open_replica_channel(channel, *remote, where));
+    known = reused && channel.serial == st.committed_on && !st.last_set.empty() &&
+            st.template_name == config.template_name;
+    if (known) {
+      standby_set = st.last_set;
+      template_present = true;
+      sum.emplace(BH_TRY(storage::StreamChecksum::make(st.committed_checksum)));
+    } else {
       channel.conn->set_timeout(kConnectTimeoutS);
-      check = channel.conn->request(replica_check_request(name, config, p.mode));
+      auto check = channel.conn->request(replica_check_request(name, config, p.mode));
+      if (!check && reused && closed_meanwhile(*remote, check.error())) {
+        // The standby closed the kept connection meanwhile (idle timeout, restart): a new one, once.
+        channel.conn.reset();
+        BH_CHECK(open_replica_channel(channel, *remote, where));
+        channel.conn->set_timeout(kConnectTimeoutS);
+        check = channel.conn->request(replica_check_request(name, config, p.mode));
+      }
+      if (!check) {
+        channel.conn.reset();
+        return tl::unexpected(from_remote(*remote, where, check.error()));
+      }
+      standby_set = check->header.value("set", "");
+      template_present = check->header.value("template_present", false);
+      sum.emplace(BH_TRY(checksum_for_receiver(check->header)));
     }
-    if (!check)
-      return tl::unexpected(from_remote(check.error()));
-    standby_set = check->header.value("set", "");
-    template_present = check->header.value("template_present", false);
-    sum.emplace(BH_TRY(checksum_for_receiver(check->header)));
   }
-  auto &conn = channel.conn;
-  // Without a check, replica.begin is the first message: a dead standby fails it in
-  // kConnectTimeoutS, as it would have failed the check.
-  conn->set_timeout(known ? kConnectTimeoutS : kTransferTimeoutS);
-  if (standby_set != st.last_set) { // the standby lost or replaced our set: start a new chain
-    st.last_set.clear();
-    st.chain = 0;
+  std::string last_set = expect_set;
+  int last_chain = expect_chain;
+  if (standby_set != last_set) { // the standby lost or replaced our set: start a new chain
+    last_set.clear();
+    last_chain = 0;
   }
   // Step 2.
   std::string sig = to_json(config).dump() + upper_signature(records_.paths(name).upper);
-  if (!running && !st.last_set.empty() && st.stopped_sig == sig) {
+  if (!running && !last_set.empty() && st.stopped_sig == sig) {
     st.last_bytes = 0;
-    drop.keep = true; // nothing was sent: the connection is as good as before
-    return {};
+    return {}; // nothing was sent: the connection is as good as before
   }
 
   // Step 3, under the container's lock (the same instant for files and memory).
+  auto s = std::make_shared<Shipment>();
+  s->name = name;
+  s->mode = p.mode;
+  s->where = where;
+  s->remote = *remote;
+  s->config = config;
+  s->known = known;
+  s->channel = channel_ptr;
+  s->round_start = round_start;
+  s->sig = sig;
+  s->set_id = random_id();
+  s->parent_set = last_set;
   const int64_t capture_start = steady_ms();
-  int64_t freeze_start = 0;
+  s->capture_start = capture_start;
   const std::string dir = options_.root + "/replication/" + name;
+  s->dir = dir;
   if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
     return failf_errno("creating {}", dir);
   const bool memory = p.mode == "memory";
   std::string images_name, parent_name;
   PathGuard new_images;
   std::optional<SnapshotStaging> staging;
-  std::string state;
-  int prev_chain = 0;
-  // The instant the set's state is taken (wall clock, only reported: the standby shows it and the
-  // failover bench measures the loss window with it; nothing decides on it).
-  int64_t captured_unix_ms = 0;
+  s->serial = st.serial;
   {
     auto e2 = BH_TRY(get(name));
     std::unique_lock lock(e2->mu);
-    const auto &s = e2->rec.status;
-    if (s.state == "starting" || s.state == "stopping")
-      return fail(fmt::format("container {} is {}; the round is retried", name, s.state), EBUSY);
+    const auto &es = e2->rec.status;
+    if (es.state == "starting" || es.state == "stopping")
+      return fail(fmt::format("container {} is {}; the round is retried", name, es.state), EBUSY);
     // A fenced copy is stale (the cluster moved the container to another host): its images must
     // never replace what the standby, or the new owner, holds.
-    if (!s.fenced_by.empty())
+    if (!es.fenced_by.empty())
       return fail(fmt::format("container {} is fenced (the cluster placed it on {}); nothing is sent", name,
-                              s.fenced_by),
+                              es.fenced_by),
                   EPERM);
-    running = e2->watch_fd && s.state == "running";
-    state = running ? "running" : "stopped";
+    running = e2->watch_fd && es.state == "running";
+    s->running = running;
+    s->state = running ? "running" : "stopped";
     config = e2->rec.config;
+    s->config = config;
     auto t0 = std::chrono::steady_clock::now();
     if (running && memory) {
-      bool incremental = !st.last_set.empty() && st.chain > 0 && st.chain < kMaxChain &&
+      bool incremental = !last_set.empty() && last_chain > 0 && last_chain < kMaxChain &&
                          st.dumps == e2->dumps && st.generation == e2->generation &&
                          ::access(fmt::format("{}/img-{}", dir, st.serial).c_str(), F_OK) == 0;
       int serial = st.serial + 1;
@@ -554,8 +706,8 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       auto rt = runtime();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
-      freeze_start = steady_ms();
-      captured_unix_ms = now_unix_ms();
+      s->freeze_start = steady_ms();
+      s->captured_unix_ms = now_unix_ms();
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
       if (dumped)
@@ -571,13 +723,14 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       st.generation = e2->generation;
       // Until the standby acknowledges this set, the chain is broken: a round that fails from here
       // on leaves the next dump a full one (the bits were reset for pages the standby never got).
-      prev_chain = incremental ? st.chain : 0;
+      s->prev_chain = incremental ? last_chain : 0;
       st.chain = 0;
       BH_CHECK(dumped);
       st.serial = serial;
+      s->serial = serial;
     } else {
-      freeze_start = steady_ms();
-      captured_unix_ms = now_unix_ms();
+      s->freeze_start = steady_ms();
+      s->captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
       st.last_pause_ms =
           running
@@ -586,9 +739,12 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
               : 0;
     }
   }
+  s->pause_ms = st.last_pause_ms;
+  s->images_name = images_name;
+  s->parent_name = parent_name;
 
   // Step 4: the export of the staged copy, outside the lock (the container runs on meanwhile).
-  const int64_t export_start = steady_ms();
+  s->export_start = steady_ms();
   auto tmpl = templates_.get(config.template_name);
   if (!tmpl)
     return fail("replicating " + name + ": its template \"" + config.template_name + "\" is gone", ENOENT);
@@ -597,9 +753,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     st.template_digest = BH_TRY(storage::tree_digest(rootfs.get(), nullptr));
     st.template_name = config.template_name;
   }
-  std::string file = dir + "/set.bhx";
-  (void)::unlink(file.c_str());
-  PathGuard file_guard{file};
+  // One file per set: the set before may still be read by its stream.
+  s->file = dir + "/set-" + s->set_id + ".bhx";
+  PathGuard file_guard{s->file};
   json manifest = {
       {"format", storage::kExportFormat},
       {"kind", "full"},
@@ -608,16 +764,14 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       {"template",
        {{"name", config.template_name}, {"digest", st.template_digest}, {"included", !template_present}}}};
   storage::ExportSource src{staging->upper_fd(), -1, template_present ? -1 : rootfs.get()};
-  BH_TRY(context(storage::write_export(file, manifest, src, nullptr, nullptr), "writing " + file));
+  BH_TRY(context(storage::write_export(s->file, manifest, src, nullptr, nullptr), "writing " + s->file));
   staging.reset();
+  s->sum = std::move(sum);
 
-  // Step 5.
-  const int64_t stream_start = steady_ms();
-  std::string set_id = random_id();
   uint64_t total = 0;
   {
     struct stat sb {};
-    if (::stat(file.c_str(), &sb) == 0)
+    if (::stat(s->file.c_str(), &sb) == 0)
       total += static_cast<uint64_t>(sb.st_size);
     std::error_code ec;
     if (!images_name.empty())
@@ -633,41 +787,99 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     }
   }
   st.lag_bytes = total;
+  st.state = "syncing";
+
+  // The set before must have arrived: this one may be made against it.
+  if (before) {
+    if (auto r = apply_shipment(st); !r)
+      return fail(
+          fmt::format("{}; the set made after it was against it and is dropped too", r.error().message),
+          r.error().code);
+    // The standby holds what this capture assumed: its set, so this set's parent.
+  }
+
+  // Step 5, on its own thread: this thread's next round (of this container or another) comes on
+  // schedule meanwhile.
+  s->channel_serial = 0;
+  Shipment *raw = s.get();
+  s->thread = std::thread([this, raw] {
+    raw->result = ship_set(*raw);
+    raw->done.store(true);
+    repl_cv_.notify_all();
+  });
+  new_images.path.clear(); // the shipment's now; removed when it fails (apply_shipment: chain 0)
+  file_guard.path.clear();
+  st.shipping = std::move(s);
+  return {};
+}
+
+Status Daemon::open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where) {
+  static std::atomic<uint64_t> opened{0};
+  auto c = connect_remote(remote, *identity_, kConnectTimeoutS);
+  if (!c)
+    return fail(fmt::format("{} is unreachable: {}", where, c.error().message), EHOSTUNREACH);
+  channel.conn.emplace(std::move(*c));
+  channel.serial = ++opened;
+  channel.address = remote.address;
+  channel.fingerprint = remote.fingerprint;
+  return {};
+}
+
+// Step 5 of a round: replica.begin, the files, replica.commit. Runs on the shipment's thread and
+// touches nothing but the shipment and its channel (one set at a time per channel).
+Status Daemon::ship_set(Shipment &s) {
+  PathGuard file_guard{s.file}; // sent or not, the export is not needed again
+  ReplicaChannel &channel = *s.channel;
+  // Whatever goes wrong leaves the connection in an unknown state: only a commit keeps it.
+  struct DropUnlessKept {
+    ReplicaChannel &ch;
+    bool keep = false;
+    ~DropUnlessKept() {
+      if (!keep)
+        ch.conn.reset();
+    }
+  } drop{channel};
+  if (!channel.conn) // the set before failed and dropped it
+    return fail(s.where + ": the connection of the set before is gone", EHOSTUNREACH);
+  auto &conn = channel.conn;
+  s.stream_start = steady_ms();
   const json begin_request = {{"op", "replica.begin"},
-                              {"name", name},
-                              {"set", set_id},
-                              {"parent_set", parent_name.empty() ? "" : st.last_set},
-                              {"images", images_name},
-                              {"parent_images", parent_name},
-                              {"mode", p.mode},
-                              {"state", state},
-                              {"captured_unix_ms", captured_unix_ms},
+                              {"name", s.name},
+                              {"set", s.set_id},
+                              {"parent_set", s.parent_name.empty() ? "" : s.parent_set},
+                              {"images", s.images_name},
+                              {"parent_images", s.parent_name},
+                              {"mode", s.mode},
+                              {"state", s.state},
+                              {"captured_unix_ms", s.captured_unix_ms},
                               {"source_host", options_.host_name},
-                              {"checksum", sum->algorithm()}};
+                              {"checksum", s.sum->algorithm()}};
+  // Without a check, replica.begin is the first message: a dead standby fails it in
+  // kConnectTimeoutS, as it would have failed the check.
+  conn->set_timeout(s.known ? kConnectTimeoutS : kTransferTimeoutS);
   auto begin = conn->request(begin_request);
-  if (!begin && known && closed_meanwhile(begin.error())) {
+  if (!begin && s.known && closed_meanwhile(s.remote, begin.error())) {
     // The standby restarted since the last round (the check was skipped): a new connection, and
     // the check now. The set made for what the standby held goes only if it still holds that.
     conn.reset();
-    BH_CHECK(open());
+    BH_CHECK(open_replica_channel(channel, s.remote, s.where));
     conn->set_timeout(kConnectTimeoutS);
-    auto check =
-        BH_TRY(conn->request(replica_check_request(name, config, p.mode)).map_error([&](const Error &err) {
-          return from_remote(err);
+    auto check = BH_TRY(
+        conn->request(replica_check_request(s.name, s.config, s.mode)).map_error([&](const Error &err) {
+          return from_remote(s.remote, s.where, err);
         }));
-    if (check.header.value("set", "") != standby_set || !check.header.value("template_present", false) ||
+    if (check.header.value("set", "") != s.parent_set || !check.header.value("template_present", false) ||
         checksum_for_receiver(check.header).map([](const auto &c) { return c.algorithm(); }) !=
-            sum->algorithm())
+            s.sum->algorithm())
       return fail(
-          fmt::format("{} holds another set of {} since it restarted; the next round sends a full one", where,
-                      name),
+          fmt::format("{} holds another set of {} since it restarted; the next round sends a full one",
+                      s.where, s.name),
           ESTALE);
     begin = conn->request(begin_request);
   }
   if (!begin)
-    return tl::unexpected(from_remote(begin.error()));
+    return tl::unexpected(from_remote(s.remote, s.where, begin.error()));
   conn->set_timeout(kTransferTimeoutS);
-  uint64_t sent = 0;
   std::string buf(kChunkBytes, '\0');
   auto send_file = [&](const std::string &path, json head) -> Status {
     UniqueFd in(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
@@ -681,18 +893,19 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
         return failf_errno("reading {}", path);
       if (n == 0 && !first)
         return {};
-      sum->update(buf.data(), static_cast<size_t>(n));
-      if (auto s = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !s)
-        return tl::unexpected(from_remote(s.error()));
-      sent += static_cast<uint64_t>(n);
+      s.sum->update(buf.data(), static_cast<size_t>(n));
+      if (auto r = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !r)
+        return tl::unexpected(from_remote(s.remote, s.where, r.error()));
+      s.sent += static_cast<uint64_t>(n);
       if (n == 0)
         return {};
     }
   };
-  BH_CHECK(send_file(file, {{"op", "replica.file"}, {"part", "export"}}));
-  if (!images_name.empty()) {
+  BH_CHECK(send_file(s.file, {{"op", "replica.file"}, {"part", "export"}}));
+  if (!s.images_name.empty()) {
     std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(dir + "/" + images_name, ec)) {
+    const std::string images = s.dir + "/" + s.images_name;
+    for (const auto &f : std::filesystem::directory_iterator(images, ec)) {
       if (!f.is_regular_file(ec)) // CRIU's parent link is made again by the standby
         continue;
       BH_CHECK(
@@ -700,48 +913,17 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                     {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
     }
     if (ec)
-      return fail(fmt::format("listing {}/{}: {}", dir, images_name, ec.message()), ec.value());
+      return fail(fmt::format("listing {}: {}", images, ec.message()), ec.value());
   }
-  const int64_t commit_start = steady_ms();
+  s.commit_start = steady_ms();
   auto commit =
-      conn->request({{"op", "replica.commit"}, {"bytes", sent}, {sum->algorithm(), sum->hex_digest()}});
+      conn->request({{"op", "replica.commit"}, {"bytes", s.sent}, {s.sum->algorithm(), s.sum->hex_digest()}});
   if (!commit)
-    return tl::unexpected(from_remote(commit.error()));
-
-  // The standby holds the new set: the chain moves on, the images it no longer needs go.
+    return tl::unexpected(from_remote(s.remote, s.where, commit.error()));
+  s.commit_end = steady_ms();
   drop.keep = true;
-  new_images.path.clear();
-  st.last_set = set_id;
-  st.chain = images_name.empty() ? 0 : prev_chain + 1;
-  {
-    std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
-      std::string fname = f.path().filename().string();
-      if (fname.rfind("img-", 0) != 0)
-        continue;
-      int k = std::atoi(fname.c_str() + 4);
-      if (images_name.empty() || k <= st.serial - st.chain)
-        (void)remove_tree(f.path().string());
-    }
-  }
-  st.stopped_sig = running ? std::string() : sig;
-  st.last_bytes = sent;
-  st.channel = conn->cipher() + " " + sum->algorithm();
-  st.committed_on = channel.serial;
-  st.committed_checksum = sum->algorithm();
-  st.syncs += 1;
-  const int64_t previous_sync_ms = st.last_sync_ms;
-  st.last_sync_ms = steady_ms();
-  st.last_round_ms = {{"check", capture_start - round_start},
-                      {"before_freeze", freeze_start - capture_start},
-                      {"pause", st.last_pause_ms},
-                      {"export", stream_start - export_start},
-                      {"stream", commit_start - stream_start},
-                      {"commit", st.last_sync_ms - commit_start}};
-  // The commit before this one to this one: the interval when a round fits in it, the round's
-  // length when it does not (the loss window's worst case is this plus a checkpoint).
-  if (previous_sync_ms != 0)
-    st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
+  s.cipher = conn->cipher();
+  s.channel_serial = channel.serial;
   return {};
 }
 
