@@ -283,8 +283,9 @@ private:
   Status id_range_free(const IdMap &want);
   // The id ranges of every container here; table_mu_ held.
   std::vector<IdMap> used_id_ranges_locked() const;
-  // Continuous replication, source side (daemon/replicator.cpp): one thread runs the rounds of every
-  // protected container, one at a time (docs/replication.md "Process model").
+  // Continuous replication, source side (daemon/replicator.cpp): one thread runs the captures of
+  // every protected container, one at a time; each set streams on a thread of its own while the
+  // next capture comes on schedule (docs/replication.md "Process model").
   struct Replication;
   struct ReplicaChannel;
   struct Shipment;

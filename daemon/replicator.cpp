@@ -17,17 +17,27 @@
 // |      | dirtied since); thaw                            |                                      |
 // | 4    | the export of the staged copy (+ the template   | as 3                                 |
 // |      | when the standby lacks it) into                 |                                      |
-// |      | <root>/replication/NAME/set.bhx                 |                                      |
-// | 5    | replica.begin, replica.file..., replica.commit  | the standby keeps its previous set   |
-// Process model: one thread (replicator_loop) runs every protected container's rounds, one at a
-// time: two freezes and two CRIU dumps never compete for the host's CPUs and memory, and the
-// schedule lives in one place. A standby that does not answer costs a round at most
-// kConnectTimeoutS, so it delays the other containers' rounds by that much, never more.
-// A round that committed leaves its connection open for the next round to the same standby (one
-// per standby, as rounds never overlap): no TCP and TLS handshake per round, which in the VM took
-// about 0.15 s of each round's check and the handshake's CPU on both hosts. A kept connection the
-// standby closed meanwhile (its idle timeout, a restart) is replaced once within the round; one
-// that does not answer in kConnectTimeoutS fails the round like a connect that does not.
+// |      | <root>/replication/NAME/set-ID.bhx              |                                      |
+// | 5    | (a Shipment, on its own thread) replica.begin,  | the standby keeps its previous set;  |
+// |      | replica.file..., replica.commit                 | the next dump is a full one          |
+// Process model: one thread (replicator_loop) runs every protected container's steps 1-4, one
+// round at a time: two freezes and two CRIU dumps never compete for the host's CPUs and memory,
+// and the schedule lives in one place. Step 5 runs on a thread of its own (Shipment), so a round
+// whose stream outlasts the interval does not push the next freeze back: the captures stay one
+// interval apart, and the loss window is the interval plus one checkpoint, as long as a set
+// streams within an interval. At most one set per container is on its way; a running
+// container's next capture assumes it arrives (its dump may take that set's images as parent)
+// and waits for it before its own step 5; if it did not arrive, that capture is dropped and the
+// round after makes a full set. One connection per standby carries one set at a time: another
+// container's round to that standby waits for the set on it first. The shipment thread touches
+// only its own fields and its channel; its results are applied by the loop (apply_shipment).
+// A standby that does not answer costs a round at most kConnectTimeoutS, so it delays the other
+// containers' rounds by that much, never more.
+// A round that committed leaves its connection open for the next round to the same standby: no
+// TCP and TLS handshake per round, which in the VM took about 0.15 s of each round's check and
+// the handshake's CPU on both hosts. A kept connection the standby closed meanwhile (its idle
+// timeout, a restart) is replaced once within the round; one that does not answer in
+// kConnectTimeoutS fails the round like a connect that does not.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +162,8 @@ struct Daemon::Replication {
   // replica.begin refuse, as the check would have, and the round after checks again.
   uint64_t committed_on = 0;
   std::string committed_checksum;
+  // The freeze of the last committed set (steady clock): the next commit's "exposure".
+  int64_t last_freeze_ms = 0;
   // The last captured set while it streams to the standby (null once its result is applied).
   std::shared_ptr<Shipment> shipping;
 };
@@ -436,6 +448,11 @@ Status Daemon::apply_shipment(Replication &st) {
   // length when it does not (the loss window's worst case is this plus a checkpoint).
   if (previous_sync_ms != 0)
     st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
+  // The work lost had the host died just before this commit: the standby's newest state was the
+  // set before's freeze. The bound is the interval plus one checkpoint (freeze to commit).
+  if (st.last_freeze_ms != 0)
+    st.last_round_ms["exposure"] = s.commit_end - st.last_freeze_ms;
+  st.last_freeze_ms = s.freeze_start;
   st.state = "ok";
   st.error.clear();
   st.lag_bytes = 0;
@@ -668,6 +685,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   PathGuard new_images;
   std::optional<SnapshotStaging> staging;
   s->serial = st.serial;
+  uint64_t dumps_after = st.dumps, generation_after = st.generation;
   {
     auto e2 = BH_TRY(get(name));
     std::unique_lock lock(e2->mu);
@@ -718,9 +736,12 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       st.last_pause_ms =
           std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0)
               .count();
-      // The soft-dirty bits were reset by this dump, whether it reaches the standby or not.
-      st.dumps = e2->dumps;
-      st.generation = e2->generation;
+      // The soft-dirty bits were reset by this dump, whether it reaches the standby or not: until
+      // this set is on its way, no later dump may take an older set's images as parent (the set
+      // before may still arrive and restore the chain's length, but not these pages).
+      dumps_after = e2->dumps;
+      generation_after = e2->generation;
+      st.dumps = ~uint64_t{0};
       // Until the standby acknowledges this set, the chain is broken: a round that fails from here
       // on leaves the next dump a full one (the bits were reset for pages the standby never got).
       s->prev_chain = incremental ? last_chain : 0;
@@ -800,7 +821,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
 
   // Step 5, on its own thread: this thread's next round (of this container or another) comes on
   // schedule meanwhile.
-  s->channel_serial = 0;
+  // This dump's pages are on their way: the next dump may be made against them.
+  st.dumps = dumps_after;
+  st.generation = generation_after;
   Shipment *raw = s.get();
   s->thread = std::thread([this, raw] {
     raw->result = ship_set(*raw);

@@ -196,6 +196,9 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   auto later = wait_replication("c1", [&](const json &r) { return r.value("syncs", 0) >= syncs + 2; });
   // From the commit before: about the interval (1 s) when a round fits in it, as here.
   EXPECT_GT(later["last_round_ms"].value("period", 0), 500) << later.dump();
+  // The loss had A died just before that commit: from the set before's freeze, so more than a
+  // period's worth of the interval.
+  EXPECT_GT(later["last_round_ms"].value("exposure", 0), 500) << later.dump();
   auto list = replicas_b();
   ASSERT_EQ(list.size(), 1u) << list.dump();
   EXPECT_EQ(list[0]["name"], "c1");
