@@ -401,7 +401,10 @@ private:
   std::thread replicator_;
   // Standby side: the replicas being written, activated or dropped now.
   std::mutex replica_mu_;
+  std::condition_variable replica_cv_; // a claim released
   std::set<std::string> replica_busy_;
+  // The socket of each set arriving, by replica name: an activation cuts it (daemon_replica.cpp).
+  std::map<std::string, int> replica_receiving_;
   std::mutex evac_mu_; // guards evacuation_
   struct Evacuation {
     std::string operation, remote, mode;

@@ -39,8 +39,9 @@
 // |                                                   | round is over)                            |
 // | {"op":"replica.drop","name"}                      | removes replicas/NAME -> {"ok"}           |
 // Any other message, a broken stream or a failed check removes the staging dir: the previous
-// complete set stays current.
+// complete set stays current. An activation cuts a set still arriving (shutdown of its socket).
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -121,8 +122,11 @@ Status Daemon::claim_replica(const std::string &name, const std::string &what) {
 }
 
 void Daemon::release_replica(const std::string &name) {
-  std::lock_guard lock(replica_mu_);
-  replica_busy_.erase(name);
+  {
+    std::lock_guard lock(replica_mu_);
+    replica_busy_.erase(name);
+  }
+  replica_cv_.notify_all();
 }
 
 namespace {
@@ -247,6 +251,16 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   auto sum = BH_TRY(context(checksum_named_by_sender(h), "replica.begin"));
   BH_CHECK(claim_replica(name, "receiving a replica set"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
+  // An activation may cut this set short (its socket shut down): unregistered before the
+  // connection, and so its descriptor, can go away.
+  {
+    std::lock_guard lock(replica_mu_);
+    replica_receiving_[name] = conn.fd();
+  }
+  ReplicaClaim receiving{[this, name] {
+    std::lock_guard lock(replica_mu_);
+    replica_receiving_.erase(name);
+  }};
   const std::string dir = replica_dir(name);
   if (::mkdir(dir.c_str(), 0700) < 0 && errno != EEXIST)
     return failf_errno("creating {}", dir);
@@ -457,6 +471,18 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
     return fail(fmt::format("activating the replica of {}: container {} exists on {} already", name, name,
                             options_.host_name),
                 EEXIST);
+  {
+    // A set still arriving is cut: an activation runs what is complete, and when its source host
+    // died mid-stream (the reason for most activations) nothing else would end the stream until
+    // TCP keepalive gives up (about 30 s), which the recovery time cannot afford. The receiver
+    // removes its staging directory and releases the replica.
+    std::unique_lock lock(replica_mu_);
+    if (auto it = replica_receiving_.find(name); it != replica_receiving_.end()) {
+      fmt::print(stderr, "bulkheadd: activating {}: cutting the set arriving for it\n", name);
+      ::shutdown(it->second, SHUT_RDWR);
+      replica_cv_.wait_for(lock, std::chrono::seconds(5), [&] { return !replica_busy_.count(name); });
+    }
+  }
   BH_CHECK(claim_replica(name, "activating a replica"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
   std::string cur = current_set(replica_dir(name));

@@ -407,6 +407,38 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
   ASSERT_TRUE(ctl({"destroy", "c1", "--force"}).ok());
 }
 
+// An activation while a set arrives does not wait for it (a source that died mid-stream would
+// hold it until TCP keepalive gives up): the arriving set is cut, the complete one runs.
+TEST_F(DaemonReplicaTest, ActivateCutsTheSetArrivingAndRunsTheCompleteOne) {
+  pair_and_make("c1", false);
+  // Large, so a set is still on the wire when the activation comes.
+  auto big = run_command({"dd", "if=/dev/urandom", "of=" + a_dir_ + "/root/containers/c1/disk/upper/big.bin",
+                          "bs=1M", "count=256", "status=none"});
+  ASSERT_TRUE(big.ok()) << big;
+  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+  wait_replication(
+      "c1", [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
+  write_a_file("c1", "v2");
+  bool arriving = false;
+  for (auto end = std::chrono::steady_clock::now() + 60s;
+       std::chrono::steady_clock::now() < end && !arriving;) {
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1", ec))
+      arriving = arriving || f.path().filename().string().rfind(".staging-", 0) == 0;
+    if (!arriving)
+      std::this_thread::sleep_for(2ms);
+  }
+  ASSERT_TRUE(arriving) << "no set arrived after the change";
+  auto act = ctl({"replica", "activate", "c1"});
+  ASSERT_TRUE(act.ok()) << act; // not "busy"
+  EXPECT_TRUE(contains(read_file(dir_ + "/bulkheadd.log"), "activating c1: cutting the set arriving for it"));
+  EXPECT_EQ(read_file(root_ + "/containers/c1/disk/upper/state.txt"), "v1"); // the complete set's
+  std::error_code ec;
+  for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas", ec))
+    ADD_FAILURE() << f.path() << " left after the activation";
+  ASSERT_TRUE(ctl({"destroy", "c1", "--force"}).ok());
+}
+
 } // namespace
 
 namespace {
