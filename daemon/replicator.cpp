@@ -53,46 +53,17 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/replication_state.hpp"
 #include "daemon/request_fields.hpp"
 #include "storage/backup_archive.hpp"
-#include "storage/stream_checksum.hpp"
 #include "storage/tree.hpp"
 #include "storage/upper_tree.hpp"
-
 namespace bulkhead::daemon {
 
 using nlohmann::json;
+using namespace replication;
 
 namespace {
-
-constexpr int kConnectTimeoutS = 3;
-constexpr int kTransferTimeoutS = 120;
-constexpr size_t kChunkBytes = size_t{4} << 20;
-constexpr int64_t kMinIntervalMs = 1000;
-constexpr int64_t kMaxIntervalMs = int64_t{24} * 3600 * 1000;
-constexpr int64_t kDefaultIntervalMs = 2000;
-// How late the replicator may wake for a round and still keep the schedule (condition variable
-// and scheduler latency; in the TCG VM a few ms).
-constexpr int64_t kWakeToleranceMs = 50;
-// A memory chain (a full dump, then dumps of the pages changed since the one before) is cut after
-// this many sets: the next dump is a full one and the older images go on both hosts, so neither
-// keeps more than this many image directories of a container.
-constexpr int kMaxChain = 8;
-
-int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
-// Removes a directory tree or a file when it goes out of scope, unless released.
-struct PathGuard {
-  std::string path;
-  ~PathGuard() {
-    if (!path.empty())
-      (void)remove_tree(path);
-  }
-};
 
 // What a stopped container's disk looks like now: its entries' count, sizes and newest change
 // time (ctime: any write, rename, chmod or removal inside moves it). Equal twice: nothing to send.
@@ -113,109 +84,6 @@ std::string upper_signature(const std::string &upper) {
        !ec && it != std::filesystem::recursive_directory_iterator(); it.increment(ec))
     note(it->path().string());
   return fmt::format("{}:{}:{}:{}", n, bytes, newest, ec ? ec.message() : "");
-}
-
-// replica.check (step 1): the standby answers whether it can hold NAME (and which set it holds).
-json replica_check_request(const std::string &name, const ContainerConfig &config, const std::string &mode) {
-  json networks = json::array();
-  for (const auto &n : config.nets)
-    networks.push_back(n.network);
-  return {{"op", "replica.check"},
-          {"name", name},
-          {"template", config.template_name},
-          {"networks", networks},
-          {"mode", mode}};
-}
-
-} // namespace
-
-// The connection kept from one round to the next of any container replicated to one standby.
-struct Daemon::ReplicaChannel {
-  std::string address, fingerprint; // what it was opened to: a re-paired remote gets a new one
-  std::optional<migration::PeerConnection> conn;
-  uint64_t serial = 0; // which connection this is (unique in the process): see Replication::committed_on
-};
-
-// What the source knows of one protected container's replication (info's "replication").
-struct Daemon::Replication {
-  std::string state = "syncing"; // ok | syncing | standby unreachable | refused | failed
-  std::string error;
-  int64_t last_sync_ms = 0; // steady clock of this host: ages never compare two hosts' clocks
-  int64_t next_due_ms = 0;
-  int64_t last_pause_ms = 0;
-  // The last committed round's phases: before the freeze (staging, CRIU's start), the freeze,
-  // the export, the stream (with hashing and TLS) and the standby's commit.
-  nlohmann::json last_round_ms = nullptr;
-  uint64_t last_bytes = 0, lag_bytes = 0, syncs = 0;
-  std::string channel; // the last committed round's TLS suite and set checksum
-  // The set the standby holds (as it acknowledged it) and the memory chain behind it.
-  std::string last_set;
-  int serial = 0; // the last image directory's number (img-SERIAL)
-  int chain = 0;  // image directories in the standby's set (0: a disk set)
-  uint64_t dumps = ~uint64_t{0}, generation = ~uint64_t{0}; // the entry's counters after our dump
-  std::string stopped_sig; // a stopped container's record as last sent (unchanged: nothing to send)
-  std::string template_name, template_digest; // the template's tree digest, hashed once
-  // The connection (ReplicaChannel::serial) the last round committed on, and the checksum it used.
-  // While that connection stays open the standby daemon has not restarted, so the next round
-  // skips replica.check: it knows the answer (its own set, the template it sent or found, the same
-  // checksum). Whatever changed on the standby meanwhile (an activation, a drop) makes
-  // replica.begin refuse, as the check would have, and the round after checks again.
-  uint64_t committed_on = 0;
-  std::string committed_checksum;
-  // The freeze of the last committed set (steady clock): the next commit's "exposure".
-  int64_t last_freeze_ms = 0;
-  // The last captured set while it streams to the standby (null once its result is applied).
-  std::shared_ptr<Shipment> shipping;
-};
-
-// One captured set on its way to the standby: step 5 of a round, on a thread of its own, so the
-// next round's freeze comes on schedule while it streams. Everything it needs is copied in; it
-// touches only its channel (which carries one set at a time) and its own results.
-struct Daemon::Shipment {
-  std::string name, mode, state, where, sig;
-  Remote remote;
-  ContainerConfig config;
-  bool known = false;   // no replica.check on this connection (see Replication::committed_on)
-  bool running = false; // the container's state at the capture
-  std::string dir, file, images_name, parent_name, set_id, parent_set;
-  int serial = 0, prev_chain = 0;
-  int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,
-          pause_ms = 0;
-  std::optional<storage::StreamChecksum> sum;
-  std::shared_ptr<ReplicaChannel> channel;
-  // Results, read after `done` (or wait()).
-  Status result;
-  uint64_t sent = 0, channel_serial = 0;
-  int64_t stream_start = 0, commit_start = 0, commit_end = 0;
-  std::string cipher;
-  std::atomic<bool> done{false};
-  std::thread thread;
-  std::mutex join_mu;
-  Status wait(); // joins the thread (once, from any thread) and returns its result
-  ~Shipment();
-};
-
-namespace {
-
-// A refusal comes as "ADDR: message" (PeerConnection::request); anything else is a connection
-// that broke or timed out: an unreachable standby.
-Error from_remote(const Remote &remote, const std::string &where, const Error &err) {
-  std::string msg = err.message;
-  bool refused = msg.rfind(remote.address + ": ", 0) == 0;
-  if (refused)
-    msg.erase(0, remote.address.size() + 2);
-  return Error{refused ? EREMOTE : EHOSTUNREACH, where + ": " + msg};
-}
-
-// Not a refusal ("ADDR: message") and not a silence: the peer closed its end.
-bool closed_meanwhile(const Remote &remote, const Error &err) {
-  return err.code != ETIMEDOUT && err.message.rfind(remote.address + ": ", 0) != 0;
-}
-
-void log_round_failure(const std::string &name, const std::string &standby, const Error &err,
-                       int64_t interval_ms) {
-  fmt::print(stderr, "bulkheadd: replicating {} to {}: {} (retried in {} ms)\n", name, standby, err.text(),
-             interval_ms);
 }
 
 } // namespace
@@ -392,71 +260,6 @@ void Daemon::stop_replicator() {
     std::lock_guard lock(repl_mu_);
     left.swap(repl_);
   }
-}
-
-Status Daemon::Shipment::wait() {
-  std::lock_guard lock(join_mu);
-  if (thread.joinable())
-    thread.join();
-  return result;
-}
-
-Daemon::Shipment::~Shipment() { (void)wait(); }
-
-// A set that reached the standby (or did not): what the source knows from now on.
-Status Daemon::apply_shipment(Replication &st) {
-  std::shared_ptr<Shipment> shipped = std::move(st.shipping);
-  Shipment &s = *shipped;
-  Status r = s.wait();
-  if (!r) {
-    int code = r.error().code;
-    st.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
-    st.error = r.error().text();
-    st.chain = 0; // the standby never got this set: the next dump is a full one
-    return r;
-  }
-  // The standby holds the new set: the chain moves on, the images it no longer needs go (those
-  // of a capture made after this one, numbered higher, stay).
-  st.last_set = s.set_id;
-  st.chain = s.images_name.empty() ? 0 : s.prev_chain + 1;
-  {
-    std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(s.dir, ec)) {
-      std::string fname = f.path().filename().string();
-      if (fname.rfind("img-", 0) != 0)
-        continue;
-      int k = std::atoi(fname.c_str() + 4);
-      if (s.images_name.empty() ? k <= s.serial : k <= s.serial - st.chain)
-        (void)remove_tree(f.path().string());
-    }
-  }
-  st.stopped_sig = s.running ? std::string() : s.sig;
-  st.last_bytes = s.sent;
-  st.channel = s.cipher + " " + s.sum->algorithm();
-  st.committed_on = s.channel_serial;
-  st.committed_checksum = s.sum->algorithm();
-  st.syncs += 1;
-  const int64_t previous_sync_ms = st.last_sync_ms;
-  st.last_sync_ms = s.commit_end;
-  st.last_round_ms = {{"check", s.capture_start - s.round_start},
-                      {"before_freeze", s.freeze_start - s.capture_start},
-                      {"pause", s.pause_ms},
-                      {"export", s.stream_start - s.export_start},
-                      {"stream", s.commit_start - s.stream_start},
-                      {"commit", s.commit_end - s.commit_start}};
-  // The commit before this one to this one: the interval when a round fits in it, the round's
-  // length when it does not (the loss window's worst case is this plus a checkpoint).
-  if (previous_sync_ms != 0)
-    st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
-  // The work lost had the host died just before this commit: the standby's newest state was the
-  // set before's freeze. The bound is the interval plus one checkpoint (freeze to commit).
-  if (st.last_freeze_ms != 0)
-    st.last_round_ms["exposure"] = s.commit_end - st.last_freeze_ms;
-  st.last_freeze_ms = s.freeze_start;
-  st.state = "ok";
-  st.error.clear();
-  st.lag_bytes = 0;
-  return {};
 }
 
 void Daemon::replicator_loop() {
@@ -833,120 +636,6 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   new_images.path.clear(); // the shipment's now; removed when it fails (apply_shipment: chain 0)
   file_guard.path.clear();
   st.shipping = std::move(s);
-  return {};
-}
-
-Status Daemon::open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where) {
-  static std::atomic<uint64_t> opened{0};
-  auto c = connect_remote(remote, *identity_, kConnectTimeoutS);
-  if (!c)
-    return fail(fmt::format("{} is unreachable: {}", where, c.error().message), EHOSTUNREACH);
-  channel.conn.emplace(std::move(*c));
-  channel.serial = ++opened;
-  channel.address = remote.address;
-  channel.fingerprint = remote.fingerprint;
-  return {};
-}
-
-// Step 5 of a round: replica.begin, the files, replica.commit. Runs on the shipment's thread and
-// touches nothing but the shipment and its channel (one set at a time per channel).
-Status Daemon::ship_set(Shipment &s) {
-  PathGuard file_guard{s.file}; // sent or not, the export is not needed again
-  ReplicaChannel &channel = *s.channel;
-  // Whatever goes wrong leaves the connection in an unknown state: only a commit keeps it.
-  struct DropUnlessKept {
-    ReplicaChannel &ch;
-    bool keep = false;
-    ~DropUnlessKept() {
-      if (!keep)
-        ch.conn.reset();
-    }
-  } drop{channel};
-  if (!channel.conn) // the set before failed and dropped it
-    return fail(s.where + ": the connection of the set before is gone", EHOSTUNREACH);
-  auto &conn = channel.conn;
-  s.stream_start = steady_ms();
-  const json begin_request = {{"op", "replica.begin"},
-                              {"name", s.name},
-                              {"set", s.set_id},
-                              {"parent_set", s.parent_name.empty() ? "" : s.parent_set},
-                              {"images", s.images_name},
-                              {"parent_images", s.parent_name},
-                              {"mode", s.mode},
-                              {"state", s.state},
-                              {"captured_unix_ms", s.captured_unix_ms},
-                              {"source_host", options_.host_name},
-                              {"checksum", s.sum->algorithm()}};
-  // Without a check, replica.begin is the first message: a dead standby fails it in
-  // kConnectTimeoutS, as it would have failed the check.
-  conn->set_timeout(s.known ? kConnectTimeoutS : kTransferTimeoutS);
-  auto begin = conn->request(begin_request);
-  if (!begin && s.known && closed_meanwhile(s.remote, begin.error())) {
-    // The standby restarted since the last round (the check was skipped): a new connection, and
-    // the check now. The set made for what the standby held goes only if it still holds that.
-    conn.reset();
-    BH_CHECK(open_replica_channel(channel, s.remote, s.where));
-    conn->set_timeout(kConnectTimeoutS);
-    auto check = BH_TRY(
-        conn->request(replica_check_request(s.name, s.config, s.mode)).map_error([&](const Error &err) {
-          return from_remote(s.remote, s.where, err);
-        }));
-    if (check.header.value("set", "") != s.parent_set || !check.header.value("template_present", false) ||
-        checksum_for_receiver(check.header).map([](const auto &c) { return c.algorithm(); }) !=
-            s.sum->algorithm())
-      return fail(
-          fmt::format("{} holds another set of {} since it restarted; the next round sends a full one",
-                      s.where, s.name),
-          ESTALE);
-    begin = conn->request(begin_request);
-  }
-  if (!begin)
-    return tl::unexpected(from_remote(s.remote, s.where, begin.error()));
-  conn->set_timeout(kTransferTimeoutS);
-  std::string buf(kChunkBytes, '\0');
-  auto send_file = [&](const std::string &path, json head) -> Status {
-    UniqueFd in(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!in)
-      return failf_errno("opening {}", path);
-    for (bool first = true;; first = false) {
-      ssize_t n = ::read(in.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return failf_errno("reading {}", path);
-      if (n == 0 && !first)
-        return {};
-      s.sum->update(buf.data(), static_cast<size_t>(n));
-      if (auto r = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !r)
-        return tl::unexpected(from_remote(s.remote, s.where, r.error()));
-      s.sent += static_cast<uint64_t>(n);
-      if (n == 0)
-        return {};
-    }
-  };
-  BH_CHECK(send_file(s.file, {{"op", "replica.file"}, {"part", "export"}}));
-  if (!s.images_name.empty()) {
-    std::error_code ec;
-    const std::string images = s.dir + "/" + s.images_name;
-    for (const auto &f : std::filesystem::directory_iterator(images, ec)) {
-      if (!f.is_regular_file(ec)) // CRIU's parent link is made again by the standby
-        continue;
-      BH_CHECK(
-          send_file(f.path().string(),
-                    {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
-    }
-    if (ec)
-      return fail(fmt::format("listing {}: {}", images, ec.message()), ec.value());
-  }
-  s.commit_start = steady_ms();
-  auto commit =
-      conn->request({{"op", "replica.commit"}, {"bytes", s.sent}, {s.sum->algorithm(), s.sum->hex_digest()}});
-  if (!commit)
-    return tl::unexpected(from_remote(s.remote, s.where, commit.error()));
-  s.commit_end = steady_ms();
-  drop.keep = true;
-  s.cipher = conn->cipher();
-  s.channel_serial = channel.serial;
   return {};
 }
 

@@ -1,0 +1,198 @@
+// Step 5 of a replication round (daemon/replicator.cpp has the table and the process model): a
+// captured set's stream to the standby, on a thread of its own, and what the source learns from
+// its end (apply_shipment, on the replicator's thread).
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+
+#include "daemon/peer_server.hpp"
+#include "daemon/replication_state.hpp"
+
+namespace bulkhead::daemon {
+
+using nlohmann::json;
+using namespace replication;
+
+Status Daemon::Shipment::wait() {
+  std::lock_guard lock(join_mu);
+  if (thread.joinable())
+    thread.join();
+  return result;
+}
+
+Daemon::Shipment::~Shipment() { (void)wait(); }
+
+// A set that reached the standby (or did not): what the source knows from now on.
+Status Daemon::apply_shipment(Replication &st) {
+  std::shared_ptr<Shipment> shipped = std::move(st.shipping);
+  Shipment &s = *shipped;
+  Status r = s.wait();
+  if (!r) {
+    int code = r.error().code;
+    st.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
+    st.error = r.error().text();
+    st.chain = 0; // the standby never got this set: the next dump is a full one
+    return r;
+  }
+  // The standby holds the new set: the chain moves on, the images it no longer needs go (those
+  // of a capture made after this one, numbered higher, stay).
+  st.last_set = s.set_id;
+  st.chain = s.images_name.empty() ? 0 : s.prev_chain + 1;
+  {
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(s.dir, ec)) {
+      std::string fname = f.path().filename().string();
+      if (fname.rfind("img-", 0) != 0)
+        continue;
+      int k = std::atoi(fname.c_str() + 4);
+      if (s.images_name.empty() ? k <= s.serial : k <= s.serial - st.chain)
+        (void)remove_tree(f.path().string());
+    }
+  }
+  st.stopped_sig = s.running ? std::string() : s.sig;
+  st.last_bytes = s.sent;
+  st.channel = s.cipher + " " + s.sum->algorithm();
+  st.committed_on = s.channel_serial;
+  st.committed_checksum = s.sum->algorithm();
+  st.syncs += 1;
+  const int64_t previous_sync_ms = st.last_sync_ms;
+  st.last_sync_ms = s.commit_end;
+  st.last_round_ms = {{"check", s.capture_start - s.round_start},
+                      {"before_freeze", s.freeze_start - s.capture_start},
+                      {"pause", s.pause_ms},
+                      {"export", s.stream_start - s.export_start},
+                      {"stream", s.commit_start - s.stream_start},
+                      {"commit", s.commit_end - s.commit_start}};
+  // The commit before this one to this one: the interval when a round fits in it, the round's
+  // length when it does not (the loss window's worst case is this plus a checkpoint).
+  if (previous_sync_ms != 0)
+    st.last_round_ms["period"] = st.last_sync_ms - previous_sync_ms;
+  // The work lost had the host died just before this commit: the standby's newest state was the
+  // set before's freeze. The bound is the interval plus one checkpoint (freeze to commit).
+  if (st.last_freeze_ms != 0)
+    st.last_round_ms["exposure"] = s.commit_end - st.last_freeze_ms;
+  st.last_freeze_ms = s.freeze_start;
+  st.state = "ok";
+  st.error.clear();
+  st.lag_bytes = 0;
+  return {};
+}
+
+Status Daemon::open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where) {
+  static std::atomic<uint64_t> opened{0};
+  auto c = connect_remote(remote, *identity_, kConnectTimeoutS);
+  if (!c)
+    return fail(fmt::format("{} is unreachable: {}", where, c.error().message), EHOSTUNREACH);
+  channel.conn.emplace(std::move(*c));
+  channel.serial = ++opened;
+  channel.address = remote.address;
+  channel.fingerprint = remote.fingerprint;
+  return {};
+}
+
+// Step 5 of a round: replica.begin, the files, replica.commit. Runs on the shipment's thread and
+// touches nothing but the shipment and its channel (one set at a time per channel).
+Status Daemon::ship_set(Shipment &s) {
+  PathGuard file_guard{s.file}; // sent or not, the export is not needed again
+  ReplicaChannel &channel = *s.channel;
+  // Whatever goes wrong leaves the connection in an unknown state: only a commit keeps it.
+  struct DropUnlessKept {
+    ReplicaChannel &ch;
+    bool keep = false;
+    ~DropUnlessKept() {
+      if (!keep)
+        ch.conn.reset();
+    }
+  } drop{channel};
+  if (!channel.conn) // the set before failed and dropped it
+    return fail(s.where + ": the connection of the set before is gone", EHOSTUNREACH);
+  auto &conn = channel.conn;
+  s.stream_start = steady_ms();
+  const json begin_request = {{"op", "replica.begin"},
+                              {"name", s.name},
+                              {"set", s.set_id},
+                              {"parent_set", s.parent_name.empty() ? "" : s.parent_set},
+                              {"images", s.images_name},
+                              {"parent_images", s.parent_name},
+                              {"mode", s.mode},
+                              {"state", s.state},
+                              {"captured_unix_ms", s.captured_unix_ms},
+                              {"source_host", options_.host_name},
+                              {"checksum", s.sum->algorithm()}};
+  // Without a check, replica.begin is the first message: a dead standby fails it in
+  // kConnectTimeoutS, as it would have failed the check.
+  conn->set_timeout(s.known ? kConnectTimeoutS : kTransferTimeoutS);
+  auto begin = conn->request(begin_request);
+  if (!begin && s.known && closed_meanwhile(s.remote, begin.error())) {
+    // The standby restarted since the last round (the check was skipped): a new connection, and
+    // the check now. The set made for what the standby held goes only if it still holds that.
+    conn.reset();
+    BH_CHECK(open_replica_channel(channel, s.remote, s.where));
+    conn->set_timeout(kConnectTimeoutS);
+    auto check = BH_TRY(
+        conn->request(replica_check_request(s.name, s.config, s.mode)).map_error([&](const Error &err) {
+          return from_remote(s.remote, s.where, err);
+        }));
+    if (check.header.value("set", "") != s.parent_set || !check.header.value("template_present", false) ||
+        checksum_for_receiver(check.header).map([](const auto &c) { return c.algorithm(); }) !=
+            s.sum->algorithm())
+      return fail(
+          fmt::format("{} holds another set of {} since it restarted; the next round sends a full one",
+                      s.where, s.name),
+          ESTALE);
+    begin = conn->request(begin_request);
+  }
+  if (!begin)
+    return tl::unexpected(from_remote(s.remote, s.where, begin.error()));
+  conn->set_timeout(kTransferTimeoutS);
+  std::string buf(kChunkBytes, '\0');
+  auto send_file = [&](const std::string &path, json head) -> Status {
+    UniqueFd in(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!in)
+      return failf_errno("opening {}", path);
+    for (bool first = true;; first = false) {
+      ssize_t n = ::read(in.get(), buf.data(), buf.size());
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0)
+        return failf_errno("reading {}", path);
+      if (n == 0 && !first)
+        return {};
+      s.sum->update(buf.data(), static_cast<size_t>(n));
+      if (auto r = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !r)
+        return tl::unexpected(from_remote(s.remote, s.where, r.error()));
+      s.sent += static_cast<uint64_t>(n);
+      if (n == 0)
+        return {};
+    }
+  };
+  BH_CHECK(send_file(s.file, {{"op", "replica.file"}, {"part", "export"}}));
+  if (!s.images_name.empty()) {
+    std::error_code ec;
+    const std::string images = s.dir + "/" + s.images_name;
+    for (const auto &f : std::filesystem::directory_iterator(images, ec)) {
+      if (!f.is_regular_file(ec)) // CRIU's parent link is made again by the standby
+        continue;
+      BH_CHECK(
+          send_file(f.path().string(),
+                    {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
+    }
+    if (ec)
+      return fail(fmt::format("listing {}: {}", images, ec.message()), ec.value());
+  }
+  s.commit_start = steady_ms();
+  auto commit =
+      conn->request({{"op", "replica.commit"}, {"bytes", s.sent}, {s.sum->algorithm(), s.sum->hex_digest()}});
+  if (!commit)
+    return tl::unexpected(from_remote(s.remote, s.where, commit.error()));
+  s.commit_end = steady_ms();
+  drop.keep = true;
+  s.cipher = conn->cipher();
+  s.channel_serial = channel.serial;
+  return {};
+}
+
+} // namespace bulkhead::daemon

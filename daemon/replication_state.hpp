@@ -1,0 +1,158 @@
+// The source side of continuous replication, shared by daemon/replicator.cpp (the schedule and
+// the capture of a set) and daemon/replica_shipment.cpp (its stream to the standby, on a thread
+// of its own): what the source knows of each protected container, the connection per standby,
+// and a set on its way. The process model is in replicator.cpp's header comment.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+
+#include <fmt/core.h>
+#include <nlohmann/json.hpp>
+
+#include "bulkhead/io.hpp"
+#include "daemon/daemon.hpp"
+#include "storage/stream_checksum.hpp"
+
+namespace bulkhead::daemon {
+
+namespace replication {
+
+constexpr int kConnectTimeoutS = 3;
+constexpr int kTransferTimeoutS = 120;
+constexpr size_t kChunkBytes = size_t{4} << 20;
+constexpr int64_t kMinIntervalMs = 1000;
+constexpr int64_t kMaxIntervalMs = int64_t{24} * 3600 * 1000;
+constexpr int64_t kDefaultIntervalMs = 2000;
+// How late the replicator may wake for a round and still keep the schedule (condition variable
+// and scheduler latency; in the TCG VM a few ms).
+constexpr int64_t kWakeToleranceMs = 50;
+// A memory chain (a full dump, then dumps of the pages changed since the one before) is cut after
+// this many sets: the next dump is a full one and the older images go on both hosts, so neither
+// keeps more than this many image directories of a container.
+constexpr int kMaxChain = 8;
+
+inline int64_t steady_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+// Removes a directory tree or a file when it goes out of scope, unless released.
+struct PathGuard {
+  std::string path;
+  ~PathGuard() {
+    if (!path.empty())
+      (void)remove_tree(path);
+  }
+};
+
+// replica.check (step 1): the standby answers whether it can hold NAME (and which set it holds).
+inline nlohmann::json replica_check_request(const std::string &name, const ContainerConfig &config,
+                                            const std::string &mode) {
+  nlohmann::json networks = nlohmann::json::array();
+  for (const auto &n : config.nets)
+    networks.push_back(n.network);
+  return {{"op", "replica.check"},
+          {"name", name},
+          {"template", config.template_name},
+          {"networks", networks},
+          {"mode", mode}};
+}
+
+// A refusal comes as "ADDR: message" (PeerConnection::request); anything else is a connection
+// that broke or timed out: an unreachable standby.
+inline Error from_remote(const Remote &remote, const std::string &where, const Error &err) {
+  std::string msg = err.message;
+  bool refused = msg.rfind(remote.address + ": ", 0) == 0;
+  if (refused)
+    msg.erase(0, remote.address.size() + 2);
+  return Error{refused ? EREMOTE : EHOSTUNREACH, where + ": " + msg};
+}
+
+// Not a refusal ("ADDR: message") and not a silence: the peer closed its end.
+inline bool closed_meanwhile(const Remote &remote, const Error &err) {
+  return err.code != ETIMEDOUT && err.message.rfind(remote.address + ": ", 0) != 0;
+}
+
+inline void log_round_failure(const std::string &name, const std::string &standby, const Error &err,
+                              int64_t interval_ms) {
+  fmt::print(stderr, "bulkheadd: replicating {} to {}: {} (retried in {} ms)\n", name, standby, err.text(),
+             interval_ms);
+}
+
+} // namespace replication
+
+// The connection kept from one round to the next of any container replicated to one standby.
+struct Daemon::ReplicaChannel {
+  std::string address, fingerprint; // what it was opened to: a re-paired remote gets a new one
+  std::optional<migration::PeerConnection> conn;
+  uint64_t serial = 0; // which connection this is (unique in the process): see Replication::committed_on
+};
+
+// What the source knows of one protected container's replication (info's "replication").
+struct Daemon::Replication {
+  std::string state = "syncing"; // ok | syncing | standby unreachable | refused | failed
+  std::string error;
+  int64_t last_sync_ms = 0; // steady clock of this host: ages never compare two hosts' clocks
+  int64_t next_due_ms = 0;
+  int64_t last_pause_ms = 0;
+  // The last committed round's phases: before the freeze (staging, CRIU's start), the freeze,
+  // the export, the stream (with hashing and TLS) and the standby's commit.
+  nlohmann::json last_round_ms = nullptr;
+  uint64_t last_bytes = 0, lag_bytes = 0, syncs = 0;
+  std::string channel; // the last committed round's TLS suite and set checksum
+  // The set the standby holds (as it acknowledged it) and the memory chain behind it.
+  std::string last_set;
+  int serial = 0; // the last image directory's number (img-SERIAL)
+  int chain = 0;  // image directories in the standby's set (0: a disk set)
+  uint64_t dumps = ~uint64_t{0}, generation = ~uint64_t{0}; // the entry's counters after our dump
+  std::string stopped_sig; // a stopped container's record as last sent (unchanged: nothing to send)
+  std::string template_name, template_digest; // the template's tree digest, hashed once
+  // The connection (ReplicaChannel::serial) the last round committed on, and the checksum it used.
+  // While that connection stays open the standby daemon has not restarted, so the next round
+  // skips replica.check: it knows the answer (its own set, the template it sent or found, the same
+  // checksum). Whatever changed on the standby meanwhile (an activation, a drop) makes
+  // replica.begin refuse, as the check would have, and the round after checks again.
+  uint64_t committed_on = 0;
+  std::string committed_checksum;
+  // The freeze of the last committed set (steady clock): the next commit's "exposure".
+  int64_t last_freeze_ms = 0;
+  // The last captured set while it streams to the standby (null once its result is applied).
+  std::shared_ptr<Shipment> shipping;
+};
+
+// One captured set on its way to the standby: step 5 of a round, on a thread of its own, so the
+// next round's freeze comes on schedule while it streams. Everything it needs is copied in; it
+// touches only its channel (which carries one set at a time) and its own results.
+struct Daemon::Shipment {
+  std::string name, mode, state, where, sig;
+  Remote remote;
+  ContainerConfig config;
+  bool known = false;   // no replica.check on this connection (see Replication::committed_on)
+  bool running = false; // the container's state at the capture
+  std::string dir, file, images_name, parent_name, set_id, parent_set;
+  int serial = 0, prev_chain = 0;
+  int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,
+          pause_ms = 0;
+  std::optional<storage::StreamChecksum> sum;
+  std::shared_ptr<ReplicaChannel> channel;
+  // Results, read after `done` (or wait()).
+  Status result;
+  uint64_t sent = 0, channel_serial = 0;
+  int64_t stream_start = 0, commit_start = 0, commit_end = 0;
+  std::string cipher;
+  std::atomic<bool> done{false};
+  std::thread thread;
+  std::mutex join_mu;
+  Status wait(); // joins the thread (once, from any thread) and returns its result
+  ~Shipment();
+};
+
+} // namespace bulkhead::daemon
