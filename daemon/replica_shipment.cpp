@@ -31,9 +31,7 @@ Status Daemon::apply_shipment(Replication &st) {
   Shipment &s = *shipped;
   Status r = s.wait();
   if (!r) {
-    int code = r.error().code;
-    st.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
-    st.error = r.error().text();
+    st.set_failed(r.error());
     st.chain = 0; // the standby never got this set: the next dump is a full one
     return r;
   }
@@ -75,9 +73,7 @@ Status Daemon::apply_shipment(Replication &st) {
   if (st.last_freeze_ms != 0)
     st.last_round_ms["exposure"] = s.commit_end - st.last_freeze_ms;
   st.last_freeze_ms = s.freeze_start;
-  st.state = "ok";
-  st.error.clear();
-  st.lag_bytes = 0;
+  st.set_ok();
   return {};
 }
 

@@ -126,6 +126,17 @@ struct Daemon::Replication {
   int64_t last_freeze_ms = 0;
   // The last captured set while it streams to the standby (null once its result is applied).
   std::shared_ptr<Shipment> shipping;
+
+  void set_ok() {
+    state = "ok";
+    error.clear();
+    lag_bytes = 0;
+  }
+  // A round or a set that failed, as info shows it: by the error's kind.
+  void set_failed(const Error &err) {
+    state = err.code == EHOSTUNREACH ? "standby unreachable" : err.code == EREMOTE ? "refused" : "failed";
+    error = err.text();
+  }
 };
 
 // One captured set on its way to the standby: step 5 of a round, on a thread of its own, so the

@@ -361,15 +361,10 @@ void Daemon::replicator_loop() {
     auto r = replicate_round(due_name, due, work, channels[due.standby]);
     {
       std::lock_guard lock(repl_mu_);
-      if (!r) {
-        int code = r.error().code;
-        work.state = code == EHOSTUNREACH ? "standby unreachable" : code == EREMOTE ? "refused" : "failed";
-        work.error = r.error().text();
-      } else if (!work.shipping) {
-        work.state = "ok"; // nothing to send (a stopped container, unchanged)
-        work.error.clear();
-        work.lag_bytes = 0;
-      }
+      if (!r)
+        work.set_failed(r.error());
+      else if (!work.shipping)
+        work.set_ok(); // nothing to send (a stopped container, unchanged)
       work.next_due_ms = st->next_due_ms;
       *st = work;
       repl_busy_.clear();
