@@ -42,6 +42,27 @@ protected:
   void write_a_file(const std::string &name, const std::string &text) {
     ASSERT_TRUE(bh_test::write_file(a_dir_ + "/root/containers/" + name + "/disk/upper/state.txt", text));
   }
+  // A stopped container with a file of MIB random MiB (so a set stays on the wire long enough to be
+  // caught), protected in disk mode every second; returns once its first set arrived.
+  void protect_with_large_file(const std::string &name, int mib) {
+    pair_and_make(name, false);
+    auto big = run_command({"dd", "if=/dev/urandom",
+                            "of=" + a_dir_ + "/root/containers/" + name + "/disk/upper/big.bin", "bs=1M",
+                            "count=" + std::to_string(mib), "status=none"});
+    ASSERT_TRUE(big.ok()) << big;
+    ASSERT_TRUE(ctl_a({"protect", name, "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
+    wait_replication(
+        name, [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
+  }
+  // B's staging directories of NAME: the sets arriving now.
+  std::vector<std::string> arriving_sets(const std::string &name) {
+    std::vector<std::string> out;
+    std::error_code ec;
+    for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/" + name, ec))
+      if (f.path().filename().string().rfind(".staging-", 0) == 0)
+        out.push_back(f.path().string());
+    return out;
+  }
   json info_a(const std::string &name) {
     auto r = ctl_a({"info", name, "--json"});
     return json::parse(r.out, nullptr, false);
@@ -341,14 +362,10 @@ TEST_F(DaemonReplicaTest, ATemplateRemovedOnTheStandbyIsSentAgain) {
 }
 
 TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
-  pair_and_make("c1", false);
   // A large file, so a set takes long enough on the wire to be cut in the middle.
-  auto big = run_command({"dd", "if=/dev/urandom", "of=" + a_dir_ + "/root/containers/c1/disk/upper/big.bin",
-                          "bs=1M", "count=96", "status=none"});
-  ASSERT_TRUE(big.ok()) << big;
-  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
-  wait_replication(
-      "c1", [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
+  protect_with_large_file("c1", 96);
+  if (HasFatalFailure())
+    return;
   auto first = replicas_b();
   ASSERT_EQ(first.size(), 1u) << first.dump();
   std::string sha = first[0]["checksum"];
@@ -359,15 +376,10 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
   bool cut = false;
   std::vector<std::string> cut_sets; // the staging directories B had when it died
   for (auto end = std::chrono::steady_clock::now() + 60s; std::chrono::steady_clock::now() < end && !cut;) {
-    std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1", ec))
-      if (f.path().filename().string().rfind(".staging-", 0) == 0)
-        cut = true;
+    cut = !arriving_sets("c1").empty();
     if (cut) {
       kill_daemon();
-      for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1", ec))
-        if (f.path().filename().string().rfind(".staging-", 0) == 0)
-          cut_sets.push_back(f.path().string());
+      cut_sets = arriving_sets("c1");
     } else
       std::this_thread::sleep_for(2ms);
   }
@@ -410,21 +422,15 @@ TEST_F(DaemonReplicaTest, ACutSetLeavesThePreviousCompleteSet) {
 // An activation while a set arrives does not wait for it (a source that died mid-stream would
 // hold it until TCP keepalive gives up): the arriving set is cut, the complete one runs.
 TEST_F(DaemonReplicaTest, ActivateCutsTheSetArrivingAndRunsTheCompleteOne) {
-  pair_and_make("c1", false);
   // Large, so a set is still on the wire when the activation comes.
-  auto big = run_command({"dd", "if=/dev/urandom", "of=" + a_dir_ + "/root/containers/c1/disk/upper/big.bin",
-                          "bs=1M", "count=256", "status=none"});
-  ASSERT_TRUE(big.ok()) << big;
-  ASSERT_TRUE(ctl_a({"protect", "c1", "--standby", "host-b", "--interval", "1s", "--mode", "disk"}).ok());
-  wait_replication(
-      "c1", [](const json &r) { return r.value("syncs", 0) >= 1; }, 120s);
+  protect_with_large_file("c1", 256);
+  if (HasFatalFailure())
+    return;
   write_a_file("c1", "v2");
   bool arriving = false;
   for (auto end = std::chrono::steady_clock::now() + 60s;
        std::chrono::steady_clock::now() < end && !arriving;) {
-    std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(root_ + "/replicas/c1", ec))
-      arriving = arriving || f.path().filename().string().rfind(".staging-", 0) == 0;
+    arriving = !arriving_sets("c1").empty();
     if (!arriving)
       std::this_thread::sleep_for(2ms);
   }
