@@ -4,6 +4,7 @@
 // and a set on its way. The process model is in replicator.cpp's header comment.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -33,6 +34,13 @@ constexpr int64_t kDefaultIntervalMs = 2000;
 // How late the replicator may wake for a round and still keep the schedule (condition variable
 // and scheduler latency; in the TCG VM a few ms).
 constexpr int64_t kWakeToleranceMs = 50;
+// The preparation lead: the last preparation plus this margin, at most kMaxLeadMs (and a quarter
+// of the interval).
+constexpr int64_t kLeadMarginMs = 40;
+constexpr int64_t kMaxLeadMs = 500;
+inline int64_t preparation_lead(int64_t prepare_ms, int64_t interval_ms) {
+  return std::min({prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
+}
 // A memory chain (a full dump, then dumps of the pages changed since the one before) is cut after
 // this many sets: the next dump is a full one and the older images go on both hosts, so neither
 // keeps more than this many image directories of a container.
@@ -124,6 +132,10 @@ struct Daemon::Replication {
   std::string committed_checksum;
   // The freeze of the last committed set (steady clock): the next commit's "exposure".
   int64_t last_freeze_ms = 0;
+  // How long the last capture took to be ready to freeze (the check, the staging, CRIU's start):
+  // the next round starts that much (and a margin) before its scheduled freeze, and waits for
+  // the instant, so that freezes are one interval apart whatever the preparation took.
+  int64_t prepare_ms = 0;
   // The last captured set while it streams to the standby (null once its result is applied).
   std::shared_ptr<Shipment> shipping;
 

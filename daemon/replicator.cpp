@@ -279,6 +279,7 @@ void Daemon::replicator_loop() {
         protected_now.emplace_back(e->rec.config.name, e->rec.protection);
     }
     std::string due_name;
+    int64_t freeze_at = 0;
     Protection due;
     std::shared_ptr<Replication> st;
     int64_t wait_ms = 1000;
@@ -301,12 +302,14 @@ void Daemon::replicator_loop() {
         if (!r)
           r = std::make_shared<Replication>();
         keep[n] = r;
-        if (r->next_due_ms <= now && due_name.empty()) {
+        // The scheduled instant is the freeze's: the round starts its preparation ahead of it.
+        const int64_t lead = r->next_due_ms > 0 ? preparation_lead(r->prepare_ms, p.interval_ms) : 0;
+        if (r->next_due_ms - lead <= now && due_name.empty()) {
           due_name = n;
           due = p;
           st = r;
         } else {
-          wait_ms = std::min(wait_ms, std::max<int64_t>(0, r->next_due_ms - now));
+          wait_ms = std::min(wait_ms, std::max<int64_t>(0, r->next_due_ms - lead - now));
         }
         if (r->shipping) // its results soon after it ends (its thread notifies; this bounds a miss)
           wait_ms = std::min<int64_t>(wait_ms, 100);
@@ -327,6 +330,7 @@ void Daemon::replicator_loop() {
         // stretch every interval, and with it the loss window. A round that starts late because
         // the one before ran over (or another container's did) starts a new schedule: no
         // catch-up rounds at a shorter spacing.
+        freeze_at = st->next_due_ms;
         const bool on_time = st->next_due_ms > 0 && now - st->next_due_ms <= kWakeToleranceMs;
         st->next_due_ms = (on_time ? st->next_due_ms : now) + due.interval_ms;
         auto &ch = channels[due.standby];
@@ -358,7 +362,7 @@ void Daemon::replicator_loop() {
       std::lock_guard lock(repl_mu_);
       work = *st;
     }
-    auto r = replicate_round(due_name, due, work, channels[due.standby]);
+    auto r = replicate_round(due_name, due, work, channels[due.standby], freeze_at);
     {
       std::lock_guard lock(repl_mu_);
       if (!r)
@@ -376,7 +380,7 @@ void Daemon::replicator_loop() {
 }
 
 Status Daemon::replicate_round(const std::string &name, const Protection &p, Replication &st,
-                               const std::shared_ptr<ReplicaChannel> &channel_ptr) {
+                               const std::shared_ptr<ReplicaChannel> &channel_ptr, int64_t freeze_at_ms) {
   ReplicaChannel &channel = *channel_ptr;
   const int64_t round_start = steady_ms();
   auto remote = trust_->remote(p.standby);
@@ -459,6 +463,16 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     return {}; // nothing was sent: the connection is as good as before
   }
 
+  // The freeze comes at its scheduled instant (the round started its preparation ahead of it), so
+  // freezes stay one interval apart whatever the preparation took; the wait holds the
+  // container's lock for the margin only (kLeadMarginMs, tens of ms).
+  auto wait_for_freeze_instant = [&]() {
+    const int64_t ready = steady_ms();
+    st.prepare_ms = ready - round_start;
+    if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
+      std::this_thread::sleep_for(std::chrono::milliseconds(freeze_at_ms - ready));
+  };
+
   // Step 3, under the container's lock (the same instant for files and memory).
   auto s = std::make_shared<Shipment>();
   s->name = name;
@@ -520,6 +534,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       auto prepared =
           BH_TRY(prepare_dump(name, images, false, parent_name.empty() ? "" : "../" + parent_name));
       auto rt = runtime();
+      wait_for_freeze_instant();
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
       s->freeze_start = steady_ms();
@@ -548,6 +563,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       st.serial = serial;
       s->serial = serial;
     } else {
+      wait_for_freeze_instant();
       s->freeze_start = steady_ms();
       s->captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
