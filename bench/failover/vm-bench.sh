@@ -49,6 +49,8 @@ t0=$(date +%s)
 log() { echo "bench/failover: $* ($(($(date +%s) - t0)) s)" >&2; }
 now_ms() { date +%s%3N; }
 ttl=3
+# No daemon call of this bench takes minutes: one that does is a hang, reported with stacks.
+export MH_CTL_TIMEOUT=180
 
 # etcd's minimum lease TTL is 1.5x its election timeout: 2 s gives the TTL of 3 s asked for (the
 # test bed's default of 3 s would raise it to 5 s). One member has no elections to disturb.
@@ -96,15 +98,22 @@ for spec in $cases; do
       err="protecting $ct"
   fi
   # Every completed round once: (syncs, pause, bytes, when it was seen).
+  # A minute without a new round says so, with where the daemons are (a full run once made no
+  # progress for 15 minutes in one case, with nothing to say where).
   last=0
-  deadline=$((SECONDS + 900))
+  deadline=$((SECONDS + 900)) quiet_since=$SECONDS
   while [[ -z $err ]] && ((last < rounds + 1 + warmup)); do
     ((SECONDS < deadline)) || { err="only $last rounds in 900 s: $(repl "$ct")"; break; }
     r=$(repl "$ct") || { err="info $ct on host1"; break; }
     s=$(jq -r '.syncs // 0' <<<"$r")
     if ((s > last)); then
       samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, channel, t: $t}' <<<"$r")")
-      last=$s
+      last=$s quiet_since=$SECONDS
+    elif ((SECONDS - quiet_since >= 60)); then
+      log "$ct: no new round in 60 s after $last: $r"
+      mh_stacks >&2
+      tail -5 "$MH_BASE/host1/bulkheadd.log" >&2
+      quiet_since=$SECONDS
     fi
     sleep 0.3
   done

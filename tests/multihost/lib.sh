@@ -190,10 +190,36 @@ mh_on() {
 
 # mh_ctl NAME ARGS...: bulkheadctl on host NAME (its default socket /run/bulkhead/bulkheadd.sock in
 # the host's own /run). Paths in ARGS must be absolute.
+# Bounded by MH_CTL_TIMEOUT seconds (default 600; `events` streams until killed, so it is not):
+# a call that gets no answer says so and prints every daemon's threads (a benchmark run once made
+# no progress for 15 minutes with nothing to say where).
 mh_ctl() {
-  local name=$1
+  local name=$1 rc=0 limit=${MH_CTL_TIMEOUT:-600}
   shift
-  mh_on "$name" "$MH_BIN/bulkheadctl" "$@"
+  if [[ ${1:-} == events ]]; then
+    mh_on "$name" "$MH_BIN/bulkheadctl" "$@"
+    return
+  fi
+  mh_on "$name" timeout -k 5 "$limit" "$MH_BIN/bulkheadctl" "$@" || rc=$?
+  if ((rc == 124 || rc == 137)); then
+    mh_log "bulkheadctl $* on $name: no answer in $limit s; where the hosts' processes are:"
+    mh_stacks >&2
+  fi
+  return "$rc"
+}
+
+# mh_stacks: every host's bulkheadd threads (gdb), and the state and kernel wait channel of each
+# bulkhead, CRIU and etcd process: what a hung call was waiting for.
+mh_stacks() {
+  local h pid
+  for h in $(mh_hosts); do
+    pid=$(mh_daemon_pid "$h")
+    [[ -n $pid ]] || continue
+    echo "--- $h: bulkheadd $pid"
+    timeout 60 gdb -p "$pid" -batch -ex 'thread apply all bt' 2>/dev/null | grep -E '^(Thread|#)' | cut -c 1-200
+  done
+  echo "--- processes"
+  ps -eo pid,ppid,stat,wchan:32,etimes,args | grep -E 'bulkhead|criu|etcd|dirtier' | grep -v grep | cut -c 1-200
 }
 
 # mh_daemon_pid NAME: the host pid of NAME's bulkheadd (empty if it is not running).
@@ -251,7 +277,12 @@ mh_daemon_kill() {
   pid=$(mh_daemon_pid "$1")
   [[ -n $pid ]] || return 0
   kill -9 "$pid"
-  while [[ -d /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]]; do sleep 0.05; done
+  local _
+  for _ in $(seq 1 1200); do
+    [[ -d /proc/$pid && $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null) != Z ]] || return 0
+    sleep 0.05
+  done
+  mh_die "host $1: bulkheadd $pid still there 60 s after SIGKILL (state $(awk '{print $3}' "/proc/$pid/stat" 2>/dev/null), waiting in $(cat "/proc/$pid/wchan" 2>/dev/null))"
 }
 
 # mh_pair SRC DST: SRC gets DST as a remote named DST (trust add on DST, remote add on SRC).
@@ -502,7 +533,12 @@ mh_etcd_kill() {
   pid=$(mh_etcd_pid "$1")
   [[ -n $pid ]] || return 0
   kill -9 "$pid"
-  while [[ -d /proc/$pid ]]; do sleep 0.05; done
+  local _
+  for _ in $(seq 1 1200); do
+    [[ -d /proc/$pid ]] || return 0
+    sleep 0.05
+  done
+  mh_die "etcd member $1: pid $pid still there 60 s after SIGKILL"
 }
 # mh_etcd_down: every member killed, its namespace gone (mh_teardown calls it).
 mh_etcd_down() {
