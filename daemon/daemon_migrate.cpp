@@ -75,6 +75,7 @@
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
 #include "daemon/id_ranges.hpp"
+#include "daemon/peer_file_sender.hpp"
 #include "daemon/request_fields.hpp"
 #include "migration/criu.hpp"
 #include "storage/backup_archive.hpp"
@@ -88,7 +89,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr size_t kChunkBytes = size_t{4} << 20;
 constexpr int kConnectTimeoutS = 10;
 // A read on the channel waits this long at most: the target's import and start of a large
 // container under a slow machine take minutes, and the answer comes only after them.
@@ -288,64 +288,21 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   auto t_start = std::chrono::steady_clock::now();
   const bool live = mode == "live";
   const std::string snap = live ? fmt::format("migrate-{}", now_unix_ms()) : std::string();
-  std::string buf(kChunkBytes, '\0');
-  uint64_t sent = 0;
-  // Sends every regular file of `dir`, each as `head` + {"file"} with <= 4 MiB payloads (an empty
-  // file as one empty payload), hashed into the transfer's checksum.
-  auto send_files = [&](const std::string &dir, json head) -> Status {
-    std::error_code ec;
-    for (const auto &f : std::filesystem::directory_iterator(dir, ec)) {
-      if (!f.is_regular_file())
-        continue;
-      head["file"] = f.path().filename().string();
-      UniqueFd in(::open(f.path().c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-      if (!in)
-        return failf_errno("opening {}", f.path().string());
-      for (bool first = true;; first = false) {
-        ssize_t n = ::read(in.get(), buf.data(), buf.size());
-        if (n < 0 && errno == EINTR)
-          continue;
-        if (n < 0)
-          return failf_errno("reading {}", f.path().string());
-        if (n == 0 && !first)
-          break;
-        std::string_view chunk(buf.data(), static_cast<size_t>(n));
-        sum.update(chunk);
-        BH_CHECK(conn->send(head, chunk));
-        sent += static_cast<uint64_t>(n);
-        if (n == 0)
-          break;
-      }
-    }
-    if (ec)
-      return fail(fmt::format("listing {}: {}", dir, ec.message()), ec.value());
-    return {};
-  };
+  // Every file of the move goes through it: one checksum, one count of the bytes sent.
+  PeerFileSender sender(*conn, sum);
   auto remote_error = [&](const Error &err) {
     return with_context(from_remote(err, remote.address), fmt::format("migrating {} to {}", name, where));
   };
-  // Streams the file at `path` (opened as `file`, `bytes` long) as `chunk_op` payloads of <= 4 MiB.
+  // Streams the file at `path` (opened as `file`, `bytes` long) as `chunk_op` payloads, with
+  // the operation's progress and its cancellation between chunks.
   auto stream_file = [&](int file, const std::string &path, uint64_t bytes, const char *chunk_op,
                          const char *stage) -> Status {
-    uint64_t done = 0;
-    while (done < bytes) {
+    return sender.sized(file, path, bytes, {{"op", chunk_op}}, [&]() -> Status {
       if (op.cancelled())
         return fail("cancelled", ECANCELED);
-      ssize_t n = ::read(file, buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return failf_errno("reading {}", path);
-      if (n == 0)
-        return fail(path + " ended before its size", EIO);
-      std::string_view chunk(buf.data(), static_cast<size_t>(n));
-      sum.update(chunk);
-      BH_CHECK(conn->send({{"op", chunk_op}}, chunk));
-      done += static_cast<uint64_t>(n);
-      sent += static_cast<uint64_t>(n);
-      op.set_progress(stage, sent, 0);
-    }
-    return {};
+      op.set_progress(stage, sender.sent(), 0);
+      return {};
+    });
   };
   // The disk pre-sync's base snapshot (live): removed whatever happens (on success the source copy
   // goes with it).
@@ -395,7 +352,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     // the freeze only what differs from the base goes, as an incremental export (step 4).
     {
       auto t_presync = std::chrono::steady_clock::now();
-      op.set_progress("pre-sync of the disk", sent, 0);
+      op.set_progress("pre-sync of the disk", sender.sent(), 0);
       BH_CHECK(context(presync_snapshot(name, base, op), "migrating " + name + ": the disk pre-sync"));
       base_snapshot.made = true;
       FileGuard basefile{options_.root + "/migrate-" + random_id() + ".base.bhx"};
@@ -426,7 +383,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
       std::string dir = fmt::format("{}/pre-{}", predir.path, k);
       if (::mkdir(dir.c_str(), 0700) < 0)
         return failf_errno("creating {}", dir);
-      op.set_progress(fmt::format("pre-copy round {}", k), sent, 0);
+      op.set_progress(fmt::format("pre-copy round {}", k), sender.sent(), 0);
       auto t_round = std::chrono::steady_clock::now();
       if (auto d = pre_dump(name, dir, k > 1 ? fmt::format("../pre-{}", k - 1) : std::string()); !d) {
         precopy_note = d.error().text();
@@ -438,7 +395,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
         break;
       }
       uint64_t bytes = page_bytes(dir);
-      if (auto s = send_files(dir, {{"op", "migrate.prefile"}, {"round", k}}); !s)
+      if (auto s = sender.directory(dir, {{"op", "migrate.prefile"}, {"round", k}}); !s)
         return tl::unexpected(remote_error(s.error()));
       parent = dir;
       rounds = k;
@@ -455,7 +412,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
   // Live only: a cold move has no checkpoint, so its report has neither.
   std::optional<int64_t> before_freeze_ms, criu_dump_ms;
   if (live) {
-    op.set_progress("checkpointing", sent, 0);
+    op.set_progress("checkpointing", sender.sent(), 0);
     auto c = finish(checkpoint_op(name, snap, true, parent), "migrating " + name + ": checkpointing it");
     if (!c)
       return tl::unexpected(c.error());
@@ -493,7 +450,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     return tl::unexpected(err);
   };
   FileGuard tmp{options_.root + "/migrate-" + random_id() + ".bhx"};
-  op.set_progress("exporting", sent, 0);
+  op.set_progress("exporting", sender.sent(), 0);
   json exreq = {{"file", tmp.path}, {"with_template", !template_present}};
   if (live) {
     exreq["snapshot"] = snap;
@@ -526,12 +483,12 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
     }
     BH_CHECK(stream_file(file.get(), tmp.path, total, "migrate.chunk", "sending"));
     if (live) // the final dump's images: a flat directory of files
-      BH_CHECK(send_files(snapshots_.memory_path(name, snap), {{"op", "migrate.memfile"}}));
+      BH_CHECK(sender.directory(snapshots_.memory_path(name, snap), {{"op", "migrate.memfile"}}));
     phase_end("send");
-    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote", sent,
-                    sent);
+    op.set_progress(was_running ? "importing and starting on the remote" : "importing on the remote",
+                    sender.sent(), sender.sent());
     auto answer = BH_TRY(conn->request({{"op", "migrate.end"},
-                                        {"bytes", sent},
+                                        {"bytes", sender.sent()},
                                         {sum.algorithm(), sum.hex_digest()},
                                         {"parent_round", rounds}}));
     if (answer.header.contains("timing") && answer.header["timing"].is_object())
@@ -553,7 +510,7 @@ Status Daemon::migrate_work(const std::string &name, const std::string &remote_n
                {"remote", remote.name},
                {"address", remote.address},
                {"mode", mode},
-               {"bytes", sent},
+               {"bytes", sender.sent()},
                {"template_sent", !template_present},
                {"was_running", was_running},
                {"downtime_ms", downtime_ms},
@@ -818,7 +775,7 @@ Status Daemon::serve_migrate_receive(migration::PeerConnection &conn, const Trus
   for (;;) {
     // An error here is a cut transfer: the handler's error goes back (if the peer still listens),
     // the file goes, nothing was imported.
-    auto c = conn.receive(kChunkBytes);
+    auto c = conn.receive(kPeerChunkBytes);
     if (!c)
       return fail(fmt::format("receiving {} from {} ({}): {}", name, peer.name, conn.peer_address(),
                               c.error().message),

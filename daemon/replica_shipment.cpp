@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <filesystem>
 
+#include "daemon/peer_file_sender.hpp"
 #include "daemon/peer_server.hpp"
 #include "daemon/replication_state.hpp"
 
@@ -144,41 +145,11 @@ Status Daemon::ship_set(Shipment &s) {
   if (!begin)
     return tl::unexpected(from_remote(s.remote, s.where, begin.error()));
   conn->set_timeout(kTransferTimeoutS);
-  std::string buf(kChunkBytes, '\0');
-  auto send_file = [&](const std::string &path, json head) -> Status {
-    UniqueFd in(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!in)
-      return failf_errno("opening {}", path);
-    for (bool first = true;; first = false) {
-      ssize_t n = ::read(in.get(), buf.data(), buf.size());
-      if (n < 0 && errno == EINTR)
-        continue;
-      if (n < 0)
-        return failf_errno("reading {}", path);
-      if (n == 0 && !first)
-        return {};
-      s.sum->update(buf.data(), static_cast<size_t>(n));
-      if (auto r = conn->send(head, std::string_view(buf.data(), static_cast<size_t>(n))); !r)
-        return tl::unexpected(from_remote(s.remote, s.where, r.error()));
-      s.sent += static_cast<uint64_t>(n);
-      if (n == 0)
-        return {};
-    }
-  };
-  BH_CHECK(send_file(s.file, {{"op", "replica.file"}, {"part", "export"}}));
-  if (!s.images_name.empty()) {
-    std::error_code ec;
-    const std::string images = s.dir + "/" + s.images_name;
-    for (const auto &f : std::filesystem::directory_iterator(images, ec)) {
-      if (!f.is_regular_file(ec)) // CRIU's parent link is made again by the standby
-        continue;
-      BH_CHECK(
-          send_file(f.path().string(),
-                    {{"op", "replica.file"}, {"part", "image"}, {"file", f.path().filename().string()}}));
-    }
-    if (ec)
-      return fail(fmt::format("listing {}: {}", images, ec.message()), ec.value());
-  }
+  PeerFileSender send(*conn, *s.sum, [&](const Error &err) { return from_remote(s.remote, s.where, err); });
+  BH_CHECK(send.file(s.file, {{"op", "replica.file"}, {"part", "export"}}));
+  if (!s.images_name.empty())
+    BH_CHECK(send.directory(s.dir + "/" + s.images_name, {{"op", "replica.file"}, {"part", "image"}}));
+  s.sent = send.sent();
   s.commit_start = steady_ms();
   auto commit =
       conn->request({{"op", "replica.commit"}, {"bytes", s.sent}, {s.sum->algorithm(), s.sum->hex_digest()}});

@@ -27,7 +27,6 @@ namespace replication {
 
 constexpr int kConnectTimeoutS = 3;
 constexpr int kTransferTimeoutS = 120;
-constexpr size_t kChunkBytes = size_t{4} << 20;
 constexpr int64_t kMinIntervalMs = 1000;
 constexpr int64_t kMaxIntervalMs = int64_t{24} * 3600 * 1000;
 constexpr int64_t kDefaultIntervalMs = 2000;
