@@ -11,7 +11,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 repo=$(cd "$here/../.." && pwd)
-build=$repo/build rounds=4
+build=$repo/build rounds=8
 cases="memory:64:1 memory:64:2 memory:64:5 memory:256:1 memory:256:2 memory:256:5 disk:64:2 disk:256:2"
 while (($#)); do
   case $1 in
