@@ -100,12 +100,18 @@ for spec in $cases; do
     err="creating $ct on host1"
   fi
   if [[ -z $err ]]; then
-    for _ in $(seq 1 600); do
+    log "$ct: created on host1 ($mode, $mib MiB, every $interval s)"
+    for k in $(seq 1 600); do
       [[ -n $(passes_disk host1 "$ct") ]] && break
+      if ((k % 60 == 0)); then
+        log "$ct: no counter after $k s: $(mh_ctl host1 info "$ct" 2>&1 | head -5 | paste -sd ' ')"
+        mh_stacks >&2
+      fi
       sleep 1
     done
     mh_ctl host1 protect "$ct" --standby host2 --interval "${interval}s" --mode "$mode" >/dev/null ||
       err="protecting $ct"
+    log "$ct: counting ($(passes_disk host1 "$ct")), protected"
   fi
   # Every completed round once: (syncs, pause, bytes, when it was seen).
   # A minute without a new round says so, with where the daemons are (a full run once made no
@@ -117,7 +123,7 @@ for spec in $cases; do
     r=$(repl "$ct") || { err="info $ct on host1"; break; }
     s=$(jq -r '.syncs // 0' <<<"$r")
     if ((s > last)); then
-      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, channel, t: $t}' <<<"$r")")
+      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, chain, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, channel, t: $t}' <<<"$r")")
       last=$s quiet_since=$SECONDS
     elif ((SECONDS - quiet_since >= 60)); then
       log "$ct: no new round in 60 s after $last: $r"
@@ -171,8 +177,13 @@ for spec in $cases; do
        round_ms: ($inc | map(.phases.period // empty) | median),
        exposure_ms: ($inc | map(.phases.exposure // empty) | median),
        exposure_max_ms: ($inc | map(.phases.exposure // empty) | max),
-       worst_round: ($inc | map(select(.phases.exposure)) | max_by(.phases.exposure) // null |
+       worst_round: ($inc | map(select(.phases.exposure and .chain != 1)) | max_by(.phases.exposure) // null |
          if . then {exposure: .phases.exposure,
+                    checkpoint: (.phases | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0))}
+         else null end),
+       cuts: ($inc | map(select(.phases.exposure and .chain == 1)) | length),
+       cut_round: ($inc | map(select(.phases.exposure and .chain == 1)) | max_by(.phases.exposure) // null |
+         if . then {exposure: .phases.exposure, bytes,
                     checkpoint: (.phases | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0))}
          else null end),
        recovery_ms: ($act.time - $tk),
@@ -207,10 +218,10 @@ for spec in $cases; do
 done
 
 echo
-echo "| mode | MiB | interval | rounds | first round (pause ms, bytes) | pause ms (median, max) | bytes/round | round ms | checkpoint ms | recovery ms | decided ms | activation ms | loss ms (worst; bound = interval + checkpoint) | counter at kill -> restored |"
-echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
+echo "| mode | MiB | interval | rounds | first round (pause ms, bytes) | pause ms (median, max) | bytes/round | round ms | checkpoint ms | recovery ms | decided ms | activation ms | loss ms (worst; bound = interval + checkpoint) | chain cut: exposure ms (checkpoint, bytes) | counter at kill -> restored |"
+echo "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|"
 printf '%s\n' "${results[@]}" | jq -r '
   if .ok then
-    "| \(.mode) | \(.mib) | \(.interval_s) s | \(.rounds) | \(.first_pause_ms), \(.first_bytes) | \(.pause_ms), \(.pause_ms_max) | \(.bytes) | \(.round_ms) | \(.checkpoint_ms) | \(.recovery_ms) | \(.decided_ms) | \(.activation_ms | to_entries | map("\(.key) \(.value)") | join(", ")) | \(.loss_ms) (\(.loss_worst_ms // "-"); \(.loss_bound_ms // "-")\(if .within_bound == true then ", within" elif .within_bound == false then ", over" else "" end)) | \(.passes_at_kill) -> \(.passes_after) |"
-  else "| \(.mode) | \(.mib) | \(.interval_s) s | failed: \(.error) ||||||||||| |" end'
+    "| \(.mode) | \(.mib) | \(.interval_s) s | \(.rounds) | \(.first_pause_ms), \(.first_bytes) | \(.pause_ms), \(.pause_ms_max) | \(.bytes) | \(.round_ms) | \(.checkpoint_ms) | \(.recovery_ms) | \(.decided_ms) | \(.activation_ms | to_entries | map("\(.key) \(.value)") | join(", ")) | \(.loss_ms) (\(.loss_worst_ms // "-"); \(.loss_bound_ms // "-")\(if .within_bound == true then ", within" elif .within_bound == false then ", over" else "" end)) | \(if .cut_round then "\(.cut_round.exposure) (\(.cut_round.checkpoint), \(.cut_round.bytes))" else "-" end) | \(.passes_at_kill) -> \(.passes_after) |"
+  else "| \(.mode) | \(.mib) | \(.interval_s) s | failed: \(.error) |||||||||||| |" end'
 log "done"
