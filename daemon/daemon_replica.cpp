@@ -24,7 +24,9 @@
 // | {"op":"replica.begin","name","set","parent_set",  | refuses as check does, or a parent_set    |
 // |  "images","parent_images","mode","state",         | that is not its current set; makes the    |
 // |  "source_host","captured_unix_ms","checksum"}     | staging dir (hard links of the parent     |
-// |                                                   | chain's images) -> {"ok"}                 |
+// |                                                   | chain's images; a chain of kMaxChain      |
+// |                                                   | directories flattened into its newest     |
+// |                                                   | one) -> {"ok"}                            |
 // | {"op":"replica.file","part":"export"} + payload   | appended to export.bhx, hashed            |
 // | {"op":"replica.file","part":"image","file"} + pl. | appended to images/<images>/FILE, hashed  |
 // | {"op":"replica.commit","bytes",CHECKSUM: hex}     | checks size, the checksum named in begin  |
@@ -34,7 +36,8 @@
 // |                                                   | it (refuses one that lacks a template     |
 // |                                                   | this host no longer has: a source that    |
 // |                                                   | skipped the check); renames staging to    |
-// |                                                   | set-ID, points current at it -> {"ok"},   |
+// |                                                   | set-ID, points current at it -> {"ok",    |
+// |                                                   | "set","chain","flatten_ms"},              |
 // |                                                   | then removes the old set (the source's    |
 // |                                                   | round is over)                            |
 // | {"op":"replica.drop","name"}                      | removes replicas/NAME -> {"ok"}           |
@@ -55,6 +58,8 @@
 
 #include "bulkhead/io.hpp"
 #include "daemon/daemon.hpp"
+#include "daemon/replication_state.hpp"
+#include "migration/criu_image_flatten.hpp"
 #include "storage/backup_archive.hpp"
 #include "storage/stream_checksum.hpp"
 #include "storage/tree.hpp"
@@ -281,6 +286,10 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
     return err;
   }
   std::string imgroot = staging.path + "/images";
+  // The new set's chain (image directories) as this host holds it, and the time its flattening
+  // took (the commit's answer tells the source both).
+  int chain = images.empty() ? 0 : 1;
+  int64_t flatten_ms = 0;
   if (!images.empty()) {
     if (::mkdir(imgroot.c_str(), 0700) < 0)
       return failf_errno("creating {}", imgroot);
@@ -308,6 +317,31 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
       }
       if (ec)
         return fail(fmt::format("listing {}/images: {}", cur, ec.message()), ec.value());
+    }
+    // A long chain becomes one directory here, in the staging copy (the current set is only
+    // read): the source's next dump goes on against the same parent, and no full set is ever
+    // needed to cut the chain (migration/criu_image_flatten.hpp says why).
+    if (!parent_images.empty()) {
+      UniqueFd imgfd = BH_TRY(open_directory(imgroot));
+      const int length = BH_TRY(migration::image_chain_length(imgfd.get(), parent_images));
+      chain = length + 1;
+      if (length >= replication::kMaxChain) {
+        const int64_t t0 = replication::steady_ms();
+        if (auto f = migration::flatten_image_chain(imgfd.get(), parent_images); !f) {
+          // The set still works with its chain; the source cuts it with a full set as before.
+          fmt::print(stderr, "bulkheadd: replica {}: the image chain stays as it is: {}\n", name,
+                     f.error().text());
+        } else {
+          std::error_code ec;
+          for (const auto &d : std::filesystem::directory_iterator(imgroot, ec))
+            if (d.path().filename() != parent_images)
+              BH_CHECK(remove_tree(d.path().string()));
+          if (ec)
+            return fail(fmt::format("listing {}: {}", imgroot, ec.message()), ec.value());
+          flatten_ms = replication::steady_ms() - t0;
+          chain = 2;
+        }
+      }
     }
     std::string mine = imgroot + "/" + images;
     if (::mkdir(mine.c_str(), 0700) < 0)
@@ -414,7 +448,7 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
     ::fsync(dfd.get());
   // The answer first: the old set's removal is not the source's business, and its round (so the
   // container's loss window) ends with this answer.
-  auto answered = conn.send({{"ok", true}, {"set", set}});
+  auto answered = conn.send({{"ok", true}, {"set", set}, {"chain", chain}, {"flatten_ms", flatten_ms}});
   if (!cur.empty() && cur != final_dir)
     (void)remove_tree(cur);
   return answered;

@@ -39,7 +39,8 @@ Status Daemon::apply_shipment(Replication &st) {
   // The standby holds the new set: the chain moves on, the images it no longer needs go (those
   // of a capture made after this one, numbered higher, stay).
   st.last_set = s.set_id;
-  st.chain = s.images_name.empty() ? 0 : s.prev_chain + 1;
+  st.standby_flattens = s.standby_chain > 0;
+  st.chain = s.images_name.empty() ? 0 : s.standby_chain > 0 ? s.standby_chain : s.prev_chain + 1;
   {
     std::error_code ec;
     for (const auto &f : std::filesystem::directory_iterator(s.dir, ec)) {
@@ -49,6 +50,15 @@ Status Daemon::apply_shipment(Replication &st) {
       int k = std::atoi(fname.c_str() + 4);
       if (s.images_name.empty() ? k <= s.serial : k <= s.serial - st.chain)
         (void)remove_tree(f.path().string());
+    }
+    // A directory whose parent went (the standby flattened its chain) is a base here: CRIU's
+    // next dump reads only its parent's pagemap, and a dangling link would make it open none.
+    for (const auto &f : std::filesystem::directory_iterator(s.dir, ec)) {
+      const std::string link = f.path().string() + "/parent";
+      struct stat sb {};
+      if (f.path().filename().string().rfind("img-", 0) == 0 && ::lstat(link.c_str(), &sb) == 0 &&
+          ::stat(link.c_str(), &sb) != 0)
+        ::unlink(link.c_str());
     }
   }
   st.stopped_sig = s.running ? std::string() : s.sig;
@@ -65,6 +75,8 @@ Status Daemon::apply_shipment(Replication &st) {
                       {"export", s.stream_start - s.export_start},
                       {"stream", s.commit_start - s.stream_start},
                       {"commit", s.commit_end - s.commit_start}};
+  if (s.standby_flatten_ms > 0) // part of the stream phase: the standby's begin answers after it
+    st.last_round_ms["standby_flatten"] = s.standby_flatten_ms;
   // The commit before this one to this one: the interval when a round fits in it, the round's
   // length when it does not (the loss window's worst case is this plus a checkpoint).
   if (previous_sync_ms != 0)
@@ -156,6 +168,8 @@ Status Daemon::ship_set(Shipment &s) {
   if (!commit)
     return tl::unexpected(from_remote(s.remote, s.where, commit.error()));
   s.commit_end = steady_ms();
+  s.standby_chain = commit->header.value("chain", -1);
+  s.standby_flatten_ms = commit->header.value("flatten_ms", int64_t{0});
   drop.keep = true;
   s.cipher = conn->cipher();
   s.channel_serial = channel.serial;

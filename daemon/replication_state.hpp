@@ -40,9 +40,11 @@ constexpr int64_t kMaxLeadMs = 500;
 inline int64_t preparation_lead(int64_t prepare_ms, int64_t interval_ms) {
   return std::min({prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
 }
-// A memory chain (a full dump, then dumps of the pages changed since the one before) is cut after
-// this many sets: the next dump is a full one and the older images go on both hosts, so neither
-// keeps more than this many image directories of a container.
+// A memory chain (a full dump, then dumps of the pages changed since the one before) this long
+// is flattened by the standby when the next set begins (its newest directory made to hold every
+// page, the older ones removed: migration/criu_image_flatten.hpp), and the source keeps only the
+// parent its next dump needs. A standby that does not flatten (an older version: its commit
+// answers no "chain") has its chain cut by a full set after this many instead.
 constexpr int kMaxChain = 8;
 
 inline int64_t steady_ms() {
@@ -117,8 +119,9 @@ struct Daemon::Replication {
   std::string channel; // the last committed round's TLS suite and set checksum
   // The set the standby holds (as it acknowledged it) and the memory chain behind it.
   std::string last_set;
-  int serial = 0; // the last image directory's number (img-SERIAL)
-  int chain = 0;  // image directories in the standby's set (0: a disk set)
+  int serial = 0;                // the last image directory's number (img-SERIAL)
+  int chain = 0;                 // image directories in the standby's set (0: a disk set)
+  bool standby_flattens = false; // its last commit said its chain (it flattens a long one)
   uint64_t dumps = ~uint64_t{0}, generation = ~uint64_t{0}; // the entry's counters after our dump
   std::string stopped_sig; // a stopped container's record as last sent (unchanged: nothing to send)
   std::string template_name, template_digest; // the template's tree digest, hashed once
@@ -169,6 +172,9 @@ struct Daemon::Shipment {
   Status result;
   uint64_t sent = 0, channel_serial = 0;
   int64_t stream_start = 0, commit_start = 0, commit_end = 0;
+  // The standby's chain with this set and its flattening time (-1: a standby that does not say).
+  int standby_chain = -1;
+  int64_t standby_flatten_ms = 0;
   std::string cipher;
   std::atomic<bool> done{false};
   std::thread thread;

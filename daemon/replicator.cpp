@@ -517,8 +517,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
     s->config = config;
     auto t0 = std::chrono::steady_clock::now();
     if (running && memory) {
-      bool incremental = !last_set.empty() && last_chain > 0 && last_chain < kMaxChain &&
-                         st.dumps == e2->dumps && st.generation == e2->generation &&
+      bool incremental = !last_set.empty() && last_chain > 0 &&
+                         (last_chain < kMaxChain || st.standby_flattens) && st.dumps == e2->dumps &&
+                         st.generation == e2->generation &&
                          ::access(fmt::format("{}/img-{}", dir, st.serial).c_str(), F_OK) == 0;
       int serial = st.serial + 1;
       images_name = fmt::format("img-{}", serial);
