@@ -340,6 +340,9 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
             return fail(fmt::format("listing {}: {}", imgroot, ec.message()), ec.value());
           flatten_ms = replication::steady_ms() - t0;
           chain = 2;
+          fmt::print(stderr,
+                     "bulkheadd: replica {}: flattened a chain of {} image directories into {} in {} ms\n",
+                     name, length, parent_images, flatten_ms);
         }
       }
     }

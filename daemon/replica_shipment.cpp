@@ -133,7 +133,9 @@ Status Daemon::ship_set(Shipment &s) {
                               {"checksum", s.sum->algorithm()}};
   // Without a check, replica.begin is the first message: a dead standby fails it in
   // kConnectTimeoutS, as it would have failed the check.
-  conn->set_timeout(s.known ? kConnectTimeoutS : kTransferTimeoutS);
+  // (A standby that flattens its chain in this begin answers after the copy of the container's
+  // memory: seconds under TCG.)
+  conn->set_timeout(s.known && !s.flatten_expected ? kConnectTimeoutS : kTransferTimeoutS);
   auto begin = conn->request(begin_request);
   if (!begin && s.known && closed_meanwhile(s.remote, begin.error())) {
     // The standby restarted since the last round (the check was skipped): a new connection, and

@@ -160,8 +160,9 @@ struct Daemon::Shipment {
   std::string name, mode, state, where, sig;
   Remote remote;
   ContainerConfig config;
-  bool known = false;   // no replica.check on this connection (see Replication::committed_on)
-  bool running = false; // the container's state at the capture
+  bool known = false;            // no replica.check on this connection (see Replication::committed_on)
+  bool flatten_expected = false; // the standby's chain is long: its begin flattens it first
+  bool running = false;          // the container's state at the capture
   std::string dir, file, images_name, parent_name, set_id, parent_set;
   int serial = 0, prev_chain = 0;
   int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,

@@ -525,6 +525,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       images_name = fmt::format("img-{}", serial);
       if (incremental)
         parent_name = fmt::format("img-{}", st.serial);
+      s->flatten_expected = incremental && last_chain >= kMaxChain;
       std::string images = dir + "/" + images_name;
       (void)remove_tree(images);
       if (::mkdir(images.c_str(), 0700) < 0)

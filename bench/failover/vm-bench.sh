@@ -204,6 +204,10 @@ for spec in $cases; do
     line=$(jq -nc --arg m "$mode" --argjson mib "$mib" --argjson i "$interval" --arg e "$err" \
       '{mode: $m, mib: $mib, interval_s: $i, ok: false, error: $e}')
   fi
+  # What the daemons said of this container's replication (flattenings, failed rounds).
+  for h in host1 host2; do
+    grep -E "(replica|replicating) $ct( |:)" "$MH_BASE/$h/bulkheadd.log" 2>/dev/null | tail -6 | sed "s/^/$h: /" >&2 || true
+  done
   echo "BHFAIL $line"
   results+=("$line")
   log "$line"
