@@ -1,5 +1,6 @@
-// migration/criu_image_flatten.cpp on image directories written here in CRIU's pagemap format
-// (the VM's CRIU suite restores a real flattened chain: tests/migration/vm-criu.sh).
+// migration/criu_image_flatten.cpp on image directories written here in CRIU's pagemap format.
+// CRIU itself restores a flattened chain in the VM: the failover scenario's standby flattens its
+// chain before the host dies (tests/multihost/vm-failover.sh), and so does the failover bench.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
