@@ -328,7 +328,8 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
       if (length >= replication::kMaxChain) {
         const int64_t t0 = replication::steady_ms();
         if (auto f = migration::flatten_image_chain(imgfd.get(), parent_images); !f) {
-          // The set still works with its chain; the source cuts it with a full set as before.
+          // The set still works with its chain; the chain answered at commit (longer than
+          // kMaxChain) makes the source cut it with a full set, as before flattening existed.
           fmt::print(stderr, "bulkheadd: replica {}: the image chain stays as it is: {}\n", name,
                      f.error().text());
         } else {

@@ -39,7 +39,9 @@ Status Daemon::apply_shipment(Replication &st) {
   // The standby holds the new set: the chain moves on, the images it no longer needs go (those
   // of a capture made after this one, numbered higher, stay).
   st.last_set = s.set_id;
-  st.standby_flattens = s.standby_chain > 0;
+  // A standby that flattens answers a chain of at most kMaxChain; a longer one could not flatten
+  // (images it does not understand): the next dump is a full set, as with an older standby.
+  st.standby_flattens = s.standby_chain > 0 && s.standby_chain <= kMaxChain;
   st.chain = s.images_name.empty() ? 0 : s.standby_chain > 0 ? s.standby_chain : s.prev_chain + 1;
   {
     std::error_code ec;

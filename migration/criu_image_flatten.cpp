@@ -306,6 +306,24 @@ private:
       if (!pages_[level])
         return failf_errno("opening {}", what);
     }
+    // In the kernel where it can (one copy of each page instead of two through this process:
+    // the flattening is the copy of a container's memory, seconds under TCG at 256 MiB).
+    while (bytes > 0 && copy_range_) {
+      loff_t off = static_cast<loff_t>(offset);
+      ssize_t n = ::copy_file_range(pages_[level].get(), &off, out, nullptr, static_cast<size_t>(bytes), 0);
+      if (n < 0 && errno == EINTR)
+        continue;
+      if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
+        copy_range_ = false; // another file system: the copy below
+        break;
+      }
+      if (n < 0)
+        return failf_errno("copying {} into {}", what, out_what);
+      if (n == 0)
+        return fail(fmt::format("{} ends at {}, before the pages its pagemap names", what, offset), EPROTO);
+      offset += static_cast<uint64_t>(n);
+      bytes -= static_cast<uint64_t>(n);
+    }
     buf_.resize(size_t{1} << 20);
     while (bytes > 0) {
       const size_t want = static_cast<size_t>(std::min<uint64_t>(bytes, buf_.size()));
@@ -328,6 +346,7 @@ private:
   std::vector<std::optional<Pagemap>> maps_;
   std::vector<UniqueFd> pages_;
   std::string buf_;
+  bool copy_range_ = true;
 };
 
 Result<UniqueFd> create_at(int dirfd, const std::string &name, const std::string &what) {
