@@ -14,6 +14,7 @@
 
 #include <fmt/core.h>
 
+#include "bulkhead/io.hpp"
 #include "bulkhead/unique_fd.hpp"
 
 namespace bulkhead::migration {
@@ -46,32 +47,7 @@ Result<std::string> read_all_at(int dirfd, const std::string &name, const std::s
   UniqueFd fd(::openat(dirfd, name.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
   if (!fd)
     return failf_errno("opening {}", what);
-  std::string out;
-  char buf[65536];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return failf_errno("reading {}", what);
-    if (n == 0)
-      return out;
-    out.append(buf, static_cast<size_t>(n));
-  }
-}
-
-Status write_all(int fd, const void *data, size_t n, const std::string &what) {
-  auto p = static_cast<const char *>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0 && errno == EINTR)
-      continue;
-    if (w < 0)
-      return failf_errno("writing {}", what);
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return {};
+  return read_fd(fd.get(), what);
 }
 
 uint32_t le32(const std::string &s, size_t at) {
@@ -334,7 +310,7 @@ private:
         return failf_errno("reading {}", what);
       if (n == 0)
         return fail(fmt::format("{} ends at {}, before the pages its pagemap names", what, offset), EPROTO);
-      BH_CHECK(write_all(out, buf_.data(), static_cast<size_t>(n), out_what));
+      BH_CHECK(write_all(out, std::string_view(buf_.data(), static_cast<size_t>(n)), out_what));
       offset += static_cast<uint64_t>(n);
       bytes -= static_cast<uint64_t>(n);
     }
@@ -445,7 +421,7 @@ Status build_flat(const std::vector<Level> &chain, int out, const std::string &o
     if (::fsync(pages_fd.get()) < 0)
       return failf_errno("syncing {}", pages_what);
     UniqueFd map_fd = BH_TRY(create_at(out, n, out_name + "/" + n));
-    BH_CHECK(write_all(map_fd.get(), map.data(), map.size(), out_name + "/" + n));
+    BH_CHECK(write_all(map_fd.get(), map, out_name + "/" + n));
     if (::fsync(map_fd.get()) < 0)
       return failf_errno("syncing {}/{}", out_name, n);
     written.insert(n);
