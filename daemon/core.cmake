@@ -15,7 +15,7 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/nic_setup.cpp ${CMAKE_CURRENT_SOURCE_DIR}/container_disk.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/snapshot_store.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_snapshots.cpp ${CMAKE_CURRENT_SOURCE_DIR}/request_fields.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_checkpoint.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_migrate.cpp ${CMAKE_CURRENT_SOURCE_DIR}/replicator.cpp ${CMAKE_CURRENT_SOURCE_DIR}/replica_shipment.cpp ${CMAKE_CURRENT_SOURCE_DIR}/peer_file_sender.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/daemon_evacuate.cpp ${CMAKE_CURRENT_SOURCE_DIR}/evacuation_plan.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_replica.cpp ${CMAKE_CURRENT_SOURCE_DIR}/restore_lock.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon_evacuate.cpp ${CMAKE_CURRENT_SOURCE_DIR}/evacuation_plan.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_replica.cpp ${CMAKE_CURRENT_SOURCE_DIR}/replica_flattening.cpp ${CMAKE_CURRENT_SOURCE_DIR}/restore_lock.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/nat.cpp ${CMAKE_CURRENT_SOURCE_DIR}/nic_host.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_nics.cpp ${CMAKE_CURRENT_SOURCE_DIR}/routed_network.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/trust_store.cpp ${CMAKE_CURRENT_SOURCE_DIR}/peer_server.cpp

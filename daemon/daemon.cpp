@@ -501,6 +501,7 @@ void Daemon::shutdown() {
   stop_replicator(); // a round in flight ends first (its standby keeps the previous set otherwise)
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
+  stop_replica_flattenings();
   if (control_)
     control_->stop(); // no placement is published, fenced or activated from now on
   if (cluster_)

@@ -307,6 +307,15 @@ private:
   Status serve_replica_begin(migration::PeerConnection &conn, const TrustedPeer &peer,
                              const migration::PeerMessage &request);
   Status serve_replica_drop(migration::PeerConnection &conn, const migration::PeerMessage &request);
+  // A replica's chain flattened in the background between sets (daemon/replica_flattening.cpp).
+  struct ReplicaFlattening;
+  void flatten_replica_ahead(const std::string &name, const std::string &set_images,
+                             const std::string &images, int chain);
+  Result<bool> adopt_flattened_ahead(const std::string &name, int imgroot_fd, const std::string &top,
+                                     int length, int64_t *waited_ms);
+  void cancel_replica_flattening(const std::string &name);
+  void discard_replica_flattening(const std::string &name);
+  void stop_replica_flattenings();
   // Marks a replica busy (a set arriving, an activation, a drop): one at a time per name.
   Status claim_replica(const std::string &name, const std::string &what);
   void release_replica(const std::string &name);
@@ -405,6 +414,8 @@ private:
   std::set<std::string> replica_busy_;
   // The socket of each set arriving, by replica name: an activation cuts it (daemon_replica.cpp).
   std::map<std::string, int> replica_receiving_;
+  // The flattening ahead of each replica that has one (at most one per replica).
+  std::map<std::string, std::shared_ptr<ReplicaFlattening>> replica_flattening_;
   std::mutex evac_mu_; // guards evacuation_
   struct Evacuation {
     std::string operation, remote, mode;

@@ -24,9 +24,10 @@
 // | {"op":"replica.begin","name","set","parent_set",  | refuses as check does, or a parent_set    |
 // |  "images","parent_images","mode","state",         | that is not its current set; makes the    |
 // |  "source_host","captured_unix_ms","checksum"}     | staging dir (hard links of the parent     |
-// |                                                   | chain's images; a chain of kMaxChain      |
-// |                                                   | directories flattened into its newest     |
-// |                                                   | one) -> {"ok"}                            |
+// |                                                   | chain's images; the chain flattened ahead |
+// |                                                   | taken in when ready: replica_flattening.  |
+// |                                                   | cpp; a chain of kMaxChain waits for it or |
+// |                                                   | is flattened now) -> {"ok"}               |
 // | {"op":"replica.file","part":"export"} + payload   | appended to export.bhx, hashed            |
 // | {"op":"replica.file","part":"image","file"} + pl. | appended to images/<images>/FILE, hashed  |
 // | {"op":"replica.commit","bytes",CHECKSUM: hex}     | checks size, the checksum named in begin  |
@@ -39,7 +40,8 @@
 // |                                                   | set-ID, points current at it -> {"ok",    |
 // |                                                   | "set","chain","flatten_ms"},              |
 // |                                                   | then removes the old set (the source's    |
-// |                                                   | round is over)                            |
+// |                                                   | round is over) and, with a chain of       |
+// |                                                   | kFlattenAheadChain, flattens it ahead     |
 // | {"op":"replica.drop","name"}                      | removes replicas/NAME -> {"ok"}           |
 // Any other message, a broken stream or a failed check removes the staging dir: the previous
 // complete set stays current. An activation cuts a set still arriving (shutdown of its socket).
@@ -290,41 +292,35 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   // took (the commit's answer tells the source both).
   int chain = images.empty() ? 0 : 1;
   int64_t flatten_ms = 0;
+  bool adopted_ahead = false; // this set holds the directory flattened in the background
   if (!images.empty()) {
     if (::mkdir(imgroot.c_str(), 0700) < 0)
       return failf_errno("creating {}", imgroot);
     // The parent chain: hard links of the current set's image files (they never change once
     // written), and each directory's parent link as it was.
+    UniqueFd imgfd = BH_TRY(open_directory(imgroot));
     if (!parent_images.empty()) {
-      std::error_code ec;
-      for (const auto &d : std::filesystem::directory_iterator(cur + "/images", ec)) {
-        std::string to = imgroot + "/" + d.path().filename().string();
-        if (::mkdir(to.c_str(), 0700) < 0)
-          return failf_errno("creating {}", to);
-        std::error_code ec2;
-        for (const auto &f : std::filesystem::directory_iterator(d.path(), ec2)) {
-          std::string dst = to + "/" + f.path().filename().string();
-          if (f.is_symlink(ec2)) {
-            auto target = std::filesystem::read_symlink(f.path(), ec2);
-            if (ec2 || ::symlink(target.c_str(), dst.c_str()) < 0)
-              return failf_errno("linking {}", dst);
-          } else if (::link(f.path().c_str(), dst.c_str()) < 0) {
-            return failf_errno("linking {} to {}", f.path().string(), dst);
-          }
-        }
-        if (ec2)
-          return fail(fmt::format("listing {}: {}", d.path().string(), ec2.message()), ec2.value());
-      }
-      if (ec)
-        return fail(fmt::format("listing {}/images: {}", cur, ec.message()), ec.value());
+      UniqueFd from = BH_TRY(open_directory(cur + "/images"));
+      BH_CHECK(migration::link_image_dirs(from.get(), imgfd.get(), cur + "/images"));
     }
-    // A long chain becomes one directory here, in the staging copy (the current set is only
-    // read): the source's next dump goes on against the same parent, and no full set is ever
-    // needed to cut the chain (migration/criu_image_flatten.hpp says why).
+    // A long chain becomes short again here, in the staging copy (the current set is only read):
+    // with the flat directory made ahead in the background when it is ready
+    // (daemon/replica_flattening.cpp), or by flattening it now when it reached kMaxChain without
+    // one. The source's next dump goes on against the same parent, and no full set is ever needed
+    // to cut the chain (migration/criu_image_flatten.hpp says why).
     if (!parent_images.empty()) {
-      UniqueFd imgfd = BH_TRY(open_directory(imgroot));
-      const int length = BH_TRY(migration::image_chain_length(imgfd.get(), parent_images));
-      chain = length + 1;
+      int length = BH_TRY(migration::image_chain_length(imgfd.get(), parent_images));
+      int64_t waited_ms = 0;
+      if (BH_TRY(adopt_flattened_ahead(name, imgfd.get(), parent_images, length, &waited_ms))) {
+        adopted_ahead = true;
+        flatten_ms = waited_ms; // the begin's own share of it (0 when it was ready)
+        const int before = length;
+        length = BH_TRY(migration::image_chain_length(imgfd.get(), parent_images));
+        fmt::print(stderr,
+                   "bulkheadd: replica {}: took the chain flattened ahead (waited {} ms): {} image "
+                   "directories instead of {}\n",
+                   name, waited_ms, length, before);
+      }
       if (length >= replication::kMaxChain) {
         const int64_t t0 = replication::steady_ms();
         if (auto f = migration::flatten_image_chain(imgfd.get(), parent_images); !f) {
@@ -333,19 +329,15 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
           fmt::print(stderr, "bulkheadd: replica {}: the image chain stays as it is: {}\n", name,
                      f.error().text());
         } else {
-          std::error_code ec;
-          for (const auto &d : std::filesystem::directory_iterator(imgroot, ec))
-            if (d.path().filename() != parent_images)
-              BH_CHECK(remove_tree(d.path().string()));
-          if (ec)
-            return fail(fmt::format("listing {}: {}", imgroot, ec.message()), ec.value());
+          BH_TRY(migration::prune_image_dirs(imgfd.get(), parent_images));
           flatten_ms = replication::steady_ms() - t0;
-          chain = 2;
           fmt::print(stderr,
                      "bulkheadd: replica {}: flattened a chain of {} image directories into {} in {} ms\n",
                      name, length, parent_images, flatten_ms);
+          length = 1;
         }
       }
+      chain = length + 1;
     }
     std::string mine = imgroot + "/" + images;
     if (::mkdir(mine.c_str(), 0700) < 0)
@@ -455,6 +447,9 @@ Status Daemon::serve_replica_begin(migration::PeerConnection &conn, const Truste
   auto answered = conn.send({{"ok", true}, {"set", set}, {"chain", chain}, {"flatten_ms", flatten_ms}});
   if (!cur.empty() && cur != final_dir)
     (void)remove_tree(cur);
+  if (adopted_ahead || parent_images.empty())
+    discard_replica_flattening(name); // its work is in this set now, or of a chain that ended
+  flatten_replica_ahead(name, final_dir + "/images", images, chain);
   return answered;
 }
 
@@ -463,6 +458,7 @@ Status Daemon::serve_replica_drop(migration::PeerConnection &conn, const migrati
   BH_CHECK(storage::validate_name("container", name));
   BH_CHECK(claim_replica(name, "dropping a replica"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
+  discard_replica_flattening(name);
   bool had = ::access(replica_dir(name).c_str(), F_OK) == 0;
   BH_CHECK(remove_tree(replica_dir(name)));
   if (had)
@@ -514,6 +510,7 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
     // died mid-stream (the reason for most activations) nothing else would end the stream until
     // TCP keepalive gives up (about 30 s), which the recovery time cannot afford. The receiver
     // removes its staging directory and releases the replica.
+    cancel_replica_flattening(name); // a begin waiting for it ends now
     std::unique_lock lock(replica_mu_);
     if (auto it = replica_receiving_.find(name); it != replica_receiving_.end()) {
       fmt::print(stderr, "bulkheadd: activating {}: cutting the set arriving for it\n", name);
@@ -523,6 +520,7 @@ Result<json> Daemon::activate_replica_report(const std::string &name) {
   }
   BH_CHECK(claim_replica(name, "activating a replica"));
   ReplicaClaim claim{[this, name] { release_replica(name); }};
+  discard_replica_flattening(name);
   std::string cur = current_set(replica_dir(name));
   if (cur.empty())
     return fail(

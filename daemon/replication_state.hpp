@@ -46,6 +46,10 @@ inline int64_t preparation_lead(int64_t prepare_ms, int64_t interval_ms) {
 // parent its next dump needs. A standby that does not flatten (an older version: its commit
 // answers no "chain") has its chain cut by a full set after this many instead.
 constexpr int kMaxChain = 8;
+// The standby starts flattening a chain this long in the background, after the set's commit, and
+// takes the result into the first set that begins after it is ready (daemon/replica_flattening.cpp):
+// kMaxChain - kFlattenAheadChain sets of time for the copy before a begin has to wait for it.
+constexpr int kFlattenAheadChain = 5;
 
 inline int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(

@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdio>
 #include <optional>
@@ -30,6 +31,9 @@ constexpr uint32_t kPePresent = 1u << 2;
 constexpr uint64_t kPageSize = 4096;
 // A chain longer than this is a loop of links or not a replication chain.
 constexpr int kMaxLevels = 4096;
+// The most one copy_file_range moves: a cancellation is seen between two (8 MiB: milliseconds on
+// hardware, about 0.1 s under TCG).
+constexpr uint64_t kCopyChunk = uint64_t{8} << 20;
 
 struct Entry {
   uint64_t vaddr = 0, nr = 0;
@@ -226,7 +230,8 @@ Result<std::vector<Level>> open_chain(int root_fd, const std::string &name) {
 // The pagemap `file` through the chain: loaded level by level as the resolution needs it.
 class ChainReader {
 public:
-  ChainReader(const std::vector<Level> &chain, std::string file) : chain_(chain), file_(std::move(file)) {
+  ChainReader(const std::vector<Level> &chain, std::string file, const std::atomic<bool> *cancel)
+      : chain_(chain), file_(std::move(file)), cancel_(cancel) {
     maps_.resize(chain.size());
     pages_.resize(chain.size());
   }
@@ -285,8 +290,10 @@ private:
     // In the kernel where it can (one copy of each page instead of two through this process:
     // the flattening is the copy of a container's memory, seconds under TCG at 256 MiB).
     while (bytes > 0 && copy_range_) {
+      BH_CHECK(check_cancel());
       loff_t off = static_cast<loff_t>(offset);
-      ssize_t n = ::copy_file_range(pages_[level].get(), &off, out, nullptr, static_cast<size_t>(bytes), 0);
+      ssize_t n = ::copy_file_range(pages_[level].get(), &off, out, nullptr,
+                                    static_cast<size_t>(std::min(bytes, kCopyChunk)), 0);
       if (n < 0 && errno == EINTR)
         continue;
       if (n < 0 && (errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP)) {
@@ -302,6 +309,7 @@ private:
     }
     buf_.resize(size_t{1} << 20);
     while (bytes > 0) {
+      BH_CHECK(check_cancel());
       const size_t want = static_cast<size_t>(std::min<uint64_t>(bytes, buf_.size()));
       ssize_t n = ::pread(pages_[level].get(), buf_.data(), want, static_cast<off_t>(offset));
       if (n < 0 && errno == EINTR)
@@ -317,8 +325,15 @@ private:
     return {};
   }
 
+  Status check_cancel() const {
+    if (cancel_ && cancel_->load(std::memory_order_relaxed))
+      return fail("flattening " + chain_.front().name + ": cancelled", ECANCELED);
+    return {};
+  }
+
   const std::vector<Level> &chain_;
   std::string file_;
+  const std::atomic<bool> *cancel_;
   std::vector<std::optional<Pagemap>> maps_;
   std::vector<UniqueFd> pages_;
   std::string buf_;
@@ -380,14 +395,15 @@ bool is_pagemap(const std::string &n) {
 }
 
 // Builds the flat copy of chain[0] in `out` (an empty directory).
-Status build_flat(const std::vector<Level> &chain, int out, const std::string &out_name) {
+Status build_flat(const std::vector<Level> &chain, int out, const std::string &out_name,
+                  const std::atomic<bool> *cancel) {
   const Level &top = chain.front();
   auto names = BH_TRY(list_dir(top.dir.get(), top.name));
   std::set<std::string> written;
   for (const auto &n : names) {
     if (!is_pagemap(n))
       continue;
-    ChainReader reader(chain, n);
+    ChainReader reader(chain, n, cancel);
     const Pagemap *pm = BH_TRY(reader.pagemap(0));
     const std::string pages = fmt::format("pages-{}.img", pm->pages_id);
     if (!written.insert(pages).second)
@@ -450,7 +466,7 @@ Result<int> image_chain_length(int root_fd, const std::string &name) {
   return static_cast<int>(chain.size());
 }
 
-Status flatten_image_chain(int root_fd, const std::string &name) {
+Status flatten_image_chain(int root_fd, const std::string &name, const std::atomic<bool> *cancel) {
   auto chain = BH_TRY(open_chain(root_fd, name));
   if (chain.size() == 1)
     return {}; // self-contained already
@@ -466,12 +482,101 @@ Status flatten_image_chain(int root_fd, const std::string &name) {
   UniqueFd out(::openat(root_fd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
   if (!out)
     return failf_errno("opening {}", tmp);
-  BH_CHECK(context(build_flat(chain, out.get(), tmp), "flattening the image chain of " + name));
+  BH_CHECK(context(build_flat(chain, out.get(), tmp, cancel), "flattening the image chain of " + name));
   if (::renameat2(root_fd, tmp.c_str(), root_fd, name.c_str(), RENAME_EXCHANGE) < 0)
     return failf_errno("exchanging {} with its flat copy", name);
   if (::fsync(root_fd) < 0)
     return failf_errno("syncing the directory of {}", name);
   return {}; // the chain's old top, now at tmp, goes with remove_tmp
+}
+
+Status adopt_flat_copy(int root_fd, const std::string &name, int flat_fd) {
+  UniqueFd dir(::openat(root_fd, name.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!dir)
+    return failf_errno("opening image directory {}", name);
+  // The same dump: its inventory is one file (the flattening hard-links every image but the
+  // pagemaps and pages). A directory of the same name from another chain is not.
+  struct stat mine {
+  }, theirs{};
+  if (::fstatat(dir.get(), "inventory.img", &mine, AT_SYMLINK_NOFOLLOW) < 0)
+    return failf_errno("inspecting {}/inventory.img", name);
+  if (::fstatat(flat_fd, "inventory.img", &theirs, AT_SYMLINK_NOFOLLOW) < 0)
+    return failf_errno("inspecting the flat copy of {}: its inventory.img", name);
+  if (mine.st_dev != theirs.st_dev || mine.st_ino != theirs.st_ino)
+    return fail(fmt::format("the flat copy of {} was made from another directory of that name", name),
+                ESTALE);
+  auto names = BH_TRY(list_dir(flat_fd, "the flat copy of " + name));
+  if (std::find(names.begin(), names.end(), "parent") != names.end())
+    return fail(fmt::format("the flat copy of {} has a parent link: it is not flat", name), EPROTO);
+  const std::string tmp = ".flatten-" + name;
+  BH_CHECK(remove_flat_dir(root_fd, tmp));
+  if (::mkdirat(root_fd, tmp.c_str(), 0700) < 0)
+    return failf_errno("creating {}", tmp);
+  struct RemoveTmp {
+    int root;
+    const std::string &name;
+    ~RemoveTmp() { (void)remove_flat_dir(root, name); }
+  } remove_tmp{root_fd, tmp};
+  UniqueFd out(::openat(root_fd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!out)
+    return failf_errno("opening {}", tmp);
+  for (const auto &n : names)
+    if (::linkat(flat_fd, n.c_str(), out.get(), n.c_str(), 0) < 0)
+      return failf_errno("linking {} of the flat copy of {} into {}", n, name, tmp);
+  if (::renameat2(root_fd, tmp.c_str(), root_fd, name.c_str(), RENAME_EXCHANGE) < 0)
+    return failf_errno("exchanging {} with its flat copy", name);
+  if (::fsync(root_fd) < 0)
+    return failf_errno("syncing the directory of {}", name);
+  return {}; // the chain's directory, now at tmp, goes with remove_tmp
+}
+
+Status link_image_dirs(int from_fd, int to_fd, const std::string &what) {
+  for (const auto &d : BH_TRY(list_dir(from_fd, what))) {
+    UniqueFd from(::openat(from_fd, d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!from)
+      return failf_errno("opening {}/{}", what, d);
+    if (::mkdirat(to_fd, d.c_str(), 0700) < 0)
+      return failf_errno("creating the copy of {}/{}", what, d);
+    UniqueFd to(::openat(to_fd, d.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+    if (!to)
+      return failf_errno("opening the copy of {}/{}", what, d);
+    for (const auto &n : BH_TRY(list_dir(from.get(), what + "/" + d))) {
+      struct stat st {};
+      if (::fstatat(from.get(), n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return failf_errno("inspecting {}/{}/{}", what, d, n);
+      if (S_ISLNK(st.st_mode)) {
+        char target[512];
+        ssize_t len = ::readlinkat(from.get(), n.c_str(), target, sizeof target - 1);
+        if (len < 0)
+          return failf_errno("reading {}/{}/{}", what, d, n);
+        target[len] = '\0';
+        if (::symlinkat(target, to.get(), n.c_str()) < 0)
+          return failf_errno("linking the copy of {}/{}/{}", what, d, n);
+      } else if (!S_ISREG(st.st_mode)) {
+        return fail(fmt::format("{}/{}/{} is not an image file", what, d, n), EPROTO);
+      } else if (::linkat(from.get(), n.c_str(), to.get(), n.c_str(), 0) < 0) {
+        return failf_errno("linking {}/{}/{} into its copy", what, d, n);
+      }
+    }
+  }
+  return {};
+}
+
+Result<int> prune_image_dirs(int root_fd, const std::string &top) {
+  auto chain = BH_TRY(open_chain(root_fd, top));
+  std::set<std::string> keep;
+  for (const auto &level : chain)
+    keep.insert(level.name);
+  // Listed first, removed after: never a removal under a directory stream.
+  int removed = 0;
+  for (const auto &n : BH_TRY(list_dir(root_fd, "the image directories of " + top))) {
+    struct stat st {};
+    if (keep.count(n) || ::fstatat(root_fd, n.c_str(), &st, AT_SYMLINK_NOFOLLOW) < 0 || !S_ISDIR(st.st_mode))
+      continue;
+    BH_CHECK(remove_flat_dir(root_fd, n));
+    ++removed;
+  }
+  return removed;
 }
 
 } // namespace bulkhead::migration

@@ -19,6 +19,7 @@
 // then cuts the chain with a full dump, as before.
 #pragma once
 
+#include <atomic>
 #include <string>
 
 #include "bulkhead/result.hpp"
@@ -30,8 +31,26 @@ namespace bulkhead::migration {
 // no parent link. Built beside it in `root` and exchanged with it atomically (renameat2
 // RENAME_EXCHANGE), so a reader sees the chain or the flat directory, never half of one; the
 // name stays, so dumps made against it as parent stay valid (their pages are the same). The
-// directories before it are left to the caller (nothing refers to them any more).
-Status flatten_image_chain(int root_fd, const std::string &name);
+// directories before it are left to the caller (nothing refers to them any more). A `cancel` that
+// becomes true stops it between two copies (ECANCELED), changing nothing.
+Status flatten_image_chain(int root_fd, const std::string &name, const std::atomic<bool> *cancel = nullptr);
+
+// Replaces `root`/`name`, a directory of a chain, with `flat`: a flat copy of that very directory
+// made elsewhere by flatten_image_chain (a standby flattens a copy of hard links in the
+// background, off the replication round's path). Its files are hard-linked in (no copy) and
+// exchanged atomically as flatten_image_chain does. A copy of another directory of that name (its
+// inventory.img is not the same file) is refused with ESTALE, and so is one with a parent link
+// (EPROTO): nothing changes then.
+Status adopt_flat_copy(int root_fd, const std::string &name, int flat_fd);
+
+// Copies the image directories of `from` into `to` (an empty directory) as hard links (CRIU never
+// rewrites an image) and each directory's parent link as it is: a chain the caller may flatten or
+// extend without touching the original. Anything but directories of files and links is refused.
+Status link_image_dirs(int from_fd, int to_fd, const std::string &what);
+
+// Removes the directories of `root` that the chain of `top` does not reach (after a flattening,
+// those older than its flat directory); returns how many went.
+Result<int> prune_image_dirs(int root_fd, const std::string &top);
 
 // How many directories `root`/`name` is made of: 1 for a self-contained one, plus its parents.
 Result<int> image_chain_length(int root_fd, const std::string &name);

@@ -4,7 +4,7 @@
 # raises to its minimum of 5 s with the test bed's election timeout of 3 s); one etcd member is killed before the host, so the failover runs on a quorum of two. ct1 on host1
 # is a counter: its shell keeps a number in memory, adds one a second and writes it to /count. It
 # is protected with host2 as its standby (memory mode, every 2 s), for ten sets and more: host2
-# flattens the chain of image directories once (the restore below reads it). host1 dies as a
+# flattens the chain of image directories ahead, in the background (the restore below reads it). host1 dies as a
 # whole (its pid namespace's init SIGKILLed, its LAN link cut, no cleanup). Then:
 #   - ct1 runs on host2 within the recovery time, at the same address (the client pings it);
 #   - its counter went on from at least a value read before the last two completed syncs (bounded
@@ -58,11 +58,14 @@ mh_client $bb ping -c 1 -W 5 "$ip4" >/dev/null || mh_fail "the client cannot pin
 mh_ctl host1 protect ct1 --standby host2 --interval 2s --mode memory || mh_fail "protect ct1"
 wait_for 180 "first complete sync of ct1" synced_at_least 1
 info host1 ct1 | jq -c .replication
-# Past a flattening: the standby makes the chain of 8 image directories one when the 9th set
-# begins (the restore below then reads a flattened chain), where the source used to send a full set.
+# Past a flattening: once a committed chain is 5 image directories long, the standby flattens
+# its newest one in the background and a later set takes it in place of the chain (the restore
+# below then reads a flattened chain), where the source used to send a full set.
 wait_for 180 "ten syncs of ct1" synced_at_least 10
-grep -q "replica ct1: flattened a chain of 8 image directories" "$MH_BASE/host2/bulkheadd.log" ||
-  mh_fail "host2 did not flatten ct1's image chain: $(grep 'replica ct1' "$MH_BASE/host2/bulkheadd.log" | tail -3)"
+grep -q "replica ct1: flattened img-5 (a chain of 5 image directories) ahead" "$MH_BASE/host2/bulkheadd.log" ||
+  mh_fail "host2 did not flatten ct1's image chain ahead: $(grep 'replica ct1' "$MH_BASE/host2/bulkheadd.log" | tail -3)"
+grep -q "replica ct1: took the chain flattened ahead" "$MH_BASE/host2/bulkheadd.log" ||
+  mh_fail "no set of ct1 took the flattened chain: $(grep 'replica ct1' "$MH_BASE/host2/bulkheadd.log" | tail -3)"
 info host1 ct1 | jq -c .replication
 # A value read now is older than any set completed two syncs later: the loss bound below.
 before=$(count_on host1) || mh_fail "reading ct1's count"

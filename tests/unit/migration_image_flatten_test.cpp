@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <filesystem>
@@ -19,8 +20,11 @@
 #include "migration/criu_image_flatten.hpp"
 
 using bulkhead::UniqueFd;
+using bulkhead::migration::adopt_flat_copy;
 using bulkhead::migration::flatten_image_chain;
 using bulkhead::migration::image_chain_length;
+using bulkhead::migration::link_image_dirs;
+using bulkhead::migration::prune_image_dirs;
 
 namespace {
 
@@ -220,6 +224,93 @@ TEST_F(ImageChainFlatten, ALoopOfParentLinksIsRefused) {
   ASSERT_FALSE(r);
   EXPECT_EQ(r.error().code, ELOOP);
   EXPECT_FALSE(flatten_image_chain(root.get(), "img-3"));
+}
+
+// The standby's background flattening: a copy of hard links flattened elsewhere, adopted into a
+// chain that grew meanwhile (img-4 on top), and the directories below it pruned.
+struct FlatCopyElsewhere : ImageChainFlatten {
+  TempDir work;
+  UniqueFd work_fd;
+  void SetUp() override {
+    ImageChainFlatten::SetUp();
+    work_fd = UniqueFd(::open(work.path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+    ASSERT_TRUE(work_fd);
+    auto linked = link_image_dirs(root.get(), work_fd.get(), t.path);
+    ASSERT_TRUE(linked) << linked.error().text();
+    struct stat a {
+    }, b{};
+    ASSERT_EQ(::stat((t.path + "/img-3/core-5.img").c_str(), &a), 0);
+    ASSERT_EQ(::stat((work.path + "/img-3/core-5.img").c_str(), &b), 0);
+    ASSERT_EQ(a.st_ino, b.st_ino);
+    ASSERT_EQ(image_chain_length(work_fd.get(), "img-3").value(), 3);
+    // The dump after the copy was made: nothing rewritten.
+    ASSERT_EQ(::mkdir((t.path + "/img-4").c_str(), 0700), 0);
+    put(t.path + "/img-4/pagemap-5.img", pagemap(31, {{0x10000, 4, kParent}, {0x20000, 2, kParent}}));
+    put(t.path + "/img-4/pages-31.img", "");
+    put(t.path + "/img-4/inventory.img", "inventory 4");
+    ASSERT_EQ(::symlink("../img-3", (t.path + "/img-4/parent").c_str()), 0);
+  }
+  UniqueFd flat_dir() {
+    auto r = flatten_image_chain(work_fd.get(), "img-3");
+    EXPECT_TRUE(r) << r.error().text();
+    return UniqueFd(::openat(work_fd.get(), "img-3", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  }
+};
+
+TEST_F(FlatCopyElsewhere, IsAdoptedAndTheDirectoriesBelowItPruned) {
+  UniqueFd flat = flat_dir();
+  ASSERT_TRUE(flat);
+  // The original chain was untouched by the flattening of the copy.
+  EXPECT_EQ(image_chain_length(root.get(), "img-4").value(), 4);
+  EXPECT_EQ(get(t.path + "/img-3/pages-21.img"), pages({'E'}));
+
+  auto r = adopt_flat_copy(root.get(), "img-3", flat.get());
+  ASSERT_TRUE(r) << r.error().text();
+  EXPECT_EQ(image_chain_length(root.get(), "img-4").value(), 2);
+  EXPECT_EQ(get(t.path + "/img-3/pages-21.img"), pages({'a', 'B', 'c', 'd', 'E', 'f'}));
+  EXPECT_EQ(get(t.path + "/img-3/pages-22.img"), pages({'s'}));
+  auto pruned = prune_image_dirs(root.get(), "img-4");
+  ASSERT_TRUE(pruned) << pruned.error().text();
+  EXPECT_EQ(*pruned, 2);
+  EXPECT_FALSE(std::filesystem::exists(t.path + "/img-1"));
+  EXPECT_FALSE(std::filesystem::exists(t.path + "/img-2"));
+  EXPECT_EQ(get(t.path + "/img-4/inventory.img"), "inventory 4");
+  EXPECT_EQ(leftovers(), "");
+  // Nothing more to prune; the adopted directory flattens to itself.
+  EXPECT_EQ(prune_image_dirs(root.get(), "img-4").value(), 0);
+  EXPECT_EQ(image_chain_length(root.get(), "img-3").value(), 1);
+}
+
+TEST_F(FlatCopyElsewhere, OfAnotherDirectoryOfThatNameIsRefusedAndChangesNothing) {
+  UniqueFd flat = flat_dir();
+  ASSERT_TRUE(flat);
+  ASSERT_EQ(::unlink((work.path + "/img-3/inventory.img").c_str()), 0);
+  put(work.path + "/img-3/inventory.img", "inventory");
+  auto r = adopt_flat_copy(root.get(), "img-3", flat.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ESTALE);
+  EXPECT_EQ(image_chain_length(root.get(), "img-4").value(), 4);
+  EXPECT_EQ(get(t.path + "/img-3/pages-21.img"), pages({'E'}));
+  EXPECT_EQ(leftovers(), "");
+}
+
+TEST_F(FlatCopyElsewhere, WithAParentLinkIsRefused) {
+  UniqueFd unflattened(::openat(work_fd.get(), "img-3", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  auto r = adopt_flat_copy(root.get(), "img-3", unflattened.get());
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, EPROTO);
+  EXPECT_EQ(image_chain_length(root.get(), "img-4").value(), 4);
+  EXPECT_EQ(leftovers(), "");
+}
+
+TEST_F(ImageChainFlatten, ACancelledFlatteningChangesNothing) {
+  std::atomic<bool> cancel{true};
+  auto r = flatten_image_chain(root.get(), "img-3", &cancel);
+  ASSERT_FALSE(r);
+  EXPECT_EQ(r.error().code, ECANCELED);
+  EXPECT_EQ(image_chain_length(root.get(), "img-3").value(), 3);
+  EXPECT_EQ(get(t.path + "/img-3/pages-21.img"), pages({'E'}));
+  EXPECT_EQ(leftovers(), "");
 }
 
 } // namespace
