@@ -29,6 +29,17 @@ Daemon::Shipment::~Shipment() { (void)wait(); }
 // A set that reached the standby (or did not): what the source knows from now on.
 Status Daemon::apply_shipment(Replication &st) {
   std::shared_ptr<Shipment> shipped = std::move(st.shipping);
+  if (shipped->before) {
+    // The set before it first: the standby took them in that order, or this one not at all.
+    st.shipping = std::exchange(shipped->before, nullptr);
+    if (Status b = apply_shipment(st); !b) {
+      (void)shipped->wait(); // it sent nothing: it ended when the set before failed
+      st.chain = 0;
+      return fail(
+          fmt::format("{}; the set made after it was against it and is dropped too", b.error().message),
+          b.error().code);
+    }
+  }
   Shipment &s = *shipped;
   Status r = s.wait();
   if (!r) {

@@ -173,6 +173,9 @@ struct Daemon::Shipment {
           pause_ms = 0;
   std::optional<storage::StreamChecksum> sum;
   std::shared_ptr<ReplicaChannel> channel;
+  // The set before, still on its way when this one was captured: this one's thread sends only
+  // after it arrived, and apply_shipment applies it first (null once applied). At most two.
+  std::shared_ptr<Shipment> before;
   // Results, read after `done` (or wait()).
   Status result;
   uint64_t sent = 0, channel_serial = 0;

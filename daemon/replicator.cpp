@@ -25,18 +25,19 @@
 // and the schedule lives in one place. Step 5 runs on a thread of its own (Shipment), so a round
 // whose stream outlasts the interval does not push the next freeze back: the captures stay one
 // interval apart, and the loss window is the interval plus one checkpoint, as long as a set
-// streams within an interval. At most one set per container is on its way; a running
-// container's next capture assumes it arrives (its dump may take that set's images as parent)
-// and waits for it before its own step 5; if it did not arrive, that capture is dropped and the
-// round after makes a full set. One connection per standby carries one set at a time: another
-// container's round to that standby waits for the set on it first. The shipment thread touches
-// only its own fields and its channel; its results are applied by the loop (apply_shipment).
-// A standby that does not answer costs a round at most kConnectTimeoutS, so it delays the other
-// containers' rounds by that much, never more.
-// A round that committed leaves its connection open for the next round to the same standby: no
-// TCP and TLS handshake per round, which in the VM took about 0.15 s of each round's check and
-// the handshake's CPU on both hosts. A kept connection the standby closed meanwhile (its idle
-// timeout, a restart) is replaced once within the round; one that does not answer in
+// streams within an interval. At most two sets per container are on their way: a running
+// container's next capture assumes the set before arrives (its dump may take that set's images
+// as parent), and its shipment thread waits for that set before its own step 5; if it did not
+// arrive, the capture is dropped unsent and the round after makes a full set. A third capture
+// waits for the oldest first, so one set whose stream ran long delays the freeze after next
+// only when it outlasts two intervals (it used to hold this thread, and so the next freeze). One connection
+// per standby carries one set at a time: another container's round to that standby waits for the set on it
+// first. The shipment thread touches only its own fields and its channel; its results are applied by the loop
+// (apply_shipment). A standby that does not answer costs a round at most kConnectTimeoutS, so it delays the
+// other containers' rounds by that much, never more. A round that committed leaves its connection open for
+// the next round to the same standby: no TCP and TLS handshake per round, which in the VM took about 0.15 s
+// of each round's check and the handshake's CPU on both hosts. A kept connection the standby closed meanwhile
+// (its idle timeout, a restart) is replaced once within the round; one that does not answer in
 // kConnectTimeoutS fails the round like a connect that does not.
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -404,6 +405,18 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   if (st.shipping && (!running || st.shipping->done.load()))
     if (auto r = apply_shipment(st); !r)
       log_round_failure(name, p.standby, r.error(), p.interval_ms); // this round makes a fresh set
+  // At most two sets on their way: a third capture waits for the oldest (the newest follows it on
+  // the channel, so a round whose stream ran long delays the freeze after next, never the next).
+  if (st.shipping && st.shipping->before) {
+    std::shared_ptr<Shipment> newest = st.shipping;
+    st.shipping = std::exchange(newest->before, nullptr);
+    auto r = apply_shipment(st);
+    st.shipping = std::move(newest);
+    if (!r) {
+      log_round_failure(name, p.standby, r.error(), p.interval_ms);
+      (void)apply_shipment(st); // made against the one that failed: it failed too, unsent
+    }
+  }
   std::shared_ptr<Shipment> before = st.shipping;
   const std::string expect_set = before ? before->set_id : st.last_set;
   const int expect_chain = before ? (before->images_name.empty() ? 0 : before->prev_chain + 1) : st.chain;
@@ -626,23 +639,22 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   st.lag_bytes = total;
   st.state = "syncing";
 
-  // The set before must have arrived: this one may be made against it.
-  if (before) {
-    if (auto r = apply_shipment(st); !r)
-      return fail(
-          fmt::format("{}; the set made after it was against it and is dropped too", r.error().message),
-          r.error().code);
-    // The standby holds what this capture assumed: its set, so this set's parent.
-  }
-
   // Step 5, on its own thread: this thread's next round (of this container or another) comes on
-  // schedule meanwhile.
+  // schedule meanwhile. The set before may still be on its way: this one follows it on the
+  // channel, and only if it arrived (this one may be made against it); their results are applied
+  // in order (apply_shipment).
   // This dump's pages are on their way: the next dump may be made against them.
   st.dumps = dumps_after;
   st.generation = generation_after;
+  s->before = before;
   Shipment *raw = s.get();
-  s->thread = std::thread([this, raw] {
-    raw->result = ship_set(*raw);
+  s->thread = std::thread([this, raw, before] {
+    if (Status b = before ? before->wait() : Status{}; !b)
+      raw->result = fail(
+          fmt::format("the set before did not arrive ({}); this one was made against it", b.error().message),
+          b.error().code);
+    else
+      raw->result = ship_set(*raw);
     raw->done.store(true);
     repl_cv_.notify_all();
   });

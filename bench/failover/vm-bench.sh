@@ -204,6 +204,9 @@ for spec in $cases; do
     line=$(jq -nc --arg m "$mode" --argjson mib "$mib" --argjson i "$interval" --arg e "$err" \
       '{mode: $m, mib: $mib, interval_s: $i, ok: false, error: $e}')
   fi
+  # Every round seen, phase by phase (where a worst round's time went).
+  printf '%s\n' "${samples[@]}" | jq -rc '"sync \(.syncs) chain \(.chain): " +
+    (.phases // {} | to_entries | map("\(.key) \(.value)") | join(", "))' 2>/dev/null | sed "s/^/$ct: /" >&2 || true
   # What the daemons said of this container's replication (flattenings, failed rounds).
   for h in host1 host2; do
     grep -E "(replica|replicating) $ct( |:)" "$MH_BASE/$h/bulkheadd.log" 2>/dev/null | tail -6 | sed "s/^/$h: /" >&2 || true

@@ -518,11 +518,14 @@ readers+=($!)
 cat <"$rundir/stderr.fifo" >&2 &
 readers+=($!)
 
-append="console=ttyS0 panic=-1 rdinit=/init"
+# nokaslr: the guest kernel's addresses are those of /boot/System.map-KVER, so tests/vm/vm-where.sh
+# can say where a guest that went silent spins (its monitor socket: info registers).
+append="console=ttyS0 panic=-1 rdinit=/init nokaslr"
 ((debug)) || append="quiet loglevel=0 $append"
 # shellcheck disable=SC2054  # the commas are qemu's
 qemu=(qemu-system-x86_64 -accel tcg -machine pc -cpu max -m "$mem" -smp 2
-      -nographic -nodefaults -no-user-config -no-reboot -monitor none
+      -nographic -nodefaults -no-user-config -no-reboot
+      -monitor "unix:$rundir/monitor.sock,server=on,wait=off"
       -kernel "$kernel" -initrd "$rundir/initrd.img" -append "$append"
       -virtfs local,path=/,mount_tag=hostroot,security_model=passthrough,readonly=on,multidevs=remap
       -chardev "file,id=ttys0,path=$rundir/console.fifo"
