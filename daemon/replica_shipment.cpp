@@ -88,6 +88,12 @@ Status Daemon::apply_shipment(Replication &st) {
                       {"export", s.stream_start - s.export_start},
                       {"stream", s.commit_start - s.stream_start},
                       {"commit", s.commit_end - s.commit_start}};
+  // The checkpoint itself, freeze to commit (the phases above and the bookkeeping between them),
+  // and how late the freeze came on its schedule: the loss window's worst case is the interval
+  // plus the one, as long as the other is 0.
+  st.last_round_ms["checkpoint"] = s.commit_end - s.freeze_start;
+  if (s.freeze_due > 0)
+    st.last_round_ms["late"] = std::max<int64_t>(0, s.freeze_start - s.freeze_due);
   if (s.standby_flatten_ms > 0) // part of the stream phase: the standby's begin answers after it
     st.last_round_ms["standby_flatten"] = s.standby_flatten_ms;
   // The commit before this one to this one: the interval when a round fits in it, the round's

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -33,12 +34,15 @@ constexpr int64_t kDefaultIntervalMs = 2000;
 // How late the replicator may wake for a round and still keep the schedule (condition variable
 // and scheduler latency; in the TCG VM a few ms).
 constexpr int64_t kWakeToleranceMs = 50;
-// The preparation lead: the last preparation plus this margin, at most kMaxLeadMs (and a quarter
-// of the interval).
+// The preparation lead: the longest of the last kPrepareHistory preparations plus this margin, at
+// most kMaxLeadMs (and a quarter of the interval). The longest, not the last: under load a
+// preparation varies by hundreds of ms from one round to the next (the failover bench saw
+// 150-500 ms in the VM), and one longer than the lead makes its freeze that much late.
 constexpr int64_t kLeadMarginMs = 40;
-constexpr int64_t kMaxLeadMs = 500;
-inline int64_t preparation_lead(int64_t prepare_ms, int64_t interval_ms) {
-  return std::min({prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
+constexpr int64_t kMaxLeadMs = 1000;
+constexpr size_t kPrepareHistory = 4;
+inline int64_t preparation_lead(int64_t longest_prepare_ms, int64_t interval_ms) {
+  return std::min({longest_prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
 }
 // A memory chain (a full dump, then dumps of the pages changed since the one before) this long
 // is flattened by the standby when the next set begins (its newest directory made to hold every
@@ -138,10 +142,16 @@ struct Daemon::Replication {
   std::string committed_checksum;
   // The freeze of the last committed set (steady clock): the next commit's "exposure".
   int64_t last_freeze_ms = 0;
-  // How long the last capture took to be ready to freeze (the check, the staging, CRIU's start):
-  // the next round starts that much (and a margin) before its scheduled freeze, and waits for
-  // the instant, so that freezes are one interval apart whatever the preparation took.
-  int64_t prepare_ms = 0;
+  // How long the last captures took to be ready to freeze (the check, the staging, CRIU's start):
+  // the next round starts the longest of them (and a margin) before its scheduled freeze, and
+  // waits for the instant, so that freezes are one interval apart whatever the preparation took.
+  std::array<int64_t, replication::kPrepareHistory> prepare_ms{};
+  size_t prepare_next = 0;
+  void note_preparation(int64_t ms) {
+    prepare_ms[prepare_next] = ms;
+    prepare_next = (prepare_next + 1) % prepare_ms.size();
+  }
+  int64_t longest_preparation() const { return *std::max_element(prepare_ms.begin(), prepare_ms.end()); }
   // The last captured set while it streams to the standby (null once its result is applied).
   std::shared_ptr<Shipment> shipping;
 
@@ -171,6 +181,7 @@ struct Daemon::Shipment {
   int serial = 0, prev_chain = 0;
   int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,
           pause_ms = 0;
+  int64_t freeze_due = 0; // the scheduled instant of its freeze (0: the first of a schedule)
   std::optional<storage::StreamChecksum> sum;
   std::shared_ptr<ReplicaChannel> channel;
   // The set before, still on its way when this one was captured: this one's thread sends only

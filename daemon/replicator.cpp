@@ -304,7 +304,8 @@ void Daemon::replicator_loop() {
           r = std::make_shared<Replication>();
         keep[n] = r;
         // The scheduled instant is the freeze's: the round starts its preparation ahead of it.
-        const int64_t lead = r->next_due_ms > 0 ? preparation_lead(r->prepare_ms, p.interval_ms) : 0;
+        const int64_t lead =
+            r->next_due_ms > 0 ? preparation_lead(r->longest_preparation(), p.interval_ms) : 0;
         if (r->next_due_ms - lead <= now && due_name.empty()) {
           due_name = n;
           due = p;
@@ -481,7 +482,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   // container's lock for the margin only (kLeadMarginMs, tens of ms).
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
-    st.prepare_ms = ready - round_start;
+    st.note_preparation(ready - round_start);
     if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
       std::this_thread::sleep_for(std::chrono::milliseconds(freeze_at_ms - ready));
   };
@@ -496,6 +497,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   s->known = known;
   s->channel = channel_ptr;
   s->round_start = round_start;
+  s->freeze_due = freeze_at_ms;
   s->sig = sig;
   s->set_id = random_id();
   s->parent_set = last_set;

@@ -15,8 +15,9 @@
 #   channel      the TLS suite and set checksum of the last round (replication.channel)
 #   round_phases_ms  where a round goes (replication.last_round_ms), median per phase: check,
 #                before_freeze, pause, export, stream, commit
-#   checkpoint_ms  one checkpoint, the freeze to the standby's commit (pause + export + stream +
-#                commit), median of the incremental rounds
+#   checkpoint_ms  one checkpoint, the freeze to the standby's commit (the daemon's
+#                last_round_ms.checkpoint; from a daemon without it, pause + export + stream +
+#                commit, which misses the bookkeeping between them), median of the incremental rounds
 #   loss_worst_ms  the loss had the kill come just before a commit: the daemon's
 #                last_round_ms.exposure (the set before's freeze to this commit), the largest of
 #                the counted rounds (exposure_ms is their median); loss_bound_ms = the interval +
@@ -173,18 +174,18 @@ for spec in $cases; do
        channel: (map(.channel // empty) | last),
        round_phases_ms: ($inc | map(.phases // {}) as $ph | ($ph[0] // {} | keys_unsorted) as $keys |
          reduce $keys[] as $key ({}; .[$key] = ($ph | map(.[$key]) | median))),
-       checkpoint_ms: ($inc | map(.phases // {} | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0)) | median),
+       checkpoint_ms: ($inc | map(.phases // {} | .checkpoint // ((.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0))) | median),
        round_ms: ($inc | map(.phases.period // empty) | median),
        exposure_ms: ($inc | map(.phases.exposure // empty) | median),
        exposure_max_ms: ($inc | map(.phases.exposure // empty) | max),
        worst_round: ($inc | map(select(.phases.exposure and .chain != 1)) | max_by(.phases.exposure) // null |
          if . then {exposure: .phases.exposure,
-                    checkpoint: (.phases | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0))}
+                    checkpoint: (.phases | .checkpoint // ((.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0)))}
          else null end),
        cuts: ($inc | map(select(.phases.exposure and .chain == 1)) | length),
        cut_round: ($inc | map(select(.phases.exposure and .chain == 1)) | max_by(.phases.exposure) // null |
          if . then {exposure: .phases.exposure, bytes,
-                    checkpoint: (.phases | (.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0))}
+                    checkpoint: (.phases | .checkpoint // ((.pause // 0) + (.export // 0) + (.stream // 0) + (.commit // 0)))}
          else null end),
        recovery_ms: ($act.time - $tk),
        decided_ms: (if $dec then $dec.time - $tk else null end),
