@@ -105,6 +105,13 @@ Status Daemon::apply_shipment(Replication &st) {
   if (st.last_freeze_ms != 0)
     st.last_round_ms["exposure"] = s.commit_end - st.last_freeze_ms;
   st.last_freeze_ms = s.freeze_start;
+  nlohmann::json round = st.last_round_ms;
+  round["sync"] = st.syncs;
+  round["bytes"] = s.sent;
+  round["chain"] = st.chain;
+  st.recent_rounds.push_back(std::move(round));
+  if (st.recent_rounds.size() > kRecentRounds)
+    st.recent_rounds.pop_front();
   st.set_ok();
   return {};
 }

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -41,6 +42,10 @@ constexpr int64_t kWakeToleranceMs = 50;
 constexpr int64_t kLeadMarginMs = 40;
 constexpr int64_t kMaxLeadMs = 1000;
 constexpr size_t kPrepareHistory = 4;
+// How many committed rounds info's replication.recent_rounds keeps (each: last_round_ms of that
+// round, its sync number, bytes and chain): a poller that misses rounds (a benchmark, an operator
+// looking at a spike) still sees each of them.
+constexpr size_t kRecentRounds = 16;
 inline int64_t preparation_lead(int64_t longest_prepare_ms, int64_t interval_ms) {
   return std::min({longest_prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
 }
@@ -140,6 +145,7 @@ struct Daemon::Replication {
   // replica.begin refuse, as the check would have, and the round after checks again.
   uint64_t committed_on = 0;
   std::string committed_checksum;
+  std::deque<nlohmann::json> recent_rounds; // the last kRecentRounds committed, oldest first
   // The freeze of the last committed set (steady clock): the next commit's "exposure".
   int64_t last_freeze_ms = 0;
   // How long the last captures took to be ready to freeze (the check, the staging, CRIU's start):

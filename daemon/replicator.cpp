@@ -110,6 +110,7 @@ json Daemon::replication_json(const std::string &name, const Protection &p) {
     j["channel"] = r.channel;
   j["syncs"] = r.syncs;
   j["chain"] = r.chain;
+  j["recent_rounds"] = json(r.recent_rounds);
   return j;
 }
 
