@@ -484,8 +484,10 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
     st.note_preparation(ready - round_start);
+    // Until the instant itself (a sleep of whole ms from a truncated "now" came up to 1 ms late).
     if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
-      std::this_thread::sleep_for(std::chrono::milliseconds(freeze_at_ms - ready));
+      std::this_thread::sleep_until(
+          std::chrono::steady_clock::time_point(std::chrono::milliseconds(freeze_at_ms)));
   };
 
   // Step 3, under the container's lock (the same instant for files and memory).
