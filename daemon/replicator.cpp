@@ -584,6 +584,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       s->serial = serial;
     } else {
       wait_for_freeze_instant();
+      t0 = std::chrono::steady_clock::now(); // the pause is the freeze's, not the wait's
       s->freeze_start = steady_ms();
       s->captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));

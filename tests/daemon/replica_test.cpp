@@ -220,6 +220,23 @@ TEST_F(DaemonReplicaTest, DiskModeReplicatesAFileChangeAndActivateRunsItOnTheSta
   // The loss had A died just before that commit: from the set before's freeze, so more than a
   // period's worth of the interval.
   EXPECT_GT(later["last_round_ms"].value("exposure", 0), 500) << later.dump();
+  // The checkpoint itself (freeze to commit) bounds the phases after the freeze (each a difference
+  // of whole ms: 2 ms of rounding); the exposure is the interval plus it plus how late this freeze
+  // came against the one before.
+  const json &last = later["last_round_ms"];
+  EXPECT_GE(last.value("checkpoint", -100) + 2, last.value("pause", 0) + last.value("export", 0) +
+                                                    last.value("stream", 0) + last.value("commit", 0))
+      << later.dump();
+  EXPECT_GE(last.value("late", -1), 0) << later.dump();
+  // Every committed round, in order, the last one as last_round_ms says.
+  const json &recent = later["recent_rounds"];
+  ASSERT_TRUE(recent.is_array() && !recent.empty()) << later.dump();
+  EXPECT_LE(recent.size(), 16u);
+  for (size_t k = 1; k < recent.size(); ++k)
+    EXPECT_EQ(recent[k].value("sync", 0), recent[k - 1].value("sync", 0) + 1) << later.dump();
+  EXPECT_EQ(recent.back().value("sync", 0), later.value("syncs", -1)) << later.dump();
+  EXPECT_EQ(recent.back().value("checkpoint", -2), last.value("checkpoint", -1)) << later.dump();
+  EXPECT_GT(recent.back().value("bytes", 0), 0) << later.dump();
   auto list = replicas_b();
   ASSERT_EQ(list.size(), 1u) << list.dump();
   EXPECT_EQ(list[0]["name"], "c1");
