@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdint>
 #include <cstdio>
+#include <functional>
 #include <optional>
 #include <set>
 #include <vector>
@@ -459,6 +460,31 @@ Status build_flat(const std::vector<Level> &chain, int out, const std::string &o
   return {};
 }
 
+// Replaces `root`/`name` with a directory `fill` makes: built beside it (.flatten-NAME) and
+// exchanged with it atomically (renameat2 RENAME_EXCHANGE), so a reader sees one or the other,
+// never half of one; the old one then goes. Whatever fails leaves `name` as it was.
+Status replace_dir(int root_fd, const std::string &name,
+                   const std::function<Status(int out, const std::string &tmp)> &fill) {
+  const std::string tmp = ".flatten-" + name;
+  BH_CHECK(remove_flat_dir(root_fd, tmp)); // one cut short before
+  if (::mkdirat(root_fd, tmp.c_str(), 0700) < 0)
+    return failf_errno("creating {}", tmp);
+  struct RemoveTmp {
+    int root;
+    const std::string &name;
+    ~RemoveTmp() { (void)remove_flat_dir(root, name); }
+  } remove_tmp{root_fd, tmp};
+  UniqueFd out(::openat(root_fd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!out)
+    return failf_errno("opening {}", tmp);
+  BH_CHECK(fill(out.get(), tmp));
+  if (::renameat2(root_fd, tmp.c_str(), root_fd, name.c_str(), RENAME_EXCHANGE) < 0)
+    return failf_errno("exchanging {} with its flat copy", name);
+  if (::fsync(root_fd) < 0)
+    return failf_errno("syncing the directory of {}", name);
+  return {}; // the old directory, now at tmp, goes with remove_tmp
+}
+
 } // namespace
 
 Result<int> image_chain_length(int root_fd, const std::string &name) {
@@ -470,24 +496,9 @@ Status flatten_image_chain(int root_fd, const std::string &name, const std::atom
   auto chain = BH_TRY(open_chain(root_fd, name));
   if (chain.size() == 1)
     return {}; // self-contained already
-  const std::string tmp = ".flatten-" + name;
-  BH_CHECK(remove_flat_dir(root_fd, tmp)); // a flattening cut short before
-  if (::mkdirat(root_fd, tmp.c_str(), 0700) < 0)
-    return failf_errno("creating {}", tmp);
-  struct RemoveTmp {
-    int root;
-    const std::string &name;
-    ~RemoveTmp() { (void)remove_flat_dir(root, name); }
-  } remove_tmp{root_fd, tmp};
-  UniqueFd out(::openat(root_fd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!out)
-    return failf_errno("opening {}", tmp);
-  BH_CHECK(context(build_flat(chain, out.get(), tmp, cancel), "flattening the image chain of " + name));
-  if (::renameat2(root_fd, tmp.c_str(), root_fd, name.c_str(), RENAME_EXCHANGE) < 0)
-    return failf_errno("exchanging {} with its flat copy", name);
-  if (::fsync(root_fd) < 0)
-    return failf_errno("syncing the directory of {}", name);
-  return {}; // the chain's old top, now at tmp, goes with remove_tmp
+  return replace_dir(root_fd, name, [&](int out, const std::string &tmp) {
+    return context(build_flat(chain, out, tmp, cancel), "flattening the image chain of " + name);
+  });
 }
 
 Status adopt_flat_copy(int root_fd, const std::string &name, int flat_fd) {
@@ -496,8 +507,8 @@ Status adopt_flat_copy(int root_fd, const std::string &name, int flat_fd) {
     return failf_errno("opening image directory {}", name);
   // The same dump: its inventory is one file (the flattening hard-links every image but the
   // pagemaps and pages). A directory of the same name from another chain is not.
-  struct stat mine {
-  }, theirs{};
+  struct stat mine {};
+  struct stat theirs {};
   if (::fstatat(dir.get(), "inventory.img", &mine, AT_SYMLINK_NOFOLLOW) < 0)
     return failf_errno("inspecting {}/inventory.img", name);
   if (::fstatat(flat_fd, "inventory.img", &theirs, AT_SYMLINK_NOFOLLOW) < 0)
@@ -508,26 +519,12 @@ Status adopt_flat_copy(int root_fd, const std::string &name, int flat_fd) {
   auto names = BH_TRY(list_dir(flat_fd, "the flat copy of " + name));
   if (std::find(names.begin(), names.end(), "parent") != names.end())
     return fail(fmt::format("the flat copy of {} has a parent link: it is not flat", name), EPROTO);
-  const std::string tmp = ".flatten-" + name;
-  BH_CHECK(remove_flat_dir(root_fd, tmp));
-  if (::mkdirat(root_fd, tmp.c_str(), 0700) < 0)
-    return failf_errno("creating {}", tmp);
-  struct RemoveTmp {
-    int root;
-    const std::string &name;
-    ~RemoveTmp() { (void)remove_flat_dir(root, name); }
-  } remove_tmp{root_fd, tmp};
-  UniqueFd out(::openat(root_fd, tmp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
-  if (!out)
-    return failf_errno("opening {}", tmp);
-  for (const auto &n : names)
-    if (::linkat(flat_fd, n.c_str(), out.get(), n.c_str(), 0) < 0)
-      return failf_errno("linking {} of the flat copy of {} into {}", n, name, tmp);
-  if (::renameat2(root_fd, tmp.c_str(), root_fd, name.c_str(), RENAME_EXCHANGE) < 0)
-    return failf_errno("exchanging {} with its flat copy", name);
-  if (::fsync(root_fd) < 0)
-    return failf_errno("syncing the directory of {}", name);
-  return {}; // the chain's directory, now at tmp, goes with remove_tmp
+  return replace_dir(root_fd, name, [&](int out, const std::string &tmp) -> Status {
+    for (const auto &n : names)
+      if (::linkat(flat_fd, n.c_str(), out, n.c_str(), 0) < 0)
+        return failf_errno("linking {} of the flat copy of {} into {}", n, name, tmp);
+    return {};
+  });
 }
 
 Status link_image_dirs(int from_fd, int to_fd, const std::string &what) {
