@@ -294,7 +294,8 @@ private:
   void replicator_loop();
   nlohmann::json replication_json(const std::string &name, const Protection &p);
   Status replicate_round(const std::string &name, const Protection &p, Replication &st,
-                         const std::shared_ptr<ReplicaChannel> &channel, int64_t freeze_at_ms);
+                         const std::shared_ptr<ReplicaChannel> &channel, int64_t freeze_at_ms,
+                         int64_t turn_start_ms);
   Status open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where);
   Status ship_set(Shipment &s);
   Status apply_shipment(Replication &st);

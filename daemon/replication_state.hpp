@@ -148,7 +148,8 @@ struct Daemon::Replication {
   std::deque<nlohmann::json> recent_rounds; // the last kRecentRounds committed, oldest first
   // The freeze of the last committed set (steady clock): the next commit's "exposure".
   int64_t last_freeze_ms = 0;
-  // How long the last captures took to be ready to freeze (the check, the staging, CRIU's start):
+  // How long the last captures took to be ready to freeze, from the replicator's turn that ran
+  // them (the turn's own work, the check, the staging, CRIU's start):
   // the next round starts the longest of them (and a margin) before its scheduled freeze, and
   // waits for the instant, so that freezes are one interval apart whatever the preparation took.
   std::array<int64_t, replication::kPrepareHistory> prepare_ms{};

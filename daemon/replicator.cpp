@@ -267,6 +267,10 @@ void Daemon::stop_replicator() {
 void Daemon::replicator_loop() {
   std::map<std::string, std::shared_ptr<ReplicaChannel>> channels; // by standby; this thread's only
   for (;;) {
+    // This turn's start: a due round's preparation is measured from here, so the lead before its
+    // freeze also covers what the turn does first (the records, the results of sets that arrived
+    // and their directories' removal, another container's set on the same channel).
+    const int64_t turn_start = steady_ms();
     // The protected containers, read from their records (the intent survives restarts there).
     std::vector<std::pair<std::string, Protection>> protected_now;
     std::vector<EntryPtr> all;
@@ -365,7 +369,7 @@ void Daemon::replicator_loop() {
       std::lock_guard lock(repl_mu_);
       work = *st;
     }
-    auto r = replicate_round(due_name, due, work, channels[due.standby], freeze_at);
+    auto r = replicate_round(due_name, due, work, channels[due.standby], freeze_at, turn_start);
     {
       std::lock_guard lock(repl_mu_);
       if (!r)
@@ -383,7 +387,8 @@ void Daemon::replicator_loop() {
 }
 
 Status Daemon::replicate_round(const std::string &name, const Protection &p, Replication &st,
-                               const std::shared_ptr<ReplicaChannel> &channel_ptr, int64_t freeze_at_ms) {
+                               const std::shared_ptr<ReplicaChannel> &channel_ptr, int64_t freeze_at_ms,
+                               int64_t turn_start_ms) {
   ReplicaChannel &channel = *channel_ptr;
   const int64_t round_start = steady_ms();
   auto remote = trust_->remote(p.standby);
@@ -483,7 +488,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   // container's lock for the margin only (kLeadMarginMs, tens of ms).
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
-    st.note_preparation(ready - round_start);
+    st.note_preparation(ready - std::min(turn_start_ms, round_start));
     // Until the instant itself (a sleep of whole ms from a truncated "now" came up to 1 ms late).
     if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
       std::this_thread::sleep_until(
