@@ -38,11 +38,10 @@
 
 namespace bulkhead::daemon {
 
-void Daemon::ReplicaFlattening::finish(Status r, int64_t ms) {
+void Daemon::ReplicaFlattening::finish(Status r) {
   {
     std::lock_guard lock(mu_);
     result_ = std::move(r);
-    ms_ = ms;
     done_ = true;
   }
   cv_.notify_all();
@@ -53,11 +52,9 @@ bool Daemon::ReplicaFlattening::done() {
   return done_;
 }
 
-Status Daemon::ReplicaFlattening::wait(int64_t *ms) {
+Status Daemon::ReplicaFlattening::wait() {
   std::unique_lock lock(mu_);
   cv_.wait(lock, [&] { return done_; });
-  if (ms)
-    *ms = ms_;
   return result_;
 }
 
@@ -113,7 +110,7 @@ void Daemon::flatten_replica_ahead(const std::string &name, const std::string &s
     else if (r.error().code != ECANCELED)
       fmt::print(stderr, "bulkheadd: replica {}: flattening {} ahead failed: {}\n", raw->name, raw->images,
                  r.error().text());
-    raw->finish(std::move(r), ms);
+    raw->finish(std::move(r));
   });
   std::lock_guard lock(replica_mu_);
   replica_flattening_[name] = std::move(job);

@@ -21,10 +21,9 @@ struct Daemon::ReplicaFlattening {
   std::atomic<bool> cancel{false};
   std::thread thread; // joined by the destructor: the thread itself holds no reference
 
-  void finish(Status r, int64_t ms);
+  void finish(Status r);
   bool done();
-  // Waits for the end and returns its result and time.
-  Status wait(int64_t *ms = nullptr);
+  Status wait(); // waits for the end and returns its result
   ~ReplicaFlattening();
 
 private:
@@ -32,7 +31,6 @@ private:
   std::condition_variable cv_;
   bool done_ = false;
   Status result_;
-  int64_t ms_ = 0;
 };
 
 } // namespace bulkhead::daemon

@@ -488,7 +488,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   // container's lock for the margin only (kLeadMarginMs, tens of ms).
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
-    st.note_preparation(ready - std::min(turn_start_ms, round_start));
+    st.note_preparation(ready - turn_start_ms); // the turn starts before the round
     // Until the instant itself (a sleep of whole ms from a truncated "now" came up to 1 ms late).
     if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
       std::this_thread::sleep_until(
