@@ -49,6 +49,20 @@ constexpr size_t kRecentRounds = 16;
 inline int64_t preparation_lead(int64_t longest_prepare_ms, int64_t interval_ms) {
   return std::min({longest_prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
 }
+// The next freeze is scheduled one interval after the last one came, less this slack: the
+// longest of the last kPrepareHistory wake-ups (how late a freeze came on an instant it waited
+// for: the timer's wake and the cgroup freeze, 2-10 ms in the TCG VM) plus kWakeSlackMarginMs,
+// at most kMaxWakeSlackMs and a fortieth of the interval. Scheduled on the instants alone
+// (instant + interval), each freeze's wake jitter added to the gap since the one before, and
+// that gap is the loss window's first term: a round whose freeze woke 5 ms later than the one
+// before exposed the interval + 5 ms + its checkpoint. With the slack, two freezes are at most
+// one interval apart as long as a wake is no later than the slack; the cost is rounds that
+// come a fraction of a percent more often.
+constexpr int64_t kWakeSlackMarginMs = 2;
+constexpr int64_t kMaxWakeSlackMs = 50;
+inline int64_t wake_slack(int64_t longest_wake_ms, int64_t interval_ms) {
+  return std::min({longest_wake_ms + kWakeSlackMarginMs, kMaxWakeSlackMs, interval_ms / 40});
+}
 // A memory chain (a full dump, then dumps of the pages changed since the one before) this long
 // is flattened by the standby when the next set begins (its newest directory made to hold every
 // page, the older ones removed: migration/criu_image_flatten.hpp), and the source keeps only the
@@ -159,6 +173,16 @@ struct Daemon::Replication {
     prepare_next = (prepare_next + 1) % prepare_ms.size();
   }
   int64_t longest_preparation() const { return *std::max_element(prepare_ms.begin(), prepare_ms.end()); }
+  // How late the last freezes came on instants they waited for (replication::wake_slack), and
+  // the freeze of the round that just ran (0: it froze nothing): the next one's schedule.
+  std::array<int64_t, replication::kPrepareHistory> wake_ms{};
+  size_t wake_next = 0;
+  void note_wake(int64_t ms) {
+    wake_ms[wake_next] = std::max<int64_t>(0, ms);
+    wake_next = (wake_next + 1) % wake_ms.size();
+  }
+  int64_t longest_wake() const { return *std::max_element(wake_ms.begin(), wake_ms.end()); }
+  int64_t round_freeze_ms = 0;
   // The last captured set while it streams to the standby (null once its result is applied).
   std::shared_ptr<Shipment> shipping;
 

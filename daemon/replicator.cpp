@@ -369,6 +369,7 @@ void Daemon::replicator_loop() {
       std::lock_guard lock(repl_mu_);
       work = *st;
     }
+    work.round_freeze_ms = 0;
     auto r = replicate_round(due_name, due, work, channels[due.standby], freeze_at, turn_start);
     {
       std::lock_guard lock(repl_mu_);
@@ -377,6 +378,11 @@ void Daemon::replicator_loop() {
       else if (!work.shipping)
         work.set_ok(); // nothing to send (a stopped container, unchanged)
       work.next_due_ms = st->next_due_ms;
+      // A round that froze schedules the next freeze from its own, less the wake slack, so that
+      // wake jitter never stretches the gap between two freezes beyond the interval.
+      if (work.round_freeze_ms > 0)
+        work.next_due_ms =
+            work.round_freeze_ms + due.interval_ms - wake_slack(work.longest_wake(), due.interval_ms);
       *st = work;
       repl_busy_.clear();
     }
@@ -486,13 +492,22 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   // The freeze comes at its scheduled instant (the round started its preparation ahead of it), so
   // freezes stay one interval apart whatever the preparation took; the wait holds the
   // container's lock for the margin only (kLeadMarginMs, tens of ms).
+  bool waited = false;
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
     st.note_preparation(ready - turn_start_ms); // the turn starts before the round
     // Until the instant itself (a sleep of whole ms from a truncated "now" came up to 1 ms late).
-    if (freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs)
+    waited = freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs;
+    if (waited)
       std::this_thread::sleep_until(
           std::chrono::steady_clock::time_point(std::chrono::milliseconds(freeze_at_ms)));
+  };
+  // The freeze came: how late on an instant it waited for (a preparation that ran past its
+  // instant is the lead's business, not the wake's), and the next schedule's start.
+  auto frozen = [&](int64_t at) {
+    if (waited)
+      st.note_wake(at - freeze_at_ms);
+    st.round_freeze_ms = at;
   };
 
   // Step 3, under the container's lock (the same instant for files and memory).
@@ -563,6 +578,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       BH_CHECK(context(rt.pause(name), "freezing " + name + " for a replication round"));
       t0 = std::chrono::steady_clock::now();
       s->freeze_start = steady_ms();
+      frozen(s->freeze_start);
       s->captured_unix_ms = now_unix_ms();
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
@@ -591,6 +607,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       wait_for_freeze_instant();
       t0 = std::chrono::steady_clock::now(); // the pause is the freeze's, not the wait's
       s->freeze_start = steady_ms();
+      frozen(s->freeze_start);
       s->captured_unix_ms = now_unix_ms();
       staging.emplace(BH_TRY(copy_upper_locked(*e2, "replica", nullptr, nullptr)));
       st.last_pause_ms =

@@ -326,6 +326,23 @@ warn() { echo "BULKHEAD_VM_ERROR: warning: $*" >/dev/console; }
 
 ip link set lo up || warn "cannot bring up lo"
 hostname bulkhead-vm
+# Netfilter's hooks are behind one static key per family and hook, for every namespace: the
+# first table on a hook anywhere patches the kernel's text (text_poke_bp: a breakpoint on every
+# CPU's path through that site), the last one gone patches it back. The multi-host beds make and
+# drop namespaces with tables all the time, and twice a bench run stalled with both vCPUs at
+# ip_local_deliver's key site taking that breakpoint (tests/vm/README.md, "A stalled guest").
+# Empty accept chains on every inet hook of the VM's own namespace keep those keys on.
+if [ -x /usr/sbin/nft ]; then
+    /usr/sbin/nft -f - <<'EOF_NFT' || warn "cannot pin netfilter's hook keys"
+table inet bulkhead_vm_pin {
+    chain pin_prerouting { type filter hook prerouting priority 0; policy accept; }
+    chain pin_input { type filter hook input priority 0; policy accept; }
+    chain pin_forward { type filter hook forward priority 0; policy accept; }
+    chain pin_output { type filter hook output priority 0; policy accept; }
+    chain pin_postrouting { type filter hook postrouting priority 0; policy accept; }
+}
+EOF_NFT
+fi
 
 stty -F /dev/ttyS0 raw -echo 2>/dev/null || warn "stty ttyS0"
 stty -F /dev/ttyS1 raw -echo 2>/dev/null || warn "stty ttyS1"
