@@ -299,6 +299,7 @@ private:
   Status open_replica_channel(ReplicaChannel &channel, const Remote &remote, const std::string &where);
   Status ship_set(Shipment &s);
   Status apply_shipment(Replication &st);
+  Status apply_oldest_shipment(Replication &st);
   Status send_replica_drop(const std::string &standby, const std::string &name);
   // Standby side (daemon/daemon_replica.cpp): the peer requests replica.* and the replicas' dirs.
   void register_replica_handlers();

@@ -26,6 +26,35 @@ Status Daemon::Shipment::wait() {
 
 Daemon::Shipment::~Shipment() { (void)wait(); }
 
+size_t Daemon::Replication::sets_in_flight() const {
+  size_t n = 0;
+  for (const Shipment *s = shipping.get(); s; s = s->before.get())
+    ++n;
+  return n;
+}
+
+bool Daemon::Replication::oldest_arrived() const {
+  const Shipment *s = shipping.get();
+  while (s && s->before)
+    s = s->before.get();
+  return s && s->done.load();
+}
+
+// The oldest set on its way alone (waiting for it if it is still streaming); the newer ones stay
+// linked to what is left. Their threads hold the set before them themselves: unlinking it here
+// changes nothing for them.
+Status Daemon::apply_oldest_shipment(Replication &st) {
+  if (!st.shipping || !st.shipping->before)
+    return apply_shipment(st);
+  Shipment *next = st.shipping.get();
+  while (next->before->before)
+    next = next->before.get();
+  std::shared_ptr<Shipment> newest = std::exchange(st.shipping, std::exchange(next->before, nullptr));
+  Status r = apply_shipment(st);
+  st.shipping = std::move(newest);
+  return r;
+}
+
 // A set that reached the standby (or did not): what the source knows from now on.
 Status Daemon::apply_shipment(Replication &st) {
   std::shared_ptr<Shipment> shipped = std::move(st.shipping);
@@ -94,6 +123,11 @@ Status Daemon::apply_shipment(Replication &st) {
   st.last_round_ms["checkpoint"] = s.commit_end - s.freeze_start;
   if (s.freeze_due > 0)
     st.last_round_ms["late"] = std::max<int64_t>(0, s.freeze_start - s.freeze_due);
+  // What the preparation waited for (part of `check` and `before_freeze`): shown when it waited.
+  if (s.oldest_wait_ms > 0)
+    st.last_round_ms["oldest_wait"] = s.oldest_wait_ms;
+  if (s.lock_wait_ms > 0)
+    st.last_round_ms["lock_wait"] = s.lock_wait_ms;
   if (s.standby_flatten_ms > 0) // part of the stream phase: the standby's begin answers after it
     st.last_round_ms["standby_flatten"] = s.standby_flatten_ms;
   // The commit before this one to this one: the interval when a round fits in it, the round's

@@ -36,7 +36,10 @@ constexpr int64_t kDefaultIntervalMs = 2000;
 // and scheduler latency; in the TCG VM a few ms).
 constexpr int64_t kWakeToleranceMs = 50;
 // The preparation lead: the longest of the last kPrepareHistory preparations plus this margin, at
-// most kMaxLeadMs (and a quarter of the interval). The longest, not the last: under load a
+// most kMaxLeadMs (and half the interval: the replication thread's share of a round, its
+// preparation and the freeze, has to fit in one interval anyway; a quarter, before, cut the lead
+// below the 0.5-0.9 s preparations of a 2 s round under TCG and made those freezes 0.2-0.4 s
+// late). The longest, not the last: under load a
 // preparation varies by hundreds of ms from one round to the next (the failover bench saw
 // 150-500 ms in the VM), and one longer than the lead makes its freeze that much late.
 constexpr int64_t kLeadMarginMs = 40;
@@ -47,7 +50,7 @@ constexpr size_t kPrepareHistory = 4;
 // looking at a spike) still sees each of them.
 constexpr size_t kRecentRounds = 16;
 inline int64_t preparation_lead(int64_t longest_prepare_ms, int64_t interval_ms) {
-  return std::min({longest_prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 4});
+  return std::min({longest_prepare_ms + kLeadMarginMs, kMaxLeadMs, interval_ms / 2});
 }
 // The next freeze is scheduled one interval after the last one came, less this slack: the
 // longest of the last kPrepareHistory wake-ups (how late a freeze came on an instant it waited
@@ -73,6 +76,11 @@ constexpr int kMaxChain = 8;
 // takes the result into the first set that begins after it is ready (daemon/replica_flattening.cpp):
 // kMaxChain - kFlattenAheadChain sets of time for the copy before a begin has to wait for it.
 constexpr int kFlattenAheadChain = 5;
+// How many sets of one container may be on their way at once; a capture beyond that waits for
+// the oldest. Each holds its image directory and its archive on the source. Two, before, made
+// the freeze after a set whose checkpoint outlasted about two intervals less the lead wait for
+// it: in the VM at 256 MiB / 2 s, with the standby flattening beside it, 0.15-1.4 s late.
+constexpr size_t kMaxSetsInFlight = 3;
 
 inline int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -183,8 +191,11 @@ struct Daemon::Replication {
   }
   int64_t longest_wake() const { return *std::max_element(wake_ms.begin(), wake_ms.end()); }
   int64_t round_freeze_ms = 0;
-  // The last captured set while it streams to the standby (null once its result is applied).
+  // The last captured set while it streams to the standby (null once its result is applied),
+  // linked through Shipment::before to the older ones still on their way (kMaxSetsInFlight).
   std::shared_ptr<Shipment> shipping;
+  size_t sets_in_flight() const;
+  bool oldest_arrived() const; // the oldest set on its way has arrived (or failed)
 
   void set_ok() {
     state = "ok";
@@ -213,10 +224,14 @@ struct Daemon::Shipment {
   int64_t captured_unix_ms = 0, round_start = 0, capture_start = 0, freeze_start = 0, export_start = 0,
           pause_ms = 0;
   int64_t freeze_due = 0; // the scheduled instant of its freeze (0: the first of a schedule)
+  // Parts of its preparation that wait on others: for the oldest set in flight (kMaxSetsInFlight),
+  // and for the container's lock.
+  int64_t oldest_wait_ms = 0, lock_wait_ms = 0;
   std::optional<storage::StreamChecksum> sum;
   std::shared_ptr<ReplicaChannel> channel;
   // The set before, still on its way when this one was captured: this one's thread sends only
-  // after it arrived, and apply_shipment applies it first (null once applied). At most two.
+  // after it arrived, and apply_shipment applies it first (null once applied). At most
+  // kMaxSetsInFlight in one such chain.
   std::shared_ptr<Shipment> before;
   // Results, read after `done` (or wait()).
   Status result;

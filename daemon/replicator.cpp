@@ -25,12 +25,13 @@
 // and the schedule lives in one place. Step 5 runs on a thread of its own (Shipment), so a round
 // whose stream outlasts the interval does not push the next freeze back: the captures stay one
 // interval apart, and the loss window is the interval plus one checkpoint, as long as a set
-// streams within an interval. At most two sets per container are on their way: a running
-// container's next capture assumes the set before arrives (its dump may take that set's images
-// as parent), and its shipment thread waits for that set before its own step 5; if it did not
-// arrive, the capture is dropped unsent and the round after makes a full set. A third capture
-// waits for the oldest first, so one set whose stream ran long delays the freeze after next
-// only when it outlasts two intervals (it used to hold this thread, and so the next freeze). One connection
+// streams within an interval. At most kMaxSetsInFlight (3) sets per container are on their way: a
+// running container's next capture assumes the set before arrives (its dump may take that set's
+// images as parent), and its shipment thread waits for that set before its own step 5; if it did
+// not arrive, the capture is dropped unsent and the round after makes a full set. A capture
+// beyond that many waits for the oldest first, so a set whose stream ran long delays a later
+// freeze only when it outlasts that many intervals (it used to hold this thread, and so the next
+// freeze). Each turn applies the sets that arrived, oldest first. One connection
 // per standby carries one set at a time: another container's round to that standby waits for the set on it
 // first. The shipment thread touches only its own fields and its channel; its results are applied by the loop
 // (apply_shipment). A standby that does not answer costs a round at most kConnectTimeoutS, so it delays the
@@ -298,8 +299,8 @@ void Daemon::replicator_loop() {
         return;
       // Sets that arrived (or failed) since: their results, now.
       for (auto &[n, r] : repl_)
-        if (r->shipping && r->shipping->done.load())
-          if (auto res = apply_shipment(*r); !res)
+        while (r->shipping && r->oldest_arrived())
+          if (auto res = apply_oldest_shipment(*r); !res)
             shipped_failed.emplace_back(n, res.error());
       std::map<std::string, std::shared_ptr<Replication>> keep;
       int64_t now = steady_ms();
@@ -418,18 +419,16 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   if (st.shipping && (!running || st.shipping->done.load()))
     if (auto r = apply_shipment(st); !r)
       log_round_failure(name, p.standby, r.error(), p.interval_ms); // this round makes a fresh set
-  // At most two sets on their way: a third capture waits for the oldest (the newest follows it on
-  // the channel, so a round whose stream ran long delays the freeze after next, never the next).
-  if (st.shipping && st.shipping->before) {
-    std::shared_ptr<Shipment> newest = st.shipping;
-    st.shipping = std::exchange(newest->before, nullptr);
-    auto r = apply_shipment(st);
-    st.shipping = std::move(newest);
-    if (!r) {
+  // At most kMaxSetsInFlight sets on their way: a capture beyond that waits for the oldest (the
+  // newer ones follow it on the channel, so a set whose stream ran long delays a later freeze
+  // only when it outlasts that many intervals).
+  const int64_t oldest_wait_start = steady_ms();
+  while (st.shipping && st.sets_in_flight() >= kMaxSetsInFlight)
+    if (auto r = apply_oldest_shipment(st); !r) {
       log_round_failure(name, p.standby, r.error(), p.interval_ms);
-      (void)apply_shipment(st); // made against the one that failed: it failed too, unsent
+      (void)apply_shipment(st); // made against the one that failed: they failed too, unsent
     }
-  }
+  const int64_t oldest_wait_ms = steady_ms() - oldest_wait_start;
   std::shared_ptr<Shipment> before = st.shipping;
   const std::string expect_set = before ? before->set_id : st.last_set;
   const int expect_chain = before ? (before->images_name.empty() ? 0 : before->prev_chain + 1) : st.chain;
@@ -520,6 +519,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   s->known = known;
   s->channel = channel_ptr;
   s->round_start = round_start;
+  s->oldest_wait_ms = oldest_wait_ms;
   s->freeze_due = freeze_at_ms;
   s->sig = sig;
   s->set_id = random_id();
@@ -538,7 +538,9 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   uint64_t dumps_after = st.dumps, generation_after = st.generation;
   {
     auto e2 = BH_TRY(get(name));
+    const int64_t lock_start = steady_ms();
     std::unique_lock lock(e2->mu);
+    s->lock_wait_ms = steady_ms() - lock_start;
     const auto &es = e2->rec.status;
     if (es.state == "starting" || es.state == "stopping")
       return fail(fmt::format("container {} is {}; the round is retried", name, es.state), EBUSY);
