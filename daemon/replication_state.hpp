@@ -57,17 +57,21 @@ inline int64_t preparation_lead(int64_t longest_prepare_ms, int64_t interval_ms)
 }
 // The next freeze is scheduled one interval after the last one came, less this slack: the
 // longest of the last kPrepareHistory wake-ups (how late a freeze came on an instant it waited
-// for: the timer's wake and the cgroup freeze, 2-10 ms in the TCG VM) plus kWakeSlackMarginMs,
-// at most kMaxWakeSlackMs and a fortieth of the interval. Scheduled on the instants alone
+// for: the timer's wake and the cgroup freeze, 2-15 ms in the TCG VM) plus kWakeSlackMarginMs,
+// at least kMinWakeSlackMs (a schedule's first rounds have one or two wake-ups to go by: the
+// failover bench saw a slack of 6 ms learned from one wake of 4, and the next wake of 11), at
+// most kMaxWakeSlackMs and a fortieth of the interval. Scheduled on the instants alone
 // (instant + interval), each freeze's wake jitter added to the gap since the one before, and
 // that gap is the loss window's first term: a round whose freeze woke 5 ms later than the one
 // before exposed the interval + 5 ms + its checkpoint. With the slack, two freezes are at most
 // one interval apart as long as a wake is no later than the slack; the cost is rounds that
-// come a fraction of a percent more often.
-constexpr int64_t kWakeSlackMarginMs = 2;
+// come up to 1% more often (20 ms in 2 s).
+constexpr int64_t kWakeSlackMarginMs = 5;
+constexpr int64_t kMinWakeSlackMs = 20;
 constexpr int64_t kMaxWakeSlackMs = 50;
 inline int64_t wake_slack(int64_t longest_wake_ms, int64_t interval_ms) {
-  return std::min({longest_wake_ms + kWakeSlackMarginMs, kMaxWakeSlackMs, interval_ms / 40});
+  return std::min(
+      {std::max(longest_wake_ms + kWakeSlackMarginMs, kMinWakeSlackMs), kMaxWakeSlackMs, interval_ms / 40});
 }
 // A memory chain (a full dump, then dumps of the pages changed since the one before) this long
 // is flattened by the standby when the next set begins (its newest directory made to hold every
