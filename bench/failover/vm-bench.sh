@@ -42,15 +42,13 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
 cases=$3 rounds=$4
 # Rounds overlap (a set streams while the next capture comes on schedule, at most three sets on
-# their way), so the rounds right after the first, full set (16 s to stream at 256 MiB under TCG)
-# are disturbed by it: the 2nd is captured while it streams, the 3rd waits for it, later ones
-# come late until the sets queued behind it have gone (3-6 rounds in the VM). The rounds counted
-# start at the first two in a row whose freezes came on schedule (last_round_ms.late <= 50 ms,
-# the daemon's wake tolerance), sync 3 at the earliest (counted_from_sync); every round after
-# it counts, late or not. WARMUP more rounds than counted are run for that, and more (ROUNDS at
-# most) until ROUNDS count after that start. When no two rounds
-# in a row keep the schedule (1 s intervals in the VM: a round takes longer), counted_from_sync
-# is null and the rounds from the 5th on count.
+# their way), so the rounds right after the first, full set (7-23 s to stream under TCG) queue
+# behind it, their freezes punctual or not. The rounds counted start at the first two in a row
+# frozen on schedule whose earlier one froze after the first set's commit (counting_from below;
+# counted_from_sync); every round after it counts, late or not. WARMUP more rounds than counted
+# are run for that, and more (ROUNDS at most) until ROUNDS count. When no two rounds in a row keep
+# the schedule (1 s intervals in the VM: a round takes longer), counted_from_sync is null and the
+# rounds from the 5th on count.
 warmup=5
 MH_BASE=/tmp/bulkhead-mh
 # shellcheck source=../../tests/multihost/lib.sh
@@ -59,6 +57,31 @@ trap 'mh_teardown || true' EXIT
 t0=$(date +%s)
 log() { echo "bench/failover: $* ($(($(date +%s) - t0)) s)" >&2; }
 now_ms() { date +%s%3N; }
+# Adds the rounds of an info's replication.recent_rounds to `seen` (by sync).
+merge_rounds() {
+  local line k
+  while read -r line; do
+    k=${line#*\"syncs\":}
+    seen[${k%%[,\}]*}]=$line
+  done < <(jq -c '.recent_rounds[]? | {syncs: .sync, chain, pause_ms: .pause, bytes, phases: ., t: null}' <<<"$1")
+}
+# The sync the counted rounds start at, from every round since the first (a jq filter over
+# them; 1e9: none). The protection is not steady while the first, full set streams: rounds
+# captured meanwhile queue behind it, and so does the one after them (its exposure starts at
+# such a freeze), however punctual their freezes. So the count starts at the first two rounds
+# in a row frozen on schedule (late <= 50 ms, the daemon's wake tolerance) of which the
+# earlier froze after the first set's commit (from the daemon's own times: commits `period`
+# apart, each freeze `checkpoint` before its commit). Every round after that counts, late or
+# not. Without sync 1 on record, the first such pair from sync 3.
+counting_from='sort_by(.syncs) as $a |
+  (if ($a | length) > 0 and $a[0].syncs == 1 then
+     reduce range(1; $a | length) as $i ([0]; . + [.[-1] + ($a[$i].phases.period // 0)]) |
+     [range(0; length) as $i | .[$i] - ($a[$i].phases.checkpoint // 1e9)]
+   else null end) as $froze_after_first_commit |
+  [range(1; $a | length) as $k | select($a[$k].syncs > 2 and $a[$k - 1].syncs > 1 and
+     ($a[$k].phases.late // 1e9) <= 50 and ($a[$k - 1].phases.late // 1e9) <= 50 and
+     ($froze_after_first_commit == null or $froze_after_first_commit[$k - 1] >= 0)) | $a[$k].syncs] |
+  first // 1e9'
 ttl=3
 # No daemon call of this bench takes minutes: one that does is a hang, reported with stacks.
 export MH_CTL_TIMEOUT=180
@@ -102,6 +125,7 @@ for spec in $cases; do
   ct=f$n
   err=""
   samples=()
+  declare -A seen=() # every round the daemon recorded, by sync: merged from each poll's window
   ev2=$MH_BASE/events-host2-$n
   # The container, its working set written and being rewritten before protection starts.
   if ! mh_ct_create host1 "$ct" "$n" --memory 1G --init /bin/dirtier "$mib" 4; then
@@ -132,16 +156,14 @@ for spec in $cases; do
   while [[ -z $err ]]; do
     ((SECONDS < deadline)) || { err="only $last rounds in 900 s: $(repl "$ct")"; break; }
     r=$(repl "$ct") || { err="info $ct on host1"; break; }
-    if ((last >= rounds + 1 + warmup)); then
-      from=$(jq -r '[.recent_rounds // [] | sort_by(.sync) | . as $a | range(1; length) as $k |
-        select($a[$k].sync > 2 and $a[$k - 1].sync > 1 and ($a[$k].late // 1e9) <= 50 and
-          ($a[$k - 1].late // 1e9) <= 50) | $a[$k].sync] | first // 0' <<<"$r")
-      (((from == 0 || last - from + 1 < rounds) && last < 2 * rounds + 1 + warmup)) || break
-    fi
     s=$(jq -r '.syncs // 0' <<<"$r")
     if ((s > last)); then
-      samples+=("$(jq -c --argjson t "$(now_ms)" '{syncs, chain, pause_ms: .last_pause_ms, bytes: .last_bytes, phases: .last_round_ms, channel, t: $t}' <<<"$r")")
+      merge_rounds "$r"
       last=$s quiet_since=$SECONDS
+      if ((last >= rounds + 1 + warmup)); then
+        from=$(printf '%s\n' "${seen[@]}" | jq -s "$counting_from")
+        (((from >= 1000000000 || last - from + 1 < rounds) && last < 2 * rounds + 1 + warmup)) || break
+      fi
     elif ((SECONDS - quiet_since >= 60)); then
       log "$ct: no new round in 60 s after $last: $r"
       mh_stacks >&2
@@ -150,12 +172,13 @@ for spec in $cases; do
     fi
     sleep 0.3
   done
-  # The rounds themselves from the daemon's record of its last 16 (replication.recent_rounds):
-  # polling misses rounds that end close together, and those are the ones after a slow one.
-  if [[ -z $err ]]; then
-    if r=$(repl "$ct") && [[ $(jq '.recent_rounds | length' <<<"$r") -gt 0 ]]; then
-      mapfile -t samples < <(jq -c '.channel as $ch | .recent_rounds[] | {syncs: .sync, chain, pause_ms: .pause, bytes, phases: ., channel: $ch, t: null}' <<<"$r")
-    fi
+  # The rounds themselves from the daemon's record (replication.recent_rounds, its last 16,
+  # merged at every new round): polling misses rounds that end close together, and those are
+  # the ones after a slow one.
+  if [[ -z $err ]] && r=$(repl "$ct"); then
+    merge_rounds "$r"
+    mapfile -t samples < <(printf '%s\n' "${seen[@]}" | jq -c --arg ch "$(jq -r '.channel // ""' <<<"$r")" \
+      '. + {channel: $ch}' | jq -sc 'sort_by(.syncs)[]')
   fi
   if [[ -z $err ]]; then
     mh_ctl host2 events --json >"$ev2" 2>/dev/null &
@@ -188,8 +211,7 @@ for spec in $cases; do
       --argjson tk "$t_kill" --argjson act "$act" --argjson dec "${dec:-null}" \
       --arg before "$before" --arg after "$after" --argjson warm "$warmup" '
       def median: sort | if length == 0 then null else .[(length - 1) / 2 | floor] end;
-      (sort_by(.syncs) | [range(1; length) as $k | select(.[$k].syncs > 2 and .[$k - 1].syncs > 1 and
-         (.[$k].phases.late // 1e9) <= 50 and (.[$k - 1].phases.late // 1e9) <= 50) | .[$k].syncs] | first // 1e9) as $from |
+      ('"$counting_from"') as $from |
       map(select(if $from < 1e9 then .syncs >= $from else .syncs > 4 end)) as $inc |
       {mode: $m, mib: $mib, interval_s: $i, ok: true,
        rounds: ($inc | length), counted_from_sync: (if $from < 1e9 then $from else null end),
