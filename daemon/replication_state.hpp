@@ -89,6 +89,18 @@ constexpr int kFlattenAheadChain = 5;
 // it: in the VM at 256 MiB / 2 s, with the standby flattening beside it, 0.15-1.4 s late.
 constexpr size_t kMaxSetsInFlight = 3;
 
+// The largest of the last kPrepareHistory values noted (0 before any): the preparation lead and
+// the wake slack each go by one.
+struct RecentMax {
+  std::array<int64_t, kPrepareHistory> values{};
+  size_t next = 0;
+  void note(int64_t v) {
+    values[next] = v;
+    next = (next + 1) % values.size();
+  }
+  int64_t longest() const { return *std::max_element(values.begin(), values.end()); }
+};
+
 inline int64_t steady_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
              std::chrono::steady_clock::now().time_since_epoch())
@@ -181,22 +193,10 @@ struct Daemon::Replication {
   // them (the turn's own work, the check, the staging, CRIU's start):
   // the next round starts the longest of them (and a margin) before its scheduled freeze, and
   // waits for the instant, so that freezes are one interval apart whatever the preparation took.
-  std::array<int64_t, replication::kPrepareHistory> prepare_ms{};
-  size_t prepare_next = 0;
-  void note_preparation(int64_t ms) {
-    prepare_ms[prepare_next] = ms;
-    prepare_next = (prepare_next + 1) % prepare_ms.size();
-  }
-  int64_t longest_preparation() const { return *std::max_element(prepare_ms.begin(), prepare_ms.end()); }
-  // How late the last freezes came on instants they waited for (replication::wake_slack), and
-  // the freeze of the round that just ran (0: it froze nothing): the next one's schedule.
-  std::array<int64_t, replication::kPrepareHistory> wake_ms{};
-  size_t wake_next = 0;
-  void note_wake(int64_t ms) {
-    wake_ms[wake_next] = std::max<int64_t>(0, ms);
-    wake_next = (wake_next + 1) % wake_ms.size();
-  }
-  int64_t longest_wake() const { return *std::max_element(wake_ms.begin(), wake_ms.end()); }
+  replication::RecentMax preparations;
+  // How late the last freezes came on instants they waited for (replication::wake_slack).
+  replication::RecentMax wake_ups;
+  // The freeze of the round that just ran (0: it froze nothing): the next one's schedule.
   int64_t round_freeze_ms = 0;
   // The last captured set while it streams to the standby (null once its result is applied),
   // linked through Shipment::before to the older ones still on their way (kMaxSetsInFlight).

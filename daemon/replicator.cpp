@@ -311,7 +311,7 @@ void Daemon::replicator_loop() {
         keep[n] = r;
         // The scheduled instant is the freeze's: the round starts its preparation ahead of it.
         const int64_t lead =
-            r->next_due_ms > 0 ? preparation_lead(r->longest_preparation(), p.interval_ms) : 0;
+            r->next_due_ms > 0 ? preparation_lead(r->preparations.longest(), p.interval_ms) : 0;
         if (r->next_due_ms - lead <= now && due_name.empty()) {
           due_name = n;
           due = p;
@@ -383,7 +383,7 @@ void Daemon::replicator_loop() {
       // wake jitter never stretches the gap between two freezes beyond the interval.
       if (work.round_freeze_ms > 0)
         work.next_due_ms =
-            work.round_freeze_ms + due.interval_ms - wake_slack(work.longest_wake(), due.interval_ms);
+            work.round_freeze_ms + due.interval_ms - wake_slack(work.wake_ups.longest(), due.interval_ms);
       *st = work;
       repl_busy_.clear();
     }
@@ -496,7 +496,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   bool waited = false;
   auto wait_for_freeze_instant = [&]() {
     const int64_t ready = steady_ms();
-    st.note_preparation(ready - turn_start_ms); // the turn starts before the round
+    st.preparations.note(ready - turn_start_ms); // the turn starts before the round
     // Until the instant itself (a sleep of whole ms from a truncated "now" came up to 1 ms late).
     waited = freeze_at_ms > ready && freeze_at_ms - ready <= kMaxLeadMs;
     if (waited)
@@ -507,7 +507,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
   // instant is the lead's business, not the wake's), and the next schedule's start.
   auto frozen = [&](int64_t at) {
     if (waited)
-      st.note_wake(at - freeze_at_ms);
+      st.wake_ups.note(std::max<int64_t>(0, at - freeze_at_ms));
     st.round_freeze_ms = at;
   };
 
