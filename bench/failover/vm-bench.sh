@@ -40,12 +40,13 @@
 #                container) is the check, in seconds. A disk-mode replica boots afresh: its
 #                memory (counter) is lost.
 # Never an assertion: a failed case is a row with ok: false and its error, and the bench goes on.
-# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT CASES ROUNDS
+# Usage: vm-bench.sh BIN_DIR MAKE_ROOTFS_SCRIPT CASES ROUNDS [HOST_CPUS]
 #   CASES: space-separated MODE:MIB:INTERVAL_S, e.g. "memory:64:2 disk:64:2"
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 export MH_BIN=$1 MH_MKROOTFS=$2
 cases=$3 rounds=$4
+export MH_HOST_CPUS=${5:-} # "host1=0 host2=1": each host on its own CPUs (run.sh --host-cpus)
 # Rounds overlap (a set streams while the next capture comes on schedule, at most three sets on
 # their way), so the rounds right after the first, full set (7-23 s to stream under TCG) queue
 # behind it, their freezes punctual or not. The rounds counted start at the first two in a row

@@ -3,12 +3,18 @@
 // freezes stay within one interval (the loss window's first term) while a wake-up is within it.
 #include <algorithm>
 #include <array>
+#include <cerrno>
 #include <cstdint>
 #include <vector>
+
+#include <sched.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #include <gtest/gtest.h>
 
 #include "daemon/replication_state.hpp"
+#include "daemon/urgent_window.hpp"
 
 namespace {
 
@@ -50,6 +56,25 @@ TEST(ReplicationSchedule, WakeUpsWithinTheSlackNeverStretchTheGapBeyondTheInterv
     next = (next + 1) % history.size();
     freeze = came;
   }
+}
+
+// The freeze's window: real-time while it lives (the suite runs as root), the thread's own class
+// and nice back afterwards, and nothing spawned meanwhile inherits it.
+TEST(ReplicationSchedule, UrgentWindowRaisesTheThreadAndRestoresIt) {
+  const id_t tid = static_cast<id_t>(::gettid());
+  ASSERT_EQ(::setpriority(PRIO_PROCESS, tid, 3), 0);
+  {
+    bulkhead::daemon::UrgentWindow w;
+    ASSERT_STREQ(w.how(), "fifo");
+    const int policy = ::sched_getscheduler(0);
+    EXPECT_EQ(policy & ~SCHED_RESET_ON_FORK, SCHED_FIFO);
+    EXPECT_NE(policy & SCHED_RESET_ON_FORK, 0);
+  }
+  EXPECT_EQ(::sched_getscheduler(0), SCHED_OTHER);
+  errno = 0;
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, tid), 3);
+  EXPECT_EQ(errno, 0);
+  ASSERT_EQ(::setpriority(PRIO_PROCESS, tid, 0), 0);
 }
 
 } // namespace

@@ -11,6 +11,8 @@
 #     and a UTS namespace with its host name;
 #   - the cgroup subtree /NAME: the init and the daemon in /NAME/init.scope, containers under
 #     --cgroup-parent /NAME;
+#   - with MH_HOST_CPUS ("host1=0 host2=1"), that subtree's cpuset.cpus: the host's own CPUs, as
+#     separate machines have (unset, every host shares every CPU);
 #   - bulkheadd --root $MH_BASE/NAME/root --socket /run/bulkhead/bulkheadd.sock --cgroup-parent /NAME
 #     --listen 198.18.100.INDEX:8443 --host-name NAME --no-lxcfs.
 # A client namespace mh-client (198.18.100.100, fd00:100::100) on the same bridge is a machine
@@ -27,6 +29,7 @@ MH_NET=lan                           # the routed bulkhead network mh_host_net m
 MH_NET4=198.18.100.128/25            # its subnets: the same on every host (addresses move with a
 MH_NET6=fd00:100::1:0/112            # migrated container); mh_ct_ip4/mh_ct_ip6 give per-host slices
 MH_DAEMON_FLAGS=${MH_DAEMON_FLAGS:-} # extra bulkheadd flags for every host (word-split)
+MH_HOST_CPUS=${MH_HOST_CPUS:-}       # "NAME=CPUS ...": a host's cpuset (unset: every CPU)
 
 mh_log() { echo "multihost: $*" >&2; }
 mh_die() {
@@ -110,6 +113,19 @@ echo ready >"$2"
 set +e
 while :; do sleep 3600 & wait $!; done'
 
+# mh_pin_cpus NAME: host NAME's cgroup subtree on the CPUs MH_HOST_CPUS gives it, if any.
+mh_pin_cpus() {
+  local pair cpus=""
+  for pair in $MH_HOST_CPUS; do
+    [[ ${pair%%=*} == "$1" ]] && cpus=${pair#*=}
+  done
+  [[ -n $cpus ]] || return 0
+  grep -qw cpuset /sys/fs/cgroup/cgroup.subtree_control ||
+    echo +cpuset >/sys/fs/cgroup/cgroup.subtree_control || mh_die "cannot enable the cpuset controller" || return
+  echo "$cpus" >"/sys/fs/cgroup/$1/cpuset.cpus" || mh_die "host $1: cpuset.cpus $cpus refused" || return
+  mh_log "host $1 on CPUs $(cat "/sys/fs/cgroup/$1/cpuset.cpus.effective")"
+}
+
 # mh_host_up NAME INDEX: "boot" host NAME (LAN address .INDEX, 1..99) and start its bulkheadd. A
 # host killed by mh_kill_host can be booted again: its --root (the "disk") is kept.
 mh_host_up() {
@@ -129,6 +145,7 @@ mh_host_up() {
   ip -n "mh-$name" addr add "${MH_LAN6}:$index/64" dev lan0 nodad
   ip -n "mh-$name" link set lan0 up
   mkdir -p "/sys/fs/cgroup/$name/init.scope"
+  mh_pin_cpus "$name" || return
   rm -f "$dir/init.ready"
   # unshare forks the init (--fork) and waits for it; the init is unshare's only child.
   nsenter --net="/run/netns/mh-$name" unshare --pid --fork --mount-proc --uts --ipc --propagation private \
