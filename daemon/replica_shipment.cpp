@@ -128,6 +128,10 @@ Status Daemon::apply_shipment(Replication &st) {
     st.last_round_ms["oldest_wait"] = s.oldest_wait_ms;
   if (s.lock_wait_ms > 0)
     st.last_round_ms["lock_wait"] = s.lock_wait_ms;
+  if (s.pause_dump_ms > 0) { // parts of `pause`
+    st.last_round_ms["pause_copy"] = s.pause_copy_ms;
+    st.last_round_ms["pause_dump"] = s.pause_dump_ms;
+  }
   if (s.standby_flatten_ms > 0) // part of the stream phase: the standby's begin answers after it
     st.last_round_ms["standby_flatten"] = s.standby_flatten_ms;
   // The commit before this one to this one: the interval when a round fits in it, the round's

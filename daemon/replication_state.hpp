@@ -234,6 +234,9 @@ struct Daemon::Shipment {
   // Parts of its preparation that wait on others: for the oldest set in flight (kMaxSetsInFlight),
   // and for the container's lock.
   int64_t oldest_wait_ms = 0, lock_wait_ms = 0;
+  // The pause's parts (memory mode): the upper layer's copy, and the dump (the go to the checkpoint
+  // worker's answer: its reading of the container's state, CRIU's dump, the worker's exit).
+  int64_t pause_copy_ms = 0, pause_dump_ms = 0;
   std::optional<storage::StreamChecksum> sum;
   std::shared_ptr<ReplicaChannel> channel;
   // The set before, still on its way when this one was captured: this one's thread sends only

@@ -594,8 +594,11 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       s->captured_unix_ms = now_unix_ms();
       Status dumped = context(storage::copy_upper(upper.get(), staging->upper_fd(), nullptr, nullptr),
                               "copying the upper layer of " + name);
+      const int64_t dump_start = steady_ms();
+      s->pause_copy_ms = dump_start - s->freeze_start;
       if (dumped)
         dumped = dump_locked(*e2, lock, prepared, false);
+      s->pause_dump_ms = steady_ms() - dump_start;
       // Thawed whatever happened: a failed round never leaves the container frozen.
       if (auto t = rt.resume(name); !t && dumped)
         dumped = tl::unexpected(with_context(t.error(), "thawing " + name + " after a replication round"));

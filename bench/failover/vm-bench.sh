@@ -48,13 +48,13 @@ export MH_BIN=$1 MH_MKROOTFS=$2
 cases=$3 rounds=$4
 export MH_HOST_CPUS=${5:-} # "host1=0 host2=1": each host on its own CPUs (run.sh --host-cpus)
 # Rounds overlap (a set streams while the next capture comes on schedule, at most three sets on
-# their way), so the rounds right after the first, full set (7-23 s to stream under TCG) queue
-# behind it, their freezes punctual or not. The rounds counted start at the first two in a row
-# frozen on schedule whose earlier one froze after the first set's commit (counting_from below;
-# counted_from_sync); every round after it counts, late or not. WARMUP more rounds than counted
-# are run for that, and more (ROUNDS at most) until ROUNDS count. When no two rounds in a row keep
-# the schedule (1 s intervals in the VM: a round takes longer), counted_from_sync is null and the
-# rounds from the 5th on count.
+# their way), so the rounds right after the first, full set (7-30 s to stream under TCG) queue
+# behind it, and the captures that wait for it make large sets that others wait for in turn: the
+# warm-up. The rounds counted start at the first whose exposure begins after it (counting_from
+# below; counted_from_sync); every round from there counts, late or not. WARMUP more rounds than
+# counted are run for that, and more (ROUNDS at most) until ROUNDS count. Without sync 1 on
+# record and no two rounds in a row on schedule, counted_from_sync is null and the rounds from
+# the 5th on count.
 warmup=5
 MH_BASE=/tmp/bulkhead-mh
 # shellcheck source=../../tests/multihost/lib.sh
@@ -72,22 +72,29 @@ merge_rounds() {
   done < <(jq -c '.recent_rounds[]? | {syncs: .sync, chain, pause_ms: .pause, bytes, phases: ., t: null}' <<<"$1")
 }
 # The sync the counted rounds start at, from every round since the first (a jq filter over
-# them; 1e9: none). The protection is not steady while the first, full set streams: rounds
-# captured meanwhile queue behind it, and so does the one after them (its exposure starts at
-# such a freeze), however punctual their freezes. So the count starts at the first two rounds
-# in a row frozen on schedule (late <= 50 ms, the daemon's wake tolerance) of which the
-# earlier froze after the first set's commit (from the daemon's own times: commits `period`
-# apart, each freeze `checkpoint` before its commit). Every round after that counts, late or
-# not. Without sync 1 on record, the first such pair from sync 3.
+# them; 1e9: none). The protection is not steady while the first, full set streams (7-30 s in
+# the VM): the rounds captured meanwhile queue behind it, and with three sets on their way the
+# next capture waits for the oldest (`oldest_wait`, 3-24 s behind a full set) and so makes a set
+# of everything dirtied meanwhile, whose stream makes the capture three rounds later wait in
+# turn. That chain is the warm-up: sync 1, and every round that waited (over 50 ms) for the set
+# three rounds before it when that round is in the chain. The count starts at the first round
+# whose exposure begins after the warm-up: the round before it froze after the commit of every
+# round of the chain before it (from the daemon's own times: commits `period` apart, each freeze
+# `checkpoint` before its commit). Every round from there counts, late or not, and so does a
+# round that waited for a set outside the chain. Without sync 1 on record, the first two rounds
+# in a row frozen on schedule (late <= 50 ms, the daemon's wake tolerance) from sync 3.
 counting_from='sort_by(.syncs) as $a |
-  (if ($a | length) > 0 and $a[0].syncs == 1 then
-     reduce range(1; $a | length) as $i ([0]; . + [.[-1] + ($a[$i].phases.period // 0)]) |
-     [range(0; length) as $i | .[$i] - ($a[$i].phases.checkpoint // 1e9)]
-   else null end) as $froze_after_first_commit |
-  [range(1; $a | length) as $k | select($a[$k].syncs > 2 and $a[$k - 1].syncs > 1 and
-     ($a[$k].phases.late // 1e9) <= 50 and ($a[$k - 1].phases.late // 1e9) <= 50 and
-     ($froze_after_first_commit == null or $froze_after_first_commit[$k - 1] >= 0)) | $a[$k].syncs] |
-  first // 1e9'
+  if ($a | length) > 0 and $a[0].syncs == 1 then
+    (reduce range(1; $a | length) as $i ([0]; . + [.[-1] + ($a[$i].phases.period // 0)])) as $commit |
+    [range(0; $commit | length) as $i | $commit[$i] - ($a[$i].phases.checkpoint // 1e9)] as $freeze |
+    (reduce range(1; $a | length) as $i ([0];
+       if ($a[$i].phases.oldest_wait // 0) > 50 and index([$i - 3]) != null then . + [$i] else . end)) as $warmup |
+    [range(2; $a | length) as $k |
+     select(all($warmup[] | select(. < $k); $freeze[$k - 1] >= $commit[.])) | $a[$k].syncs]
+  else
+    [range(1; $a | length) as $k | select($a[$k].syncs > 2 and $a[$k - 1].syncs > 1 and
+       ($a[$k].phases.late // 1e9) <= 50 and ($a[$k - 1].phases.late // 1e9) <= 50) | $a[$k].syncs]
+  end | first // 1e9'
 ttl=3
 # No daemon call of this bench takes minutes: one that does is a hang, reported with stacks.
 export MH_CTL_TIMEOUT=180
@@ -204,6 +211,20 @@ for spec in $cases; do
     # CRIU's own share of the restore: the elapsed time on its log's last line.
     criu_log=$(find "$MH_BASE/host2/root" -path "*$ct*" -name restore.log 2>/dev/null | head -1)
     [[ -z $criu_log ]] || log "$ct: CRIU restore log ends with: $(tail -1 "$criu_log" | cut -c 1-120)"
+    # Where the source's last dump went (its pause's CRIU part): CRIU's log from its start (before
+    # the freeze) to the dump's request, the dump and its end; CRIU's own frozen time.
+    dump_dir=$(find "$MH_BASE/host1/root" -name dump.log -path "*$ct*" -printf '%T@ %h\n' 2>/dev/null |
+      sort -n | tail -1 | cut -d' ' -f2-)
+    if [[ -n $dump_dir && -f $dump_dir/dump.log ]]; then
+      log "$ct: last dump ($(basename "$dump_dir")): $(grep -m1 -oE '^\([0-9.]+\)' "$dump_dir/dump.log") start," \
+        "$(grep -m1 -E 'Dumping processes|Dumping task' "$dump_dir/dump.log" | cut -c 1-60)," \
+        "$(grep -E 'Dumping finished|Writing stats' "$dump_dir/dump.log" | tail -1 | cut -c 1-60)," \
+        "last $(tail -1 "$dump_dir/dump.log" | cut -c 1-60)"
+      command -v crit >/dev/null && [[ -f $dump_dir/stats-dump ]] &&
+        log "$ct: its stats: $(crit decode -i "$dump_dir/stats-dump" 2>/dev/null | jq -c '.entries[0].dump' || true)"
+    else
+      log "$ct: no source dump log: $(ls "$MH_BASE/host1/root/replication/$ct"/img-* 2>&1 | tr '\n' ' ' | cut -c 1-300)"
+    fi
     kill "$evpid" 2>/dev/null || true
     wait "$evpid" 2>/dev/null || true
   fi
