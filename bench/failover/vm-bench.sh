@@ -220,6 +220,9 @@ for spec in $cases; do
         "$(grep -m1 -E 'Dumping processes|Dumping task' "$dump_dir/dump.log" | cut -c 1-60)," \
         "$(grep -E 'Dumping finished|Writing stats' "$dump_dir/dump.log" | tail -1 | cut -c 1-60)," \
         "last $(tail -1 "$dump_dir/dump.log" | cut -c 1-60)"
+      # Its slowest steps: the 8 longest gaps between a log line and the next.
+      log "$ct: its longest steps: $(awk -F'[()]' '/^\([0-9.]+\)/ { t = $2 + 0; if (NR > 1) printf "%d %s\n", (t - p) * 1000, l; p = t; l = substr($3, 1, 50) }' \
+        "$dump_dir/dump.log" | sort -rn | head -8 | tr '\n' '|')"
       command -v crit >/dev/null && [[ -f $dump_dir/stats-dump ]] &&
         log "$ct: its stats: $(crit decode -i "$dump_dir/stats-dump" 2>/dev/null | jq -c '.entries[0].dump' || true)"
     else
