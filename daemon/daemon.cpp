@@ -404,6 +404,7 @@ void Daemon::handle_exit(const EntryPtr &ep) {
   s.init_start_time = 0;
   s.started_unix_ms = 0;
   e.watching_init = false;
+  e.standing_dump.reset(); // its worker and CRIU go (they never touched the container)
   e.generation++;
 
   // SIGINT: the container's init powered off or halted (reboot(2) in a pid namespace);

@@ -205,6 +205,11 @@ private:
     // Bumped on every CRIU dump or pre-dump of the tree: each one resets the kernel's soft-dirty
     // bits, so a replication round whose last dump is not the latest must not take it as parent.
     uint64_t dumps = 0;
+    // The next replication round's checkpoint worker, asked for right after a round's freeze so that
+    // CRIU's start (most of a round's preparation under emulation) is off the next round's path.
+    // It holds the monitor's one checkpoint slot: every other dump drops it first
+    // (prepare_dump, pre_dump), and so does the container's exit.
+    std::optional<MonitorDump> standing_dump;
     // rec.config.idmap, set before the entry is in entries_ and never changed after: create reads
     // the other containers' ranges under table_mu_ alone (never locking an entry there).
     std::optional<IdMap> idmap;
@@ -227,9 +232,11 @@ private:
   // before the caller freezes it (the monitor's worker starts CRIU meanwhile), dump_locked has it
   // dump. parent: the last pre-dump of a live migration or the last replication round (only pages
   // changed since it are dumped), relative to images for prepare_dump, absolute for checkpoint_op.
-  Result<MonitorDump> prepare_dump(const std::string &name, const std::string &images, bool stop,
+  Result<MonitorDump> prepare_dump(Entry &e, const std::string &images, bool stop,
                                    const std::string &parent = {});
-  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, MonitorDump &prepared, bool stop);
+  // images (and parent, relative to it): named at the go instead of at prepare_dump.
+  Status dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, MonitorDump &prepared, bool stop,
+                     const std::string &images = {}, const std::string &parent = {});
   Result<std::shared_ptr<Operation>> checkpoint_op(const std::string &name, const std::string &snap,
                                                    bool stop, const std::string &parent);
   // One pre-copy round of a live migration: the running container's memory pages (those changed

@@ -57,15 +57,18 @@ std::string Daemon::saved_state_path(const std::string &name) const {
   return records_.paths(name).dir + "/saved-state";
 }
 
-Result<MonitorDump> Daemon::prepare_dump(const std::string &name, const std::string &images, bool stop,
+Result<MonitorDump> Daemon::prepare_dump(Entry &e, const std::string &images, bool stop,
                                          const std::string &parent) {
+  const auto &name = e.rec.config.name;
+  e.standing_dump.reset(); // the monitor's one checkpoint slot
   return context(MonitorDump::prepare(records_.paths(name).socket, images, stop, parent),
                  "checkpoint of " + name + " failed before the freeze; it runs on: starting CRIU");
 }
 
 // Steps 3 (and the stop's wait) of the table above, for a frozen, running container. With stop,
 // returns once the monitor has exited (the exit is recorded as a stop, not a crash).
-Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, MonitorDump &prepared, bool stop) {
+Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, MonitorDump &prepared, bool stop,
+                           const std::string &images, const std::string &parent) {
   auto &s = e.rec.status;
   const auto &name = e.rec.config.name;
   uint64_t gen = e.generation;
@@ -75,7 +78,7 @@ Status Daemon::dump_locked(Entry &e, std::unique_lock<std::mutex> &lock, Monitor
     (void)save_locked(e);
   }
   ++e.dumps; // even a failed dump may have reset the soft-dirty bits
-  auto dumped = prepared.dump();
+  auto dumped = prepared.dump(images, parent);
   if (!dumped) {
     if (stop && e.generation == gen) {
       s.want_running = true;
@@ -113,6 +116,7 @@ Status Daemon::pre_dump(const std::string &name, const std::string &images, cons
                             e->rec.status.state),
                 EINVAL);
   ++e->dumps;
+  e->standing_dump.reset(); // the monitor's one checkpoint slot
   return context(monitor_checkpoint(records_.paths(name).socket, images, false, true, parent),
                  "pre-dump of " + name);
 }
@@ -153,7 +157,7 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name
         // directory as from the committed snapshot, which sits at the same depth.
         std::string rel = parent.empty() ? std::string()
                                          : std::filesystem::path(parent).lexically_relative(images).string();
-        auto prepared = BH_TRY(prepare_dump(name, images, stop, rel));
+        auto prepared = BH_TRY(prepare_dump(*e, images, stop, rel));
         auto rt = runtime();
         auto t_freeze = std::chrono::steady_clock::now();
         BH_CHECK(context(rt.pause(name), "freezing " + name + " for the checkpoint"));
@@ -251,7 +255,7 @@ Status Daemon::stop_stateful_locked(Entry &e, std::unique_lock<std::mutex> &lock
   BH_CHECK(remove_tree(dir)); // an older saved state is replaced
   if (::mkdir(dir.c_str(), 0700) < 0)
     return failf_errno("creating {}", dir);
-  auto prepared = prepare_dump(name, dir, true);
+  auto prepared = prepare_dump(e, dir, true);
   auto dumped = prepared ? dump_locked(e, lock, *prepared, true) : Status(tl::unexpected(prepared.error()));
   if (!dumped)
     (void)remove_tree(dir);

@@ -62,7 +62,10 @@
 // |                                           |     | exit_file then has "checkpointed":true.        |
 // |                                           |     | wait_for_go: once CRIU is up the worker replies|
 // |                                           |     | {"ready":true} and dumps after the client's    |
-// | {"op":"go"} (same connection)             |     | line; EOF instead: it exits, nothing dumped    |
+// | {"op":"go"} or {"op":"go","images":DIR,   |     | line; EOF instead: it exits, nothing dumped.   |
+// |  "parent":PDIR} (same connection)         |     | A go's DIR and PDIR (PDIR "": none) replace the|
+// |                                           |     | request's: a worker started ahead of a dump    |
+// |                                           |     | whose images are named only at its go          |
 // | anything else                             |     | {"error":"..."}, close                         |
 // clang-format on
 #include "daemon/monitor.hpp"

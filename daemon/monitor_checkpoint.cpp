@@ -16,6 +16,34 @@ namespace bulkhead::daemon {
 
 using json = nlohmann::json;
 
+namespace {
+
+Status checked_images(const std::string &images, CheckpointRequest &r) {
+  if (images.empty() || images[0] != '/')
+    return failf("checkpoint: \"images\" must be an absolute path, not {:?}", images);
+  struct stat st {};
+  if (::lstat(images.c_str(), &st) < 0)
+    return failf_errno("checkpoint: images directory {}", images);
+  if (!S_ISDIR(st.st_mode))
+    return failf("checkpoint: images {}: not a directory", images);
+  r.images = images;
+  return {};
+}
+
+// PDIR relative to the images (or absolute), an existing directory.
+Status checked_parent(const std::string &parent, CheckpointRequest &r) {
+  std::string where = parent[0] == '/' ? parent : r.images + "/" + parent;
+  struct stat st {};
+  if (::stat(where.c_str(), &st) < 0)
+    return failf_errno("checkpoint: parent images {}", where);
+  if (!S_ISDIR(st.st_mode))
+    return failf("checkpoint: parent images {}: not a directory", where);
+  r.parent = parent;
+  return {};
+}
+
+} // namespace
+
 Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
   for (const auto &[k, v] : j.items())
     if (k != "op" && k != "images" && k != "stop" && k != "pre_dump" && k != "parent" && k != "wait_for_go")
@@ -23,14 +51,7 @@ Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
   if (!j.contains("images") || !j["images"].is_string())
     return fail("checkpoint: \"images\" (an absolute directory) is required");
   CheckpointRequest r;
-  r.images = j["images"].get<std::string>();
-  if (r.images.empty() || r.images[0] != '/')
-    return failf("checkpoint: \"images\" must be an absolute path, not {:?}", r.images);
-  struct stat st {};
-  if (::lstat(r.images.c_str(), &st) < 0)
-    return failf_errno("checkpoint: images directory {}", r.images);
-  if (!S_ISDIR(st.st_mode))
-    return failf("checkpoint: images {}: not a directory", r.images);
+  BH_CHECK(checked_images(j["images"].get<std::string>(), r));
   if (j.contains("stop")) {
     if (!j["stop"].is_boolean())
       return fail("checkpoint: \"stop\" must be true or false");
@@ -53,14 +74,28 @@ Result<CheckpointRequest> checkpoint_request_from_json(const json &j) {
   if (j.contains("parent")) {
     if (!j["parent"].is_string() || j["parent"].get<std::string>().empty())
       return fail("checkpoint: \"parent\" must be a directory (relative to \"images\")");
-    r.parent = j["parent"].get<std::string>();
-    std::string where = r.parent[0] == '/' ? r.parent : r.images + "/" + r.parent;
-    if (::stat(where.c_str(), &st) < 0)
-      return failf_errno("checkpoint: parent images {}", where);
-    if (!S_ISDIR(st.st_mode))
-      return failf("checkpoint: parent images {}: not a directory", where);
+    BH_CHECK(checked_parent(j["parent"].get<std::string>(), r));
   }
   return r;
+}
+
+Status images_from_go(const json &go, CheckpointRequest &r) {
+  for (const auto &[k, v] : go.items())
+    if (k != "op" && k != "images" && k != "parent")
+      return failf("checkpoint: unknown key {:?} in the go", k);
+  if (go.contains("images")) {
+    if (!go["images"].is_string())
+      return fail("checkpoint: the go's \"images\" must be an absolute directory");
+    BH_CHECK(checked_images(go["images"].get<std::string>(), r));
+  }
+  if (go.contains("parent")) {
+    if (!go["parent"].is_string())
+      return fail("checkpoint: the go's \"parent\" must be a directory (relative to \"images\") or \"\"");
+    r.parent.clear();
+    if (!go["parent"].get<std::string>().empty())
+      BH_CHECK(checked_parent(go["parent"].get<std::string>(), r));
+  }
+  return {};
 }
 
 namespace {
@@ -120,14 +155,19 @@ Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointReque
   // CRIU's dump.log stays with the images: a failed restore is read with it.
   CheckpointOptions o = system_checkpoint_options(r, r.images);
   if (r.wait_for_go)
-    o.before_dump = []() -> Status {
+    o.before_dump = [req = CheckpointRequest(r)](CheckpointOptions &opts) mutable -> Status {
       BH_CHECK(send_line(3, json{{"ready", true}}.dump()));
-      auto line = read_line(3, 4096);
+      auto line = read_line(3, 8192);
       if (!line)
         return fail("the daemon left before the checkpoint's go: " + line.error().text(), ECANCELED);
       json go = json::parse(*line, nullptr, false);
       if (!go.is_object() || go.value("op", "") != "go")
         return failf("checkpoint: expected {{\"op\":\"go\"}}, not {:?}", *line);
+      BH_CHECK(images_from_go(go, req));
+      CheckpointOptions named = system_checkpoint_options(req, req.images);
+      opts.image_path = named.image_path;
+      opts.work_path = named.work_path;
+      opts.parent_path = named.parent_path;
       return {};
     };
   auto done = runtime::checkpoint_container(ro, w.name, o);

@@ -26,10 +26,13 @@ struct CheckpointRequest {
   bool pre_dump = false; // memory pages only, the tree runs on (a live migration's pre-copy)
   std::string parent;
   // The worker starts CRIU, replies {"ready":true} and dumps only after the line {"op":"go"}: the
-  // daemon freezes the container in between (MonitorDump in monitor_client.hpp).
+  // daemon freezes the container in between (MonitorDump in monitor_client.hpp). The go may name
+  // the images and parent instead (images_from_go).
   bool wait_for_go = false;
 };
 Result<CheckpointRequest> checkpoint_request_from_json(const nlohmann::json &j);
+// A go line's "images" and "parent", when it has them, checked as the request's are, into r.
+Status images_from_go(const nlohmann::json &go, CheckpointRequest &r);
 
 // Forks the worker with a copy of `conn`; it replies {"ok":true} or {"error":...} there when CRIU
 // is done (with wait_for_go, after {"ready":true} and the daemon's {"op":"go"}). With stop, CRIU kills the

@@ -120,9 +120,28 @@ Status monitor_checkpoint(const std::string &socket_path, const std::string &ima
 
 Result<MonitorDump> MonitorDump::prepare(const std::string &socket_path, const std::string &images, bool stop,
                                          const std::string &parent) {
+  auto d = BH_TRY(request(socket_path, images, stop, parent));
+  BH_CHECK(d.ready());
+  return d;
+}
+
+Result<MonitorDump> MonitorDump::request(const std::string &socket_path, const std::string &images, bool stop,
+                                         const std::string &parent) {
   json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}, {"wait_for_go", true}};
-  UniqueFd s = BH_TRY(checkpoint_request(socket_path, req, parent, "ready"));
-  return MonitorDump(socket_path, std::move(s));
+  if (!parent.empty())
+    req["parent"] = parent;
+  UniqueFd s = BH_TRY(::bulkhead::daemon::request(socket_path, req));
+  return MonitorDump(socket_path, std::move(s), false);
+}
+
+Status MonitorDump::ready() {
+  if (ready_)
+    return {};
+  if (!conn_)
+    return failf("monitor {}: this checkpoint was already asked for", socket_);
+  BH_CHECK(checkpoint_reply(conn_.get(), socket_, "ready"));
+  ready_ = true;
+  return {};
 }
 
 MonitorDump::~MonitorDump() {
@@ -150,10 +169,16 @@ MonitorDump::~MonitorDump() {
   }
 }
 
-Status MonitorDump::dump() {
+Status MonitorDump::dump(const std::string &images, const std::string &parent) {
   if (!conn_)
     return failf("monitor {}: this checkpoint was already asked for", socket_);
-  BH_CHECK(context(send_line(conn_.get(), json{{"op", "go"}}.dump()), "monitor " + socket_));
+  BH_CHECK(ready());
+  json go{{"op", "go"}};
+  if (!images.empty()) {
+    go["images"] = images;
+    go["parent"] = parent;
+  }
+  BH_CHECK(context(send_line(conn_.get(), go.dump()), "monitor " + socket_));
   UniqueFd s = std::move(conn_);
   return checkpoint_reply(s.get(), socket_, "ok");
 }

@@ -47,21 +47,30 @@ Status monitor_checkpoint(const std::string &socket_path, const std::string &ima
 // closes and the worker and its CRIU exit without touching the container; the destructor waits
 // (up to 10 s) until the worker has closed its end, so the monitor takes the next checkpoint
 // right after.
+// request() only asks: the worker starts CRIU meanwhile, and ready() (or dump()) reads its answer
+// later, so a caller can start the next dump's CRIU long before it (the replicator does, right
+// after a round's freeze) and name that dump's images at dump().
 class MonitorDump {
 public:
   static Result<MonitorDump> prepare(const std::string &socket_path, const std::string &images, bool stop,
+                                     const std::string &parent = {});
+  static Result<MonitorDump> request(const std::string &socket_path, const std::string &images, bool stop,
                                      const std::string &parent = {});
   MonitorDump(MonitorDump &&) noexcept = default;
   MonitorDump &operator=(MonitorDump &&) = delete;
   MonitorDump(const MonitorDump &) = delete;
   ~MonitorDump();
-  Status dump();
+  // Waits for the worker's {"ready":true} (once).
+  Status ready();
+  // With images, the go names them and their parent ("": none) instead of the request.
+  Status dump(const std::string &images = {}, const std::string &parent = {});
 
 private:
-  MonitorDump(std::string socket_path, UniqueFd conn)
-      : socket_(std::move(socket_path)), conn_(std::move(conn)) {}
+  MonitorDump(std::string socket_path, UniqueFd conn, bool ready)
+      : socket_(std::move(socket_path)), conn_(std::move(conn)), ready_(ready) {}
   std::string socket_;
   UniqueFd conn_;
+  bool ready_ = false;
 };
 
 } // namespace bulkhead::daemon

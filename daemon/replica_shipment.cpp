@@ -128,6 +128,8 @@ Status Daemon::apply_shipment(Replication &st) {
     st.last_round_ms["oldest_wait"] = s.oldest_wait_ms;
   if (s.lock_wait_ms > 0)
     st.last_round_ms["lock_wait"] = s.lock_wait_ms;
+  if (s.ahead_ready_ms >= 0) // part of `before_freeze`
+    st.last_round_ms["ahead_ready"] = s.ahead_ready_ms;
   if (s.pause_dump_ms > 0) { // parts of `pause`
     st.last_round_ms["pause_copy"] = s.pause_copy_ms;
     st.last_round_ms["pause_dump"] = s.pause_dump_ms;

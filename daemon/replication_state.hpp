@@ -88,6 +88,9 @@ constexpr int kFlattenAheadChain = 5;
 // the freeze after a set whose checkpoint outlasted about two intervals less the lead wait for
 // it: in the VM at 256 MiB / 2 s, with the standby flattening beside it, 0.15-1.4 s late.
 constexpr size_t kMaxSetsInFlight = 3;
+// Up to this interval a round asks for the next round's checkpoint worker right after its freeze
+// (Entry::standing_dump): CRIU's start is then off the next round's path.
+constexpr int64_t kStandingDumpMaxIntervalMs = 60 * 1000;
 
 // The largest of the last kPrepareHistory values noted (0 before any): the preparation lead and
 // the wake slack each go by one.
@@ -237,6 +240,9 @@ struct Daemon::Shipment {
   // The pause's parts (memory mode): the upper layer's copy, and the dump (the go to the checkpoint
   // worker's answer: its reading of the container's state, CRIU's dump, the worker's exit).
   int64_t pause_copy_ms = 0, pause_dump_ms = 0;
+  // The dump's worker was started ahead, after the round before (Entry::standing_dump): how long
+  // its readiness was waited for. -1: started in this round's preparation.
+  int64_t ahead_ready_ms = -1;
   std::optional<storage::StreamChecksum> sum;
   std::shared_ptr<ReplicaChannel> channel;
   // The set before, still on its way when this one was captured: this one's thread sends only

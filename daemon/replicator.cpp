@@ -39,7 +39,9 @@
 // the next round to the same standby: no TCP and TLS handshake per round, which in the VM took about 0.15 s
 // of each round's check and the handshake's CPU on both hosts. A kept connection the standby closed meanwhile
 // (its idle timeout, a restart) is replaced once within the round; one that does not answer in
-// kConnectTimeoutS fails the round like a connect that does not.
+// kConnectTimeoutS fails the round like a connect that does not. A memory round's CRIU worker is
+// asked for right after the round before froze (Entry::standing_dump; docs/replication.md "The
+// worker started ahead"): CRIU's start is then off this thread's path.
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -182,6 +184,7 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
   {
     std::lock_guard lock(e->mu);
     e->rec.protection = p;
+    e->standing_dump.reset(); // made for the protection before (its mode, its interval)
     BH_CHECK(save_locked(*e));
   }
   {
@@ -216,6 +219,7 @@ Result<json> Daemon::unprotect(const std::string &name) {
     if (standby.empty())
       return fail("container " + name + " is not protected", EINVAL);
     e->rec.protection = Protection{};
+    e->standing_dump.reset();
     BH_CHECK(save_locked(*e));
   }
   {
@@ -581,8 +585,25 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       new_images.path = images;
       staging.emplace(BH_TRY(snapshots_.stage(name, "replica")));
       UniqueFd upper = BH_TRY(open_directory(records_.paths(name).upper));
-      auto prepared =
-          BH_TRY(prepare_dump(name, images, false, parent_name.empty() ? "" : "../" + parent_name));
+      // The worker asked for after the last round (its CRIU up by now), or a new one.
+      const std::string parent_rel = parent_name.empty() ? "" : "../" + parent_name;
+      std::optional<MonitorDump> prepared;
+      if (e2->standing_dump) {
+        prepared.emplace(std::move(*e2->standing_dump));
+        e2->standing_dump.reset();
+        const int64_t ready_start = steady_ms();
+        Status r = prepared->ready();
+        s->ahead_ready_ms = steady_ms() - ready_start;
+        if (!r) {
+          s->ahead_ready_ms = -1;
+          fmt::print(stderr,
+                     "bulkheadd: replicating {}: the worker started ahead is gone ({}); starting one\n", name,
+                     r.error().text());
+          prepared.reset();
+        }
+      }
+      if (!prepared)
+        prepared.emplace(BH_TRY(prepare_dump(*e2, images, false, parent_rel)));
       auto rt = runtime();
       wait_for_freeze_instant();
       Status paused = context(rt.pause(name), "freezing " + name + " for a replication round");
@@ -597,7 +618,7 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       const int64_t dump_start = steady_ms();
       s->pause_copy_ms = dump_start - s->freeze_start;
       if (dumped)
-        dumped = dump_locked(*e2, lock, prepared, false);
+        dumped = dump_locked(*e2, lock, *prepared, false, images, parent_rel);
       s->pause_dump_ms = steady_ms() - dump_start;
       // Thawed whatever happened: a failed round never leaves the container frozen.
       if (auto t = rt.resume(name); !t && dumped)
@@ -618,6 +639,14 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       BH_CHECK(dumped);
       st.serial = serial;
       s->serial = serial;
+      // The next round's worker, now: its CRIU starts while this set exports and streams, so the
+      // next preparation is the staging alone (under TCG, CRIU's start was 0.5-1 s of each round's
+      // 2 s on the replication thread). Its images are named at its go. Not for long intervals: an
+      // idle worker and CRIU that long is not worth the start it saves.
+      if (p.interval_ms <= kStandingDumpMaxIntervalMs) {
+        if (auto next = MonitorDump::request(records_.paths(name).socket, dir, false); next)
+          e2->standing_dump.emplace(std::move(*next));
+      }
     } else {
       wait_for_freeze_instant();
       urgent.reset();                        // the copy below is ordinary work

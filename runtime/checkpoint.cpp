@@ -184,7 +184,8 @@ void copy_shared_flags(const CriuOptions &o, migration::CgroupMode mode, migrati
 
 } // namespace
 
-Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &o) {
+Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, const CheckpointOptions &given) {
+  CheckpointOptions o = given; // before_dump may name the images
   auto cg_mode = BH_TRY(migration::parse_cgroup_mode(o.manage_cgroups_mode));
   unsigned empty_ns = BH_TRY(empty_ns_flags(o.empty_ns));
   if (o.leave_running && o.pre_dump)
@@ -207,7 +208,7 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
   std::optional<migration::CriuService> service;
   if (o.before_dump && !o.pre_dump) {
     service.emplace(BH_TRY(migration::CriuService::start()));
-    BH_CHECK(o.before_dump());
+    BH_CHECK(o.before_dump(o));
   }
   StateStore store(ro.root);
   std::string images = default_image_path(o.image_path);

@@ -100,8 +100,10 @@ struct CheckpointOptions : CriuOptions {
   // Called once CRIU is up, before the container's state is read and CRIU is asked to dump (not
   // for a pre-dump): a caller that freezes the container itself (bulkheadd, with Runtime::pause)
   // freezes it here, so the freeze does not include starting CRIU. An error cancels the
-  // checkpoint before CRIU touches the container.
-  std::function<Status()> before_dump;
+  // checkpoint before CRIU touches the container. It may set image_path, work_path and
+  // parent_path of the options it is given (a copy of these): a caller that starts CRIU ahead of a
+  // dump names its images only then.
+  std::function<Status(CheckpointOptions &)> before_dump;
   // bulkheadd's checkpoints: the spec's tmpfs mounts are copied by the runtime into the images
   // during the freeze, not archived by CRIU with tar and gzip (runtime/checkpoint_tmpfs.hpp). Such
   // images restore with bulkhead only, so the OCI face leaves this off (runc-compatible images).

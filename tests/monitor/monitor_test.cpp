@@ -333,6 +333,37 @@ TEST_F(MonitorTest, ACheckpointDroppedBeforeItsGoLeavesTheContainerUntouched) {
   EXPECT_EQ(exec({"true"}).code, 0); // running, not frozen
 }
 
+// The replicator's worker started ahead (MonitorDump::request): asked for without waiting, ready
+// later, its images named at the go. A go naming what is not there is refused by name before CRIU
+// touches the container; the worker and its CRIU go.
+TEST_F(MonitorTest, AWorkerStartedAheadTakesItsImagesFromTheGo) {
+  if (::access("/usr/sbin/criu", X_OK) != 0)
+    GTEST_SKIP() << "criu is not installed";
+  json r = start();
+  ASSERT_TRUE(r.value("ok", false)) << r.dump() << "\n" << monitor_stderr();
+  std::string placeholder = dir_ + "/replication";
+  ASSERT_EQ(::mkdir(placeholder.c_str(), 0700), 0);
+  ASSERT_EQ(::mkdir((placeholder + "/img-2").c_str(), 0700), 0);
+  struct Case {
+    std::string images, parent, says;
+  };
+  for (const Case &c : {Case{dir_ + "/nowhere", "", dir_ + "/nowhere"},
+                        Case{"relative/img", "", "absolute"},
+                        Case{placeholder + "/img-2", "../img-1", placeholder + "/img-2/../img-1"}}) {
+    auto ahead = bulkhead::daemon::MonitorDump::request(socket(), placeholder, false);
+    ASSERT_TRUE(ahead) << ahead.error().text();
+    ASSERT_TRUE(ahead->ready()) << c.images;
+    EXPECT_EQ(descendants_named(monitor_pid_, "criu").size(), 1u) << c.images;
+    auto dumped = ahead->dump(c.images, c.parent);
+    ASSERT_FALSE(dumped) << c.images;
+    EXPECT_NE(dumped.error().text().find(c.says), std::string::npos) << dumped.error().text();
+    EXPECT_TRUE(descendants_named(monitor_pid_, "criu").empty()) << c.images;
+  }
+  EXPECT_EQ(::access((placeholder + "/img-2/inventory.img").c_str(), F_OK), -1);
+  EXPECT_EQ(::access((placeholder + "/inventory.img").c_str(), F_OK), -1);
+  EXPECT_EQ(exec({"true"}).code, 0); // running, not frozen
+}
+
 TEST_F(MonitorTest, ConsoleLogIsBoundedByRotation) {
   json line = launch_line();
   line["log_max"] = 4096;

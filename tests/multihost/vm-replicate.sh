@@ -84,6 +84,24 @@ while (($(wc -w <<<"$pauses") < 6)); do
   sleep 0.5
 done
 mh_step "idle container, 2 s interval: pause per set (ms): $pauses; bytes per set: $sizes"
+# Each round's CRIU worker was started ahead, right after the round before (last_round_ms.ahead_ready:
+# how long its readiness was waited for).
+ahead=$(jq -r '.last_round_ms.ahead_ready // "none"' <<<"$r")
+[[ $ahead =~ ^[0-9]+$ ]] || mh_fail "the last round's worker was not started ahead: $(jq -c .last_round_ms <<<"$r")"
+
+# --- a checkpoint between rounds: the worker started ahead holds the monitor's one checkpoint
+# slot until its round; the checkpoint takes the slot over, and the rounds go on after it.
+ck=$(mh_ctl host1 checkpoint ct1 mid-protect 2>&1) || mh_fail "checkpoint of the protected ct1 between rounds: $ck"
+s1=$(repl host1 ct1 | jq -r .syncs)
+for _ in $(seq 1 240); do
+  (($(repl host1 ct1 | jq -r .syncs) >= s1 + 2)) && break
+  sleep 0.5
+done
+r=$(repl host1 ct1)
+(($(jq -r .syncs <<<"$r") >= s1 + 2)) || mh_fail "no rounds after a checkpoint: $r"
+[[ $(jq -r '.last_round_ms.ahead_ready // "none"' <<<"$r") =~ ^[0-9]+$ ]] ||
+  mh_fail "no worker started ahead after the checkpoint: $(jq -c .last_round_ms <<<"$r")"
+mh_step "checkpoint between rounds: $ck; rounds go on ($(jq -r .syncs <<<"$r") syncs), the worker ahead waited for $(jq -r .last_round_ms.ahead_ready <<<"$r") ms"
 
 # --- host1 dies; a set taken after we read the counter has reached host2 first
 c0=$(count host1)
