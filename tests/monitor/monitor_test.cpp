@@ -347,8 +347,7 @@ TEST_F(MonitorTest, AWorkerStartedAheadTakesItsImagesFromTheGo) {
   struct Case {
     std::string images, parent, says;
   };
-  for (const Case &c : {Case{dir_ + "/nowhere", "", dir_ + "/nowhere"},
-                        Case{"relative/img", "", "absolute"},
+  for (const Case &c : {Case{dir_ + "/nowhere", "", dir_ + "/nowhere"}, Case{"relative/img", "", "absolute"},
                         Case{placeholder + "/img-2", "../img-1", placeholder + "/img-2/../img-1"}}) {
     auto ahead = bulkhead::daemon::MonitorDump::request(socket(), placeholder, false);
     ASSERT_TRUE(ahead) << ahead.error().text();
