@@ -12,6 +12,7 @@
 #include <sys/types.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <map>
 #include <memory>
@@ -326,7 +327,10 @@ private:
   void discard_replica_flattening(const std::string &name);
   void stop_replica_flattenings();
   // Marks a replica busy (a set arriving, an activation, a drop): one at a time per name.
-  Status claim_replica(const std::string &name, const std::string &what);
+  // wait: how long a claim held by another (a set's receiver finishing after its commit's answer)
+  // is waited for before EBUSY.
+  Status claim_replica(const std::string &name, const std::string &what,
+                       std::chrono::milliseconds wait = std::chrono::milliseconds(0));
   void release_replica(const std::string &name);
   // freeze false: a running container is copied as it runs (see presync_snapshot).
   Result<SnapshotStaging> copy_upper_locked(Entry &e, const std::string &purpose, Operation *op,
