@@ -327,6 +327,7 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
     if (criu_local_add_inherit_fd(o, i.fd, i.key.c_str()) < 0)
       return failf("libcriu: adding inherited fd {}", i.key);
   }
+  criu_local_set_notify_cb(o, on_notify);
   if (r.empty_ns)
     BH_CHECK(set_rpc_empty_ns(o, r.empty_ns));
   return {};
@@ -531,12 +532,6 @@ Status dump(const DumpRequest &r) {
   Opts o = BH_TRY(new_opts(binary));
   const char *log_file = r.pre_dump ? "pre-dump.log" : "dump.log";
   BH_CHECK(set_common(o.get(), r, images, work, log_file));
-  // No notifications from a dump unless a status fd waits for one: each is a round trip to this
-  // process while the tree is frozen (pre-dump, network-lock, post-dump, network-unlock), and the
-  // failover bench saw them take 180-300 ms of a dump's 0.6-1 s in the VM, this process waiting
-  // for a CPU beside the streams and the standby. A dump needs none of them.
-  if (r.status_fd >= 0)
-    criu_local_set_notify_cb(o.get(), on_notify);
   criu_local_set_pid(o.get(), r.pid);
   criu_local_set_leave_running(o.get(), r.leave_running);
   if (!r.parent_path.empty()) {
@@ -585,8 +580,6 @@ Result<Restored> restore(const RestoreRequest &r) {
     work = BH_TRY(open_dir(r.work_dir, "--work-path"));
   Opts o = BH_TRY(new_opts(binary));
   BH_CHECK(set_common(o.get(), r, images, work, "restore.log"));
-  // setup-namespaces, orphan-pts-master, status-ready (on_notify).
-  criu_local_set_notify_cb(o.get(), on_notify);
   // Device nodes may come back with other inode numbers (a fresh tmpfs /dev).
   criu_local_set_evasive_devices(o.get(), true);
   if (!r.cgroup_root.empty() && criu_local_add_cg_root(o.get(), nullptr, r.cgroup_root.c_str()) < 0)
