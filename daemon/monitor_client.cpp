@@ -98,12 +98,17 @@ Result<json> monitor_status(const std::string &socket_path) {
 
 namespace {
 
-// Asks for a checkpoint (monitor.cpp's table) and reads the first reply, which must say `key`.
-Result<UniqueFd> checkpoint_request(const std::string &socket_path, json req, const std::string &parent,
-                                    const char *key) {
+// Asks for a checkpoint (monitor.cpp's table), with its parent images when there are any.
+Result<UniqueFd> ask_checkpoint(const std::string &socket_path, json req, const std::string &parent) {
   if (!parent.empty())
     req["parent"] = parent;
-  UniqueFd s = BH_TRY(request(socket_path, req));
+  return request(socket_path, req);
+}
+
+// Asks for a checkpoint and reads the first reply, which must say `key`.
+Result<UniqueFd> checkpoint_request(const std::string &socket_path, json req, const std::string &parent,
+                                    const char *key) {
+  UniqueFd s = BH_TRY(ask_checkpoint(socket_path, std::move(req), parent));
   BH_CHECK(checkpoint_reply(s.get(), socket_path, key));
   return s;
 }
@@ -128,9 +133,7 @@ Result<MonitorDump> MonitorDump::prepare(const std::string &socket_path, const s
 Result<MonitorDump> MonitorDump::request(const std::string &socket_path, const std::string &images, bool stop,
                                          const std::string &parent) {
   json req{{"op", "checkpoint"}, {"images", images}, {"stop", stop}, {"wait_for_go", true}};
-  if (!parent.empty())
-    req["parent"] = parent;
-  UniqueFd s = BH_TRY(::bulkhead::daemon::request(socket_path, req));
+  UniqueFd s = BH_TRY(ask_checkpoint(socket_path, std::move(req), parent));
   return MonitorDump(socket_path, std::move(s), false);
 }
 
