@@ -2,6 +2,7 @@
 // libcriu forks that child itself (or CriuService started it before), so these calls belong to a
 // single-threaded process (the `bulkhead` CLI, a monitor's worker), never to bulkheadd.
 #include "migration/criu.hpp"
+#include "migration/criu_lock_table.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -43,14 +44,41 @@ struct NotifyContext {
   bool pts_master = false;
   const std::function<Status(pid_t)> *setup_namespaces = nullptr;
   std::optional<Error> setup_error;
+  // A restore: CRIU's lock tables in the images (criu_lock_table.hpp), the restored root's pid
+  // (from "setup-namespaces" or "post-restore", the notifications that carry it), and whether
+  // removing them failed (CRIU ignores its unlock notification's answer).
+  std::vector<std::string> lock_tables;
+  pid_t root_pid = 0;
+  std::optional<Error> unlock_error;
 };
 NotifyContext *g_notify = nullptr;
+
+// CRIU's lock tables the images brought back, removed from the restored tree's namespace.
+Status remove_lock_tables(pid_t root, const std::vector<std::string> &tables) {
+  if (root <= 0)
+    return fail("removing CRIU's network lock: CRIU's unlock came before the restored root's pid");
+  std::string path = fmt::format("/proc/{}/ns/net", root);
+  UniqueFd netns(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!netns)
+    return failf_errno("removing CRIU's network lock: opening {}", path);
+  return context(delete_inet_tables(netns.get(), tables),
+                 fmt::format("removing CRIU's network lock from the namespace of pid {}", root));
+}
 
 int on_notify(char *action, criu_notify_arg_t na) {
   if (!g_notify)
     return 0;
   std::string_view a(action);
-  if (a == "setup-namespaces" && g_notify->setup_namespaces && *g_notify->setup_namespaces) {
+  if ((a == "setup-namespaces" || a == "post-restore") && criu_notify_pid(na) > 0)
+    g_notify->root_pid = criu_notify_pid(na);
+  if (a == "network-unlock" && !g_notify->lock_tables.empty()) {
+    // The tree is still stopped: its first packet after this goes through.
+    auto gone = remove_lock_tables(g_notify->root_pid, g_notify->lock_tables);
+    if (!gone) {
+      g_notify->unlock_error = gone.error();
+      return -1;
+    }
+  } else if (a == "setup-namespaces" && g_notify->setup_namespaces && *g_notify->setup_namespaces) {
     auto done = (*g_notify->setup_namespaces)(criu_notify_pid(na));
     if (!done) {
       g_notify->setup_error = done.error();
@@ -300,19 +328,12 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   criu_local_set_manage_cgroups(o, true);
   criu_local_set_manage_cgroups_mode(o, to_criu(r.cgroup_mode));
   // CRIU locks the tree's network with iptables-restore by default: two program starts (IPv4 and
-  // IPv6) at the dump and two at the restore's unlock, all while the container is stopped, and a
-  // bare "exited, status=1" where iptables is missing (Debian 12 installs none with criu). Its
-  // nftables lock goes through libnftables, which Debian's criu links: in-process, and used
-  // whenever the namespace is not dumped (see network_not_dumped) or iptables is missing.
-  // Looked up only where it decides something: a dump that leaves the namespace out locks with
-  // nftables anyway, and this runs inside the container's freeze.
-  bool iptables = !r.network_not_dumped && find_in_path("iptables-restore").has_value();
-  if (r.network_dumped && !iptables)
-    return fail("CRIU locks a network namespace it dumps with iptables-restore, which is not installed "
-                "(apt-get install iptables): its nftables lock would come back with the namespace and "
-                "leave the restored container without network",
-                ENOENT);
-  if ((r.network_not_dumped || !iptables) && criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
+  // IPv6) at the dump and two at its unlock, all while the container is frozen (about 0.3 s of every
+  // replication round's pause in the TCG VM), and a bare "exited, status=1" where iptables is
+  // missing. Its nftables lock goes through libnftables, which Debian's criu links: in-process. A
+  // restore takes the method from the images' inventory; the table such a dump leaves in the
+  // images is removed by restore() (criu_lock_table.hpp).
+  if (criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
     return fail("libcriu: setting the nftables network lock", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)
@@ -554,7 +575,8 @@ Status dump(const DumpRequest &r) {
   if (r.service)
     criu_local_set_service_fd(o.get(), r.service->hand_over());
 
-  NotifyContext ctx{r.status_fd, false, nullptr, std::nullopt};
+  NotifyContext ctx;
+  ctx.status_fd = r.status_fd;
   g_notify = &ctx;
   std::optional<QuietStderr> quiet(std::in_place);
   errno = 0;
@@ -585,7 +607,10 @@ Result<Restored> restore(const RestoreRequest &r) {
   if (!r.cgroup_root.empty() && criu_local_add_cg_root(o.get(), nullptr, r.cgroup_root.c_str()) < 0)
     return fail("libcriu: setting the cgroup root", ENOMEM);
 
-  NotifyContext ctx{r.status_fd, false, &r.setup_namespaces, std::nullopt};
+  NotifyContext ctx;
+  ctx.status_fd = r.status_fd;
+  ctx.setup_namespaces = &r.setup_namespaces;
+  ctx.lock_tables = criu_lock_tables(images.get());
   g_notify = &ctx;
   std::optional<QuietStderr> quiet(std::in_place);
   errno = 0;
@@ -597,6 +622,11 @@ Result<Restored> restore(const RestoreRequest &r) {
     if (rc > 0) // CRIU went on regardless: the tree must not run without what setup gave it
       ::kill(rc, SIGKILL);
     return tl::unexpected(with_context(*ctx.setup_error, "criu restore: setting up the restored namespaces"));
+  }
+  if (ctx.unlock_error) {
+    if (rc > 0) // it would run without network: not a container to hand over
+      ::kill(rc, SIGKILL);
+    return tl::unexpected(with_context(*ctx.unlock_error, "criu restore"));
   }
   if (rc <= 0)
     return tl::unexpected(criu_failure("criu restore", rc < 0 ? rc : -EBADMSG, saved, binary,

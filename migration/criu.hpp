@@ -80,14 +80,6 @@ struct Request {
   // caller fills it in setup_namespaces. For a tree in a user namespace, where an external network
   // namespace (a host-owned one handed in) would leave root inside without power over it.
   unsigned empty_ns = 0;
-  // The tree's network namespace is not dumped (an external one, or empty_ns): CRIU's network lock
-  // may then be its nftables table, made and removed in-process. In a namespace CRIU dumps, CRIU
-  // 3.17 restores that table with the rest and its unlock leaves it there: the restored container
-  // drops every packet (found by tests/migration/vm-criu.sh).
-  bool network_not_dumped = false;
-  // The tree's own network namespace is dumped (a dump or restore, not a pre-dump): CRIU's lock
-  // must then be iptables, and without iptables-restore the request fails before CRIU starts.
-  bool network_dumped = false;
 };
 
 struct DumpRequest : Request {

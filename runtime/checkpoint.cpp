@@ -101,18 +101,6 @@ const oci::Namespace *find_namespace(const oci::Spec &spec, oci::NamespaceType t
 
 bool has_user_namespace(const oci::Spec &spec) { return find_namespace(spec, oci::NamespaceType::User); }
 
-// Whether CRIU leaves the tree's network namespace out of the images (one joined by path, or
-// --empty-ns network): the dump and the restore must agree, as they pick CRIU's network lock by it.
-bool network_not_dumped(const oci::Spec &spec, unsigned empty_ns) {
-  const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
-  return net && (!net->path.empty() || (empty_ns & CLONE_NEWNET));
-}
-
-// The tree has a network namespace of its own that CRIU dumps whole.
-bool network_dumped(const oci::Spec &spec, unsigned empty_ns) {
-  return find_namespace(spec, oci::NamespaceType::Network) && !network_not_dumped(spec, empty_ns);
-}
-
 // The host uid and gid that are root inside the container's user namespace.
 std::optional<std::pair<uid_t, gid_t>> mapped_root(const oci::Spec &spec) {
   auto host_of_zero = [](const std::vector<oci::IdMapping> &maps) -> std::optional<uint32_t> {
@@ -258,8 +246,6 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
         req.empty_ns |= CLONE_NEWNET; // restored afresh inside the tree's user namespace
       else if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
         req.externals.push_back(BH_TRY(external_ns(pid, "net", "net", kNetKey)));
-      req.network_not_dumped = network_not_dumped(spec, empty_ns);
-      req.network_dumped = network_dumped(spec, empty_ns);
       const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
       if (pidns && !pidns->path.empty())
         req.externals.push_back(BH_TRY(external_ns(pid, "pid", "pid", kPidKey)));
@@ -499,8 +485,6 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     req.inherit_fds.push_back({fd.get(), kNetKey});
     ns_fds.push_back(std::move(fd));
   }
-  req.network_not_dumped = network_not_dumped(spec, empty_ns);
-  req.network_dumped = network_dumped(spec, empty_ns);
   const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
   if (pidns && !pidns->path.empty()) {
     UniqueFd fd(::open(pidns->path.c_str(), O_RDONLY | O_CLOEXEC));

@@ -2,6 +2,8 @@
 # real rtnetlink inside network namespaces each test creates (needs root; no host link is touched).
 file(GLOB NETWORK_TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/network/*.cpp)
 add_executable(bulkhead_network_tests ${NETWORK_TEST_SOURCES})
-target_link_libraries(bulkhead_network_tests PRIVATE bulkhead_network nlohmann_json::nlohmann_json GTest::gtest_main)
+# bulkhead_migration: criu_lock_table_test checks its netlink deletion against libnftables.
+target_link_libraries(bulkhead_network_tests PRIVATE bulkhead_network bulkhead_migration nlohmann_json::nlohmann_json
+                      GTest::gtest_main)
 gtest_discover_tests(bulkhead_network_tests TEST_PREFIX "network." DISCOVERY_TIMEOUT 60
                      PROPERTIES TIMEOUT 300)
