@@ -7,6 +7,9 @@
 #include <unistd.h>
 
 #include <cstring>
+#include <ctime>
+#include <memory>
+#include <vector>
 
 #include "bulkhead/io.hpp"
 #include "daemon/monitor_io.hpp"
@@ -41,6 +44,36 @@ Status checked_parent(const std::string &parent, CheckpointRequest &r) {
   r.parent = parent;
   return {};
 }
+
+// The worker's steps in ms from the daemon's go (the freeze): the runtime's log lines (its tmpfs
+// copy, the CRIU request) and the end. Where a replication round's pause goes outside CRIU's own
+// dump.log; bench/failover prints the last rounds'. Written with the images, before the answer (a
+// small file: a millisecond of the pause).
+class WorkerSteps {
+public:
+  void start() {
+    start_ = now_ms();
+    lines_.clear();
+  }
+  void note(const std::string &what) { lines_.push_back(fmt::format("{} {}", now_ms() - start_, what)); }
+  void write(const std::string &images) const {
+    if (start_ == 0 || images.empty())
+      return;
+    std::string text;
+    for (const auto &l : lines_)
+      text += l + "\n";
+    (void)write_file_atomic(images + "/worker-steps.txt", text, 0600);
+  }
+
+private:
+  static int64_t now_ms() {
+    timespec ts{};
+    ::clock_gettime(CLOCK_MONOTONIC, &ts);
+    return int64_t{ts.tv_sec} * 1000 + ts.tv_nsec / 1000000;
+  }
+  int64_t start_ = 0;
+  std::vector<std::string> lines_;
+};
 
 } // namespace
 
@@ -154,8 +187,11 @@ Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointReque
   ro.root = w.oci_root;
   // CRIU's dump.log stays with the images: a failed restore is read with it.
   CheckpointOptions o = system_checkpoint_options(r, r.images);
+  auto steps = std::make_shared<WorkerSteps>();
+  auto images = std::make_shared<std::string>(r.images);
+  ro.log = [steps](LogLevel, const std::string &m) { steps->note(m); };
   if (r.wait_for_go)
-    o.before_dump = [req = CheckpointRequest(r)](CheckpointOptions &opts) mutable -> Status {
+    o.before_dump = [req = CheckpointRequest(r), steps, images](CheckpointOptions &opts) mutable -> Status {
       BH_CHECK(send_line(3, json{{"ready", true}}.dump()));
       auto line = read_line(3, 8192);
       if (!line)
@@ -163,7 +199,9 @@ Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointReque
       json go = json::parse(*line, nullptr, false);
       if (!go.is_object() || go.value("op", "") != "go")
         return failf("checkpoint: expected {{\"op\":\"go\"}}, not {:?}", *line);
+      steps->start();
       BH_CHECK(images_from_go(go, req));
+      *images = req.images;
       CheckpointOptions named = system_checkpoint_options(req, req.images);
       opts.image_path = named.image_path;
       opts.work_path = named.work_path;
@@ -171,6 +209,10 @@ Result<pid_t> spawn_checkpoint_worker(const WatchState &w, const CheckpointReque
       return {};
     };
   auto done = runtime::checkpoint_container(ro, w.name, o);
+  steps->note(done ? "dumped" : "failed");
+  // Before the answer: the daemon exports the images once it has it.
+  if (done && !r.stop)
+    steps->write(*images);
   json reply = done ? json{{"ok", true}} : json{{"error", done.error().text()}};
   (void)send_line(3, reply.dump());
   ::_exit(done ? 0 : 1);

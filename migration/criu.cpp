@@ -584,8 +584,13 @@ Status dump(const DumpRequest &r) {
   int saved = errno;
   quiet.reset();
   g_notify = nullptr;
-  if (r.service)
+  if (r.progress)
+    r.progress("criu answered");
+  if (r.service) {
     r.service->reap(); // libcriu waits only for a swrk it started itself
+    if (r.progress)
+      r.progress("criu exited");
+  }
   if (rc < 0)
     return tl::unexpected(
         criu_failure(fmt::format("criu {} of pid {}", r.pre_dump ? "pre-dump" : "dump", r.pid), rc, saved,

@@ -91,6 +91,8 @@ struct DumpRequest : Request {
   int page_server_port = 0;
   std::string freeze_cgroup;      // full path of a cgroup v2 directory: freeze with it, not ptrace
   CriuService *service = nullptr; // started beforehand (CriuService); else libcriu starts one
+  // Told "criu answered" and "criu exited" (the service's exit once reaped): where a dump's time goes.
+  std::function<void(const std::string &)> progress;
 };
 
 struct RestoreRequest : Request {

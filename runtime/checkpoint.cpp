@@ -213,6 +213,7 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
     std::string config_where = dir.path() + "/config.json";
     std::string config_text = BH_TRY(read_file_at(dir.fd(), "config.json"));
     oci::Spec spec = BH_TRY(load_spec_text(config_text, config_where));
+    log_debug(ro, fmt::format("checkpoint {}: state and config read", id));
 
     BH_CHECK(make_dir(images, "--image-path"));
     if (!o.work_path.empty())
@@ -280,6 +281,9 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
                           id, o.pre_dump ? "pre-dump" : "dump", pid, images, req.ext_mounts.size(),
                           req.externals.size()));
     req.service = service ? &*service : nullptr;
+    req.progress = [&ro, &id](const std::string &m) {
+      log_debug(ro, fmt::format("checkpoint {}: {}", id, m));
+    };
     auto dumped = migration::dump(req);
     if (!dumped) {
       // CRIU resumes the tree when a dump fails; make sure no freeze of ours outlives it.

@@ -223,6 +223,12 @@ for spec in $cases; do
       # Its slowest steps: the 8 longest gaps between a log line and the next.
       log "$ct: its longest steps: $(awk -F'[()]' '/^\([0-9.]+\)/ { t = $2 + 0; if (NR > 1) printf "%d %s\n", (t - p) * 1000, l; p = t; l = substr($3, 1, 50) }' \
         "$dump_dir/dump.log" | sort -rn | head -8 | tr '\n' '|')"
+      # The worker's steps of the last three rounds, ms from the go (the freeze): its own work, the
+      # CRIU request, CRIU's answer, CRIU's exit, its answer (daemon/monitor_checkpoint.cpp).
+      while read -r steps; do
+        log "$ct: worker steps ($(basename "$(dirname "$steps")")): $(cut -c 1-70 "$steps" | tr '\n' '|')"
+      done < <(find "$MH_BASE/host1/root" -name worker-steps.txt -path "*$ct*" -printf '%T@ %p\n' 2>/dev/null |
+        sort -n | tail -3 | cut -d' ' -f2-)
       command -v crit >/dev/null && [[ -f $dump_dir/stats-dump ]] &&
         log "$ct: its stats: $(crit decode -i "$dump_dir/stats-dump" 2>/dev/null | jq -c '.entries[0].dump' || true)"
     else
