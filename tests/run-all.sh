@@ -71,10 +71,14 @@ else
 fi
 took "build (RelWithDebInfo)"
 
-if in_tier 1; then
-  echo "=== build (ASan + UBSan)"
+# The sanitizer tree: tier 1 builds it whole, tier 2 alone only the OCI suite's driver and runtime.
+configure_asan() {
   cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBULKHEAD_SANITIZE=ON -DBULKHEAD_TESTS=ON \
     -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DCMAKE_C_FLAGS_DEBUG="-g1" >/dev/null
+}
+if in_tier 1; then
+  echo "=== build (ASan + UBSan)"
+  configure_asan
   ninja -C build-asan -j "$jobs"
   took "build (ASan + UBSan)"
 fi
@@ -201,8 +205,7 @@ fi
 if [[ $tier == 2 ]]; then
   # The OCI suite against the ASan runtime (tier 1 drives the optimized one).
   echo "=== build (ASan + UBSan) for the OCI suite"
-  cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DBULKHEAD_SANITIZE=ON -DBULKHEAD_TESTS=ON \
-    -DCMAKE_CXX_FLAGS_DEBUG="-g1" -DCMAKE_C_FLAGS_DEBUG="-g1" >/dev/null
+  configure_asan
   ninja -C build-asan -j "$jobs" bulkhead_integration_tests
   took "build (ASan + UBSan) for the OCI suite"
 fi
