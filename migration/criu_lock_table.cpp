@@ -112,7 +112,7 @@ Result<UniqueFd> netfilter_socket_in(int netns) {
 }
 
 // One transaction (batch begin, DELTABLE with an ack, batch end) per table: a table already gone
-// fails only its own. Returns the kernel's errno for the deletion (0 or ENOENT are fine).
+// fails only its own. The kernel's answer 0 or ENOENT is success; any other errno is the error.
 Status delete_one(int sock, const std::string &name, uint32_t seq) {
   std::string batch =
       NfMessage(NFNL_MSG_BATCH_BEGIN, NLM_F_REQUEST, AF_UNSPEC, NFNL_SUBSYS_NFTABLES, seq).done();
