@@ -152,6 +152,9 @@ CheckpointOptions system_checkpoint_options(const CheckpointRequest &r, const st
   // Not CRIU's tar and gzip per tmpfs mount inside the freeze: the daemon's images are restored
   // by bulkhead only.
   o.tmpfs_by_runtime = true;
+  // A container without TCP connections is dumped (leaving it running) with CRIU in its network
+  // namespace: no network lock in the freeze (runtime/checkpoint_netns.hpp).
+  o.skip_idle_network_lock = true;
   // CRIU links <images>/parent to this path and reads unchanged pages through it at restore.
   o.parent_path = r.parent;
   return o;

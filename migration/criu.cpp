@@ -3,6 +3,7 @@
 // single-threaded process (the `bulkhead` CLI, a monitor's worker), never to bulkheadd.
 #include "migration/criu.hpp"
 #include "migration/criu_lock_table.hpp"
+#include "migration/criu_netns.hpp"
 
 #include <algorithm>
 #include <cerrno>
@@ -332,8 +333,17 @@ Status set_common(criu_opts *o, const Request &r, const UniqueFd &images, const 
   // OCI dump in the test VM), and a bare "exited, status=1" where iptables is missing. Its nftables lock goes
   // through libnftables, which Debian's criu links: in-process. A restore takes the method from the images'
   // inventory; the table such a dump leaves in the images is removed by restore() (criu_lock_table.hpp).
-  if (criu_local_set_network_lock(o, CRIU_NETWORK_LOCK_NFTABLES) < 0)
-    return fail("libcriu: setting the nftables network lock", EINVAL);
+  // A tree in CRIU's own namespace is the exception: CRIU would lock it connection by connection,
+  // and with nftables it first builds a table for that (twelve commands) even when there is no
+  // connection; with the iptables method and no connection (tcp_established is off) it runs nothing.
+  if (r.tree_in_criu_netns && r.tcp_established)
+    return fail(
+        "a tree in CRIU's network namespace is dumped without its TCP connections (CRIU would lock each "
+        "with iptables)",
+        EINVAL);
+  auto method = r.tree_in_criu_netns ? CRIU_NETWORK_LOCK_IPTABLES : CRIU_NETWORK_LOCK_NFTABLES;
+  if (criu_local_set_network_lock(o, method) < 0)
+    return fail("libcriu: setting the network lock method", EINVAL);
   for (const auto &m : r.ext_mounts)
     if (criu_local_add_ext_mount(o, m.key.c_str(), m.value.c_str()) < 0)
       return failf("libcriu: adding external mount {}", m.key);
@@ -452,7 +462,7 @@ Support probe() {
   return s;
 }
 
-Result<CriuService> CriuService::start() {
+Result<CriuService> CriuService::start(int netns) {
   CriuService s;
   s.binary_ = BH_TRY(find_criu());
   int sk[2];
@@ -481,7 +491,20 @@ Result<CriuService> CriuService::start() {
   posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
   char swrk[] = "swrk", three[] = "3";
   char *argv[] = {const_cast<char *>(s.binary_.c_str()), swrk, three, nullptr};
-  int rc = posix_spawn(&s.pid_, s.binary_.c_str(), &fa, &attr, argv, environ);
+  int rc = 0;
+  {
+    std::optional<NetnsEntered> entered;
+    if (netns >= 0) {
+      auto in = NetnsEntered::enter(netns);
+      if (!in) {
+        posix_spawnattr_destroy(&attr);
+        posix_spawn_file_actions_destroy(&fa);
+        return tl::unexpected(with_context(in.error(), "starting criu swrk"));
+      }
+      entered.emplace(std::move(*in));
+    }
+    rc = posix_spawn(&s.pid_, s.binary_.c_str(), &fa, &attr, argv, environ);
+  }
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&fa);
   theirs.reset();
@@ -544,6 +567,9 @@ void CriuService::reap() {
 
 Status dump(const DumpRequest &r) {
   BH_CHECK(check_unsupported(r));
+  if (r.tree_in_criu_netns && !r.service)
+    return fail("a dump with CRIU in the tree's network namespace needs CRIU started there (CriuService)",
+                EINVAL);
   std::string binary = r.service ? r.service->binary() : BH_TRY(find_criu());
   UniqueFd images = BH_TRY(open_dir(r.images_dir, "--image-path"));
   UniqueFd work;
@@ -554,6 +580,11 @@ Status dump(const DumpRequest &r) {
   BH_CHECK(set_common(o.get(), r, images, work, log_file));
   criu_local_set_pid(o.get(), r.pid);
   criu_local_set_leave_running(o.get(), r.leave_running);
+  // Unlocked, a listener may queue a connection after the caller's last look (criu_netns.hpp);
+  // CRIU would fail on it. The tree runs on with it, and a restore loses every connection of such
+  // images anyway.
+  if (r.tree_in_criu_netns)
+    criu_local_set_tcp_skip_in_flight(o.get(), true);
   if (!r.parent_path.empty()) {
     if (criu_local_set_parent_images(o.get(), r.parent_path.c_str()) < 0)
       return fail("libcriu: setting the parent images", ENOMEM);
@@ -616,11 +647,19 @@ Result<Restored> restore(const RestoreRequest &r) {
   ctx.setup_namespaces = &r.setup_namespaces;
   ctx.lock_tables = criu_lock_tables(images.get());
   g_notify = &ctx;
+  // libcriu forks `criu swrk` from this thread: CRIU, and the tree it forks, start in its namespace.
+  std::optional<NetnsEntered> entered;
+  if (r.tree_in_criu_netns) {
+    if (r.criu_netns < 0)
+      return fail("a restore with CRIU in the tree's network namespace needs that namespace", EINVAL);
+    entered.emplace(BH_TRY(NetnsEntered::enter(r.criu_netns)));
+  }
   std::optional<QuietStderr> quiet(std::in_place);
   errno = 0;
   int rc = criu_local_restore_child(o.get());
   int saved = errno;
   quiet.reset();
+  entered.reset();
   g_notify = nullptr;
   if (ctx.setup_error) {
     if (rc > 0) // CRIU went on regardless: the tree must not run without what setup gave it

@@ -32,9 +32,12 @@ struct ExtMount {
 // dump through libcriu (criu_local_set_service_fd) and exits; dropped unused, it is killed and reaped.
 // Not for restores: CRIU inherits the fds of an inherit-fd from the process it runs as, and those are
 // made just before the restore.
+//
+// With `netns` (an fd), CRIU starts inside that network namespace (criu_netns.hpp: a tree that
+// shares CRIU's namespace has its network neither dumped nor locked).
 class CriuService {
 public:
-  static Result<CriuService> start();
+  static Result<CriuService> start(int netns = -1);
   CriuService(CriuService &&other) noexcept;
   CriuService &operator=(CriuService &&) = delete;
   CriuService(const CriuService &) = delete;
@@ -80,6 +83,10 @@ struct Request {
   // caller fills it in setup_namespaces. For a tree in a user namespace, where an external network
   // namespace (a host-owned one handed in) would leave root inside without power over it.
   unsigned empty_ns = 0;
+  // CRIU runs in the tree's own network namespace (criu_netns.hpp): CRIU neither dumps nor locks
+  // it. A dump then needs a `service` started there and tcp_established off (CRIU would lock each
+  // connection with iptables); a restore needs criu_netns.
+  bool tree_in_criu_netns = false;
 };
 
 struct DumpRequest : Request {
@@ -100,6 +107,8 @@ struct RestoreRequest : Request {
   // Called once CRIU made the tree's namespaces and before it restores anything in them (CRIU's
   // "setup-namespaces"), with the root task's pid; a failure aborts the restore.
   std::function<Status(pid_t)> setup_namespaces;
+  // tree_in_criu_netns: the network namespace (an fd) CRIU, and so the restored tree, runs in.
+  int criu_netns = -1;
 };
 
 struct Restored {

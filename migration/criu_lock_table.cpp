@@ -1,4 +1,5 @@
 #include "migration/criu_lock_table.hpp"
+#include "migration/criu_netns.hpp"
 
 // glibc's <netinet/in.h> (through arpa/inet.h) before the kernel's headers, which then leave
 // struct in_addr to it.
@@ -9,7 +10,6 @@
 #include <linux/netfilter/nf_tables.h>
 #include <linux/netfilter/nfnetlink.h>
 #include <linux/netlink.h>
-#include <sched.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -17,7 +17,6 @@
 #include <cstring>
 #include <memory>
 #include <string_view>
-#include <thread>
 
 #include <fmt/format.h>
 
@@ -91,26 +90,6 @@ private:
   std::string bytes_;
 };
 
-// A netlink socket in the network namespace `netns`: it keeps that namespace for its whole life, and
-// only this short thread ever changes its own (the caller may be multithreaded).
-Result<UniqueFd> netfilter_socket_in(int netns) {
-  Result<UniqueFd> out = fail("the netns thread did not run");
-  std::thread t([&] {
-    if (::setns(netns, CLONE_NEWNET) < 0) {
-      out = failf_errno("entering the network namespace (fd {})", netns);
-      return;
-    }
-    UniqueFd sock(::socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
-    if (!sock) {
-      out = fail_errno("socket(NETLINK_NETFILTER)");
-      return;
-    }
-    out = std::move(sock);
-  });
-  t.join();
-  return out;
-}
-
 // One transaction (batch begin, DELTABLE with an ack, batch end) per table: a table already gone
 // fails only its own. The kernel's answer 0 or ENOENT is success; any other errno is the error.
 Status delete_one(int sock, const std::string &name, uint32_t seq) {
@@ -171,7 +150,7 @@ std::vector<std::string> criu_lock_tables(int images_dir) {
 Status delete_inet_tables(int netns, const std::vector<std::string> &names) {
   if (names.empty())
     return {};
-  UniqueFd sock = BH_TRY(netfilter_socket_in(netns));
+  UniqueFd sock = BH_TRY(socket_in_netns(netns, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, NETLINK_NETFILTER));
   timeval timeout{5, 0}; // the kernel answers at once; never hang a restore on it
   ::setsockopt(sock.get(), SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
   uint32_t seq = 1;

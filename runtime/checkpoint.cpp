@@ -48,6 +48,7 @@
 #include "rootfs/masks.hpp"
 #include "rootfs/mounts.hpp"
 #include "rootfs/safe_path.hpp"
+#include "runtime/checkpoint_netns.hpp"
 #include "runtime/checkpoint_tmpfs.hpp"
 #include "runtime/console.hpp"
 #include "runtime/container.hpp"
@@ -138,6 +139,40 @@ Result<unsigned> empty_ns_flags(const std::vector<std::string> &names) {
   return migration::parse_empty_ns(names);
 }
 
+// The dump hands the container's network namespace to CRIU as external (its config's path, or
+// --empty-ns network), and no user namespace owns it: the namespaces CRIU may run in instead
+// (CheckpointOptions::skip_idle_network_lock).
+bool netns_external_to_criu(const oci::Spec &spec, unsigned empty_ns) {
+  const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
+  return net && !has_user_namespace(spec) && (!net->path.empty() || (empty_ns & CLONE_NEWNET));
+}
+
+// Before CRIU starts: the container's namespace if the dump may run CRIU in it. Read without the
+// container's lock (the caller's freeze comes after CRIU's start), so looked at again once frozen.
+// Nothing here fails the checkpoint: the dump then locks the network as it always did.
+std::optional<IdleNetns> peek_idle_netns(const RuntimeOptions &ro, const StateStore &store,
+                                         const std::string &id, unsigned empty_ns) {
+  auto why_not = [&ro, &id](const std::string &m) {
+    log_debug(ro, fmt::format("checkpoint {}: CRIU locks the network: {}", id, m));
+  };
+  auto looked = [&]() -> Result<std::pair<pid_t, oci::Spec>> {
+    ContainerDir dir = BH_TRY(store.open_unlocked(id));
+    ContainerRecord rec = BH_TRY(dir.load());
+    std::string text = BH_TRY(read_file_at(dir.fd(), "config.json"));
+    oci::Spec spec = BH_TRY(load_spec_text(text, dir.path() + "/config.json"));
+    return std::pair<pid_t, oci::Spec>(rec.init.pid, std::move(spec));
+  }();
+  if (!looked) {
+    why_not(looked.error().text());
+    return std::nullopt;
+  }
+  if (!netns_external_to_criu(looked->second, empty_ns)) {
+    why_not("no network namespace of its own outside a user namespace");
+    return std::nullopt;
+  }
+  return idle_network_namespace(looked->first, why_not);
+}
+
 // "net[4026532008]:extRootNetNS": the namespace CRIU leaves alone at dump and takes from an
 // inherited fd at restore.
 Result<std::string> external_ns(pid_t pid, const char *proc_name, const char *criu_name, const char *key) {
@@ -193,12 +228,15 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
 
   // CRIU first, then the caller's freeze (before_dump), then the container's lock: the caller
   // freezes through this library, which takes that lock too.
-  std::optional<migration::CriuService> service;
-  if (o.before_dump && !o.pre_dump) {
-    service.emplace(BH_TRY(migration::CriuService::start()));
-    BH_CHECK(o.before_dump(o));
-  }
   StateStore store(ro.root);
+  std::optional<IdleNetns> idle;
+  if (o.skip_idle_network_lock && o.leave_running && !o.pre_dump)
+    idle = peek_idle_netns(ro, store, id, empty_ns);
+  std::optional<migration::CriuService> service;
+  if ((o.before_dump && !o.pre_dump) || idle)
+    service.emplace(BH_TRY(migration::CriuService::start(idle ? idle->netns.get() : -1)));
+  if (o.before_dump && !o.pre_dump)
+    BH_CHECK(o.before_dump(o));
   std::string images = default_image_path(o.image_path);
   bool was_paused = false;
   ContainerRecord rec;
@@ -219,6 +257,12 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
     if (!o.work_path.empty())
       BH_CHECK(make_dir(o.work_path, "--work-path"));
     pid_t pid = rec.init.pid;
+    if (idle && !still_idle(*idle, pid, [&ro, &id](const std::string &m) {
+          log_debug(ro, fmt::format("checkpoint {}: CRIU locks the network after all: {}", id, m));
+        })) {
+      idle.reset();
+      service.reset(); // it runs in the container's namespace; dump() starts CRIU out here
+    }
     req.images_dir = images;
     copy_shared_flags(o, cg_mode, req);
     req.root = rec.rootfs;
@@ -243,10 +287,15 @@ Status checkpoint_container(const RuntimeOptions &ro, const std::string &id, con
       for (const auto &d : bound_devices(spec))
         req.ext_mounts.push_back({d, d});
       const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
-      if (net && net->path.empty() && (empty_ns & CLONE_NEWNET) && has_user_namespace(spec))
+      if (net && net->path.empty() && (empty_ns & CLONE_NEWNET) && has_user_namespace(spec)) {
         req.empty_ns |= CLONE_NEWNET; // restored afresh inside the tree's user namespace
-      else if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET)))
+      } else if (idle) {
+        req.tree_in_criu_netns = true; // CRIU neither saves nor locks it (checkpoint_netns.hpp)
+        req.tcp_established = false;   // there is no connection to save
+      } else if (net && (!net->path.empty() || (empty_ns & CLONE_NEWNET))) {
         req.externals.push_back(BH_TRY(external_ns(pid, "net", "net", kNetKey)));
+      }
+      BH_CHECK(mark_criu_netns(images, req.tree_in_criu_netns));
       const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
       if (pidns && !pidns->path.empty())
         req.externals.push_back(BH_TRY(external_ns(pid, "pid", "pid", kPidKey)));
@@ -467,6 +516,10 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
 
   std::vector<UniqueFd> ns_fds;
   const oci::Namespace *net = find_namespace(spec, oci::NamespaceType::Network);
+  // Images of a dump with CRIU in the tree's namespace: CRIU starts in the one the tree comes back
+  // in (checkpoint_netns.hpp), which is otherwise handed to CRIU as an external one.
+  const bool criu_in_tree_netns = criu_ran_in_tree_netns(images);
+  int tree_netns = -1;
   if (net && net->path.empty() && (empty_ns & CLONE_NEWNET) && has_user_namespace(spec)) {
     // As the dump left it out: CRIU makes the namespace inside the tree's user namespace, so root
     // inside owns it; the caller may fill it before the tree's sockets come back.
@@ -477,17 +530,30 @@ Result<int> restore_container(const RuntimeOptions &ro, const std::string &id, c
     req.empty_ns |= CLONE_NEWNET;
     req.setup_namespaces = fds.setup_netns;
   } else if (net && fds.netns_fd >= 0) {
-    req.inherit_fds.push_back({fds.netns_fd, kNetKey});
+    tree_netns = fds.netns_fd;
   } else if (net && !net->path.empty()) {
     UniqueFd fd(::open(net->path.c_str(), O_RDONLY | O_CLOEXEC));
     if (!fd)
       return failf_errno("linux.namespaces: network namespace {}", net->path);
-    req.inherit_fds.push_back({fd.get(), kNetKey});
+    tree_netns = fd.get();
     ns_fds.push_back(std::move(fd));
   } else if (net && (empty_ns & CLONE_NEWNET)) {
     UniqueFd fd = BH_TRY(fresh_netns());
-    req.inherit_fds.push_back({fd.get(), kNetKey});
+    tree_netns = fd.get();
     ns_fds.push_back(std::move(fd));
+  }
+  if (criu_in_tree_netns && tree_netns < 0)
+    return failf(
+        "restore: the images in {} were dumped with CRIU in the container's network namespace, and "
+        "the config gives the container none to come back in (a network namespace of its own, no user "
+        "namespace)",
+        images);
+  if (tree_netns >= 0 && criu_in_tree_netns) {
+    req.tree_in_criu_netns = true;
+    req.criu_netns = tree_netns;
+    req.tcp_established = false; // the dump saved none
+  } else if (tree_netns >= 0) {
+    req.inherit_fds.push_back({tree_netns, kNetKey});
   }
   const oci::Namespace *pidns = find_namespace(spec, oci::NamespaceType::Pid);
   if (pidns && !pidns->path.empty()) {

@@ -108,6 +108,11 @@ struct CheckpointOptions : CriuOptions {
   // during the freeze, not archived by CRIU with tar and gzip (runtime/checkpoint_tmpfs.hpp). Such
   // images restore with bulkhead only, so the OCI face leaves this off (runc-compatible images).
   bool tmpfs_by_runtime = false;
+  // bulkheadd's dumps that leave the container running (replication rounds): when the container
+  // has a network namespace of its own (no user namespace) and no TCP connection once frozen, CRIU
+  // runs inside that namespace and so neither saves nor locks it; CRIU 3.17 cannot skip its lock
+  // otherwise (runtime/checkpoint_netns.hpp). Such images restore with bulkhead only.
+  bool skip_idle_network_lock = false;
 };
 
 // `restore`: a new container ID from a checkpoint and the bundle it was created from.

@@ -6,7 +6,8 @@
 # to which a client in the daemon's netns keeps one TCP connection open:
 #   checkpoint (runs on) -> checkpoint --stop (gone) -> restore (counter, offset, listening and
 #   established sockets, files of that instant) -> restore of the older checkpoint (its instant)
-#   -> a failing CRIU (the container runs on, thawed, no snapshot left) -> stop --stateful,
+#   -> a checkpoint without a TCP connection (CRIU in c1's network namespace, no lock) and its
+#   restore -> a failing CRIU (the container runs on, thawed, no snapshot left) -> stop --stateful,
 #   bulkheadd SIGKILLed and restarted, start resumes -> stop + start boots afresh -> destroy
 #   leaves no snapshot, mount or cgroup.
 # MODE unprivileged: c1 in its own user namespace and id range (docs/unprivileged.md), the daemon's
@@ -185,7 +186,11 @@ read -r n1 l1 < <(ask)
 wait_count $((n1 + 5))
 [[ $(ctl snapshot list c1 --json | jq -r '.[] | select(.name=="snap1") | .memory') == true ]] ||
   fail "snap1 in the list: $(ctl snapshot list c1 --json)"
-step "checkpoint snap1: c1 runs on (counter $n1 $l1)"
+# The TCP connection is open: CRIU saved it and locked the network (runtime/checkpoint_netns.hpp).
+[[ -n $(find "$root/snapshots/c1" -path '*snap1*' -name inventory.img) ]] || fail "no images of snap1 found"
+[[ -z $(find "$root/snapshots/c1" -path '*snap1*' -name bulkhead-criu-in-tree-netns) ]] ||
+  fail "snap1 was dumped with CRIU in c1's network namespace although a TCP connection was open"
+step "checkpoint snap1: c1 runs on (counter $n1 $l1), its TCP connection saved"
 
 ctl exec c1 -- sh -c 'echo after-snap1 >/root/marker'
 read -r n2 l2 < <(ask)
@@ -233,6 +238,36 @@ for d in /proc/acpi /sys/firmware; do
 done
 ! ctl exec c1 -- grep -q ' /tmp ' /proc/self/mountinfo || fail "/tmp is a mount in c1"
 ! grep -q criu-masked-dir /proc/self/mountinfo || fail "the masks' source is still mounted on the host"
+
+# No TCP connection now (the client is done): a checkpoint that leaves c1 running starts CRIU in
+# c1's network namespace, so CRIU neither saves nor locks it (runtime/checkpoint_netns.hpp); the
+# restore starts CRIU in the new namespace the daemon made, where the listeners come back.
+for _ in $(seq 1 50); do
+  [[ -z $(nsenter --net="/proc/$(ctl info c1 --json | jq -r .pid)/ns/net" ss -Htn state established state syn-sent \
+    state fin-wait-1 state fin-wait-2 state close-wait state last-ack state closing) ]] && break
+  sleep 0.2
+done
+read -r n9 l9 < <(ask)
+ctl checkpoint c1 idle || fail "checkpoint idle"
+marked=$(find "$root/snapshots/c1" -path '*idle*' -name bulkhead-criu-in-tree-netns)
+if [[ $mode == privileged ]]; then
+  [[ -n $marked ]] || fail "idle: CRIU did not run in c1's network namespace: $(find "$root/snapshots/c1" -path '*idle*' -name dump.log -exec grep -h 'Lock network' {} +)"
+  ! find "$root/snapshots/c1" -path '*idle*' -name dump.log -exec grep -q 'Running network-lock scripts' {} + ||
+    fail "idle: CRIU locked the network"
+else
+  [[ -z $marked ]] || fail "idle: CRIU ran in the network namespace of a container in a user namespace"
+fi
+ctl restore c1 idle || fail "restore idle"
+[[ $(state) == running ]] || fail "after restore idle: $(state)"
+read -r n10 l10 < <(ask)
+((n10 >= n9)) || fail "restore idle: counter $n10, was $n9 before the checkpoint"
+[[ ${l10#line} == $((${l9#line} + 1)) ]] || fail "restore idle: fd offset $l10 (the checkpoint was taken after $l9)"
+[[ $(fetch) == hello-from-c1 ]] || fail "httpd after restore idle"
+pid=$(ctl info c1 --json | jq -r .pid)
+[[ $(nsenter --net="/proc/$pid/ns/net" ip -4 -o addr show) == *198.18.78.10/* ]] ||
+  fail "restore idle: c1's init is not in the namespace with its address: $(nsenter --net="/proc/$pid/ns/net" ip -o addr show)"
+check_ids "after restore idle"
+step "checkpoint idle without a TCP connection ($([[ -n $marked ]] && echo "CRIU in c1's namespace, no lock" || echo "locked as always")); restore: counter $n10, httpd answers"
 
 ctl restore c1 snap1 || fail "restore snap1"
 read -r n4 l4 < <(ask)
