@@ -173,6 +173,8 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name
         if (!stop || !dumped)
           if (auto t = rt.resume(name); !t && dumped)
             dumped = tl::unexpected(with_context(t.error(), "thawing " + name + " after the checkpoint"));
+        // The container's pause: its freeze to its thaw (to the dump's end for --stop).
+        const auto pause = std::chrono::steady_clock::now() - t_freeze;
         BH_CHECK(dumped);
         auto count = BH_TRY(storage::count_tree(staging.upper_fd()));
         json meta = {{"name", snap},
@@ -188,6 +190,7 @@ Result<std::shared_ptr<Operation>> Daemon::checkpoint_op(const std::string &name
         // Before the freeze (staging, starting CRIU): not part of the container's downtime.
         meta["before_freeze_ms"] =
             std::chrono::duration_cast<std::chrono::milliseconds>(t_freeze - t0).count();
+        meta["pause_ms"] = std::chrono::duration_cast<std::chrono::milliseconds>(pause).count();
         meta["stopped"] = stop;
         op.set_metadata(meta);
         events_.publish("container-checkpointed", name, {{"snapshot", snap}, {"stopped", stop}});

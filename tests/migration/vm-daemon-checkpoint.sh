@@ -199,6 +199,7 @@ step "checkpoint --stop snap2 after counter $n2 $l2: $json"
 [[ $(state) == stopped ]] || fail "after checkpoint --stop: $(state)"
 [[ -z $(pgrep -f 'usleep 50000' || true) ]] || fail "c1's processes left after --stop"
 [[ $(jq -r .memory <<<"$json") == true ]] || fail "metadata: $json"
+(($(jq -r '.pause_ms // 0' <<<"$json") > 0)) || fail "no pause_ms (the freeze to the dump's end) in $json"
 
 # What every process does if the restore takes long (kept for fail()).
 (sleep 60; {

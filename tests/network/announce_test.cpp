@@ -14,13 +14,7 @@ using namespace bulkhead::net::test;
 
 namespace {
 
-class Announce : public ::testing::Test {
-protected:
-  void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root (network namespaces)";
-  }
-};
+using Announce = RootOnly;
 
 // Runs `ip ARGS` in the namespace of `ns` and returns its output ("" on failure, with a test error).
 std::string ip_in(const Netns &ns, const std::string &args) {

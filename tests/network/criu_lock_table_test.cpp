@@ -19,13 +19,7 @@ using namespace bulkhead::net::test;
 
 namespace {
 
-class CriuLockTable : public ::testing::Test {
-protected:
-  void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root (network namespaces)";
-  }
-};
+using CriuLockTable = RootOnly;
 
 struct ImagesDir {
   std::filesystem::path path;

@@ -19,13 +19,7 @@ using namespace bulkhead::net::test;
 
 namespace {
 
-class CriuNetns : public ::testing::Test {
-protected:
-  void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root (network namespaces)";
-  }
-};
+using CriuNetns = RootOnly;
 
 ino_t netns_inode(const std::string &path) {
   struct stat st {};

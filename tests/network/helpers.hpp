@@ -23,6 +23,15 @@ namespace bulkhead::net::test {
     ASSERT_TRUE(ok_result_) << #expr << ": " << ok_result_.error().text();                                   \
   } while (0)
 
+// The fixture of every test here: network namespaces need root; skipped without it.
+class RootOnly : public ::testing::Test {
+protected:
+  void SetUp() override {
+    if (::geteuid() != 0)
+      GTEST_SKIP() << "needs root (network namespaces)";
+  }
+};
+
 inline IpAddress ip(const char *s) { return *IpAddress::parse(s); }
 inline Cidr cidr(const char *s) { return *Cidr::parse(s); }
 

@@ -15,13 +15,7 @@ using bulkhead::UniqueFd;
 
 namespace {
 
-class Links : public ::testing::Test {
-protected:
-  void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root (network namespaces)";
-  }
-};
+using Links = RootOnly;
 
 const LinkOptions kBridge{1400, "bulkhead:network/lan0"};
 

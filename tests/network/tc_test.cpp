@@ -10,11 +10,12 @@ using namespace bulkhead::net::test;
 
 namespace {
 
-class Caps : public ::testing::Test {
+class Caps : public RootOnly {
 protected:
   void SetUp() override {
-    if (::geteuid() != 0)
-      GTEST_SKIP() << "needs root (network namespaces)";
+    RootOnly::SetUp();
+    if (IsSkipped())
+      return;
     host = std::make_unique<Space>(Space::make());
     ct = std::make_unique<Space>(Space::make());
     auto v = create_veth(host->nl, "bh-cap", "eth0", {}, &ct->ns);
