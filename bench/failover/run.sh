@@ -28,11 +28,9 @@ while (($#)); do
   shift
 done
 build=$(cd "$build" && pwd)
-# The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp.
-stage=$(mktemp -d /var/tmp/bulkhead-bench-failover.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+# shellcheck source=../multihost-stage.sh
+source "$repo/bench/multihost-stage.sh"
+bench_stage failover "$build" "$here"
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/dirtier" "$repo/tests/multihost/dirtier.c"
 cd "$stage"
 echo "bench/failover: load average before: $(cut -d' ' -f1-3 /proc/loadavg)" >&2

@@ -24,11 +24,9 @@ done
 build=$(cd "$build" && pwd)
 # The runc anchor (vm-bench.sh) needs runc; Debian's package, as the clients suite installs it.
 command -v runc >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq runc >/dev/null
-# The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp.
-stage=$(mktemp -d /var/tmp/bulkhead-bench-migration.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+# shellcheck source=../multihost-stage.sh
+source "$repo/bench/multihost-stage.sh"
+bench_stage migration "$build" "$here"
 # Case (b)'s process, static: the template is busybox.
 gcc -O2 -static -Wall -Wextra -Werror -o "$stage/dirtier" "$repo/tests/multihost/dirtier.c"
 cd "$stage"

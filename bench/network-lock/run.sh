@@ -22,11 +22,9 @@ while (($#)); do
   shift
 done
 build=$(cd "$build" && pwd)
-# The VM mounts fresh /tmp and /run: stage binaries and scripts under /var/tmp.
-stage=$(mktemp -d /var/tmp/bulkhead-bench-netlock.XXXXXX)
-trap 'rm -rf "$stage"' EXIT
-cp "$build/cli/bulkheadd" "$build/cli/bulkheadctl" "$build/cli/bulkhead-monitor" "$stage/"
-cp "$here/vm-bench.sh" "$repo/tests/multihost/lib.sh" "$repo/tests/storage/make-busybox-rootfs.sh" "$stage/"
+# shellcheck source=../multihost-stage.sh
+source "$repo/bench/multihost-stage.sh"
+bench_stage netlock "$build" "$here"
 cd "$stage"
 "$repo/tests/vm/run-in-vm.sh" --timeout "${BULKHEAD_VM_TIMEOUT:-1800}" --mem 4G -- \
   bash "$stage/vm-bench.sh" "$stage" "$stage/make-busybox-rootfs.sh" "$runs"

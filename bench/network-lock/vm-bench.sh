@@ -33,7 +33,7 @@ snaps=$MH_BASE/host1/root/snapshots/ct1
 # connected_now: the container's namespace has a TCP connection (as the daemon looks: not
 # listeners, not TIME_WAIT).
 # ct1's processes in this (the VM's) pid namespace: host1 has a pid namespace of its own.
-ct_pid() { cat "$(find /sys/fs/cgroup/host1 -path '*ct1*' -name cgroup.procs | head -1)" | head -1; }
+ct_pid() { head -1 "$(find /sys/fs/cgroup/host1 -path '*ct1*' -name cgroup.procs | head -1)"; }
 ct_ss() { nsenter --net="/proc/$(ct_pid)/ns/net" ss "$@"; }
 connected_now() {
   [[ -n $(ct_ss -Htn state established state syn-sent state fin-wait-1 state fin-wait-2 state close-wait \
