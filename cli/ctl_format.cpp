@@ -315,6 +315,16 @@ std::string cluster_table(const json &c) {
   if (c.contains("leader"))
     out +=
         "leader: " + (c["leader"].is_string() ? c["leader"].get<std::string>() : std::string("none")) + "\n";
+  // The cluster's trust (docs/remotes.md "One trust for the whole cluster").
+  if (const json t = c.value("trust", json::object()); t.is_object() && t.contains("key_id")) {
+    std::string members;
+    for (const auto &m : t.value("members", json::array()))
+      if (m.is_string())
+        members += (members.empty() ? "" : ", ") + m.get<std::string>();
+    out += t["key_id"].is_string() ? "trust: cluster key " + t["key_id"].get<std::string>() +
+                                         ", trusted through it: " + (members.empty() ? "-" : members) + "\n"
+                                   : std::string("trust: this host holds no cluster key (cluster join)\n");
+  }
   // Where each container belongs (docs/cluster.md "Placement"), and what failover made of it.
   const json placements = c.value("placements", json::array());
   if (!placements.is_array() || placements.empty())

@@ -25,26 +25,6 @@ std::string short_fingerprint(const json &j) {
   return f.size() > 23 ? f.substr(0, 23) : f;
 }
 
-// "90s", "10m", "2h", "1d" or plain seconds.
-Result<int64_t> parse_duration_s(const std::string &text) {
-  size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  std::string unit = text.substr(used);
-  int64_t mul = unit.empty() || unit == "s" ? 1
-                : unit == "m"               ? 60
-                : unit == "h"               ? 3600
-                : unit == "d"               ? 86400
-                                            : 0;
-  if (used == 0 || n <= 0 || mul == 0)
-    return fail("\"" + text + "\": expected a duration such as 600, 10m, 2h or 1d", EINVAL);
-  return n * mul;
-}
-
 void add_trust(CLI::App &app, Action &chosen) {
   auto *trust = app.add_subcommand("trust", "which other hosts may connect to this daemon (pairing tokens)");
   trust->require_subcommand(1);

@@ -164,4 +164,23 @@ Result<PortSpec> parse_port_spec(const std::string &text, bool with_container_po
   return p;
 }
 
+Result<int64_t> parse_duration_s(const std::string &text) {
+  size_t used = 0;
+  long long n = 0;
+  try {
+    n = std::stoll(text, &used);
+  } catch (const std::exception &) {
+    used = 0;
+  }
+  std::string unit = text.substr(used);
+  int64_t mul = unit.empty() || unit == "s" ? 1
+                : unit == "m"               ? 60
+                : unit == "h"               ? 3600
+                : unit == "d"               ? 86400
+                                            : 0;
+  if (used == 0 || n <= 0 || mul == 0)
+    return fail("\"" + text + "\": expected a duration such as 600, 10m, 2h or 1d", EINVAL);
+  return n * mul;
+}
+
 } // namespace bulkhead::ctl

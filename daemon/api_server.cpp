@@ -73,6 +73,8 @@ int http_status(const Error &e) {
     return 404;
   case EEXIST:
   case EBUSY:
+  case ENOKEY:       // the cluster's trust: this host holds no key (join first)
+  case EKEYREJECTED: // ... or another cluster's
     return 409;
   case EINVAL:
   case ERANGE:
@@ -343,6 +345,19 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
     if (!r)
       return reply_error(res, with_context(r.error(), "reading the cluster from etcd"));
     reply(res, 200, *r);
+  });
+  // The cluster's trust (docs/remotes.md "One trust for the whole cluster").
+  s.Post("/1.0/cluster/tokens", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 201, d.cluster_token(*body));
+  });
+  s.Post("/1.0/cluster/join", [&d](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    answer(res, 200, d.cluster_join(*body));
   });
   // Evacuation of the whole host (docs/migration.md "Evacuating a host").
   s.Get("/1.0/host",

@@ -18,7 +18,8 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_evacuate.cpp ${CMAKE_CURRENT_SOURCE_DIR}/evacuation_plan.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_replica.cpp ${CMAKE_CURRENT_SOURCE_DIR}/replica_flattening.cpp ${CMAKE_CURRENT_SOURCE_DIR}/restore_lock.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/nat.cpp ${CMAKE_CURRENT_SOURCE_DIR}/nic_host.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_nics.cpp ${CMAKE_CURRENT_SOURCE_DIR}/routed_network.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/trust_store.cpp ${CMAKE_CURRENT_SOURCE_DIR}/peer_server.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/trust_store.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_trust.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/peer_server.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_cluster_trust.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_remotes.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_member.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/cluster_view.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_placement.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/cluster_leader.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_control.cpp

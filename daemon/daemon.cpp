@@ -187,7 +187,17 @@ std::map<std::string, std::string> Daemon::cluster_states() {
 Result<nlohmann::json> Daemon::cluster_info() {
   if (!cluster_)
     return nlohmann::json{{"enabled", false}};
-  return cluster_view(cluster_->client(), options_.host_name);
+  auto view = BH_TRY(cluster_view(cluster_->client(), options_.host_name));
+  // The cluster's trust (daemon/cluster_trust.hpp): which hosts this one trusts through the key.
+  std::set<std::string> trusted;
+  for (const auto &m : cluster_trust_->members())
+    trusted.insert(m.name);
+  for (auto &h : view["hosts"])
+    h["trusted"] = trusted.count(h.value("name", "")) > 0;
+  std::string key = trust_->cluster_key();
+  view["trust"] = {{"key_id", key.empty() ? nlohmann::json(nullptr) : nlohmann::json(cluster_key_id(key))},
+                   {"members", trusted}};
+  return view;
 }
 
 // Finds what became of a container while no daemon watched it: its monitor still runs (re-adopt),

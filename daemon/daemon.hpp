@@ -30,6 +30,7 @@
 #include "daemon/cgroup_placement.hpp"
 #include "daemon/cluster_control.hpp"
 #include "daemon/cluster_member.hpp"
+#include "daemon/cluster_trust.hpp"
 #include "daemon/container_disk.hpp"
 #include "daemon/events.hpp"
 #include "daemon/monitor_client.hpp"
@@ -187,6 +188,11 @@ public:
   Result<nlohmann::json> unprotect(const std::string &name);
   // GET /1.0/cluster (daemon/cluster_member.hpp): {"enabled": false} without --cluster.
   Result<nlohmann::json> cluster_info();
+  // The cluster's trust (daemon/daemon_cluster_trust.cpp, docs/remotes.md): `cluster token NAME`
+  // {"name", "expires_in_s"?} makes (once) the cluster's key and a one-time token for host NAME;
+  // `cluster join` {"token", "address"?} fetches the key from the member that made the token.
+  Result<nlohmann::json> cluster_token(const nlohmann::json &request);
+  Result<nlohmann::json> cluster_join(const nlohmann::json &request);
 
 private:
   struct Entry {
@@ -380,7 +386,14 @@ private:
   int64_t started_ms_ = 0;
   std::unique_ptr<migration::PeerIdentity> identity_;
   std::unique_ptr<TrustStore> trust_;
+  std::unique_ptr<ClusterTrust> cluster_trust_; // attached to etcd by join_cluster()
   std::unique_ptr<PeerServer> peers_;
+  // The host this daemon connects to by `name`: a paired remote (`remote add`), else a member of
+  // the cluster whose entry verifies under the cluster's key (named by its --host-name).
+  Result<Remote> peer_remote(const std::string &name);
+  // Makes this host's cluster key if it has none and the cluster has none yet, and publishes its
+  // signed entry; an error when the cluster's key is another one (join instead).
+  Status ensure_cluster_key();
   std::unique_ptr<ClusterMember> cluster_;  // with --cluster
   std::unique_ptr<ClusterControl> control_; // placements, fencing, activation, leader (with --cluster)
   // daemon/fencing.cpp. At start, before re-adoption: joins (an error when etcd cannot be reached)

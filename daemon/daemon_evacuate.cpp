@@ -163,9 +163,10 @@ Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
     return fail("\"remote\" is required: this host is in no cluster (bulkheadd --cluster), so there is no "
                 "one to pick the hosts",
                 EINVAL);
-  if (!remote.empty() && !trust_->remote(remote))
+  if (!remote.empty() && !peer_remote(remote))
     return fail("no remote named \"" + remote +
-                    "\" (bulkheadctl remote list shows them, remote add pairs one)",
+                    "\" (bulkheadctl remote list shows them, remote add pairs one; in a cluster, any host "
+                    "that joined its trust by `cluster join`)",
                 ENOENT);
   const std::string to = remote.empty() ? "the cluster's hosts" : remote;
   if (dry_run)
@@ -213,7 +214,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
   const bool by_cluster = remote_name.empty();
   std::optional<Remote> named;
   if (!by_cluster)
-    named = BH_TRY(trust_->remote(remote_name));
+    named = BH_TRY(peer_remote(remote_name));
   const std::string where = by_cluster ? std::string("the cluster's hosts")
                                        : fmt::format("remote {} ({})", named->name, named->address);
   const std::string what = fmt::format("{} {} to {}", dry_run ? "checking an evacuation of" : "evacuating",
@@ -257,7 +258,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       if (i.result.empty())
         names.push_back(i.name);
     auto plan = plan_cluster_evacuation(names, *view, options_.host_name,
-                                        [this](const std::string &h) { return !!trust_->remote(h); });
+                                        [this](const std::string &h) { return !!peer_remote(h); });
     std::map<std::string, EvacuationTarget> by_name;
     for (auto &t : plan)
       by_name[t.name] = std::move(t);
@@ -276,7 +277,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
   std::map<std::string, Remote> remotes;
   for (const auto &i : items)
     if (!i.remote.empty() && !remotes.count(i.remote)) {
-      auto r = trust_->remote(i.remote);
+      auto r = peer_remote(i.remote);
       if (!r)
         return fail(fmt::format("{}: remote {}: {} (nothing was moved)", what, i.remote, r.error().message),
                     r.error().code);

@@ -184,9 +184,10 @@ Result<std::shared_ptr<Operation>> Daemon::migrate(const std::string &name, cons
                   EINVAL);
     precopy_rounds = r.get<int>();
   }
-  if (remote.empty() || !trust_->remote(remote))
+  if (remote.empty() || !peer_remote(remote))
     return fail("no remote named \"" + remote +
-                    "\" (bulkheadctl remote list shows them, remote add pairs one)",
+                    "\" (bulkheadctl remote list shows them, remote add pairs one; in a cluster, any host "
+                    "that joined its trust by `cluster join`)",
                 ENOENT);
   auto e = BH_TRY(get(name));
   {
@@ -250,7 +251,7 @@ Result<json> Daemon::migrate_check_request(const std::string &name, const Contai
 
 Status Daemon::migrate_work(const std::string &name, const std::string &remote_name, const std::string &mode,
                             Operation &op, int precopy_rounds) {
-  auto remote = BH_TRY(trust_->remote(remote_name));
+  auto remote = BH_TRY(peer_remote(remote_name));
   const std::string where = fmt::format("remote {} ({})", remote.name, remote.address);
   auto e = BH_TRY(get(name));
   ContainerConfig config;

@@ -12,7 +12,6 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int64_t kDefaultTokenLifeS = 3600;
 constexpr int kRemoteTimeoutS = 5;
 
 std::string own_host_name(const std::string &configured) {
@@ -39,7 +38,8 @@ Status Daemon::init_peers() {
   identity_ = std::make_unique<migration::PeerIdentity>(std::move(id));
   trust_ = std::make_unique<TrustStore>(options_.root + "/trust.json");
   BH_CHECK(trust_->load());
-  peers_ = std::make_unique<PeerServer>(*identity_, *trust_, options_.host_name);
+  cluster_trust_ = std::make_unique<ClusterTrust>(*trust_);
+  peers_ = std::make_unique<PeerServer>(*identity_, *trust_, *cluster_trust_, options_.host_name);
   register_migration_handlers();
   register_replica_handlers();
   if (!options_.listen.empty()) {
@@ -52,13 +52,7 @@ Status Daemon::init_peers() {
 Result<json> Daemon::trust_add(const json &req) {
   if (!req.is_object() || !req.contains("name") || !req["name"].is_string())
     return fail("trust add needs {\"name\": HOST}", EINVAL);
-  int64_t life_s = kDefaultTokenLifeS;
-  if (req.contains("expires_in_s")) {
-    if (!req["expires_in_s"].is_number_integer() || req["expires_in_s"].get<int64_t>() < 1 ||
-        req["expires_in_s"].get<int64_t>() > 7 * 24 * 3600)
-      return fail("\"expires_in_s\" must be 1 to 604800 seconds", EINVAL);
-    life_s = req["expires_in_s"].get<int64_t>();
-  }
+  int64_t life_s = BH_TRY(requested_token_life_s(req));
   if (!peers_->listening())
     return fail("this bulkheadd does not listen for other hosts, so nobody could use a token (start it with "
                 "--listen ADDR:PORT)",
@@ -114,6 +108,21 @@ json Daemon::remote_list() {
     out.push_back(std::move(j));
   }
   return out;
+}
+
+Result<Remote> Daemon::peer_remote(const std::string &name) {
+  auto r = trust_->remote(name);
+  if (r)
+    return r;
+  if (auto member = cluster_trust_->remote(name))
+    return *member;
+  if (cluster_)
+    return fail(fmt::format("no remote named \"{}\" (bulkheadctl remote list) and no host \"{}\" trusted "
+                            "through the cluster's key (bulkheadctl cluster list; `cluster token {}` on a "
+                            "member and `cluster join` there bring it in)",
+                            name, name, name),
+                ENOENT);
+  return r;
 }
 
 Status Daemon::remote_remove(const std::string &name) { return trust_->remove_remote(name); }

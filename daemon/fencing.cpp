@@ -22,6 +22,12 @@ Status Daemon::join_cluster() {
   // Registered before the placements are read: a leader's failover write requires this host's key
   // to be absent, so it either happened before (and is read below) or fails.
   BH_CHECK(cluster_->join());
+  cluster_trust_->attach(&cluster_->client());
+  // A member publishes its signed entry at every start: its --listen address may have changed.
+  // Not fatal: the entry of its last start (if any) still stands, and nothing here runs a container.
+  if (!trust_->cluster_key().empty())
+    if (auto r = cluster_trust_->publish(options_.host_name, options_.listen, identity_->fingerprint()); !r)
+      fmt::print(stderr, "bulkheadd: cluster: publishing this host's trust entry: {}\n", r.error().text());
   auto placements = cluster_->client().list(kPlacementPrefix);
   if (!placements)
     return fail(fmt::format("reading the placements from etcd at {}: {}", fmt::join(options_.cluster, ","),

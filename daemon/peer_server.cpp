@@ -12,10 +12,19 @@
 // | 2b   | {"op":"hello"}                                        | trusted fingerprint -> {"ok":true,  |
 // |      |                                                       | "host","version"}; else an error,   |
 // |      |                                                       | and the connection is closed        |
-// | 3    | further requests {"op":OP,...} (migration, ...)       | only from a trusted fingerprint,    |
-// |      |                                                       | to the handler registered for OP    |
+// | 2c   | cluster join: {"op":"cluster-join","secret":S,        | S matches a pending, unexpired      |
+// |      | "host":NAME} (from `cluster token NAME` on the server)| cluster token made for NAME: it is  |
+// |      |                                                       | consumed -> {"ok":true,"host":      |
+// |      |                                                       | SERVER,"cluster_key":K,"key_id"}   |
+// |      | checks K's id against etcd's, keeps K, signs and      | (nothing stored: the joiner is      |
+// |      | publishes its own entry (daemon/cluster_trust.hpp)     | trusted once its entry verifies)    |
+// | 3    | further requests {"op":OP,...} (migration, ...)       | only from a trusted fingerprint:    |
+// |      |                                                       | paired (trust.json), else a member  |
+// |      |                                                       | whose cluster entry verifies; to    |
+// |      |                                                       | the handler registered for OP       |
 //
-// An untrusted client can do nothing but 2a, once, with a secret it cannot guess (256 bits).
+// An untrusted client can do nothing but 2a or 2c, once, with a secret it cannot guess (256 bits).
+// The cluster key travels only in 2c's answer, inside TLS to a client that proved the secret.
 #include "daemon/peer_server.hpp"
 
 #include <arpa/inet.h>
@@ -49,12 +58,20 @@ std::string address_of(const sockaddr_storage &ss) {
   return fmt::format("[{}]:{}", buf, ntohs(a->sin6_port));
 }
 
+// A string field of a peer's header, "" when absent or not a string: read before the peer is
+// trusted, so a hostile header must not throw (json::value would, and end the daemon).
+std::string text_field(const json &header, const char *name) {
+  auto it = header.find(name);
+  return it != header.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
 json refusal(const Error &e) { return {{"ok", false}, {"error", e.message}, {"errno", e.code}}; }
 
 } // namespace
 
-PeerServer::PeerServer(const migration::PeerIdentity &me, TrustStore &trust, std::string host_name)
-    : me_(me), trust_(trust), host_name_(std::move(host_name)) {}
+PeerServer::PeerServer(const migration::PeerIdentity &me, TrustStore &trust, ClusterTrust &cluster_trust,
+                       std::string host_name)
+    : me_(me), trust_(trust), cluster_trust_(cluster_trust), host_name_(std::move(host_name)) {}
 
 PeerServer::~PeerServer() { stop(); }
 
@@ -137,25 +154,19 @@ void PeerServer::serve(Conn &c, UniqueFd fd, std::string peer_address) {
     auto m = conn->receive();
     if (!m)
       break; // the peer closed, timed out, or spoke garbage: the connection ends
-    std::string op = m->header.value("op", "");
-    if (op == "trust") {
-      auto p = trust_.redeem(m->header.value("secret", ""), conn->peer_fingerprint());
-      if (!p) {
-        fmt::print(stderr, "bulkheadd: peer {}: pairing refused: {}\n", peer_address, p.error().message);
-        (void)conn->send(refusal(p.error()));
-        break;
-      }
-      fmt::print(stderr, "bulkheadd: trusted {} ({}, calls itself {}) from {}\n", p->name, p->fingerprint,
-                 m->header.value("host", "?"), peer_address);
-      if (!conn->send({{"ok", true}, {"host", host_name_}}))
+    std::string op = text_field(m->header, "op");
+    if (op == "trust" || op == "cluster-join") {
+      if (!serve_pairing(*conn, *m, peer_address))
         break;
       continue;
     }
     auto peer = trust_.trusted(conn->peer_fingerprint());
+    if (!peer)
+      peer = cluster_trust_.peer(conn->peer_fingerprint());
     if (!peer) {
-      (void)conn->send(
-          refusal(Error{EPERM, "this host does not trust certificate " + conn->peer_fingerprint() +
-                                   " (pair with `bulkheadctl trust add` here and `remote add` there)"}));
+      (void)conn->send(refusal(Error{EPERM, "this host does not trust certificate " + conn->peer_fingerprint() +
+                                                " (pair with `bulkheadctl trust add` here and `remote add` "
+                                                "there, or `cluster token` here and `cluster join` there)"}));
       break;
     }
     Status r;
@@ -180,6 +191,36 @@ void PeerServer::serve(Conn &c, UniqueFd fd, std::string peer_address) {
       break;
   }
   c.done = true;
+}
+
+bool PeerServer::serve_pairing(migration::PeerConnection &conn, const migration::PeerMessage &m,
+                               const std::string &peer_address) {
+  const bool join = text_field(m.header, "op") == "cluster-join";
+  const std::string secret = text_field(m.header, "secret");
+  const std::string host = text_field(m.header, "host");
+  if (!join) {
+    auto p = trust_.redeem(secret, conn.peer_fingerprint());
+    if (!p) {
+      fmt::print(stderr, "bulkheadd: peer {}: pairing refused: {}\n", peer_address, p.error().message);
+      (void)conn.send(refusal(p.error()));
+      return false;
+    }
+    fmt::print(stderr, "bulkheadd: trusted {} ({}, calls itself {}) from {}\n", p->name, p->fingerprint, host,
+               peer_address);
+    return static_cast<bool>(conn.send({{"ok", true}, {"host", host_name_}}));
+  }
+  auto r = trust_.redeem_cluster(secret, host);
+  if (!r) {
+    fmt::print(stderr, "bulkheadd: peer {}: cluster join of {} refused: {}\n", peer_address, host,
+               r.error().message);
+    (void)conn.send(refusal(r.error()));
+    return false;
+  }
+  const std::string key = trust_.cluster_key();
+  fmt::print(stderr, "bulkheadd: cluster: {} ({}) joined the cluster's trust from {}\n", host,
+             conn.peer_fingerprint(), peer_address);
+  return static_cast<bool>(
+      conn.send({{"ok", true}, {"host", host_name_}, {"cluster_key", key}, {"key_id", cluster_key_id(key)}}));
 }
 
 Result<migration::PeerConnection> connect_remote(const Remote &remote, const migration::PeerIdentity &me,

@@ -1,5 +1,6 @@
 // bulkheadd's listener for other hosts (`bulkheadd --listen ADDR:PORT`): TLS connections from
-// daemons that paired with this one (daemon/trust_store.hpp), one thread per connection. The
+// daemons that paired with this one (daemon/trust_store.hpp) or that the cluster's key vouches for
+// (daemon/cluster_trust.hpp), one thread per connection. The
 // daemon never forks, so threads here are fine; handlers must not block the others' progress
 // for long without a timeout.
 #pragma once
@@ -14,6 +15,7 @@
 
 #include "bulkhead/result.hpp"
 #include "bulkhead/unique_fd.hpp"
+#include "daemon/cluster_trust.hpp"
 #include "daemon/trust_store.hpp"
 #include "migration/peer_tls.hpp"
 #include "storage/stream_checksum.hpp"
@@ -27,7 +29,8 @@ public:
   using Handler = std::function<Status(migration::PeerConnection &conn, const TrustedPeer &peer,
                                        const migration::PeerMessage &request)>;
 
-  PeerServer(const migration::PeerIdentity &me, TrustStore &trust, std::string host_name);
+  PeerServer(const migration::PeerIdentity &me, TrustStore &trust, ClusterTrust &cluster_trust,
+             std::string host_name);
   ~PeerServer();
 
   Status listen(const std::string &address);
@@ -48,9 +51,13 @@ private:
   void accept_loop();
   void serve(Conn &c, UniqueFd fd, std::string peer_address);
   void reap_locked(bool all);
+  // A pairing or a cluster join (steps 2a, 2c); false: the connection ends.
+  bool serve_pairing(migration::PeerConnection &conn, const migration::PeerMessage &m,
+                     const std::string &peer_address);
 
   const migration::PeerIdentity &me_;
   TrustStore &trust_;
+  ClusterTrust &cluster_trust_;
   std::string host_name_, address_;
   UniqueFd listen_fd_, wake_fd_;
   std::map<std::string, Handler> handlers_;

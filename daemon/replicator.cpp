@@ -144,10 +144,11 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
                             "be another host",
                             standby, options_.host_name, name),
                 EINVAL);
-  auto remote = trust_->remote(standby);
+  auto remote = peer_remote(standby);
   if (!remote)
     return fail(fmt::format("standby \"{}\" is not a paired remote (bulkheadctl remote list shows them; "
-                            "remote add {} ADDRESS --token T pairs the standby under its host name)",
+                            "remote add {} ADDRESS --token T pairs the standby under its host name) nor a host "
+                            "of this host's cluster trust (cluster join)",
                             standby, standby),
                 ENOENT);
   {
@@ -200,7 +201,7 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
 }
 
 Status Daemon::send_replica_drop(const std::string &standby, const std::string &name) {
-  auto remote = BH_TRY(trust_->remote(standby));
+  auto remote = BH_TRY(peer_remote(standby));
   auto conn = connect_remote(remote, *identity_, kConnectTimeoutS);
   if (!conn)
     return fail(
@@ -403,9 +404,10 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
                                int64_t turn_start_ms) {
   ReplicaChannel &channel = *channel_ptr;
   const int64_t round_start = steady_ms();
-  auto remote = trust_->remote(p.standby);
+  auto remote = peer_remote(p.standby);
   if (!remote)
-    return fail("standby " + p.standby + " is no longer a paired remote (remote add pairs it again)",
+    return fail("standby " + p.standby +
+                    " is no longer a paired remote nor in the cluster's trust (remote add pairs it again)",
                 EREMOTE);
   const std::string where = fmt::format("standby {} ({})", p.standby, remote->address);
 

@@ -37,6 +37,16 @@ Result<TrustToken> parse_trust_token(const std::string &text) {
   return t;
 }
 
+Result<int64_t> requested_token_life_s(const json &req) {
+  constexpr int64_t kDefaultTokenLifeS = 3600;
+  auto it = req.find("expires_in_s");
+  if (it == req.end())
+    return kDefaultTokenLifeS;
+  if (!it->is_number_integer() || it->get<int64_t>() < 1 || it->get<int64_t>() > 7 * 24 * 3600)
+    return fail("\"expires_in_s\" must be 1 to 604800 seconds", EINVAL);
+  return it->get<int64_t>();
+}
+
 Status check_peer_name(const std::string &name) {
   bool ok = !name.empty() && name.size() <= 63 && name[0] != '-' &&
             name.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789-") == std::string::npos;
@@ -54,12 +64,14 @@ Status TrustStore::load() {
   try {
     auto j = json::parse(*text);
     for (auto &t : j.value("tokens", json::array()))
-      tokens_.push_back({t.at("name"), t.at("secret_sha256"), t.at("expires_ms")});
+      tokens_.push_back({t.at("name"), t.at("secret_sha256"), t.at("expires_ms"),
+                         t.value("kind", "pair") == "cluster" ? TokenKind::cluster : TokenKind::pair});
     for (auto &p : j.value("trusted", json::array()))
       trusted_.push_back({p.at("name"), p.at("fingerprint"), p.value("added_ms", int64_t{0})});
     for (auto &r : j.value("remotes", json::array()))
       remotes_.push_back(
           {r.at("name"), r.at("address"), r.at("fingerprint"), r.value("added_ms", int64_t{0})});
+    cluster_key_ = j.value("cluster_key", "");
   } catch (const json::exception &e) {
     return fail(fmt::format("{}: {}", path_, e.what()), EINVAL);
   }
@@ -69,13 +81,17 @@ Status TrustStore::load() {
 Status TrustStore::save_locked() {
   json j = {{"tokens", json::array()}, {"trusted", json::array()}, {"remotes", json::array()}};
   for (auto &t : tokens_)
-    j["tokens"].push_back(
-        {{"name", t.name}, {"secret_sha256", t.secret_sha256}, {"expires_ms", t.expires_ms}});
+    j["tokens"].push_back({{"name", t.name},
+                           {"secret_sha256", t.secret_sha256},
+                           {"expires_ms", t.expires_ms},
+                           {"kind", t.kind == TokenKind::cluster ? "cluster" : "pair"}});
   for (auto &p : trusted_)
     j["trusted"].push_back({{"name", p.name}, {"fingerprint", p.fingerprint}, {"added_ms", p.added_ms}});
   for (auto &r : remotes_)
     j["remotes"].push_back(
         {{"name", r.name}, {"address", r.address}, {"fingerprint", r.fingerprint}, {"added_ms", r.added_ms}});
+  if (!cluster_key_.empty())
+    j["cluster_key"] = cluster_key_;
   return write_file_durable(path_, j.dump(2) + "\n", 0600);
 }
 
@@ -84,7 +100,7 @@ void TrustStore::drop_expired_locked() {
   std::erase_if(tokens_, [now](const Token &t) { return t.expires_ms <= now; });
 }
 
-Result<std::string> TrustStore::add_token(const std::string &name, int64_t expires_ms) {
+Result<std::string> TrustStore::add_token(const std::string &name, int64_t expires_ms, TokenKind kind) {
   BH_CHECK(check_peer_name(name));
   std::lock_guard lock(mu_);
   drop_expired_locked();
@@ -92,10 +108,10 @@ Result<std::string> TrustStore::add_token(const std::string &name, int64_t expir
   if (std::any_of(tokens_.begin(), tokens_.end(), same))
     return fail("a trust token for \"" + name + "\" is already pending (trust rm " + name + " first)",
                 EEXIST);
-  if (std::any_of(trusted_.begin(), trusted_.end(), same))
+  if (kind == TokenKind::pair && std::any_of(trusted_.begin(), trusted_.end(), same))
     return fail("\"" + name + "\" is trusted already (trust rm " + name + " to pair it again)", EEXIST);
   auto secret = BH_TRY(migration::random_hex(32));
-  tokens_.push_back({name, migration::sha256_hex(secret), expires_ms});
+  tokens_.push_back({name, migration::sha256_hex(secret), expires_ms, kind});
   if (auto r = save_locked(); !r) {
     tokens_.pop_back();
     return tl::unexpected(r.error());
@@ -103,16 +119,23 @@ Result<std::string> TrustStore::add_token(const std::string &name, int64_t expir
   return secret;
 }
 
-Result<TrustedPeer> TrustStore::redeem(const std::string &secret, const std::string &fingerprint) {
-  std::lock_guard lock(mu_);
-  drop_expired_locked();
+std::vector<TrustStore::Token>::iterator TrustStore::find_token_locked(const std::string &secret) {
   const std::string digest = migration::sha256_hex(secret);
-  auto it = std::find_if(tokens_.begin(), tokens_.end(), [&](const Token &t) {
+  return std::find_if(tokens_.begin(), tokens_.end(), [&](const Token &t) {
     return t.secret_sha256.size() == digest.size() &&
            CRYPTO_memcmp(t.secret_sha256.data(), digest.data(), digest.size()) == 0;
   });
+}
+
+Result<TrustedPeer> TrustStore::redeem(const std::string &secret, const std::string &fingerprint) {
+  std::lock_guard lock(mu_);
+  drop_expired_locked();
+  auto it = find_token_locked(secret);
   if (it == tokens_.end())
     return fail("the trust token is unknown, used already or expired", EPERM);
+  if (it->kind != TokenKind::pair)
+    return fail("this token joins the cluster's trust: use it with `bulkheadctl cluster join`, not `remote add`",
+                EPERM);
   TrustedPeer p{it->name, fingerprint, now_unix_ms()};
   auto saved_tokens = tokens_;
   auto saved_trusted = trusted_;
@@ -125,6 +148,46 @@ Result<TrustedPeer> TrustStore::redeem(const std::string &secret, const std::str
     return tl::unexpected(r.error());
   }
   return p;
+}
+
+Status TrustStore::redeem_cluster(const std::string &secret, const std::string &host) {
+  std::lock_guard lock(mu_);
+  drop_expired_locked();
+  auto it = find_token_locked(secret);
+  if (it == tokens_.end())
+    return fail("the cluster token is unknown, used already or expired", EPERM);
+  if (it->kind != TokenKind::cluster)
+    return fail("this token pairs two hosts: use it with `bulkheadctl remote add`, not `cluster join`", EPERM);
+  // Bound to the host it was made for, so a token copied elsewhere cannot bring in another host.
+  if (it->name != host)
+    return fail(fmt::format("this cluster token was made for host \"{}\", not \"{}\" (bulkheadd --host-name)",
+                            it->name, host),
+                EPERM);
+  if (cluster_key_.empty())
+    return fail("this host holds no cluster key any more", ENOKEY);
+  auto saved_tokens = tokens_;
+  tokens_.erase(it);
+  if (auto r = save_locked(); !r) {
+    tokens_ = std::move(saved_tokens);
+    return r;
+  }
+  return {};
+}
+
+std::string TrustStore::cluster_key() {
+  std::lock_guard lock(mu_);
+  return cluster_key_;
+}
+
+Status TrustStore::set_cluster_key(const std::string &key) {
+  std::lock_guard lock(mu_);
+  auto saved = cluster_key_;
+  cluster_key_ = key;
+  if (auto r = save_locked(); !r) {
+    cluster_key_ = std::move(saved);
+    return r;
+  }
+  return {};
 }
 
 std::optional<TrustedPeer> TrustStore::trusted(const std::string &fingerprint) {
@@ -163,6 +226,7 @@ json TrustStore::list_trust() {
   for (auto &t : tokens_)
     out.push_back({{"name", t.name},
                    {"state", "pending"},
+                   {"kind", t.kind == TokenKind::cluster ? "cluster" : "pair"},
                    {"fingerprint", nullptr},
                    {"expires_at", t.expires_ms / 1000}});
   return out;
