@@ -48,7 +48,8 @@ void add_cluster_token(CLI::App *cluster, Action &chosen) {
   };
   auto a = std::make_shared<Args>();
   auto *c = cluster->add_subcommand(
-      "token", "make a one-time token with which host NAME joins the cluster's trust (made once: the cluster key)");
+      "token",
+      "make a one-time token with which host NAME joins the cluster's trust (made once: the cluster key)");
   c->add_option("NAME", a->name, "the joining host's --host-name")->required();
   c->add_option("--expiry", a->expiry, "how long the token is valid (default 1h; e.g. 10m, 2h, 1d)")
       ->type_name("DURATION");
@@ -85,7 +86,8 @@ void add_cluster_join(CLI::App *cluster, Action &chosen) {
   };
   auto a = std::make_shared<Args>();
   auto *c = cluster->add_subcommand(
-      "join", "join the cluster's trust with a `cluster token` from a member: every member then trusts this host");
+      "join",
+      "join the cluster's trust with a `cluster token` from a member: every member then trusts this host");
   c->add_option("--token", a->token, "the token `bulkheadctl cluster token` printed on a member")->required();
   c->add_option("--address", a->address,
                 "the member's --listen address (default: found in etcd by the token's certificate)")

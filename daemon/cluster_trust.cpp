@@ -49,8 +49,8 @@ std::string hex_of(const unsigned char *p, size_t n) {
 std::string hmac_hex(const std::string &key, const std::string &data) {
   unsigned char out[EVP_MAX_MD_SIZE];
   unsigned int len = 0;
-  ::HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()), reinterpret_cast<const unsigned char *>(data.data()),
-         data.size(), out, &len);
+  ::HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
+         reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len);
   return hex_of(out, len);
 }
 
@@ -83,7 +83,8 @@ bool ClusterTrust::attached() {
   return client_ != nullptr;
 }
 
-Status ClusterTrust::publish(const std::string &name, const std::string &address, const std::string &fingerprint) {
+Status ClusterTrust::publish(const std::string &name, const std::string &address,
+                             const std::string &fingerprint) {
   std::lock_guard lock(mu_);
   if (!client_)
     return fail("this host is in no cluster (bulkheadd --cluster)", EINVAL);

@@ -15,7 +15,8 @@ constexpr int kJoinTimeoutS = 5;
 
 Status in_a_cluster(bool joined) {
   if (!joined)
-    return fail("this host is in no cluster (start bulkheadd with --cluster, --host-name and --listen)", EINVAL);
+    return fail("this host is in no cluster (start bulkheadd with --cluster, --host-name and --listen)",
+                EINVAL);
   return {};
 }
 
@@ -31,11 +32,12 @@ Status Daemon::ensure_cluster_key() {
   bool made = false;
   if (key.empty()) {
     if (!cluster_id.empty())
-      return fail(fmt::format("the cluster has a key already ({}) that this host does not hold: join it with a "
-                              "token from a member (`bulkheadctl cluster token {}` there, `bulkheadctl cluster "
-                              "join --token TOKEN` here)",
-                              cluster_id, options_.host_name),
-                  ENOKEY);
+      return fail(
+          fmt::format("the cluster has a key already ({}) that this host does not hold: join it with a "
+                      "token from a member (`bulkheadctl cluster token {}` there, `bulkheadctl cluster "
+                      "join --token TOKEN` here)",
+                      cluster_id, options_.host_name),
+          ENOKEY);
     // Kept before it is claimed: a crash in between leaves a key that the next attempt claims.
     key = BH_TRY(migration::random_hex(32));
     BH_CHECK(trust_->set_cluster_key(key));
@@ -49,10 +51,11 @@ Status Daemon::ensure_cluster_key() {
   if (cluster_id != id) {
     if (made)
       (void)trust_->set_cluster_key(""); // another host claimed the cluster's key first
-    return fail(fmt::format("this host holds cluster key {}, the cluster's is {}: join it with a token from a "
-                            "member (`bulkheadctl cluster join --token TOKEN`)",
-                            id, cluster_id),
-                EKEYREJECTED);
+    return fail(
+        fmt::format("this host holds cluster key {}, the cluster's is {}: join it with a token from a "
+                    "member (`bulkheadctl cluster join --token TOKEN`)",
+                    id, cluster_id),
+        EKEYREJECTED);
   }
   return cluster_trust_->publish(options_.host_name, options_.listen, identity_->fingerprint());
 }
@@ -84,8 +87,8 @@ Result<json> Daemon::cluster_join(const json &req) {
   auto token = BH_TRY(parse_trust_token(req["token"].get<std::string>()));
   if (token.fingerprint == identity_->fingerprint())
     return fail("this token was made on this host: run `cluster join` on the host it was made for", EINVAL);
-  std::string address =
-      req.contains("address") ? req["address"].get<std::string>() : BH_TRY(cluster_trust_->address_of(token.fingerprint));
+  std::string address = req.contains("address") ? req["address"].get<std::string>()
+                                                : BH_TRY(cluster_trust_->address_of(token.fingerprint));
   BH_CHECK(migration::split_host_port(address));
   const std::string cluster_id = BH_TRY(cluster_trust_->key_id_in_etcd());
   if (cluster_id.empty())
@@ -95,15 +98,15 @@ Result<json> Daemon::cluster_join(const json &req) {
   // The token pins the member's certificate before the secret is sent; the key comes back inside
   // that TLS session only.
   auto conn = BH_TRY(migration::connect_peer(address, *identity_, token.fingerprint, kJoinTimeoutS));
-  auto answer = BH_TRY(
-      conn.request({{"op", "cluster-join"}, {"secret", token.secret}, {"host", options_.host_name}}));
+  auto answer =
+      BH_TRY(conn.request({{"op", "cluster-join"}, {"secret", token.secret}, {"host", options_.host_name}}));
   auto k = answer.header.find("cluster_key");
   std::string key = k != answer.header.end() && k->is_string() ? k->get<std::string>() : "";
   if (!is_key(key))
     return fail(fmt::format("{} answered the join without a cluster key", address), EPROTO);
   if (cluster_key_id(key) != cluster_id)
-    return fail(fmt::format("the key {} handed over ({}) is not the cluster's ({}): nothing was kept", address,
-                            cluster_key_id(key), cluster_id),
+    return fail(fmt::format("the key {} handed over ({}) is not the cluster's ({}): nothing was kept",
+                            address, cluster_key_id(key), cluster_id),
                 EKEYREJECTED);
   BH_CHECK(trust_->set_cluster_key(key));
   BH_CHECK(cluster_trust_->publish(options_.host_name, options_.listen, identity_->fingerprint()));
@@ -111,10 +114,11 @@ Result<json> Daemon::cluster_join(const json &req) {
   for (const auto &m : cluster_trust_->members())
     members.push_back(m.name);
   auto through = answer.header.find("host");
-  return json{{"through", through != answer.header.end() && through->is_string() ? through->get<std::string>() : ""},
-              {"address", address},
-              {"key_id", cluster_id},
-              {"members", members}};
+  return json{
+      {"through", through != answer.header.end() && through->is_string() ? through->get<std::string>() : ""},
+      {"address", address},
+      {"key_id", cluster_id},
+      {"members", members}};
 }
 
 } // namespace bulkhead::daemon

@@ -164,9 +164,10 @@ void PeerServer::serve(Conn &c, UniqueFd fd, std::string peer_address) {
     if (!peer)
       peer = cluster_trust_.peer(conn->peer_fingerprint());
     if (!peer) {
-      (void)conn->send(refusal(Error{EPERM, "this host does not trust certificate " + conn->peer_fingerprint() +
-                                                " (pair with `bulkheadctl trust add` here and `remote add` "
-                                                "there, or `cluster token` here and `cluster join` there)"}));
+      (void)conn->send(
+          refusal(Error{EPERM, "this host does not trust certificate " + conn->peer_fingerprint() +
+                                   " (pair with `bulkheadctl trust add` here and `remote add` "
+                                   "there, or `cluster token` here and `cluster join` there)"}));
       break;
     }
     Status r;

@@ -146,11 +146,12 @@ Result<json> Daemon::protect(const std::string &name, const json &req) {
                 EINVAL);
   auto remote = peer_remote(standby);
   if (!remote)
-    return fail(fmt::format("standby \"{}\" is not a paired remote (bulkheadctl remote list shows them; "
-                            "remote add {} ADDRESS --token T pairs the standby under its host name) nor a host "
-                            "of this host's cluster trust (cluster join)",
-                            standby, standby),
-                ENOENT);
+    return fail(
+        fmt::format("standby \"{}\" is not a paired remote (bulkheadctl remote list shows them; "
+                    "remote add {} ADDRESS --token T pairs the standby under its host name) nor a host "
+                    "of this host's cluster trust (cluster join)",
+                    standby, standby),
+        ENOENT);
   {
     std::lock_guard lock(e->mu);
     const auto &p = e->rec.protection;

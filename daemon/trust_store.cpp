@@ -134,8 +134,9 @@ Result<TrustedPeer> TrustStore::redeem(const std::string &secret, const std::str
   if (it == tokens_.end())
     return fail("the trust token is unknown, used already or expired", EPERM);
   if (it->kind != TokenKind::pair)
-    return fail("this token joins the cluster's trust: use it with `bulkheadctl cluster join`, not `remote add`",
-                EPERM);
+    return fail(
+        "this token joins the cluster's trust: use it with `bulkheadctl cluster join`, not `remote add`",
+        EPERM);
   TrustedPeer p{it->name, fingerprint, now_unix_ms()};
   auto saved_tokens = tokens_;
   auto saved_trusted = trusted_;
@@ -157,7 +158,8 @@ Status TrustStore::redeem_cluster(const std::string &secret, const std::string &
   if (it == tokens_.end())
     return fail("the cluster token is unknown, used already or expired", EPERM);
   if (it->kind != TokenKind::cluster)
-    return fail("this token pairs two hosts: use it with `bulkheadctl remote add`, not `cluster join`", EPERM);
+    return fail("this token pairs two hosts: use it with `bulkheadctl remote add`, not `cluster join`",
+                EPERM);
   // Bound to the host it was made for, so a token copied elsewhere cannot bring in another host.
   if (it->name != host)
     return fail(fmt::format("this cluster token was made for host \"{}\", not \"{}\" (bulkheadd --host-name)",

@@ -53,7 +53,8 @@ public:
   Status load();
 
   // A new invitation for `name`, valid until expires_ms; returns the secret (shown once).
-  Result<std::string> add_token(const std::string &name, int64_t expires_ms, TokenKind kind = TokenKind::pair);
+  Result<std::string> add_token(const std::string &name, int64_t expires_ms,
+                                TokenKind kind = TokenKind::pair);
   // Consumes a valid pairing token with this secret and trusts `fingerprint` under its name.
   Result<TrustedPeer> redeem(const std::string &secret, const std::string &fingerprint);
   // Consumes a valid cluster token with this secret issued for host `host` (nothing is added

@@ -28,6 +28,7 @@ add_executable(bulkhead_daemon_unit_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/rec
                                           ${CMAKE_CURRENT_SOURCE_DIR}/daemon/evacuation_plan_unit_test.cpp
                                           ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cgroup_placement_unit_test.cpp
                                           ${CMAKE_CURRENT_SOURCE_DIR}/daemon/peer_channel_unit_test.cpp
-                                          ${CMAKE_CURRENT_SOURCE_DIR}/daemon/replication_schedule_unit_test.cpp)
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/daemon/replication_schedule_unit_test.cpp
+                                          ${CMAKE_CURRENT_SOURCE_DIR}/daemon/trust_store_unit_test.cpp)
 target_link_libraries(bulkhead_daemon_unit_tests PRIVATE bulkhead_daemon GTest::gtest_main)
 gtest_discover_tests(bulkhead_daemon_unit_tests TEST_PREFIX "daemon_unit." DISCOVERY_TIMEOUT 60)

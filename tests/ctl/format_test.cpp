@@ -250,3 +250,21 @@ TEST(CtlFormat, ClusterTableWithLeaderAndPlacements) {
   c["placements"] = json::array();
   EXPECT_NE(cluster_table(c).find("leader: none\n"), std::string::npos) << cluster_table(c);
 }
+
+// The cluster's trust (docs/remotes.md "One trust for the whole cluster"): the key's id and the hosts
+// trusted through it, or that this host holds none; nothing from a daemon that does not say.
+TEST(CtlFormat, ClusterTableTrustLine) {
+  json c = json::parse(R"({"enabled": true, "leader": "a", "hosts": [
+    {"name": "a", "address": "198.18.0.1:8443", "state": "online", "containers": []}],
+    "trust": {"key_id": "bhk1:00ff", "members": ["a", "b"]}})");
+  EXPECT_EQ(cluster_table(c), "HOST  ADDRESS          STATE   CONTAINERS\n"
+                              "a     198.18.0.1:8443  online  -\n"
+                              "leader: a\n"
+                              "trust: cluster key bhk1:00ff, trusted through it: a, b\n");
+  c["trust"] = json::parse(R"({"key_id": null, "members": []})");
+  EXPECT_NE(cluster_table(c).find("trust: this host holds no cluster key (cluster join)\n"),
+            std::string::npos)
+      << cluster_table(c);
+  c.erase("trust");
+  EXPECT_EQ(cluster_table(c).find("trust:"), std::string::npos) << cluster_table(c);
+}

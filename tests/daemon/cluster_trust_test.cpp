@@ -68,8 +68,8 @@ TEST_F(DaemonClusterTrustTest, JoinedHostsTrustEachOtherWithoutPairing) {
   // Any member invites: A makes C's token. A pairing token's place (`remote add`) refuses it and
   // leaves it pending; then C joins with it.
   std::string for_c = token_from("a", "host-c");
-  auto misused = ctl_on("c", {"remote", "add", "host-a", "127.0.0.1:" + std::to_string(host("a").port),
-                              "--token", for_c});
+  auto misused = ctl_on(
+      "c", {"remote", "add", "host-a", "127.0.0.1:" + std::to_string(host("a").port), "--token", for_c});
   EXPECT_FALSE(misused.ok()) << misused;
   EXPECT_TRUE(contains(misused.err, "use it with `bulkheadctl cluster join`")) << misused;
   auto c_joined = ctl_on("c", {"cluster", "join", "--token", for_c});

@@ -310,6 +310,14 @@ mh_pair() {
     mh_die "remote add $dst on $src"
 }
 
+# mh_cluster_join MEMBER HOST: HOST joins the cluster's trust with a token MEMBER makes for it
+# (the first token makes the cluster's key); HOST finds MEMBER's address in etcd.
+mh_cluster_join() {
+  local member=$1 host=$2 token
+  token=$(mh_ctl "$member" cluster token "$host" | tail -n 1) || mh_die "cluster token $host on $member" || return
+  mh_ctl "$host" cluster join --token "$token" >/dev/null || mh_die "cluster join of $host through $member"
+}
+
 # mh_rootfs: a busybox system rootfs at $MH_BASE/rootfs (made once), for mh_host_template.
 mh_rootfs() {
   local here

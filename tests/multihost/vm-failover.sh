@@ -43,13 +43,19 @@ wait_for() {
 mh_etcd_up 3 || mh_fail "the etcd cluster"
 MH_DAEMON_FLAGS="--cluster $(mh_etcd_endpoints) --cluster-ttl $ttl"
 mh_hosts_up host1:1 host2:2 host3:3 || mh_fail "the hosts did not come up"
-mh_pair host1 host2 || mh_fail "pairing host1 -> host2"
+# No pairing: the three join the cluster's trust (host2's first token makes the key), so host1
+# reaches its standby host2 by host name through the key (daemon/cluster_trust.hpp).
+mh_cluster_join host2 host1 || mh_fail "host1 joining the cluster's trust"
+mh_cluster_join host1 host3 || mh_fail "host3 joining the cluster's trust"
+[[ $(mh_ctl host3 cluster list --json | jq -c '.trust.members') == '["host1","host2","host3"]' ]] ||
+  mh_fail "host3 does not trust the three: $(mh_ctl host3 cluster list --json | jq -c .trust)"
+[[ -z $(mh_ctl host1 remote list --json | jq -r '.[].name') ]] || mh_fail "host1 has a paired remote"
 mh_rootfs || mh_fail "the busybox rootfs"
 for h in 1 2; do
   mh_host_template "host$h" || mh_fail "template on host$h"
   mh_host_net "host$h" || mh_fail "network lan on host$h"
 done
-mh_step "etcd (3 members), host1-3 in the cluster, host1 paired with host2"
+mh_step "etcd (3 members), host1-3 in the cluster and its trust (cluster join, no pairing)"
 
 # shellcheck disable=SC2016 # the container's shell expands them
 mh_ct_create host1 ct1 1 --init /bin/sh -c 'httpd -p 8080 -h /; trap "exit 0" USR2 TERM; n=0; while :; do n=$((n+1)); echo $n >/count; sleep 1; done' ||
