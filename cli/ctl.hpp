@@ -59,7 +59,14 @@ void add_checkpoint_commands(CLI::App &app, Action &chosen); // checkpoint, rest
 void add_migrate_commands(CLI::App &app, Action &chosen);    // migrate (ctl_migrate.cpp)
 void add_host_commands(CLI::App &app, Action &chosen);       // host info|evacuate (ctl_host.cpp)
 void add_cluster_commands(CLI::App &app, Action &chosen);
-void add_replica_commands(CLI::App &app, Action &chosen); // protect, unprotect, replica (ctl_replica.cpp)    // cluster list (ctl_cluster.cpp)
+// Starts a host-wide move (POST path: an evacuation or a rebalance), shows its progress as
+// "LABEL: STAGE (N of M done)" on a terminal, then one row per container, also when it failed
+// (ctl_host.cpp); the exit status is the operation's.
+int run_host_moves(Context &ctx, const std::string &path, const nlohmann::json &req, const std::string &label,
+                   bool as_json);
+void add_replica_commands(
+    CLI::App &app,
+    Action &chosen); // protect, unprotect, replica (ctl_replica.cpp)    // cluster list (ctl_cluster.cpp)
 
 // NETWORK[:ipv4=A][,ipv6=B][,ingress=RATE][,egress=RATE] (create --net, net attach) as the API's
 // NIC request; errors start with `what` and the text.

@@ -258,6 +258,12 @@ std::string evacuation_table(const json &m) {
         row.push_back(std::move(v));
       rows.push_back(std::move(row));
     }
+  // A rebalance lists only what it moves: nothing means this host is balanced already.
+  const bool rebalance = field<bool>(m, "rebalance", false);
+  if (rebalance && rows.empty())
+    return fmt::format("nothing to move: {} holds at most one container more than the least loaded host it "
+                       "can reach\n",
+                       text(m, "host"));
   std::vector<std::string> head = {"NAME"};
   if (by_cluster)
     head.push_back("TO");
@@ -271,7 +277,8 @@ std::string evacuation_table(const json &m) {
   if (dry)
     return out + fmt::format("dry run, nothing changed: {} would move to {}, {} would be refused\n",
                              field<int64_t>(m, "would_move", 0), to, field<int64_t>(m, "refused", 0));
-  return out + fmt::format("evacuated {} to {}: {} moved, {} failed, {} skipped\n", text(m, "host"), to,
+  return out + fmt::format("{} {} to {}: {} moved, {} failed, {} skipped\n",
+                           rebalance ? "rebalanced" : "evacuated", text(m, "host"), to,
                            field<int64_t>(m, "moved", 0), field<int64_t>(m, "failed", 0),
                            field<int64_t>(m, "skipped", 0));
 }

@@ -38,6 +38,49 @@ void add_host_info(CLI::App *host, Action &chosen) {
   });
 }
 
+} // namespace
+
+int run_host_moves(Context &ctx, const std::string &path, const json &req, const std::string &label,
+                   bool as_json) {
+  CancelOnInterrupt armed;
+  auto client = ctx.client();
+  auto answer = client.post(path, req);
+  if (!answer)
+    return report(answer.error());
+  std::string id = answer->is_object() ? answer->value("id", std::string()) : std::string();
+  const bool tty = ::isatty(STDOUT_FILENO) == 1;
+  size_t drawn = 0;
+  auto on_progress = [&](const json &op) {
+    if (!tty)
+      return;
+    const json p = op.value("progress", json::object());
+    std::string line = fmt::format("{}: {} ({} of {} done)", label, p.value("stage", std::string("starting")),
+                                   p.value("done", 0), p.value("total", 0));
+    fmt::print("\r{}{}", line, std::string(drawn > line.size() ? drawn - line.size() : 0, ' '));
+    std::fflush(stdout);
+    drawn = line.size();
+  };
+  auto done = settle(client, std::move(*answer), on_progress);
+  if (tty && drawn)
+    fmt::print("\r{}\r", std::string(drawn, ' '));
+  // A failed evacuation still has its per-container results: the operation is kept a while.
+  json op;
+  if (done)
+    op = *done;
+  else if (auto got = client.get(daemon::api_path("/1.0/operations/", id)); got && !id.empty())
+    op = *got;
+  json m = operation_metadata(op);
+  if (as_json && !m.empty())
+    fmt::print("{}\n", m.dump());
+  else if (m.contains("containers"))
+    (void)write_out(evacuation_table(m));
+  if (!done)
+    return report(done.error());
+  return 0;
+}
+
+namespace {
+
 void add_evacuate(CLI::App *host, Action &chosen) {
   struct Args {
     std::string remote;
@@ -78,43 +121,9 @@ void add_evacuate(CLI::App *host, Action &chosen) {
         req["mode"] = "live";
       if (a->dry_run)
         req["dry_run"] = true;
-      CancelOnInterrupt armed;
-      auto client = ctx.client();
-      auto answer = client.post("/1.0/host/evacuate", req);
-      if (!answer)
-        return report(answer.error());
-      std::string id = answer->is_object() ? answer->value("id", std::string()) : std::string();
-      const bool tty = ::isatty(STDOUT_FILENO) == 1;
-      size_t drawn = 0;
-      auto on_progress = [&](const json &op) {
-        if (!tty)
-          return;
-        const json p = op.value("progress", json::object());
-        std::string line =
-            fmt::format("{} to {}: {} ({} of {} done)", a->dry_run ? "checking an evacuation" : "evacuating",
-                        a->remote.empty() ? std::string("the cluster") : a->remote,
-                        p.value("stage", std::string("starting")), p.value("done", 0), p.value("total", 0));
-        fmt::print("\r{}{}", line, std::string(drawn > line.size() ? drawn - line.size() : 0, ' '));
-        std::fflush(stdout);
-        drawn = line.size();
-      };
-      auto done = settle(client, std::move(*answer), on_progress);
-      if (tty && drawn)
-        fmt::print("\r{}\r", std::string(drawn, ' '));
-      // A failed evacuation still has its per-container results: the operation is kept a while.
-      json op;
-      if (done)
-        op = *done;
-      else if (auto got = client.get(daemon::api_path("/1.0/operations/", id)); got && !id.empty())
-        op = *got;
-      json m = operation_metadata(op);
-      if (a->json && !m.empty())
-        fmt::print("{}\n", m.dump());
-      else if (m.contains("containers"))
-        (void)write_out(evacuation_table(m));
-      if (!done)
-        return report(done.error());
-      return 0;
+      std::string label = fmt::format("{} to {}", a->dry_run ? "checking an evacuation" : "evacuating",
+                                      a->remote.empty() ? std::string("the cluster") : a->remote);
+      return run_host_moves(ctx, "/1.0/host/evacuate", req, label, a->json);
     };
   });
 }

@@ -368,6 +368,13 @@ ApiServer::ApiServer(Daemon &daemon, std::string socket_path)
       return reply_error(res, body.error());
     op_reply(res, d.evacuate(*body));
   });
+  // This host's share of the cluster's containers (docs/migration.md "Rebalancing a cluster").
+  s.Post("/1.0/cluster/rebalance", [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
+    auto body = parse_body(req);
+    if (!body)
+      return reply_error(res, body.error());
+    op_reply(res, d.rebalance(*body));
+  });
   s.Post(R"(/1.0/containers/([^/]+)/export)",
          [&d, op_reply](const httplib::Request &req, httplib::Response &res) {
            auto body = parse_body(req);

@@ -173,7 +173,7 @@ std::optional<Remote> ClusterTrust::remote(const std::string &name) {
 
 std::vector<Remote> ClusterTrust::members() {
   std::lock_guard lock(mu_);
-  refresh_if_stale_locked(false);
+  refresh_if_stale_locked(true); // shown to a user (cluster list): as fresh as a miss's
   return verified_;
 }
 

@@ -54,7 +54,7 @@ public:
   // make the daemon hammer etcd).
   std::optional<TrustedPeer> peer(const std::string &fingerprint);
   std::optional<Remote> remote(const std::string &name);
-  std::vector<Remote> members();
+  std::vector<Remote> members(); // rereads etcd when its copy is a second old
 
   // /bulkhead/trust-key's id, "" when the cluster has none yet.
   Result<std::string> key_id_in_etcd();

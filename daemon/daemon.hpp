@@ -169,6 +169,10 @@ public:
   // {"remote", "parallel"?: 1..8, "mode"?: "cold"|"live", "dry_run"?: bool}. While one runs, this
   // host creates and starts no container (EBUSY "host ... is being evacuated ...").
   Result<std::shared_ptr<Operation>> evacuate(const nlohmann::json &request);
+  // `cluster rebalance` {"parallel"?, "mode"?, "dry_run"?} (docs/migration.md "Rebalancing a
+  // cluster"): moves this host's containers, each as migrate does, to the least loaded hosts it
+  // can reach until it holds at most one more than the least loaded; creates go on meanwhile.
+  Result<std::shared_ptr<Operation>> rebalance(const nlohmann::json &request);
   // GET /1.0/host: {"host_name", "state": "normal"|"evacuating", "containers", "evacuation"}.
   nlohmann::json host_info();
   // Failover (issue 14, daemon/daemon_replica.cpp): runs here the replica of NAME this host holds as
@@ -287,8 +291,11 @@ private:
   Result<std::shared_ptr<Operation>> restore_checkpoint_op(const std::string &name,
                                                            const nlohmann::json &request);
   // daemon_evacuate.cpp
+  // rebalance: `cluster rebalance` (only the containers plan_rebalance picks move; the host is not
+  // marked evacuating).
   Status evacuate_work(const std::string &remote, int parallel, const std::string &mode, bool dry_run,
-                       Operation &op);
+                       Operation &op, bool rebalance = false);
+  std::atomic<bool> rebalancing_{false}; // one `cluster rebalance` at a time
   // EBUSY naming the evacuation when one runs ("creating NAME: host H is being evacuated to R ...").
   Status refuse_while_evacuating(const std::string &what);
   Runtime runtime() const;

@@ -20,6 +20,9 @@
 // |      | `parallel` at once; a container starting or stopping is retried for up to a minute     |
 // | 4    | the state goes back to normal; the operation fails naming each container not moved    |
 //
+// `cluster rebalance` runs the same steps for the containers plan_rebalance picks (stopped ones
+// first), without step 1's evacuating state: the host goes on creating and starting meanwhile.
+//
 // Containers whose template the remote lacks move one per template until one of them has arrived
 // (it brings the template along): two imports of one template on the target would collide.
 #include <unistd.h>
@@ -137,28 +140,68 @@ json Daemon::host_info() {
   return j;
 }
 
-Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
-  BH_CHECK(known_fields(req, {"remote", "parallel", "mode", "dry_run"}, "evacuate"));
-  // Without a remote, in a cluster: each container goes to a host the cluster picks.
-  std::string remote = BH_TRY(string_field(req, "remote", false));
-  std::string mode = BH_TRY(string_field(req, "mode", false));
-  if (!mode.empty() && mode != "cold" && mode != "live")
-    return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + mode + "\")", EINVAL);
+namespace {
+
+// The fields an evacuation and a rebalance share: "mode", "parallel", "dry_run".
+struct MoveOptions {
+  std::string mode;
   int parallel = 1;
+  bool dry_run = false;
+};
+
+Result<MoveOptions> move_options(const json &req) {
+  MoveOptions o;
+  o.mode = BH_TRY(string_field(req, "mode", false));
+  if (!o.mode.empty() && o.mode != "cold" && o.mode != "live")
+    return fail("\"mode\" must be \"cold\" or \"live\" (got \"" + o.mode + "\")", EINVAL);
   if (req.contains("parallel")) {
     const json &p = req["parallel"];
     if (!p.is_number_integer() || p.get<int64_t>() < 1 || p.get<int64_t>() > kMaxParallel)
       return fail(
           fmt::format("\"parallel\" must be a whole number from 1 to {} (got {})", kMaxParallel, p.dump()),
           EINVAL);
-    parallel = p.get<int>();
+    o.parallel = p.get<int>();
   }
-  bool dry_run = false;
   if (req.contains("dry_run")) {
     if (!req["dry_run"].is_boolean())
       return fail("\"dry_run\" must be true or false", EINVAL);
-    dry_run = req["dry_run"].get<bool>();
+    o.dry_run = req["dry_run"].get<bool>();
   }
+  return o;
+}
+
+} // namespace
+
+Result<std::shared_ptr<Operation>> Daemon::rebalance(const json &req) {
+  BH_CHECK(known_fields(req, {"parallel", "mode", "dry_run"}, "rebalance"));
+  auto o = BH_TRY(move_options(req));
+  if (!cluster_)
+    return fail("this host is in no cluster (bulkheadd --cluster): there is nothing to rebalance over",
+                EINVAL);
+  BH_CHECK(refuse_while_evacuating("rebalancing"));
+  if (o.dry_run)
+    return operations_.start(
+        "Checking a rebalance of " + options_.host_name, "/1.0/host",
+        [this, o](Operation &op) { return evacuate_work("", o.parallel, o.mode, true, op, true); });
+  if (rebalancing_.exchange(true))
+    return fail(fmt::format("host {} is being rebalanced already", options_.host_name), EBUSY);
+  auto op = operations_.start("Rebalancing " + options_.host_name + " over the cluster's hosts", "/1.0/host",
+                              [this, o](Operation &op) {
+                                auto r = evacuate_work("", o.parallel, o.mode, false, op, true);
+                                rebalancing_ = false;
+                                return r;
+                              });
+  return op;
+}
+
+Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
+  BH_CHECK(known_fields(req, {"remote", "parallel", "mode", "dry_run"}, "evacuate"));
+  // Without a remote, in a cluster: each container goes to a host the cluster picks.
+  std::string remote = BH_TRY(string_field(req, "remote", false));
+  auto o = BH_TRY(move_options(req));
+  const std::string mode = o.mode;
+  const int parallel = o.parallel;
+  const bool dry_run = o.dry_run;
   if (remote.empty() && !cluster_)
     return fail("\"remote\" is required: this host is in no cluster (bulkheadd --cluster), so there is no "
                 "one to pick the hosts",
@@ -194,7 +237,7 @@ Result<std::shared_ptr<Operation>> Daemon::evacuate(const json &req) {
 }
 
 Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const std::string &mode,
-                             bool dry_run, Operation &op) {
+                             bool dry_run, Operation &op, bool rebalance) {
   // Back to normal before the operation reads as done, whatever happens below.
   struct EndEvacuation {
     Daemon &d;
@@ -206,8 +249,8 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
       d.evacuating_ = false;
       d.evacuation_ = Evacuation{};
     }
-  } end{*this, !dry_run};
-  if (!dry_run)
+  } end{*this, !dry_run && !rebalance};
+  if (!dry_run && !rebalance)
     while (creating_ > 0) // creates that passed their check before the flag: their containers count
       std::this_thread::sleep_for(std::chrono::milliseconds(10));
 
@@ -217,8 +260,11 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     named = BH_TRY(peer_remote(remote_name));
   const std::string where = by_cluster ? std::string("the cluster's hosts")
                                        : fmt::format("remote {} ({})", named->name, named->address);
-  const std::string what = fmt::format("{} {} to {}", dry_run ? "checking an evacuation of" : "evacuating",
-                                       options_.host_name, where);
+  const std::string what =
+      rebalance ? fmt::format("{} {} over the cluster's hosts",
+                              dry_run ? "checking a rebalance of" : "rebalancing", options_.host_name)
+                : fmt::format("{} {} to {}", dry_run ? "checking an evacuation of" : "evacuating",
+                              options_.host_name, where);
 
   std::vector<EntryPtr> all;
   {
@@ -238,6 +284,8 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
     bool running = e->watch_fd && i.state == "running";
     i.mode = running && mode != "cold" ? "live" : "cold";
     i.remote = remote_name;
+    if (rebalance && i.state == "frozen")
+      continue; // stays: a rebalance moves only what moves as it is
     if (i.state == "frozen") {
       // migrate would move it stopped (its processes die): the owner decides.
       i.result = dry_run ? "refused" : "failed";
@@ -255,10 +303,23 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
                   view.error().code);
     std::vector<std::string> names;
     for (const auto &i : items)
-      if (i.result.empty())
+      if (i.result.empty() && (!rebalance || i.state != "running"))
         names.push_back(i.name);
-    auto plan = plan_cluster_evacuation(names, *view, options_.host_name,
-                                        [this](const std::string &h) { return !!peer_remote(h); });
+    if (rebalance) // stopped ones first: they move cold, with no downtime
+      for (const auto &i : items)
+        if (i.result.empty() && i.state == "running")
+          names.push_back(i.name);
+    auto reachable = [this](const std::string &h) { return !!peer_remote(h); };
+    auto plan = rebalance ? plan_rebalance(names, *view, options_.host_name, reachable)
+                          : plan_cluster_evacuation(names, *view, options_.host_name, reachable);
+    if (rebalance) { // only the planned ones move, in the plan's order; the others stay
+      std::map<std::string, Item> picked;
+      for (auto &i : items)
+        picked.emplace(i.name, std::move(i));
+      items.clear();
+      for (const auto &t : plan)
+        items.push_back(std::move(picked.at(t.name)));
+    }
     std::map<std::string, EvacuationTarget> by_name;
     for (auto &t : plan)
       by_name[t.name] = std::move(t);
@@ -298,6 +359,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
               {"remote", by_cluster ? std::string() : named->name},
               {"address", by_cluster ? std::string() : named->address},
               {"by_cluster", by_cluster},
+              {"rebalance", rebalance},
               {"parallel", parallel},
               {"mode", mode.empty() ? json(nullptr) : json(mode)},
               {"dry_run", dry_run},
@@ -467,7 +529,7 @@ Status Daemon::evacuate_work(const std::string &remote_name, int parallel, const
   for (const auto &i : items)
     if (i.result != "moved")
       stayed.push_back(fmt::format("{} ({})", i.name, i.error.empty() ? i.result : i.error));
-  events_.publish("host-evacuated", options_.host_name,
+  events_.publish(rebalance ? "host-rebalanced" : "host-evacuated", options_.host_name,
                   {{"remote", remote_name}, {"moved", total - stayed.size()}, {"not_moved", stayed.size()}});
   if (!stayed.empty())
     return fail(fmt::format("{}: {} of {} containers did not move and stay here: {}", what, stayed.size(),

@@ -24,4 +24,14 @@ std::vector<EvacuationTarget> plan_cluster_evacuation(const std::vector<std::str
                                                       const nlohmann::json &view, const std::string &self,
                                                       const std::function<bool(const std::string &)> &paired);
 
+// `cluster rebalance` (docs/migration.md "Rebalancing a cluster"): which of this host's containers
+// go where so that it holds no more than one container above the least loaded host it can reach
+// (online, paired or trusted, as above). Candidates are in the order they are picked (the caller
+// puts stopped ones first: they move cold, with no downtime); each goes to the host running the
+// fewest at that moment, and the plan ends as soon as one more move would not even the load.
+// Only the moves are returned; an empty plan means this host is balanced (or nobody can take one).
+std::vector<EvacuationTarget> plan_rebalance(const std::vector<std::string> &candidates,
+                                             const nlohmann::json &view, const std::string &self,
+                                             const std::function<bool(const std::string &)> &paired);
+
 } // namespace bulkhead::daemon

@@ -190,6 +190,18 @@ protected:
     EXPECT_TRUE(r.ok()) << r;
     return json::parse(r.out, nullptr, false);
   }
+  // The token `cluster token NAME` printed on its last line, made on host ID ("b": the fixture's).
+  std::string token_from(const std::string &id, const std::string &name) {
+    auto r = id == "b" ? ctl({"cluster", "token", name}) : ctl_on(id, {"cluster", "token", name});
+    EXPECT_TRUE(r.ok()) << r;
+    std::string out = r.out.substr(0, r.out.find_last_not_of('\n') + 1);
+    return out.substr(out.rfind('\n') + 1);
+  }
+  // Host ID joins the cluster's trust with a token from host "b" (docs/remotes.md).
+  void join_trust(const std::string &id) {
+    auto r = ctl_on(id, {"cluster", "join", "--token", token_from("b", "host-" + id)});
+    ASSERT_TRUE(r.ok()) << r << log_of(id);
+  }
   static json host_in(const json &cluster, const std::string &name) {
     if (cluster.is_object() && cluster["hosts"].is_array())
       for (const auto &h : cluster["hosts"])

@@ -85,6 +85,15 @@ TEST_F(DaemonClusterTest, WithoutClusterTheAnswerIsDisabled) {
   auto r = ctl({"cluster", "list"});
   EXPECT_TRUE(r.ok()) << r;
   EXPECT_TRUE(contains(r.out, "not in a cluster")) << r;
+  // What needs a cluster says so, with a 400.
+  for (const char *path : {"/1.0/cluster/tokens", "/1.0/cluster/join", "/1.0/cluster/rebalance"}) {
+    json body = std::string(path) == "/1.0/cluster/join" ? json{{"token", "x"}} : json{{"name", "host-a"}};
+    if (std::string(path) == "/1.0/cluster/rebalance")
+      body = json::object();
+    auto refused = http("POST", path, body.dump());
+    EXPECT_EQ(refused.status, 400) << path << " " << refused.body.dump();
+    EXPECT_TRUE(contains(refused.body.dump(), "in no cluster")) << path << " " << refused.body.dump();
+  }
 }
 
 // With --cluster the daemon must read the placements before it may run anything (fencing), so an

@@ -18,13 +18,6 @@ using bh_test::run_command;
 class DaemonClusterTrustTest : public DaemonClusterTest {
 protected:
   void start_b() { start_daemon(cluster_flags("host-b", b_port_)); }
-  // The token `cluster token NAME` printed on its last line; "" (and a failure) when refused.
-  std::string token_from(const std::string &id, const std::string &name) {
-    auto r = id == "b" ? ctl({"cluster", "token", name}) : ctl_on(id, {"cluster", "token", name});
-    EXPECT_TRUE(r.ok()) << r;
-    std::string out = r.out.substr(0, r.out.find_last_not_of('\n') + 1);
-    return out.substr(out.rfind('\n') + 1);
-  }
   static std::vector<std::string> members(const json &cluster) {
     std::vector<std::string> out;
     if (cluster.is_object() && cluster["trust"].is_object())
@@ -152,6 +145,65 @@ TEST_F(DaemonClusterTrustTest, AHostWithoutTheKeyCanNeitherInviteNorBeReached) {
   EXPECT_TRUE(contains(nowhere.err, "127.0.0.1:1")) << nowhere;
   EXPECT_TRUE(cluster_on("a")["trust"]["key_id"].is_null());
   // A single host (no --cluster) has no cluster trust to offer.
+}
+
+// `cluster rebalance` (docs/migration.md "Rebalancing a cluster") over hosts of the cluster's trust:
+// host A holds four containers, B and C none; A sheds its stopped ones first, one to each, and keeps
+// two (at most one above the least loaded); a second rebalance has nothing to move.
+TEST_F(DaemonClusterTrustTest, RebalanceShedsThisHostsSurplusOverTheTrustedHosts) {
+  start_b();
+  start_a();
+  start_host("c");
+  ASSERT_NO_FATAL_FAILURE(join_trust("a"));
+  ASSERT_NO_FATAL_FAILURE(join_trust("c"));
+  import_busybox();
+  ASSERT_TRUE(ctl_a({"template", "import", "busybox", busybox_rootfs_}).ok());
+  for (const char *n : {"r1", "r2"})
+    ASSERT_TRUE(ctl_a({"create", n, "--template", "busybox", "--start"}).ok()) << n;
+  for (const char *n : {"s1", "s2"})
+    ASSERT_TRUE(ctl_a({"create", n, "--template", "busybox"}).ok()) << n;
+  // A's copy of the trust (rereads within a second) and etcd's view of A's containers.
+  wait_cluster_on(
+      "a",
+      [](const json &c) {
+        return host_in(c, "host-a")["containers"].size() == 4 && host_in(c, "host-c")["trusted"] == true;
+      },
+      15s);
+
+  auto dry = ctl_a({"cluster", "rebalance", "--dry-run", "--json"});
+  ASSERT_TRUE(dry.ok()) << dry << log_of("a");
+  json d = json::parse(dry.out, nullptr, false);
+  ASSERT_TRUE(d.is_object()) << dry;
+  EXPECT_EQ(d["rebalance"], true) << d.dump();
+  EXPECT_EQ(d["would_move"], 2) << d.dump();
+  ASSERT_EQ(d["containers"].size(), 2u) << d.dump();
+  EXPECT_EQ(d["containers"][0]["name"], "s1") << d.dump();
+  EXPECT_EQ(d["containers"][0]["remote"], "host-b") << d.dump();
+  EXPECT_EQ(d["containers"][1]["name"], "s2") << d.dump();
+  EXPECT_EQ(d["containers"][1]["remote"], "host-c") << d.dump();
+  EXPECT_TRUE(ctl_a({"info", "s1"}).ok()) << "a dry run moves nothing";
+
+  auto moved = ctl_a({"cluster", "rebalance", "--cold"});
+  ASSERT_TRUE(moved.ok()) << moved << log_of("a");
+  EXPECT_TRUE(contains(moved.out, "rebalanced host-a to the cluster's hosts: 2 moved, 0 failed")) << moved;
+  EXPECT_EQ(info("s1")["state"], "stopped");
+  EXPECT_EQ(json::parse(ctl_on("c", {"info", "s2", "--json"}).out)["state"], "stopped");
+  for (const char *n : {"s1", "s2"})
+    EXPECT_FALSE(ctl_a({"info", n}).ok()) << n << ": moved away";
+  for (const char *n : {"r1", "r2"})
+    EXPECT_EQ(json::parse(ctl_a({"info", n, "--json"}).out)["state"], "running") << n << " stays, running";
+  EXPECT_EQ(etcd_json("/bulkhead/placement/s1")["host"], "host-b");
+  EXPECT_EQ(etcd_json("/bulkhead/placement/s2")["host"], "host-c");
+  // Creates go on during and after a rebalance (no evacuating state).
+  EXPECT_EQ(json::parse(ctl_a({"host", "info", "--json"}).out)["state"], "normal");
+
+  wait_cluster_on(
+      "a", [](const json &c) { return host_in(c, "host-a")["containers"].size() == 2; }, 15s);
+  auto again = ctl_a({"cluster", "rebalance"});
+  ASSERT_TRUE(again.ok()) << again;
+  EXPECT_TRUE(contains(again.out, "nothing to move: host-a holds at most one container more")) << again;
+  auto bad = ctl_a({"cluster", "rebalance", "--parallel", "9"});
+  EXPECT_FALSE(bad.ok());
 }
 
 } // namespace

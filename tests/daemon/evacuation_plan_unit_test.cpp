@@ -10,6 +10,7 @@
 namespace {
 
 using bulkhead::daemon::plan_cluster_evacuation;
+using bulkhead::daemon::plan_rebalance;
 using nlohmann::json;
 
 json host(const std::string &name, const std::string &state, int containers) {
@@ -58,6 +59,45 @@ TEST(EvacuationPlan, NoTargetNamesWhyForEachContainer) {
       plan_cluster_evacuation({"x1"}, json{{"hosts", 7}}, "a", [](const std::string &) { return true; });
   ASSERT_EQ(garbage.size(), 1u);
   EXPECT_TRUE(garbage[0].remote.empty());
+}
+
+// plan_rebalance: this host sheds containers to the least loaded reachable hosts until it holds at most
+// one more than the least loaded; the candidates' order is the order they go in.
+TEST(RebalancePlan, ShedsUntilAtMostOneAboveTheLeastLoaded) {
+  json view = {{"hosts",
+                {host("a", "online", 6), host("b", "online", 1), host("c", "online", 0),
+                 host("d", "offline", 0), host("f", "online", 0)}}};
+  std::set<std::string> reachable = {"b", "c", "d"}; // f online but not reachable, d offline
+  auto by = [&](const std::string &h) { return reachable.count(h) > 0; };
+  auto plan = plan_rebalance({"s1", "s2", "r1", "r2", "r3", "r4"}, view, "a", by);
+  // a 6, b 1, c 0: c gets s1 (a 5), then b and c have 1 each, b first by name: s2 (a 4); c: r1 (a 3);
+  // now b 2, c 2: a 3 is at most one above, so the rest stay.
+  ASSERT_EQ(plan.size(), 3u);
+  EXPECT_EQ(plan[0].name, "s1");
+  EXPECT_EQ(plan[0].remote, "c");
+  EXPECT_EQ(plan[1].name, "s2");
+  EXPECT_EQ(plan[1].remote, "b");
+  EXPECT_EQ(plan[2].name, "r1");
+  EXPECT_EQ(plan[2].remote, "c");
+  for (const auto &t : plan)
+    EXPECT_TRUE(t.error.empty());
+}
+
+TEST(RebalancePlan, NothingWhenBalancedOrNobodyToTakeOne) {
+  auto all = [](const std::string &) { return true; };
+  // One above the least loaded: balanced, moving one would only swap the extra container.
+  json even = {{"hosts", {host("a", "online", 3), host("b", "online", 2), host("c", "online", 2)}}};
+  EXPECT_TRUE(plan_rebalance({"x1", "x2", "x3"}, even, "a", all).empty());
+  // Alone, or the others offline or unreachable.
+  json alone = {{"hosts", {host("a", "online", 5), host("b", "offline", 0)}}};
+  EXPECT_TRUE(plan_rebalance({"x1", "x2", "x3", "x4", "x5"}, alone, "a", all).empty());
+  json far = {{"hosts", {host("a", "online", 5), host("b", "online", 0)}}};
+  EXPECT_TRUE(plan_rebalance({"x1", "x2"}, far, "a", [](const std::string &) { return false; }).empty());
+  // This host not (yet) in etcd's view: its own candidates count.
+  json unseen = {{"hosts", {host("b", "online", 0)}}};
+  auto plan = plan_rebalance({"x1", "x2", "x3", "x4"}, unseen, "a", all);
+  ASSERT_EQ(plan.size(), 2u);
+  EXPECT_EQ(plan[0].remote, "b");
 }
 
 } // namespace
