@@ -98,6 +98,10 @@ int main(int argc, char **argv) {
                  "join the cluster of these etcd endpoints (comma-separated http://HOST:PORT); needs "
                  "--host-name and --listen (docs/cluster.md)")
       ->type_name("URL[,URL...]");
+  app.add_flag("--cluster-self-fence", o.cluster_self_fence,
+               "freeze this host's protected containers when its etcd lease may expire while their standby "
+               "still reaches etcd, and decide once etcd answers (thaw, or fence when they failed over); "
+               "docs/cluster.md \"Split brain\"");
   app.add_option("--cluster-ttl", o.cluster_ttl_s,
                  "seconds after its last keep-alive before etcd declares this host dead and its containers "
                  "fail over (the lease's TTL; renewed every TTL/3)")

@@ -43,6 +43,8 @@ void ClusterControl::run() {
   std::unique_lock lock(mu_);
   while (!quit_) {
     lock.unlock();
+    if (hooks_.each_round)
+      hooks_.each_round();
     if (auto r = round(); !r) {
       if (r.error().text() != last_error)
         fmt::print(stderr, "bulkheadd: cluster: placement round (retrying; nothing acted on): {}\n",

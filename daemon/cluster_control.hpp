@@ -35,6 +35,7 @@ struct ClusterHooks {
   std::function<void(const std::string &name)> unfence;
   std::function<Status(const std::string &name)> activate; // Daemon::activate_replica
   ClusterLeader::EventFn event;
+  std::function<void()> each_round; // before each round, whatever etcd answers (may be empty)
 };
 
 class ClusterControl {

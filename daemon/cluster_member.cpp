@@ -73,8 +73,17 @@ void ClusterMember::stop() {
   }
 }
 
+namespace {
+int64_t steady_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+} // namespace
+
 Status ClusterMember::register_host() {
   int64_t granted = ttl_s_;
+  const int64_t sent_ms = steady_now_ms();
   int64_t lease = BH_TRY(client_.grant_lease(ttl_s_, &granted));
   if (granted != ttl_s_ && granted != granted_ttl_s_)
     fmt::print(stderr,
@@ -93,6 +102,7 @@ Status ClusterMember::register_host() {
   }
   lease_ = lease;
   current_lease_ = lease;
+  valid_until_ms_ = sent_ms + granted * 1000;
   published_.clear(); // the keys of an expired lease are gone: publish every container again
   return {};
 }
@@ -159,8 +169,10 @@ void ClusterMember::run() {
         warned = true;
       }
     } else if (std::chrono::steady_clock::now() - last_keep_alive >= keep_alive_every) {
+      const int64_t sent_ms = steady_now_ms();
       if (auto r = client_.keep_alive(lease_); r) {
         last_keep_alive = std::chrono::steady_clock::now();
+        valid_until_ms_ = sent_ms + *r * 1000; // the TTL etcd reports for the refreshed lease
       } else {
         // Expired (etcd considered this host dead and deleted its keys) or etcd unreachable for
         // longer than the TTL allows: either way, register again with a fresh lease.

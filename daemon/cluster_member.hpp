@@ -58,6 +58,12 @@ public:
   void stop();
   // The lease the host's keys live under now; 0 while not registered (lost, not yet renewed).
   int64_t lease() const { return current_lease_; }
+  // Until when (steady clock, ms) the lease is surely alive at etcd: the sending time of the last
+  // grant or refresh etcd answered, plus the TTL it granted. etcd renewed it at or after that send,
+  // so its expiry is never earlier; past this instant the host must assume it is declared dead
+  // (daemon/self_fence.hpp). No wall clock: etcd's own TTL runs on its clock, and only durations
+  // of seconds are compared.
+  int64_t lease_valid_until_ms() const { return valid_until_ms_; }
   int64_t ttl_s() const { return ttl_s_; }
   const cluster::EtcdClient &client() const { return client_; }
   const std::string &host() const { return host_; }
@@ -80,6 +86,7 @@ private:
   int64_t lease_ = 0;                            // the thread's; 0: not registered
   std::map<std::string, std::string> published_; // what etcd holds under this lease (the thread's)
   std::atomic<int64_t> current_lease_{0};        // for stop(), after the thread ended
+  std::atomic<int64_t> valid_until_ms_{0};       // see lease_valid_until_ms()
   std::mutex mu_;
   std::condition_variable wake_;
   bool quit_ = false; // guarded by mu_

@@ -28,6 +28,8 @@ std::string field(const json &j, const char *name) {
 constexpr int64_t kMaxAgeMs = 10000;
 // An unknown certificate or name rereads etcd at most this often.
 constexpr int64_t kMissRereadMs = 1000;
+// The cluster thread's rounds reread this often.
+constexpr int64_t kKeepFreshMs = 2000;
 
 int64_t steady_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -175,6 +177,12 @@ std::vector<Remote> ClusterTrust::members() {
   std::lock_guard lock(mu_);
   refresh_if_stale_locked(true); // shown to a user (cluster list): as fresh as a miss's
   return verified_;
+}
+
+void ClusterTrust::keep_fresh() {
+  std::lock_guard lock(mu_);
+  if (client_ && steady_now_ms() - refreshed_ms_ >= kKeepFreshMs)
+    (void)refresh_locked(); // an unreachable etcd keeps what was verified
 }
 
 Result<std::string> ClusterTrust::key_id_in_etcd() {

@@ -55,6 +55,9 @@ public:
   std::optional<TrustedPeer> peer(const std::string &fingerprint);
   std::optional<Remote> remote(const std::string &name);
   std::vector<Remote> members(); // rereads etcd when its copy is a second old
+  // Rereads etcd every few seconds (the cluster thread's rounds): the members stay verified in
+  // memory through an etcd outage, also those this host never looked up before it.
+  void keep_fresh();
 
   // /bulkhead/trust-key's id, "" when the cluster has none yet.
   Result<std::string> key_id_in_etcd();

@@ -23,7 +23,7 @@ add_library(bulkhead_daemon STATIC
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon_remotes.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_member.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/cluster_view.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_placement.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/cluster_leader.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cluster_control.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/fencing.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cgroup_placement.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/fencing.cpp ${CMAKE_CURRENT_SOURCE_DIR}/self_fence.cpp ${CMAKE_CURRENT_SOURCE_DIR}/cgroup_placement.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/nic_hotplug.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_nic_hotplug.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/port_forwards.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon_ports.cpp)
 target_link_libraries(bulkhead_daemon PUBLIC bulkhead_daemon_records bulkhead_runtime bulkhead_storage

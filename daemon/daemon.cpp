@@ -513,6 +513,8 @@ void Daemon::shutdown() {
   if (peers_)
     peers_->stop(); // no other host's request starts anything from now on
   stop_replica_flattenings();
+  if (self_fence_)
+    self_fence_->stop(); // what it froze stays frozen: the next start decides (docs/cluster.md)
   if (control_)
     control_->stop(); // no placement is published, fenced or activated from now on
   if (cluster_)

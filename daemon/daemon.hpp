@@ -39,6 +39,7 @@
 #include "daemon/peer_server.hpp"
 #include "daemon/port_forwards.hpp"
 #include "daemon/record_store.hpp"
+#include "daemon/self_fence.hpp"
 #include "daemon/snapshot_store.hpp"
 #include "daemon/trust_store.hpp"
 #include "storage/template_store.hpp"
@@ -69,6 +70,9 @@ struct DaemonOptions {
   // docs/cluster.md); empty: a single host, as before.
   std::vector<std::string> cluster;
   int64_t cluster_ttl_s = kLeaseTtlS; // --cluster-ttl: the lease's TTL (how soon a dead host is dead)
+  // --cluster-self-fence: freeze protected containers when this host may have been declared dead
+  // while its standbys still reach etcd (daemon/self_fence.hpp).
+  bool cluster_self_fence = false;
   // Unprivileged containers (daemon/id_ranges.hpp, docs/unprivileged.md): where their id ranges
   // come from (--id-range BASE:COUNT wins over root's subordinate ids), and whether a create that
   // says neither --privileged nor --unprivileged makes one.
@@ -403,6 +407,11 @@ private:
   Status ensure_cluster_key();
   std::unique_ptr<ClusterMember> cluster_;  // with --cluster
   std::unique_ptr<ClusterControl> control_; // placements, fencing, activation, leader (with --cluster)
+  std::unique_ptr<SelfFence> self_fence_;   // with --cluster-self-fence
+  // Read by the peer and replication threads, set once the cluster is joined / started.
+  std::atomic<const ClusterMember *> lease_source_{nullptr};
+  std::atomic<SelfFence *> self_fence_ptr_{nullptr};
+  SelfFenceHooks self_fence_hooks();
   // daemon/fencing.cpp. At start, before re-adoption: joins (an error when etcd cannot be reached)
   // and marks fenced the containers whose placement names another host.
   Status join_cluster();

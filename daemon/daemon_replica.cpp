@@ -150,6 +150,15 @@ struct ReplicaClaim {
 } // namespace
 
 void Daemon::register_replica_handlers() {
+  // A self-fencing host asks whether this one reaches etcd now (daemon/self_fence.hpp): one read,
+  // made for the question (a lease refreshed a moment ago says nothing of etcd since).
+  peers_->on(
+      "cluster.etcd",
+      [this](migration::PeerConnection &c, const TrustedPeer &, const migration::PeerMessage &) -> Status {
+        const ClusterMember *m = lease_source_;
+        bool reachable = m && m->client().get(kHostsPrefix + m->host()).has_value();
+        return c.send({{"ok", true}, {"etcd_reachable", reachable}});
+      });
   peers_->on("replica.check", [this](migration::PeerConnection &c, const TrustedPeer &,
                                      const migration::PeerMessage &m) { return serve_replica_check(c, m); });
   peers_->on("replica.begin",

@@ -23,6 +23,7 @@ Status Daemon::join_cluster() {
   // to be absent, so it either happened before (and is read below) or fails.
   BH_CHECK(cluster_->join());
   cluster_trust_->attach(&cluster_->client());
+  lease_source_ = cluster_.get();
   // A member publishes its signed entry at every start: its --listen address may have changed.
   // Not fatal: the entry of its last start (if any) still stands, and nothing here runs a container.
   if (!trust_->cluster_key().empty())
@@ -78,11 +79,76 @@ void Daemon::start_cluster() {
   hooks.fence = [this](const std::string &name, const std::string &owner) { fence(name, owner); };
   hooks.unfence = [this](const std::string &name) { unfence(name); };
   hooks.activate = [this](const std::string &name) { return activate_replica(name); };
+  hooks.each_round = [this] { cluster_trust_->keep_fresh(); };
   hooks.event = [this](const std::string &action, const std::string &name, const json &detail) {
     events_.publish(action, name, detail);
   };
   control_ = std::make_unique<ClusterControl>(*cluster_, std::move(hooks));
   control_->start();
+  if (options_.cluster_self_fence) {
+    self_fence_ = std::make_unique<SelfFence>(*cluster_, self_fence_hooks());
+    self_fence_ptr_ = self_fence_.get();
+    self_fence_->start();
+  }
+}
+
+SelfFenceHooks Daemon::self_fence_hooks() {
+  SelfFenceHooks h;
+  h.running_protected = [this] {
+    std::vector<SelfFenceHooks::Protected> out;
+    std::vector<EntryPtr> table;
+    {
+      std::lock_guard lock(table_mu_);
+      for (auto &[name, e] : entries_)
+        table.push_back(e);
+    }
+    for (auto &e : table) {
+      std::unique_lock lock(e->mu, std::try_to_lock);
+      if (!lock.owns_lock())
+        continue; // busy: asked again next tick
+      const auto &r = e->rec;
+      if (e->watch_fd && r.status.state == "running" && r.status.fenced_by.empty() &&
+          !r.protection.standby.empty())
+        out.push_back({r.config.name, r.protection.standby});
+    }
+    return out;
+  };
+  h.standby_reaches_etcd = [this](const std::string &standby) -> Result<bool> {
+    auto remote = BH_TRY(peer_remote(standby));
+    auto conn = BH_TRY(connect_remote(remote, *identity_, 1));
+    conn.set_timeout(3); // its own read of etcd is bounded by 2 s
+    auto answer = BH_TRY(conn.request({{"op", "cluster.etcd"}}));
+    auto f = answer.header.find("etcd_reachable");
+    if (f == answer.header.end() || !f->is_boolean())
+      return fail(standby + " answered cluster.etcd without \"etcd_reachable\"", EPROTO);
+    return f->get<bool>();
+  };
+  auto set_frozen = [this](const std::string &name, bool freeze) -> Status {
+    auto e = BH_TRY(get(name));
+    std::lock_guard lock(e->mu);
+    auto &st = e->rec.status.state;
+    if (!freeze && st != "frozen")
+      return {}; // stopped or thawed meanwhile: nothing to undo
+    if (freeze && st != "running")
+      return fail("container \"" + name + "\" is " + st, EINVAL);
+    auto rt = runtime();
+    BH_CHECK(freeze ? rt.pause(name) : rt.resume(name));
+    st = freeze ? "frozen" : "running";
+    (void)save_locked(*e);
+    events_.publish(freeze ? "container-frozen" : "container-unfrozen", name, {{"self_fence", true}});
+    return {};
+  };
+  h.freeze = [set_frozen](const std::string &name) { return set_frozen(name, true); };
+  h.thaw = [set_frozen](const std::string &name) { return set_frozen(name, false); };
+  h.placement_host = [this](const std::string &name) -> Result<std::optional<std::string>> {
+    auto kv = BH_TRY(cluster_->client().get(kPlacementPrefix + name));
+    if (!kv)
+      return std::optional<std::string>();
+    auto p = BH_TRY(parse_placement(kv->value));
+    return std::optional<std::string>(p.host);
+  };
+  h.fence = [this](const std::string &name, const std::string &owner) { fence(name, owner); };
+  return h;
 }
 
 std::vector<LocalContainer> Daemon::cluster_locals() {

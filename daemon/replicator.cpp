@@ -565,6 +565,11 @@ Status Daemon::replicate_round(const std::string &name, const Protection &p, Rep
       return fail(fmt::format("container {} is fenced (the cluster placed it on {}); nothing is sent", name,
                               es.fenced_by),
                   EPERM);
+    // Frozen by the self-fence (this host may be declared dead): the standby keeps its last set.
+    if (SelfFence *f = self_fence_ptr_; f && f->holds(name))
+      return fail(
+          fmt::format("container {} is frozen until etcd answers (self-fence); nothing is sent", name),
+          EAGAIN);
     running = e2->watch_fd && es.state == "running";
     s->running = running;
     s->state = running ? "running" : "stopped";

@@ -8,7 +8,7 @@ add_executable(bulkhead_daemon_tests ${CMAKE_CURRENT_SOURCE_DIR}/daemon/daemon_f
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/remote_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/nic_attach_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/port_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/checkpoint_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/migrate_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_failover_test.cpp
-  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_trust_test.cpp
+  ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_trust_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/cluster_self_fence_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/daemon/replica_test.cpp ${CMAKE_CURRENT_SOURCE_DIR}/daemon/unprivileged_test.cpp
   ${CMAKE_CURRENT_SOURCE_DIR}/integration/harness.cpp)
 find_package(PkgConfig REQUIRED)

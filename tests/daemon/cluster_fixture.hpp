@@ -139,6 +139,8 @@ protected:
         "--subuid-file", h.dir + "/no-subuid", "--subgid-file", h.dir + "/no-subgid"};
     for (auto &f : cluster_flags("host-" + id, h.port))
       argv.push_back(f);
+    if (auto o = etcd_of_.find(id); o != etcd_of_.end())
+      argv[argv.size() - 5] = o->second; // --cluster's value: this host reaches etcd elsewhere
     argv.insert(argv.end(), extra.begin(), extra.end());
     h.pid = spawn(argv, h.dir + "/bulkheadd.log");
     for (int i = 0; i < 300; ++i) {
@@ -246,6 +248,7 @@ protected:
   std::vector<std::string> etcd_argv_;
   pid_t etcd_pid_ = -1;
   std::map<std::string, Host> hosts_;
+  std::map<std::string, std::string> etcd_of_; // a host's own --cluster URL (a proxy in front of etcd)
   int b_port_ = free_port();
 };
 

@@ -197,8 +197,14 @@ TEST_F(DaemonClusterTrustTest, RebalanceShedsThisHostsSurplusOverTheTrustedHosts
   // Creates go on during and after a rebalance (no evacuating state).
   EXPECT_EQ(json::parse(ctl_a({"host", "info", "--json"}).out)["state"], "normal");
 
+  // Once etcd lists what each host holds now (each host publishes its own within a second).
   wait_cluster_on(
-      "a", [](const json &c) { return host_in(c, "host-a")["containers"].size() == 2; }, 15s);
+      "a",
+      [](const json &c) {
+        return host_in(c, "host-a")["containers"].size() == 2 && host_in(c, "host-b")["containers"].size() == 1 &&
+               host_in(c, "host-c")["containers"].size() == 1;
+      },
+      15s);
   auto again = ctl_a({"cluster", "rebalance"});
   ASSERT_TRUE(again.ok()) << again;
   EXPECT_TRUE(contains(again.out, "nothing to move: host-a holds at most one container more")) << again;
