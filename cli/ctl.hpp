@@ -59,6 +59,14 @@ void add_checkpoint_commands(CLI::App &app, Action &chosen); // checkpoint, rest
 void add_migrate_commands(CLI::App &app, Action &chosen);    // migrate (ctl_migrate.cpp)
 void add_host_commands(CLI::App &app, Action &chosen);       // host info|evacuate (ctl_host.cpp)
 void add_cluster_commands(CLI::App &app, Action &chosen);
+// The flags a host-wide move takes (host evacuate, cluster rebalance): --parallel N, --cold|--live;
+// move_request() is the API's request from them.
+struct MoveFlags {
+  int parallel = 1;
+  bool cold = false, live = false, dry_run = false, json = false;
+};
+void add_move_flags(CLI::App *command, MoveFlags &flags);
+nlohmann::json move_request(const MoveFlags &flags);
 // Starts a host-wide move (POST path: an evacuation or a rebalance), shows its progress as
 // "LABEL: STAGE (N of M done)" on a terminal, then one row per container, also when it failed
 // (ctl_host.cpp); the exit status is the operation's.

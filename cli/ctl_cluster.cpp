@@ -118,37 +118,19 @@ void add_cluster_join(CLI::App *cluster, Action &chosen) {
 }
 
 void add_cluster_rebalance(CLI::App *cluster, Action &chosen) {
-  struct Args {
-    int parallel = 1;
-    bool dry_run = false, cold = false, live = false, json = false;
-  };
-  auto a = std::make_shared<Args>();
+  auto a = std::make_shared<MoveFlags>();
   auto *c = cluster->add_subcommand(
       "rebalance",
       "move some of this host's containers to the least loaded hosts of the cluster until it "
       "holds at most one more than the least loaded (each as migrate moves it; stopped ones first)");
   c->add_flag("--dry-run", a->dry_run,
               "print what would move where and what would be refused; nothing changes");
-  c->add_option("--parallel", a->parallel, "at most N migrations at once (1 to 8)")
-      ->type_name("N")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 8));
-  auto *cold = c->add_flag("--cold", a->cold, "stop, move and start each running container");
-  c->add_flag("--live", a->live,
-              "move running containers with their memory (CRIU; the default); stopped ones move cold")
-      ->excludes(cold);
+  add_move_flags(c, *a);
   c->add_flag("--json", a->json,
               "print the operation's metadata (as host evacuate's, with \"rebalance\": true)");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      json req = {{"parallel", a->parallel}};
-      if (a->cold)
-        req["mode"] = "cold";
-      if (a->live)
-        req["mode"] = "live";
-      if (a->dry_run)
-        req["dry_run"] = true;
-      return run_host_moves(ctx, "/1.0/cluster/rebalance", req,
+      return run_host_moves(ctx, "/1.0/cluster/rebalance", move_request(*a),
                             a->dry_run ? "checking a rebalance" : "rebalancing", a->json);
     };
   });

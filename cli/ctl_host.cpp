@@ -40,6 +40,28 @@ void add_host_info(CLI::App *host, Action &chosen) {
 
 } // namespace
 
+void add_move_flags(CLI::App *c, MoveFlags &f) {
+  c->add_option("--parallel", f.parallel, "at most N migrations at once (1 to 8)")
+      ->type_name("N")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 8));
+  auto *cold = c->add_flag("--cold", f.cold, "stop, move and start each running container");
+  c->add_flag("--live", f.live,
+              "move running containers with their memory (CRIU; the default); stopped ones move cold")
+      ->excludes(cold);
+}
+
+json move_request(const MoveFlags &f) {
+  json req = {{"parallel", f.parallel}};
+  if (f.cold)
+    req["mode"] = "cold";
+  if (f.live)
+    req["mode"] = "live";
+  if (f.dry_run)
+    req["dry_run"] = true;
+  return req;
+}
+
 int run_host_moves(Context &ctx, const std::string &path, const json &req, const std::string &label,
                    bool as_json) {
   CancelOnInterrupt armed;
@@ -82,10 +104,8 @@ int run_host_moves(Context &ctx, const std::string &path, const json &req, const
 namespace {
 
 void add_evacuate(CLI::App *host, Action &chosen) {
-  struct Args {
+  struct Args : MoveFlags {
     std::string remote;
-    int parallel = 1;
-    bool dry_run = false, cold = false, live = false, json = false;
   };
   auto a = std::make_shared<Args>();
   auto *c = host->add_subcommand(
@@ -99,28 +119,15 @@ void add_evacuate(CLI::App *host, Action &chosen) {
   c->add_flag("--dry-run", a->dry_run,
               "ask the remote about each container and print what would move and what would be refused; "
               "nothing changes");
-  c->add_option("--parallel", a->parallel, "at most N migrations at once (1 to 8)")
-      ->type_name("N")
-      ->capture_default_str()
-      ->check(CLI::Range(1, 8));
-  auto *cold = c->add_flag("--cold", a->cold, "stop, move and start each running container");
-  c->add_flag("--live", a->live,
-              "move running containers with their memory (CRIU; the default); stopped ones move cold")
-      ->excludes(cold);
+  add_move_flags(c, *a);
   c->add_flag("--json", a->json,
               "print the operation's metadata: {\"remote\", \"containers\": [{\"name\", \"state\", \"mode\", "
               "\"result\", \"error\", \"downtime_ms\", \"bytes\"}...], ...}");
   c->callback([a, &chosen] {
     chosen = [a](Context &ctx) {
-      json req = {{"parallel", a->parallel}};
+      json req = move_request(*a);
       if (!a->remote.empty())
         req["remote"] = a->remote;
-      if (a->cold)
-        req["mode"] = "cold";
-      if (a->live)
-        req["mode"] = "live";
-      if (a->dry_run)
-        req["dry_run"] = true;
       std::string label = fmt::format("{} to {}", a->dry_run ? "checking an evacuation" : "evacuating",
                                       a->remote.empty() ? std::string("the cluster") : a->remote);
       return run_host_moves(ctx, "/1.0/host/evacuate", req, label, a->json);

@@ -15,18 +15,10 @@ namespace {
 
 // "2s", "1500ms", "1m" or plain seconds -> milliseconds.
 Result<int64_t> parse_interval_ms(const std::string &text) {
-  size_t used = 0;
-  long long n = 0;
-  try {
-    n = std::stoll(text, &used);
-  } catch (const std::exception &) {
-    used = 0;
-  }
-  std::string unit = text.substr(used);
-  int64_t mul = unit.empty() || unit == "s" ? 1000 : unit == "ms" ? 1 : unit == "m" ? 60000 : 0;
-  if (used == 0 || n <= 0 || mul == 0)
+  auto ms = parse_duration_ms(text, 1000);
+  if (!ms)
     return fail("--interval \"" + text + "\": expected a duration such as 2s, 1500ms or 1m", EINVAL);
-  return n * mul;
+  return ms;
 }
 
 std::string str(const json &j, const char *key) {

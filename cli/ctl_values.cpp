@@ -164,7 +164,7 @@ Result<PortSpec> parse_port_spec(const std::string &text, bool with_container_po
   return p;
 }
 
-Result<int64_t> parse_duration_s(const std::string &text) {
+Result<int64_t> parse_duration_ms(const std::string &text, int64_t plain_ms) {
   size_t used = 0;
   long long n = 0;
   try {
@@ -173,14 +173,23 @@ Result<int64_t> parse_duration_s(const std::string &text) {
     used = 0;
   }
   std::string unit = text.substr(used);
-  int64_t mul = unit.empty() || unit == "s" ? 1
-                : unit == "m"               ? 60
-                : unit == "h"               ? 3600
-                : unit == "d"               ? 86400
-                                            : 0;
+  int64_t mul = unit.empty()   ? plain_ms
+                : unit == "ms" ? 1
+                : unit == "s"  ? 1000
+                : unit == "m"  ? 60'000
+                : unit == "h"  ? 3'600'000
+                : unit == "d"  ? 86'400'000
+                               : 0;
   if (used == 0 || n <= 0 || mul == 0)
-    return fail("\"" + text + "\": expected a duration such as 600, 10m, 2h or 1d", EINVAL);
+    return fail("\"" + text + "\": expected a duration such as 1500ms, 2s, 10m, 2h or 1d", EINVAL);
   return n * mul;
+}
+
+Result<int64_t> parse_duration_s(const std::string &text) {
+  int64_t ms = BH_TRY(parse_duration_ms(text, 1000));
+  if (ms % 1000 != 0)
+    return fail("\"" + text + "\": expected whole seconds, such as 600, 10m, 2h or 1d", EINVAL);
+  return ms / 1000;
 }
 
 } // namespace bulkhead::ctl

@@ -23,7 +23,9 @@ Status check_env(const std::string &entry);
 Result<double> parse_cpus(const std::string &text);
 // A positive pids limit.
 Result<int64_t> parse_pids(const std::string &text);
-// A token's life: "90s", "10m", "2h", "1d" or plain seconds.
+// "1500ms", "2s", "10m", "2h", "1d", or a plain number of plain_ms units -> milliseconds.
+Result<int64_t> parse_duration_ms(const std::string &text, int64_t plain_ms);
+// A token's life: "90s", "10m", "2h", "1d" or plain seconds (whole seconds).
 Result<int64_t> parse_duration_s(const std::string &text);
 // "TERM", "SIGTERM", "term", "15" -> "TERM", the spelling the API takes.
 Result<std::string> normalize_signal(const std::string &text);

@@ -19,6 +19,21 @@ TEST(CtlValues, Sizes) {
   EXPECT_EQ(parse_size("12Q").error().text(), "\"12Q\": not a size (examples: 256M, 1.5G, 1048576)");
 }
 
+// One parser for `protect --interval` (plain = seconds, ms allowed) and token lives (whole seconds).
+TEST(CtlValues, Durations) {
+  EXPECT_EQ(*parse_duration_ms("1500ms", 1000), 1500);
+  EXPECT_EQ(*parse_duration_ms("2s", 1000), 2000);
+  EXPECT_EQ(*parse_duration_ms("2", 1000), 2000);
+  EXPECT_EQ(*parse_duration_ms("10m", 1000), 600000);
+  EXPECT_EQ(*parse_duration_ms("1d", 1000), 86400000);
+  for (const char *bad : {"", "0", "-1s", "2x", "s", "1.5s"})
+    EXPECT_FALSE(parse_duration_ms(bad, 1000)) << bad;
+  EXPECT_EQ(*parse_duration_s("2h"), 7200);
+  EXPECT_EQ(*parse_duration_s("600"), 600);
+  EXPECT_FALSE(parse_duration_s("1500ms"));
+  EXPECT_EQ(*parse_duration_s("3000ms"), 3);
+}
+
 TEST(CtlValues, PortSpecs) {
   auto p = parse_port_spec("8080:80", true);
   ASSERT_TRUE(p);
