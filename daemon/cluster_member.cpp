@@ -9,6 +9,7 @@
 #include <fmt/ranges.h>
 
 #include "daemon/cluster_placement.hpp"
+#include "daemon/steady_clock.hpp"
 
 namespace bulkhead::daemon {
 
@@ -73,17 +74,9 @@ void ClusterMember::stop() {
   }
 }
 
-namespace {
-int64_t steady_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-} // namespace
-
 Status ClusterMember::register_host() {
   int64_t granted = ttl_s_;
-  const int64_t sent_ms = steady_now_ms();
+  const int64_t sent_ms = steady_ms();
   int64_t lease = BH_TRY(client_.grant_lease(ttl_s_, &granted));
   if (granted != ttl_s_ && granted != granted_ttl_s_)
     fmt::print(stderr,
@@ -169,7 +162,7 @@ void ClusterMember::run() {
         warned = true;
       }
     } else if (std::chrono::steady_clock::now() - last_keep_alive >= keep_alive_every) {
-      const int64_t sent_ms = steady_now_ms();
+      const int64_t sent_ms = steady_ms();
       if (auto r = client_.keep_alive(lease_); r) {
         last_keep_alive = std::chrono::steady_clock::now();
         valid_until_ms_ = sent_ms + *r * 1000; // the TTL etcd reports for the refreshed lease

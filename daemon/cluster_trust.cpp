@@ -9,6 +9,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "daemon/steady_clock.hpp"
 #include "migration/peer_tls.hpp"
 
 namespace bulkhead::daemon {
@@ -30,12 +31,6 @@ constexpr int64_t kMaxAgeMs = 10000;
 constexpr int64_t kMissRereadMs = 1000;
 // The cluster thread's rounds reread this often.
 constexpr int64_t kKeepFreshMs = 2000;
-
-int64_t steady_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string hex_of(const unsigned char *p, size_t n) {
   static const char *digits = "0123456789abcdef";
@@ -126,19 +121,19 @@ Status ClusterTrust::refresh_locked() {
     }
   }
   verified_ = std::move(verified);
-  refreshed_ms_ = steady_now_ms();
+  refreshed_ms_ = steady_ms();
   return {};
 }
 
 void ClusterTrust::refresh_if_stale_locked(bool missed) {
   if (!client_)
     return;
-  int64_t age = steady_now_ms() - refreshed_ms_;
+  int64_t age = steady_ms() - refreshed_ms_;
   if (age >= kMaxAgeMs || (missed && age >= kMissRereadMs)) {
     if (auto r = refresh_locked(); !r) {
       // etcd unreachable: what was verified stays trusted until it answers again (a running
       // replication must not stop because etcd blinked); logged by the cluster's own threads.
-      refreshed_ms_ = steady_now_ms();
+      refreshed_ms_ = steady_ms();
     }
   }
 }
@@ -181,7 +176,7 @@ std::vector<Remote> ClusterTrust::members() {
 
 void ClusterTrust::keep_fresh() {
   std::lock_guard lock(mu_);
-  if (client_ && steady_now_ms() - refreshed_ms_ >= kKeepFreshMs)
+  if (client_ && steady_ms() - refreshed_ms_ >= kKeepFreshMs)
     (void)refresh_locked(); // an unreachable etcd keeps what was verified
 }
 

@@ -4,6 +4,8 @@
 // and a set on its way. The process model is in replicator.cpp's header comment.
 #pragma once
 
+#include "daemon/steady_clock.hpp"
+
 #include <algorithm>
 #include <array>
 #include <atomic>
@@ -104,11 +106,7 @@ struct RecentMax {
   int64_t longest() const { return *std::max_element(values.begin(), values.end()); }
 };
 
-inline int64_t steady_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
+using ::bulkhead::daemon::steady_ms;
 
 // Removes a directory tree or a file when it goes out of scope, unless released.
 struct PathGuard {

@@ -4,18 +4,14 @@
 
 #include <fmt/core.h>
 
+#include "daemon/steady_clock.hpp"
+
 namespace bulkhead::daemon {
 
 namespace {
 
 constexpr auto kTick = std::chrono::milliseconds(200);
 constexpr int64_t kAskAgainMs = 1000;
-
-int64_t steady_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
 
 } // namespace
 
@@ -39,7 +35,7 @@ void SelfFence::stop() {
 }
 
 bool lease_fresh(const ClusterMember &member) {
-  return member.lease_valid_until_ms() - steady_now_ms() >= kTriggerMs;
+  return member.lease_valid_until_ms() - steady_ms() >= kTriggerMs;
 }
 
 bool SelfFence::holds(const std::string &name) {
@@ -71,7 +67,7 @@ void SelfFence::round() {
           continue;
       }
       auto kept = kept_running_.find(c.name);
-      if (kept != kept_running_.end() && steady_now_ms() < kept->second)
+      if (kept != kept_running_.end() && steady_ms() < kept->second)
         continue;
       auto witness = hooks_.standby_reaches_etcd(c.standby);
       if (witness && !*witness) {
@@ -82,7 +78,7 @@ void SelfFence::round() {
                      "bulkheadd: cluster: etcd does not answer, nor does it to {}'s standby {}: {} runs on "
                      "(no host can fail it over)\n",
                      c.name, c.standby, c.name);
-        kept_running_[c.name] = steady_now_ms() + kAskAgainMs;
+        kept_running_[c.name] = steady_ms() + kAskAgainMs;
         continue;
       }
       if (!lease_fresh(member_) && member_.lease_valid_until_ms() > 0) {

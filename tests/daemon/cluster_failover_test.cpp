@@ -19,8 +19,6 @@ using bh_test::json;
 using bh_test::read_file;
 using bh_test::run_command;
 
-const std::vector<std::string> kTtl3 = {"--cluster-ttl", "3"};
-
 std::vector<std::string> with(std::vector<std::string> a, const std::vector<std::string> &b) {
   a.insert(a.end(), b.begin(), b.end());
   return a;

@@ -29,6 +29,9 @@ using bh_test::json;
 using bh_test::read_file;
 using bh_test::run_command;
 
+// The failover target: a lease TTL of 3 s (a dead host is declared dead within about 3 s).
+inline const std::vector<std::string> kTtl3 = {"--cluster-ttl", "3"};
+
 // A free port on 127.0.0.1: bound, read, then closed for the process that will listen on it.
 inline int free_port() {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -21,8 +21,6 @@ using bh_test::contains;
 using bh_test::json;
 using bh_test::read_file;
 
-const std::vector<std::string> kTtl3 = {"--cluster-ttl", "3"};
-
 // Forwards 127.0.0.1:port() to 127.0.0.1:target, one thread polling every connection. cut() closes
 // every connection and refuses new ones (a host cut off from etcd); heal() accepts again.
 class TcpProxy {
