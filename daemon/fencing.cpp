@@ -102,13 +102,18 @@ SelfFenceHooks Daemon::self_fence_hooks() {
       for (auto &[name, e] : entries_)
         table.push_back(e);
     }
+    std::set<std::string> migrating;
+    {
+      std::lock_guard lock(cluster_busy_mu_);
+      migrating = cluster_busy_; // a migration hands the placement over itself
+    }
     for (auto &e : table) {
       std::unique_lock lock(e->mu, std::try_to_lock);
       if (!lock.owns_lock())
         continue; // busy: asked again next tick
       const auto &r = e->rec;
       if (e->watch_fd && r.status.state == "running" && r.status.fenced_by.empty() &&
-          !r.protection.standby.empty())
+          !r.protection.standby.empty() && !migrating.count(r.config.name))
         out.push_back({r.config.name, r.protection.standby});
     }
     return out;
