@@ -201,7 +201,8 @@ TEST_F(DaemonClusterTrustTest, RebalanceShedsThisHostsSurplusOverTheTrustedHosts
   wait_cluster_on(
       "a",
       [](const json &c) {
-        return host_in(c, "host-a")["containers"].size() == 2 && host_in(c, "host-b")["containers"].size() == 1 &&
+        return host_in(c, "host-a")["containers"].size() == 2 &&
+               host_in(c, "host-b")["containers"].size() == 1 &&
                host_in(c, "host-c")["containers"].size() == 1;
       },
       15s);
