@@ -6,8 +6,6 @@
 #include <fmt/core.h>
 #include <nlohmann/json.hpp>
 #include <openssl/crypto.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "daemon/steady_clock.hpp"
 #include "migration/peer_tls.hpp"
@@ -32,25 +30,6 @@ constexpr int64_t kMissRereadMs = 1000;
 // The cluster thread's rounds reread this often.
 constexpr int64_t kKeepFreshMs = 2000;
 
-std::string hex_of(const unsigned char *p, size_t n) {
-  static const char *digits = "0123456789abcdef";
-  std::string out;
-  out.reserve(n * 2);
-  for (size_t i = 0; i < n; ++i) {
-    out.push_back(digits[p[i] >> 4]);
-    out.push_back(digits[p[i] & 15]);
-  }
-  return out;
-}
-
-std::string hmac_hex(const std::string &key, const std::string &data) {
-  unsigned char out[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  ::HMAC(EVP_sha256(), key.data(), static_cast<int>(key.size()),
-         reinterpret_cast<const unsigned char *>(data.data()), data.size(), out, &len);
-  return hex_of(out, len);
-}
-
 bool same_text(const std::string &a, const std::string &b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }
@@ -58,14 +37,15 @@ bool same_text(const std::string &a, const std::string &b) {
 } // namespace
 
 std::string cluster_key_id(const std::string &key) {
-  return "bhk1:" + hmac_hex(key, "bulkhead cluster key id").substr(0, 32);
+  return "bhk1:" + migration::hmac_sha256_hex(key, "bulkhead cluster key id").substr(0, 32);
 }
 
 std::string trust_entry_mac(const std::string &key, const std::string &name, const std::string &address,
                             const std::string &fingerprint) {
   // Each field is length-prefixed, so no two different entries sign the same text.
-  return hmac_hex(key, fmt::format("bulkhead trust entry v1\n{}:{}\n{}:{}\n{}:{}", name.size(), name,
-                                   address.size(), address, fingerprint.size(), fingerprint));
+  return migration::hmac_sha256_hex(key, fmt::format("bulkhead trust entry v1\n{}:{}\n{}:{}\n{}:{}",
+                                                     name.size(), name, address.size(), address,
+                                                     fingerprint.size(), fingerprint));
 }
 
 void ClusterTrust::attach(const cluster::EtcdClient *client) {
@@ -73,11 +53,6 @@ void ClusterTrust::attach(const cluster::EtcdClient *client) {
   client_ = client;
   verified_.clear();
   refreshed_ms_ = 0;
-}
-
-bool ClusterTrust::attached() {
-  std::lock_guard lock(mu_);
-  return client_ != nullptr;
 }
 
 Status ClusterTrust::publish(const std::string &name, const std::string &address,
@@ -93,11 +68,6 @@ Status ClusterTrust::publish(const std::string &name, const std::string &address
                 {"fingerprint", fingerprint},
                 {"mac", trust_entry_mac(key, name, address, fingerprint)}};
   BH_CHECK(client_->put(kTrustPrefix + name, entry.dump()));
-  return refresh_locked();
-}
-
-Status ClusterTrust::refresh() {
-  std::lock_guard lock(mu_);
   return refresh_locked();
 }
 

@@ -42,12 +42,9 @@ public:
 
   // Until attached (a daemon without --cluster, or before it joined), nobody is trusted here.
   void attach(const cluster::EtcdClient *client);
-  bool attached();
 
   // Signs and puts this host's entry (no lease: a dead host stays trusted, so it can come back).
   Status publish(const std::string &name, const std::string &address, const std::string &fingerprint);
-  // Rereads the entries; keeps those whose MAC verifies under this host's key.
-  Status refresh();
 
   // A verified member by its certificate / by its host name. A miss, or an entry older than
   // kMaxAge, rereads etcd first (at most once a second on misses: an unknown certificate cannot

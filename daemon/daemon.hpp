@@ -238,6 +238,9 @@ private:
   nlohmann::json info_locked(Entry &e, bool bulk = false);
   Result<DiskUsage> disk_usage_locked(Entry &e, bool bulk); // daemon_info.cpp
   Status save_locked(Entry &e);
+  // Freezes a running container or thaws a frozen one (cgroup freezer), records the state and
+  // publishes container-frozen|unfrozen with detail; the caller checked the state it starts from.
+  Status set_frozen_locked(Entry &e, bool freeze, const nlohmann::json &detail = nlohmann::json::object());
   // restore_images: a CRIU image directory the container resumes from instead of booting; empty:
   // its saved state (stop --stateful) when there is one, unless stateless.
   Status start_locked(Entry &e, std::unique_lock<std::mutex> &lock, const std::string &restore_images = {},

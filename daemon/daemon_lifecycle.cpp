@@ -612,6 +612,16 @@ Status Daemon::destroy(const std::string &name, bool force) {
   return {};
 }
 
+Status Daemon::set_frozen_locked(Entry &e, bool freeze, const nlohmann::json &detail) {
+  const std::string &name = e.rec.config.name;
+  auto rt = runtime();
+  BH_CHECK(freeze ? rt.pause(name) : rt.resume(name));
+  e.rec.status.state = freeze ? "frozen" : "running";
+  (void)save_locked(e);
+  events_.publish(freeze ? "container-frozen" : "container-unfrozen", name, detail);
+  return {};
+}
+
 Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name, const json &req) {
   BH_CHECK(known_fields(req, {"action", "timeout", "signal", "stateful", "stateless"}, "state"));
   std::string action = BH_TRY(string_field(req, "action"));
@@ -678,12 +688,7 @@ Result<std::shared_ptr<Operation>> Daemon::change_state(const std::string &name,
                                auto &st = e->rec.status.state;
                                if (st != (freeze ? "running" : "frozen"))
                                  return fail("container \"" + name + "\" is " + st, EINVAL);
-                               auto rt = runtime();
-                               BH_CHECK(freeze ? rt.pause(name) : rt.resume(name));
-                               st = freeze ? "frozen" : "running";
-                               (void)save_locked(*e);
-                               events_.publish(freeze ? "container-frozen" : "container-unfrozen", name);
-                               return {};
+                               return set_frozen_locked(*e, freeze);
                              });
   }
   if (action == "kill") {

@@ -136,12 +136,7 @@ SelfFenceHooks Daemon::self_fence_hooks() {
       return {}; // stopped or thawed meanwhile: nothing to undo
     if (freeze && st != "running")
       return fail("container \"" + name + "\" is " + st, EINVAL);
-    auto rt = runtime();
-    BH_CHECK(freeze ? rt.pause(name) : rt.resume(name));
-    st = freeze ? "frozen" : "running";
-    (void)save_locked(*e);
-    events_.publish(freeze ? "container-frozen" : "container-unfrozen", name, {{"self_fence", true}});
-    return {};
+    return set_frozen_locked(*e, freeze, {{"self_fence", true}});
   };
   h.freeze = [set_frozen](const std::string &name) { return set_frozen(name, true); };
   h.thaw = [set_frozen](const std::string &name) { return set_frozen(name, false); };

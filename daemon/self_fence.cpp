@@ -13,6 +13,11 @@ namespace {
 constexpr auto kTick = std::chrono::milliseconds(200);
 constexpr int64_t kAskAgainMs = 1000;
 
+// Whether the member's lease is surely alive at least kTriggerMs longer.
+bool lease_fresh(const ClusterMember &member) {
+  return member.lease_valid_until_ms() - steady_ms() >= kTriggerMs;
+}
+
 } // namespace
 
 SelfFence::SelfFence(const ClusterMember &member, SelfFenceHooks hooks)
@@ -32,10 +37,6 @@ void SelfFence::stop() {
   wake_.notify_all();
   if (thread_.joinable())
     thread_.join();
-}
-
-bool lease_fresh(const ClusterMember &member) {
-  return member.lease_valid_until_ms() - steady_ms() >= kTriggerMs;
 }
 
 bool SelfFence::holds(const std::string &name) {

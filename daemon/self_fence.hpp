@@ -43,8 +43,6 @@ namespace bulkhead::daemon {
 // Step 1's threshold: a healthy host refreshes every TTL/3, so its sure validity stays above
 // TTL/3 (2 s with a TTL of 3 s) unless refreshes stop answering.
 inline constexpr int64_t kTriggerMs = 1000;
-// Whether the member's lease is surely alive at least kTriggerMs longer.
-bool lease_fresh(const ClusterMember &member);
 
 struct SelfFenceHooks {
   struct Protected {

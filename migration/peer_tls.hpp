@@ -38,6 +38,8 @@ using SslPtr = std::unique_ptr<SSL, OpenSslDeleter>;
 std::string cert_fingerprint(X509 *cert);
 // Hex SHA-256 of any bytes (the trust store keeps tokens' secrets only as this).
 std::string sha256_hex(std::string_view data);
+// Hex HMAC-SHA256 of data under key (the cluster's trust entries, daemon/cluster_trust.hpp).
+std::string hmac_sha256_hex(std::string_view key, std::string_view data);
 // n random bytes as 2n hex digits, from the kernel's CSPRNG.
 Result<std::string> random_hex(size_t bytes);
 
